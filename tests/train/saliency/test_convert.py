@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from train.saliency.convert import compare, main
+from train.saliency.layouts import detect_layout, open_source
+
+
+@pytest.mark.parametrize("fixture", ["mit1003_dir", "cat2000_dir"])
+def test_images_to_hdf5_and_back_is_lossless(request, tmp_path, fixture):
+    src_dir = request.getfixturevalue(fixture)
+    h5, back = tmp_path / "h5", tmp_path / "back"
+    assert main([str(src_dir), str(h5), "--to", "hdf5", "--quiet"]) == 0
+    assert detect_layout(h5) == "hdf5"
+    assert main([str(h5), str(back), "--to", "images", "--quiet"]) == 0
+    a, b, c = open_source(src_dir), open_source(h5), open_source(back)
+    assert a.dataset == b.dataset == c.dataset
+    assert compare(a, b) == [] and compare(a, c) == []
+    for i in range(len(a)):
+        sa, sb, sc = a.load(i), b.load(i), c.load(i)
+        assert np.array_equal(sa.image, sb.image) and np.array_equal(sa.image, sc.image)
+        assert np.array_equal(sa.fixations, sb.fixations)
+        assert np.array_equal(sa.fixation_map, sb.fixation_map)
+        assert np.array_equal(sa.fixation_map, sc.fixation_map)
+
+
+def test_pysaliency_export_to_images(hdf5_dir, tmp_path, truth):
+    out = tmp_path / "images"
+    assert main([str(hdf5_dir), str(out), "--to", "images", "--quiet"]) == 0
+    src = open_source(out)
+    assert detect_layout(out) == "cat2000-images"
+    assert src.categories() == ["Action", "Indoor"]
+    s = src.load(0)
+    # the image layout stores fixations as a pixel mask: sub-pixel 5.2, 7.4 becomes 5, 7
+    assert {tuple(p) for p in s.fixations.astype(int)} == {(5, 7), (20, 10), (33, 25)}
+    assert s.fixation_map is not None and abs(s.fixation_map.max() - 1.0) < 0.01
+
+
+def test_compare_reports_a_changed_fixation(mit1003_dir, tmp_path):
+    h5 = tmp_path / "h5"
+    assert main([str(mit1003_dir), str(h5), "--to", "hdf5", "--quiet"]) == 0
+    import h5py
+
+    with h5py.File(h5 / "fixations.hdf5", "r+") as f:
+        f["train_xs"][0, 0] = f["train_xs"][0, 0] + 3
+    problems = compare(open_source(mit1003_dir), open_source(h5))
+    assert len(problems) == 1 and "fixation points differ" in problems[0]
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, mit1003_dir, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "--to", "hdf5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such folder" in err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main([str(mit1003_dir), str(tmp_path / "full"), "--to", "hdf5"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert main([str(mit1003_dir), str(tmp_path / "o"), "--to", "images"]) == 2
+    assert "already in images layout" in capsys.readouterr().err

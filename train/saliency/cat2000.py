@@ -1,0 +1,122 @@
+"""CAT2000 in its original layout (Borji & Itti 2015, "CAT2000: a large scale fixation dataset").
+
+    Stimuli/<category>/<n>.jpg          2000 training stimuli in 20 categories
+    FIXATIONMAPS/<category>/<n>.jpg     continuous fixation maps
+    FIXATIONLOCS/<category>/<n>.mat     binary fixation-location matrix, variable ``fixLocs``
+
+The download unpacks into ``trainSet/``; either that folder or its parent may be
+given. ``Output/`` folders (the test set's placeholders) are not stimuli.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.io import loadmat, savemat
+
+from train.saliency.mit1003 import read_map, write_image, write_map_image
+from train.saliency.records import (
+    LayoutError,
+    SaliencySource,
+    Sample,
+    StimulusRef,
+    as_rgb,
+    points_from_mask,
+)
+
+STIMULI = "Stimuli"
+MAPS = "FIXATIONMAPS"
+LOCS = "FIXATIONLOCS"
+LOCS_VARIABLE = "fixLocs"
+WHERE = "http://saliency.mit.edu/trainSet.zip (CAT2000 training set)"
+
+
+def find_root(root: Path) -> Path | None:
+    """The folder holding ``Stimuli/<category>/``: ``root`` itself or ``root/trainSet``."""
+    for cand in (root, root / "trainSet"):
+        stim = cand / STIMULI
+        if stim.is_dir() and any(p.is_dir() for p in stim.iterdir()):
+            return cand
+    return None
+
+
+def looks_like(root: Path) -> bool:
+    return find_root(root) is not None
+
+
+def read_locs(path: Path) -> np.ndarray:
+    try:
+        return np.asarray(loadmat(path)[LOCS_VARIABLE]) > 0
+    except (KeyError, ValueError, NotImplementedError) as err:
+        raise LayoutError(
+            f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({err})"
+        ) from err
+
+
+class Cat2000Images(SaliencySource):
+    layout = "images"
+    dataset = "CAT2000"
+
+    def __init__(self, root: Path):
+        base = find_root(Path(root))
+        if base is None:
+            raise LayoutError(
+                f"{root}: no {STIMULI}/<category>/ folders; expected the CAT2000 layout"
+            )
+        refs = []
+        for cat in sorted(p for p in (base / STIMULI).iterdir() if p.is_dir()):
+            if cat.name.lower() == "output":
+                continue
+            for f in sorted(cat.iterdir()):
+                if f.is_file() and f.suffix.lower() in (".jpg", ".jpeg"):
+                    refs.append(StimulusRef(f"{cat.name}/{f.name}", cat.name))
+        super().__init__(base, refs)
+
+    def map_path(self, ref: StimulusRef) -> Path | None:
+        p = self.root / MAPS / ref.key
+        return p if p.is_file() else None
+
+    def locs_path(self, ref: StimulusRef) -> Path | None:
+        p = (self.root / LOCS / ref.key).with_suffix(".mat")
+        return p if p.is_file() else None
+
+    def load(self, index: int) -> Sample:
+        ref = self.refs[index]
+        path = self.root / STIMULI / ref.key
+        image = as_rgb(np.asarray(Image.open(path).convert("RGB")))
+        locs, map_path = self.locs_path(ref), self.map_path(ref)
+        fixations = points_from_mask(read_locs(locs)) if locs else np.zeros((0, 2))
+        fmap = read_map(map_path) if map_path else None
+        return Sample(
+            ref.key,
+            ref.category,
+            image,
+            fixations,
+            fmap,
+            extra={"stimulus_file": path, "map_file": map_path},
+        )
+
+
+def write_sample(dst: Path, sample: Sample, fmap: np.ndarray) -> None:
+    """Write one CAT2000 stimulus with its map and fixation locations."""
+    key = Path(sample.key)
+    if len(key.parts) < 2:
+        key = Path(sample.category or "Uncategorised") / key.name
+    key = key.with_suffix(".jpg")
+    for folder in (STIMULI, MAPS, LOCS):
+        (dst / folder / key.parent).mkdir(parents=True, exist_ok=True)
+    write_image(dst / STIMULI / key, sample)
+    map_src = sample.extra.get("map_file")
+    if map_src is not None and Path(map_src).suffix.lower() == ".jpg":
+        shutil.copyfile(map_src, dst / MAPS / key)
+    else:
+        write_map_image(dst / MAPS / key, fmap)
+    mask = np.zeros(sample.size, dtype=np.uint8)
+    if len(sample.fixations):
+        xs = np.clip(np.rint(sample.fixations[:, 0]).astype(int), 0, sample.size[1] - 1)
+        ys = np.clip(np.rint(sample.fixations[:, 1]).astype(int), 0, sample.size[0] - 1)
+        mask[ys, xs] = 1
+    savemat(dst / LOCS / key.with_suffix(".mat"), {LOCS_VARIABLE: mask})

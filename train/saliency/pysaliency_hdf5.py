@@ -1,0 +1,261 @@
+"""The HDF5 files pysaliency exports (``stimuli.hdf5`` and ``fixations.hdf5``).
+
+Schemas as written by pysaliency's ``to_hdf5`` methods (github.com/matthias-k/pysaliency,
+``pysaliency/datasets/stimuli.py``, ``fixations.py``, ``scanpaths.py``); the type and
+version are string attributes on the file's root group:
+
+* ``Stimuli`` 1.0/1.1: one dataset per stimulus named ``"0"``, ``"1"``, ...; attr ``size``.
+* ``FileStimuli`` 1.0/2.0/2.1: ``filenames`` (vlen str; relative to the HDF5 file's folder
+  from 2.0 on), ``shapes`` (vlen int64); attr ``size``.
+  From 1.1 (Stimuli) / 2.1 (FileStimuli), attr ``__attributes__`` is a JSON list of
+  per-stimulus datasets, e.g. ``category`` (CAT2000's category index).
+* ``FixationTrains`` 1.0-1.3: ``train_xs``, ``train_ys``, ``train_ts`` (NaN-padded,
+  trains x longest), ``train_ns``, ``train_subjects``; ``train_lengths`` from 1.3; attrs
+  ``__attributes__``, ``scanpath_attribute_mapping`` and groups ``scanpath_attributes``,
+  ``scanpath_fixation_attributes`` (each with ``__attributes__``) from 1.1/1.2.
+* ``Fixations`` 1.0-1.2: flat ``x``, ``y``, ``t``, ``n`` (+ histories, ``subject``).
+* ``ScanpathFixations`` 1.0: group ``scanpaths`` (type ``Scanpaths``) with ``xs``, ``ys``
+  (NaN-padded), ``n``, ``lengths``.
+
+pysaliency keeps no fixation maps; ``convert`` stores shipped maps beside the files in
+``fixation_maps/<stimulus key>`` so a round trip loses nothing. Without them a map is
+derived from the fixations where one is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from generator.store import write_atomic
+from train.saliency.mit1003 import read_map
+from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
+
+STIMULI_FILE = "stimuli.hdf5"
+FIXATIONS_FILE = "fixations.hdf5"
+MAPS_DIR = "fixation_maps"
+WHERE = "pysaliency: pysaliency.get_mit1003(location=...) / get_cat2000_train(location=...)"
+
+
+def looks_like(root: Path) -> bool:
+    return (root / STIMULI_FILE).is_file() or (root / FIXATIONS_FILE).is_file()
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _attribute_names(group: h5py.Group) -> list[str]:
+    raw = group.attrs.get("__attributes__")
+    return [] if raw is None else list(json.loads(_text(raw)))
+
+
+def _type_version(f: h5py.Group, path: Path) -> tuple[str, str]:
+    if "type" not in f.attrs or "version" not in f.attrs:
+        raise LayoutError(f"{path}: no 'type'/'version' attributes; not a pysaliency export")
+    return _text(f.attrs["type"]), _text(f.attrs["version"])
+
+
+def key_from_filename(name: str) -> str:
+    """``Stimuli/Action/001.jpg`` -> ``Action/001.jpg``; ``stimuli/x.jpeg`` -> ``x.jpeg``."""
+    parts = Path(name).parts
+    return "/".join(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def read_stimuli(
+    path: Path,
+) -> tuple[list[StimulusRef], list[Path] | None, list[np.ndarray] | None]:
+    """Refs plus either the stimulus files (FileStimuli) or the arrays (Stimuli)."""
+    with h5py.File(path, "r") as f:
+        kind, version = _type_version(f, path)
+        size = int(f.attrs["size"])
+        attrs = {n: f[n][...] for n in _attribute_names(f)}
+        if kind == "FileStimuli":
+            names = [_text(s) for s in f["filenames"][...]]
+            files = [path.parent / n if version >= "2.0" else Path(n) for n in names]
+            keys = [key_from_filename(n) if version >= "2.0" else Path(n).name for n in names]
+            arrays = None
+        elif kind == "Stimuli":
+            arrays = [f[str(i)][...] for i in range(size)]
+            files, keys = None, [f"{i:04d}.png" for i in range(size)]
+        else:
+            raise LayoutError(f"{path}: type '{kind}', expected 'FileStimuli' or 'Stimuli'")
+    cats = attrs.get("category")
+    refs = []
+    for i, key in enumerate(keys):
+        if "/" in key:
+            cat = key.split("/")[0]
+        elif cats is not None:
+            cat = f"category_{int(cats[i]):02d}"
+        else:
+            cat = ""
+        refs.append(StimulusRef(key, cat))
+    return refs, files, arrays
+
+
+def _flatten_trains(xs: np.ndarray, ys: np.ndarray, ns: np.ndarray, lengths) -> tuple:
+    """NaN-padded (trains, longest) arrays to flat fixations; before FixationTrains 1.3
+    the length of a train is its count of leading non-NaN entries."""
+    if lengths is None:
+        lengths = (~np.isnan(xs)).sum(axis=1)
+    lengths = np.asarray(lengths, dtype=int)
+    keep = np.arange(xs.shape[1])[None, :] < lengths[:, None]
+    return xs[keep], ys[keep], np.repeat(np.asarray(ns, dtype=int), lengths)
+
+
+def read_fixations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All fixations as flat ``x``, ``y`` and stimulus index ``n``."""
+    with h5py.File(path, "r") as f:
+        kind, version = _type_version(f, path)
+        if kind == "FixationTrains":
+            lengths = f["train_lengths"][...] if "train_lengths" in f else None
+            return _flatten_trains(
+                f["train_xs"][...], f["train_ys"][...], f["train_ns"][...], lengths
+            )
+        if kind == "Fixations":
+            return f["x"][...], f["y"][...], f["n"][...].astype(int)
+        if kind == "ScanpathFixations":
+            g = f["scanpaths"]
+            return _flatten_trains(g["xs"][...], g["ys"][...], g["n"][...], g["lengths"][...])
+    raise LayoutError(
+        f"{path}: type '{kind}', expected FixationTrains, Fixations or ScanpathFixations"
+    )
+
+
+class PysaliencyHdf5(SaliencySource):
+    layout = "hdf5"
+
+    def __init__(self, root: Path):
+        root = Path(root)
+        for name in (STIMULI_FILE, FIXATIONS_FILE):
+            if not (root / name).is_file():
+                raise LayoutError(
+                    f"{root}: {name} missing; the pysaliency layout needs both "
+                    f"{STIMULI_FILE} and {FIXATIONS_FILE}"
+                )
+        try:
+            refs, self.files, self.arrays = read_stimuli(root / STIMULI_FILE)
+            x, y, n = read_fixations(root / FIXATIONS_FILE)
+        except (OSError, KeyError) as err:
+            raise LayoutError(f"{root}: unreadable pysaliency HDF5 ({err})") from err
+        super().__init__(root, refs)
+        self.dataset = "CAT2000" if any(r.category for r in refs) else "MIT1003"
+        order = np.argsort(n, kind="stable")
+        self._xy = np.stack([x, y], axis=1)[order].astype(np.float64)
+        bounds = np.searchsorted(n[order], np.arange(len(refs) + 1))
+        self._bounds = bounds
+
+    def map_path(self, ref: StimulusRef) -> Path | None:
+        stem = Path(MAPS_DIR) / Path(ref.key).with_suffix("")
+        for suffix in (".jpg", ".png"):
+            p = self.root / stem.with_suffix(suffix)
+            if p.is_file():
+                return p
+        return None
+
+    def load(self, index: int) -> Sample:
+        ref = self.refs[index]
+        if self.files is not None:
+            image = np.asarray(Image.open(self.files[index]))
+            extra = {"stimulus_file": self.files[index]}
+        else:
+            image, extra = self.arrays[index], {}
+        map_path = self.map_path(ref)
+        extra["map_file"] = map_path
+        fixations = self._xy[self._bounds[index] : self._bounds[index + 1]]
+        fmap = read_map(map_path) if map_path else None
+        return Sample(
+            ref.key,
+            ref.category,
+            as_rgb(np.asarray(image, dtype=np.uint8)),
+            fixations.copy(),
+            fmap,
+            extra=extra,
+        )
+
+
+def write_dataset(dst: Path, samples, prefix: str) -> int:
+    """Write ``samples`` as FileStimuli 2.1 + FixationTrains 1.3; return the stimulus count.
+
+    Stimulus files go to ``dst/<prefix>/<key>`` (pysaliency uses ``stimuli`` for MIT1003 and
+    ``Stimuli`` for CAT2000); each stimulus' fixations become one train of subject 0.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    names, shapes, cats, trains = [], [], [], []
+    cat_index: dict[str, int] = {}
+    for s in samples:
+        target = dst / prefix / s.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        src = s.extra.get("stimulus_file")
+        if src is not None and Path(src).suffix.lower() == target.suffix.lower():
+            shutil.copyfile(src, target)
+        else:
+            target = target.with_suffix(".png")
+            Image.fromarray(s.image).save(target)
+        names.append(os.path.relpath(target, dst))
+        shapes.append(s.image.shape)
+        cats.append(cat_index.setdefault(s.category, len(cat_index)))
+        trains.append(s.fixations)
+        map_src = s.extra.get("map_file")
+        if map_src is not None:
+            m = dst / MAPS_DIR / Path(s.key).with_suffix(Path(map_src).suffix)
+            m.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(map_src, m)
+    _write_file_stimuli(dst / STIMULI_FILE, names, shapes, cats if any(cat_index) else None)
+    _write_fixation_trains(dst / FIXATIONS_FILE, trains)
+    return len(names)
+
+
+def _write_file_stimuli(path: Path, names, shapes, categories) -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["type"] = np.bytes_("FileStimuli")
+        f.attrs["version"] = np.bytes_("2.1")
+        f.create_dataset(
+            "filenames",
+            data=np.array([n.encode("utf8") for n in names]),
+            dtype=h5py.special_dtype(vlen=str),
+        )
+        ds = f.create_dataset(
+            "shapes", (len(shapes),), dtype=h5py.special_dtype(vlen=np.dtype("int64"))
+        )
+        for i, shape in enumerate(shapes):
+            ds[i] = np.array(shape, dtype=np.int64)
+        attributes = []
+        if categories is not None:
+            f.create_dataset("category", data=np.asarray(categories, dtype=np.int64))
+            attributes.append("category")
+        f.attrs["__attributes__"] = np.bytes_(json.dumps(attributes))
+        f.attrs["size"] = len(names)
+    write_atomic(path, buf.getvalue())
+
+
+def _write_fixation_trains(path: Path, trains: list[np.ndarray]) -> None:
+    longest = max([len(t) for t in trains] + [1])
+    xs = np.full((len(trains), longest), np.nan)
+    ys, ts = xs.copy(), xs.copy()
+    for i, t in enumerate(trains):
+        xs[i, : len(t)], ys[i, : len(t)] = t[:, 0], t[:, 1]
+        ts[i, : len(t)] = np.arange(len(t))
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["type"] = np.bytes_("FixationTrains")
+        f.attrs["version"] = np.bytes_("1.3")
+        f.create_dataset("train_xs", data=xs)
+        f.create_dataset("train_ys", data=ys)
+        f.create_dataset("train_ts", data=ts)
+        f.create_dataset("train_ns", data=np.arange(len(trains), dtype=np.int64))
+        f.create_dataset("train_subjects", data=np.zeros(len(trains), dtype=np.int64))
+        f.create_dataset("train_lengths", data=np.array([len(t) for t in trains], dtype=np.int64))
+        f.attrs["__attributes__"] = np.bytes_(json.dumps([]))
+        f.attrs["scanpath_attribute_mapping"] = np.bytes_(json.dumps({}))
+        for group in ("scanpath_attributes", "scanpath_fixation_attributes"):
+            f.create_group(group).attrs["__attributes__"] = np.bytes_(json.dumps([]))
+    write_atomic(path, buf.getvalue())
