@@ -1,0 +1,155 @@
+"""Command line: ``python -m generator [preflight|validate|preview] ...`` (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_OUT = Path("data/trajectories")
+SUBCOMMANDS = ("preflight", "validate", "preview")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {value}")
+    return value
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="python -m generator",
+        description="Render a multi-camera trajectory video dataset (format v1). "
+        f"Other commands: {', '.join(SUBCOMMANDS)} (python -m generator COMMAND --help).",
+    )
+    p.add_argument("--n", type=_positive, required=True, help="number of samples")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"dataset folder (default {DEFAULT_OUT})"
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="sample i depends only on (seed, i)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=default_workers(),
+        help="processes (default: all cores)",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=_positive, default=2000, help="samples per checkpoint manifest"
+    )
+    p.add_argument("--config", type=Path, help="YAML file of generator settings (see configs/)")
+    p.add_argument("--resume", action="store_true", help="continue or extend the dataset in --out")
+    p.add_argument("--no-preflight", action="store_true", help="skip the disk-space checks")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def main_generate(argv: list[str]) -> int:
+    from generator.config import ConfigError, load_config
+    from generator.generate import GenerationError, Request, generate
+
+    args = generate_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        req = Request(
+            n=args.n,
+            out=args.out,
+            seed=args.seed,
+            workers=args.workers,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            preflight=not args.no_preflight,
+            quiet=args.quiet,
+        )
+        meta = generate(req, cfg)
+    except (ConfigError, GenerationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: whole samples in {args.out} are kept; continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    if not args.quiet:
+        print(
+            f"{meta['total_samples']} samples in {args.out} "
+            f"({meta['generation_time_seconds']:.1f} s of generation); "
+            f"classes {meta['class_distribution']}"
+        )
+    return 0
+
+
+def main_preflight(argv: list[str]) -> int:
+    from generator.config import ConfigError, load_config
+    from generator.preflight import estimate
+    from generator.store import Layout, read_json
+
+    p = OneLineParser(
+        prog="python -m generator preflight", description="Disk estimate and verdict."
+    )
+    p.add_argument("--n", type=_positive, required=True)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--config", type=Path)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    done = 0
+    layout = Layout(args.out)
+    for path in layout.manifests() if layout.checkpoints.is_dir() else []:
+        try:
+            done = int(read_json(path)["end"])
+        except (ValueError, KeyError, TypeError):
+            break
+    est = estimate(cfg, max(args.n - done, 0), args.out)
+    print(("OK: " if est.ok else "FAIL: ") + est.describe())
+    return 0 if est.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        command, rest = argv[0], argv[1:]
+        if command == "preflight":
+            return main_preflight(rest)
+        if command == "validate":
+            from generator.validate import main as validate_main
+
+            return validate_main(rest)
+        from generator.preview import main as preview_main
+
+        return preview_main(rest)
+    return main_generate(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

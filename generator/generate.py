@@ -1,0 +1,322 @@
+"""Chunked, resumable, parallel generation of a format-v1 dataset.
+
+Resume is a listing, not a guess (as img2dataset does it): a chunk is done when
+its manifest exists; samples after the last manifest are kept only if their
+label vouches for their video's SHA-256, and rendered again otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from generator.config import CLASS_NAMES, GeneratorConfig
+from generator.preflight import estimate
+from generator.sample import SampleMaker
+from generator.store import (
+    FORMAT_VERSION,
+    Layout,
+    check_written_sample,
+    read_json,
+    remove_temporaries,
+    stem_width,
+    torch_bytes,
+    write_json_atomic,
+    write_sample,
+)
+
+TASK_SIZE = 16  # samples per joblib task: amortises dispatch, keeps the bar moving
+
+
+class GenerationError(Exception):
+    """A problem the user must fix; ``exit_code`` 2 for bad input, 1 for a failed check."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Request:
+    n: int
+    out: Path
+    seed: int = 0
+    workers: int = 1
+    checkpoint_every: int = 2000
+    resume: bool = False
+    preflight: bool = True
+    quiet: bool = False
+
+
+def fingerprint(cfg: GeneratorConfig, seed: int, width: int) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "stem_width": width,
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+def _differences(old: object, new: object, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+# ------------------------------------------------------------------ workers
+
+_MAKERS: dict[str, SampleMaker] = {}
+
+
+def _maker(cfg_json: str) -> SampleMaker:
+    if cfg_json not in _MAKERS:
+        _MAKERS[cfg_json] = SampleMaker(GeneratorConfig.model_validate_json(cfg_json))
+    return _MAKERS[cfg_json]
+
+
+def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[int]) -> list[dict]:
+    """Render and write ``indices``; returns their manifest entries. Runs in a worker."""
+    import torch
+
+    maker = _maker(cfg_json)
+    layout = Layout(root, width)
+    entries = []
+    for i in indices:
+        video, label = maker.make(seed, i)
+        entries.append(write_sample(layout, i, torch_bytes(torch.from_numpy(video)), label))
+    return entries
+
+
+# ------------------------------------------------------------------ planning
+
+
+def _completed(layout: Layout) -> list[dict]:
+    """Entries of every sample covered by a manifest, in order; damaged manifests are dropped."""
+    entries: list[dict] = []
+    for path in layout.manifests():
+        try:
+            manifest = read_json(path)
+            chunk = manifest["samples"]
+            if manifest["start"] != len(entries) or [e["index"] for e in chunk] != list(
+                range(manifest["start"], manifest["end"])
+            ):
+                raise ValueError(f"{path} does not continue the chunks before it")
+        except (ValueError, KeyError, TypeError) as e:
+            print(
+                f"warning: ignoring checkpoint manifest ({e}); its samples will be re-checked",
+                file=sys.stderr,
+            )
+            path.unlink(missing_ok=True)
+            break
+        entries.extend(chunk)
+    return entries
+
+
+def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, list[dict]]:
+    """Check the output folder against the request; return its layout and the completed entries."""
+    root = req.out
+    if root.exists() and not root.is_dir():
+        raise GenerationError(f"--out {root} is a file, not a folder")
+    probe = Layout(root)
+    has_data = root.is_dir() and any(p.name != probe.lock.name for p in root.iterdir())
+    if has_data and not probe.fingerprint.exists():
+        raise GenerationError(
+            f"{root} holds files that are not a dataset of this generator; choose an empty or new --out"
+        )
+    width = stem_width(req.n)
+    done: list[dict] = []
+    if has_data:
+        try:
+            old = read_json(probe.fingerprint)
+        except ValueError as e:
+            raise GenerationError(f"cannot resume: {e}") from None
+        layout = Layout(root, old.get("stem_width", width))
+        done = _completed(layout)
+        if not req.resume:
+            raise GenerationError(
+                f"{root} already holds a dataset ({len(done)} samples checkpointed); "
+                "pass --resume to continue or extend it, or choose another --out"
+            )
+        diff = _differences(old, fingerprint(cfg, req.seed, layout.width))
+        diff = [d for d in diff if d != "stem_width"]
+        if diff:
+            raise GenerationError(
+                f"cannot resume {root}: it was made with different settings ({', '.join(diff)}); "
+                "use the original seed and config, or another --out"
+            )
+        if req.n < len(done):
+            raise GenerationError(
+                f"{root} already holds {len(done)} samples; --n must be at least that"
+            )
+        if stem_width(req.n) > layout.width:
+            raise GenerationError(
+                f"{root} uses {layout.width}-digit file names, which hold at most {10**layout.width} "
+                f"samples; generate {req.n} samples into a new --out"
+            )
+        return layout, done
+    layout = Layout(root, width)
+    try:
+        layout.make_dirs()
+    except OSError as e:
+        raise GenerationError(f"cannot create {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise GenerationError(f"{root} is not writable")
+    return layout, done
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _pending(
+    layout: Layout, start: int, end: int, workers: int, quiet: bool
+) -> tuple[list[dict], list[int]]:
+    """Samples in [start, end) already whole on disk (entries) and those still to render."""
+    with Parallel(n_jobs=workers, prefer="threads") as parallel:
+        checked = parallel(delayed(check_written_sample)(layout, i) for i in range(start, end))
+    kept = [e for e in checked if e is not None]
+    todo = [i for i, e in zip(range(start, end), checked, strict=True) if e is None]
+    if kept and not quiet:
+        print(
+            f"resume: {len(kept)} samples after the last checkpoint are whole and kept",
+            file=sys.stderr,
+        )
+    return kept, todo
+
+
+def write_metadata(layout: Layout, cfg: GeneratorConfig, seed: int, entries: list[dict]) -> dict:
+    from generator.cameras import build_rig
+
+    counts = Counter(CLASS_NAMES[e["class_label"]] for e in entries)
+    elapsed = 0.0
+    for path in layout.manifests():
+        elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
+    cams = build_rig(cfg)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "total_samples": len(entries),
+        "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},
+        "classes": list(CLASS_NAMES),
+        "generation_time_seconds": round(elapsed, 3),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "video_shape": list(cfg.video_shape),
+        "video_layout": "cameras, frames, channels, height, width",
+        "dtype": "uint8",
+        "seed": seed,
+        "stem_width": layout.width,
+        "frames": cfg.frames,
+        "horizon": cfg.horizon,
+        "future_frame_index": cfg.frames - 1 + cfg.horizon,
+        "fps": cfg.fps,
+        "scene_extent": cfg.scene.extent,
+        "scene_bounds": {
+            "x": [cfg.scene.x.lo, cfg.scene.x.hi],
+            "y": [cfg.scene.y.lo, cfg.scene.y.hi],
+            "z": [cfg.scene.z.lo, cfg.scene.z.hi],
+        },
+        "cameras": [
+            {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
+            for i, (cam, az, el) in enumerate(
+                zip(cams, cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
+            )
+        ],
+        "projection": "pixel = K (R X + t), u = column, v = row, pixel centres at integers",
+        "checkpoints": [p.name for p in layout.manifests()],
+        "config": cfg.model_dump(mode="json"),
+    }
+    write_json_atomic(layout.metadata, meta)
+    return meta
+
+
+def generate(req: Request, cfg: GeneratorConfig) -> dict:
+    """Run (or resume) generation; returns the metadata written at the end."""
+    from generator.lock import FolderLock, LockedError
+
+    if req.n <= 0:
+        raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
+    layout, done = prepare_folder(req, cfg)
+    try:
+        lock = FolderLock(layout.lock).acquire()
+    except LockedError as e:
+        raise GenerationError(str(e)) from None
+    try:
+        remove_temporaries(layout.root)
+        if not layout.fingerprint.exists():
+            write_json_atomic(layout.fingerprint, fingerprint(cfg, req.seed, layout.width))
+        remaining = req.n - len(done)
+        if req.preflight and remaining > 0:
+            est = estimate(cfg, remaining, layout.root)
+            if not est.ok:
+                raise GenerationError(
+                    f"not enough disk space: {est.describe()}. Free space, choose another --out, "
+                    "or pass --no-preflight to try anyway",
+                    exit_code=1,
+                )
+        _run_chunks(req, cfg, layout, done)
+        return write_metadata(layout, cfg, req.seed, done)
+    except OSError as e:
+        remove_temporaries(layout.root)
+        raise GenerationError(
+            f"write failed in {layout.root} ({e.strerror or e}); {len(done)} whole samples are "
+            "checkpointed and kept: fix the cause (free disk space) and run again with --resume",
+            exit_code=1,
+        ) from None
+    except BaseException:
+        remove_temporaries(layout.root)
+        raise
+    finally:
+        lock.release()
+
+
+def _parallel(req: Request) -> Parallel:
+    return Parallel(n_jobs=req.workers, return_as="generator_unordered")
+
+
+def _run_chunks(req: Request, cfg: GeneratorConfig, layout: Layout, done: list[dict]) -> None:
+    cfg_json = cfg.model_dump_json()
+    show = not req.quiet and sys.stderr.isatty()
+    bar = tqdm(total=req.n, initial=len(done), unit="sample", disable=not show, smoothing=0.1)
+    with _parallel(req) as parallel:
+        while len(done) < req.n:
+            start = len(done)
+            end = min(start + req.checkpoint_every, req.n)
+            if req.preflight:
+                est = estimate(cfg, end - start, layout.root)
+                if not est.ok:
+                    raise GenerationError(
+                        f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "
+                        f"{start} whole samples are kept; free space and run again with --resume",
+                        exit_code=1,
+                    )
+            t0 = time.perf_counter()
+            kept, todo = _pending(layout, start, end, req.workers, req.quiet)
+            bar.update(len(kept))
+            tasks = [todo[i : i + TASK_SIZE] for i in range(0, len(todo), TASK_SIZE)]
+            entries = list(kept)
+            for result in parallel(
+                delayed(render_task)(cfg_json, req.seed, str(layout.root), layout.width, t)
+                for t in tasks
+            ):
+                entries.extend(result)
+                bar.update(len(result))
+            entries.sort(key=lambda e: e["index"])
+            os.sync()  # samples are written without fsync; make them durable before vouching for them
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "start": start,
+                "end": end,
+                "seed": req.seed,
+                "elapsed_seconds": round(time.perf_counter() - t0, 3),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "samples": entries,
+            }
+            write_json_atomic(layout.manifest(end), manifest)
+            done.extend(entries)
+    bar.close()

@@ -1,0 +1,70 @@
+"""One writer per dataset folder: an advisory ``flock`` on ``<root>/.lock``.
+
+The kernel drops a flock when its holder dies, however it dies, so a lock
+left by a dead process is simply taken over; the file's text (pid, host,
+start time) is there to name the holder in the error a second writer gets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+
+class LockedError(RuntimeError):
+    """Another live process holds the folder."""
+
+
+class FolderLock:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe(os.pread(fd, 4096, 0))
+            os.close(fd)
+            raise LockedError(
+                f"{self.path.parent} is being written by {holder}; wait for it to finish or stop it"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # The file stays: unlinking it would let a waiter lock an orphaned inode.
+        try:
+            os.ftruncate(self._fd, 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _describe(raw: bytes) -> str:
+    try:
+        info = json.loads(raw.decode())
+        return f"process {info['pid']} on {info['host']} (since {info['since']})"
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return "another process"

@@ -1,0 +1,93 @@
+"""Disk-space preflight: will the remaining samples fit on the output's filesystem?
+
+The estimate comes from the format itself: the exact size of one serialised
+video, a label (measured from a real one), each rounded up to the filesystem
+block, plus manifests and a safety margin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from generator.config import GeneratorConfig
+from generator.store import label_bytes, torch_bytes
+
+MARGIN = 0.05  # relative slack on top of the estimate
+FIXED_RESERVE = 16 * 2**20  # metadata, manifests' headers, temporary files in flight
+BLOCK = 4096
+
+
+def _round_block(n: int) -> int:
+    return -(-n // BLOCK) * BLOCK
+
+
+@dataclass(frozen=True)
+class Estimate:
+    samples: int
+    bytes_per_sample: int
+    needed: int
+    free: int | None
+    where: Path
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.free is not None and self.free >= self.needed
+
+    def describe(self) -> str:
+        need = f"{self.samples} samples need about {_human(self.needed)} ({_human(self.bytes_per_sample)} each)"
+        if self.free is None:
+            return f"{need}, but the free space of {self.where} could not be read: {self.error}"
+        verdict = "enough" if self.ok else "NOT enough"
+        return f"{need}; {_human(self.free)} free on {self.where}: {verdict}"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def bytes_per_sample(cfg: GeneratorConfig) -> int:
+    """On-disk bytes of one sample: video file + label + manifest entry, block-rounded."""
+    video = len(torch_bytes(torch.zeros(cfg.video_shape, dtype=torch.uint8)))
+    # A label's size barely varies; measure a representative one with full-precision floats.
+    horizon = cfg.frames + cfg.horizon
+    fake = {
+        "positions": np.full((horizon, 3), -1.2345678901234567).tolist(),
+        "trajectory_params": {f"p{i}": [-1.2345678901234567] * 3 for i in range(8)},
+        "appearance": {f"a{i}": [-1.2345678901234567] * 3 for i in range(9)},
+        "pad": "x" * 512,
+    }
+    label = len(label_bytes(fake))
+    manifest_entry = 300
+    return _round_block(video) + _round_block(label) + manifest_entry
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def estimate(cfg: GeneratorConfig, samples: int, out: str | os.PathLike) -> Estimate:
+    per = bytes_per_sample(cfg)
+    needed = int(samples * per * (1 + MARGIN)) + FIXED_RESERVE if samples > 0 else 0
+    where = existing_ancestor(Path(out))
+    try:
+        free: int | None = shutil.disk_usage(where).free
+        error = None
+    except OSError as e:
+        free, error = None, e.strerror or str(e)
+    return Estimate(
+        samples=samples, bytes_per_sample=per, needed=needed, free=free, where=where, error=error
+    )

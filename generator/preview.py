@@ -1,0 +1,134 @@
+"""``python -m generator preview DIR --index I --out F.png|F.gif``: look at one sample.
+
+PNG: a contact sheet, one row per camera, frames evenly spaced in time, with
+the labelled path projected through each camera (observed part solid, the
+future frames dashed, the future position marked x). GIF: all four views
+tiled, frame by frame, with the same overlay.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from generator.dataset import load_sample
+
+
+def _projected(meta: dict, positions: np.ndarray) -> list[np.ndarray]:
+    out = []
+    for cam in meta["cameras"]:
+        K, R, t = (np.asarray(cam[k]) for k in ("K", "R", "t"))
+        uvw = (positions @ R.T + t) @ K.T
+        out.append(uvw[:, :2] / uvw[:, 2:3])
+    return out
+
+
+def _overlay(ax, uv: np.ndarray, frames: int, upto: int | None = None) -> None:
+    obs = uv[:frames] if upto is None else uv[: upto + 1]
+    ax.plot(obs[:, 0], obs[:, 1], "-", color="white", lw=0.8, alpha=0.8)
+    ax.plot(uv[frames - 1 :, 0], uv[frames - 1 :, 1], "--", color="yellow", lw=0.8)
+    ax.plot(uv[-1, 0], uv[-1, 1], "x", color="red", ms=6, mew=1.5)
+
+
+def contact_sheet(video: np.ndarray, label: dict, meta: dict, out: Path, columns: int = 8) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cams, frames = video.shape[:2]
+    picks = np.linspace(0, frames - 1, min(columns, frames)).round().astype(int)
+    uvs = _projected(meta, np.asarray(label["positions"]))
+    fig, axes = plt.subplots(
+        cams, len(picks), figsize=(1.6 * len(picks), 1.7 * cams + 0.6), squeeze=False
+    )
+    size = video.shape[-1]
+    for c in range(cams):
+        for j, f in enumerate(picks):
+            ax = axes[c, j]
+            ax.imshow(video[c, f].transpose(1, 2, 0), interpolation="nearest")
+            _overlay(ax, uvs[c], frames, upto=int(f))
+            ax.set_xlim(-0.5, size - 0.5)
+            ax.set_ylim(size - 0.5, -0.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_title(f"frame {f + 1}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(meta["cameras"][c].get("name", f"cam{c}"), fontsize=8)
+    fig.suptitle(_title(label, meta), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def animation(video: np.ndarray, label: dict, meta: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    cams, frames = video.shape[:2]
+    uvs = _projected(meta, np.asarray(label["positions"]))
+    cols = 2 if cams > 1 else 1
+    rows = -(-cams // cols)
+    size = video.shape[-1]
+    images = []
+    for f in range(frames):
+        fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows + 0.5), squeeze=False)
+        for c in range(rows * cols):
+            ax = axes[c // cols, c % cols]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= cams:
+                ax.axis("off")
+                continue
+            ax.imshow(video[c, f].transpose(1, 2, 0), interpolation="nearest")
+            _overlay(ax, uvs[c], frames, upto=f)
+            ax.set_xlim(-0.5, size - 0.5)
+            ax.set_ylim(size - 0.5, -0.5)
+            ax.set_title(meta["cameras"][c].get("name", f"cam{c}"), fontsize=8)
+        fig.suptitle(f"{_title(label, meta)}\nframe {f + 1}/{frames}", fontsize=8)
+        fig.canvas.draw()
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
+        plt.close(fig)
+    images[0].save(out, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def _title(label: dict, meta: dict) -> str:
+    fut = ", ".join(f"{x:.2f}" for x in label["future_position"])
+    return (
+        f"sample {label['index']}: {label['class_name']} (class {label['class_label']}); "
+        f"future position at frame {meta['future_frame_index'] + 1}: ({fut})"
+    )
+
+
+def main(argv: list[str]) -> int:
+    from generator.__main__ import OneLineParser
+
+    p = OneLineParser(prog="python -m generator preview", description=__doc__.splitlines()[0])
+    p.add_argument("dir", type=Path)
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument(
+        "--out", type=Path, required=True, help="a .png (contact sheet) or .gif (animation)"
+    )
+    args = p.parse_args(argv)
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".gif"):
+        print(f"error: --out must end in .png or .gif, got {args.out.name!r}", file=sys.stderr)
+        return 2
+    try:
+        video, label, meta = load_sample(args.dir, args.index)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    (contact_sheet if suffix == ".png" else animation)(video, label, meta, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

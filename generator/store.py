@@ -1,0 +1,182 @@
+"""The one place that writes files: atomically, so a crash leaves whole files or none.
+
+A file is written to a hidden temporary name in its own folder, flushed and
+fsynced, then renamed into place (rename is atomic within one filesystem).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), fsync=fsync)
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """Serialise with ``torch.save`` into memory (so it can be hashed and written atomically)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike, *, fsync: bool = True) -> None:
+    write_atomic(path, torch_bytes(obj), fsync=fsync)
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete leftover temporary files (from a crash) below ``folder``; return how many."""
+    removed = 0
+    for p in Path(folder).rglob(f"{TMP_PREFIX}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------- dataset layout
+
+FORMAT_VERSION = 1
+MIN_STEM_WIDTH = 4
+METADATA = "metadata.json"
+FINGERPRINT = "fingerprint.json"
+LOCK = ".lock"
+
+
+def stem_width(n: int) -> int:
+    """Digits for zero-padded stems so ``n`` samples sort in index order (at least 4)."""
+    return max(MIN_STEM_WIDTH, len(str(max(n - 1, 0))))
+
+
+class Layout:
+    """Where each file of a format-v1 dataset lives."""
+
+    def __init__(self, root: str | os.PathLike, width: int = MIN_STEM_WIDTH) -> None:
+        self.root = Path(root)
+        self.width = width
+        self.videos = self.root / "videos"
+        self.labels = self.root / "labels"
+        self.checkpoints = self.root / "checkpoints"
+        self.metadata = self.root / METADATA
+        self.fingerprint = self.checkpoints / FINGERPRINT
+        self.lock = self.root / LOCK
+
+    def stem(self, index: int) -> str:
+        return f"sample_{index:0{self.width}d}"
+
+    def video(self, index: int) -> Path:
+        return self.videos / f"{self.stem(index)}.pt"
+
+    def label(self, index: int) -> Path:
+        return self.labels / f"{self.stem(index)}.json"
+
+    def manifest(self, end: int) -> Path:
+        return self.checkpoints / f"checkpoint_{end}.json"
+
+    def make_dirs(self) -> None:
+        for d in (self.videos, self.labels, self.checkpoints):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def manifests(self) -> list[Path]:
+        """Chunk manifests in sample order."""
+        found = []
+        for p in self.checkpoints.glob("checkpoint_*.json"):
+            suffix = p.stem.removeprefix("checkpoint_")
+            if suffix.isdigit():
+                found.append((int(suffix), p))
+        return [p for _, p in sorted(found)]
+
+
+def label_bytes(label: dict) -> bytes:
+    return (json.dumps(label, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def write_sample(layout: Layout, index: int, video_file: bytes, label: dict) -> dict:
+    """Write one sample's video then its label (which carries the video's SHA-256).
+
+    The label is written second, so a label on disk vouches for a whole video:
+    resume re-checks unmanifested samples against it. Returns the manifest entry.
+    """
+    video_sha = sha256_bytes(video_file)
+    label = {**label, "video_sha256": video_sha}
+    data = label_bytes(label)
+    write_atomic(layout.video(index), video_file, fsync=False)
+    write_atomic(layout.label(index), data, fsync=False)
+    return {
+        "index": index,
+        "stem": layout.stem(index),
+        "class_label": label["class_label"],
+        "video_sha256": video_sha,
+        "label_sha256": sha256_bytes(data),
+        "video_bytes": len(video_file),
+    }
+
+
+def check_written_sample(layout: Layout, index: int) -> dict | None:
+    """The manifest entry of a sample already on disk if its label vouches for its video, else None."""
+    try:
+        data = layout.label(index).read_bytes()
+        label = json.loads(data)
+        video_file = layout.video(index).read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(label, dict) or label.get("index") != index:
+        return None
+    video_sha = sha256_bytes(video_file)
+    if label.get("video_sha256") != video_sha:
+        return None
+    return {
+        "index": index,
+        "stem": layout.stem(index),
+        "class_label": label.get("class_label"),
+        "video_sha256": video_sha,
+        "label_sha256": sha256_bytes(data),
+        "video_bytes": len(video_file),
+    }
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e})") from None

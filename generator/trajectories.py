@@ -1,0 +1,161 @@
+"""The four motion families, each a physical law sampled from validated ranges.
+
+Every sampler takes a numpy ``Generator`` and returns world positions for the
+observed frames plus the horizon, shape ``(frames + horizon, 3)``, and the
+parameters that produced them. Candidates leaving the scene box are redrawn,
+so every returned path (future position included) stays in the box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from generator.config import CLASS_NAMES, GeneratorConfig, Range, SceneConfig
+
+MAX_TRIES = 1000
+
+
+def _u(rng: np.random.Generator, r: Range) -> float:
+    return float(rng.uniform(r.lo, r.hi))
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(3)
+    return v / np.linalg.norm(v)
+
+
+def _plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two orthonormal vectors spanning the plane perpendicular to ``normal``."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    a = np.cross(normal, helper)
+    a /= np.linalg.norm(a)
+    return a, np.cross(normal, a)
+
+
+def _random_point(rng: np.random.Generator, scene: SceneConfig) -> np.ndarray:
+    return np.array([_u(rng, scene.x), _u(rng, scene.y), _u(rng, scene.z)])
+
+
+def _inside(p: np.ndarray, scene: SceneConfig) -> bool:
+    lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
+    hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
+    return bool(np.all(p >= lo) and np.all(p <= hi))
+
+
+def linear(
+    rng: np.random.Generator, t: np.ndarray, cfg: GeneratorConfig
+) -> tuple[np.ndarray, dict]:
+    """Constant velocity: p(t) = c + v (t - t_mid)."""
+    c_cfg = cfg.linear
+    heading = rng.uniform(0, 2 * np.pi)
+    climb = rng.uniform(-1.0, 1.0) * np.arcsin(c_cfg.max_vertical_fraction)
+    d = np.array([np.cos(climb) * np.cos(heading), np.cos(climb) * np.sin(heading), np.sin(climb)])
+    speed = _u(rng, c_cfg.speed)
+    centre = _random_point(rng, cfg.scene)
+    v = d * speed
+    t_mid = t[len(t) // 2]
+    pos = centre + np.outer(t - t_mid, v)
+    return pos, {"start": pos[0].tolist(), "velocity": v.tolist(), "speed": speed}
+
+
+def circular(
+    rng: np.random.Generator, t: np.ndarray, cfg: GeneratorConfig
+) -> tuple[np.ndarray, dict]:
+    """Uniform circular motion in a randomly oriented plane."""
+    c_cfg = cfg.circular
+    normal = _unit(rng)
+    radius = _u(rng, c_cfg.radius)
+    turns = _u(rng, c_cfg.swept_turns)
+    omega = 2 * np.pi * turns / (t[cfg.frames - 1] - t[0])
+    phase = rng.uniform(0, 2 * np.pi)
+    centre = _random_point(rng, cfg.scene)
+    a, b = _plane_basis(normal)
+    ang = phase + omega * t
+    pos = centre + radius * (np.outer(np.cos(ang), a) + np.outer(np.sin(ang), b))
+    params = {
+        "centre": centre.tolist(),
+        "normal": normal.tolist(),
+        "radius": radius,
+        "angular_speed": omega,
+        "phase": phase,
+        "turns_observed": turns,
+    }
+    return pos, params
+
+
+def helical(
+    rng: np.random.Generator, t: np.ndarray, cfg: GeneratorConfig
+) -> tuple[np.ndarray, dict]:
+    """Circular motion about an axis plus a steady drift along it."""
+    h_cfg = cfg.helical
+    axis = _unit(rng)
+    radius = _u(rng, h_cfg.radius)
+    turns = _u(rng, h_cfg.swept_turns)
+    duration = t[cfg.frames - 1] - t[0]
+    omega = 2 * np.pi * turns / duration
+    drift_speed = _u(rng, h_cfg.drift) / duration
+    phase = rng.uniform(0, 2 * np.pi)
+    centre = _random_point(rng, cfg.scene)
+    a, b = _plane_basis(axis)
+    ang = phase + omega * t
+    tc = t - t[len(t) // 2]
+    pos = (
+        centre
+        + radius * (np.outer(np.cos(ang), a) + np.outer(np.sin(ang), b))
+        + np.outer(tc * drift_speed, axis)
+    )
+    params = {
+        "centre": centre.tolist(),
+        "axis": axis.tolist(),
+        "radius": radius,
+        "angular_speed": omega,
+        "drift_speed": drift_speed,
+        "phase": phase,
+        "turns_observed": turns,
+    }
+    return pos, params
+
+
+def parabolic(
+    rng: np.random.Generator, t: np.ndarray, cfg: GeneratorConfig
+) -> tuple[np.ndarray, dict]:
+    """Projectile under gravity: p(t) = p0 + v0 t - g t^2 / 2 ez, apex inside the observed window."""
+    p_cfg = cfg.parabolic
+    g = p_cfg.gravity
+    t_apex = _u(rng, p_cfg.apex_fraction) * (t[cfg.frames - 1] - t[0])
+    vz = g * t_apex
+    heading = rng.uniform(0, 2 * np.pi)
+    vh = _u(rng, p_cfg.horizontal_speed)
+    v0 = np.array([vh * np.cos(heading), vh * np.sin(heading), vz])
+    p0 = np.array([_u(rng, cfg.scene.x), _u(rng, cfg.scene.y), _u(rng, p_cfg.start_height)])
+    tt = t - t[0]
+    pos = p0 + np.outer(tt, v0)
+    pos[:, 2] -= 0.5 * g * tt**2
+    return pos, {"start": p0.tolist(), "velocity": v0.tolist(), "gravity": g, "apex_time": t_apex}
+
+
+SAMPLERS: tuple[Callable[..., tuple[np.ndarray, dict]], ...] = (
+    linear,
+    circular,
+    helical,
+    parabolic,
+)
+assert len(SAMPLERS) == len(CLASS_NAMES)
+
+
+def sample_trajectory(
+    rng: np.random.Generator, class_id: int, cfg: GeneratorConfig
+) -> tuple[np.ndarray, dict]:
+    """Draw a path of class ``class_id`` that stays in the scene box (redrawn until it does)."""
+    t = np.arange(cfg.frames + cfg.horizon) / cfg.fps
+    sampler = SAMPLERS[class_id]
+    for _ in range(MAX_TRIES):
+        pos, params = sampler(rng, t, cfg)
+        if _inside(pos.min(axis=0), cfg.scene) and _inside(pos.max(axis=0), cfg.scene):
+            return pos, params
+    raise ValueError(
+        f"could not fit a {CLASS_NAMES[class_id]} path in the scene box after {MAX_TRIES} draws: "
+        "widen scene or narrow that family's ranges"
+    )
