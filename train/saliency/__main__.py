@@ -1,0 +1,54 @@
+"""``python -m train.saliency --config FILE [--out DIR] [--data PATH] [--epochs E] [--resume] [--quiet]``.
+
+Trains one saliency variant into a run folder (default ``runs/saliency/<name>``).
+Exit 0 on success, 2 on bad input (config, data folder, run folder), with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from train.saliency.config import ConfigError, load_config, parse_config
+from train.saliency.records import LayoutError
+from train.saliency.run_folder import RunFolderError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m train.saliency", description=__doc__.split("\n\n")[1]
+    )
+    ap.add_argument("--config", type=Path, required=True, help="configs/saliency/<variant>.yaml")
+    ap.add_argument("--out", type=Path, help="run folder (default runs/saliency/<name>)")
+    ap.add_argument("--data", type=Path, help="override data.path")
+    ap.add_argument("--epochs", type=int, help="override train.epochs")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        raw = cfg.model_dump(mode="json")
+        if args.data is not None:
+            raw["data"]["path"] = str(args.data)
+        if args.epochs is not None:
+            raw["train"]["epochs"] = args.epochs
+        cfg = parse_config(raw, "command line")
+        from train.saliency.loop import run
+
+        out = args.out or Path("runs/saliency") / cfg.name
+        results = run(cfg, out, resume=args.resume, quiet=args.quiet)
+    except (ConfigError, LayoutError, RunFolderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    v = results["val"]
+    print(
+        f"{cfg.name}: best epoch {results['best_epoch']}/{results['epochs']}  "
+        f"val IG over centre bias {v['info_gain']:+.4f} bit/fix  NSS {v['nss']:.3f}  "
+        f"AUC-Judd {v['auc_judd']:.3f}  CC {v['cc']:.3f}  KL {v['kl']:.3f}  SIM {v['sim']:.3f}  -> {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

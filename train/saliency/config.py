@@ -1,0 +1,103 @@
+"""The settings of a saliency run, as a user writes them in ``configs/saliency/*.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message is one line naming the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    path: Path = Field(description="dataset folder in any supported layout")
+    image_size: int = Field(
+        64, ge=16, le=1024, description="side of the square grid, multiple of 8"
+    )
+    fit: Literal["resize", "letterbox"] = "letterbox"
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    split_seed: int = 0
+    max_train_stimuli: int | None = Field(None, ge=2, description="cap for quick runs")
+    max_val_stimuli: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.image_size % 8:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of 8")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave stimuli for training")
+        return self
+
+
+class ModelConfig(_Strict):
+    encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
+    width: int = Field(32, ge=4, le=256, description="small_cnn channels")
+    centre_bias_size: int = Field(
+        16, ge=2, le=128, description="side of the learned centre-bias map"
+    )
+
+
+class EntropyConfig(_Strict):
+    """Entropy term on the predicted distribution (see ``train/saliency/losses.py``).
+
+    ``weight`` 0 turns it off. ``direction: maximize`` subtracts w * H (confidence
+    penalty: keeps maps from collapsing onto the few seen fixations); ``minimize`` adds
+    w * H (sharpens maps that come out too flat).
+    """
+
+    weight: float = Field(0.0, ge=0, le=10)
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    seed: int = 0
+    threads: int = Field(1, ge=1, description="torch CPU threads")
+
+
+class SaliencyConfig(_Strict):
+    name: str = Field(min_length=1)
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    entropy: EntropyConfig = EntropyConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def parse_config(raw: dict, source: str = "config") -> SaliencyConfig:
+    try:
+        return SaliencyConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {loc}: {first['msg']}{more}") from None
+
+
+def load_config(path: str | Path) -> SaliencyConfig:
+    """Read and validate a YAML config; every failure is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return parse_config(raw, str(path))
+
+
+def dump_config(cfg: SaliencyConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,188 @@
+"""One saliency training run: data, centre bias, model, epochs, checkpoints, results.
+
+Resuming equals not stopping: the model is initialised from ``train.seed``, each
+epoch's shuffle from ``(train.seed, epoch)``, and ``last.pt`` holds model, optimiser
+and progress, so epochs after a resume see exactly what they would have seen.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from train.saliency.batching import GridDataset, collate
+from train.saliency.centre_bias import fit_centre_bias
+from train.saliency.config import ConfigError, SaliencyConfig
+from train.saliency.evaluate import evaluate
+from train.saliency.layouts import open_source
+from train.saliency.losses import saliency_loss
+from train.saliency.model import SaliencyNet
+from train.saliency.run_folder import RunFolder
+from train.saliency.splits import split_indices
+
+
+@dataclass
+class RunData:
+    dataset: str
+    layout: str
+    train: GridDataset
+    val: GridDataset
+    test: GridDataset
+
+
+def _cap(indices: list[int], cap: int | None) -> list[int]:
+    """Evenly spaced picks, so a cap keeps every category (indices are category-sorted)."""
+    if cap is None or len(indices) <= cap:
+        return indices
+    return [indices[int(i)] for i in np.linspace(0, len(indices) - 1, cap).round()]
+
+
+def build_data(cfg: SaliencyConfig) -> RunData:
+    d = cfg.data
+    src = open_source(d.path)
+    parts = split_indices(src.refs, d.val_fraction, d.test_fraction, d.split_seed)
+    caps = {"train": d.max_train_stimuli, "val": d.max_val_stimuli, "test": d.max_val_stimuli}
+    sets = {k: GridDataset(src, _cap(v, caps[k]), d.image_size, d.fit) for k, v in parts.items()}
+    if len(sets["train"]) == 0 or len(sets["val"]) == 0:
+        raise ConfigError(
+            f"{d.path}: the train or val split has no stimuli with fixations "
+            f"({len(sets['train'])} / {len(sets['val'])}); add data or raise val_fraction"
+        )
+    return RunData(src.dataset, src.layout, sets["train"], sets["val"], sets["test"])
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional for a run; metrics.jsonl has everything
+        return None
+    return SummaryWriter(str(path / "tb"))
+
+
+def run(
+    cfg: SaliencyConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    data: RunData | None = None,
+) -> dict:
+    """Train ``cfg`` into run folder ``out``; return the results written to results.json."""
+    folder = RunFolder(out)
+    state = folder.prepare(cfg, resume)
+    torch.set_num_threads(cfg.train.threads)
+    data = data or build_data(cfg)
+    grid = cfg.data.image_size
+    torch.manual_seed(cfg.train.seed)
+    model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
+    if state is None:
+        cb_log, bandwidth = fit_centre_bias(data.train.items, grid)
+        start, best, best_epoch, history = 0, -float("inf"), 0, []
+    else:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
+        start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
+        history = folder.read_metrics()[:start]
+    folder.write_config(cfg)
+    writer = _tensorboard(folder.path)
+    quiet = quiet or not sys.stderr.isatty()
+    speeds = []
+    for epoch in range(start, cfg.train.epochs):
+        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            data.train,
+            batch_size=cfg.train.batch_size,
+            shuffle=True,
+            generator=gen,
+            collate_fn=collate,
+        )
+        model.train()
+        sums: dict[str, float] = {}
+        t0, seen = time.perf_counter(), 0
+        for batch in tqdm(
+            loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=quiet, leave=False
+        ):
+            logp = model(batch["image"], batch["mask"])
+            loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            n = batch["image"].shape[0]
+            seen += n
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+        speeds.append(seen / max(time.perf_counter() - t0, 1e-9))
+        val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
+        record = {
+            "epoch": epoch + 1,
+            **{f"train_{k}": v / seen for k, v in sums.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+        }
+        history.append(record)
+        is_best = val["info_gain"] > best
+        if is_best:
+            best, best_epoch = val["info_gain"], epoch + 1
+        folder.write_metrics(history)
+        folder.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch + 1,
+                "best_info_gain": best,
+                "best_epoch": best_epoch,
+                "centre_bias_log": torch.from_numpy(cb_log),
+                "centre_bias_bandwidth": bandwidth,
+            },
+            best=is_best,
+        )
+        if writer is not None:
+            for k, v in record.items():
+                if k != "epoch":
+                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            writer.flush()
+        if not quiet:
+            tqdm.write(
+                f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
+                f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  AUC {val['auc_judd']:.3f}"
+            )
+    if writer is not None:
+        writer.close()
+    results = _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds)
+    folder.write_results(results)
+    return results
+
+
+def _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds) -> dict:
+    best_state = torch.load(folder.best, weights_only=True)
+    model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
+    model.load_state_dict(best_state["model"])
+    best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
+    return {
+        "variant": cfg.name,
+        "dataset": data.dataset,
+        "layout": data.layout,
+        "epochs": len(history),
+        "best_epoch": best_epoch,
+        "val_info_gain": best_val["info_gain"],
+        "val": best_val,
+        "test": evaluate(model, data.test.items, cb_log, cfg.train.batch_size),
+        "entropy": cfg.entropy.model_dump(),
+        "centre_bias_bandwidth": bandwidth,
+        "stimuli": {
+            "train": len(data.train),
+            "val": len(data.val),
+            "test": len(data.test),
+            "skipped_without_fixations": data.train.skipped + data.val.skipped + data.test.skipped,
+        },
+        "train_samples_per_second": float(np.mean(speeds)) if speeds else None,
+    }
