@@ -121,55 +121,68 @@ def _completed(layout: Layout) -> list[dict]:
 
 
 def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, list[dict]]:
-    """Check the output folder against the request; return its layout and the completed entries."""
+    """Check the (locked) output folder against the request; return its layout and completed entries."""
     root = req.out
-    if root.exists() and not root.is_dir():
-        raise GenerationError(f"--out {root} is a file, not a folder")
     probe = Layout(root)
-    has_data = root.is_dir() and any(p.name != probe.lock.name for p in root.iterdir())
+    has_data = any(p.name != probe.lock.name for p in root.iterdir())
     if has_data and not probe.fingerprint.exists():
         raise GenerationError(
             f"{root} holds files that are not a dataset of this generator; choose an empty or new --out"
         )
-    width = stem_width(req.n)
-    done: list[dict] = []
-    if has_data:
-        try:
-            old = read_json(probe.fingerprint)
-        except ValueError as e:
-            raise GenerationError(f"cannot resume: {e}") from None
-        layout = Layout(root, old.get("stem_width", width))
-        done = _completed(layout)
-        if not req.resume:
-            raise GenerationError(
-                f"{root} already holds a dataset ({len(done)} samples checkpointed); "
-                "pass --resume to continue or extend it, or choose another --out"
-            )
-        diff = _differences(old, fingerprint(cfg, req.seed, layout.width))
-        diff = [d for d in diff if d != "stem_width"]
-        if diff:
-            raise GenerationError(
-                f"cannot resume {root}: it was made with different settings ({', '.join(diff)}); "
-                "use the original seed and config, or another --out"
-            )
-        if req.n < len(done):
-            raise GenerationError(
-                f"{root} already holds {len(done)} samples; --n must be at least that"
-            )
-        if stem_width(req.n) > layout.width:
-            raise GenerationError(
-                f"{root} uses {layout.width}-digit file names, which hold at most {10**layout.width} "
-                f"samples; generate {req.n} samples into a new --out"
-            )
-        return layout, done
-    layout = Layout(root, width)
-    try:
+    if not has_data:
+        layout = Layout(root, stem_width(req.n))
         layout.make_dirs()
+        return layout, []
+    try:
+        old = read_json(probe.fingerprint)
+    except ValueError as e:
+        raise GenerationError(f"cannot resume: {e}") from None
+    layout = Layout(root, old.get("stem_width", stem_width(req.n)))
+    done = _completed(layout)
+    if not req.resume:
+        raise GenerationError(
+            f"{root} already holds a dataset ({len(done)} samples checkpointed); "
+            "pass --resume to continue or extend it, or choose another --out"
+        )
+    diff = [
+        d for d in _differences(old, fingerprint(cfg, req.seed, layout.width)) if d != "stem_width"
+    ]
+    if diff:
+        raise GenerationError(
+            f"cannot resume {root}: it was made with different settings ({', '.join(diff)}); "
+            "use the original seed and config, or another --out"
+        )
+    if req.n < len(done):
+        raise GenerationError(
+            f"{root} already holds {len(done)} samples; --n must be at least that"
+        )
+    if stem_width(req.n) > layout.width:
+        raise GenerationError(
+            f"{root} uses {layout.width}-digit file names, which hold at most {10**layout.width} "
+            f"samples; generate {req.n} samples into a new --out"
+        )
+    return layout, done
+
+
+def _open_folder(root: Path) -> tuple[object, bool]:
+    """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
+    from generator.lock import FolderLock, LockedError
+
+    if root.exists() and not root.is_dir():
+        raise GenerationError(f"--out {root} is a file, not a folder")
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GenerationError(f"cannot create {root}: {e.strerror}") from None
     if not os.access(root, os.W_OK):
         raise GenerationError(f"{root} is not writable")
-    return layout, done
+    try:
+        return FolderLock(Layout(root).lock).acquire(), created
+    except LockedError as e:
+        raise GenerationError(str(e)) from None
+    except OSError as e:
+        raise GenerationError(f"cannot lock {root}: {e.strerror}") from None
 
 
 # ------------------------------------------------------------------ the run
@@ -237,16 +250,12 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, seed: int, entries: lis
 
 def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
-    from generator.lock import FolderLock, LockedError
-
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
-    layout, done = prepare_folder(req, cfg)
+    lock, created = _open_folder(req.out)
+    done: list[dict] = []
     try:
-        lock = FolderLock(layout.lock).acquire()
-    except LockedError as e:
-        raise GenerationError(str(e)) from None
-    try:
+        layout, done = prepare_folder(req, cfg)
         remove_temporaries(layout.root)
         if not layout.fingerprint.exists():
             write_json_atomic(layout.fingerprint, fingerprint(cfg, req.seed, layout.width))
@@ -262,17 +271,29 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         _run_chunks(req, cfg, layout, done)
         return write_metadata(layout, cfg, req.seed, done)
     except OSError as e:
-        remove_temporaries(layout.root)
+        remove_temporaries(req.out)
         raise GenerationError(
-            f"write failed in {layout.root} ({e.strerror or e}); {len(done)} whole samples are "
+            f"write failed in {req.out} ({e.strerror or e}); {len(done)} whole samples are "
             "checkpointed and kept: fix the cause (free disk space) and run again with --resume",
             exit_code=1,
         ) from None
     except BaseException:
-        remove_temporaries(layout.root)
+        remove_temporaries(req.out)
         raise
     finally:
         lock.release()
+        if created and not done:
+            _remove_if_empty(req.out)
+
+
+def _remove_if_empty(root: Path) -> None:
+    """Undo the folder a failed first run created, if nothing of value was written."""
+    layout = Layout(root)
+    if any(layout.videos.glob("*.pt")) if layout.videos.is_dir() else False:
+        return
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _parallel(req: Request) -> Parallel:

@@ -1,0 +1,154 @@
+"""Bad input gets one clear line and exit 2, and harms nothing already written."""
+
+import json
+import os
+
+import pytest
+
+from generator.lock import FolderLock
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--n", "0"], "must be positive"),
+        (["--n", "-5"], "must be positive"),
+        (["--n", "ten"], "expected a whole number"),
+        (["--n", "4", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--n", "4", "--workers", "0"], "must be positive"),
+    ],
+)
+def test_bad_flags(tmp_path, cli, capsys, args, expect):
+    with pytest.raises(SystemExit) as e:
+        cli(*args, "--out", tmp_path / "x")
+    assert e.value.code == 2
+    assert expect in _one_line_error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+def test_broken_yaml_and_out_of_range_config(tmp_path, cli, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("frames: [1, 2\n")
+    assert cli("--n", 4, "--out", tmp_path / "a", "--config", bad) == 2
+    assert "not valid YAML" in _one_line_error(capsys)
+    bad.write_text("frames: 1\nappearance:\n  noise_std: -3\n")
+    assert cli("--n", 4, "--out", tmp_path / "a", "--config", bad) == 2
+    err = _one_line_error(capsys)
+    assert "frames" in err and "and 1 more" in err
+    bad.write_text("circular:\n  radius: {lo: 2.0, hi: 1.0}\n")
+    assert cli("--n", 4, "--out", tmp_path / "a", "--config", bad) == 2
+    assert "circular.radius" in _one_line_error(capsys)
+    assert not (tmp_path / "a").exists()
+
+
+def test_existing_dataset_needs_resume_and_is_untouched(tmp_path, cli, capsys, digests):
+    root = tmp_path / "ds"
+    assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
+    before = digests(root)
+    meta = (root / "metadata.json").read_text()
+    assert cli("--n", 8, "--out", root, "--workers", 1) == 2
+    assert "pass --resume" in _one_line_error(capsys)
+    assert cli("--n", 4, "--out", root, "--seed", 3, "--resume") == 2
+    assert "different settings (seed)" in _one_line_error(capsys)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("fps: 25\nappearance: {noise_std: 1.0}\n")
+    assert cli("--n", 4, "--out", root, "--resume", "--config", cfg) == 2
+    assert "config.appearance.noise_std, config.fps" in _one_line_error(capsys)
+    assert cli("--n", 2, "--out", root, "--resume") == 2
+    assert "already holds 4 samples" in _one_line_error(capsys)
+    assert digests(root) == before and (root / "metadata.json").read_text() == meta
+
+
+def test_foreign_folder_is_refused(tmp_path, cli, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli("--n", 4, "--out", tmp_path) == 2
+    assert "not a dataset of this generator" in _one_line_error(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_out_is_a_file(tmp_path, cli, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert cli("--n", 4, "--out", f) == 2
+    assert "is a file" in _one_line_error(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder(tmp_path, cli, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert cli("--n", 4, "--out", ro / "ds") == 2
+    assert "cannot create" in _one_line_error(capsys)
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path, cli, capsys):
+    root = tmp_path / "ds"
+    root.mkdir()
+    with FolderLock(root / ".lock"):
+        assert cli("--n", 4, "--out", root, "--workers", 1) == 2
+        err = _one_line_error(capsys)
+        assert f"process {os.getpid()}" in err
+    assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
+
+
+def test_lock_of_a_dead_process_is_taken_over(tmp_path, cli):
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / ".lock").write_text(json.dumps({"pid": 999999, "host": "gone", "since": "yesterday"}))
+    assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
+    assert json.loads((root / "metadata.json").read_text())["total_samples"] == 4
+
+
+def test_damaged_fingerprint_is_one_line(tmp_path, cli, capsys):
+    root = tmp_path / "ds"
+    assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
+    (root / "checkpoints" / "fingerprint.json").write_text("{oops")
+    assert cli("--n", 8, "--out", root, "--resume") == 2
+    assert "fingerprint.json is damaged" in _one_line_error(capsys)
+
+
+def test_resume_rechecks_samples_after_the_last_manifest(tmp_path, cli, digests):
+    ref = tmp_path / "ref"
+    assert cli("--n", 12, "--out", ref, "--workers", 1, "--checkpoint-every", 6, "--quiet") == 0
+    root = tmp_path / "ds"
+    assert cli("--n", 12, "--out", root, "--workers", 1, "--checkpoint-every", 6, "--quiet") == 0
+    # Simulate a crash in the second chunk: no manifest or metadata, one damaged video, one lost label.
+    (root / "checkpoints" / "checkpoint_12.json").unlink()
+    (root / "metadata.json").unlink()
+    (root / "videos" / "sample_0008.pt").write_bytes(b"half a file")
+    (root / "labels" / "sample_0010.json").unlink()
+    assert (
+        cli(
+            "--n", 12, "--out", root, "--workers", 1, "--checkpoint-every", 6, "--resume", "--quiet"
+        )
+        == 0
+    )
+    assert digests(root) == digests(ref)
+    assert cli("validate", root) == 0
+
+
+def test_preview_png_and_gif(small_dataset, tmp_path, cli, capsys):
+    from PIL import Image
+
+    png, gif = tmp_path / "s.png", tmp_path / "s.gif"
+    assert cli("preview", small_dataset, "--index", 3, "--out", png) == 0
+    assert cli("preview", small_dataset, "--index", 3, "--out", gif) == 0
+    assert Image.open(png).size[0] > 600
+    im = Image.open(gif)
+    assert im.n_frames == 32
+    assert cli("preview", small_dataset, "--index", 99, "--out", png) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert cli("preview", small_dataset, "--out", tmp_path / "x.jpg") == 2
+
+
+def test_preflight_command(tmp_path, cli, capsys):
+    assert cli("preflight", "--n", 10, "--out", tmp_path / "new") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: 10 samples need about") and "free on" in out

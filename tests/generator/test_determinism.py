@@ -1,0 +1,120 @@
+"""Sample i depends only on (seed, i): worker count, chunking and interruptions change no byte."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from generator.sample import class_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_same_bytes_with_one_or_two_workers_and_any_chunking(tmp_path, small_dataset, cli, digests):
+    other = tmp_path / "two_workers"
+    assert cli("--n", 24, "--out", other, "--workers", 2, "--checkpoint-every", 7, "--quiet") == 0
+    assert digests(other) == digests(small_dataset)
+    ends = sorted(
+        int(p.stem.split("_")[1]) for p in (other / "checkpoints").glob("checkpoint_*.json")
+    )
+    assert ends == [7, 14, 21, 24]
+
+
+def test_different_seed_gives_different_data(tmp_path, small_dataset, cli, digests):
+    other = tmp_path / "seed1"
+    assert cli("--n", 4, "--out", other, "--seed", 1, "--workers", 1, "--quiet") == 0
+    a, b = digests(other), digests(small_dataset)
+    assert all(a[k] != b[k] for k in a if k.startswith("videos/"))
+
+
+def test_every_prefix_is_balanced():
+    for seed in (0, 7):
+        counts = [0, 0, 0, 0]
+        for i in range(400):
+            counts[class_of(seed, i)] += 1
+            assert max(counts) - min(counts) <= 1
+
+
+def test_extending_with_larger_n_keeps_existing_samples(tmp_path, small_dataset, cli, digests):
+    root = tmp_path / "grow"
+    assert cli("--n", 10, "--out", root, "--workers", 1, "--checkpoint-every", 10, "--quiet") == 0
+    assert (
+        cli(
+            "--n",
+            24,
+            "--out",
+            root,
+            "--workers",
+            1,
+            "--checkpoint-every",
+            10,
+            "--resume",
+            "--quiet",
+        )
+        == 0
+    )
+    assert digests(root) == digests(small_dataset)
+    assert json.loads((root / "metadata.json").read_text())["total_samples"] == 24
+
+
+def _uninterrupted_then_killed(tmp_path, workers: int, run_cli, file_digests) -> None:
+    ref = tmp_path / "ref"
+    assert (
+        run_cli("--n", 48, "--out", ref, "--workers", 1, "--checkpoint-every", 16, "--quiet") == 0
+    )
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [
+        "--n",
+        "48",
+        "--out",
+        str(killed),
+        "--workers",
+        str(workers),
+        "--checkpoint-every",
+        "16",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", *args], env=env, start_new_session=True
+    )
+    deadline = time.time() + 120
+    # Kill mid-chunk: after the first manifest and a few samples of the second chunk.
+    while time.time() < deadline and proc.poll() is None:
+        if (killed / "checkpoints" / "checkpoint_16.json").exists() and len(
+            list((killed / "labels").glob("*.json"))
+        ) >= 20:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metadata.json").exists()
+    assert (
+        run_cli(
+            "--n",
+            48,
+            "--out",
+            killed,
+            "--workers",
+            workers,
+            "--checkpoint-every",
+            16,
+            "--resume",
+            "--quiet",
+        )
+        == 0
+    )
+    assert file_digests(killed) == file_digests(ref)
+    for name in ("checkpoint_16.json", "checkpoint_32.json", "checkpoint_48.json"):
+        a = json.loads((ref / "checkpoints" / name).read_text())["samples"]
+        b = json.loads((killed / "checkpoints" / name).read_text())["samples"]
+        assert a == b
+    assert not [p for p in killed.rglob(".tmp-*")]
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, cli, digests):
+    _uninterrupted_then_killed(tmp_path, 2, cli, digests)
