@@ -182,7 +182,10 @@ class PysaliencyHdf5(SaliencySource):
 
 
 def write_dataset(dst: Path, samples, prefix: str) -> int:
-    """Write ``samples`` as FileStimuli 2.1 + FixationTrains 1.3; return the stimulus count.
+    """Write ``samples`` as FileStimuli 2.1 + FixationTrains 1.2; return the stimulus count.
+
+    FixationTrains 1.2 is the newest version that both pysaliency on PyPI (0.2.22, reads
+    up to 1.2) and its current source (reads 1.0-1.3) accept.
 
     Stimulus files go to ``dst/<prefix>/<key>`` (pysaliency uses ``stimuli`` for MIT1003 and
     ``Stimuli`` for CAT2000); each stimulus' fixations become one train of subject 0.
@@ -247,13 +250,12 @@ def _write_fixation_trains(path: Path, trains: list[np.ndarray]) -> None:
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.attrs["type"] = np.bytes_("FixationTrains")
-        f.attrs["version"] = np.bytes_("1.3")
+        f.attrs["version"] = np.bytes_("1.2")
         f.create_dataset("train_xs", data=xs)
         f.create_dataset("train_ys", data=ys)
         f.create_dataset("train_ts", data=ts)
         f.create_dataset("train_ns", data=np.arange(len(trains), dtype=np.int64))
         f.create_dataset("train_subjects", data=np.zeros(len(trains), dtype=np.int64))
-        f.create_dataset("train_lengths", data=np.array([len(t) for t in trains], dtype=np.int64))
         f.attrs["__attributes__"] = np.bytes_(json.dumps([]))
         f.attrs["scanpath_attribute_mapping"] = np.bytes_(json.dumps({}))
         for group in ("scanpath_attributes", "scanpath_fixation_attributes"):

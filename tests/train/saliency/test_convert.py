@@ -57,3 +57,24 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, mit1003_dir, capsys):
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     assert main([str(mit1003_dir), str(tmp_path / "o"), "--to", "images"]) == 2
     assert "already in images layout" in capsys.readouterr().err
+
+
+def test_hdf5_export_follows_pysaliency_schema(mit1003_dir, tmp_path):
+    """The attributes and datasets pysaliency's read_hdf5 requires (FileStimuli 2.1,
+    FixationTrains 1.2); checked once against pysaliency 0.2.22's own reader as well."""
+    import h5py
+
+    h5 = tmp_path / "h5"
+    assert main([str(mit1003_dir), str(h5), "--to", "hdf5", "--quiet"]) == 0
+    with h5py.File(h5 / "stimuli.hdf5") as f:
+        assert (f.attrs["type"], f.attrs["version"], f.attrs["size"]) == (b"FileStimuli", b"2.1", 3)
+        assert f["filenames"][0].decode() == "stimuli/i000_scene.jpeg"
+        assert list(f["shapes"][1]) == [36, 24, 3]
+        assert f.attrs["__attributes__"] == b"[]"
+    with h5py.File(h5 / "fixations.hdf5") as f:
+        assert (f.attrs["type"], f.attrs["version"]) == (b"FixationTrains", b"1.2")
+        for k in ("train_xs", "train_ys", "train_ts", "train_ns", "train_subjects"):
+            assert f[k].shape[0] == 3, k
+        assert np.isnan(f["train_xs"][1, 2]) and not np.isnan(f["train_xs"][2, 3])
+        assert f["scanpath_attributes"].attrs["__attributes__"] == b"[]"
+        assert f.attrs["scanpath_attribute_mapping"] == b"{}"
