@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from train.saliency.density import fixation_density
 from train.saliency.records import SaliencySource, Sample
@@ -21,7 +22,7 @@ from train.saliency.records import SaliencySource, Sample
 class GridSample:
     """One stimulus on the grid: ``fixations`` are integer (x, y) grid cells."""
 
-    image: np.ndarray  # (3, S, S) float32 in [0, 1]
+    image: np.ndarray  # (3, S, S) uint8 (kept small in memory; scaled to [0, 1] in collate)
     mask: np.ndarray  # (S, S) bool, True on the stimulus
     fixations: np.ndarray  # (N, 2) int64
     fixation_map: np.ndarray  # (S, S) float64, sums to 1 inside the mask
@@ -63,7 +64,7 @@ def to_grid(sample: Sample, grid: int, mode: str) -> GridSample:
     """Place one stimulus, its fixations and its map (shipped, else derived) on the grid."""
     place = placement(sample.size, grid, mode)
     nh, nw, top, left = place
-    image = _paste(sample.image, grid, place, Image.BILINEAR).astype(np.float32) / 255.0
+    image = _paste(sample.image, grid, place, Image.BILINEAR)
     mask = np.zeros((grid, grid), dtype=bool)
     mask[top : top + nh, left : left + nw] = True
     fix = map_fixations(sample.fixations, sample.size, place)
@@ -83,10 +84,19 @@ class GridDataset(torch.utils.data.Dataset):
     Stimuli without fixations are dropped (they carry no likelihood); ``skipped`` counts them.
     """
 
-    def __init__(self, source: SaliencySource, indices: list[int], grid: int, mode: str):
+    def __init__(
+        self,
+        source: SaliencySource,
+        indices: list[int],
+        grid: int,
+        mode: str,
+        *,
+        desc: str = "load",
+        quiet: bool = True,
+    ):
         self.items: list[GridSample] = []
         self.skipped = 0
-        for i in indices:
+        for i in tqdm(indices, desc=desc, disable=quiet, leave=False):
             s = source.load(i)
             if len(s.fixations) == 0:
                 self.skipped += 1
@@ -109,7 +119,7 @@ def collate(items: list[GridSample]) -> dict[str, torch.Tensor]:
         fix[b, : len(g.fixations)] = torch.from_numpy(g.fixations)
         valid[b, : len(g.fixations)] = True
     return {
-        "image": torch.from_numpy(np.stack([g.image for g in items])),
+        "image": torch.from_numpy(np.stack([g.image for g in items])).float() / 255.0,
         "mask": torch.from_numpy(np.stack([g.mask for g in items])),
         "fixations": fix,
         "fix_valid": valid,

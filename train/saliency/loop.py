@@ -43,12 +43,15 @@ def _cap(indices: list[int], cap: int | None) -> list[int]:
     return [indices[int(i)] for i in np.linspace(0, len(indices) - 1, cap).round()]
 
 
-def build_data(cfg: SaliencyConfig) -> RunData:
+def build_data(cfg: SaliencyConfig, *, quiet: bool = True) -> RunData:
     d = cfg.data
     src = open_source(d.path)
     parts = split_indices(src.refs, d.val_fraction, d.test_fraction, d.split_seed)
     caps = {"train": d.max_train_stimuli, "val": d.max_val_stimuli, "test": d.max_val_stimuli}
-    sets = {k: GridDataset(src, _cap(v, caps[k]), d.image_size, d.fit) for k, v in parts.items()}
+    sets = {
+        k: GridDataset(src, _cap(v, caps[k]), d.image_size, d.fit, desc=f"load {k}", quiet=quiet)
+        for k, v in parts.items()
+    }
     if len(sets["train"]) == 0 or len(sets["val"]) == 0:
         raise ConfigError(
             f"{d.path}: the train or val split has no stimuli with fixations "
@@ -77,7 +80,8 @@ def run(
     folder = RunFolder(out)
     state = folder.prepare(cfg, resume)
     torch.set_num_threads(cfg.train.threads)
-    data = data or build_data(cfg)
+    quiet = quiet or not sys.stderr.isatty()
+    data = data or build_data(cfg, quiet=quiet)
     grid = cfg.data.image_size
     torch.manual_seed(cfg.train.seed)
     model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
@@ -95,7 +99,6 @@ def run(
         history = folder.read_metrics()[:start]
     folder.write_config(cfg)
     writer = _tensorboard(folder.path)
-    quiet = quiet or not sys.stderr.isatty()
     speeds = []
     for epoch in range(start, cfg.train.epochs):
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)

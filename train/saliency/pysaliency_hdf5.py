@@ -163,7 +163,7 @@ class PysaliencyHdf5(SaliencySource):
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
         if self.files is not None:
-            image = np.asarray(Image.open(self.files[index]))
+            image = np.asarray(Image.open(self.files[index]).convert("RGB"))
             extra = {"stimulus_file": self.files[index]}
         else:
             image, extra = self.arrays[index], {}
