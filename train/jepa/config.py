@@ -1,0 +1,230 @@
+"""The one parser of JEPA run configs: YAML validated by pydantic, then command-line overrides.
+
+Defaults follow I-JEPA (Assran et al. 2023, facebookresearch/ijepa ``configs/in1k_vith14_ep300.yaml``):
+mask scales, AdamW with warmup + cosine learning rate, a cosine weight-decay ramp 0.04 -> 0.4 and
+an EMA momentum ramp 0.996 -> 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DatasetKind = Literal["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float) -> None:
+    if not (low <= pair[0] <= pair[1] <= high):
+        raise ValueError(
+            f"{name} must be (min, max) with {low} <= min <= max <= {high}, got {pair}"
+        )
+
+
+class DatasetSpec(_Strict):
+    kind: DatasetKind
+    weight: float = Field(1.0, gt=0)
+    root: str | None = None  # defaults to <data_path>/<kind>
+    synthetic_size: int = Field(2000, ge=1)  # images in a synthetic dataset's train split
+
+
+class DataConfig(_Strict):
+    data_path: str = "data"
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    sampling: Literal["weighted", "balanced", "concat"] = "concat"
+    samples_per_epoch: int | None = Field(None, ge=1)  # default: total size of all datasets
+    image_size: int = Field(32, ge=8)
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # I-JEPA random resized crop scale
+    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    horizontal_flip: bool = False  # off in I-JEPA
+    eval_crop_ratio: float = Field(0.875, gt=0, le=1)  # evaluation: resize to size/ratio, crop
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    num_workers: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        _ordered_pair("data.crop_scale", self.crop_scale, 0.0, 1.0)
+        _ordered_pair("data.crop_ratio", self.crop_ratio, 0.0, 100.0)
+        return self
+
+
+class MaskConfig(_Strict):
+    """Multi-block masking of I-JEPA, Sec. 3 and ``src/masks/multiblock.py``."""
+
+    num_context: int = Field(1, ge=1)
+    num_targets: int = Field(4, ge=1)
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    context_aspect: tuple[float, float] = (1.0, 1.0)
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    min_keep: int = Field(4, ge=1)  # fewest context tokens a sample may keep
+    max_tries: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> MaskConfig:
+        _ordered_pair("mask.context_scale", self.context_scale, 0.0, 1.0)
+        _ordered_pair("mask.target_scale", self.target_scale, 0.0, 1.0)
+        _ordered_pair("mask.context_aspect", self.context_aspect, 0.01, 100.0)
+        _ordered_pair("mask.target_aspect", self.target_aspect, 0.01, 100.0)
+        return self
+
+
+class LevelSpec(_Strict):
+    weight: float = Field(1.0, ge=0)
+
+
+class ModelConfig(_Strict):
+    patch_size: int = Field(4, ge=1)
+    embed_dim: int = Field(192, ge=8)
+    depth: int = Field(6, ge=1)
+    num_heads: int = Field(3, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    predictor_embed_dim: int = Field(96, ge=8)
+    predictor_depth: int = Field(3, ge=1)
+    predictor_num_heads: int = Field(3, ge=1)
+    levels: list[LevelSpec] = Field(default_factory=lambda: [LevelSpec()], min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.embed_dim % self.num_heads or self.predictor_embed_dim % self.predictor_num_heads:
+            raise ValueError("model.embed_dim / predictor_embed_dim must divide by their num_heads")
+        if self.embed_dim % 4 or self.predictor_embed_dim % 4:
+            raise ValueError("2-D sin-cos position embeddings need embed dims divisible by 4")
+        return self
+
+
+class OptimConfig(_Strict):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)  # peak, reached after warmup
+    start_lr: float = Field(2e-4, ge=0)
+    final_lr: float = Field(1e-6, ge=0)
+    warmup_epochs: float = Field(10, ge=0)
+    weight_decay: tuple[float, float] = (0.04, 0.4)  # cosine ramp start -> end
+    ema_momentum: tuple[float, float] = (0.996, 1.0)  # linear ramp start -> end
+    grad_clip: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimConfig:
+        _ordered_pair("optim.ema_momentum", self.ema_momentum, 0.0, 1.0)
+        if self.warmup_epochs >= self.epochs and self.epochs > 1:
+            raise ValueError("optim.warmup_epochs must be smaller than optim.epochs")
+        return self
+
+
+class CollapseConfig(_Strict):
+    """Thresholds of the collapse watch (see ``train.jepa.monitor``)."""
+
+    probe_samples: int = Field(512, ge=8)
+    min_std_ratio: float = Field(0.25, gt=0)  # warn below this x 1/sqrt(dim)
+    min_rank_ratio: float = Field(0.5, gt=0)  # warn when RankMe falls below this x its best
+
+
+class RunConfig(_Strict):
+    out: str = "runs/jepa"
+    seed: int = 0
+    amp: bool = True  # bf16 autocast, CUDA only
+    log_every: int = Field(20, ge=1)
+
+
+class JepaConfig(_Strict):
+    name: str
+    data: DataConfig
+    mask: MaskConfig = MaskConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    collapse: CollapseConfig = CollapseConfig()
+    run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> JepaConfig:
+        size, patch = self.data.image_size, self.model.patch_size
+        if size % patch:
+            raise ValueError(
+                f"data.image_size {size} is not a multiple of model.patch_size {patch}"
+            )
+        grid = size // patch
+        coarsest = 2 ** (len(self.model.levels) - 1)
+        if coarsest > grid:
+            raise ValueError(
+                f"{len(self.model.levels)} levels need 2^{len(self.model.levels) - 1}={coarsest} "
+                f"patch groups but the patch grid is only {grid}x{grid}"
+            )
+        if self.mask.min_keep > grid * grid:
+            raise ValueError(
+                f"mask.min_keep {self.mask.min_keep} exceeds the {grid * grid} patches"
+            )
+        return self
+
+    @property
+    def grid_size(self) -> int:
+        return self.data.image_size // self.model.patch_size
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line for the user."""
+
+
+def _one_line(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "config"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_config(raw: dict) -> JepaConfig:
+    try:
+        return JepaConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"invalid config: {_one_line(err)}") from None
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pick one of configs/jepa/*.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return raw
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-path", help="root folder of the datasets")
+    parser.add_argument("--dataset", help="train on this one dataset kind instead of the config's")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--out", help="run folder")
+
+
+def apply_overrides(raw: dict, args: argparse.Namespace) -> JepaConfig:
+    """Apply command-line overrides to a raw config dict, then validate the whole."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for section in ("data", "optim", "run"):
+        raw.setdefault(section, {})
+    if getattr(args, "data_path", None):
+        raw["data"]["data_path"] = args.data_path
+    if getattr(args, "dataset", None):
+        raw["data"]["datasets"] = [{"kind": args.dataset}]
+    if getattr(args, "image_size", None):
+        raw["data"]["image_size"] = args.image_size
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr")):
+        if getattr(args, flag, None) is not None:
+            raw["optim"][key] = getattr(args, flag)
+    if getattr(args, "out", None):
+        raw["run"]["out"] = args.out
+    return parse_config(raw)

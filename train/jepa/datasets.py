@@ -1,0 +1,103 @@
+"""The image datasets JEPA trains and evaluates on, each read by torchvision's own loader.
+
+| kind        | pretraining split        | evaluation splits | default root            |
+|-------------|--------------------------|-------------------|-------------------------|
+| cifar10     | train                    | train / test      | <data_path>/cifar10     |
+| cifar100    | train                    | train / test      | <data_path>/cifar100    |
+| stl10       | train+unlabeled          | train / test      | <data_path>/stl10       |
+| imagenet    | train                    | train / val       | <data_path>/imagenet    |
+| imagenet100 | train (100 CMC classes)  | train / val       | <data_path>/imagenet    |
+| synthetic   | train                    | train / test      | none (drawn in memory)  |
+
+CIFAR and STL-10 loaders check every file's MD5 (torchvision's lists) before reading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+from torchvision import datasets as tvd
+
+from train.jepa.config import DatasetSpec
+from train.jepa.synthetic import SyntheticShapes
+
+IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
+SYNTHETIC_TEST_FRACTION = 0.25
+
+
+class DatasetMissing(RuntimeError):
+    """Data not on disk (or corrupted); the message says how to get it."""
+
+
+def imagenet100_classes(path: Path = IMAGENET100_FILE) -> list[str]:
+    """The 100 WordNet ids of the CMC subset (Tian et al. 2020), in file order."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+class ClassSubsetImageFolder(tvd.ImageFolder):
+    """An ImageFolder that keeps only the listed class folders, labelled 0..n-1 in sorted order."""
+
+    def __init__(self, root: str | Path, classes: list[str], **kwargs) -> None:  # noqa: ANN003
+        self._wanted = sorted(set(classes))
+        super().__init__(str(root), **kwargs)
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        present = {p.name for p in Path(directory).iterdir() if p.is_dir()}
+        missing = [c for c in self._wanted if c not in present]
+        if missing:
+            raise DatasetMissing(
+                f"{directory} lacks {len(missing)} of the {len(self._wanted)} wanted class folders "
+                f"(first: {missing[0]}); see `python -m train.jepa.download imagenet100`"
+            )
+        return self._wanted, {c: i for i, c in enumerate(self._wanted)}
+
+
+def dataset_root(spec: DatasetSpec, data_path: str | Path) -> Path:
+    if spec.root:
+        return Path(spec.root)
+    folder = "imagenet" if spec.kind == "imagenet100" else spec.kind
+    return Path(data_path) / folder
+
+
+def _missing(kind: str, root: Path, why: str) -> DatasetMissing:
+    return DatasetMissing(
+        f"{kind} not usable at {root} ({why}); run `python -m train.jepa.download {kind} "
+        f"--data-path {root.parent}`"
+    )
+
+
+def build_dataset(
+    spec: DatasetSpec,
+    data_path: str | Path,
+    split: str,
+    transform=None,  # noqa: ANN001
+    image_size: int = 32,
+    seed: int = 0,
+) -> Dataset:
+    """``split`` is ``pretrain``, ``train`` or ``test`` (``val`` for ImageNet is ``test``)."""
+    if split not in ("pretrain", "train", "test"):
+        raise ValueError(f"split must be pretrain, train or test, got {split!r}")
+    kind, root = spec.kind, dataset_root(spec, data_path)
+    if kind == "synthetic":
+        n = spec.synthetic_size
+        if split == "test":
+            n = max(1, int(n * SYNTHETIC_TEST_FRACTION))
+        tv_split = "test" if split == "test" else "train"
+        return SyntheticShapes(n, tv_split, image_size=image_size, seed=seed, transform=transform)
+    try:
+        if kind in ("cifar10", "cifar100"):
+            cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100
+            return cls(str(root), train=split != "test", transform=transform, download=False)
+        if kind == "stl10":
+            tv_split = {"pretrain": "train+unlabeled", "train": "train", "test": "test"}[split]
+            return tvd.STL10(str(root), split=tv_split, transform=transform, download=False)
+    except RuntimeError as err:
+        raise _missing(kind, root, str(err).split(".")[0].lower()) from None
+    folder = root / ("val" if split == "test" else "train")
+    if not folder.is_dir():
+        raise _missing(kind, root, f"no folder {folder}")
+    if kind == "imagenet":
+        return tvd.ImageFolder(str(folder), transform=transform)
+    return ClassSubsetImageFolder(folder, imagenet100_classes(), transform=transform)

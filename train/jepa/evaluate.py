@@ -1,0 +1,155 @@
+"""``python -m train.jepa.evaluate``: frozen target-encoder features, measured three ways.
+
+Features: the target encoder's output tokens averaged over the image (I-JEPA's evaluation uses
+the average-pooled last layer), evaluation transform (resize, centre crop, normalise).
+
+* linear probe: logistic regression trained on the train split, accuracy on the test split;
+* weighted k-NN: k=20, cosine similarity, temperature 0.07 (Wu et al. 2018; DINO);
+* RankMe (Garrido et al. 2023) of the train-split features.
+
+Writes a results JSON and prints one line of text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import get_args
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from generator.store import write_json_atomic
+from train.jepa.config import ConfigError, DatasetKind, DatasetSpec, JepaConfig, parse_config
+from train.jepa.datasets import DatasetMissing, build_dataset
+from train.jepa.probes import knn_accuracy, linear_probe_accuracy, rankme
+from train.jepa.transforms import eval_transform
+from train.jepa.vision_transformer import VisionTransformer
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: VisionTransformer, dataset: Dataset, batch_size: int = 256, num_workers: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, D)`` mean-pooled features and ``(N,)`` labels of a labelled dataset."""
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    feats, labels = [], []
+    for images, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+        feats.append(encoder(images.to(device)).float().mean(1).cpu())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(feats), torch.cat(labels).long()
+
+
+def load_encoder(
+    checkpoint: str | Path | None, cfg: JepaConfig, seed: int = 0
+) -> VisionTransformer:
+    """The checkpoint's target encoder, or (``checkpoint=None``) the same network at random init."""
+    m = cfg.model
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        encoder = VisionTransformer(
+            cfg.data.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads, m.mlp_ratio
+        )
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        encoder.load_state_dict(state["target_encoder"])
+    return encoder
+
+
+def evaluate(
+    encoder: VisionTransformer,
+    cfg: JepaConfig,
+    spec: DatasetSpec,
+    data_path: str,
+    k: int = 20,
+    temperature: float = 0.07,
+    probe_iters: int = 500,
+    batch_size: int = 256,
+    num_workers: int = 0,
+) -> dict:
+    transform = eval_transform(cfg.data)
+    splits = {
+        split: build_dataset(spec, data_path, split, transform, cfg.data.image_size, cfg.run.seed)
+        for split in ("train", "test")
+    }
+    (x_tr, y_tr), (x_te, y_te) = (
+        extract_features(encoder, splits[s], batch_size, num_workers) for s in ("train", "test")
+    )
+    return {
+        "dataset": spec.kind,
+        "train_samples": len(y_tr),
+        "test_samples": len(y_te),
+        "feature_dim": x_tr.size(1),
+        "linear_probe_accuracy": linear_probe_accuracy(
+            x_tr, y_tr, x_te, y_te, max_iter=probe_iters
+        ),
+        "knn_accuracy": knn_accuracy(x_tr, y_tr, x_te, y_te, k=k, temperature=temperature),
+        "knn_k": k,
+        "knn_temperature": temperature,
+        "rankme": rankme(x_tr),
+    }
+
+
+def summary_line(result: dict) -> str:
+    return (
+        f"{result['dataset']}: linear probe {result['linear_probe_accuracy']:.4f}, "
+        f"{result['knn_k']}-NN {result['knn_accuracy']:.4f}, RankMe {result['rankme']:.1f} "
+        f"(train {result['train_samples']}, test {result['test_samples']}, dim {result['feature_dim']})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--checkpoint", required=True, help="last.pt of a train.jepa run")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="cifar10, cifar100, stl10, imagenet, imagenet100, synthetic",
+    )
+    parser.add_argument("--data-path", help="dataset root (default: the run's data.data_path)")
+    parser.add_argument("--out", help="results JSON (default: beside the checkpoint)")
+    parser.add_argument("--random-init", action="store_true", help="same network, untrained")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--temperature", type=float, default=0.07)
+    parser.add_argument("--probe-iters", type=int, default=500, help="L-BFGS iterations")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--num-workers", type=int, default=0)
+    args = parser.parse_args(argv)
+    ckpt = Path(args.checkpoint)
+    try:
+        if not ckpt.is_file():
+            raise ConfigError(f"checkpoint {ckpt} not found")
+        cfg = parse_config(torch.load(ckpt, map_location="cpu", weights_only=True)["config"])
+        if args.dataset not in get_args(DatasetKind):
+            raise ConfigError(f"unknown --dataset {args.dataset!r}; one of {get_args(DatasetKind)}")
+        matching = [s for s in cfg.data.datasets if s.kind == args.dataset]
+        spec = matching[0] if matching else DatasetSpec.model_validate({"kind": args.dataset})
+        encoder = load_encoder(None if args.random_init else ckpt, cfg, cfg.run.seed)
+        result = evaluate(
+            encoder,
+            cfg,
+            spec,
+            args.data_path or cfg.data.data_path,
+            args.k,
+            args.temperature,
+            args.probe_iters,
+            args.batch_size,
+            args.num_workers,
+        )
+    except (ConfigError, DatasetMissing, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    result.update(checkpoint=str(ckpt), random_init=args.random_init)
+    suffix = "_random_init" if args.random_init else ""
+    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
+    write_json_atomic(out, result)
+    print(summary_line(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

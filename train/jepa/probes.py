@@ -1,0 +1,98 @@
+"""Measures of frozen features: weighted k-NN, RankMe, a linear probe. Pure functions of tensors."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+RANKME_EPS = 1e-7  # Garrido et al. 2023, Eq. 1
+
+
+def rankme(features: torch.Tensor, eps: float = RANKME_EPS) -> float:
+    """RankMe (Garrido et al. 2023, "RankMe: Assessing the downstream performance of pretrained
+    self-supervised representations by their rank"): ``exp(-sum p_k log p_k)`` with
+    ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values of the ``(N, D)`` embedding
+    matrix, not centred. Ranges from ~1 (collapse) to ``min(N, D)``.
+    """
+    sigma = torch.linalg.svdvals(features.double())
+    p = sigma / sigma.sum() + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def knn_predict(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Weighted k-NN of Wu et al. 2018 as used by DINO (``eval_knn.py``): cosine similarity,
+    the k nearest training samples vote for their class with weight ``exp(sim / T)``.
+    """
+    train = F.normalize(train_features.float(), dim=1)
+    test = F.normalize(test_features.float(), dim=1)
+    k = min(k, len(train))
+    preds = []
+    for start in range(0, len(test), chunk):
+        sim = test[start : start + chunk] @ train.T
+        top_sim, top_idx = sim.topk(k, dim=1)
+        votes = torch.zeros(len(sim), num_classes)
+        votes.scatter_add_(1, train_labels[top_idx], (top_sim / temperature).exp())
+        preds.append(votes.argmax(1))
+    return torch.cat(preds)
+
+
+def knn_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> float:
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    pred = knn_predict(train_features, train_labels, test_features, num_classes, k, temperature)
+    return float((pred == test_labels).float().mean())
+
+
+def linear_probe_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    max_iter: int = 500,
+    l2: float = 1e-4,
+) -> float:
+    """Multinomial logistic regression on standardised frozen features, test accuracy.
+
+    Full-batch L-BFGS with an L2 penalty ``l2 * ||W||^2`` (the solver of scikit-learn's
+    ``LogisticRegression``): deterministic and converged, unlike a short SGD schedule.
+    """
+    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    x_train = ((train_features - mean) / std).double()
+    x_test = ((test_features - mean) / std).double()
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    head = torch.nn.Linear(x_train.size(1), num_classes, dtype=torch.float64)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    opt = torch.optim.LBFGS(
+        head.parameters(),
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(head(x_train), train_labels) + l2 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float((head(x_test).argmax(1) == test_labels).float().mean())

@@ -1,0 +1,256 @@
+"""``python -m train.jepa``: H-JEPA pretraining, one process or DDP under ``torchrun``.
+
+Each epoch: sample masks and targets, step AdamW on the context encoder + predictor + heads,
+move the target encoder by EMA; at the epoch's end log metrics (loss per level, schedules,
+images/s, realised per-dataset counts, collapse watch) and write ``last.pt`` atomically.
+``--resume`` reloads ``last.pt`` and runs the remaining epochs exactly as an uninterrupted run
+would: every epoch's data order, augmentations and masks depend only on ``(seed, epoch)`` and
+the schedules only on the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm import tqdm
+
+from generator.store import save_torch_atomic, write_atomic, write_json_atomic
+from train.jepa.collapse import CollapseWatch
+from train.jepa.config import ConfigError, JepaConfig, add_override_arguments, apply_overrides
+from train.jepa.config import load_config as read_yaml
+from train.jepa.data_pipeline import build_pretrain_data, epoch_loader
+from train.jepa.datasets import DatasetMissing
+from train.jepa.hierarchy import covered_cells
+from train.jepa.model import HJepa, ema_update, forward_target, make_target_encoder
+from train.jepa.run_log import RunLog
+from train.jepa.schedules import (
+    apply_schedules,
+    cosine_weight_decay,
+    ema_momentum,
+    param_groups,
+    warmup_cosine_lr,
+)
+
+
+def _log(msg: str, rank: int = 0) -> None:
+    if rank == 0:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """Rank, world size and device; initialises the process group under ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def unreachable_levels(cfg: JepaConfig, collator, batches: int = 20) -> list[int]:  # noqa: ANN001
+    """Levels whose cells no sampled target block ever covers whole (their loss is always 0)."""
+    g = torch.Generator().manual_seed(cfg.run.seed)
+    seen = [0] * len(cfg.model.levels)
+    for _ in range(batches):
+        _, targets = collator.sample_masks(4, g)
+        for k in range(1, len(seen)):
+            seen[k] += int(covered_cells(targets, cfg.grid_size, 2**k)[0].sum())
+    return [k for k in range(1, len(seen)) if seen[k] == 0]
+
+
+def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
+    """Run (or finish) the pretraining described by ``cfg``; returns the results dict."""
+    rank, world, device = setup_distributed()
+    out = Path(cfg.run.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    mixture, sampler, collator = build_pretrain_data(cfg, rank, world)
+    steps_per_epoch = len(sampler) // cfg.optim.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{len(sampler)} samples per rank is less than one batch of {cfg.optim.batch_size}; "
+            "lower --batch-size"
+        )
+    for k in unreachable_levels(cfg, collator):
+        _log(
+            f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
+            "block; raise mask.target_scale or drop the level",
+            rank,
+        )
+
+    torch.manual_seed(cfg.run.seed)
+    student = HJepa(cfg).to(device)
+    target_encoder = make_target_encoder(student.encoder).to(device)
+    optimizer = torch.optim.AdamW(param_groups(student))
+    watch = CollapseWatch(cfg.collapse.min_std_ratio, cfg.collapse.min_rank_ratio)
+    start_epoch = 0
+    log = RunLog(out, enabled=rank == 0)
+    ckpt_path = out / "last.pt"
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        student.load_state_dict(ckpt["student"])
+        target_encoder.load_state_dict(ckpt["target_encoder"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        watch.load_state_dict(ckpt["collapse"])
+        start_epoch = ckpt["epoch"]
+        log.truncate_after(start_epoch)
+        _log(f"resuming {ckpt_path} after epoch {start_epoch}", rank)
+    elif resume:
+        _log(f"no {ckpt_path} yet: starting from scratch", rank)
+    if rank == 0:
+        write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode())
+
+    model = student
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            student, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    use_amp = cfg.run.amp and device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+    total_steps = cfg.optim.epochs * steps_per_epoch
+    warmup_steps = int(cfg.optim.warmup_epochs * steps_per_epoch)
+    num_levels = len(cfg.model.levels)
+    record: dict = {}
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        torch.manual_seed((cfg.run.seed * 7919 + epoch) * 131 + rank)
+        loader = epoch_loader(cfg, mixture, sampler, collator, epoch, rank)
+        counts = torch.zeros(len(mixture.names), dtype=torch.long)
+        sums = torch.zeros(2 + 2 * num_levels, dtype=torch.float64)  # loss, n, per-level, cells
+        probe: list[torch.Tensor] = []
+        bar = tqdm(
+            loader,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+            disable=quiet or rank != 0 or not sys.stderr.isatty(),
+            leave=False,
+        )
+        start = time.perf_counter()
+        for i, ((images, dataset_ids), ctx_masks, tgt_masks) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            lr = warmup_cosine_lr(
+                step,
+                warmup_steps,
+                total_steps,
+                cfg.optim.start_lr,
+                cfg.optim.lr,
+                cfg.optim.final_lr,
+            )
+            wd = cosine_weight_decay(step, total_steps, *cfg.optim.weight_decay)
+            momentum = ema_momentum(step, total_steps, *cfg.optim.ema_momentum)
+            apply_schedules(optimizer, lr, wd)
+            images = images.to(device, non_blocking=True)
+            ctx_masks = [m.to(device, non_blocking=True) for m in ctx_masks]
+            tgt_masks = [m.to(device, non_blocking=True) for m in tgt_masks]
+            with autocast:
+                targets, features = forward_target(target_encoder, images, num_levels)
+                loss, level_losses, cells = model(images, ctx_masks, tgt_masks, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            ema_update(target_encoder, student.encoder, momentum)
+
+            counts += torch.bincount(dataset_ids, minlength=len(counts))
+            sums += torch.tensor([loss.item(), 1.0] + [v.item() for v in level_losses] + cells)
+            if sum(len(p) for p in probe) < cfg.collapse.probe_samples:
+                probe.append(features.float().mean(1).cpu())
+            rate = (i + 1) * len(images) * world / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            if rank == 0 and (step + 1) % cfg.run.log_every == 0:
+                log.write(
+                    {
+                        "step": step + 1,
+                        "epoch": epoch + 1,
+                        "loss": loss.item(),
+                        "lr": lr,
+                        "weight_decay": wd,
+                        "ema_momentum": momentum,
+                    },
+                    step + 1,
+                )
+        elapsed = time.perf_counter() - start
+        if world > 1:
+            dist.all_reduce(counts)
+        n = max(sums[1].item(), 1.0)
+        stats, warning = watch.check(torch.cat(probe)[: cfg.collapse.probe_samples])
+        record = {
+            "epoch": epoch + 1,
+            "loss": sums[0].item() / n,
+            "level_loss": {str(k): sums[2 + k].item() / n for k in range(num_levels)},
+            "level_cells_per_batch": {
+                str(k): sums[2 + num_levels + k].item() / n for k in range(num_levels)
+            },
+            "images_per_second": steps_per_epoch * cfg.optim.batch_size * world / elapsed,
+            "dataset_counts": dict(zip(mixture.names, counts.tolist(), strict=True)),
+            "lr": lr,
+            "weight_decay": wd,
+            "ema_momentum": momentum,
+            **stats,
+            "collapse_warning": warning is not None,
+        }
+        if warning:
+            _log(f"WARNING epoch {epoch + 1}: {warning}", rank)
+        if rank == 0:
+            log.write(record, (epoch + 1) * steps_per_epoch)
+            _log(
+                f"epoch {epoch + 1}/{cfg.optim.epochs} loss {record['loss']:.4f} "
+                f"{record['images_per_second']:.0f} img/s rankme {stats['rankme']:.1f} "
+                f"counts {record['dataset_counts']}",
+                rank,
+            )
+            save_torch_atomic(
+                {
+                    "student": student.state_dict(),
+                    "target_encoder": target_encoder.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "collapse": watch.state_dict(),
+                    "epoch": epoch + 1,
+                    "config": cfg.model_dump(mode="json"),
+                },
+                ckpt_path,
+            )
+    log.close()
+    results = {
+        "name": cfg.name,
+        "epochs": cfg.optim.epochs,
+        "final": record,
+        "checkpoint": str(ckpt_path),
+    }
+    if rank == 0:
+        write_json_atomic(out / "results.json", results)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.jepa", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--config", required=True, help="configs/jepa/<name>.yaml")
+    add_override_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        cfg = apply_overrides(read_yaml(args.config), args)
+        train(cfg, resume=args.resume, quiet=args.quiet)
+    except (ConfigError, DatasetMissing) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
