@@ -63,53 +63,70 @@ def sample_look(rng: np.random.Generator, cfg: AppearanceConfig) -> Look:
     )
 
 
+FAR = np.float32(1e6)  # ground coordinate given to sky pixels: no shadow reaches them
+
+
 @dataclass(frozen=True)
 class _RayGeometry:
-    """What each pixel of one camera sees, independent of the sample: computed once."""
+    """What each pixel of one camera sees, independent of the sample: computed once.
 
-    down: np.ndarray  # (H, W) bool: the ray hits the ground
-    ground: np.ndarray  # (H, W, 2) float32 ground point (inf where the ray misses)
-    fog: np.ndarray  # (H, W, 1) fog weight of the ground
-    fade: np.ndarray  # (H, W, 1) checker contrast left at that distance
-    sky_up: np.ndarray  # (H, W, 1) sky gradient weight
+    Per-pixel arrays are flat (H * W), so that patches are gathered with one flat
+    index (several times faster than 2-D fancy indexing). The background is a
+    per-pixel mix of a few sample colours; ``weights`` holds the mixing weights.
+    """
+
+    ground_x: np.ndarray  # (HW,) float32 ground point seen at each pixel (FAR for sky)
+    ground_y: np.ndarray
+    weights: np.ndarray  # (3, HW): lit ground mean, horizon colour, zenith colour
+    contrast: np.ndarray  # (HW,) how much checker contrast survives fog and distance
 
 
 def _ray_geometry(cam: Camera, size: int) -> _RayGeometry:
-    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
+    v, u = np.mgrid[0:size, 0:size].reshape(2, -1).astype(np.float64)
     rays_cam = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(cam.K).T
     rays = rays_cam @ cam.R  # camera to world: R^T d, row-vector form
     rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
     centre = cam.centre
-    down = rays[..., 2] < -1e-6
-    dist = np.where(down, -centre[2] / np.where(down, rays[..., 2], -1.0), 0.0)
-    ground = np.where(down[..., None], centre[:2] + rays[..., :2] * dist[..., None], np.inf)
+    down = rays[:, 2] < -1e-6
+    dist = np.where(down, -centre[2] / np.where(down, rays[:, 2], -1.0), 0.0)
+    ground = np.where(down[:, None], centre[:2] + rays[:, :2] * dist[:, None], FAR)
+    fog = 1 - np.exp(-dist / FOG_DISTANCE)
+    up = np.clip(rays[:, 2], 0.0, 1.0) ** 0.6
+    weights = np.stack(
+        [
+            np.where(down, 1 - fog, 0.0),  # lit mean ground colour, fading into fog
+            np.where(down, fog, 1 - up),  # horizon colour: fog on the ground, low sky
+            np.where(down, 0.0, up),  # zenith colour: high sky
+        ]
+    )
     return _RayGeometry(
-        down=down,
-        ground=ground.astype(np.float32),
-        fog=(1 - np.exp(-dist / FOG_DISTANCE))[..., None],
-        fade=np.exp(-dist / CHECKER_FADE)[..., None],
-        sky_up=(np.clip(rays[..., 2:3], 0.0, 1.0) ** 0.6),
+        ground_x=ground[:, 0].astype(np.float32),
+        ground_y=ground[:, 1].astype(np.float32),
+        weights=weights.astype(np.float32),
+        contrast=np.where(down, np.exp(-dist / CHECKER_FADE) * (1 - fog), 0.0).astype(np.float32),
     )
 
 
 def _background(geo: _RayGeometry, look: Look) -> np.ndarray:
-    """One camera's static frame (H, W, 3) in 0..255: lit checkered ground with fog, sky above."""
-    with np.errstate(invalid="ignore"):
-        cells = np.floor(geo.ground / look.checker_size)
-    parity = np.nan_to_num(cells[..., 0] + cells[..., 1]) % 2
-    mean = (look.ground_a + look.ground_b) / 2
-    checker = np.where(parity[..., None] > 0, look.ground_a, look.ground_b)
+    """One camera's static frame (3, HW) in 0..255: lit checkered ground with fog, sky above."""
     lit = look.ambient + (1 - look.ambient) * max(look.light_dir[2], 0.0)
-    ground_rgb = (mean + (checker - mean) * geo.fade) * lit
-    ground_rgb = ground_rgb * (1 - geo.fog) + look.sky_horizon * geo.fog
-    sky_rgb = look.sky_horizon * (1 - geo.sky_up) + look.sky_zenith * geo.sky_up
-    return (np.where(geo.down[..., None], ground_rgb, sky_rgb) * 255.0).astype(np.float32)
+    colours = np.stack(
+        [lit * (look.ground_a + look.ground_b) / 2, look.sky_horizon, look.sky_zenith], axis=1
+    )
+    frame = (colours * 255.0).astype(np.float32) @ geo.weights
+    parity = (
+        np.floor(geo.ground_x / look.checker_size) + np.floor(geo.ground_y / look.checker_size)
+    ) % 2
+    sign = (2 * parity - 1) * geo.contrast  # +1 on ground_a squares, -1 on ground_b
+    half_difference = (lit * 255.0 / 2 * (look.ground_a - look.ground_b)).astype(np.float32)
+    frame += half_difference[:, None] * sign[None, :]
+    return frame
 
 
-def _patch_index(
+def _patch_pixels(
     u: np.ndarray, v: np.ndarray, patch: int, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel rows and columns (T, P, P) of a patch around each (u, v), kept inside the image."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and flat pixel index (T, P*P) of a patch around each (u, v), kept in the image."""
     patch = min(patch, size)
 
     def corner(x: np.ndarray) -> np.ndarray:
@@ -117,44 +134,53 @@ def _patch_index(
         return np.clip(np.round(x).astype(np.int64) - patch // 2, 0, size - patch)
 
     ar = np.arange(patch)
-    shape = (len(u), patch, patch)
-    rows = np.broadcast_to(corner(v)[:, None, None] + ar[None, :, None], shape)
-    cols = np.broadcast_to(corner(u)[:, None, None] + ar[None, None, :], shape)
-    return rows, cols
+    rows = corner(v)[:, None] + np.repeat(ar, patch)[None, :]
+    cols = corner(u)[:, None] + np.tile(ar, patch)[None, :]
+    return rows, cols, rows * size + cols
+
+
+def _frame_index(pix: np.ndarray, size: int) -> np.ndarray:
+    """Flat index (T, 3, P*P) into one camera's (T, 3, H, W) frames for pixels ``pix`` (T, P*P)."""
+    hw = size * size
+    t = np.arange(len(pix))[:, None, None] * (3 * hw)
+    return t + (np.arange(3) * hw)[None, :, None] + pix[:, None, :]
 
 
 def _draw_shadow(
-    frames: np.ndarray, geo: _RayGeometry, cam: Camera, pos: np.ndarray, look: Look
+    flat: np.ndarray, size: int, geo: _RayGeometry, cam: Camera, pos: np.ndarray, look: Look
 ) -> None:
     """Darken the ground under the ball: a soft disc that widens and fades with height."""
-    size = frames.shape[1]
     foot = pos.copy()
     foot[:, 2] = 0.0
     uv, depth = cam.project(foot)
     spread = (look.ball_radius * (1.0 + 0.15 * pos[:, 2])).astype(np.float32)
     strength = (0.6 * np.exp(-pos[:, 2] / 3.0)).astype(np.float32)
     patch = int(2 * np.ceil(np.max(cam.K[0, 0] * 2.0 * spread / np.maximum(depth, 1e-3))) + 3)
-    rows, cols = _patch_index(uv[:, 0], uv[:, 1], patch, size)
-    g = geo.ground[rows, cols]  # (T, P, P, 2)
-    xy = pos[:, None, None, :2].astype(np.float32)
-    d2 = np.square(g - xy).sum(axis=-1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        dark = 1.0 - strength[:, None, None] * np.exp(-d2 / np.square(spread)[:, None, None])
-    t = np.arange(len(pos))[:, None, None]
-    frames[t, rows, cols] *= np.nan_to_num(dark, nan=1.0)[..., None]
+    _, _, pix = _patch_pixels(uv[:, 0], uv[:, 1], patch, size)
+    dx = geo.ground_x[pix] - pos[:, 0:1].astype(np.float32)
+    dy = geo.ground_y[pix] - pos[:, 1:2].astype(np.float32)
+    dark = 1.0 - strength[:, None] * np.exp(-(dx * dx + dy * dy) / np.square(spread)[:, None])
+    idx = _frame_index(pix, size)
+    values = np.take(flat, idx)
+    values *= dark[:, None, :]
+    flat[idx] = values
 
 
 def _draw_ball(
-    frames: np.ndarray, cam: Camera, pos: np.ndarray, look: Look, alpha_out: np.ndarray | None
+    flat: np.ndarray,
+    size: int,
+    cam: Camera,
+    pos: np.ndarray,
+    look: Look,
+    alpha_out: np.ndarray | None,
 ) -> None:
-    size = frames.shape[1]
     uv, depth = cam.project(pos)
     radius = cam.K[0, 0] * look.ball_radius / depth  # pixels
     patch = int(2 * np.ceil(radius.max()) + 3)
-    rows, cols = _patch_index(uv[:, 0], uv[:, 1], patch, size)
-    r = radius[:, None, None].astype(np.float32)
-    dx = (cols - uv[:, 0, None, None]).astype(np.float32)
-    dy = (rows - uv[:, 1, None, None]).astype(np.float32)
+    rows, cols, pix = _patch_pixels(uv[:, 0], uv[:, 1], patch, size)
+    r = radius[:, None].astype(np.float32)
+    dx = (cols - uv[:, 0:1]).astype(np.float32)
+    dy = (rows - uv[:, 1:2]).astype(np.float32)
     alpha = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)
 
     nx, ny = dx / r, dy / r
@@ -165,28 +191,51 @@ def _draw_ball(
     half /= np.linalg.norm(half)
     spec = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, None) ** SPECULAR_POWER
     shade = look.ambient + (1 - look.ambient) * lambert
-    colour = (look.ball_rgb * 255.0).astype(np.float32) * shade[..., None] + 128.0 * spec[..., None]
+    colour = (look.ball_rgb * 255.0).astype(np.float32)[None, :, None] * shade[
+        :, None, :
+    ] + 128.0 * spec[:, None, :]
 
-    t = np.arange(len(pos))[:, None, None]
-    a = alpha[..., None]
-    frames[t, rows, cols] = frames[t, rows, cols] * (1 - a) + colour * a
+    idx = _frame_index(pix, size)
+    a = alpha[:, None, :]
+    values = np.take(flat, idx)
+    flat[idx] = values + (colour - values) * a
     if alpha_out is not None:
-        alpha_out[t, rows, cols] = alpha
+        alpha_out.reshape(len(pos), -1)[np.arange(len(pos))[:, None], pix] = alpha
+
+
+NOISE_BANK_SIZE = 1 << 24  # 16 Mi values, shared by all samples at random offsets
+_NOISE_BANK: np.ndarray | None = None
+
+
+def _noise_bank() -> np.ndarray:
+    """Binomial(16, 1/2) - 8 values (std 2, a close Gaussian), made once per process.
+
+    Drawing fresh noise for every value of every frame cost more than the rest
+    of the renderer; each sample instead reads the bank at an offset drawn from
+    its own random stream, so it stays a pure function of (seed, index).
+    """
+    global _NOISE_BANK
+    if _NOISE_BANK is None:
+        raw = np.random.default_rng(0x5E1150).bit_generator.random_raw(NOISE_BANK_SIZE // 4)
+        bank = np.bitwise_count(raw.view(np.uint16)).view(np.int8)
+        bank -= 8
+        _NOISE_BANK = bank
+    return _NOISE_BANK
 
 
 def _add_noise(frames: np.ndarray, std: float, rng: np.random.Generator) -> None:
-    """Add Binomial(16, 1/2) - 8 noise per value (std 2, a close Gaussian), scaled to ``std``.
-
-    Counting the set bits of 16 random bits is several times cheaper than drawing
-    normals, and noise runs over every value of every frame.
-    """
-    raw = rng.bit_generator.random_raw(frames.size // 4 + 1).view(np.uint16)[: frames.size]
-    counts = np.bitwise_count(raw).view(np.int8).reshape(frames.shape)
-    counts -= 8
+    bank = _noise_bank()
+    n = frames.size
+    if n > len(bank):
+        raise ValueError(
+            f"clips of {n} values exceed the noise bank ({len(bank)}); lower image_size or frames"
+        )
+    offset = int(rng.integers(0, len(bank) - n + 1))
+    noise = bank[offset : offset + n].reshape(frames.shape)
     if std == 2.0:
-        frames += counts
+        frames += noise
     else:
-        frames += counts.astype(np.float32) * np.float32(std / 2.0)
+        frames += noise.astype(np.float32) * np.float32(std / 2.0)
 
 
 class Renderer:
@@ -210,13 +259,16 @@ class Renderer:
         ``alpha_out``, if given as float (V, T, size, size), receives the ball's coverage.
         """
         size = self.size
-        frames = np.empty((len(self.cams), len(positions), size, size, 3), dtype=np.float32)
+        frames = np.empty((len(self.cams), len(positions), 3, size * size), dtype=np.float32)
         for i, (cam, geo) in enumerate(zip(self.cams, self.geometry, strict=True)):
             frames[i] = _background(geo, look)
-            _draw_shadow(frames[i], geo, cam, positions, look)
-            _draw_ball(frames[i], cam, positions, look, None if alpha_out is None else alpha_out[i])
+            flat = frames[i].reshape(-1)
+            _draw_shadow(flat, size, geo, cam, positions, look)
+            _draw_ball(
+                flat, size, cam, positions, look, None if alpha_out is None else alpha_out[i]
+            )
         if self.noise_std > 0:
             _add_noise(frames, self.noise_std, rng)
         frames += 0.5  # so that truncation to uint8 rounds
         np.clip(frames, 0.0, 255.0, out=frames)
-        return np.ascontiguousarray(frames.astype(np.uint8).transpose(0, 1, 4, 2, 3))
+        return frames.astype(np.uint8).reshape(len(self.cams), len(positions), 3, size, size)
