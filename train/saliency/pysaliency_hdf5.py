@@ -41,7 +41,7 @@ from train.saliency.records import LayoutError, SaliencySource, Sample, Stimulus
 STIMULI_FILE = "stimuli.hdf5"
 FIXATIONS_FILE = "fixations.hdf5"
 MAPS_DIR = "fixation_maps"
-WHERE = "pysaliency: pysaliency.get_mit1003(location=...) / get_cat2000_train(location=...)"
+WHERE = "pysaliency.get_mit1003(location=...) or pysaliency.get_cat2000_train(location=...)"
 
 
 def looks_like(root: Path) -> bool:

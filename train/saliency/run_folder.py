@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from generator.store import save_torch_atomic, write_atomic, write_json_atomic
 from train.saliency.config import SaliencyConfig, dump_config
@@ -79,8 +80,6 @@ class RunFolder:
 
 
 def _without_epochs(config_yaml: str) -> str:
-    import yaml
-
     raw = yaml.safe_load(config_yaml)
     raw.get("train", {}).pop("epochs", None)
     return json.dumps(raw, sort_keys=True)

@@ -60,6 +60,8 @@ def report(inv: dict) -> str:
             f"{c.get('fixations', 0):10d} {c.get('with_maps', 0):8d}"
         )
     where = where_to_get(inv["dataset"])
+    if inv["layout"] == "hdf5":
+        where += f" or a fresh pysaliency export ({where_to_get('pysaliency')})"
     if inv["missing_fixations"]:
         lines.append(
             f"missing fixations for {len(inv['missing_fixations'])} stimuli "

@@ -126,3 +126,17 @@ def test_resume_starts_from_last_pt_not_from_scratch(tmp_path, synth):
     a = torch.load(full / "last.pt", weights_only=True)["model"]["centre_bias"]
     b = torch.load(part / "last.pt", weights_only=True)["model"]["centre_bias"]
     assert (b - a).mean() > 0.5
+
+
+def test_resume_with_a_changed_config_is_refused(tmp_path, synth, capsys):
+    cfg = _tiny(tmp_path, "baseline", synth, epochs=1)
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    changed = yaml.safe_load(cfg.read_text())
+    changed["train"]["lr"] = 0.5
+    cfg.write_text(yaml.safe_dump(changed))
+    assert (
+        main(["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 2
+    )
+    assert "differs from this config" in capsys.readouterr().err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
