@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
 from train.jepa.config import DatasetSpec
-from train.jepa.synthetic import SyntheticShapes
+from train.jepa.synthetic import SyntheticTextures
 
 IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
 SYNTHETIC_TEST_FRACTION = 0.25
@@ -85,7 +85,7 @@ def build_dataset(
         if split == "test":
             n = max(1, int(n * SYNTHETIC_TEST_FRACTION))
         tv_split = "test" if split == "test" else "train"
-        return SyntheticShapes(n, tv_split, image_size=image_size, seed=seed, transform=transform)
+        return SyntheticTextures(n, tv_split, image_size=image_size, seed=seed, transform=transform)
     try:
         if kind in ("cifar10", "cifar100"):
             cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100

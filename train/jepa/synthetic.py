@@ -1,8 +1,11 @@
 """A labelled image dataset drawn procedurally, for offline runs, tests and the benchmark.
 
-Ten classes = five shapes (disc, square, triangle, cross, ring) x two fillings (flat, stripes).
-Everything else is random nuisance that a good representation should ignore: foreground and
-background colours, position, size, stripe angle and frequency, pixel noise. Image ``i`` of a
+Ten classes of two-colour textures filling the image (stripes at four angles, checks, dots,
+rings, a grid, zigzags, blobs). Everything else is random nuisance that a good representation
+should ignore: both colours, phase, period, small angle jitter, pixel noise. Pixels alone say
+little about the class (colours are random); patterns that repeat over the image are what a
+JEPA predictor can exploit, which makes the set a quick test of whether pretraining learned
+anything. Image ``i`` of a
 split depends only on ``(seed, split, i)``, so the data are the same on every machine.
 """
 
@@ -12,51 +15,61 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-SHAPES = ("disc", "square", "triangle", "cross", "ring")
-FILLINGS = ("flat", "stripes")
-CLASSES = tuple(f"{shape}-{fill}" for shape in SHAPES for fill in FILLINGS)
+TEXTURES = (
+    "stripes-0",  # horizontal
+    "stripes-45",
+    "stripes-90",  # vertical
+    "stripes-135",
+    "checks",
+    "dots",
+    "rings",
+    "grid",
+    "zigzag",
+    "blobs",
+)
+CLASSES = TEXTURES
 SPLIT_STREAMS = {"train": 0, "test": 1, "unlabeled": 2}
 
 
-def _shape_mask(shape: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float):
-    dx, dy = xx - cx, yy - cy
-    if shape == "disc":
-        return dx**2 + dy**2 <= r**2
-    if shape == "square":
-        return (np.abs(dx) <= r * 0.85) & (np.abs(dy) <= r * 0.85)
-    if shape == "triangle":
-        return (dy <= r * 0.8) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
-    if shape == "cross":
-        arm = r * 0.3
-        return ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
-    if shape == "ring":
-        d2 = dx**2 + dy**2
-        return (d2 <= r**2) & (d2 >= (0.55 * r) ** 2)
-    raise ValueError(f"unknown shape {shape}")
+def _texture(name: str, u: np.ndarray, v: np.ndarray, period: float, rng) -> np.ndarray:
+    """A 0/1 pattern on coordinates ``u, v`` (pixels) with the given period."""
+    if name.startswith("stripes"):
+        angle = np.deg2rad(float(name.split("-")[1]) + rng.uniform(-8, 8))
+        return (np.cos(angle) * v + np.sin(angle) * u) / period % 1.0 < 0.5
+    if name == "checks":
+        return (np.floor(u / period) + np.floor(v / period)) % 2 == 0
+    if name == "dots":
+        du, dv = u / period % 1.0 - 0.5, v / period % 1.0 - 0.5
+        return du**2 + dv**2 < 0.09
+    if name == "rings":
+        cu, cv = rng.uniform(0, u.max(), 2)
+        return np.sqrt((u - cu) ** 2 + (v - cv) ** 2) / period % 1.0 < 0.5
+    if name == "grid":
+        return (u / period % 1.0 < 0.3) | (v / period % 1.0 < 0.3)
+    if name == "zigzag":
+        return (v + np.abs(u / period % 1.0 - 0.5) * period) / period % 1.0 < 0.5
+    if name == "blobs":
+        size = u.shape[0]
+        coarse = rng.uniform(0, 1, (max(2, int(size / period)),) * 2)
+        reps = -(-size // coarse.shape[0])
+        return np.kron(coarse, np.ones((reps, reps)))[:size, :size] > 0.5
+    raise ValueError(f"unknown texture {name}")
 
 
 def render_image(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
     """One ``(size, size, 3)`` uint8 image of class ``label``."""
-    shape, filling = SHAPES[label // 2], FILLINGS[label % 2]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    background = rng.uniform(0, 1, 3)
-    foreground = (background + rng.uniform(0.35, 0.65, 3)) % 1.0  # keep some contrast
-    r = rng.uniform(0.28, 0.42) * size
-    cx, cy = rng.uniform(r, size - r, 2)
-    inside = _shape_mask(shape, xx, yy, cx, cy, r)
-    colour = np.broadcast_to(foreground, (size, size, 3)).copy()
-    if filling == "stripes":
-        angle = rng.uniform(0, np.pi)
-        period = rng.uniform(0.12, 0.2) * size
-        phase = (np.cos(angle) * xx + np.sin(angle) * yy) / period
-        dark = (np.floor(phase) % 2 == 0)[..., None]
-        colour = np.where(dark, colour * 0.25, colour)
-    img = np.where(inside[..., None], colour, background)
+    v, u = np.mgrid[0:size, 0:size].astype(np.float32)
+    u, v = u + rng.uniform(0, size), v + rng.uniform(0, size)  # random phase
+    period = rng.uniform(0.16, 0.3) * size
+    pattern = _texture(TEXTURES[label], u - u.min(), v - v.min(), period, rng)
+    first = rng.uniform(0, 1, 3)
+    second = (first + rng.uniform(0.35, 0.65, 3)) % 1.0  # keep some contrast
+    img = np.where(pattern[..., None], first, second)
     img = img + rng.normal(0, 0.04, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-class SyntheticShapes(Dataset):
+class SyntheticTextures(Dataset):
     """``(PIL image, label)`` pairs; labels cycle through the classes so any prefix is balanced."""
 
     classes = CLASSES

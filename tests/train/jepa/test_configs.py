@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pytest
+
+from train.jepa.config import load_config, parse_config
+from train.jepa.masks import MultiBlockMaskCollator
+from train.jepa.train import unreachable_levels
+
+CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "jepa").glob("*.yaml"))
+
+
+def test_every_promised_config_exists():
+    names = {p.stem for p in CONFIGS}
+    assert {"cifar10", "cifar100", "stl10", "imagenet100", "mixture", "tiny"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_validates_and_every_level_is_reachable(path):
+    cfg = parse_config(load_config(path))
+    assert cfg.name == path.stem
+    collator = MultiBlockMaskCollator.from_config(cfg.mask, cfg.grid_size)
+    assert unreachable_levels(cfg, collator) == []
+
+
+def test_mixture_weights():
+    cfg = parse_config(load_config(next(p for p in CONFIGS if p.stem == "mixture")))
+    assert [(d.kind, d.weight) for d in cfg.data.datasets] == [
+        ("imagenet100", 0.6),
+        ("stl10", 0.3),
+        ("cifar100", 0.1),
+    ]
+    assert cfg.data.sampling == "weighted"
+
+
+def test_native_resolutions():
+    by_name = {p.stem: parse_config(load_config(p)) for p in CONFIGS}
+    assert (by_name["cifar10"].data.image_size, by_name["cifar10"].model.patch_size) == (32, 4)
+    assert (by_name["stl10"].data.image_size, by_name["stl10"].model.patch_size) == (96, 8)
+    assert (by_name["imagenet100"].data.image_size, by_name["imagenet100"].model.patch_size) == (
+        224,
+        16,
+    )

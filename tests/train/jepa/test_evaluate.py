@@ -1,0 +1,38 @@
+import json
+
+from train.jepa.config import parse_config
+from train.jepa.evaluate import main
+from train.jepa.train import train
+
+
+def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
+    cfg = parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 1}))
+    train(cfg, quiet=True)
+    ckpt = tmp_path / "run" / "last.pt"
+    assert main(["--checkpoint", str(ckpt), "--dataset", "synthetic", "--probe-iters", "20"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("synthetic: linear probe") and "\n" not in line
+    result = json.loads((tmp_path / "run" / "eval_synthetic.json").read_text())
+    assert result["train_samples"] == 48 and result["test_samples"] == 12
+    assert result["knn_k"] == 20 and result["knn_temperature"] == 0.07
+    assert 0 <= result["knn_accuracy"] <= 1 and 1 <= result["rankme"] <= 32
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(ckpt),
+                "--dataset",
+                "synthetic",
+                "--random-init",
+                "--probe-iters",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "run" / "eval_synthetic_random_init.json").is_file()
+
+
+def test_evaluate_bad_input(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synthetic"]) == 2
+    assert "not found" in capsys.readouterr().err

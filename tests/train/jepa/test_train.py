@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+from train.jepa.config import ConfigError, parse_config
+from train.jepa.train import main, train
+
+
+def _params(run_dir):
+    return torch.load(run_dir / "last.pt", weights_only=True)
+
+
+def test_resume_equals_uninterrupted(tmp_path, jepa_files):
+    full = parse_config(jepa_files.tiny_config(tmp_path / "a"))
+    train(full, quiet=True)
+    first = parse_config(jepa_files.tiny_config(tmp_path / "b", optim={"epochs": 2}))
+    # interrupted run: the same config, stopped after epoch 1 (simulated by training 1 epoch
+    # with the 2-epoch schedule: we write last.pt after epoch 1 and stop)
+    import train.jepa.train as trainer
+
+    class Stop(Exception):
+        pass
+
+    real_save = trainer.save_torch_atomic
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        raise Stop
+
+    trainer.save_torch_atomic = save_then_stop
+    try:
+        with pytest.raises(Stop):
+            train(first, quiet=True)
+    finally:
+        trainer.save_torch_atomic = real_save
+    assert _params(tmp_path / "b" / "run")["epoch"] == 1
+    train(first, resume=True, quiet=True)
+    a, b = _params(tmp_path / "a" / "run"), _params(tmp_path / "b" / "run")
+    assert a["epoch"] == b["epoch"] == 2
+    for part in ("student", "target_encoder"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key} differs after resume"
+    lines_a = [
+        json.loads(x) for x in (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    lines_b = [
+        json.loads(x) for x in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "images_per_second"} for r in rs]  # noqa: E731
+    assert strip(lines_a) == strip(lines_b)
+
+
+def test_run_folder_metrics_and_counts(tmp_path, jepa_files):
+    raw = jepa_files.tiny_config(tmp_path, optim={"epochs": 1})
+    raw["data"]["datasets"] = [
+        {"kind": "synthetic", "synthetic_size": 40, "weight": 3.0},
+        {"kind": "synthetic", "synthetic_size": 400, "weight": 1.0},
+    ]
+    raw["data"]["sampling"] = "weighted"
+    raw["data"]["samples_per_epoch"] = 160
+    train(parse_config(raw), quiet=True)
+    run = tmp_path / "run"
+    assert {"config.yaml", "last.pt", "metrics.jsonl", "results.json"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert any((run / "tensorboard").iterdir())
+    epoch = [
+        json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "level_loss" in x
+    ][-1]
+    counts = epoch["dataset_counts"]
+    assert set(counts) == {"synthetic", "synthetic_2"} and sum(counts.values()) == 160
+    assert counts["synthetic"] > counts["synthetic_2"]  # weight 3 vs 1, whatever the sizes
+    assert set(epoch["level_loss"]) == {"0", "1"} and epoch["level_cells_per_batch"]["1"] > 0
+    assert {"rankme", "feature_std_ratio", "collapse_warning"} <= set(epoch)
+    assert yaml.safe_load((run / "config.yaml").read_text())["name"] == "test"
+
+
+def test_config_errors_are_one_line(tmp_path, jepa_files, capsys):
+    raw = jepa_files.tiny_config(tmp_path)
+    raw["data"]["image_size"] = 15
+    with pytest.raises(ConfigError, match="not a multiple of model.patch_size"):
+        parse_config(raw)
+    raw = jepa_files.tiny_config(tmp_path)
+    raw["model"]["levels"] = [{"weight": 1.0}] * 5
+    with pytest.raises(ConfigError, match="levels"):
+        parse_config(raw)
+    path = tmp_path / "c.yaml"
+    raw = jepa_files.tiny_config(tmp_path)
+    raw["optim"]["bogus"] = 1
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid config: optim.bogus") and "\n" not in err
+    assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_missing_dataset_is_bad_input(tmp_path, jepa_files, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path)))
+    assert main(["--config", str(path), "--dataset", "cifar10", "--data-path", str(tmp_path)]) == 2
+    assert "train.jepa.download cifar10" in capsys.readouterr().err
