@@ -77,3 +77,173 @@ def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
     layout = Layout(root, meta["stem_width"])
     video = load_video(layout.video(index), tuple(meta["video_shape"]))
     return video.numpy(), load_label(layout.label(index)), meta
+
+
+# ------------------------------------------------------------------ splits
+
+SPLITS = ("train", "val", "test")
+SPLIT_BLOCK = 20  # split fractions are realised exactly in every block of 20 samples of a class
+STATS_FILE = "normalization.json"
+STATS_SAMPLES = 64
+
+
+def split_indices(
+    classes: list[int], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list[int]]:
+    """Stratified, seeded splits that stay put when the dataset is extended.
+
+    The k-th sample of each class falls in block k // 20 of that class; each
+    block is dealt to train/val/test by its own seeded permutation. Appending
+    samples only adds blocks, so no sample ever changes split.
+    """
+    counts = [round(f * SPLIT_BLOCK) for f in fractions]
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(counts) != SPLIT_BLOCK:
+        raise ValueError(
+            f"split fractions must be three non-negative multiples of 1/{SPLIT_BLOCK} summing to 1"
+        )
+    deal = np.repeat(np.arange(3), counts)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    seen: dict[int, int] = {}
+    for index, cls in enumerate(classes):
+        k = seen.get(cls, 0)
+        seen[cls] = k + 1
+        order = np.random.default_rng([seed, cls, k // SPLIT_BLOCK]).permutation(deal)
+        out[SPLITS[order[k % SPLIT_BLOCK]]].append(index)
+    return out
+
+
+def _class_labels(root: Path, meta: dict) -> list[int]:
+    """Class of every sample, from the checkpoint manifests (no need to open each label)."""
+    layout = Layout(root, meta["stem_width"])
+    classes: dict[int, int] = {}
+    for path in layout.manifests():
+        try:
+            for e in json.loads(path.read_text())["samples"]:
+                classes[int(e["index"])] = int(e["class_label"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DatasetError(f"{path} is damaged: {e}") from None
+    n = meta["total_samples"]
+    missing = [i for i in range(n) if i not in classes]
+    if missing:
+        raise DatasetError(
+            f"{root}: {len(missing)} samples are in no checkpoint manifest (first {missing[0]})"
+        )
+    return [classes[i] for i in range(n)]
+
+
+# ------------------------------------------------------------------ the dataset
+
+
+class TrajectoryDataset(torch.utils.data.Dataset):
+    """Format-v1 samples for training.
+
+    An item is a dict: ``video`` float32 (cameras, 3, frames, H, W), normalised
+    per channel; ``label`` int64; ``future_position`` float32 (3,) in world
+    units; ``index``. ``cameras`` picks a subset of cameras, ``frame_stride``
+    subsamples time. ``augment`` jitters brightness, contrast and saturation
+    of the whole clip (one draw for all frames and cameras); nothing that moves
+    pixels, so every labelled position stays where it is drawn.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        cameras: list[int] | None = None,
+        frame_stride: int = 1,
+        augment: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        self.root = Path(root)
+        self.meta = read_metadata(self.root)
+        self.layout = Layout(self.root, self.meta["stem_width"])
+        self.shape = tuple(self.meta["video_shape"])
+        n_cams = self.shape[0]
+        self.cameras = list(range(n_cams)) if cameras is None else list(cameras)
+        if not self.cameras or any(not 0 <= c < n_cams for c in self.cameras):
+            raise ValueError(
+                f"cameras must be a non-empty subset of 0..{n_cams - 1}, got {cameras}"
+            )
+        if frame_stride < 1:
+            raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
+        self.frame_stride = frame_stride
+        self.split = split
+        self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
+        self.indices = self.splits[split][:limit] if limit else self.splits[split]
+        self.mean, self.std = self._normalization()
+        self.jitter = None
+        if augment:
+            from torchvision.transforms import v2
+
+            self.jitter = v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25)
+
+    @property
+    def num_frames(self) -> int:
+        return len(range(0, self.shape[1], self.frame_stride))
+
+    @property
+    def scene_bounds(self) -> torch.Tensor:
+        """(3, 2) world box [lo, hi] per axis, to normalise future positions."""
+        b = self.meta["scene_bounds"]
+        return torch.tensor([b["x"], b["y"], b["z"]], dtype=torch.float32)
+
+    def _normalization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std over training samples, computed once and cached beside the data."""
+        path = self.root / STATS_FILE
+        n = self.meta["total_samples"]
+        try:
+            stats = json.loads(path.read_text())
+            if stats.get("total_samples") == n:
+                return torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+        except (OSError, ValueError, KeyError):
+            pass
+        picks = self.splits["train"][:STATS_SAMPLES] or list(range(min(n, STATS_SAMPLES)))
+        total = torch.zeros(3, dtype=torch.float64)
+        total_sq = torch.zeros(3, dtype=torch.float64)
+        count = 0
+        for i in picks:
+            v = load_video(self.layout.video(i), self.shape).to(torch.float64) / 255.0
+            total += v.sum(dim=(0, 1, 3, 4))
+            total_sq += (v * v).sum(dim=(0, 1, 3, 4))
+            count += v.numel() // 3
+        mean = total / count
+        std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
+        try:
+            from generator.store import write_json_atomic
+
+            write_json_atomic(
+                path,
+                {
+                    "total_samples": n,
+                    "samples_used": len(picks),
+                    "mean": mean.tolist(),
+                    "std": std.tolist(),
+                },
+            )
+        except OSError:
+            pass  # a read-only dataset: recompute next time
+        return mean.float(), std.float()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        index = self.indices[i]
+        video = load_video(self.layout.video(index), self.shape, mmap=True)
+        video = video[self.cameras, :: self.frame_stride]  # (V, T, 3, H, W) uint8
+        if self.jitter is not None:
+            video = self.jitter(video)
+        x = video.to(torch.float32).div_(255.0)
+        x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        label = load_label(self.layout.label(index))
+        return {
+            "video": x.permute(0, 2, 1, 3, 4).contiguous(),  # (V, 3, T, H, W)
+            "label": torch.tensor(label["class_label"], dtype=torch.int64),
+            "future_position": torch.tensor(label["future_position"], dtype=torch.float32),
+            "index": index,
+        }

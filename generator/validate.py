@@ -16,7 +16,7 @@ from joblib import Parallel, delayed
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from generator.config import CLASS_NAMES
-from generator.dataset import DatasetError, load_video, read_metadata
+from generator.dataset import STATS_FILE, DatasetError, load_video, read_metadata
 from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, read_json, sha256_file
 
 MAX_EXAMPLES = 5
@@ -125,7 +125,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         f"{n} videos, {n} labels",
     )
     manifests = layout.manifests()
-    allowed_top = {"videos", "labels", "checkpoints", "metadata.json", LOCK}
+    allowed_top = {"videos", "labels", "checkpoints", "metadata.json", LOCK, STATS_FILE}
     extra = [f"videos/{s}" for s in sorted(videos - expected_videos)]
     extra += [f"labels/{s}" for s in sorted(labels - expected_labels)]
     extra += [p.name for p in root.iterdir() if p.name not in allowed_top]
