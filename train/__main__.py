@@ -1,0 +1,139 @@
+"""``python -m train --extractor NAME --data DIR --epochs E --out runs/NAME``: one training run.
+
+Exit status: 0 done, 1 the run stopped on a non-finite loss, 2 bad input,
+130 interrupted (``last.pt`` holds the last finished epoch; ``--resume``).
+Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FLAGS = (
+    "extractor", "preset", "data", "epochs", "batch_size", "lr", "workers", "threads",
+    "device", "seed", "compile", "quiet",
+)  # fmt: skip
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _number(kind: type, minimum: float, strict: bool):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {minimum}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
+    p.add_argument("--extractor", help="registered extractor (python -m extractors list)")
+    p.add_argument("--data", help="dataset folder made by python -m generator")
+    p.add_argument("--epochs", type=_number(int, 0, True), help="total epochs")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
+    p.add_argument("--config", type=Path, help="YAML with TrainConfig fields (over the preset)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=_number(int, 0, True), help="per process")
+    p.add_argument("--lr", type=_number(float, 0.0, True), help="peak learning rate")
+    p.add_argument("--workers", type=_number(int, 0, False), help="data-loading processes")
+    p.add_argument("--threads", type=_number(int, 0, True), help="torch CPU threads")
+    p.add_argument("--seed", type=_number(int, 0, False))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    return p
+
+
+def resolve_config(args: argparse.Namespace):
+    """The config of this invocation and the checkpoint to resume from (or None)."""
+    from train.checkpoint import LAST, load_checkpoint
+    from train.config import TrainConfigError, build_config, resumed_config
+
+    explicit = {k: getattr(args, k) for k in FLAGS}
+    explicit["out"] = str(args.out)
+    last = args.out / LAST
+    if args.resume and last.exists():
+        state = load_checkpoint(last)
+        return resumed_config(state["config"], explicit), state
+    if last.exists():
+        raise TrainConfigError(
+            f"{args.out} already holds a run (last.pt): pass --resume to continue it, "
+            "or choose another --out"
+        )
+    missing = [f"--{k}" for k in ("extractor", "data", "epochs") if explicit[k] is None]
+    if missing:
+        raise TrainConfigError(f"a new run needs {', '.join(missing)}")
+    if args.resume and explicit.get("quiet") is None:
+        print(f"{args.out}: no last.pt yet, starting from epoch 1", file=sys.stderr)
+    return build_config(explicit, args.config), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from extractors import ExtractorConfigError
+    from generator.dataset import DatasetError
+    from train.checkpoint import LAST, CheckpointError
+    from train.config import TrainConfigError
+    from train.distributed import DeviceError, setup, teardown
+    from train.loop import NonFiniteLossError, Run
+    from train.preflight import PreflightError, preflight
+
+    prog = "python -m train"
+    ctx = None
+    try:
+        cfg, state = resolve_config(args)
+        meta = preflight(cfg)
+        ctx = setup(cfg.device)
+        run = Run(cfg, ctx, meta, resume=state)
+        results = run.fit()
+    except (
+        TrainConfigError,
+        PreflightError,
+        CheckpointError,
+        DeviceError,
+        DatasetError,
+        ExtractorConfigError,
+    ) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; {args.out / LAST} holds the last finished epoch, "
+            "continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if ctx is not None:
+            teardown(ctx)
+    if results and not cfg.quiet:
+        print(
+            f"{cfg.extractor}: val accuracy {results['val_accuracy']:.3f}, "
+            f"test accuracy {results['test_accuracy']:.3f}, "
+            f"future RMSE {results['val_future_rmse']:.3f} (world units), "
+            f"{results['train_samples_per_second']:.1f} samples/s -> {cfg.out}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

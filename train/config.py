@@ -1,0 +1,137 @@
+"""One run's settings: a validated pydantic model, its YAML presets and the fields resume may change.
+
+``configs/train/<preset>.yaml`` holds the optimisation recipe for an extractor
+preset (``tiny`` trains on a 2-core CPU in minutes, ``base`` is for a GPU);
+command-line flags go on top. The whole is validated once, so a bad value is
+one line naming the field, whatever its source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET_DIR = ROOT / "configs" / "train"
+
+RUNTIME_FIELDS = frozenset(
+    {"epochs", "device", "workers", "threads", "compile", "quiet", "out", "data"}
+)
+"""Fields a ``--resume`` may change: they alter how the run executes, not what it learns.
+
+``epochs`` is among them so a short round can be continued to more epochs
+(the ``train.parallel --top K`` workflow); the cosine schedule then stretches
+to the new length from the step reached.
+"""
+
+
+class TrainConfigError(ValueError):
+    """A preset or config value that cannot be used; the message is one line."""
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides what a run learns, plus how it executes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    extractor: str
+    preset: Literal["tiny", "base"] = "tiny"
+    data: str
+    out: str
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(8, gt=0, description="per process")
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.05, ge=0.0)
+    warmup_epochs: float = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")
+    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0, description="final lr / peak lr")
+    grad_clip: float = Field(1.0, gt=0.0, description="max global gradient norm")
+    future_weight: float = Field(
+        1.0, ge=0.0, description="weight of the Smooth-L1 future-position loss"
+    )
+    smooth_l1_beta: float = Field(
+        0.1, gt=0.0, description="Smooth-L1 transition, in normalised units ([-1, 1] per axis)"
+    )
+    fusion_dim: int = Field(128, gt=0)
+    fusion_layers: int = Field(1, ge=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    augment: bool = False
+    frame_stride: int = Field(1, ge=1)
+    split_seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["bf16", "fp16", "fp32"] = Field(
+        "bf16", description="autocast dtype on CUDA; the CPU always trains in fp32"
+    )
+    workers: int = Field(2, ge=0, description="data-loading processes")
+    threads: int | None = Field(None, gt=0, description="torch threads (default: torch's)")
+    compile: bool = False
+    quiet: bool = False
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """All pydantic errors on one line, each as ``field: message``."""
+    parts = []
+    for err in e.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise TrainConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise TrainConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise TrainConfigError(f"config {path} must be a YAML mapping of settings")
+    return raw
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """The recipe in ``configs/train/<preset>.yaml``."""
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))) or "none"
+        raise TrainConfigError(f"unknown training preset {preset!r} (known: {known})")
+    return read_yaml(path)
+
+
+def build_config(values: dict[str, Any], config_file: Path | None = None) -> TrainConfig:
+    """Preset YAML, then ``config_file``, then ``values`` (flags), validated once."""
+    preset = values.get("preset") or "tiny"
+    merged = {**preset_values(preset)}
+    if config_file is not None:
+        merged.update(read_yaml(config_file))
+    merged.update({k: v for k, v in values.items() if v is not None})
+    merged["preset"] = merged.get("preset") or preset
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as e:
+        raise TrainConfigError(describe_validation_error(e)) from None
+
+
+def resumed_config(saved: dict[str, Any], explicit: dict[str, Any]) -> TrainConfig:
+    """The saved config with the explicitly given flags on top; learning settings may not change."""
+    changed = sorted(
+        k for k, v in explicit.items() if v is not None and k not in RUNTIME_FIELDS and saved.get(k) != v
+    )
+    if changed:
+        what = ", ".join(f"{k} {saved.get(k)!r} -> {explicit[k]!r}" for k in changed)
+        raise TrainConfigError(
+            f"--resume cannot change {what}; drop those flags or start a new run folder"
+        )
+    try:
+        return TrainConfig.model_validate(
+            {**saved, **{k: v for k, v in explicit.items() if v is not None}}
+        )
+    except ValidationError as e:
+        raise TrainConfigError(f"saved config: {describe_validation_error(e)}") from None

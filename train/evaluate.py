@@ -1,0 +1,106 @@
+"""The task loss and the evaluation of a split: accuracy, per-class accuracy, confusion, future RMSE.
+
+Future positions are learnt in units normalised by the scene box, each axis
+mapped to [-1, 1], so the three axes weigh alike whatever the box's shape;
+errors are reported back in world units. RMSE here is the root of the mean
+squared Euclidean distance between predicted and true positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.distributed import DistContext, all_reduce_sum
+
+
+class FutureScale:
+    """Maps world positions to [-1, 1] per axis of the scene box and back."""
+
+    def __init__(self, bounds: torch.Tensor) -> None:
+        self.lo = bounds[:, 0].float()
+        self.span = (bounds[:, 1] - bounds[:, 0]).float().clamp_min(1e-6)
+
+    def normalise(self, world: torch.Tensor) -> torch.Tensor:
+        return (world - self.lo.to(world.device)) / self.span.to(world.device) * 2.0 - 1.0
+
+    def to_world(self, normalised: torch.Tensor) -> torch.Tensor:
+        return (normalised + 1.0) / 2.0 * self.span.to(normalised.device) + self.lo.to(
+            normalised.device
+        )
+
+
+def task_loss(
+    out: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    future_norm: torch.Tensor,
+    future_weight: float,
+    beta: float,
+) -> torch.Tensor:
+    """Cross-entropy for the class plus a weighted Smooth-L1 on the normalised future position."""
+    ce = F.cross_entropy(out["logits"].float(), labels)
+    reg = F.smooth_l1_loss(out["future"].float(), future_norm, beta=beta)
+    loss = ce + future_weight * reg
+    if "aux_loss" in out:
+        loss = loss + out["aux_loss"].float()
+    return loss
+
+
+def summarise(confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int) -> dict:
+    """Metrics of a split from its confusion matrix (rows true, columns predicted) and sums."""
+    confusion = confusion.long()
+    per_class_total = confusion.sum(dim=1)
+    correct = confusion.diag()
+    per_class = [
+        (c / t) if t else None for c, t in zip(correct.tolist(), per_class_total.tolist(), strict=True)
+    ]
+    n = max(n, 1)
+    return {
+        "accuracy": correct.sum().item() / n,
+        "per_class_accuracy": per_class,
+        "confusion": confusion.tolist(),
+        "future_rmse": (sq_err / n) ** 0.5,
+        "loss": loss_sum / n,
+        "samples": int(confusion.sum().item()),
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[dict],
+    scale: FutureScale,
+    ctx: DistContext,
+    num_classes: int,
+    future_weight: float,
+    beta: float,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
+    """Metrics over this rank's shard, summed across ranks (shards must not overlap)."""
+    was_training = model.training
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
+    for batch in batches:
+        video = batch["video"].to(ctx.device, non_blocking=True)
+        labels = batch["label"].to(ctx.device)
+        future = batch["future_position"].to(ctx.device)
+        with torch.autocast(
+            ctx.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            out = model(video)
+        loss = task_loss(out, labels, scale.normalise(future), future_weight, beta)
+        pred = out["logits"].argmax(dim=1)
+        idx = (labels * num_classes + pred).cpu()
+        confusion += torch.bincount(idx, minlength=num_classes**2).view(num_classes, -1).double()
+        world = scale.to_world(out["future"].float())
+        sums[0] += ((world - future) ** 2).sum().item()
+        sums[1] += loss.item() * len(labels)
+        sums[2] += len(labels)
+    confusion = all_reduce_sum(ctx, confusion)
+    sums = all_reduce_sum(ctx, sums)
+    model.train(was_training)
+    return summarise(confusion, sums[0].item(), sums[1].item(), int(sums[2].item()))

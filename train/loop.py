@@ -1,0 +1,334 @@
+"""One training run: data, model, AdamW with warmup and cosine decay, epochs, checkpoints, test.
+
+Repeatability: the model is initialised from ``seed``; each epoch's order comes
+from a sampler seeded by ``(seed, epoch)`` and data-loading workers from a
+generator seeded the same way; the global RNG states travel in the checkpoint.
+So a run resumed from ``last.pt`` retraces the run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from train.checkpoint import BEST, LAST, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from train.config import TrainConfig
+from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
+from train.evaluate import FutureScale, evaluate, task_loss
+from train.run_folder import RunFolder
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before saving anything from that epoch."""
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to the peak, then half a cosine down to ``min_ratio`` of it.
+
+    SGDR's cosine annealing (Loshchilov & Hutter, 2017) without restarts, after
+    a linear warmup (Goyal et al., 2017, "Accurate, Large Minibatch SGD").
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; biases, norms and embeddings (1-D tensors) are not decayed."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or cfg.precision == "fp32":
+        return None
+    return torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+
+
+class Run:
+    """The state of one run on one process; ``fit`` trains and tests it."""
+
+    def __init__(
+        self, cfg: TrainConfig, ctx: DistContext, meta: dict, resume: dict | None = None
+    ) -> None:
+        from extractors import build_model
+        from generator.dataset import TrajectoryDataset
+
+        self.cfg, self.ctx, self.meta = cfg, ctx, meta
+        self.folder = RunFolder(cfg.out_dir)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        kw = {"split_seed": cfg.split_seed, "frame_stride": cfg.frame_stride}
+        self.train_ds = TrajectoryDataset(cfg.data, "train", augment=cfg.augment, **kw)
+        self.val_ds = TrajectoryDataset(cfg.data, "val", **kw)
+        self.test_ds = TrajectoryDataset(cfg.data, "test", **kw)
+        self.scale = FutureScale(self.train_ds.scene_bounds)
+        self.num_classes = len(meta["classes"])
+
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(
+            cfg.extractor,
+            cfg.preset,
+            num_cameras=len(self.train_ds.cameras),
+            num_classes=self.num_classes,
+            fusion_dim=cfg.fusion_dim,
+            fusion_layers=cfg.fusion_layers,
+            dropout=cfg.dropout,
+        ).to(ctx.device)
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.sampler = DistributedSampler(
+            self.train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+        )
+        self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.batch_size)
+        total = cfg.epochs * self.steps_per_epoch
+        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, warmup, total, cfg.min_lr_ratio)
+        )
+        self.amp_dtype = autocast_dtype(cfg, ctx.device)
+        self.scaler = torch.amp.GradScaler(
+            ctx.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        self.start_epoch, self.best, self.elapsed = 1, None, 0.0
+        if resume is not None:
+            self._load(resume)
+
+        self.net: nn.Module = self.model
+        if ctx.distributed:
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+    # ---------------------------------------------------------- checkpoints
+
+    def _load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best = state.get("best")
+        self.elapsed = float(state.get("elapsed_seconds", 0.0))
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "rng": rng_state(),
+            "config": self.cfg.model_dump(mode="json"),
+            "best": self.best,
+            "elapsed_seconds": self.elapsed,
+        }
+
+    # ---------------------------------------------------------- loops
+
+    def _eval_loader(self, ds) -> DataLoader:
+        shard = Subset(ds, range(self.ctx.rank, len(ds), self.ctx.world_size))
+        return DataLoader(
+            shard,
+            batch_size=self.cfg.batch_size * 2,
+            num_workers=self.cfg.workers,
+            pin_memory=self.ctx.device.type == "cuda",
+        )
+
+    def _evaluate(self, ds) -> dict:
+        return evaluate(
+            self.net,
+            self._eval_loader(ds),
+            self.scale,
+            self.ctx,
+            self.num_classes,
+            self.cfg.future_weight,
+            self.cfg.smooth_l1_beta,
+            self.amp_dtype,
+        )
+
+    def _train_epoch(self, epoch: int) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        self.sampler.set_epoch(epoch)
+        loader = DataLoader(
+            self.train_ds,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.workers,
+            pin_memory=ctx.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
+        )
+        self.net.train()
+        show = ctx.is_main and not cfg.quiet and sys.stderr.isatty()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False)
+        sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+        start = time.perf_counter()
+        for step, batch in enumerate(bar):
+            video = batch["video"].to(ctx.device, non_blocking=True)
+            labels = batch["label"].to(ctx.device, non_blocking=True)
+            future = self.scale.normalise(batch["future_position"].to(ctx.device))
+            with torch.autocast(
+                ctx.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
+                out = self.net(video)
+            loss = task_loss(out, labels, future, cfg.future_weight, cfg.smooth_l1_beta)
+            if broadcast_flag(ctx, not bool(torch.isfinite(loss))):
+                raise NonFiniteLossError(self._nonfinite_message(epoch, step, loss))
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if not self.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+                raise NonFiniteLossError(self._nonfinite_message(epoch, step, norm, "gradient norm"))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            n = len(labels)
+            sums += torch.tensor(
+                [loss.item() * n, (out["logits"].argmax(1) == labels).sum().item(), n],
+                dtype=torch.float64,
+            )
+            if show:
+                seconds = time.perf_counter() - start
+                bar.set_postfix(
+                    loss=f"{sums[0].item() / sums[2].item():.4f}",
+                    samples_s=f"{sums[2].item() * ctx.world_size / seconds:.1f}",
+                )
+        seconds = time.perf_counter() - start
+        sums = all_reduce_sum(ctx, sums)
+        return {
+            "train_loss": sums[0].item() / max(sums[2].item(), 1),
+            "train_accuracy": sums[1].item() / max(sums[2].item(), 1),
+            "train_samples": int(sums[2].item()),
+            "train_seconds": seconds,
+            "train_samples_per_second": sums[2].item() / max(seconds, 1e-9),
+        }
+
+    def _nonfinite_message(self, epoch: int, step: int, value: torch.Tensor, what: str = "loss") -> str:
+        kept = self.cfg.out_dir / LAST
+        if self.start_epoch > 1 or epoch > 1:
+            keep = f"{kept} keeps epoch {epoch - 1}"
+        else:
+            keep = "no checkpoint was written yet"
+        return (
+            f"non-finite {what} ({value.item()}) at epoch {epoch}, step {step + 1}: stopped; "
+            f"{keep}; lower --lr or check the data"
+        )
+
+    def _log_epoch(self, record: dict) -> None:
+        self.folder.append_metrics(record)
+        tb = self.folder.tensorboard(purge_step=self.start_epoch)
+        e = record["epoch"]
+        tb.add_scalar("lr", record["lr"], e)
+        for key in ("loss", "accuracy"):
+            tb.add_scalar(f"train/{key}", record[f"train_{key}"], e)
+        for key in ("loss", "accuracy", "future_rmse"):
+            tb.add_scalar(f"val/{key}", record[f"val_{key}"], e)
+        tb.add_scalar("train/samples_per_second", record["train_samples_per_second"], e)
+        for c, acc in enumerate(record["val_per_class_accuracy"]):
+            if acc is not None:
+                tb.add_scalar(f"val_class/{self.meta['classes'][c]}", acc, e)
+        tb.flush()
+
+    def fit(self, on_epoch_end: Callable[[int], None] | None = None) -> dict:
+        """Train the remaining epochs, then test the best epoch's weights; returns results."""
+        cfg, ctx = self.cfg, self.ctx
+        if ctx.is_main:
+            self.folder.create()
+            self.folder.write_config(cfg.model_dump(mode="json"))
+            self.folder.write_splits(self.train_ds.splits)
+            self.folder.keep_epochs_up_to(self.start_epoch - 1)
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
+            lr = self.optimizer.param_groups[0]["lr"]
+            epoch_start = time.perf_counter()
+            train = self._train_epoch(epoch)
+            val = self._evaluate(self.val_ds)
+            self.elapsed += time.perf_counter() - epoch_start
+            record = {"kind": "epoch", "epoch": epoch, "lr": lr, **train}
+            record.update({f"val_{k}": v for k, v in val.items()})
+            record["epoch_seconds"] = time.perf_counter() - epoch_start
+            improved = self.best is None or (val["accuracy"], -val["future_rmse"]) > (
+                self.best["val_accuracy"],
+                -self.best["val_future_rmse"],
+            )
+            if improved:
+                self.best = {"epoch": epoch, **{f"val_{k}": v for k, v in val.items()}}
+            if ctx.is_main:
+                state = self._state(epoch)
+                save_checkpoint(cfg.out_dir / LAST, state)
+                if improved:
+                    save_checkpoint(cfg.out_dir / BEST, state)
+                self._log_epoch(record)
+                if not cfg.quiet:
+                    print(
+                        f"epoch {epoch}/{cfg.epochs}: loss {train['train_loss']:.4f} "
+                        f"val acc {val['accuracy']:.3f} rmse {val['future_rmse']:.3f} "
+                        f"({train['train_samples_per_second']:.1f} samples/s)",
+                        flush=True,
+                    )
+            barrier(ctx)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+        return self._finish()
+
+    def _finish(self) -> dict:
+        """Test the best checkpoint's weights; write the test record and ``results.json``."""
+        cfg, ctx = self.cfg, self.ctx
+        best_state = load_checkpoint(cfg.out_dir / BEST)
+        self.model.load_state_dict(best_state["model"])
+        test = self._evaluate(self.test_ds)
+        results: dict[str, Any] = {}
+        if ctx.is_main:
+            records = [r for r in self.folder.read_metrics() if r.get("kind") == "epoch"]
+            self.folder.append_metrics(
+                {"kind": "test", "epoch": self.best["epoch"], **{f"test_{k}": v for k, v in test.items()}}
+            )
+            results = self._results(records, test)
+            self.folder.write_results(results)
+            self.folder.close()
+        barrier(ctx)
+        return results
+
+    def _results(self, records: list[dict], test: dict) -> dict:
+        extent = float(self.meta.get("scene_extent") or 0.0) or None
+        samples = sum(r["train_samples"] for r in records)
+        seconds = sum(r["train_seconds"] for r in records)
+        best = self.best
+        results = {
+            "extractor": self.cfg.extractor,
+            "preset": self.cfg.preset,
+            "epochs": self.cfg.epochs,
+            "parameters": self.parameters,
+            "best_epoch": best["epoch"],
+            **{k: v for k, v in best.items() if k.startswith("val_")},
+            "final_val_accuracy": records[-1]["val_accuracy"] if records else None,
+            **{f"test_{k}": v for k, v in test.items()},
+            "scene_extent": extent,
+            "val_future_rmse_fraction": best["val_future_rmse"] / extent if extent else None,
+            "test_future_rmse_fraction": test["future_rmse"] / extent if extent else None,
+            "train_samples_per_second": samples / seconds if seconds else None,
+            "wall_time_seconds": self.elapsed,
+            "classes": self.meta["classes"],
+            "split_sizes": {s: len(v) for s, v in self.train_ds.splits.items()},
+            "data": str(self.cfg.data),
+            "device": self.ctx.device.type,
+            "world_size": self.ctx.world_size,
+        }
+        return results

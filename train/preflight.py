@@ -1,0 +1,102 @@
+"""Checks before a run starts, each failing with one line: extractor, dataset, disk space.
+
+Cheap checks first, so a typo in ``--extractor`` does not wait for the dataset
+scan. Checkpoint space: ``last.pt`` and ``best.pt`` each hold the weights and
+AdamW's two moments (3 x 4 bytes a parameter), and an atomic write needs room
+for a second copy while it renames; a margin covers logs and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from train.config import TrainConfig
+
+DISK_MARGIN_BYTES = 64 * 2**20
+
+
+class PreflightError(ValueError):
+    """A check that failed before training; the message is one line."""
+
+
+def check_extractor(name: str) -> None:
+    """An unknown name fails with the known ones listed (and a close match suggested)."""
+    from extractors import UnknownExtractorError, get_extractor
+
+    try:
+        get_extractor(name)
+    except UnknownExtractorError as e:
+        raise PreflightError(str(e)) from None
+
+
+def count_parameters(cfg: TrainConfig, num_cameras: int) -> int:
+    """Parameters of the run's model, built on the meta device (no memory, no arithmetic)."""
+    from extractors import build_model
+
+    with torch.device("meta"):
+        model = build_model(
+            cfg.extractor,
+            cfg.preset,
+            num_cameras=num_cameras,
+            fusion_dim=cfg.fusion_dim,
+            fusion_layers=cfg.fusion_layers,
+            dropout=cfg.dropout,
+        )
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_dataset(root: Path) -> dict:
+    """Quick validation (metadata, counts, labels, balance); returns the metadata."""
+    from generator.dataset import DatasetError, read_metadata
+    from generator.validate import validate
+
+    if not root.is_dir():
+        raise PreflightError(f"dataset folder {root} does not exist (make one with python -m generator)")
+    try:
+        meta = read_metadata(root)
+    except DatasetError as e:
+        raise PreflightError(str(e)) from None
+    report = validate(root, quick=True, workers=2)
+    if report.failed:
+        failures = [line.strip() for line in report.lines if not line.startswith("ok")]
+        first = "; ".join(failures[:2])
+        raise PreflightError(
+            f"dataset {root} failed validation: {first} (run python -m generator validate {root})"
+        )
+    if meta["total_samples"] < 20:
+        raise PreflightError(
+            f"dataset {root} holds {meta['total_samples']} samples; the splits need at least 20"
+        )
+    return meta
+
+
+def checkpoint_bytes(parameters: int) -> int:
+    return 2 * 2 * 3 * 4 * parameters + DISK_MARGIN_BYTES
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_disk(out: Path, parameters: int) -> None:
+    need = checkpoint_bytes(parameters)
+    free = shutil.disk_usage(existing_ancestor(out)).free
+    if free < need:
+        raise PreflightError(
+            f"{out}: {free / 2**20:.0f} MiB free, checkpoints need about {need / 2**20:.0f} MiB; "
+            "free some space or choose another --out"
+        )
+
+
+def preflight(cfg: TrainConfig) -> dict:
+    """All checks; returns the dataset metadata."""
+    check_extractor(cfg.extractor)
+    meta = check_dataset(Path(cfg.data))
+    check_disk(cfg.out_dir, count_parameters(cfg, int(meta["video_shape"][0])))
+    return meta

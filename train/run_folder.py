@@ -1,0 +1,98 @@
+"""What a run folder holds and how each file is written (rank 0 only, atomically).
+
+    runs/NAME/config.yaml     the validated config
+    runs/NAME/splits.json     the dataset's train/val/test indices
+    runs/NAME/metrics.jsonl   one line per epoch, then one for the test split
+    runs/NAME/last.pt         checkpoint after the latest epoch
+    runs/NAME/best.pt         checkpoint of the best validation epoch
+    runs/NAME/tensorboard/    TensorBoard events
+    runs/NAME/results.json    the summary train.parallel reads
+
+TensorBoard writes its own event files (appending, not atomically); everything
+else goes through :mod:`generator.store`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.store import write_atomic, write_json_atomic
+
+CONFIG = "config.yaml"
+SPLITS = "splits.json"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+TENSORBOARD = "tensorboard"
+
+
+class RunFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.metrics_path = self.root / METRICS
+        self._writer = None
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        write_atomic(self.root / CONFIG, text.encode())
+
+    def write_splits(self, splits: dict[str, list[int]]) -> None:
+        write_json_atomic(self.root / SPLITS, {k: list(map(int, v)) for k, v in splits.items()})
+
+    def read_metrics(self) -> list[dict]:
+        return read_metrics(self.root)
+
+    def keep_epochs_up_to(self, epoch: int) -> None:
+        """On resume: drop records written after the checkpoint, so the log matches an unbroken run."""
+        kept = [r for r in self.read_metrics() if r.get("kind") == "epoch" and r["epoch"] <= epoch]
+        self._write_records(kept)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        self._write_records([*self.read_metrics(), record])
+
+    def _write_records(self, records: list[dict]) -> None:
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        write_atomic(self.metrics_path, text.encode())
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_json_atomic(self.root / RESULTS, results)
+
+    def tensorboard(self, purge_step: int | None = None):
+        """A SummaryWriter; ``purge_step`` hides events a resumed run is about to write again."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.root / TENSORBOARD, purge_step=purge_step)
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_metrics(root: Path) -> list[dict]:
+    """Records of ``root/metrics.jsonl`` (empty if none); a damaged line is skipped."""
+    path = Path(root) / METRICS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def read_results(root: Path) -> dict | None:
+    try:
+        return json.loads((Path(root) / RESULTS).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
