@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_number(int, 0, True), help="torch CPU threads")
     p.add_argument("--seed", type=_number(int, 0, False))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    p.add_argument(
+        "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"
+    )
     return p
 
 

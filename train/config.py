@@ -90,7 +90,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise TrainConfigError(f"cannot read config {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise TrainConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise TrainConfigError(
+            f"config {path} is not valid YAML: {str(e).splitlines()[0]}"
+        ) from None
     if not isinstance(raw, dict):
         raise TrainConfigError(f"config {path} must be a YAML mapping of settings")
     return raw
@@ -122,7 +124,9 @@ def build_config(values: dict[str, Any], config_file: Path | None = None) -> Tra
 def resumed_config(saved: dict[str, Any], explicit: dict[str, Any]) -> TrainConfig:
     """The saved config with the explicitly given flags on top; learning settings may not change."""
     changed = sorted(
-        k for k, v in explicit.items() if v is not None and k not in RUNTIME_FIELDS and saved.get(k) != v
+        k
+        for k, v in explicit.items()
+        if v is not None and k not in RUNTIME_FIELDS and saved.get(k) != v
     )
     if changed:
         what = ", ".join(f"{k} {saved.get(k)!r} -> {explicit[k]!r}" for k in changed)

@@ -36,7 +36,9 @@ class DeviceError(ValueError):
 
 def pick_device(request: str, local_rank: int = 0) -> torch.device:
     if request == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+        raise DeviceError(
+            "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
+        )
     if request in ("cuda", "auto") and torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")

@@ -55,7 +55,8 @@ def summarise(confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int) -
     per_class_total = confusion.sum(dim=1)
     correct = confusion.diag()
     per_class = [
-        (c / t) if t else None for c, t in zip(correct.tolist(), per_class_total.tolist(), strict=True)
+        (c / t) if t else None
+        for c, t in zip(correct.tolist(), per_class_total.tolist(), strict=True)
     ]
     n = max(n, 1)
     return {
@@ -89,7 +90,9 @@ def evaluate(
         labels = batch["label"].to(ctx.device)
         future = batch["future_position"].to(ctx.device)
         with torch.autocast(
-            ctx.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+            ctx.device.type,
+            dtype=autocast_dtype or torch.float32,
+            enabled=autocast_dtype is not None,
         ):
             out = model(video)
         loss = task_loss(out, labels, scale.normalise(future), future_weight, beta)

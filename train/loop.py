@@ -19,7 +19,14 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from train.checkpoint import BEST, LAST, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from train.checkpoint import (
+    BEST,
+    LAST,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from train.config import TrainConfig
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
 from train.evaluate import FutureScale, evaluate, task_loss
@@ -101,9 +108,7 @@ class Run:
             self.optimizer, lambda s: lr_factor(s, warmup, total, cfg.min_lr_ratio)
         )
         self.amp_dtype = autocast_dtype(cfg, ctx.device)
-        self.scaler = torch.amp.GradScaler(
-            ctx.device.type, enabled=self.amp_dtype == torch.float16
-        )
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp_dtype == torch.float16)
         self.start_epoch, self.best, self.elapsed = 1, None, 0.0
         if resume is not None:
             self._load(resume)
@@ -185,7 +190,9 @@ class Run:
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))
             with torch.autocast(
-                ctx.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+                ctx.device.type,
+                dtype=self.amp_dtype or torch.float32,
+                enabled=self.amp_dtype is not None,
             ):
                 out = self.net(video)
             loss = task_loss(out, labels, future, cfg.future_weight, cfg.smooth_l1_beta)
@@ -196,7 +203,9 @@ class Run:
             self.scaler.unscale_(self.optimizer)
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if not self.scaler.is_enabled() and not bool(torch.isfinite(norm)):
-                raise NonFiniteLossError(self._nonfinite_message(epoch, step, norm, "gradient norm"))
+                raise NonFiniteLossError(
+                    self._nonfinite_message(epoch, step, norm, "gradient norm")
+                )
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
@@ -221,7 +230,9 @@ class Run:
             "train_samples_per_second": sums[2].item() / max(seconds, 1e-9),
         }
 
-    def _nonfinite_message(self, epoch: int, step: int, value: torch.Tensor, what: str = "loss") -> str:
+    def _nonfinite_message(
+        self, epoch: int, step: int, value: torch.Tensor, what: str = "loss"
+    ) -> str:
         kept = self.cfg.out_dir / LAST
         if self.start_epoch > 1 or epoch > 1:
             keep = f"{kept} keeps epoch {epoch - 1}"
@@ -298,7 +309,11 @@ class Run:
         if ctx.is_main:
             records = [r for r in self.folder.read_metrics() if r.get("kind") == "epoch"]
             self.folder.append_metrics(
-                {"kind": "test", "epoch": self.best["epoch"], **{f"test_{k}": v for k, v in test.items()}}
+                {
+                    "kind": "test",
+                    "epoch": self.best["epoch"],
+                    **{f"test_{k}": v for k, v in test.items()},
+                }
             )
             results = self._results(records, test)
             self.folder.write_results(results)

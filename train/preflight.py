@@ -54,7 +54,9 @@ def check_dataset(root: Path) -> dict:
     from generator.validate import validate
 
     if not root.is_dir():
-        raise PreflightError(f"dataset folder {root} does not exist (make one with python -m generator)")
+        raise PreflightError(
+            f"dataset folder {root} does not exist (make one with python -m generator)"
+        )
     try:
         meta = read_metadata(root)
     except DatasetError as e:

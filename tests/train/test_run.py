@@ -1,0 +1,195 @@
+"""python -m train: run folder, exact resume, non-finite stop, bad input, DDP on two CPU processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import train.loop as loop_module
+from generator.__main__ import main as generate
+from train.__main__ import main
+from train.checkpoint import load_checkpoint
+from train.loop import Run
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMING = {"train_seconds", "train_samples_per_second", "epoch_seconds"}
+FAST = ["--workers", "0", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """48 samples of 4 cameras x 8 frames x 32 x 32: enough for every split, seconds to make."""
+    where = tmp_path_factory.mktemp("train_data")
+    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    root = where / "ds"
+    code = generate(
+        [
+            "--n",
+            "48",
+            "--out",
+            str(root),
+            "--workers",
+            "1",
+            "--config",
+            str(where / "gen.yaml"),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return root
+
+
+def train(dataset: Path, out: Path, *extra: str, epochs: int = 2, extractor: str = "i3d") -> int:
+    args = ["--extractor", extractor, "--data", str(dataset), "--epochs", str(epochs)]
+    return main([*args, "--out", str(out), *FAST, *extra])
+
+
+def epoch_records(out: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in lines]
+
+
+def test_run_folder_holds_what_design_names(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert train(dataset, out) == 0
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "last.pt",
+        "best.pt",
+        "results.json",
+        "splits.json",
+    ):
+        assert (out / name).is_file(), f"{name} missing from the run folder"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
+    assert not list(out.glob(".tmp-*")), "temporary files left behind"
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["extractor"] == "i3d" and results["epochs"] == 2
+    assert 0.0 <= results["val_accuracy"] <= 1.0
+    assert results["val_future_rmse"] > 0 and results["train_samples_per_second"] > 0
+    assert sum(map(sum, results["test_confusion"])) == results["split_sizes"]["test"]
+
+    records = epoch_records(out)
+    assert [r["kind"] for r in records] == ["epoch", "epoch", "test"]
+    assert len(records[0]["val_confusion"]) == 4 and len(records[0]["val_per_class_accuracy"]) == 4
+
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["extractor"] == "i3d" and config["epochs"] == 2
+    splits = json.loads((out / "splits.json").read_text())
+    assert sorted(splits["train"] + splits["val"] + splits["test"]) == list(range(48))
+
+    state = load_checkpoint(out / "last.pt")  # weights_only=True inside
+    assert state["epoch"] == 2
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "config"} <= set(state)
+    assert isinstance(state["rng"]["torch"], torch.Tensor)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch):
+    assert train(dataset, tmp_path / "straight", epochs=3) == 0
+
+    fit = Run.fit
+
+    def fit_interrupted_after_first_epoch(self, on_epoch_end=None):
+        def stop(epoch):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+        return fit(self, stop)
+
+    monkeypatch.setattr(Run, "fit", fit_interrupted_after_first_epoch)
+    broken = tmp_path / "broken"
+    assert train(dataset, broken, epochs=3) == 130
+    assert load_checkpoint(broken / "last.pt")["epoch"] == 1
+    monkeypatch.undo()
+    assert train(dataset, broken, "--resume", epochs=3) == 0
+
+    assert epoch_records(broken) == epoch_records(tmp_path / "straight")
+    a = load_checkpoint(broken / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the unbroken run"
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    real = loop_module.task_loss
+    calls = {"n": 0}
+
+    def nan_from_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 5 else loss  # 38 train samples: 5 steps
+
+    monkeypatch.setattr(loop_module, "task_loss", nan_from_second_epoch)
+    out = tmp_path / "nan"
+    assert train(dataset, out, epochs=3) == 1
+    err = capsys.readouterr().err.strip()
+    assert "non-finite loss" in err and "keeps epoch 1" in err and len(err.splitlines()) == 1
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--extractor", "nope"], "known: i3d, magvit, slowfast, transformer"),
+        (["--data", "/nonexistent/ds"], "does not exist"),
+        (["--epochs", "0"], "--epochs"),
+        (["--lr", "abc"], "--lr"),
+        (["--device", "tpu"], "--device"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected):
+    base = {"--extractor": "i3d", "--data": str(dataset), "--epochs": "1"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = [x for kv in base.items() for x in kv] + ["--out", str(tmp_path / "r"), *FAST]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_damaged_dataset_and_existing_run_are_refused(dataset, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "metadata.json").write_text("{not json")
+    assert train(damaged, tmp_path / "r") == 2
+    assert "metadata.json is damaged" in capsys.readouterr().err
+
+    out = tmp_path / "done"
+    assert train(dataset, out, epochs=1) == 0
+    before = (out / "last.pt").read_bytes()
+    assert train(dataset, out, epochs=1) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert train(dataset, out, "--resume", "--lr", "0.5", epochs=1) == 2
+    assert "cannot change lr" in capsys.readouterr().err
+    assert (out / "last.pt").read_bytes() == before, "a refused run touched the checkpoint"
+
+
+def test_ddp_two_cpu_processes_with_gloo(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "train", "--extractor", "i3d", "--data", str(dataset), "--epochs", "1",
+        "--out", str(out), *FAST,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["world_size"] == 2
+    records = epoch_records(out)
+    assert [r["kind"] for r in records] == ["epoch", "test"], "rank 1 also wrote metrics"
+    # Both ranks' shards add up to the whole split: 38 training samples, all val samples once.
+    assert records[0]["train_samples"] == results["split_sizes"]["train"]
+    assert records[0]["val_samples"] == results["split_sizes"]["val"]
