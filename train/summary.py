@@ -1,0 +1,174 @@
+"""The comparison of many runs: ``summary.json``, ``summary.md`` and ``comparison.png`` under ``--out``.
+
+Rewritten after every finished run, so a long round can be read while it goes
+on. Each run is read from its own folder (``results.json``, ``metrics.jsonl``);
+the launcher adds its status and, for a failed run, the error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from generator.store import write_atomic, write_json_atomic
+from train.run_folder import read_metrics, read_results
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+COMPARISON_PNG = "comparison.png"
+
+
+@dataclass
+class RunStatus:
+    """One run as the launcher sees it."""
+
+    name: str
+    status: str = "queued"  # queued, running, done, failed, interrupted, submitted
+    returncode: int | None = None
+    error: str | None = None
+    wall_seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def rank_key(row: dict) -> tuple:
+    """Best first: higher validation accuracy, then lower future RMSE."""
+    acc = row.get("val_accuracy")
+    rmse = row.get("val_future_rmse")
+    return (-(acc if acc is not None else -1.0), rmse if rmse is not None else float("inf"))
+
+
+def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    rows = []
+    for st in statuses:
+        results = read_results(out / st.name) or {}
+        rows.append(
+            {
+                "extractor": st.name,
+                "status": st.status,
+                "error": st.error,
+                "parameters": results.get("parameters"),
+                "epochs": results.get("epochs"),
+                "best_epoch": results.get("best_epoch"),
+                "val_accuracy": results.get("val_accuracy"),
+                "test_accuracy": results.get("test_accuracy"),
+                "val_future_rmse": results.get("val_future_rmse"),
+                "val_future_rmse_fraction": results.get("val_future_rmse_fraction"),
+                "test_future_rmse": results.get("test_future_rmse"),
+                "val_per_class_accuracy": results.get("val_per_class_accuracy"),
+                "train_samples_per_second": results.get("train_samples_per_second"),
+                "wall_time_seconds": results.get("wall_time_seconds") or st.wall_seconds,
+                "run_dir": str(out / st.name),
+            }
+        )
+    return sorted(rows, key=rank_key)
+
+
+def _fmt(value, spec: str, scale: float = 1.0) -> str:
+    if value is None:
+        return "-"
+    return format(value * scale if scale != 1.0 else value, spec)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = (
+        "| extractor | status | parameters | val acc | test acc | future RMSE | RMSE / extent "
+        "| samples/s | wall time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        wall = r["wall_time_seconds"]
+        lines.append(
+            f"| {r['extractor']} | {r['status']} | {_fmt(r['parameters'], ',d')} "
+            f"| {_fmt(r['val_accuracy'], '.1f', 100)}% | {_fmt(r['test_accuracy'], '.1f', 100)}% "
+            f"| {_fmt(r['val_future_rmse'], '.3f')} | {_fmt(r['val_future_rmse_fraction'], '.2f', 100)}% "
+            f"| {_fmt(r['train_samples_per_second'], '.1f')} "
+            f"| {'-' if wall is None else f'{wall / 60:.1f} min'} |"
+        )
+    failed = [f"- **{r['extractor']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
+    return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
+
+
+def plot_comparison(out: Path, rows: list[dict]) -> Path:
+    """Validation accuracy and loss per epoch for every run, and final accuracy bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    fig, (ax_acc, ax_loss, ax_bar) = plt.subplots(1, 3, figsize=(16, 4.8))
+    colours = plt.get_cmap("tab10")
+    for i, r in enumerate(rows):
+        epochs = [m for m in read_metrics(Path(r["run_dir"])) if m.get("kind") == "epoch"]
+        if not epochs:
+            continue
+        x = [m["epoch"] for m in epochs]
+        c = colours(i % 10)
+        ax_acc.plot(
+            x, [100 * m["val_accuracy"] for m in epochs], "o-", color=c, label=r["extractor"]
+        )
+        ax_loss.plot(
+            x, [m["val_loss"] for m in epochs], "o-", color=c, label=f"{r['extractor']} val"
+        )
+        ax_loss.plot(x, [m["train_loss"] for m in epochs], "--", color=c, alpha=0.6)
+    ax_acc.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101))
+    ax_acc.axhline(95, color="grey", lw=0.8, ls=":")
+    ax_loss.set(
+        title="Loss (solid: val, dashed: train)", xlabel="epoch", ylabel="loss", yscale="log"
+    )
+    ax_loss.yaxis.set_major_formatter(ScalarFormatter())
+    ax_loss.yaxis.set_minor_formatter(ScalarFormatter())
+    for ax in (ax_acc, ax_loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=9)
+
+    names = [r["extractor"] for r in rows]
+    width = 0.38
+    pos = range(len(rows))
+    val = [100 * (r["val_accuracy"] or 0) for r in rows]
+    test = [100 * (r["test_accuracy"] or 0) for r in rows]
+    ax_bar.bar([p - width / 2 for p in pos], val, width, label="val", color="tab:blue")
+    ax_bar.bar([p + width / 2 for p in pos], test, width, label="test", color="tab:orange")
+    for p, r, v, t in zip(pos, rows, val, test, strict=True):
+        ax_bar.text(p - width / 2, v + 0.5, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+        ax_bar.text(p + width / 2, t + 0.5, f"{t:.0f}", ha="center", va="bottom", fontsize=8)
+        frac = r["val_future_rmse_fraction"]
+        note = f"RMSE {100 * frac:.1f}%" if frac is not None else ""
+        if r["status"] != "done":
+            note = f"{r['status']}\n{note}".strip()
+        ax_bar.text(p, max(v, t) + 6, note, ha="center", va="bottom", fontsize=8.5)
+    ax_bar.set_xticks(list(pos), names)
+    ax_bar.set(
+        title="Best-epoch accuracy (RMSE as % of scene extent)",
+        ylabel="accuracy (%)",
+        ylim=(0, 105),
+    )
+    ax_bar.legend(fontsize=9, loc="upper right", ncol=2)
+    fig.tight_layout()
+    path = out / COMPARISON_PNG
+    tmp = out / f".tmp-{COMPARISON_PNG}"
+    fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, tmp.read_bytes())
+    tmp.unlink()
+    return path
+
+
+def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    """Write all three files; returns the rows, best first."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(out, statuses)
+    write_json_atomic(
+        out / SUMMARY_JSON,
+        {
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "runs": rows,
+            "launcher": [asdict(s) for s in statuses],
+        },
+    )
+    write_atomic(out / SUMMARY_MD, markdown_table(rows).encode())
+    plot_comparison(out, rows)
+    return rows
