@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_OUT = Path("data/trajectories")
-SUBCOMMANDS = ("preflight", "validate", "preview")
+SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -67,7 +67,28 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue or extend the dataset in --out")
     p.add_argument("--no-preflight", action="store_true", help="skip the disk-space checks")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "--format",
+        choices=("pt", "shards"),
+        default="pt",
+        help="pt: a .pt and a .json file per sample (default); shards: zstd-compressed tar shards",
+    )
+    p.add_argument("--shard-size", type=_positive, default=128, help="samples per shard")
+    p.add_argument(
+        "--zstd-level", type=_zstd_level, default=1, help="zstd level for shards, 1..19 (default 1)"
+    )
+    p.add_argument(
+        "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"
+    )
+    p.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
     return p
+
+
+def _zstd_level(text: str) -> int:
+    value = _positive(text)
+    if value > 19:
+        raise argparse.ArgumentTypeError(f"must be 1..19, got {value}")
+    return value
 
 
 def main_generate(argv: list[str]) -> int:
@@ -86,6 +107,11 @@ def main_generate(argv: list[str]) -> int:
             resume=args.resume,
             preflight=not args.no_preflight,
             quiet=args.quiet,
+            format=args.format,
+            shard_size=args.shard_size,
+            zstd_level=args.zstd_level,
+            backend=args.backend,
+            scheduler=args.scheduler,
         )
         meta = generate(req, cfg)
     except (ConfigError, GenerationError) as e:
@@ -145,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             from generator.validate import main as validate_main
 
             return validate_main(rest)
+        if command == "convert":
+            from generator.convert import main as convert_main
+
+            return convert_main(rest)
+        if command in ("push", "pull"):
+            from generator.s3sync import main as s3_main
+
+            return s3_main(command, rest)
         from generator.preview import main as preview_main
 
         return preview_main(rest)

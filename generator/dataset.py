@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generator.sources import DatasetError, open_source
 from generator.store import FORMAT_VERSION, METADATA, Layout
 
-
-class DatasetError(ValueError):
-    """A dataset folder or file that cannot be read; the message names it."""
+__all__ = ["DatasetError", "TrajectoryDataset", "load_sample", "read_metadata", "split_indices"]
 
 
 def read_metadata(root: str | Path) -> dict:
@@ -74,9 +73,8 @@ def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
         raise DatasetError(
             f"--index {index} is out of range: {root} holds {meta['total_samples']} samples"
         )
-    layout = Layout(root, meta["stem_width"])
-    video = load_video(layout.video(index), tuple(meta["video_shape"]))
-    return video.numpy(), load_label(layout.label(index)), meta
+    video, label = open_source(root, meta).read(index)
+    return video.numpy(), label, meta
 
 
 # ------------------------------------------------------------------ splits
@@ -135,7 +133,7 @@ def _class_labels(root: Path, meta: dict) -> list[int]:
 
 
 class TrajectoryDataset(torch.utils.data.Dataset):
-    """Format-v1 samples for training.
+    """Format-v1 samples for training, from either layout ("pt" files or "shards").
 
     An item is a dict: ``video`` float32 (cameras, 3, frames, H, W), normalised
     per channel; ``label`` int64; ``future_position`` float32 (3,) in world
@@ -162,6 +160,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.meta = read_metadata(self.root)
         self.layout = Layout(self.root, self.meta["stem_width"])
+        self.source = open_source(self.root, self.meta)
         self.shape = tuple(self.meta["video_shape"])
         n_cams = self.shape[0]
         self.cameras = list(range(n_cams)) if cameras is None else list(cameras)
@@ -207,7 +206,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         total_sq = torch.zeros(3, dtype=torch.float64)
         count = 0
         for i in picks:
-            v = load_video(self.layout.video(i), self.shape).to(torch.float64) / 255.0
+            v = self.source.read_video(i, mmap=False).to(torch.float64) / 255.0
             total += v.sum(dim=(0, 1, 3, 4))
             total_sq += (v * v).sum(dim=(0, 1, 3, 4))
             count += v.numel() // 3
@@ -234,13 +233,12 @@ class TrajectoryDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         index = self.indices[i]
-        video = load_video(self.layout.video(index), self.shape, mmap=True)
+        video, label = self.source.read(index)
         video = video[self.cameras, :: self.frame_stride]  # (V, T, 3, H, W) uint8
         if self.jitter is not None:
             video = self.jitter(video)
         x = video.to(torch.float32).div_(255.0)
         x = (x - self.mean[:, None, None]) / self.std[:, None, None]
-        label = load_label(self.layout.label(index))
         return {
             "video": x.permute(0, 2, 1, 3, 4).contiguous(),  # (V, 3, T, H, W)
             "label": torch.tensor(label["class_label"], dtype=torch.int64),

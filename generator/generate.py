@@ -11,15 +11,15 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from generator.backends import BackendError, open_backend
 from generator.config import CLASS_NAMES, GeneratorConfig
 from generator.preflight import estimate
-from generator.sample import SampleMaker
 from generator.store import (
     FORMAT_VERSION,
     Layout,
@@ -27,12 +27,12 @@ from generator.store import (
     read_json,
     remove_temporaries,
     stem_width,
-    torch_bytes,
+    sync_filesystem,
     write_json_atomic,
-    write_sample,
 )
+from generator.tasks import render_shard_task, render_task
 
-TASK_SIZE = 16  # samples per joblib task: amortises dispatch, keeps the bar moving
+TASK_SIZE = 16  # samples per joblib task (format "pt"): amortises dispatch, keeps the bar moving
 
 
 class GenerationError(Exception):
@@ -53,15 +53,41 @@ class Request:
     resume: bool = False
     preflight: bool = True
     quiet: bool = False
+    format: str = "pt"
+    shard_size: int = 128  # samples per shard: ~170 MB at the default size, WebDataset's sweet spot
+    zstd_level: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+
+    def layout_settings(self) -> dict | None:
+        """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
+        if self.format != "shards":
+            return None
+        return {"format": "shards", "shard_size": self.shard_size, "zstd_level": self.zstd_level}
 
 
-def fingerprint(cfg: GeneratorConfig, seed: int, width: int) -> dict:
-    return {
+@dataclass
+class Progress:
+    """Samples covered by manifests: a count and class counts, not a list (memory stays flat in --n)."""
+
+    samples: int = 0
+    classes: Counter = field(default_factory=Counter)
+
+    def add(self, entries: list[dict]) -> None:
+        self.samples += len(entries)
+        self.classes.update(int(e["class_label"]) for e in entries)
+
+
+def fingerprint(cfg: GeneratorConfig, seed: int, width: int, layout: dict | None = None) -> dict:
+    out = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
         "stem_width": width,
         "config": cfg.model_dump(mode="json"),
     }
+    if layout is not None:
+        out["layout"] = layout
+    return out
 
 
 def _differences(old: object, new: object, prefix: str = "") -> list[str]:
@@ -71,41 +97,18 @@ def _differences(old: object, new: object, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-# ------------------------------------------------------------------ workers
-
-_MAKERS: dict[str, SampleMaker] = {}
-
-
-def _maker(cfg_json: str) -> SampleMaker:
-    if cfg_json not in _MAKERS:
-        _MAKERS[cfg_json] = SampleMaker(GeneratorConfig.model_validate_json(cfg_json))
-    return _MAKERS[cfg_json]
-
-
-def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[int]) -> list[dict]:
-    """Render and write ``indices``; returns their manifest entries. Runs in a worker."""
-    import torch
-
-    maker = _maker(cfg_json)
-    layout = Layout(root, width)
-    entries = []
-    for i in indices:
-        video, label = maker.make(seed, i)
-        entries.append(write_sample(layout, i, torch_bytes(torch.from_numpy(video)), label))
-    return entries
-
-
 # ------------------------------------------------------------------ planning
 
 
-def _completed(layout: Layout) -> list[dict]:
-    """Entries of every sample covered by a manifest, in order; damaged manifests are dropped."""
-    entries: list[dict] = []
-    for path in layout.manifests():
+def _completed(layout: Layout) -> Progress:
+    """Samples covered by manifests, in order; a damaged manifest and those after it are dropped."""
+    done = Progress()
+    manifests = layout.manifests()
+    for k, path in enumerate(manifests):
         try:
             manifest = read_json(path)
             chunk = manifest["samples"]
-            if manifest["start"] != len(entries) or [e["index"] for e in chunk] != list(
+            if manifest["start"] != done.samples or [e["index"] for e in chunk] != list(
                 range(manifest["start"], manifest["end"])
             ):
                 raise ValueError(f"{path} does not continue the chunks before it")
@@ -114,13 +117,14 @@ def _completed(layout: Layout) -> list[dict]:
                 f"warning: ignoring checkpoint manifest ({e}); its samples will be re-checked",
                 file=sys.stderr,
             )
-            path.unlink(missing_ok=True)
+            for later in manifests[k:]:
+                later.unlink(missing_ok=True)
             break
-        entries.extend(chunk)
-    return entries
+        done.add(chunk)
+    return done
 
 
-def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, list[dict]]:
+def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress]:
     """Check the (locked) output folder against the request; return its layout and completed entries."""
     root = req.out
     probe = Layout(root)
@@ -131,8 +135,8 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, list[dic
         )
     if not has_data:
         layout = Layout(root, stem_width(req.n))
-        layout.make_dirs()
-        return layout, []
+        layout.make_dirs(req.format)
+        return layout, Progress()
     try:
         old = read_json(probe.fingerprint)
     except ValueError as e:
@@ -141,20 +145,25 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, list[dic
     done = _completed(layout)
     if not req.resume:
         raise GenerationError(
-            f"{root} already holds a dataset ({len(done)} samples checkpointed); "
+            f"{root} already holds a dataset ({done.samples} samples checkpointed); "
             "pass --resume to continue or extend it, or choose another --out"
         )
-    diff = [
-        d for d in _differences(old, fingerprint(cfg, req.seed, layout.width)) if d != "stem_width"
-    ]
+    old_format = (old.get("layout") or {}).get("format", "pt")
+    if old_format != req.format:
+        raise GenerationError(
+            f"{root} holds format {old_format!r}; resume it with --format {old_format}, "
+            f"or convert it with python -m generator convert"
+        )
+    new = fingerprint(cfg, req.seed, layout.width, req.layout_settings())
+    diff = [d for d in _differences(old, new) if d != "stem_width"]
     if diff:
         raise GenerationError(
             f"cannot resume {root}: it was made with different settings ({', '.join(diff)}); "
             "use the original seed and config, or another --out"
         )
-    if req.n < len(done):
+    if req.n < done.samples:
         raise GenerationError(
-            f"{root} already holds {len(done)} samples; --n must be at least that"
+            f"{root} already holds {done.samples} samples; --n must be at least that"
         )
     if stem_width(req.n) > layout.width:
         raise GenerationError(
@@ -188,33 +197,27 @@ def _open_folder(root: Path) -> tuple[object, bool]:
 # ------------------------------------------------------------------ the run
 
 
-def _pending(
-    layout: Layout, start: int, end: int, workers: int, quiet: bool
-) -> tuple[list[dict], list[int]]:
+def _pending(layout: Layout, start: int, end: int, workers: int) -> tuple[list[dict], list[int]]:
     """Samples in [start, end) already whole on disk (entries) and those still to render."""
     with Parallel(n_jobs=workers, prefer="threads") as parallel:
         checked = parallel(delayed(check_written_sample)(layout, i) for i in range(start, end))
     kept = [e for e in checked if e is not None]
     todo = [i for i, e in zip(range(start, end), checked, strict=True) if e is None]
-    if kept and not quiet:
-        print(
-            f"resume: {len(kept)} samples after the last checkpoint are whole and kept",
-            file=sys.stderr,
-        )
     return kept, todo
 
 
-def write_metadata(layout: Layout, cfg: GeneratorConfig, seed: int, entries: list[dict]) -> dict:
+def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Progress) -> dict:
     from generator.cameras import build_rig
 
-    counts = Counter(CLASS_NAMES[e["class_label"]] for e in entries)
+    counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
     elapsed = 0.0
     for path in layout.manifests():
         elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
     cams = build_rig(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
-        "total_samples": len(entries),
+        "format": req.format,
+        "total_samples": done.samples,
         "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},
         "classes": list(CLASS_NAMES),
         "generation_time_seconds": round(elapsed, 3),
@@ -222,7 +225,7 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, seed: int, entries: lis
         "video_shape": list(cfg.video_shape),
         "video_layout": "cameras, frames, channels, height, width",
         "dtype": "uint8",
-        "seed": seed,
+        "seed": req.seed,
         "stem_width": layout.width,
         "frames": cfg.frames,
         "horizon": cfg.horizon,
@@ -244,6 +247,12 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, seed: int, entries: lis
         "checkpoints": [p.name for p in layout.manifests()],
         "config": cfg.model_dump(mode="json"),
     }
+    if req.format == "shards":
+        meta["shards"] = {
+            "convention": "WebDataset: <key>.npy (uint8 video) + <key>.json (label) per sample",
+            "compression": "zstd, one frame per sample; offsets in the checkpoint manifests",
+            **(req.layout_settings() or {}),
+        }
     write_json_atomic(layout.metadata, meta)
     return meta
 
@@ -253,13 +262,16 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
     lock, created = _open_folder(req.out)
-    done: list[dict] = []
+    done = Progress()
     try:
         layout, done = prepare_folder(req, cfg)
         remove_temporaries(layout.root)
         if not layout.fingerprint.exists():
-            write_json_atomic(layout.fingerprint, fingerprint(cfg, req.seed, layout.width))
-        remaining = req.n - len(done)
+            write_json_atomic(
+                layout.fingerprint,
+                fingerprint(cfg, req.seed, layout.width, req.layout_settings()),
+            )
+        remaining = req.n - done.samples
         if req.preflight and remaining > 0:
             est = estimate(cfg, remaining, layout.root)
             if not est.ok:
@@ -268,12 +280,15 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
                     "or pass --no-preflight to try anyway",
                     exit_code=1,
                 )
-        _run_chunks(req, cfg, layout, done)
-        return write_metadata(layout, cfg, req.seed, done)
+        with open_backend(req) as parallel:
+            _run_chunks(req, cfg, layout, done, parallel)
+        return write_metadata(layout, cfg, req, done)
+    except BackendError as e:
+        raise GenerationError(str(e)) from None
     except OSError as e:
         remove_temporaries(req.out)
         raise GenerationError(
-            f"write failed in {req.out} ({e.strerror or e}); {len(done)} whole samples are "
+            f"write failed in {req.out} ({e.strerror or e}); {done.samples} whole samples are "
             "checkpointed and kept: fix the cause (free disk space) and run again with --resume",
             exit_code=1,
         ) from None
@@ -282,62 +297,91 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         raise
     finally:
         lock.release()
-        if created and not done:
+        if created and not done.samples:
             _remove_if_empty(req.out)
 
 
 def _remove_if_empty(root: Path) -> None:
     """Undo the folder a failed first run created, if nothing of value was written."""
     layout = Layout(root)
-    if any(layout.videos.glob("*.pt")) if layout.videos.is_dir() else False:
-        return
+    for folder, pattern in ((layout.videos, "*.pt"), (layout.shards, "*.tar.zst")):
+        if folder.is_dir() and any(folder.glob(pattern)):
+            return
     import shutil
 
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _parallel(req: Request) -> Parallel:
-    return Parallel(n_jobs=req.workers, return_as="generator_unordered")
+def _chunk_calls(
+    req: Request, cfg_json: str, layout: Layout, start: int, end: int
+) -> tuple[list[dict], list[dict], list]:
+    """Entries of samples in [start, end) already whole on disk, summaries of whole shards
+    among them, and the tasks that make the rest."""
+    root = str(layout.root)
+    kept_shards: list[dict] = []
+    if req.format == "shards":
+        from generator.shard_plan import pending_shards
+
+        found, ranges = pending_shards(layout, start, end, req.shard_size, req.workers)
+        kept = [e for f in found for e in f["samples"]]
+        kept_shards = [f["shard"] for f in found]
+        calls = [
+            delayed(render_shard_task)(cfg_json, req.seed, root, layout.width, req.zstd_level, s, e)
+            for s, e in ranges
+        ]
+    else:
+        kept, todo = _pending(layout, start, end, req.workers)
+        tasks = [todo[i : i + TASK_SIZE] for i in range(0, len(todo), TASK_SIZE)]
+        calls = [delayed(render_task)(cfg_json, req.seed, root, layout.width, t) for t in tasks]
+    if kept and not req.quiet:
+        print(
+            f"resume: {len(kept)} samples after the last checkpoint are whole and kept",
+            file=sys.stderr,
+        )
+    return kept, kept_shards, calls
 
 
-def _run_chunks(req: Request, cfg: GeneratorConfig, layout: Layout, done: list[dict]) -> None:
+def _run_chunks(
+    req: Request, cfg: GeneratorConfig, layout: Layout, done: Progress, parallel: Parallel
+) -> None:
     cfg_json = cfg.model_dump_json()
     show = not req.quiet and sys.stderr.isatty()
-    bar = tqdm(total=req.n, initial=len(done), unit="sample", disable=not show, smoothing=0.1)
-    with _parallel(req) as parallel:
-        while len(done) < req.n:
-            start = len(done)
-            end = min(start + req.checkpoint_every, req.n)
-            if req.preflight:
-                est = estimate(cfg, end - start, layout.root)
-                if not est.ok:
-                    raise GenerationError(
-                        f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "
-                        f"{start} whole samples are kept; free space and run again with --resume",
-                        exit_code=1,
-                    )
-            t0 = time.perf_counter()
-            kept, todo = _pending(layout, start, end, req.workers, req.quiet)
-            bar.update(len(kept))
-            tasks = [todo[i : i + TASK_SIZE] for i in range(0, len(todo), TASK_SIZE)]
-            entries = list(kept)
-            for result in parallel(
-                delayed(render_task)(cfg_json, req.seed, str(layout.root), layout.width, t)
-                for t in tasks
-            ):
-                entries.extend(result)
-                bar.update(len(result))
-            entries.sort(key=lambda e: e["index"])
-            os.sync()  # samples are written without fsync; make them durable before vouching for them
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "start": start,
-                "end": end,
-                "seed": req.seed,
-                "elapsed_seconds": round(time.perf_counter() - t0, 3),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "samples": entries,
-            }
-            write_json_atomic(layout.manifest(end), manifest)
-            done.extend(entries)
+    bar = tqdm(total=req.n, initial=done.samples, unit="sample", disable=not show, smoothing=0.1)
+    while done.samples < req.n:
+        start = done.samples
+        end = min(start + req.checkpoint_every, req.n)
+        if req.preflight:
+            est = estimate(cfg, end - start, layout.root)
+            if not est.ok:
+                raise GenerationError(
+                    f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "
+                    f"{start} whole samples are kept; free space and run again with --resume",
+                    exit_code=1,
+                )
+        t0 = time.perf_counter()
+        kept, kept_shards, calls = _chunk_calls(req, cfg_json, layout, start, end)
+        bar.update(len(kept))
+        entries, shards = list(kept), list(kept_shards)
+        for result in parallel(calls):
+            if isinstance(result, dict):  # a shard: its samples and its own summary
+                shards.append(result["shard"])
+                result = result["samples"]
+            entries.extend(result)
+            bar.update(len(result))
+        entries.sort(key=lambda e: e["index"])
+        # Samples are written without fsync; make them durable before vouching for them.
+        sync_filesystem(layout.root)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "start": start,
+            "end": end,
+            "seed": req.seed,
+            "elapsed_seconds": round(time.perf_counter() - t0, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "samples": entries,
+        }
+        if req.format == "shards":
+            manifest["shards"] = sorted(shards, key=lambda s: s["start"])
+        write_json_atomic(layout.manifest(end), manifest)
+        done.add(entries)
     bar.close()

@@ -6,23 +6,34 @@ fsynced, then renamed into place (rename is atomic within one filesystem).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 TMP_PREFIX = ".tmp-"
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    with open_atomic(path, fsync=fsync) as f:
+        f.write(data)
+
+
+@contextmanager
+def open_atomic(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to stream into; it appears at ``path`` only if the block ends cleanly."""
     path = Path(path)
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
@@ -30,6 +41,30 @@ def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sync_filesystem(folder: str | os.PathLike) -> None:
+    """Make everything written to ``folder``'s filesystem durable (``syncfs``, else ``sync``).
+
+    ``os.sync`` flushes every filesystem on the machine, other users' writes
+    included; ``syncfs(2)`` waits only for the one holding the dataset.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "syncfs"):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
@@ -77,6 +112,7 @@ def remove_temporaries(folder: str | os.PathLike) -> int:
 # ---------------------------------------------------------------- dataset layout
 
 FORMAT_VERSION = 1
+FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or tar shards
 MIN_STEM_WIDTH = 4
 METADATA = "metadata.json"
 FINGERPRINT = "fingerprint.json"
@@ -97,6 +133,7 @@ class Layout:
         self.videos = self.root / "videos"
         self.labels = self.root / "labels"
         self.checkpoints = self.root / "checkpoints"
+        self.shards = self.root / "shards"
         self.metadata = self.root / METADATA
         self.fingerprint = self.checkpoints / FINGERPRINT
         self.lock = self.root / LOCK
@@ -110,12 +147,17 @@ class Layout:
     def label(self, index: int) -> Path:
         return self.labels / f"{self.stem(index)}.json"
 
+    def shard(self, start: int) -> Path:
+        """The shard whose first sample is ``start`` (format "shards")."""
+        return self.shards / f"shard_{start:0{self.width}d}.tar.zst"
+
     def manifest(self, end: int) -> Path:
         return self.checkpoints / f"checkpoint_{end}.json"
 
-    def make_dirs(self) -> None:
-        for d in (self.videos, self.labels, self.checkpoints):
+    def make_dirs(self, fmt: str = "pt") -> None:
+        for d in (self.shards,) if fmt == "shards" else (self.videos, self.labels):
             d.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
 
     def manifests(self) -> list[Path]:
         """Chunk manifests in sample order."""

@@ -73,26 +73,60 @@ class Report:
 
 def _label_problems(path: Path, index: int, meta: dict) -> tuple[list[str], int | None]:
     try:
-        raw = read_json(path)
-        label = Label.model_validate(raw)
-    except ValueError as e:  # includes pydantic's ValidationError
-        msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
-        return [f"{path.name}: {msg}"], None
+        raw = path.read_bytes()
+    except OSError as e:
+        return [f"{path.name}: cannot be read ({e.strerror})"], None
+    return label_problems(path.name, raw, index, meta)
+
+
+def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[str], int | None]:
+    """Schema and consistency problems of one label's bytes, and its class if it parses."""
+    try:
+        label = Label.model_validate_json(raw)
+    except ValidationError as e:
+        return [f"{name}: {e.errors()[0]['msg']}"], None
     problems = []
     if label.index != index:
-        problems.append(f"{path.name}: index {label.index}, expected {index}")
+        problems.append(f"{name}: index {label.index}, expected {index}")
     if label.class_name != CLASS_NAMES[label.class_label]:
         problems.append(
-            f"{path.name}: class_name {label.class_name!r} does not match class {label.class_label}"
+            f"{name}: class_name {label.class_name!r} does not match class {label.class_label}"
         )
     expected_len = meta["config"]["frames"] + meta["config"]["horizon"]
     if len(label.positions) != expected_len or any(len(p) != 3 for p in label.positions):
-        problems.append(f"{path.name}: positions must be {expected_len} points of 3 coordinates")
+        problems.append(f"{name}: positions must be {expected_len} points of 3 coordinates")
     elif label.positions[meta["future_frame_index"]] != label.future_position:
         problems.append(
-            f"{path.name}: future_position differs from positions[{meta['future_frame_index']}]"
+            f"{name}: future_position differs from positions[{meta['future_frame_index']}]"
         )
     return problems, label.class_label
+
+
+def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
+    """Class balance of the whole set, metadata's counts, and every checkpoint prefix."""
+    n = meta["total_samples"]
+    counts = Counter(CLASS_NAMES[c] for c in classes.values())
+    balance = []
+    if (
+        counts
+        and max(counts.get(c, 0) for c in CLASS_NAMES) - min(counts.get(c, 0) for c in CLASS_NAMES)
+        > 1
+    ):
+        balance.append(f"classes are imbalanced: {dict(counts)}")
+    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in CLASS_NAMES}:
+        balance.append(
+            f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
+        )
+    for end in prefix_ends:
+        pc = Counter(classes[i] for i in range(min(end, n)) if i in classes)
+        if (
+            pc
+            and max(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
+            - min(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
+            > 1
+        ):
+            balance.append(f"the first {end} samples are imbalanced: {dict(sorted(pc.items()))}")
+    return balance
 
 
 def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
@@ -109,6 +143,11 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         f"format v{meta['format_version']}",
     )
     if missing:
+        return rep
+    if meta.get("format", "pt") == "shards":
+        from generator.validate_shards import check_shards
+
+        check_shards(root, meta, rep, quick, workers)
         return rep
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
@@ -183,26 +222,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
 
     # Balance: whole set, metadata's counts, and every checkpoint prefix.
     counts = Counter(CLASS_NAMES[c] for c in classes.values())
-    balance = []
-    if (
-        counts
-        and max(counts.get(c, 0) for c in CLASS_NAMES) - min(counts.get(c, 0) for c in CLASS_NAMES)
-        > 1
-    ):
-        balance.append(f"classes are imbalanced: {dict(counts)}")
-    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in CLASS_NAMES}:
-        balance.append(
-            f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
-        )
-    for end in prefix_ends:
-        pc = Counter(classes[i] for i in range(min(end, n)) if i in classes)
-        if (
-            pc
-            and max(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
-            - min(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
-            > 1
-        ):
-            balance.append(f"the first {end} samples are imbalanced: {dict(sorted(pc.items()))}")
+    balance = balance_problems(classes, meta, prefix_ends)
     rep.check("class balance", balance, ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES))
 
     # Checksums: labels always, videos unless --quick.

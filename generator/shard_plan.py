@@ -1,0 +1,49 @@
+"""Which shards a chunk needs, and which of them a crashed run already left whole.
+
+A chunk [start, end) is cut into shards of ``shard_size`` samples from its
+own start, so every shard lies inside one chunk and one manifest vouches for
+it. Shards after the last manifest are kept only if ``check_shard`` finds
+exactly the planned samples, each label vouching for its video; anything
+else in the chunk's range (a shard cut differently by an earlier run) goes.
+"""
+
+from __future__ import annotations
+
+from joblib import Parallel, delayed
+
+from generator.shards import SHARD_SUFFIX, check_shard
+from generator.store import Layout
+
+
+def shard_ranges(start: int, end: int, shard_size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + shard_size, end)) for s in range(start, end, shard_size)]
+
+
+def shard_start(name: str) -> int | None:
+    """The first sample of ``shard_<start>.tar.zst``, or None for another name."""
+    digits = name.removeprefix("shard_").removesuffix(SHARD_SUFFIX)
+    if name.startswith("shard_") and name.endswith(SHARD_SUFFIX) and digits.isdigit():
+        return int(digits)
+    return None
+
+
+def pending_shards(
+    layout: Layout, start: int, end: int, shard_size: int, workers: int
+) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Whole shards found on disk (as ``check_shard`` returns them) and the ranges still to render."""
+    planned = shard_ranges(start, end, shard_size)
+    starts = {s for s, _ in planned}
+    for p in layout.shards.glob(f"shard_*{SHARD_SUFFIX}"):
+        first = shard_start(p.name)
+        if first is not None and start <= first < end and first not in starts:
+            p.unlink(missing_ok=True)
+
+    def check(s: int, e: int) -> dict | None:
+        path = layout.shard(s)
+        return check_shard(path, list(range(s, e)), layout.stem) if path.exists() else None
+
+    with Parallel(n_jobs=workers, prefer="threads") as parallel:
+        found = parallel(delayed(check)(s, e) for s, e in planned)
+    kept = [f for f in found if f is not None]
+    todo = [r for r, f in zip(planned, found, strict=True) if f is None]
+    return kept, todo

@@ -1,0 +1,230 @@
+"""The sharded layout: WebDataset-convention tar files, compressed with zstd one sample per frame.
+
+A shard ``shards/shard_<start>.tar.zst`` holds consecutive samples; each
+sample key ``sample_0000`` has two tar members, ``sample_0000.npy`` (the
+uint8 video, numpy's own format: no pickle, readable without torch) and
+``sample_0000.json`` (its label), which is WebDataset's convention
+(https://github.com/webdataset/webdataset#the-webdataset-format).
+
+Each sample's tar bytes are compressed as their own zstd frame, and the tar's
+end-of-archive blocks as a last frame. Concatenated frames are one valid zstd
+stream, so ``zstd -dc shard.tar.zst | tar x`` and WebDataset's readers see a
+plain tar; and because every frame starts at a known offset (recorded in the
+checkpoint manifest), one sample is read with a seek and one small
+decompression, never the whole shard (the idea of zstd's "seekable format").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zstandard
+
+from generator.store import label_bytes, open_atomic, sha256_bytes
+
+SHARD_SUFFIX = ".tar.zst"
+BLOCK = 512
+
+
+def tar_member(name: str, data: bytes | memoryview) -> bytes:
+    """One tar member (header, data, padding) with fixed owner and time, so shards are reproducible."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    pad = -len(data) % BLOCK
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + bytes(data) + b"\0" * pad
+
+
+def npy_bytes(video: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(video), allow_pickle=False)
+    return buf.getvalue()
+
+
+def sample_record(stem: str, video: np.ndarray, label: dict) -> tuple[bytes, dict, str, str, int]:
+    """Tar bytes of one sample; also its label (with the video's SHA-256) and both checksums."""
+    video_file = npy_bytes(video)
+    video_sha = sha256_bytes(video_file)
+    label = {**label, "video_sha256": video_sha}
+    data = label_bytes(label)
+    record = tar_member(f"{stem}.npy", video_file) + tar_member(f"{stem}.json", data)
+    return record, label, video_sha, sha256_bytes(data), len(video_file)
+
+
+class ShardWriter:
+    """Streams samples into ``path`` (atomically: the shard appears whole or not at all)."""
+
+    def __init__(self, path: Path, level: int) -> None:
+        self.path = path
+        self.compressor = zstandard.ZstdCompressor(
+            level=level, write_content_size=True, write_checksum=True
+        )
+        self._ctx = open_atomic(path, fsync=False)
+        self._file = self._ctx.__enter__()
+        self.offset = 0
+        self.entries: list[dict] = []
+        self.sha = hashlib.sha256()
+
+    def _write(self, frame: bytes) -> None:
+        self._file.write(frame)
+        self.sha.update(frame)
+        self.offset += len(frame)
+
+    def add(self, index: int, stem: str, video: np.ndarray, label: dict) -> None:
+        record, label, video_sha, label_sha, video_bytes = sample_record(stem, video, label)
+        frame = self.compressor.compress(record)
+        self.entries.append(
+            {
+                "index": index,
+                "stem": stem,
+                "class_label": label["class_label"],
+                "video_sha256": video_sha,
+                "label_sha256": label_sha,
+                "video_bytes": video_bytes,
+                "shard": self.path.name,
+                "offset": self.offset,
+                "length": len(frame),
+            }
+        )
+        self._write(frame)
+
+    def close(self) -> dict:
+        """Finish the shard; returns its manifest entries and its own summary."""
+        self._write(self.compressor.compress(b"\0" * (2 * BLOCK)))  # tar end-of-archive
+        self._ctx.__exit__(None, None, None)
+        return {"samples": self.entries, "shard": self.summary()}
+
+    def summary(self) -> dict:
+        return shard_info(self.path.name, self.entries, self.sha.hexdigest(), self.offset)
+
+    def abort(self, exc: BaseException) -> None:
+        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def parse_record(raw: bytes) -> dict[str, bytes]:
+    """Members of one decompressed sample frame, by name."""
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos + BLOCK <= len(raw):
+        block = raw[pos : pos + BLOCK]
+        if block == b"\0" * BLOCK:
+            break
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        start = pos + BLOCK
+        out[info.name] = raw[start : start + info.size]
+        pos = start + info.size + (-info.size % BLOCK)
+    return out
+
+
+def read_frame(path: Path, offset: int, length: int) -> bytes:
+    """Decompress the one frame at ``offset``: reads ``length`` bytes, not the shard."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise ValueError(f"{path.name} ends before byte {offset + length}")
+    return zstandard.ZstdDecompressor().decompress(data)
+
+
+def decode_video(member: bytes) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(member), allow_pickle=False)
+
+
+def read_sample(path: Path, stem: str, offset: int, length: int) -> tuple[bytes, bytes]:
+    """The ``.npy`` and ``.json`` member bytes of sample ``stem``."""
+    members = parse_record(read_frame(path, offset, length))
+    try:
+        return members[f"{stem}.npy"], members[f"{stem}.json"]
+    except KeyError:
+        raise ValueError(
+            f"{path.name} at byte {offset} does not hold {stem} (found {sorted(members)})"
+        ) from None
+
+
+def iter_frames(path: Path, sha: Any = None) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, length, decompressed bytes) of every frame, streaming one frame at a time.
+
+    ``sha``, a hashlib object, is fed the shard's compressed bytes on the way.
+    """
+    size = os.path.getsize(path)
+    dctx = zstandard.ZstdDecompressor()
+    with open(path, "rb") as f:
+        offset = 0
+        while offset < size:
+            f.seek(offset)
+            head = f.read(18)  # the largest zstd frame header
+            params = zstandard.get_frame_parameters(head)
+            if params.content_size <= 0:
+                raise ValueError(f"{path.name}: frame at byte {offset} lacks its size")
+            f.seek(offset)
+            # A frame is at most its content plus small block overheads; read generously, then trim.
+            chunk = f.read(params.content_size + params.content_size // 64 + 1024)
+            dobj = dctx.decompressobj()
+            raw = dobj.decompress(chunk)
+            length = len(chunk) - len(dobj.unused_data)
+            if not dobj.eof:
+                raise ValueError(f"{path.name}: frame at byte {offset} is truncated")
+            if sha is not None:
+                sha.update(chunk[:length])
+            yield offset, length, raw
+            offset += length
+
+
+def shard_info(name: str, entries: list[dict], sha: str, size: int) -> dict:
+    """A shard's line in its checkpoint manifest."""
+    return {
+        "name": name,
+        "start": entries[0]["index"],
+        "end": entries[-1]["index"] + 1,
+        "sha256": sha,
+        "bytes": size,
+    }
+
+
+def check_shard(path: Path, indices: list[int], stem_of: Callable[[int], str]) -> dict | None:
+    """What ``ShardWriter.close`` returned, for a shard on disk that holds exactly ``indices``
+    with each label vouching for its video; None if it does not."""
+    entries = []
+    sha = hashlib.sha256()
+    try:
+        frames = iter_frames(path, sha)
+        for index in indices:
+            offset, length, raw = next(frames)
+            stem = stem_of(index)
+            members = parse_record(raw)
+            video_file, data = members[f"{stem}.npy"], members[f"{stem}.json"]
+            label = json.loads(data)
+            video_sha = sha256_bytes(video_file)
+            if label.get("index") != index or label.get("video_sha256") != video_sha:
+                return None
+            entries.append(
+                {
+                    "index": index,
+                    "stem": stem,
+                    "class_label": label["class_label"],
+                    "video_sha256": video_sha,
+                    "label_sha256": sha256_bytes(data),
+                    "video_bytes": len(video_file),
+                    "shard": path.name,
+                    "offset": offset,
+                    "length": length,
+                }
+            )
+        _, _, tail = next(frames)
+        if tail != b"\0" * (2 * BLOCK) or next(frames, None) is not None:
+            return None
+    except (OSError, ValueError, KeyError, StopIteration, zstandard.ZstdError):
+        return None
+    return {
+        "samples": entries,
+        "shard": shard_info(path.name, entries, sha.hexdigest(), path.stat().st_size),
+    }
