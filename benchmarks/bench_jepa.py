@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:>11}: 20-NN {r['knn_accuracy']:.3f}, linear probe "
             f"{r['linear_probe_accuracy']:.3f}, RankMe {r['rankme']:.1f} "
-            f"(held-out {r['test_samples']} images, {len(spec.kind) and 10} classes)"
+            f"(held-out {r['test_samples']} images, {r['num_classes']} classes)"
         )
     if gain < args.margin:
         print(f"FAIL: pretraining gained {gain:+.3f} k-NN accuracy, less than {args.margin}")

@@ -82,6 +82,7 @@ def evaluate(
         "train_samples": len(y_tr),
         "test_samples": len(y_te),
         "feature_dim": x_tr.size(1),
+        "num_classes": int(max(y_tr.max(), y_te.max())) + 1,
         "linear_probe_accuracy": linear_probe_accuracy(
             x_tr, y_tr, x_te, y_te, max_iter=probe_iters
         ),

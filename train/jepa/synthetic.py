@@ -1,11 +1,11 @@
 """A labelled image dataset drawn procedurally, for offline runs, tests and the benchmark.
 
-Ten classes of two-colour textures filling the image (stripes at four angles, checks, dots,
+Ten classes of two-tone textures filling the image (stripes at four angles, checks, dots,
 rings, a grid, zigzags, blobs). Everything else is random nuisance that a good representation
-should ignore: both colours, phase, period, small angle jitter, pixel noise. Pixels alone say
-little about the class (colours are random); patterns that repeat over the image are what a
-JEPA predictor can exploit, which makes the set a quick test of whether pretraining learned
-anything. Image ``i`` of a
+should ignore: both grey levels and their tints, phase, period, small angle jitter, pixel
+noise. The class is the pattern's geometry, which repeats over the image: exactly what a JEPA
+predictor must encode to predict one block from another, so the set is a quick test of whether
+pretraining learned anything. Image ``i`` of a
 split depends only on ``(seed, split, i)``, so the data are the same on every machine.
 """
 
@@ -62,8 +62,10 @@ def render_image(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = u + rng.uniform(0, size), v + rng.uniform(0, size)  # random phase
     period = rng.uniform(0.16, 0.3) * size
     pattern = _texture(TEXTURES[label], u - u.min(), v - v.min(), period, rng)
-    first = rng.uniform(0, 1, 3)
-    second = (first + rng.uniform(0.35, 0.65, 3)) % 1.0  # keep some contrast
+    # two grey levels at least 0.3 apart, each with a slight random tint
+    low = rng.uniform(0.0, 0.5)
+    levels = np.array([low, low + rng.uniform(0.3, 0.5)])[rng.permutation(2)]
+    first, second = (level + rng.uniform(-0.08, 0.08, 3) for level in levels)
     img = np.where(pattern[..., None], first, second)
     img = img + rng.normal(0, 0.04, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)

@@ -1,0 +1,44 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path, jepa_files):
+    """DDP under torchrun (gloo on CPU): both ranks train on disjoint shards, rank 0 writes."""
+    raw = jepa_files.tiny_config(tmp_path, optim={"epochs": 1, "batch_size": 8})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "train.jepa",
+        "--config",
+        str(path),
+        "--quiet",
+    ]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "run"
+    epoch = [
+        json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "level_loss" in x
+    ]
+    # 48 images, 24 per rank, 3 batches of 8 per rank: 48 consumed in all, counted across ranks
+    assert epoch[-1]["dataset_counts"] == {"synthetic": 48}
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and not any(k.startswith("module.") for k in ckpt["student"])
