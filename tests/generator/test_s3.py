@@ -1,0 +1,136 @@
+"""push/pull against a real S3 API over HTTP: moto's standalone server on loopback."""
+
+import socket
+import urllib.request
+
+import pytest
+
+from generator.s3sync import MB, make_client, pull, push
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 for one test; credentials come through boto3's env chain."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process, not per server: start every test from an empty store.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    client = make_client(endpoint)
+    client.create_bucket(Bucket="data")
+    yield endpoint, client
+    server.stop()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A run-folder-like tree: nested files, one big enough for a multipart upload."""
+    root = tmp_path / "run"
+    (root / "events").mkdir(parents=True)
+    (root / "results.json").write_text('{"val_accuracy": 0.5}\n')
+    (root / "events" / "a.log").write_bytes(b"x" * 1000)
+    (root / "big.bin").write_bytes(bytes(range(256)) * (12 * MB // 256))
+    (root / "metadata.json").write_text("{}\n")
+    (root / ".lock").write_text("")
+    return root
+
+
+def test_push_multipart_then_pull_verified(s3, folder, tmp_path, cli, capsys):
+    endpoint, client = s3
+    assert (
+        cli("push", folder, "s3://data/runs/r1", "--endpoint-url", endpoint, "--part-size-mb", 5)
+        == 0
+    )
+    assert "4 files uploaded" in capsys.readouterr().out
+    head = client.head_object(Bucket="data", Key="runs/r1/big.bin")
+    assert head["ETag"].strip('"').endswith("-3")  # 12 MB in 5 MB parts
+    assert len(head["Metadata"]["sha256"]) == 64
+    assert "runs/r1/.lock" not in {
+        o["Key"] for o in client.list_objects_v2(Bucket="data")["Contents"]
+    }
+    # Pushing again sends nothing.
+    assert cli("push", folder, "s3://data/runs/r1", "--endpoint-url", endpoint) == 0
+    out = capsys.readouterr().out
+    assert "0 files uploaded" in out and "4 already there" in out
+
+    dest = tmp_path / "copy"
+    assert cli("pull", "s3://data/runs/r1", dest, "--endpoint-url", endpoint) == 0
+    assert "4 files downloaded and verified" in capsys.readouterr().out
+    for rel in ("results.json", "events/a.log", "big.bin", "metadata.json"):
+        assert (dest / rel).read_bytes() == (folder / rel).read_bytes()
+    assert not (dest / ".lock").exists()
+
+
+def test_interrupted_push_resumes_with_what_is_missing(s3, folder, monkeypatch):
+    endpoint, client = s3
+    real = client.upload_file
+    sent = []
+
+    def flaky(*args, **kw):
+        if len(sent) == 2:
+            raise KeyboardInterrupt  # the connection (or the user) gives up mid-push
+        sent.append(args[2])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(client, "upload_file", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    monkeypatch.setattr(client, "upload_file", real)
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["skipped"] == 2 and stats["uploaded"] == 2
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="data", Prefix="ds/")["Contents"])
+    assert keys == ["ds/big.bin", "ds/events/a.log", "ds/metadata.json", "ds/results.json"]
+    assert sent[-1] != "ds/metadata.json"  # the completion marker goes last
+
+
+def test_damaged_object_is_detected_and_not_written(s3, folder, tmp_path, cli, capsys):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    head = client.head_object(Bucket="data", Key="ds/results.json")
+    client.put_object(
+        Bucket="data",
+        Key="ds/results.json",
+        Body=b'{"val_accuracy": 0.9}\n',
+        Metadata=head["Metadata"],
+    )
+    dest = tmp_path / "copy"
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint) == 1
+    err = capsys.readouterr().err
+    assert (
+        "results.json: SHA-256 of the downloaded bytes differs" in err
+        and len(err.splitlines()) == 1
+    )
+    assert not (dest / "results.json").exists()
+    assert (dest / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+    assert not list(dest.rglob(".tmp-*"))
+
+
+def test_pull_skips_files_already_present(s3, folder, tmp_path):
+    _, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "copy"
+    assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
+    again = pull("s3://data/ds", dest, client, quiet=True)
+    assert again["skipped"] == 4 and again["downloaded"] == 0 and not again["damaged"]
+
+
+def test_bad_address_and_missing_bucket_are_one_line(s3, folder, cli, capsys):
+    endpoint, _ = s3
+    assert cli("push", folder, "data/ds", "--endpoint-url", endpoint) == 2
+    assert "s3://bucket/prefix" in capsys.readouterr().err
+    assert cli("push", folder, "s3://nobucket/ds", "--endpoint-url", endpoint) == 2
+    err = capsys.readouterr().err
+    assert "bucket 'nobucket' does not exist" in err
+    assert len(err.strip().splitlines()) == 1
