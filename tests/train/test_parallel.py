@@ -1,0 +1,171 @@
+"""python -m train.parallel: a round, --top K --resume, a failed run, Ctrl-C, slurm scripts, bad input."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import train.slurm
+from generator.__main__ import main as generate
+from train.checkpoint import load_checkpoint
+from train.parallel import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """48 samples of 4 cameras x 8 frames x 32 x 32."""
+    where = tmp_path_factory.mktemp("parallel_data")
+    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    root = where / "ds"
+    code = generate(
+        [
+            "--n",
+            "48",
+            "--out",
+            str(root),
+            "--workers",
+            "1",
+            "--config",
+            str(where / "gen.yaml"),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return root
+
+
+def summary(out: Path) -> dict[str, dict]:
+    return {r["extractor"]: r for r in json.loads((out / "summary.json").read_text())["runs"]}
+
+
+def last_epoch(run: Path) -> int:
+    return load_checkpoint(run / "last.pt")["epoch"]
+
+
+def test_round_then_top_k_continues_only_the_best(dataset, tmp_path, capsys):
+    out = tmp_path / "runs"
+    base = ["--data", str(dataset), "--out", str(out), "--workers", "0"]
+    assert main(["--extractors", "i3d", "transformer", "--epochs", "1", *base]) == 0
+    rows = summary(out)
+    assert set(rows) == {"i3d", "transformer"} and all(r["status"] == "done" for r in rows.values())
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["parameters"] > 0 for r in rows.values())
+    table = (out / "summary.md").read_text()
+    assert "| extractor |" in table and "| i3d |" in table and "| transformer |" in table
+    png = (out / "comparison.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+    ranked = json.loads((out / "summary.json").read_text())["runs"]
+    best, other = ranked[0]["extractor"], ranked[1]["extractor"]
+    assert (
+        main(["--top", "1", "--epochs", "2", "--resume", "--out", str(out), "--workers", "0"]) == 0
+    )
+    assert last_epoch(out / best) == 2, "the best run was not continued"
+    assert last_epoch(out / other) == 1, "a run outside the top K was trained again"
+    assert set(summary(out)) == {"i3d", "transformer"}, "the summary forgot the earlier run"
+
+
+def test_one_failed_run_does_not_stop_the_others(dataset, tmp_path):
+    out = tmp_path / "runs"
+    (out / "transformer").mkdir(parents=True)
+    (out / "transformer" / "last.pt").write_bytes(b"not a checkpoint")
+    args = ["--extractors", "i3d", "transformer", "--epochs", "1", "--resume"]
+    assert main([*args, "--data", str(dataset), "--out", str(out), "--workers", "0"]) == 1
+    rows = summary(out)
+    assert rows["i3d"]["status"] == "done" and rows["i3d"]["val_accuracy"] is not None
+    assert rows["transformer"]["status"] == "failed"
+    assert "last.pt is damaged" in rows["transformer"]["error"]
+    assert "last.pt is damaged" in (out / "summary.md").read_text()
+
+
+def test_ctrl_c_stops_every_run_and_leaves_resumable_checkpoints(dataset, tmp_path):
+    out = tmp_path / "runs"
+    cmd = [
+        sys.executable, "-m", "train.parallel", "--extractors", "i3d", "transformer",
+        "--epochs", "50", "--data", str(dataset), "--out", str(out), "--workers", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not all((out / n / "last.pt").exists() for n in ("i3d", "transformer")):
+            assert time.monotonic() < deadline and proc.poll() is None, "runs did not reach epoch 1"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr
+    for pid in map(int, re.findall(r"pid (\d+)", stdout)):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every child is gone
+    rows = summary(out)
+    for name in ("i3d", "transformer"):
+        assert rows[name]["status"] == "interrupted"
+        assert 1 <= last_epoch(out / name) < 50
+
+
+def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeypatch, capsys):
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "Submitted batch job 42"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "runs"
+    args = [
+        "--extractors",
+        "i3d",
+        "magvit",
+        "--data",
+        str(dataset),
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--launcher", "slurm", "--gpus-per-run", "2", "--time", "01:00:00"]) == 0
+    script = (out / "slurm" / "i3d.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:2" in script and "#SBATCH --requeue" in script
+    assert "#SBATCH --time=01:00:00" in script
+    assert "torch.distributed.run" in script and "--nproc_per_node=2" in script
+    assert "--extractor i3d" in script and script.rstrip().endswith("--resume")
+    submitted = calls.read_text().split()
+    assert len(submitted) == 2 and all(s.endswith(".sbatch") for s in submitted)
+
+    monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
+    assert main([*args[:-1], str(tmp_path / "other"), "--launcher", "slurm"]) == 0
+    assert "sbatch not found" in capsys.readouterr().out
+    assert (tmp_path / "other" / "slurm" / "magvit.sbatch").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--extractors", "i3d", "nope", "--epochs", "1"],
+            "known: i3d, magvit, slowfast, transformer",
+        ),
+        (["--top", "2", "--epochs", "3"], "add --resume"),
+        (["--top", "2", "--epochs", "3", "--resume"], "no finished run"),
+        (["--extractors", "i3d", "--epochs", "x"], "--epochs"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected):
+    try:
+        code = main([*args, "--data", str(dataset), "--out", str(tmp_path / "runs")])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and len(err.splitlines()) == 1, err
