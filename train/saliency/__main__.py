@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from train.checkpoint import CheckpointError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError
 from train.saliency.run_folder import RunFolderError
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or Path("runs/saliency") / cfg.name
         results = run(cfg, out, resume=args.resume, quiet=args.quiet)
-    except (ConfigError, LayoutError, RunFolderError) as err:
+    except (ConfigError, LayoutError, RunFolderError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     v = results["val"]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from train.checkpoint import load_checkpoint
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
 from train.saliency.config import ConfigError, SaliencyConfig
@@ -23,7 +24,7 @@ from train.saliency.evaluate import evaluate
 from train.saliency.layouts import open_source
 from train.saliency.losses import saliency_loss
 from train.saliency.model import SaliencyNet
-from train.saliency.run_folder import RunFolder
+from train.saliency.run_folder import SaliencyRunFolder
 from train.saliency.splits import split_indices
 
 
@@ -34,6 +35,7 @@ class RunData:
     train: GridDataset
     val: GridDataset
     test: GridDataset
+    splits: dict[str, list[int]]
 
 
 def _cap(indices: list[int], cap: int | None) -> list[int]:
@@ -48,24 +50,17 @@ def build_data(cfg: SaliencyConfig, *, quiet: bool = True) -> RunData:
     src = open_source(d.path)
     parts = split_indices(src.refs, d.val_fraction, d.test_fraction, d.split_seed)
     caps = {"train": d.max_train_stimuli, "val": d.max_val_stimuli, "test": d.max_val_stimuli}
+    kept = {k: _cap(v, caps[k]) for k, v in parts.items()}
     sets = {
-        k: GridDataset(src, _cap(v, caps[k]), d.image_size, d.fit, desc=f"load {k}", quiet=quiet)
-        for k, v in parts.items()
+        k: GridDataset(src, v, d.image_size, d.fit, desc=f"load {k}", quiet=quiet)
+        for k, v in kept.items()
     }
     if len(sets["train"]) == 0 or len(sets["val"]) == 0:
         raise ConfigError(
             f"{d.path}: the train or val split has no stimuli with fixations "
             f"({len(sets['train'])} / {len(sets['val'])}); add data or raise val_fraction"
         )
-    return RunData(src.dataset, src.layout, sets["train"], sets["val"], sets["test"])
-
-
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional for a run; metrics.jsonl has everything
-        return None
-    return SummaryWriter(str(path / "tb"))
+    return RunData(src.dataset, src.layout, sets["train"], sets["val"], sets["test"], kept)
 
 
 def run(
@@ -77,7 +72,7 @@ def run(
     data: RunData | None = None,
 ) -> dict:
     """Train ``cfg`` into run folder ``out``; return the results written to results.json."""
-    folder = RunFolder(out)
+    folder = SaliencyRunFolder(out)
     state = folder.prepare(cfg, resume)
     torch.set_num_threads(cfg.train.threads)
     quiet = quiet or not sys.stderr.isatty()
@@ -96,9 +91,11 @@ def run(
         opt.load_state_dict(state["optimizer"])
         cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
         start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
-        history = folder.read_metrics()[:start]
-    folder.write_config(cfg)
-    writer = _tensorboard(folder.path)
+        folder.keep_epochs_up_to(start)
+        history = folder.epoch_records()
+    folder.write_config(cfg.model_dump(mode="json"))
+    folder.write_splits(data.splits)
+    writer = folder.tensorboard(purge_step=start + 1 if start else None)
     speeds = []
     for epoch in range(start, cfg.train.epochs):
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
@@ -127,6 +124,7 @@ def run(
         speeds.append(seen / max(time.perf_counter() - t0, 1e-9))
         val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
         record = {
+            "kind": "epoch",
             "epoch": epoch + 1,
             **{f"train_{k}": v / seen for k, v in sums.items()},
             **{f"val_{k}": v for k, v in val.items()},
@@ -135,11 +133,13 @@ def run(
         is_best = val["info_gain"] > best
         if is_best:
             best, best_epoch = val["info_gain"], epoch + 1
-        folder.write_metrics(history)
-        folder.save_checkpoint(
+        folder.append_metrics(record)
+        folder.save(
             {
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
+                "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
+                "config": cfg.model_dump(mode="json"),
                 "epoch": epoch + 1,
                 "best_info_gain": best,
                 "best_epoch": best_epoch,
@@ -148,25 +148,30 @@ def run(
             },
             best=is_best,
         )
-        if writer is not None:
-            for k, v in record.items():
-                if k != "epoch":
-                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-            writer.flush()
+        for k, v in record.items():
+            if k not in ("epoch", "kind"):
+                writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+        writer.flush()
         if not quiet:
             tqdm.write(
                 f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
                 f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  AUC {val['auc_judd']:.3f}"
             )
-    if writer is not None:
-        writer.close()
+    folder.close()
     results = _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds)
+    folder.append_metrics(
+        {
+            "kind": "test",
+            "epoch": best_epoch,
+            **{f"test_{k}": v for k, v in results["test"].items()},
+        }
+    )
     folder.write_results(results)
     return results
 
 
 def _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds) -> dict:
-    best_state = torch.load(folder.best, weights_only=True)
+    best_state = load_checkpoint(folder.best)
     model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
     model.load_state_dict(best_state["model"])
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}

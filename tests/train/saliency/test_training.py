@@ -45,9 +45,14 @@ def test_each_variant_trains_and_writes_its_run_folder(tmp_path, synth, variant)
     )
     for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "results.json"):
         assert (out / name).is_file(), name
-    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert set(json.loads((out / "splits.json").read_text())) == {"train", "val", "test"}
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert [(json.loads(x)["kind"], json.loads(x)["epoch"]) for x in lines][:2] == [
+        ("epoch", 1),
+        ("epoch", 2),
+    ]
+    assert json.loads(lines[-1])["kind"] == "test" and "test_info_gain" in json.loads(lines[-1])
     res = json.loads((out / "results.json").read_text())
     assert res["variant"] == f"{variant}_tiny" and res["epochs"] == 2
     for k in ("info_gain", "nss", "auc_judd", "cc", "kl", "sim"):
@@ -61,7 +66,10 @@ def test_resume_equals_uninterrupted(tmp_path, synth):
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["--config", str(cfg), "--out", str(full), "--quiet"]) == 0
     assert main(["--config", str(cfg), "--out", str(part), "--epochs", "1", "--quiet"]) == 0
-    assert len((part / "metrics.jsonl").read_text().splitlines()) == 1
+    assert [json.loads(x)["kind"] for x in (part / "metrics.jsonl").read_text().splitlines()] == [
+        "epoch",
+        "test",
+    ]
     assert main(["--config", str(cfg), "--out", str(part), "--resume", "--quiet"]) == 0
     a = torch.load(full / "last.pt", weights_only=True)
     b = torch.load(part / "last.pt", weights_only=True)
@@ -139,4 +147,16 @@ def test_resume_with_a_changed_config_is_refused(tmp_path, synth, capsys):
         main(["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 2
     )
     assert "differs from this config" in capsys.readouterr().err
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # epoch 1 and its test line
+
+
+def test_damaged_last_pt_is_one_line_exit_2(tmp_path, synth, capsys):
+    cfg = _tiny(tmp_path, "baseline", synth, epochs=1)
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    (out / "last.pt").write_bytes(b"not a checkpoint")
+    assert (
+        main(["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "last.pt is damaged" in err
