@@ -6,10 +6,10 @@ Exit 0 on success, 2 on bad input (config, data folder, run folder), with one li
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from train.__main__ import OneLineParser
 from train.checkpoint import CheckpointError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError
@@ -17,9 +17,7 @@ from train.saliency.run_folder import RunFolderError
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m train.saliency", description=__doc__.split("\n\n")[1]
-    )
+    ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
     ap.add_argument("--config", type=Path, required=True, help="configs/saliency/<variant>.yaml")
     ap.add_argument("--out", type=Path, help="run folder (default runs/saliency/<name>)")
     ap.add_argument("--data", type=Path, help="override data.path")

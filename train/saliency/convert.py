@@ -7,13 +7,13 @@ the same stimuli, identical pixels, the same fixation points.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from train.__main__ import OneLineParser
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
@@ -78,7 +78,7 @@ def compare(a: SaliencySource, b: SaliencySource) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="python -m train.saliency.convert", description=__doc__.split("\n\n")[1]
     )
     ap.add_argument("src", type=Path)

@@ -10,12 +10,12 @@ layout, so it goes through the same loaders as the real data.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from train.__main__ import OneLineParser
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
@@ -58,7 +58,7 @@ def write_synthetic(dst: Path, n: int, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="python -m train.saliency.synthetic", description=__doc__.split("\n\n")[0]
     )
     ap.add_argument("out", type=Path)

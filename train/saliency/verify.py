@@ -6,7 +6,6 @@ is named with where to get it), 2 when DIR is no layout we know.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from train.__main__ import OneLineParser
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource
 
@@ -79,9 +79,7 @@ def report(inv: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m train.saliency.verify", description=__doc__.split("\n\n")[0]
-    )
+    ap = OneLineParser(prog="python -m train.saliency.verify", description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--json", action="store_true", help="print the inventory as JSON")
     ap.add_argument("--quiet", action="store_true")

@@ -41,3 +41,18 @@ def test_not_a_dataset_is_one_line_no_traceback(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "not a saliency dataset" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    for module, args in (
+        ("train.saliency", ["--epochs", "2"]),
+        ("train.saliency.convert", ["a", "b", "--to", "png"]),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT)},
+        )
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (module, r.stderr)
