@@ -1,8 +1,16 @@
-"""Generator throughput against the disk's own sequential write speed (``make bench``).
+"""Generator throughput against the disk's own write speed, both layouts, and peak memory (``make bench``).
 
-Prints samples/s and MB/s for a run with 2 workers, the raw write speed of the
-same filesystem measured in the same run (same bytes, written and synced), and
-their ratio. Reference: the tool this replaces made 10,000 samples in 448 s.
+For each layout ("pt" files, zstd "shards"): samples/s and MB/s of a run with
+2 workers, CPU milliseconds per sample (parent + workers: the figure that does
+not depend on how busy the machine is), size on disk, and read samples/s of
+every sample back through the dataset's reader. Then the disk's raw
+sequential write speed measured in the same run on the same filesystem (the
+same bytes, written and synced), and the ratio. Last, the peak RSS of the
+generator and its workers for 1,000 against 20,000 samples, each run in its
+own process, with a small config (16 px, 8 frames) so 20,000 samples fit and
+finish quickly: memory must not grow with --n. The load average is printed
+beside the figures; other users of the CPUs make absolute numbers noisy.
+Reference: the tool this replaces made 10,000 samples in 448 s.
 """
 
 from __future__ import annotations
@@ -10,12 +18,74 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+SMALL_CONFIG = "image_size: 16\nframes: 8\nhorizon: 2\n"
+
+
+class TreeSampler:
+    """Polls a process and its descendants: peak summed RSS (and PSS), total CPU seconds.
+
+    RSS counts shared pages (torch's libraries, mapped by every worker) once
+    per process; PSS divides them among their sharers, so its sum is the tree's
+    real footprint. PSS reads smaps, which is slow: only with ``pss=True``.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05, pss: bool = False) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.pss = pss
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(self.interval)
+
+    def sample(self) -> None:
+        rss = pss = 0
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in procs:
+            try:
+                if self.pss:
+                    full = p.memory_full_info()
+                    rss, pss = rss + full.rss, pss + full.pss
+                else:
+                    rss += p.memory_info().rss
+                t = p.cpu_times()
+                self.cpu[p.pid] = t.user + t.system
+            except psutil.Error:
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
 
 
 def raw_write_speed(folder: Path, total_bytes: int, block: int = 4 << 20) -> float:
@@ -35,41 +105,125 @@ def raw_write_speed(folder: Path, total_bytes: int, block: int = 4 << 20) -> flo
     return written / elapsed / 1e6
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench_layout(fmt: str, n: int, workers: int, out: Path) -> dict:
+    """Write ``n`` samples in layout ``fmt``, then read them all back; returns the figures."""
+    from generator.config import GeneratorConfig
+    from generator.dataset import read_metadata
+    from generator.generate import Request, generate
+    from generator.sources import open_source
+
+    shutil.rmtree(out, ignore_errors=True)
+    load_before = load()
+    with TreeSampler(os.getpid()) as tree:
+        tree.sample()
+        cpu0 = tree.cpu_seconds
+        t0 = time.perf_counter()
+        generate(
+            Request(n=n, out=out, workers=workers, checkpoint_every=2000, quiet=True, format=fmt),
+            GeneratorConfig(),
+        )
+        elapsed = time.perf_counter() - t0
+        tree.sample()
+    cpu = tree.cpu_seconds - cpu0
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    meta = read_metadata(out)
+    source = open_source(out, meta)
+    t0 = time.perf_counter()
+    for i in range(n):
+        source.read(i)[0].clone()  # touch every byte: a .pt is memory-mapped, not yet read
+    read = n / (time.perf_counter() - t0)
+    return {
+        "format": fmt,
+        "rate": n / elapsed,
+        "elapsed": elapsed,
+        "mbs": size / elapsed / 1e6,
+        "size": size,
+        "cpu_ms": cpu / n * 1e3,
+        "read": read,
+        "load": load_before,
+    }
+
+
+def peak_memory(n: int, workers: int, where: Path) -> tuple[int, int, float]:
+    """Peak RSS and PSS (bytes) of ``python -m generator`` and its workers for ``n`` small samples, and seconds."""
+    cfg = where / "small.yaml"
+    cfg.write_text(SMALL_CONFIG)
+    out = where / f"mem_{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "generator", "--n", str(n), "--out", str(out)]
+    cmd += [
+        "--config",
+        str(cfg),
+        "--workers",
+        str(workers),
+        "--quiet",
+        "--checkpoint-every",
+        "2000",
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with TreeSampler(proc.pid, interval=0.2, pss=True) as tree:
+        proc.wait()
+    shutil.rmtree(out, ignore_errors=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"generator failed with exit {proc.returncode}")
+    return tree.peak_rss, tree.peak_pss, time.perf_counter() - t0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--formats", nargs="+", default=["pt", "shards"], choices=["pt", "shards"])
+    p.add_argument("--memory", nargs=2, type=int, default=[1000, 20000], metavar=("SMALL", "LARGE"))
+    p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--where", type=Path, default=ROOT / "data" / ".bench")
     args = p.parse_args()
 
     from generator.config import GeneratorConfig
-    from generator.generate import Request, generate
     from generator.preflight import bytes_per_sample
 
     args.where.mkdir(parents=True, exist_ok=True)
     out = args.where / "bench_generator"
-    shutil.rmtree(out, ignore_errors=True)
-    cfg = GeneratorConfig()
+    print(f"{os.cpu_count()} CPUs; {load()} at start; {args.n} samples, {args.workers} workers")
+    results = []
     try:
-        t0 = time.perf_counter()
-        generate(
-            Request(n=args.n, out=out, workers=args.workers, checkpoint_every=2000, quiet=True), cfg
-        )
-        elapsed = time.perf_counter() - t0
-        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        for fmt in args.formats:
+            r = bench_layout(fmt, args.n, args.workers, out)
+            results.append(r)
+            print(
+                f"{fmt:>6}: write {r['rate']:.0f} samples/s ({r['elapsed']:.1f} s, {r['mbs']:.0f} MB/s), "
+                f"{r['cpu_ms']:.1f} CPU ms/sample, {r['size'] / 1e9:.2f} GB on disk "
+                f"({r['size'] / args.n / 1e6:.2f} MB/sample), read {r['read']:.0f} samples/s "
+                f"(1 process, page cache warm); {r['load']} before"
+            )
         shutil.rmtree(out, ignore_errors=True)
+        size = max(r["size"] for r in results)
         raw = raw_write_speed(args.where, size)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    rate = args.n / elapsed
-    mbs = size / elapsed / 1e6
     print(
-        f"generator: {args.n} samples with {args.workers} workers in {elapsed:.1f} s "
-        f"= {rate:.0f} samples/s, {mbs:.0f} MB/s ({size / 1e9:.2f} GB, {bytes_per_sample(cfg) / 1e6:.2f} MB/sample)"
+        f"disk: raw sequential write of {size / 1e9:.2f} GB with fsync = {raw:.0f} MB/s ({load()})"
     )
-    print(f"disk: raw sequential write of the same {size / 1e9:.2f} GB with fsync = {raw:.0f} MB/s")
-    print(f"ratio: generator / disk = {mbs / raw:.0%}")
-    print(f"10,000 samples at this rate: {10000 / rate:.0f} s (reference 448 s, target <= 60 s)")
+    for r in results:
+        print(
+            f"ratio {r['format']}: generator / disk = {r['mbs'] / raw:.0%}; "
+            f"10,000 samples at this rate: {10000 / r['rate']:.0f} s (reference 448 s, target <= 60 s); "
+            f"CPU-bound ceiling with {args.workers} idle cores: "
+            f"{args.workers * 1000 / r['cpu_ms']:.0f} samples/s"
+        )
+    print(f"(format pt estimate: {bytes_per_sample(GeneratorConfig()) / 1e6:.2f} MB/sample)")
+    if not args.skip_memory:
+        for n in args.memory:
+            rss, pss, secs = peak_memory(n, args.workers, args.where)
+            print(
+                f"peak memory, generator + workers, {n} samples (16 px, 8 frames): "
+                f"RSS {rss / 2**20:.0f} MiB, PSS {pss / 2**20:.0f} MiB ({secs:.0f} s; {load()})"
+            )
     return 0
 
 

@@ -110,9 +110,10 @@ class ShardWriter:
         self._ctx.__exit__(type(exc), exc, exc.__traceback__)
 
 
-def parse_record(raw: bytes) -> dict[str, bytes]:
-    """Members of one decompressed sample frame, by name."""
-    out: dict[str, bytes] = {}
+def parse_record(raw: bytes) -> dict[str, memoryview]:
+    """Members of one decompressed sample frame, by name (views into ``raw``, not copies)."""
+    out: dict[str, memoryview] = {}
+    view = memoryview(raw)
     pos = 0
     while pos + BLOCK <= len(raw):
         block = raw[pos : pos + BLOCK]
@@ -120,7 +121,7 @@ def parse_record(raw: bytes) -> dict[str, bytes]:
             break
         info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         start = pos + BLOCK
-        out[info.name] = raw[start : start + info.size]
+        out[info.name] = view[start : start + info.size]
         pos = start + info.size + (-info.size % BLOCK)
     return out
 
@@ -135,15 +136,29 @@ def read_frame(path: Path, offset: int, length: int) -> bytes:
     return zstandard.ZstdDecompressor().decompress(data)
 
 
-def decode_video(member: bytes) -> np.ndarray:
-    return np.lib.format.read_array(io.BytesIO(member), allow_pickle=False)
+def decode_video(member: bytes | memoryview) -> np.ndarray:
+    """A ``.npy`` member as a writable array: its header parsed, its data copied once."""
+    head = io.BytesIO(member[:4096])
+    version = np.lib.format.read_magic(head)
+    read_header = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }.get(version)
+    if read_header is None:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, fortran, dtype = read_header(head)
+    if dtype.hasobject:
+        raise ValueError("object arrays are refused (they would need pickle)")
+    count = int(np.prod(shape))
+    data = np.frombuffer(member, dtype=dtype, count=count, offset=head.tell())
+    return data.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def read_sample(path: Path, stem: str, offset: int, length: int) -> tuple[bytes, bytes]:
+def read_sample(path: Path, stem: str, offset: int, length: int) -> tuple[memoryview, bytes]:
     """The ``.npy`` and ``.json`` member bytes of sample ``stem``."""
     members = parse_record(read_frame(path, offset, length))
     try:
-        return members[f"{stem}.npy"], members[f"{stem}.json"]
+        return members[f"{stem}.npy"], bytes(members[f"{stem}.json"])
     except KeyError:
         raise ValueError(
             f"{path.name} at byte {offset} does not hold {stem} (found {sorted(members)})"
@@ -201,7 +216,7 @@ def check_shard(path: Path, indices: list[int], stem_of: Callable[[int], str]) -
             offset, length, raw = next(frames)
             stem = stem_of(index)
             members = parse_record(raw)
-            video_file, data = members[f"{stem}.npy"], members[f"{stem}.json"]
+            video_file, data = members[f"{stem}.npy"], bytes(members[f"{stem}.json"])
             label = json.loads(data)
             video_sha = sha256_bytes(video_file)
             if label.get("index") != index or label.get("video_sha256") != video_sha:
