@@ -1,6 +1,7 @@
 """TrajectoryDataset throughput through a DataLoader (``make bench-data``).
 
-Generates a dataset if needed, then prints samples/s for 2 loader workers.
+Generates a dataset if needed (``--format pt`` or ``shards``), then prints
+samples/s for 2 loader workers.
 Target: at least 1,000 samples/s, well above what any extractor here consumes.
 """
 
@@ -17,7 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=ROOT / "data" / ".bench" / "bench_dataset")
+    p.add_argument("--data", type=Path, help="default data/.bench/bench_dataset[_shards]")
+    p.add_argument("--format", choices=("pt", "shards"), default="pt")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
@@ -30,9 +32,14 @@ def main() -> int:
     from generator.dataset import TrajectoryDataset
     from generator.generate import Request, generate
 
+    suffix = "" if args.format == "pt" else f"_{args.format}"
+    args.data = args.data or ROOT / "data" / ".bench" / f"bench_dataset{suffix}"
     if not (args.data / "metadata.json").exists():
         generate(
-            Request(n=args.n, out=args.data, workers=2, resume=True, quiet=True), GeneratorConfig()
+            Request(
+                n=args.n, out=args.data, workers=2, resume=True, quiet=True, format=args.format
+            ),
+            GeneratorConfig(),
         )
     ds = TrajectoryDataset(args.data, "train")
     loader = torch.utils.data.DataLoader(
@@ -51,7 +58,8 @@ def main() -> int:
         tag = "warm-up" if epoch == 0 else f"epoch {epoch}"
         print(
             f"{tag}: {seen} samples in {seen / rate:.2f} s = {rate:.0f} samples/s "
-            f"({args.workers} workers, batch {args.batch_size}, video {tuple(batch['video'].shape[1:])} float32)"
+            f"({args.format}, {args.workers} workers, batch {args.batch_size}, "
+            f"video {tuple(batch['video'].shape[1:])} float32)"
         )
     return 0
 

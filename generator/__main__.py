@@ -1,4 +1,4 @@
-"""Command line: ``python -m generator [preflight|validate|preview] ...`` (see README)."""
+"""Command line: ``python -m generator [preflight|validate|preview|convert|push|pull] ...`` (see README)."""
 
 from __future__ import annotations
 

@@ -81,8 +81,9 @@ def convert(src: Path, dst: Path, fmt: str, shard_size: int, level: int, workers
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
     from generator.dataset import read_metadata
-    from generator.generate import Progress, Request, fingerprint, write_metadata
+    from generator.generate import Progress, Request, fingerprint
     from generator.lock import FolderLock
+    from generator.metadata import write_metadata
 
     meta = read_metadata(src)
     if fmt not in FORMATS:

@@ -18,7 +18,8 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from generator.backends import BackendError, open_backend
-from generator.config import CLASS_NAMES, GeneratorConfig
+from generator.config import GeneratorConfig
+from generator.metadata import write_metadata
 from generator.preflight import estimate
 from generator.store import (
     FORMAT_VERSION,
@@ -204,57 +205,6 @@ def _pending(layout: Layout, start: int, end: int, workers: int) -> tuple[list[d
     kept = [e for e in checked if e is not None]
     todo = [i for i, e in zip(range(start, end), checked, strict=True) if e is None]
     return kept, todo
-
-
-def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Progress) -> dict:
-    from generator.cameras import build_rig
-
-    counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
-    elapsed = 0.0
-    for path in layout.manifests():
-        elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
-    cams = build_rig(cfg)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "format": req.format,
-        "total_samples": done.samples,
-        "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},
-        "classes": list(CLASS_NAMES),
-        "generation_time_seconds": round(elapsed, 3),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "video_shape": list(cfg.video_shape),
-        "video_layout": "cameras, frames, channels, height, width",
-        "dtype": "uint8",
-        "seed": req.seed,
-        "stem_width": layout.width,
-        "frames": cfg.frames,
-        "horizon": cfg.horizon,
-        "future_frame_index": cfg.frames - 1 + cfg.horizon,
-        "fps": cfg.fps,
-        "scene_extent": cfg.scene.extent,
-        "scene_bounds": {
-            "x": [cfg.scene.x.lo, cfg.scene.x.hi],
-            "y": [cfg.scene.y.lo, cfg.scene.y.hi],
-            "z": [cfg.scene.z.lo, cfg.scene.z.hi],
-        },
-        "cameras": [
-            {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
-            for i, (cam, az, el) in enumerate(
-                zip(cams, cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
-            )
-        ],
-        "projection": "pixel = K (R X + t), u = column, v = row, pixel centres at integers",
-        "checkpoints": [p.name for p in layout.manifests()],
-        "config": cfg.model_dump(mode="json"),
-    }
-    if req.format == "shards":
-        meta["shards"] = {
-            "convention": "WebDataset: <key>.npy (uint8 video) + <key>.json (label) per sample",
-            "compression": "zstd, one frame per sample; offsets in the checkpoint manifests",
-            **(req.layout_settings() or {}),
-        }
-    write_json_atomic(layout.metadata, meta)
-    return meta
 
 
 def generate(req: Request, cfg: GeneratorConfig) -> dict:
