@@ -134,3 +134,17 @@ def test_bad_address_and_missing_bucket_are_one_line(s3, folder, cli, capsys):
     err = capsys.readouterr().err
     assert "bucket 'nobucket' does not exist" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_sharded_dataset_round_trips_and_validates(s3, tmp_path, cli):
+    endpoint, _ = s3
+    ds = tmp_path / "ds"
+    args = ("--n", 6, "--workers", 1, "--format", "shards", "--shard-size", 4, "--quiet")
+    assert cli(*args, "--out", ds) == 0
+    assert cli("push", ds, "s3://data/datasets/ds", "--endpoint-url", endpoint, "--quiet") == 0
+    copy = tmp_path / "copy"
+    assert cli("pull", "s3://data/datasets/ds", copy, "--endpoint-url", endpoint, "--quiet") == 0
+    assert cli("validate", copy) == 0
+    assert sorted(p.name for p in (copy / "shards").iterdir()) == sorted(
+        p.name for p in (ds / "shards").iterdir()
+    )
