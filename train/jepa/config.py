@@ -176,8 +176,9 @@ class ConfigError(ValueError):
 def _one_line(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "config"
-        parts.append(f"{where}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 
 

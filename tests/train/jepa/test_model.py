@@ -55,7 +55,7 @@ def test_loss_decreases_on_a_fixed_batch():
             "model": {
                 "patch_size": 2,
                 "embed_dim": 32,
-                "depth": 2,
+                "depth": 1,
                 "num_heads": 2,
                 "predictor_embed_dim": 16,
                 "predictor_depth": 1,
@@ -66,16 +66,16 @@ def test_loss_decreases_on_a_fixed_batch():
     )
     model = HJepa(cfg)
     target = make_target_encoder(model.encoder)
-    images = torch.randn(4, 3, 16, 16)
-    ctx = [torch.arange(32, 64).expand(4, -1)]
-    tgt = [torch.tensor([0, 1, 8, 9, 16, 17, 24, 25]).expand(4, -1)]
+    images = torch.randn(2, 3, 16, 16)
+    ctx = [torch.arange(32, 64).expand(2, -1)]
+    tgt = [torch.tensor([0, 1, 8, 9, 16, 17, 24, 25]).expand(2, -1)]
     targets, _ = forward_target(target, images, 2)
     opt = torch.optim.AdamW(param_groups(model), lr=3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(25):
         loss, _, _ = model(images, ctx, tgt, targets)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0], losses[::10]
+    assert losses[-1] < 0.5 * losses[0], losses[::5]
