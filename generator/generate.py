@@ -335,3 +335,7 @@ def _run_chunks(
         write_json_atomic(layout.manifest(end), manifest)
         done.add(entries)
     bar.close()
+    if req.format == "shards":
+        from generator.shard_plan import remove_shards_from
+
+        remove_shards_from(layout, req.n)  # left by a crashed run that aimed for a larger --n

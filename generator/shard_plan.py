@@ -27,6 +27,14 @@ def shard_start(name: str) -> int | None:
     return None
 
 
+def remove_shards_from(layout: Layout, first: int) -> None:
+    """Delete shard files starting at sample ``first`` or later (no manifest can vouch for them)."""
+    for p in layout.shards.glob(f"shard_*{SHARD_SUFFIX}"):
+        start = shard_start(p.name)
+        if start is not None and start >= first:
+            p.unlink(missing_ok=True)
+
+
 def pending_shards(
     layout: Layout, start: int, end: int, shard_size: int, workers: int
 ) -> tuple[list[dict], list[tuple[int, int]]]:

@@ -140,6 +140,7 @@ def test_resume_keeps_whole_shards_and_rerenders_damaged_ones(shard_dataset, tmp
     cut.write_bytes(cut.read_bytes()[:5000])
     whole = root / "shards" / "shard_0014.tar.zst"
     inode = os.stat(whole).st_ino
+    (root / "shards" / "shard_0030.tar.zst").write_bytes(b"from a run aiming for more samples")
     assert cli("--n", 24, "--out", root, *ARGS, "--resume") == 0
     assert os.stat(whole).st_ino == inode, "a whole shard was rewritten"
     for p in (shard_dataset / "shards").iterdir():
