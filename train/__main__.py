@@ -8,6 +8,7 @@ Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -86,8 +87,37 @@ def resolve_config(args: argparse.Namespace):
     return build_config(explicit, args.config), None
 
 
+def stop_on_signals() -> dict:
+    """Ctrl-C and SIGTERM (Slurm preemption, the launcher) raise KeyboardInterrupt.
+
+    Python leaves SIGINT ignored when it starts ignored (a background job of a
+    non-interactive shell, and every child such a process spawns), so set it.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
+
+
+def restore_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = stop_on_signals()
+    try:
+        return run(args)
+    finally:
+        restore_signals(previous)
+
+
+def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataset import DatasetError
     from train.checkpoint import LAST, CheckpointError

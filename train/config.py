@@ -58,6 +58,9 @@ class TrainConfig(BaseModel):
     fusion_layers: int = Field(1, ge=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     augment: bool = False
+    subtract_background: bool = Field(
+        True, description="feed each clip minus its per-pixel temporal mean (static cameras)"
+    )
     frame_stride: int = Field(1, ge=1)
     split_seed: int = Field(0, ge=0)
     seed: int = Field(0, ge=0)

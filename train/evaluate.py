@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.distributed import DistContext, all_reduce_sum
+from train.inputs import prepare_video
 
 
 class FutureScale:
@@ -79,6 +80,7 @@ def evaluate(
     future_weight: float,
     beta: float,
     autocast_dtype: torch.dtype | None = None,
+    subtract_background: bool = False,
 ) -> dict:
     """Metrics over this rank's shard, summed across ranks (shards must not overlap)."""
     was_training = model.training
@@ -86,7 +88,7 @@ def evaluate(
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
     for batch in batches:
-        video = batch["video"].to(ctx.device, non_blocking=True)
+        video = prepare_video(batch["video"].to(ctx.device, non_blocking=True), subtract_background)
         labels = batch["label"].to(ctx.device)
         future = batch["future_position"].to(ctx.device)
         with torch.autocast(

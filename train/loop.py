@@ -30,6 +30,7 @@ from train.checkpoint import (
 from train.config import TrainConfig
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
 from train.evaluate import FutureScale, evaluate, task_loss
+from train.inputs import prepare_video
 from train.run_folder import RunFolder
 
 
@@ -167,6 +168,7 @@ class Run:
             self.cfg.future_weight,
             self.cfg.smooth_l1_beta,
             self.amp_dtype,
+            self.cfg.subtract_background,
         )
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -186,7 +188,9 @@ class Run:
         sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
         start = time.perf_counter()
         for step, batch in enumerate(bar):
-            video = batch["video"].to(ctx.device, non_blocking=True)
+            video = prepare_video(
+                batch["video"].to(ctx.device, non_blocking=True), cfg.subtract_background
+            )
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))
             with torch.autocast(

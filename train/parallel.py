@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from train.__main__ import OneLineParser, _number
+from train.__main__ import OneLineParser, _number, restore_signals, stop_on_signals
 from train.summary import RunStatus, rank_key, summary_rows, write_summary
 
 STOP_GRACE_SECONDS = 60.0
@@ -196,10 +196,6 @@ def last_line(path: Path) -> str | None:
     return lines[-1][-300:] if lines else None
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "python -m train.parallel"
@@ -250,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = {n: train_args(args, n, data[n], threads, workers) for n in names}
     where = f"{gpus} GPU(s), one per run" if gpus else f"CPU, {threads} thread(s) per run"
     print(f"training {', '.join(names)} on {where}; logs in {args.out}/NAME/train.log", flush=True)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = stop_on_signals()
     launcher = LocalLauncher(args.out, jobs, gpus, threads)
     try:
         launcher.run()
@@ -262,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_signals(previous)
     rows = launcher.summarise()
     print((args.out / "summary.md").read_text())
     failed = [r for r in rows if r["status"] == "failed"]

@@ -1,0 +1,82 @@
+"""The trainer's small parts: schedule, RNG checkpointing, metrics, future scaling, inputs, config."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from train.checkpoint import restore_rng_state, rng_state
+from train.config import TrainConfigError, build_config, resumed_config
+from train.evaluate import FutureScale, summarise, task_loss
+from train.inputs import prepare_video
+from train.loop import lr_factor
+
+
+def test_schedule_warms_up_linearly_then_decays_to_the_floor():
+    f = [lr_factor(s, warmup=10, total=110, min_ratio=0.01) for s in range(111)]
+    assert f[0] == pytest.approx(0.1) and f[4] == pytest.approx(0.5) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0) and f[60] == pytest.approx(0.505)
+    assert f[110] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False)), "cosine part must not rise"
+
+
+def test_rng_state_round_trips_through_tensors():
+    state = rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    restore_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert first[2] == again[2]
+
+
+def test_summarise_reads_accuracy_per_class_and_rmse_from_the_confusion_matrix():
+    confusion = torch.tensor([[3, 1, 0, 0], [0, 4, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]])
+    m = summarise(confusion, sq_err=40.0, loss_sum=10.0, n=10)
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["per_class_accuracy"] == [0.75, 1.0, None, 0.5]
+    assert m["future_rmse"] == pytest.approx(2.0) and m["loss"] == pytest.approx(1.0)
+
+
+def test_future_scale_maps_the_scene_box_to_minus_one_one_and_back():
+    scale = FutureScale(torch.tensor([[-2.5, 2.5], [-2.5, 2.5], [0.35, 3.0]]))
+    world = torch.tensor([[-2.5, 2.5, 0.35], [0.0, 0.0, 1.675]])
+    norm = scale.normalise(world)
+    assert torch.allclose(norm, torch.tensor([[-1.0, 1.0, -1.0], [0.0, 0.0, 0.0]]), atol=1e-6)
+    assert torch.allclose(scale.to_world(norm), world, atol=1e-6)
+
+
+def test_task_loss_is_cross_entropy_plus_weighted_smooth_l1_plus_aux():
+    out = {
+        "logits": torch.tensor([[2.0, 0.0, 0.0, 0.0]]),
+        "future": torch.tensor([[0.5, 0.0, 0.0]]),
+    }
+    labels, target = torch.tensor([0]), torch.zeros(1, 3)
+    ce = torch.nn.functional.cross_entropy(out["logits"], labels)
+    reg = (0.5 - 0.05) / 3  # |x| - beta/2 on one of three coordinates, beta 0.1
+    assert task_loss(out, labels, target, 2.0, 0.1).item() == pytest.approx(ce.item() + 2 * reg)
+    out["aux_loss"] = torch.tensor(-0.25)
+    assert task_loss(out, labels, target, 2.0, 0.1).item() == pytest.approx(
+        ce.item() + 2 * reg - 0.25
+    )
+
+
+def test_background_subtraction_removes_the_static_scene_and_keeps_the_moving_ball():
+    video = torch.rand(1, 1, 3, 1, 8, 8).expand(1, 1, 3, 6, 8, 8).clone()  # static background
+    video[0, 0, :, 2, 4, 4] += 5.0  # the ball, in one frame only
+    out = prepare_video(video, subtract_background=True)
+    assert out[0, 0, :, 2, 4, 4].min() > 4.0
+    out[0, 0, :, :, 4, 4] = 0.0
+    assert out.abs().max() < 1e-5, "static pixels survived"
+    assert prepare_video(video, subtract_background=False) is video
+
+
+def test_config_presets_flags_and_resume_rules(tmp_path):
+    cfg = build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 3, "lr": 0.01})
+    assert cfg.lr == 0.01 and cfg.batch_size == 8  # flag over the tiny preset's recipe
+    with pytest.raises(TrainConfigError, match="epochs"):
+        build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 0})
+    saved = cfg.model_dump(mode="json")
+    assert resumed_config(saved, {"epochs": 9, "workers": 0}).epochs == 9
+    with pytest.raises(TrainConfigError, match="cannot change batch_size"):
+        resumed_config(saved, {"batch_size": 4})
