@@ -169,6 +169,7 @@ def peak_memory(n: int, workers: int, where: Path) -> tuple[int, int, float]:
     with TreeSampler(proc.pid, interval=0.2, pss=True) as tree:
         proc.wait()
     shutil.rmtree(out, ignore_errors=True)
+    cfg.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise SystemExit(f"generator failed with exit {proc.returncode}")
     return tree.peak_rss, tree.peak_pss, time.perf_counter() - t0
@@ -216,7 +217,13 @@ def main() -> int:
             f"CPU-bound ceiling with {args.workers} idle cores: "
             f"{args.workers * 1000 / r['cpu_ms']:.0f} samples/s"
         )
-    print(f"(format pt estimate: {bytes_per_sample(GeneratorConfig()) / 1e6:.2f} MB/sample)")
+    print(
+        "preflight's estimates: "
+        + ", ".join(
+            f"{fmt} {bytes_per_sample(GeneratorConfig(), fmt) / 1e6:.2f} MB/sample"
+            for fmt in ("pt", "shards")
+        )
+    )
     if not args.skip_memory:
         for n in args.memory:
             rss, pss, secs = peak_memory(n, args.workers, args.where)

@@ -143,6 +143,7 @@ def main_preflight(argv: list[str]) -> int:
     p.add_argument("--n", type=_positive, required=True)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--config", type=Path)
+    p.add_argument("--format", choices=("pt", "shards"), default="pt")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)
@@ -156,7 +157,7 @@ def main_preflight(argv: list[str]) -> int:
             done = int(read_json(path)["end"])
         except (ValueError, KeyError, TypeError):
             break
-    est = estimate(cfg, max(args.n - done, 0), args.out)
+    est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
     print(("OK: " if est.ok else "FAIL: ") + est.describe())
     return 0 if est.ok else 1
 

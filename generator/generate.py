@@ -223,7 +223,7 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
             )
         remaining = req.n - done.samples
         if req.preflight and remaining > 0:
-            est = estimate(cfg, remaining, layout.root)
+            est = estimate(cfg, remaining, layout.root, req.format)
             if not est.ok:
                 raise GenerationError(
                     f"not enough disk space: {est.describe()}. Free space, choose another --out, "
@@ -301,7 +301,7 @@ def _run_chunks(
         start = done.samples
         end = min(start + req.checkpoint_every, req.n)
         if req.preflight:
-            est = estimate(cfg, end - start, layout.root)
+            est = estimate(cfg, end - start, layout.root, req.format)
             if not est.ok:
                 raise GenerationError(
                     f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "

@@ -2,7 +2,9 @@
 
 The estimate comes from the format itself: the exact size of one serialised
 video, a label (measured from a real one), each rounded up to the filesystem
-block, plus manifests and a safety margin.
+block, plus manifests and a safety margin. For shards, the uncompressed tar
+record of a sample is the bound (zstd only shrinks these videos, by ~18%), and
+no torch is imported, so a sharded run never loads it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from generator.config import GeneratorConfig
 from generator.store import label_bytes, torch_bytes
@@ -56,9 +57,18 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def bytes_per_sample(cfg: GeneratorConfig) -> int:
-    """On-disk bytes of one sample: video file + label + manifest entry, block-rounded."""
-    video = len(torch_bytes(torch.zeros(cfg.video_shape, dtype=torch.uint8)))
+def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
+    """On-disk bytes of one sample: video file + label + manifest entry, block-rounded (pt),
+    or the sample's uncompressed tar record + manifest entry (shards)."""
+    zeros = np.zeros(cfg.video_shape, dtype=np.uint8)
+    if fmt == "shards":
+        from generator.shards import npy_bytes
+
+        video = _round_tar(len(npy_bytes(zeros)))
+    else:
+        import torch
+
+        video = _round_block(len(torch_bytes(torch.from_numpy(zeros))))
     # A label's size barely varies; measure a representative one with full-precision floats.
     horizon = cfg.frames + cfg.horizon
     fake = {
@@ -69,7 +79,14 @@ def bytes_per_sample(cfg: GeneratorConfig) -> int:
     }
     label = len(label_bytes(fake))
     manifest_entry = 300
-    return _round_block(video) + _round_block(label) + manifest_entry
+    if fmt == "shards":
+        return video + _round_tar(label) + manifest_entry + 64  # + the zstd frame's own header
+    return video + _round_block(label) + manifest_entry
+
+
+def _round_tar(n: int) -> int:
+    """A tar member: a 512-byte header and data padded to 512 bytes."""
+    return 512 + -(-n // 512) * 512
 
 
 def existing_ancestor(path: Path) -> Path:
@@ -79,8 +96,10 @@ def existing_ancestor(path: Path) -> Path:
     return path
 
 
-def estimate(cfg: GeneratorConfig, samples: int, out: str | os.PathLike) -> Estimate:
-    per = bytes_per_sample(cfg)
+def estimate(
+    cfg: GeneratorConfig, samples: int, out: str | os.PathLike, fmt: str = "pt"
+) -> Estimate:
+    per = bytes_per_sample(cfg, fmt)
     needed = int(samples * per * (1 + MARGIN)) + FIXED_RESERVE if samples > 0 else 0
     where = existing_ancestor(Path(out))
     try:
