@@ -148,7 +148,7 @@ def bench_layout(fmt: str, n: int, workers: int, out: Path) -> dict:
     }
 
 
-def peak_memory(n: int, workers: int, where: Path) -> tuple[int, int, float]:
+def peak_memory(n: int, workers: int, where: Path, fmt: str = "pt") -> tuple[int, int, float]:
     """Peak RSS and PSS (bytes) of ``python -m generator`` and its workers for ``n`` small samples, and seconds."""
     cfg = where / "small.yaml"
     cfg.write_text(SMALL_CONFIG)
@@ -181,7 +181,9 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--formats", nargs="+", default=["pt", "shards"], choices=["pt", "shards"])
     p.add_argument("--memory", nargs=2, type=int, default=[1000, 20000], metavar=("SMALL", "LARGE"))
+    p.add_argument("--memory-format", choices=["pt", "shards"], default="pt")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--where", type=Path, default=ROOT / "data" / ".bench")
     args = p.parse_args()
 
@@ -193,7 +195,7 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs; {load()} at start; {args.n} samples, {args.workers} workers")
     results = []
     try:
-        for fmt in args.formats:
+        for fmt in [] if args.skip_speed else args.formats:
             r = bench_layout(fmt, args.n, args.workers, out)
             results.append(r)
             print(
@@ -203,13 +205,14 @@ def main() -> int:
                 f"(1 process, page cache warm); {r['load']} before"
             )
         shutil.rmtree(out, ignore_errors=True)
-        size = max(r["size"] for r in results)
-        raw = raw_write_speed(args.where, size)
+        size = max((r["size"] for r in results), default=0)
+        raw = raw_write_speed(args.where, size) if results else 0.0
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    print(
-        f"disk: raw sequential write of {size / 1e9:.2f} GB with fsync = {raw:.0f} MB/s ({load()})"
-    )
+    if results:
+        print(
+            f"disk: raw sequential write of {size / 1e9:.2f} GB with fsync = {raw:.0f} MB/s ({load()})"
+        )
     for r in results:
         print(
             f"ratio {r['format']}: generator / disk = {r['mbs'] / raw:.0%}; "
@@ -226,9 +229,9 @@ def main() -> int:
     )
     if not args.skip_memory:
         for n in args.memory:
-            rss, pss, secs = peak_memory(n, args.workers, args.where)
+            rss, pss, secs = peak_memory(n, args.workers, args.where, args.memory_format)
             print(
-                f"peak memory, generator + workers, {n} samples (16 px, 8 frames): "
+                f"peak memory, generator + workers, {n} samples ({args.memory_format}, 16 px, 8 frames): "
                 f"RSS {rss / 2**20:.0f} MiB, PSS {pss / 2**20:.0f} MiB ({secs:.0f} s; {load()})"
             )
     return 0
