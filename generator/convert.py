@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from joblib import Parallel, delayed
+from tqdm import tqdm
 
 from generator.store import FORMATS, Layout, read_json, sync_filesystem, write_json_atomic
 
@@ -77,7 +78,9 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
     return result
 
 
-def convert(src: Path, dst: Path, fmt: str, shard_size: int, level: int, workers: int) -> dict:
+def convert(
+    src: Path, dst: Path, fmt: str, shard_size: int, level: int, workers: int, quiet: bool = False
+) -> dict:
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
     from generator.dataset import read_metadata
@@ -112,16 +115,21 @@ def convert(src: Path, dst: Path, fmt: str, shard_size: int, level: int, workers
                 fingerprint(cfg, meta["seed"], layout.width, req.layout_settings()),
             )
             done = Progress()
-            with Parallel(n_jobs=workers) as parallel:
+            bar = tqdm(total=req.n, unit="sample", disable=quiet or not sys.stderr.isatty())
+            with bar, Parallel(n_jobs=workers, return_as="generator_unordered") as parallel:
                 for m in manifests:
                     step = shard_size if fmt == "shards" else TASK_SIZE
                     ranges = [
                         (s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)
                     ]
-                    results = parallel(
+                    results = []
+                    for r in parallel(
                         delayed(convert_task)(str(src), str(dst), fmt, level, s, e)
                         for s, e in ranges
-                    )
+                    ):
+                        results.append(r)
+                        bar.update(len(r["samples"]))
+                    results.sort(key=lambda r: r["samples"][0]["index"])
                     entries = [e for r in results for e in r["samples"]]
                     sync_filesystem(dst)
                     manifest = {k: v for k, v in m.items() if k not in ("samples", "shards")}
@@ -149,10 +157,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--shard-size", type=_positive, default=128)
     p.add_argument("--zstd-level", type=_zstd_level, default=1)
     p.add_argument("--workers", type=_positive, default=default_workers())
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
         meta = convert(
-            args.src, args.dst, args.format, args.shard_size, args.zstd_level, args.workers
+            args.src,
+            args.dst,
+            args.format,
+            args.shard_size,
+            args.zstd_level,
+            args.workers,
+            args.quiet,
         )
     except (ConvertError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
