@@ -136,8 +136,8 @@ def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = F
     stats = {"downloaded": 0, "skipped": 0, "damaged": []}
     for key in tqdm(keys, unit="file", disable=quiet or not sys.stderr.isatty()):
         rel = key[len(base) :]
-        if not rel or rel.endswith("/") or ".." in Path(rel).parts:
-            continue
+        if not rel or rel.endswith("/") or ".." in Path(rel).parts or Path(rel).is_absolute():
+            continue  # folder markers, and keys that would land outside DIR
         want = _remote_sha(client, bucket, key)
         if want is None:
             stats["damaged"].append(f"{rel}: the object has no sha256 metadata to verify it by")
