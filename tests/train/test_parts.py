@@ -80,3 +80,18 @@ def test_config_presets_flags_and_resume_rules(tmp_path):
     assert resumed_config(saved, {"epochs": 9, "workers": 0}).epochs == 9
     with pytest.raises(TrainConfigError, match="cannot change batch_size"):
         resumed_config(saved, {"batch_size": 4})
+
+
+def test_disk_check_refuses_a_folder_without_room_for_two_checkpoints(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from train import preflight
+
+    usage = namedtuple("usage", "total used free")
+    need = preflight.checkpoint_bytes(10_000_000)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, need, need - 1))
+    with pytest.raises(preflight.PreflightError, match="free"):
+        preflight.check_disk(tmp_path / "run", 10_000_000)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, 0, need))
+    preflight.check_disk(tmp_path / "run", 10_000_000)  # exactly enough: no error
