@@ -86,7 +86,7 @@ def run_data(out: Path, name: str) -> str | None:
 
 def train_args(args, name: str, data: str, threads: int | None, workers: int) -> list[str]:
     cmd = ["--extractor", name, "--data", data, "--epochs", str(args.epochs)]
-    cmd += ["--out", str(args.out / name), "--workers", str(workers)]
+    cmd += ["--out", str(args.out / name), "--workers", str(workers), "--device", args.device]
     if threads:
         cmd += ["--threads", str(threads)]
     if args.resume:
