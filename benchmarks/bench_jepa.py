@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench-jepa")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--margin", type=float, default=0.10, help="required k-NN gain")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     overrides = argparse.Namespace(out=args.out, epochs=args.epochs)
     cfg = apply_overrides(load_config(args.config), overrides)
 
