@@ -61,6 +61,9 @@ class TrainConfig(BaseModel):
     subtract_background: bool = Field(
         True, description="feed each clip minus its per-pixel temporal mean (static cameras)"
     )
+    position_channels: bool = Field(
+        False, description="replace colour by motion energy and energy-weighted x, y (train.inputs)"
+    )
     frame_stride: int = Field(1, ge=1)
     split_seed: int = Field(0, ge=0)
     seed: int = Field(0, ge=0)

@@ -81,6 +81,7 @@ def evaluate(
     beta: float,
     autocast_dtype: torch.dtype | None = None,
     subtract_background: bool = False,
+    position_channels: bool = False,
 ) -> dict:
     """Metrics over this rank's shard, summed across ranks (shards must not overlap)."""
     was_training = model.training
@@ -88,7 +89,9 @@ def evaluate(
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
     for batch in batches:
-        video = prepare_video(batch["video"].to(ctx.device, non_blocking=True), subtract_background)
+        video = prepare_video(
+            batch["video"].to(ctx.device, non_blocking=True), subtract_background, position_channels
+        )
         labels = batch["label"].to(ctx.device)
         future = batch["future_position"].to(ctx.device)
         with torch.autocast(

@@ -169,6 +169,7 @@ class Run:
             self.cfg.smooth_l1_beta,
             self.amp_dtype,
             self.cfg.subtract_background,
+            self.cfg.position_channels,
         )
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -189,7 +190,9 @@ class Run:
         start = time.perf_counter()
         for step, batch in enumerate(bar):
             video = prepare_video(
-                batch["video"].to(ctx.device, non_blocking=True), cfg.subtract_background
+                batch["video"].to(ctx.device, non_blocking=True),
+                cfg.subtract_background,
+                cfg.position_channels,
             )
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))

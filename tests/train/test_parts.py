@@ -95,3 +95,12 @@ def test_disk_check_refuses_a_folder_without_room_for_two_checkpoints(tmp_path, 
         preflight.check_disk(tmp_path / "run", 10_000_000)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, 0, need))
     preflight.check_disk(tmp_path / "run", 10_000_000)  # exactly enough: no error
+
+
+def test_position_channels_keep_where_the_ball_is_after_spatial_averaging():
+    video = torch.zeros(1, 1, 3, 4, 9, 9)
+    video[0, 0, :, 1, 2, 7] = 3.0  # the ball at row 2, column 7 in frame 1
+    out = prepare_video(video, subtract_background=True, position_channels=True)
+    pooled = out.mean(dim=(-1, -2))[0, 0, :, 1]  # what a global average pool keeps of frame 1
+    u, v = pooled[1] / pooled[0], pooled[2] / pooled[0]
+    assert u.item() == pytest.approx(7 / 8 * 2 - 1) and v.item() == pytest.approx(2 / 8 * 2 - 1)
