@@ -125,7 +125,7 @@ class CollapseConfig(_Strict):
 
     probe_samples: int = Field(512, ge=8)
     min_std_ratio: float = Field(0.25, gt=0)  # warn below this x 1/sqrt(dim)
-    min_rank_ratio: float = Field(0.5, gt=0)  # warn when RankMe falls below this x its best
+    min_rank_ratio: float = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
 
 class RunConfig(_Strict):
