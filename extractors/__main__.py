@@ -1,0 +1,70 @@
+"""``python -m extractors list``: every registered extractor with its size and cost per preset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from extractors.config import PRESET_NAMES, ExtractorConfigError
+from extractors.cost import CLIP_SHAPE, extractor_cost
+from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def format_table(names: list[str], presets: list[str], clip_shape: tuple[int, ...]) -> str:
+    header = ["name", "preset", "params", "MACs/clip", "description"]
+    rows = []
+    for name in names:
+        entry = get_extractor(name)
+        for i, preset in enumerate(presets):
+            params, macs = extractor_cost(name, preset, clip_shape)
+            rows.append(
+                [
+                    name if i == 0 else "",
+                    preset,
+                    _human(params),
+                    _human(macs),
+                    entry.description if i == 0 else "",
+                ]
+            )
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    shape = "x".join(str(s) for s in clip_shape)
+    return "\n".join([*lines, f"(MACs: one camera's clip {shape}, FlopCounterMode FLOPs / 2)"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m extractors", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lister = sub.add_parser("list", help="registered extractors, parameters and MACs per preset")
+    lister.add_argument("names", nargs="*", help="only these extractors (default: all)")
+    lister.add_argument(
+        "--preset",
+        action="append",
+        choices=PRESET_NAMES,
+        help="only this preset (repeatable; default: all)",
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        names = args.names or list_extractors()
+        for name in names:
+            get_extractor(name)
+        print(format_table(names, args.preset or list(PRESET_NAMES), CLIP_SHAPE))
+    except (UnknownExtractorError, ExtractorConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Multi-view fusion: one extractor for every camera, a transformer across cameras, two heads.
+
+Cameras are folded into the batch so the extractor runs once on ``B * V``
+clips. Each camera's embedding is projected to ``fusion_dim``, tagged with a
+learned embedding of *which* camera it is, and the V camera tokens are fused
+by a small transformer encoder, read out through a CLS token (or their mean).
+Max-pooling over cameras would forget which camera saw what, which the future
+position (a world coordinate) needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from extractors.registry import create_extractor
+
+
+class MultiViewModel(nn.Module):
+    """``video (B, V, 3, T, H, W)`` -> ``{"logits": (B, num_classes), "future": (B, 3)}``.
+
+    ``camera_ids`` (a LongTensor of shape ``(V,)``) says which rig camera each of
+    the V views is, so a subset of cameras keeps its identity; by default the
+    views are cameras ``0 .. V-1``. If the extractor defines ``aux_loss()``
+    (see :mod:`extractors.registry`) and it returns a tensor, the output also
+    holds ``"aux_loss"``, a scalar to add to the training loss as is.
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        num_cameras: int = 4,
+        num_classes: int = 4,
+        fusion_layers: int = 1,
+        fusion_heads: int = 4,
+        fusion_dim: int = 128,
+        pool: Literal["cls", "mean"] = "cls",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_cameras < 1 or num_classes < 1 or fusion_layers < 0:
+            raise ValueError("num_cameras and num_classes must be >= 1, fusion_layers >= 0")
+        if fusion_dim % fusion_heads:
+            raise ValueError(
+                f"fusion_dim ({fusion_dim}) must be divisible by fusion_heads ({fusion_heads})"
+            )
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        self.extractor = extractor
+        self.num_cameras = num_cameras
+        self.num_classes = num_classes
+        self.pool = pool
+        self.project = nn.Sequential(
+            nn.Linear(extractor.embed_dim, fusion_dim), nn.LayerNorm(fusion_dim)
+        )
+        self.camera_embed = nn.Parameter(torch.zeros(num_cameras, fusion_dim))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, fusion_dim)) if pool == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            fusion_dim,
+            fusion_heads,
+            dim_feedforward=4 * fusion_dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.fusion = (
+            nn.TransformerEncoder(layer, fusion_layers, enable_nested_tensor=False)
+            if fusion_layers
+            else nn.Identity()
+        )
+        self.norm = nn.LayerNorm(fusion_dim)
+        self.class_head = nn.Linear(fusion_dim, num_classes)
+        self.future_head = nn.Linear(fusion_dim, 3)
+        nn.init.trunc_normal_(self.camera_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def forward(
+        self, video: torch.Tensor, camera_ids: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        if video.dim() != 6 or video.shape[2] != 3:
+            raise ValueError(f"video must be (B, V, 3, T, H, W), got shape {tuple(video.shape)}")
+        b, v = video.shape[:2]
+        camera_ids = self._check_camera_ids(camera_ids, v, video.device)
+
+        embeddings = self.extractor(video.flatten(0, 1))  # (B*V, D)
+        tokens = self.project(embeddings).view(b, v, -1) + self.camera_embed[camera_ids]
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        tokens = self.norm(self.fusion(tokens))
+        pooled = tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+
+        out = {"logits": self.class_head(pooled), "future": self.future_head(pooled)}
+        aux_loss = getattr(self.extractor, "aux_loss", None)
+        if callable(aux_loss):
+            value = aux_loss()
+            if value is not None:
+                out["aux_loss"] = value
+        return out
+
+    def _check_camera_ids(
+        self, camera_ids: torch.Tensor | None, views: int, device: torch.device
+    ) -> torch.Tensor:
+        if camera_ids is None:
+            if views > self.num_cameras:
+                raise ValueError(
+                    f"got {views} views but the model knows {self.num_cameras} cameras"
+                )
+            return torch.arange(views, device=device)
+        camera_ids = torch.as_tensor(camera_ids, device=device)
+        if camera_ids.shape != (views,) or camera_ids.dtype != torch.long:
+            raise ValueError(
+                f"camera_ids must be a LongTensor of shape ({views},), "
+                f"got {camera_ids.dtype} {tuple(camera_ids.shape)}"
+            )
+        if views and (camera_ids.min() < 0 or camera_ids.max() >= self.num_cameras):
+            raise ValueError(
+                f"camera_ids must lie in [0, {self.num_cameras}), got {camera_ids.tolist()}"
+            )
+        return camera_ids
+
+
+def build_model(
+    name: str,
+    preset: str = "tiny",
+    num_cameras: int = 4,
+    *,
+    num_classes: int = 4,
+    fusion_layers: int = 1,
+    fusion_heads: int = 4,
+    fusion_dim: int = 128,
+    pool: Literal["cls", "mean"] = "cls",
+    dropout: float = 0.0,
+    **overrides: Any,
+) -> MultiViewModel:
+    """Extractor ``name`` (``preset`` + config ``overrides``) inside a :class:`MultiViewModel`."""
+    extractor = create_extractor(name, preset, **overrides)
+    return MultiViewModel(
+        extractor,
+        num_cameras=num_cameras,
+        num_classes=num_classes,
+        fusion_layers=fusion_layers,
+        fusion_heads=fusion_heads,
+        fusion_dim=fusion_dim,
+        pool=pool,
+        dropout=dropout,
+    )

@@ -1,0 +1,199 @@
+"""ViViT factorised encoder: a spatial transformer per time step, then a temporal one.
+
+Arnab, Dehghani, Heigold, Sun, Lucic & Schmid, "ViViT: A Video Vision
+Transformer" (ICCV 2021), Model 2 ("factorised encoder"):
+
+1. tubelet embedding: a Conv3d with kernel = stride = ``tubelet`` cuts the
+   clip into non-overlapping t x p x p tubes (Sec. 3.2, Eq. 8);
+2. the spatial encoder (``spatial_depth`` blocks) runs on each time index's
+   tokens with a CLS token, as a ViT does on an image;
+3. the temporal encoder (``temporal_depth`` blocks) runs on the sequence of
+   the per-time CLS outputs with its own CLS token, whose output is the
+   embedding.
+
+Attention is ``torch.nn.functional.scaled_dot_product_attention``. Position
+embeddings are learned for the configured ``num_frames`` x ``image_size`` grid
+and resized (linear in time, bicubic in space) for another clip size, so
+8 x 32 x 32 test clips run through the same weights. A clip whose sides are
+not multiples of the tubelet loses its trailing remainder, as a strided conv
+does. Not here: ViViT's initialisation from an image-pretrained ViT.
+
+``base`` is ViViT-B (768 wide, 12 spatial + 4 temporal layers, 2x16x16
+tubelets). ``tiny`` keeps the 16x16 patches but takes 4 frames a tubelet, is
+96 wide with 2 + 2 layers and an MLP ratio of 2: 8 x 4 x 4 tokens for a
+32 x 64 x 64 clip, which trains on a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from extractors.config import ExtractorConfig
+from extractors.registry import register_extractor
+
+
+class ViViTConfig(ExtractorConfig):
+    tubelet: tuple[int, int, int] = (4, 16, 16)
+    num_frames: int = Field(32, gt=0, description="clip length the position embedding is made for")
+    image_size: int = Field(64, gt=0, description="frame side the position embedding is made for")
+    spatial_depth: int = Field(2, ge=1)
+    temporal_depth: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(2.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    presets = {
+        "tiny": {
+            "embed_dim": 96,
+            "tubelet": (4, 16, 16),
+            "spatial_depth": 2,
+            "temporal_depth": 2,
+            "num_heads": 4,
+            "mlp_ratio": 2.0,
+        },
+        # ViViT-B: ViT-Base widths, 12 spatial + 4 temporal layers, 2x16x16 tubelets.
+        "base": {
+            "embed_dim": 768,
+            "tubelet": (2, 16, 16),
+            "spatial_depth": 12,
+            "temporal_depth": 4,
+            "num_heads": 12,
+            "mlp_ratio": 4.0,
+            "dropout": 0.1,
+        },
+    }
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> ViViTConfig:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if any(s < 1 for s in self.tubelet):
+            raise ValueError(f"tubelet sizes must be >= 1, got {self.tubelet}")
+        if self.num_frames < self.tubelet[0] or self.image_size < max(self.tubelet[1:]):
+            raise ValueError("num_frames and image_size must be at least one tubelet")
+        return self
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).unbind(2)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (ViT)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+def resize_spatial_pos_embed(
+    pos: torch.Tensor, source: tuple[int, int], grid: tuple[int, int]
+) -> torch.Tensor:
+    """``(1, h0*w0, D)`` learned on grid ``source`` -> ``(1, h*w, D)``, bicubic."""
+    if source == grid:
+        return pos
+    image = pos.reshape(1, source[0], source[1], -1).permute(0, 3, 1, 2)
+    image = F.interpolate(image, size=grid, mode="bicubic", align_corners=False)
+    return image.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)
+
+
+def resize_temporal_pos_embed(pos: torch.Tensor, length: int) -> torch.Tensor:
+    """``(1, t0, D)`` -> ``(1, length, D)``, linear."""
+    if pos.shape[1] == length:
+        return pos
+    out = F.interpolate(pos.transpose(1, 2), size=length, mode="linear", align_corners=False)
+    return out.transpose(1, 2)
+
+
+class ViViT(nn.Module):
+    """``(B, 3, T, H, W) -> (B, embed_dim)``."""
+
+    def __init__(self, config: ViViTConfig) -> None:
+        super().__init__()
+        dim = self.embed_dim = config.embed_dim
+        self.tubelet = config.tubelet
+        t, p, q = config.tubelet
+        self.patch_embed = nn.Conv3d(3, dim, kernel_size=config.tubelet, stride=config.tubelet)
+        self.pos_grid = (config.image_size // p, config.image_size // q)
+        self.spatial_pos = nn.Parameter(torch.zeros(1, self.pos_grid[0] * self.pos_grid[1], dim))
+        self.temporal_pos = nn.Parameter(torch.zeros(1, config.num_frames // t, dim))
+        self.spatial_cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.temporal_cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_drop = nn.Dropout(config.dropout)
+
+        def blocks(depth: int) -> nn.Sequential:
+            return nn.Sequential(
+                *(
+                    Block(dim, config.num_heads, config.mlp_ratio, config.dropout)
+                    for _ in range(depth)
+                )
+            )
+
+        self.spatial = blocks(config.spatial_depth)
+        self.spatial_norm = nn.LayerNorm(dim)
+        self.temporal = blocks(config.temporal_depth)
+        self.temporal_norm = nn.LayerNorm(dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for param in (self.spatial_pos, self.temporal_pos, self.spatial_cls, self.temporal_cls):
+            nn.init.trunc_normal_(param, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x)  # (B, D, nt, nh, nw)
+        b, d, nt, nh, nw = tokens.shape
+        tokens = tokens.permute(0, 2, 3, 4, 1).reshape(b * nt, nh * nw, d)
+        tokens = tokens + resize_spatial_pos_embed(self.spatial_pos, self.pos_grid, (nh, nw))
+        tokens = torch.cat([self.spatial_cls.expand(b * nt, -1, -1), tokens], dim=1)
+        tokens = self.spatial_norm(self.spatial(self.pos_drop(tokens)))
+
+        frames = tokens[:, 0].reshape(b, nt, d)
+        frames = frames + resize_temporal_pos_embed(self.temporal_pos, nt)
+        frames = torch.cat([self.temporal_cls.expand(b, -1, -1), frames], dim=1)
+        frames = self.temporal_norm(self.temporal(self.pos_drop(frames)))
+        return frames[:, 0]
+
+
+@register_extractor(
+    "transformer",
+    description="ViViT factorised encoder (tubelets, spatial then temporal transformer, SDPA)",
+    config=ViViTConfig,
+)
+def build_vivit(config: ViViTConfig) -> ViViT:
+    return ViViT(config)

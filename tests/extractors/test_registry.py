@@ -1,0 +1,213 @@
+"""Registry lookups and errors, plugin discovery through entry points, config validation, CLI."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from extractors import registry
+from extractors.__main__ import main as cli_main
+from extractors.config import ExtractorConfig, ExtractorConfigError
+from extractors.registry import (
+    DuplicateExtractorError,
+    UnknownExtractorError,
+    create_extractor,
+    get_extractor,
+    list_extractors,
+    register_extractor,
+)
+
+
+class ToyConfig(ExtractorConfig):
+    presets = {"tiny": {"embed_dim": 4}, "base": {"embed_dim": 8}}
+
+
+class Toy(nn.Module):
+    def __init__(self, config: ToyConfig) -> None:
+        super().__init__()
+        self.embed_dim = config.embed_dim
+        self.linear = nn.Linear(3, config.embed_dim)
+
+    def forward(self, x):
+        return self.linear(x.mean(dim=(2, 3, 4)))
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """Register freely inside a test; the registry is restored afterwards."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_seen_entry_points", set(registry._seen_entry_points))
+    monkeypatch.setattr(registry, "_plugins_loaded", registry._plugins_loaded)
+
+
+def test_unknown_name_lists_known_ones_on_one_line():
+    with pytest.raises(UnknownExtractorError) as info:
+        create_extractor("i3dd")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("unknown extractor 'i3dd'; known: ")
+    for name in ("i3d", "magvit", "slowfast", "transformer"):
+        assert name in message
+    assert "did you mean 'i3d'?" in message
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+
+
+def test_duplicate_name_is_an_error(clean_registry):
+    with pytest.raises(DuplicateExtractorError, match="'i3d' is already registered"):
+        register_extractor("i3d", description="again", config=ToyConfig)(Toy)
+
+
+def test_register_then_create_with_presets_and_overrides(clean_registry):
+    register_extractor("toy", description="a toy", config=ToyConfig)(Toy)
+    assert "toy" in list_extractors()
+    assert create_extractor("toy").embed_dim == 4
+    assert create_extractor("toy", "base").embed_dim == 8
+    model = create_extractor("toy", "base", embed_dim=5)
+    assert model.embed_dim == 5
+    assert model.extractor_name == "toy" and model.extractor_config.embed_dim == 5
+    assert get_extractor("toy").description == "a toy"
+
+
+def test_registration_needs_presets_and_a_good_name(clean_registry):
+    class NoBase(ExtractorConfig):
+        presets = {"tiny": {"embed_dim": 4}}
+
+    with pytest.raises(ValueError, match=r"lacks presets \['base'\]"):
+        register_extractor("nobase", description="x", config=NoBase)
+    with pytest.raises(ValueError, match="lower case"):
+        register_extractor("Bad Name", description="x", config=ToyConfig)
+
+
+def test_factory_without_embed_dim_is_rejected(clean_registry):
+    register_extractor("noembed", description="x", config=ToyConfig)(lambda config: nn.Identity())
+    with pytest.raises(TypeError, match="'embed_dim'"):
+        create_extractor("noembed")
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "field"),
+    [
+        ("i3d", {"stem_dim_out": -1}, "stem_dim_out"),
+        ("i3d", {"model_depth": 34}, "model_depth"),
+        ("slowfast", {"alpha": 0}, "alpha"),
+        ("slowfast", {"slow_stem_dim_out": 10, "beta_inv": 4}, "beta_inv"),
+        ("transformer", {"embed_dim": 100, "num_heads": 3}, "num_heads"),
+        ("transformer", {"tubelet": (4, 8)}, "tubelet"),
+        ("magvit", {"latent_dim": 0}, "latent_dim"),
+        ("magvit", {"temporal_downsample": (True, True)}, "temporal_downsample"),
+        ("magvit", {"no_such_field": 1}, "no_such_field"),
+    ],
+)
+def test_bad_config_value_names_the_field(name, overrides, field):
+    with pytest.raises(ExtractorConfigError) as info:
+        create_extractor(name, **overrides)
+    message = str(info.value)
+    assert field in message and "\n" not in message, message
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ExtractorConfigError, match="unknown preset 'huge'.*base, tiny"):
+        create_extractor("i3d", "huge")
+
+
+def test_config_accepts_lists_from_yaml():
+    model = create_extractor("transformer", tubelet=[4, 8, 8])
+    assert model.extractor_config.tubelet == (4, 8, 8)
+
+
+PLUGIN_MODULE = """
+from torch import nn
+from extractors import ExtractorConfig, register_extractor
+
+class MeanConfig(ExtractorConfig):
+    presets = {"tiny": {"embed_dim": 3}, "base": {"embed_dim": 3}}
+
+class MeanColour(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.embed_dim = config.embed_dim
+        self.scale = nn.Parameter(nn.init.ones_(__import__("torch").empty(3)))
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4)) * self.scale
+
+@register_extractor("meancolour", description="mean colour of the clip", config=MeanConfig)
+def build(config):
+    return MeanColour(config)
+"""
+
+
+def _install_plugin(root: Path, dist: str, module: str, entry_points: str, source: str) -> None:
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    (root / f"{module}.py").write_text(source)
+
+
+def test_plugin_distribution_is_discovered(tmp_path, monkeypatch, clean_registry):
+    _install_plugin(
+        tmp_path,
+        "traj_meancolour",
+        "traj_meancolour_ext",
+        """
+        [trajectory_extractors]
+        meancolour = traj_meancolour_ext
+        """,
+        PLUGIN_MODULE,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "traj_meancolour_ext", raising=False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)  # as in a fresh process
+
+    assert "meancolour" in list_extractors()
+    model = create_extractor("meancolour")
+    assert model.embed_dim == 3
+    assert get_extractor("meancolour").module == "traj_meancolour_ext"
+
+
+def test_broken_plugin_warns_and_the_rest_still_works(tmp_path, monkeypatch, clean_registry):
+    _install_plugin(
+        tmp_path,
+        "traj_broken",
+        "traj_broken_ext",
+        """
+        [trajectory_extractors]
+        broken = traj_broken_ext
+        i3d = traj_broken_ext
+        """,
+        "raise ImportError('missing dependency')\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.warns(registry.PluginLoadWarning) as caught:
+        names = list_extractors()
+    messages = [str(w.message) for w in caught]
+    assert any("'broken'" in m and "missing dependency" in m for m in messages), messages
+    assert any("'i3d'" in m and "already registered" in m for m in messages), messages
+    assert "i3d" in names and "broken" not in names
+
+
+def test_cli_list_shows_every_extractor_and_preset(capsys):
+    assert cli_main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "preset", "params", "MACs/clip", "description"]
+    for name in list_extractors():
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert get_extractor(name).description in row
+        assert row.split()[1] == "tiny"
+    assert sum(line.split()[0] == "base" for line in lines[1:] if line.strip()) == len(
+        list_extractors()
+    )
+    assert "3x32x64x64" in lines[-1]
+
+
+def test_cli_unknown_name_exits_2(capsys):
+    assert cli_main(["list", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown extractor 'nope'") and err.count("\n") == 1
