@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 N      ?= 10000
 DATA   ?= data/trajectories
 
-.PHONY: run test test-slow lint bench bench-data bench-train bench-jepa bench-saliency install clean
+.PHONY: run test test-slow lint bench bench-data bench-extractors bench-train bench-jepa bench-saliency install clean
 
 # Reinstall only when pyproject.toml changed since the last install (seconds otherwise).
 $(STAMP): pyproject.toml
@@ -35,6 +35,9 @@ bench: $(STAMP)
 
 bench-data: $(STAMP)
 	$(PY) benchmarks/bench_dataset.py
+
+bench-extractors: $(STAMP)
+	$(PY) benchmarks/bench_extractors.py
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
