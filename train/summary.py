@@ -95,7 +95,7 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_acc, ax_loss, ax_bar) = plt.subplots(1, 3, figsize=(16, 4.8))
     colours = plt.get_cmap("tab10")
@@ -115,10 +115,10 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     ax_acc.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101))
     ax_acc.axhline(95, color="grey", lw=0.8, ls=":")
     ax_loss.set(
-        title="Loss (solid: val, dashed: train)", xlabel="epoch", ylabel="loss", yscale="log"
+        title="Loss (solid: val; dashed: train, incl. auxiliary terms)",
+        xlabel="epoch",
+        ylabel="loss",
     )
-    ax_loss.yaxis.set_major_formatter(ScalarFormatter())
-    ax_loss.yaxis.set_minor_formatter(ScalarFormatter())
     for ax in (ax_acc, ax_loss):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -133,8 +133,10 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     ax_bar.bar([p - width / 2 for p in pos], val, width, label="val", color="tab:blue")
     ax_bar.bar([p + width / 2 for p in pos], test, width, label="test", color="tab:orange")
     for p, r, v, t in zip(pos, rows, val, test, strict=True):
-        ax_bar.text(p - width / 2, v + 0.5, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
-        ax_bar.text(p + width / 2, t + 0.5, f"{t:.0f}", ha="center", va="bottom", fontsize=8)
+        if r["val_accuracy"] is not None:
+            ax_bar.text(p - width / 2, v + 0.5, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+        if r["test_accuracy"] is not None:
+            ax_bar.text(p + width / 2, t + 0.5, f"{t:.0f}", ha="center", va="bottom", fontsize=8)
         frac = r["val_future_rmse_fraction"]
         note = f"RMSE {100 * frac:.1f}%" if frac is not None else ""
         if r["status"] != "done":
