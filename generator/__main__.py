@@ -7,16 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from generator.cli import OneLineParser
+
 DEFAULT_OUT = Path("data/trajectories")
 SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _positive(text: str) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from generator.cli import describe_validation_error
+
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
 
 
@@ -156,11 +158,3 @@ def load_config(path: str | Path | None) -> GeneratorConfig:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"config {path}: {describe_validation_error(e)}") from None
-
-
-def describe_validation_error(e: ValidationError) -> str:
-    """The first pydantic error as ``field.path: message`` on one line."""
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "config"
-    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"

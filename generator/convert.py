@@ -147,7 +147,8 @@ def convert(
 
 
 def main(argv: list[str]) -> int:
-    from generator.__main__ import OneLineParser, _positive, _zstd_level, default_workers
+    from generator.__main__ import _positive, _zstd_level, default_workers
+    from generator.cli import OneLineParser
     from generator.dataset import DatasetError
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])

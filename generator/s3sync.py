@@ -164,7 +164,7 @@ def main(command: str, argv: list[str]) -> int:
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from generator.__main__ import OneLineParser
+    from generator.cli import OneLineParser
 
     p = OneLineParser(prog=f"python -m generator {command}", description=__doc__.splitlines()[0])
     if command == "push":

@@ -254,7 +254,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
 
 
 def main(argv: list[str]) -> int:
-    from generator.__main__ import OneLineParser
+    from generator.cli import OneLineParser
 
     p = OneLineParser(prog="python -m generator validate", description=__doc__.splitlines()[0])
     p.add_argument("dir", type=Path)

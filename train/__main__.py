@@ -12,18 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
+from generator.cli import OneLineParser
+
 FLAGS = (
     "extractor", "preset", "data", "epochs", "batch_size", "lr", "workers", "threads",
     "device", "seed", "compile", "quiet",
 )  # fmt: skip
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _number(kind: type, minimum: float, strict: bool):

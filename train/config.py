@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from generator.cli import describe_validation_error
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = ROOT / "configs" / "train"
 
@@ -79,15 +81,6 @@ class TrainConfig(BaseModel):
     @property
     def out_dir(self) -> Path:
         return Path(self.out)
-
-
-def describe_validation_error(e: ValidationError) -> str:
-    """All pydantic errors on one line, each as ``field: message``."""
-    parts = []
-    for err in e.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

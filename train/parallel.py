@@ -20,7 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from train.__main__ import OneLineParser, _number, restore_signals, stop_on_signals
+from generator.cli import OneLineParser
+from train.__main__ import _number, restore_signals, stop_on_signals
 from train.summary import RunStatus, rank_key, summary_rows, write_summary
 
 STOP_GRACE_SECONDS = 60.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from train.__main__ import OneLineParser
+from generator.cli import OneLineParser
 from train.checkpoint import CheckpointError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from train.__main__ import OneLineParser
+from generator.cli import OneLineParser
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source

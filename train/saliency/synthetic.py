@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.__main__ import OneLineParser
+from generator.cli import OneLineParser
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample

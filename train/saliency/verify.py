@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from train.__main__ import OneLineParser
+from generator.cli import OneLineParser
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource
 
