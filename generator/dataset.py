@@ -175,6 +175,8 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
         self.indices = self.splits[split][:limit] if limit else self.splits[split]
         self.mean, self.std = self._normalization()
+        self._scale = (1.0 / (255.0 * self.std)).view(1, 3, 1, 1, 1)
+        self._offset = (-self.mean / self.std).view(1, 3, 1, 1, 1)
         self.jitter = None
         if augment:
             from torchvision.transforms import v2
@@ -237,10 +239,13 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         video = video[self.cameras, :: self.frame_stride]  # (V, T, 3, H, W) uint8
         if self.jitter is not None:
             video = self.jitter(video)
-        x = video.to(torch.float32).div_(255.0)
-        x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        # Convert and reorder to (V, 3, T, H, W) in one copy, then normalise in place:
+        # x / 255 - mean) / std = x * scale + offset. Three passes instead of five.
+        x = torch.empty(video.shape[0], 3, video.shape[1], *video.shape[3:], dtype=torch.float32)
+        x.copy_(video.permute(0, 2, 1, 3, 4))
+        torch.addcmul(self._offset, x, self._scale, out=x)
         return {
-            "video": x.permute(0, 2, 1, 3, 4).contiguous(),  # (V, 3, T, H, W)
+            "video": x,
             "label": torch.tensor(label["class_label"], dtype=torch.int64),
             "future_position": torch.tensor(label["future_position"], dtype=torch.float32),
             "index": index,
