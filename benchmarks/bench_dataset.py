@@ -1,7 +1,8 @@
 """TrajectoryDataset throughput through a DataLoader (``make bench-data``).
 
 Generates a dataset if needed (``--format pt`` or ``shards``), then prints
-samples/s for 2 loader workers.
+samples/s for 2 loader workers, with float32 items and with uint8 items
+(normalised by the consumer).
 Target: at least 1,000 samples/s, well above what any extractor here consumes.
 """
 
@@ -41,26 +42,31 @@ def main() -> int:
             ),
             GeneratorConfig(),
         )
-    ds = TrajectoryDataset(args.data, "train")
-    loader = torch.utils.data.DataLoader(
-        ds,
-        batch_size=args.batch_size,
-        shuffle=True,
-        num_workers=args.workers,
-        persistent_workers=True,
-    )
-    for epoch in range(args.epochs + 1):  # the first pass warms the page cache and starts workers
-        t0 = time.perf_counter()
-        seen = 0
-        for batch in loader:
-            seen += batch["video"].shape[0]
-        rate = seen / (time.perf_counter() - t0)
-        tag = "warm-up" if epoch == 0 else f"epoch {epoch}"
-        print(
-            f"{tag}: {seen} samples in {seen / rate:.2f} s = {rate:.0f} samples/s "
-            f"({args.format}, {args.workers} workers, batch {args.batch_size}, "
-            f"video {tuple(batch['video'].shape[1:])} float32)"
+    # float32: items normalised in the workers (what a CPU-only consumer wants);
+    # uint8: normalize=False, the consumer calls normalize_batch on its device (what the trainer does).
+    for normalize in (True, False):
+        ds = TrajectoryDataset(args.data, "train", normalize=normalize)
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=args.workers,
+            persistent_workers=True,
         )
+        for epoch in range(
+            args.epochs + 1
+        ):  # the first pass warms the page cache and starts workers
+            t0 = time.perf_counter()
+            seen = 0
+            for batch in loader:
+                seen += batch["video"].shape[0]
+            rate = seen / (time.perf_counter() - t0)
+            tag = "warm-up" if epoch == 0 else f"epoch {epoch}"
+            print(
+                f"{tag}: {seen} samples in {seen / rate:.2f} s = {rate:.0f} samples/s "
+                f"({args.format}, {args.workers} workers, batch {args.batch_size}, "
+                f"video {tuple(batch['video'].shape[1:])} {str(batch['video'].dtype).removeprefix('torch.')})"
+            )
     return 0
 
 

@@ -8,7 +8,7 @@ squared Euclidean distance between predicted and true positions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,7 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     subtract_background: bool = False,
     position_channels: bool = False,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """Metrics over this rank's shard, summed across ranks (shards must not overlap)."""
     was_training = model.training
@@ -89,9 +90,10 @@ def evaluate(
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
     for batch in batches:
-        video = prepare_video(
-            batch["video"].to(ctx.device, non_blocking=True), subtract_background, position_channels
-        )
+        video = batch["video"].to(ctx.device, non_blocking=True)
+        if normalize is not None:
+            video = normalize(video)
+        video = prepare_video(video, subtract_background, position_channels)
         labels = batch["label"].to(ctx.device)
         future = batch["future_position"].to(ctx.device)
         with torch.autocast(

@@ -31,7 +31,7 @@ def coordinate_grid(h: int, w: int, device: torch.device) -> tuple[torch.Tensor,
 def prepare_video(
     video: torch.Tensor, subtract_background: bool, position_channels: bool = False
 ) -> torch.Tensor:
-    """``video`` (B, V, 3, T, H, W), already normalised per channel by the dataset."""
+    """``video`` (B, V, 3, T, H, W) float, normalised per channel (``TrajectoryDataset.normalize_batch``)."""
     if subtract_background:
         video = video - video.mean(dim=3, keepdim=True)
     if position_channels:

@@ -80,7 +80,7 @@ class Run:
         self.folder = RunFolder(cfg.out_dir)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        kw = {"split_seed": cfg.split_seed, "frame_stride": cfg.frame_stride}
+        kw = {"split_seed": cfg.split_seed, "frame_stride": cfg.frame_stride, "normalize": False}
         self.train_ds = TrajectoryDataset(cfg.data, "train", augment=cfg.augment, **kw)
         self.val_ds = TrajectoryDataset(cfg.data, "val", **kw)
         self.test_ds = TrajectoryDataset(cfg.data, "test", **kw)
@@ -170,6 +170,7 @@ class Run:
             self.amp_dtype,
             self.cfg.subtract_background,
             self.cfg.position_channels,
+            ds.normalize_batch,
         )
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -190,7 +191,7 @@ class Run:
         start = time.perf_counter()
         for step, batch in enumerate(bar):
             video = prepare_video(
-                batch["video"].to(ctx.device, non_blocking=True),
+                self.train_ds.normalize_batch(batch["video"].to(ctx.device, non_blocking=True)),
                 cfg.subtract_background,
                 cfg.position_channels,
             )

@@ -89,3 +89,12 @@ def test_errors_name_the_problem(small_dataset, tmp_path):
         ds[0]
     with pytest.raises(ValueError, match="cameras"):
         TrajectoryDataset(copy, cameras=[7])
+
+
+def test_uint8_items_normalised_on_the_consumer_match_float_items(small_dataset):
+    floats = TrajectoryDataset(small_dataset, "train")
+    raw = TrajectoryDataset(small_dataset, "train", normalize=False)
+    item = raw[1]["video"]
+    assert item.dtype == torch.uint8 and item.shape == (4, 3, 32, 64, 64)
+    batch = torch.stack([raw[0]["video"], raw[1]["video"]])
+    torch.testing.assert_close(raw.normalize_batch(batch)[1], floats[1]["video"])
