@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,49 +292,77 @@ def _chunk_calls(
     return kept, kept_shards, calls
 
 
+def _seal_chunk(
+    req: Request,
+    layout: Layout,
+    done: Progress,
+    start: int,
+    end: int,
+    elapsed: float,
+    entries: list[dict],
+    shards: list[dict],
+) -> None:
+    """Make a chunk's samples durable, then write the manifest that vouches for them."""
+    entries.sort(key=lambda e: e["index"])
+    sync_filesystem(layout.root)  # samples are written without fsync
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "start": start,
+        "end": end,
+        "seed": req.seed,
+        "elapsed_seconds": round(elapsed, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "samples": entries,
+    }
+    if req.format == "shards":
+        manifest["shards"] = sorted(shards, key=lambda s: s["start"])
+    write_json_atomic(layout.manifest(end), manifest)
+    done.add(entries)
+
+
 def _run_chunks(
     req: Request, cfg: GeneratorConfig, layout: Layout, done: Progress, parallel: Parallel
 ) -> None:
     cfg_json = cfg.model_dump_json()
     show = not req.quiet and sys.stderr.isatty()
     bar = tqdm(total=req.n, initial=done.samples, unit="sample", disable=not show, smoothing=0.1)
-    while done.samples < req.n:
-        start = done.samples
-        end = min(start + req.checkpoint_every, req.n)
-        if req.preflight:
-            est = estimate(cfg, end - start, layout.root, req.format)
-            if not est.ok:
-                raise GenerationError(
-                    f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "
-                    f"{start} whole samples are kept; free space and run again with --resume",
-                    exit_code=1,
-                )
-        t0 = time.perf_counter()
-        kept, kept_shards, calls = _chunk_calls(req, cfg_json, layout, start, end)
-        bar.update(len(kept))
-        entries, shards = list(kept), list(kept_shards)
-        for result in parallel(calls):
-            if isinstance(result, dict):  # a shard: its samples and its own summary
-                shards.append(result["shard"])
-                result = result["samples"]
-            entries.extend(result)
-            bar.update(len(result))
-        entries.sort(key=lambda e: e["index"])
-        # Samples are written without fsync; make them durable before vouching for them.
-        sync_filesystem(layout.root)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "start": start,
-            "end": end,
-            "seed": req.seed,
-            "elapsed_seconds": round(time.perf_counter() - t0, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "samples": entries,
-        }
-        if req.format == "shards":
-            manifest["shards"] = sorted(shards, key=lambda s: s["start"])
-        write_json_atomic(layout.manifest(end), manifest)
-        done.add(entries)
+    # Sealing a chunk (sync, then its manifest) runs in a thread while the next chunk
+    # renders: the sync waits for the disk, and the workers need not wait with it.
+    sealer = ThreadPoolExecutor(max_workers=1)
+    pending: Future | None = None
+    start = done.samples
+    try:
+        while start < req.n:
+            end = min(start + req.checkpoint_every, req.n)
+            if req.preflight:
+                est = estimate(cfg, end - start, layout.root, req.format)
+                if not est.ok:
+                    raise GenerationError(
+                        f"disk nearly full, stopped before samples {start}-{end - 1}: {est.describe()}. "
+                        f"{start} whole samples are kept; free space and run again with --resume",
+                        exit_code=1,
+                    )
+            t0 = time.perf_counter()
+            kept, kept_shards, calls = _chunk_calls(req, cfg_json, layout, start, end)
+            bar.update(len(kept))
+            entries, shards = list(kept), list(kept_shards)
+            for result in parallel(calls):
+                if isinstance(result, dict):  # a shard: its samples and its own summary
+                    shards.append(result["shard"])
+                    result = result["samples"]
+                entries.extend(result)
+                bar.update(len(result))
+            if pending is not None:
+                pending.result()  # manifests go down in order; a failed seal stops the run
+            elapsed = time.perf_counter() - t0
+            pending = sealer.submit(
+                _seal_chunk, req, layout, done, start, end, elapsed, entries, shards
+            )
+            start = end
+        if pending is not None:
+            pending.result()
+    finally:
+        sealer.shutdown(wait=True)
     bar.close()
     if req.format == "shards":
         from generator.shard_plan import remove_shards_from
