@@ -12,34 +12,10 @@ from pathlib import Path
 import pytest
 
 import train.slurm
-from generator.__main__ import main as generate
 from train.checkpoint import load_checkpoint
 from train.parallel import main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """48 samples of 4 cameras x 8 frames x 32 x 32."""
-    where = tmp_path_factory.mktemp("parallel_data")
-    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
-    root = where / "ds"
-    code = generate(
-        [
-            "--n",
-            "48",
-            "--out",
-            str(root),
-            "--workers",
-            "1",
-            "--config",
-            str(where / "gen.yaml"),
-            "--quiet",
-        ]
-    )
-    assert code == 0
-    return root
 
 
 def summary(out: Path) -> dict[str, dict]:

@@ -11,7 +11,6 @@ import torch
 import yaml
 
 import train.loop as loop_module
-from generator.__main__ import main as generate
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
 from train.loop import Run
@@ -19,29 +18,6 @@ from train.loop import Run
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"train_seconds", "train_samples_per_second", "epoch_seconds"}
 FAST = ["--workers", "0", "--threads", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """48 samples of 4 cameras x 8 frames x 32 x 32: enough for every split, seconds to make."""
-    where = tmp_path_factory.mktemp("train_data")
-    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
-    root = where / "ds"
-    code = generate(
-        [
-            "--n",
-            "48",
-            "--out",
-            str(root),
-            "--workers",
-            "1",
-            "--config",
-            str(where / "gen.yaml"),
-            "--quiet",
-        ]
-    )
-    assert code == 0
-    return root
 
 
 def train(dataset: Path, out: Path, *extra: str, epochs: int = 2, extractor: str = "i3d") -> int:
