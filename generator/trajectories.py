@@ -34,6 +34,12 @@ def _plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, np.cross(normal, a)
 
 
+def _circle(centre: np.ndarray, normal: np.ndarray, radius: float, angle: np.ndarray) -> np.ndarray:
+    """Points at ``angle`` (T,) on the circle of ``radius`` about ``centre`` perpendicular to ``normal``."""
+    a, b = _plane_basis(normal)
+    return centre + radius * (np.outer(np.cos(angle), a) + np.outer(np.sin(angle), b))
+
+
 def _random_point(rng: np.random.Generator, scene: SceneConfig) -> np.ndarray:
     return np.array([_u(rng, scene.x), _u(rng, scene.y), _u(rng, scene.z)])
 
@@ -71,9 +77,7 @@ def circular(
     omega = 2 * np.pi * turns / (t[cfg.frames - 1] - t[0])
     phase = rng.uniform(0, 2 * np.pi)
     centre = _random_point(rng, cfg.scene)
-    a, b = _plane_basis(normal)
-    ang = phase + omega * t
-    pos = centre + radius * (np.outer(np.cos(ang), a) + np.outer(np.sin(ang), b))
+    pos = _circle(centre, normal, radius, phase + omega * t)
     params = {
         "centre": centre.tolist(),
         "normal": normal.tolist(),
@@ -98,14 +102,8 @@ def helical(
     drift_speed = _u(rng, h_cfg.drift) / duration
     phase = rng.uniform(0, 2 * np.pi)
     centre = _random_point(rng, cfg.scene)
-    a, b = _plane_basis(axis)
-    ang = phase + omega * t
     tc = t - t[len(t) // 2]
-    pos = (
-        centre
-        + radius * (np.outer(np.cos(ang), a) + np.outer(np.sin(ang), b))
-        + np.outer(tc * drift_speed, axis)
-    )
+    pos = _circle(centre, axis, radius, phase + omega * t) + np.outer(tc * drift_speed, axis)
     params = {
         "centre": centre.tolist(),
         "axis": axis.tolist(),
