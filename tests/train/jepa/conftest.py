@@ -121,3 +121,32 @@ def jepa_files() -> SimpleNamespace:
         tar_gz=tar_gz,
         tiny_config=tiny_config,
     )
+
+
+@pytest.fixture
+def tiny_model_config():
+    """A factory of 16 px configs with a one-block ViT: the model tests' common starting point."""
+    from train.jepa.config import parse_config
+
+    def make(patch_size: int = 2, levels: int | None = None, mask: dict | None = None):
+        model = {
+            "patch_size": patch_size,
+            "embed_dim": 32,
+            "depth": 1,
+            "num_heads": 2,
+            "predictor_embed_dim": 16,
+            "predictor_depth": 1,
+            "predictor_num_heads": 2,
+        }
+        if levels is not None:
+            model["levels"] = [{"weight": 1.0}] * levels
+        raw = {
+            "name": "t",
+            "data": {"datasets": [{"kind": "synthetic"}], "image_size": 16},
+            "model": model,
+        }
+        if mask is not None:
+            raw["mask"] = mask
+        return parse_config(raw)
+
+    return make

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.jepa.config import parse_config
 from train.jepa.hierarchy import (
     LevelHeads,
     covered_cells,
@@ -47,26 +46,6 @@ def test_covered_cells_counts_only_fully_covered_cells():
     assert not full2.any()  # no 4x4 cell lies inside a 3-row block
 
 
-def _tiny_cfg(levels: int):
-    return parse_config(
-        {
-            "name": "t",
-            "data": {"datasets": [{"kind": "synthetic"}], "image_size": 16},
-            "model": {
-                "patch_size": 2,
-                "embed_dim": 32,
-                "depth": 1,
-                "num_heads": 2,
-                "predictor_embed_dim": 16,
-                "predictor_depth": 1,
-                "predictor_num_heads": 2,
-                "levels": [{"weight": 1.0}] * levels,
-            },
-            "mask": {"min_keep": 2},
-        }
-    )
-
-
 def _square_masks(batch: int):
     grid = 8
     rows, cols = torch.meshgrid(torch.arange(0, 4), torch.arange(4, 8), indexing="ij")
@@ -76,9 +55,9 @@ def _square_masks(batch: int):
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3])
-def test_hierarchy_shapes_and_gradients(levels):
+def test_hierarchy_shapes_and_gradients(levels, tiny_model_config):
     torch.manual_seed(0)
-    cfg = _tiny_cfg(levels)
+    cfg = tiny_model_config(levels=levels, mask={"min_keep": 2})
     model = HJepa(cfg)
     target = make_target_encoder(model.encoder)
     images = torch.randn(2, 3, 16, 16)
@@ -95,9 +74,9 @@ def test_hierarchy_shapes_and_gradients(levels):
     assert all(p.grad is None for p in target.parameters())
 
 
-def test_one_level_is_plain_ijepa():
+def test_one_level_is_plain_ijepa(tiny_model_config):
     torch.manual_seed(0)
-    model = HJepa(_tiny_cfg(1))
+    model = HJepa(tiny_model_config(levels=1, mask={"min_keep": 2}))
     target = make_target_encoder(model.encoder)
     images = torch.randn(2, 3, 16, 16)
     ctx, tgt = _square_masks(2)

@@ -1,6 +1,5 @@
 import torch
 
-from train.jepa.config import parse_config
 from train.jepa.model import HJepa, ema_update, forward_target, make_target_encoder
 from train.jepa.schedules import param_groups
 
@@ -23,22 +22,8 @@ def test_ema_update_formula():
     assert all(torch.equal(t, s) for t, s in zip(target.parameters(), snapshot, strict=True))
 
 
-def test_target_encoder_is_frozen_copy():
-    cfg = parse_config(
-        {
-            "name": "t",
-            "data": {"datasets": [{"kind": "synthetic"}], "image_size": 16},
-            "model": {
-                "patch_size": 4,
-                "embed_dim": 32,
-                "depth": 1,
-                "num_heads": 2,
-                "predictor_embed_dim": 16,
-                "predictor_depth": 1,
-                "predictor_num_heads": 2,
-            },
-        }
-    )
+def test_target_encoder_is_frozen_copy(tiny_model_config):
+    cfg = tiny_model_config(patch_size=4)
     model = HJepa(cfg)
     target = make_target_encoder(model.encoder)
     assert not any(p.requires_grad for p in target.parameters())
@@ -46,24 +31,9 @@ def test_target_encoder_is_frozen_copy():
     assert torch.equal(target(x), model.encoder(x))
 
 
-def test_loss_decreases_on_a_fixed_batch():
+def test_loss_decreases_on_a_fixed_batch(tiny_model_config):
     torch.manual_seed(0)
-    cfg = parse_config(
-        {
-            "name": "t",
-            "data": {"datasets": [{"kind": "synthetic"}], "image_size": 16},
-            "model": {
-                "patch_size": 2,
-                "embed_dim": 32,
-                "depth": 1,
-                "num_heads": 2,
-                "predictor_embed_dim": 16,
-                "predictor_depth": 1,
-                "predictor_num_heads": 2,
-                "levels": [{"weight": 1.0}, {"weight": 1.0}],
-            },
-        }
-    )
+    cfg = tiny_model_config(levels=2)
     model = HJepa(cfg)
     target = make_target_encoder(model.encoder)
     images = torch.randn(2, 3, 16, 16)
