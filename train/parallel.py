@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -101,12 +102,25 @@ def train_args(args, name: str, data: str, threads: int | None, workers: int) ->
 
 
 class LocalLauncher:
-    """Child processes, one per run; at most ``slots`` at once (GPUs), or all at once on CPU."""
+    """Child processes ``python -m MODULE ARGS``, one per run; one per GPU at a time, or all at
+    once on the CPU. ``summarise(out, statuses)`` rewrites the comparison after each run ends
+    (default: the extractor table of :mod:`train.summary`)."""
 
     def __init__(
-        self, out: Path, jobs: dict[str, list[str]], gpus: int, threads: int | None
+        self,
+        out: Path,
+        jobs: dict[str, list[str]],
+        gpus: int,
+        threads: int | None,
+        *,
+        module: str = "train",
+        summarise: Callable[[Path, list[RunStatus]], list[dict]] | None = None,
     ) -> None:
         self.out, self.jobs, self.gpus, self.threads = out, jobs, gpus, threads
+        self.module = module
+        self._write_summary = summarise or (
+            lambda out, statuses: write_summary(out, with_earlier_runs(out, statuses))
+        )
         self.statuses = {n: RunStatus(n) for n in jobs}
         self.procs: dict[str, tuple[subprocess.Popen, float, int | None]] = {}
         self.free_gpus = list(range(gpus))
@@ -121,7 +135,7 @@ class LocalLauncher:
         (self.out / name).mkdir(parents=True, exist_ok=True)
         log = open(self.out / name / "train.log", "a")  # noqa: SIM115  closed when the run ends
         proc = subprocess.Popen(
-            [sys.executable, "-m", "train", *self.jobs[name]],
+            [sys.executable, "-m", self.module, *self.jobs[name]],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -186,7 +200,7 @@ class LocalLauncher:
         self.summarise()
 
     def summarise(self) -> list[dict]:
-        return write_summary(self.out, with_earlier_runs(self.out, list(self.statuses.values())))
+        return self._write_summary(self.out, list(self.statuses.values()))
 
 
 def last_line(path: Path) -> str | None:

@@ -18,18 +18,24 @@ from train.summary import RunStatus
 
 
 def sbatch_script(
-    name: str, train_args: list[str], out: Path, gpus: int, cpus: int, time_limit: str
+    name: str,
+    train_args: list[str],
+    out: Path,
+    gpus: int,
+    cpus: int,
+    time_limit: str,
+    module: str = "train",
 ) -> str:
     repo = Path(__file__).resolve().parents[1]
     run_dir = (out / name).absolute()
     torchrun = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={max(gpus, 1)}", "-m", "train", *train_args, "--resume",
+        f"--nproc_per_node={max(gpus, 1)}", "-m", module, *train_args, "--resume",
     ]  # fmt: skip
     gres = f"#SBATCH --gres=gpu:{gpus}\n" if gpus else ""
     return (
         "#!/bin/bash\n"
-        f"#SBATCH --job-name=train-{name}\n"
+        f"#SBATCH --job-name={module.replace('.', '-')}-{name}\n"
         "#SBATCH --nodes=1\n"
         "#SBATCH --ntasks=1\n"
         f"{gres}"
@@ -47,7 +53,12 @@ def sbatch_script(
 
 
 def submit(
-    jobs: dict[str, list[str]], out: Path, gpus: int, cpus: int, time_limit: str
+    jobs: dict[str, list[str]],
+    out: Path,
+    gpus: int,
+    cpus: int,
+    time_limit: str,
+    module: str = "train",
 ) -> list[RunStatus]:
     """Write ``out/slurm/NAME.sbatch`` for each run; submit them if ``sbatch`` is on PATH."""
     folder = out / "slurm"
@@ -55,7 +66,7 @@ def submit(
     scripts = {}
     for name, args in jobs.items():
         path = folder / f"{name}.sbatch"
-        write_atomic(path, sbatch_script(name, args, out, gpus, cpus, time_limit).encode())
+        write_atomic(path, sbatch_script(name, args, out, gpus, cpus, time_limit, module).encode())
         path.chmod(0o755)
         scripts[name] = path
     sbatch = shutil.which("sbatch")

@@ -1,7 +1,9 @@
-"""``python -m train.saliency --config FILE [--out DIR] [--data PATH] [--epochs E] [--resume] [--quiet]``.
+"""``python -m train.saliency --config FILE [--out DIR] [--data PATH] [--epochs E] [--resume] [--device D] [--quiet]``.
 
-Trains one saliency variant into a run folder (default ``runs/saliency/<name>``).
-Exit 0 on success, 2 on bad input (config, data folder, run folder), with one line on stderr.
+Trains one saliency variant into a run folder (default ``runs/saliency/<name>``); under
+``torchrun --nproc_per_node N -m train.saliency ...`` with DistributedDataParallel.
+Exit 0 on success, 2 on bad input (config, data folder, run folder, device), with one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from generator.cli import OneLineParser
 from train.checkpoint import CheckpointError
+from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError
 from train.saliency.run_folder import RunFolderError
@@ -23,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, help="override data.path")
     ap.add_argument("--epochs", type=int, help="override train.epochs")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
     try:
@@ -36,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         from train.saliency.loop import run
 
         out = args.out or Path("runs/saliency") / cfg.name
-        results = run(cfg, out, resume=args.resume, quiet=args.quiet)
-    except (ConfigError, LayoutError, RunFolderError, CheckpointError) as err:
+        results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
+    except (ConfigError, LayoutError, RunFolderError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not results:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     v = results["val"]
     print(
         f"{cfg.name}: best epoch {results['best_epoch']}/{results['epochs']}  "

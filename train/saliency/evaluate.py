@@ -50,11 +50,12 @@ def evaluate(
         return {}
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     rows = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         batch = collate(chunk)
-        logp = model(batch["image"], batch["mask"]).double().numpy()
+        logp = model(batch["image"].to(device), batch["mask"].to(device)).double().cpu().numpy()
         rows += [score_stimulus(lp, g, centre_bias_log) for lp, g in zip(logp, chunk, strict=True)]
     model.train(was_training)
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

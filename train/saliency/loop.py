@@ -3,6 +3,10 @@
 Resuming equals not stopping: the model is initialised from ``train.seed``, each
 epoch's shuffle from ``(train.seed, epoch)``, and ``last.pt`` holds model, optimiser
 and progress, so epochs after a resume see exactly what they would have seen.
+
+Under ``torchrun`` the run trains with DistributedDataParallel (``train.distributed``:
+gloo on the CPU, NCCL on GPUs): each rank takes its shard of every epoch's shuffle,
+``train.batch_size`` per rank; rank 0 alone evaluates and writes the run folder.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
+from train.distributed import DistContext, all_reduce_sum, barrier, setup, teardown
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
 from train.saliency.config import ConfigError, SaliencyConfig
@@ -70,16 +77,29 @@ def run(
     resume: bool = False,
     quiet: bool = False,
     data: RunData | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """Train ``cfg`` into run folder ``out``; return the results written to results.json."""
-    folder = SaliencyRunFolder(out)
-    state = folder.prepare(cfg, resume)
+    """Train ``cfg`` into run folder ``out``; return the results written to results.json.
+
+    ``device`` is ``cpu``, ``cuda`` or ``auto``; under ``torchrun`` every rank calls
+    this, and ranks other than 0 return an empty dict.
+    """
+    ctx = setup(device)
+    try:
+        return _train(cfg, SaliencyRunFolder(out), ctx, resume, quiet, data)
+    finally:
+        teardown(ctx)
+
+
+def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001, PLR0915
+    state = folder.prepare(cfg, resume, create=ctx.is_main)
     torch.set_num_threads(cfg.train.threads)
-    quiet = quiet or not sys.stderr.isatty()
+    quiet = quiet or not sys.stderr.isatty() or not ctx.is_main
     data = data or build_data(cfg, quiet=quiet)
     grid = cfg.data.image_size
     torch.manual_seed(cfg.train.seed)
     model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
+    model.to(ctx.device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
@@ -91,28 +111,44 @@ def run(
         opt.load_state_dict(state["optimizer"])
         cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
         start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
-        folder.keep_epochs_up_to(start)
         history = folder.epoch_records()
-    folder.write_config(cfg.model_dump(mode="json"))
-    folder.write_splits(data.splits)
-    writer = folder.tensorboard(purge_step=start + 1 if start else None)
+        if ctx.is_main:
+            folder.keep_epochs_up_to(start)
+            history = folder.epoch_records()
+    net = DistributedDataParallel(model) if ctx.distributed else model
+    writer = None
+    if ctx.is_main:
+        folder.write_config(cfg.model_dump(mode="json"))
+        folder.write_splits(data.splits)
+        writer = folder.tensorboard(purge_step=start + 1 if start else None)
+    sampler = (
+        DistributedSampler(
+            data.train, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.train.seed
+        )
+        if ctx.distributed
+        else None
+    )
     speeds = []
     for epoch in range(start, cfg.train.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(
             data.train,
             batch_size=cfg.train.batch_size,
-            shuffle=True,
+            shuffle=sampler is None,
+            sampler=sampler,
             generator=gen,
             collate_fn=collate,
         )
-        model.train()
+        net.train()
         sums: dict[str, float] = {}
         t0, seen = time.perf_counter(), 0
         for batch in tqdm(
             loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=quiet, leave=False
         ):
-            logp = model(batch["image"], batch["mask"])
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            logp = net(batch["image"], batch["mask"])
             loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
             opt.zero_grad()
             loss.backward()
@@ -121,44 +157,60 @@ def run(
             seen += n
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v * n
-        speeds.append(seen / max(time.perf_counter() - t0, 1e-9))
-        val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
-        record = {
-            "kind": "epoch",
-            "epoch": epoch + 1,
-            **{f"train_{k}": v / seen for k, v in sums.items()},
-            **{f"val_{k}": v for k, v in val.items()},
-        }
-        history.append(record)
-        is_best = val["info_gain"] > best
-        if is_best:
-            best, best_epoch = val["info_gain"], epoch + 1
-        folder.append_metrics(record)
-        folder.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
-                "config": cfg.model_dump(mode="json"),
-                "epoch": epoch + 1,
-                "best_info_gain": best,
-                "best_epoch": best_epoch,
-                "centre_bias_log": torch.from_numpy(cb_log),
-                "centre_bias_bandwidth": bandwidth,
-            },
-            best=is_best,
+        elapsed = time.perf_counter() - t0
+        # every rank's sums, so the logged train loss is that of the whole epoch
+        keys = sorted(sums)
+        totals = all_reduce_sum(
+            ctx, torch.tensor([seen] + [sums[k] for k in keys], dtype=torch.float64)
         )
-        for k, v in record.items():
-            if k not in ("epoch", "kind"):
-                writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-        writer.flush()
-        if not quiet:
-            tqdm.write(
-                f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
-                f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  AUC {val['auc_judd']:.3f}"
+        seen, sums = int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True))
+        speeds.append(seen / max(elapsed, 1e-9))
+        if ctx.is_main:
+            val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
+            record = {
+                "kind": "epoch",
+                "epoch": epoch + 1,
+                "train_samples": seen,
+                **{f"train_{k}": v / seen for k, v in sums.items()},
+                **{f"val_{k}": v for k, v in val.items()},
+            }
+            history.append(record)
+            is_best = val["info_gain"] > best
+            if is_best:
+                best, best_epoch = val["info_gain"], epoch + 1
+            folder.append_metrics(record)
+            folder.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
+                    "config": cfg.model_dump(mode="json"),
+                    "epoch": epoch + 1,
+                    "best_info_gain": best,
+                    "best_epoch": best_epoch,
+                    "centre_bias_log": torch.from_numpy(cb_log),
+                    "centre_bias_bandwidth": bandwidth,
+                    "world_size": ctx.world_size,
+                },
+                best=is_best,
             )
+            for k, v in record.items():
+                if k not in ("epoch", "kind"):
+                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            writer.flush()
+            if not quiet:
+                tqdm.write(
+                    f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
+                    f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
+                    f"AUC {val['auc_judd']:.3f}"
+                )
+        barrier(ctx)  # the other ranks wait while rank 0 evaluates and writes
+    if not ctx.is_main:
+        return {}
     folder.close()
     results = _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds)
+    results["world_size"] = ctx.world_size
+    results["device"] = str(ctx.device)
     folder.append_metrics(
         {
             "kind": "test",

@@ -34,9 +34,12 @@ class SaliencyRunFolder(TrainerRunFolder):
     def best(self):
         return self.root / BEST
 
-    def prepare(self, cfg: SaliencyConfig, resume: bool) -> dict[str, Any] | None:
+    def prepare(
+        self, cfg: SaliencyConfig, resume: bool, *, create: bool = True
+    ) -> dict[str, Any] | None:
         """Create the folder or check it for resuming; return the last checkpoint if resuming.
 
+        ``create=False`` only checks (the ranks of a ``torchrun`` job other than 0).
         Raises RunFolderError, or train.checkpoint.CheckpointError for a damaged last.pt.
         """
         if self.last.exists() and not resume:
@@ -53,7 +56,8 @@ class SaliencyRunFolder(TrainerRunFolder):
                     "resume with the same config or use another --out"
                 )
             return load_checkpoint(self.last)
-        self.create()
+        if create:
+            self.create()
         return None
 
     def epoch_records(self) -> list[dict]:

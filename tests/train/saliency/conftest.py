@@ -179,3 +179,37 @@ def pysaliency_writer():
 @pytest.fixture
 def truth() -> dict:
     return {"sizes": SIZES, "fix": FIX, "hdf5_fix": EXPECTED_HDF5_FIX}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    """30 synthetic stimuli in the MIT1003 layout (train.saliency.synthetic)."""
+    from train.saliency.synthetic import write_synthetic
+
+    return write_synthetic(tmp_path_factory.mktemp("synth") / "MIT1003", 30, seed=1)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path):
+    """``make(variant, data, **train)``: the shipped ``<variant>_tiny.yaml`` shrunk for tests."""
+    import yaml
+
+    configs = Path(__file__).resolve().parents[3] / "configs" / "saliency"
+
+    def make(variant: str, data: Path, **train) -> Path:
+        raw = yaml.safe_load((configs / f"{variant}_tiny.yaml").read_text())
+        raw["data"].update(
+            path=str(data),
+            image_size=24,
+            val_fraction=0.2,
+            test_fraction=0.1,
+            max_train_stimuli=16,
+            max_val_stimuli=6,
+        )
+        raw["model"]["width"] = 8
+        raw["train"].update({"epochs": 2, "batch_size": 8, "threads": 1, **train})
+        path = tmp_path / f"{variant}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return make

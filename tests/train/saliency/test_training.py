@@ -9,40 +9,15 @@ import yaml
 
 from train.saliency.__main__ import main
 from train.saliency.config import ConfigError, load_config
-from train.saliency.synthetic import write_synthetic
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = ROOT / "configs" / "saliency"
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    return write_synthetic(tmp_path_factory.mktemp("synth") / "MIT1003", 30, seed=1)
-
-
-def _tiny(tmp_path: Path, variant: str, data: Path, **train) -> Path:
-    raw = yaml.safe_load((CONFIGS / f"{variant}_tiny.yaml").read_text())
-    raw["data"].update(
-        path=str(data),
-        image_size=24,
-        val_fraction=0.2,
-        test_fraction=0.1,
-        max_train_stimuli=16,
-        max_val_stimuli=6,
-    )
-    raw["model"]["width"] = 8
-    raw["train"].update({"epochs": 2, "batch_size": 8, "threads": 1, **train})
-    p = tmp_path / f"{variant}.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
-
-
 @pytest.mark.parametrize("variant", ["baseline", "entropy_reg"])
-def test_each_variant_trains_and_writes_its_run_folder(tmp_path, synth, variant):
+def test_each_variant_trains_and_writes_its_run_folder(tiny_config, tmp_path, synth, variant):
     out = tmp_path / "run"
-    assert (
-        main(["--config", str(_tiny(tmp_path, variant, synth)), "--out", str(out), "--quiet"]) == 0
-    )
+    assert main(["--config", str(tiny_config(variant, synth)), "--out", str(out), "--quiet"]) == 0
     for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "results.json"):
         assert (out / name).is_file(), name
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
@@ -61,8 +36,8 @@ def test_each_variant_trains_and_writes_its_run_folder(tmp_path, synth, variant)
     assert load_config(out / "config.yaml").name == f"{variant}_tiny"
 
 
-def test_resume_equals_uninterrupted(tmp_path, synth):
-    cfg = _tiny(tmp_path, "entropy_reg", synth, epochs=3)
+def test_resume_equals_uninterrupted(tiny_config, tmp_path, synth):
+    cfg = tiny_config("entropy_reg", synth, epochs=3)
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["--config", str(cfg), "--out", str(full), "--quiet"]) == 0
     assert main(["--config", str(cfg), "--out", str(part), "--epochs", "1", "--quiet"]) == 0
@@ -81,8 +56,8 @@ def test_resume_equals_uninterrupted(tmp_path, synth):
     assert ra["val"] == rb["val"] and ra["test"] == rb["test"]
 
 
-def test_existing_run_without_resume_is_refused_and_kept(tmp_path, synth, capsys):
-    cfg = _tiny(tmp_path, "baseline", synth, epochs=1)
+def test_existing_run_without_resume_is_refused_and_kept(tiny_config, tmp_path, synth, capsys):
+    cfg = tiny_config("baseline", synth, epochs=1)
     out = tmp_path / "run"
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     before = (out / "last.pt").read_bytes()
@@ -108,8 +83,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1 and "entropy.sign" in r.stderr
 
 
-def test_missing_data_folder_is_one_line(tmp_path, capsys):
-    cfg = _tiny(tmp_path, "baseline", tmp_path / "no_data")
+def test_missing_data_folder_is_one_line(tiny_config, tmp_path, capsys):
+    cfg = tiny_config("baseline", tmp_path / "no_data")
     assert main(["--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such folder" in err
@@ -122,8 +97,8 @@ def test_shipped_configs_validate(name):
     assert (cfg.entropy.weight > 0) == name.startswith("entropy_reg")
 
 
-def test_resume_starts_from_last_pt_not_from_scratch(tmp_path, synth):
-    cfg = _tiny(tmp_path, "baseline", synth, epochs=2)
+def test_resume_starts_from_last_pt_not_from_scratch(tiny_config, tmp_path, synth):
+    cfg = tiny_config("baseline", synth, epochs=2)
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["--config", str(cfg), "--out", str(full), "--quiet"]) == 0
     assert main(["--config", str(cfg), "--out", str(part), "--epochs", "1", "--quiet"]) == 0
@@ -136,8 +111,8 @@ def test_resume_starts_from_last_pt_not_from_scratch(tmp_path, synth):
     assert (b - a).mean() > 0.5
 
 
-def test_resume_with_a_changed_config_is_refused(tmp_path, synth, capsys):
-    cfg = _tiny(tmp_path, "baseline", synth, epochs=1)
+def test_resume_with_a_changed_config_is_refused(tiny_config, tmp_path, synth, capsys):
+    cfg = tiny_config("baseline", synth, epochs=1)
     out = tmp_path / "run"
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     changed = yaml.safe_load(cfg.read_text())
@@ -150,8 +125,8 @@ def test_resume_with_a_changed_config_is_refused(tmp_path, synth, capsys):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # epoch 1 and its test line
 
 
-def test_damaged_last_pt_is_one_line_exit_2(tmp_path, synth, capsys):
-    cfg = _tiny(tmp_path, "baseline", synth, epochs=1)
+def test_damaged_last_pt_is_one_line_exit_2(tiny_config, tmp_path, synth, capsys):
+    cfg = tiny_config("baseline", synth, epochs=1)
     out = tmp_path / "run"
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     (out / "last.pt").write_bytes(b"not a checkpoint")
@@ -160,3 +135,38 @@ def test_damaged_last_pt_is_one_line_exit_2(tmp_path, synth, capsys):
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "last.pt is damaged" in err
+
+
+def test_torchrun_two_cpu_processes_train_and_resume(tiny_config, tmp_path, synth):
+    """DDP with gloo: both ranks train on their shards, rank 0 alone writes, resume works."""
+    cfg = tiny_config("baseline", synth, epochs=2)
+    out = tmp_path / "ddp"
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+    def torchrun(*extra: str) -> None:
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "train.saliency", "--config", str(cfg), "--out", str(out), "--device", "cpu",
+            "--quiet", *extra,
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.count("baseline_tiny: best epoch") == 1, "rank 1 also reported"
+
+    torchrun("--epochs", "1")
+    torchrun("--resume")
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # the epoch-1 test line is dropped on resume; then epochs 1, 2 once each and one test line
+    assert [(r["kind"], r["epoch"]) for r in records][-3:] == [
+        ("epoch", 1),
+        ("epoch", 2),
+        ("test", records[-1]["epoch"]),
+    ]
+    assert sum(r["kind"] == "epoch" for r in records) == 2, "rank 1 also wrote metrics"
+    res = json.loads((out / "results.json").read_text())
+    assert res["world_size"] == 2 and res["epochs"] == 2
+    # the two ranks' shards add up to the whole training split, counted once
+    assert all(
+        r["train_samples"] == res["stimuli"]["train"] for r in records if r["kind"] == "epoch"
+    )
+    assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2

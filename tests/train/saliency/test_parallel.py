@@ -1,0 +1,92 @@
+"""python -m train.saliency.parallel: both variants at once, a failed run, --resume, slurm, bad input."""
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+import train.slurm
+from train.checkpoint import load_checkpoint
+from train.saliency.parallel import main
+
+
+def variants(tiny_config, data: Path, **train) -> list[str]:
+    return [str(tiny_config(v, data, **train)) for v in ("baseline", "entropy_reg")]
+
+
+def summary(out: Path) -> list[dict]:
+    return json.loads((out / "summary.json").read_text())["runs"]
+
+
+def test_both_variants_train_at_once_and_are_ranked_by_info_gain(
+    tiny_config, synth, tmp_path, capsys
+):
+    out = tmp_path / "runs"
+    assert (
+        main(["--configs", *variants(tiny_config, synth), "--out", str(out), "--epochs", "1"]) == 0
+    )
+    rows = summary(out)
+    assert {r["variant"] for r in rows} == {"baseline_tiny", "entropy_reg_tiny"}
+    assert all(r["status"] == "done" and r["epochs"] == 1 for r in rows)
+    gains = [r["val_info_gain"] for r in rows]
+    assert gains == sorted(gains, reverse=True)
+    for r in rows:  # each row is its run's own results.json
+        results = json.loads((Path(r["run_dir"]) / "results.json").read_text())
+        assert r["val_info_gain"] == results["val_info_gain"]
+        assert r["test_nss"] == results["test"]["nss"]
+    table = (out / "summary.md").read_text()
+    assert "maximize x" in table and "| none |" in table  # the entropy term of each variant
+    assert table in capsys.readouterr().out
+
+    # --resume continues both to more epochs from their checkpoints
+    args = ["--configs", *variants(tiny_config, synth), "--out", str(out), "--epochs", "2"]
+    assert main([*args, "--resume"]) == 0
+    assert all(
+        load_checkpoint(out / n / "last.pt")["epoch"] == 2
+        for n in ("baseline_tiny", "entropy_reg_tiny")
+    )
+
+
+def test_one_failed_run_does_not_stop_the_other(tiny_config, synth, tmp_path):
+    good, bad = variants(tiny_config, synth, epochs=1)
+    raw = yaml.safe_load(Path(bad).read_text())
+    raw["data"]["path"] = str(tmp_path / "missing")
+    Path(bad).write_text(yaml.safe_dump(raw))
+    out = tmp_path / "runs"
+    assert main(["--configs", good, bad, "--out", str(out)]) == 1
+    rows = {r["variant"]: r for r in summary(out)}
+    assert rows["baseline_tiny"]["status"] == "done"
+    assert rows["entropy_reg_tiny"]["status"] == "failed"
+    assert "no such folder" in rows["entropy_reg_tiny"]["error"]
+
+
+def test_slurm_scripts_run_train_saliency_under_torchrun(
+    tiny_config, synth, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
+    out = tmp_path / "runs"
+    args = ["--configs", *variants(tiny_config, synth), "--out", str(out), "--launcher", "slurm"]
+    assert main([*args, "--gpus-per-run", "2"]) == 0
+    assert "sbatch not found" in capsys.readouterr().out
+    script = (out / "slurm" / "entropy_reg_tiny.sbatch").read_text()
+    assert "#SBATCH --job-name=train-saliency-entropy_reg_tiny" in script
+    assert "--nproc_per_node=2 -m train.saliency --config" in script
+    assert script.rstrip().endswith("--resume") and script.count("--resume") == 1
+    assert os.access(out / "slurm" / "baseline_tiny.sbatch", os.X_OK)
+
+
+def test_bad_input_is_one_line_exit_2(tiny_config, synth, tmp_path, capsys):
+    base = str(tiny_config("baseline", synth))
+    assert main(["--configs", base, base, "--out", str(tmp_path / "o")]) == 2
+    assert "both name their run 'baseline_tiny'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {path: /x, image_size: 30}\n")
+    assert main(["--configs", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "multiple of 8" in err
+    run = tmp_path / "o" / "baseline_tiny"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"x")
+    assert main(["--configs", base, "--out", str(tmp_path / "o")]) == 2
+    assert "add --resume" in capsys.readouterr().err

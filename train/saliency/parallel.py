@@ -1,0 +1,119 @@
+"""``python -m train.saliency.parallel --configs A.yaml B.yaml --out runs/saliency [--epochs E] [--resume]``.
+
+Trains several saliency variants at once (by default the baseline and the
+entropy-regularised one), each in its own ``python -m train.saliency`` process,
+with the trainer's launcher (``train.parallel``): one run per GPU and the rest
+queued, or all at once on the CPU; one failed run does not stop the others;
+Ctrl-C stops all, each keeping its ``last.pt`` for ``--resume``.
+``--launcher slurm`` writes (and submits) one ``torchrun`` sbatch script per run.
+``summary.md`` / ``summary.json`` rank the variants by validation information gain.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from generator.cli import OneLineParser
+from train.__main__ import _number, restore_signals, stop_on_signals
+from train.parallel import LocalLauncher, available_cores, gpu_count
+from train.saliency.config import ConfigError, load_config
+from train.saliency.summary import SUMMARY_MD, write_summary
+
+PROG = "python -m train.saliency.parallel"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "saliency"
+MODULE = "train.saliency"
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        type=Path,
+        default=[CONFIGS / "baseline.yaml", CONFIGS / "entropy_reg.yaml"],
+        help="one config per variant (default: baseline and entropy_reg)",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/saliency"), help="runs go to OUT/NAME")
+    p.add_argument("--data", type=Path, help="dataset folder for every run (over data.path)")
+    p.add_argument("--epochs", type=_number(int, 0, True), help="over train.epochs")
+    p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
+    p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
+    p.add_argument("--time", default="04:00:00", help="slurm time limit per job")
+    return p
+
+
+def run_args(args, config: Path, name: str) -> list[str]:
+    cmd = ["--config", str(config.absolute()), "--out", str(args.out / name), "--quiet"]
+    if args.data is not None:
+        cmd += ["--data", str(args.data.absolute())]
+    if args.epochs is not None:
+        cmd += ["--epochs", str(args.epochs)]
+    cmd += ["--device", args.device]
+    return cmd + (["--resume"] if args.resume else [])
+
+
+def plan(args) -> dict[str, list[str]]:
+    """Check every config and run folder before starting anything; name -> arguments."""
+    names = {}
+    for config in args.configs:
+        name = load_config(config).name
+        if name in names:
+            raise ValueError(f"{names[name]} and {config} both name their run {name!r}")
+        names[name] = config
+    if not args.resume:
+        taken = [n for n in names if (args.out / n / "last.pt").exists()]
+        if taken:
+            raise ValueError(
+                f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
+            )
+    return {name: run_args(args, config, name) for name, config in names.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        jobs = plan(args)
+    except (ConfigError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+    if args.launcher == "slurm":
+        from train.slurm import submit
+
+        statuses = submit(
+            {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
+            args.out,
+            args.gpus_per_run,
+            args.cpus_per_run,
+            args.time,
+            module=MODULE,
+        )
+        return 0 if all(s.status != "failed" for s in statuses) else 1
+
+    gpus = gpu_count(args.device)
+    threads = None if gpus else max(1, available_cores() // len(jobs))
+    where = f"{gpus} GPU(s), one per run" if gpus else f"CPU, {threads} thread(s) per run"
+    print(f"training {', '.join(jobs)} on {where}; logs in {args.out}/NAME/train.log", flush=True)
+    previous = stop_on_signals()
+    launcher = LocalLauncher(args.out, jobs, gpus, threads, module=MODULE, summarise=write_summary)
+    try:
+        launcher.run()
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: stopped all runs; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        restore_signals(previous)
+    rows = launcher.summarise()
+    print((args.out / SUMMARY_MD).read_text())
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

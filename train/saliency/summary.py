@@ -1,0 +1,87 @@
+"""The comparison of saliency variants: ``summary.json`` and ``summary.md`` under ``--out``.
+
+Ranked by validation information gain over the centre bias (the metric the runs select
+their best epoch by); the test metrics beside it are those of each run's best epoch.
+Rewritten after every finished run, like the extractor comparison of ``train.summary``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from generator.store import write_atomic, write_json_atomic
+from train.run_folder import read_results
+from train.summary import RunStatus
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+TEST_METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
+
+
+def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    """One row per run, best validation information gain first (unfinished runs last)."""
+    rows = []
+    for st in statuses:
+        results = read_results(out / st.name) or {}
+        test = results.get("test") or {}
+        rows.append(
+            {
+                "variant": st.name,
+                "status": st.status,
+                "error": st.error,
+                "epochs": results.get("epochs"),
+                "best_epoch": results.get("best_epoch"),
+                "val_info_gain": results.get("val_info_gain"),
+                **{f"test_{k}": test.get(k) for k in TEST_METRICS},
+                "entropy": results.get("entropy"),
+                "train_samples_per_second": results.get("train_samples_per_second"),
+                "wall_time_seconds": st.wall_seconds,
+                "run_dir": str(out / st.name),
+            }
+        )
+    return sorted(
+        rows, key=lambda r: -r["val_info_gain"] if r["val_info_gain"] is not None else float("inf")
+    )
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = (
+        "| variant | status | entropy term | best epoch | val IG (bit/fix) | test IG | test NSS "
+        "| test AUC-Judd | test CC | test KL | test SIM | wall time |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+
+    def num(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = []
+    for r in rows:
+        ent = r["entropy"] or {}
+        term = f"{ent['direction']} x{ent['weight']:g}" if ent.get("weight") else "none"
+        wall = r["wall_time_seconds"]
+        lines.append(
+            f"| {r['variant']} | {r['status']} | {term} | {num(r['best_epoch'], 'd')} "
+            f"| {num(r['val_info_gain'], '+.4f')} | {num(r['test_info_gain'], '+.4f')} "
+            f"| {num(r['test_nss'], '.3f')} | {num(r['test_auc_judd'], '.3f')} "
+            f"| {num(r['test_cc'], '.3f')} | {num(r['test_kl'], '.3f')} "
+            f"| {num(r['test_sim'], '.3f')} | {'-' if wall is None else f'{wall / 60:.1f} min'} |"
+        )
+    failed = [f"- **{r['variant']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
+    return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
+
+
+def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(out, statuses)
+    write_json_atomic(
+        out / SUMMARY_JSON,
+        {
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "runs": rows,
+            "launcher": [asdict(s) for s in statuses],
+        },
+    )
+    write_atomic(out / SUMMARY_MD, markdown_table(rows).encode())
+    return rows
