@@ -173,6 +173,9 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         if frame_stride < 1:
             raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
         self.frame_stride = frame_stride
+        self._camera_index = (
+            None if self.cameras == list(range(n_cams)) else torch.tensor(self.cameras)
+        )
         self.split = split
         self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
         self.indices = self.splits[split][:limit] if limit else self.splits[split]
@@ -248,7 +251,9 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         index = self.indices[i]
         video, label = self.source.read(index)
-        video = video[self.cameras, :: self.frame_stride]  # (V, T, 3, H, W) uint8
+        if self._camera_index is not None:  # a copy, so only for a true subset
+            video = video.index_select(0, self._camera_index)
+        video = video[:, :: self.frame_stride]  # (V, T, 3, H, W) uint8, a view
         if self.jitter is not None:
             video = self.jitter(video)
         if self.normalize:

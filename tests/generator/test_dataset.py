@@ -52,6 +52,8 @@ def test_camera_subset_and_temporal_stride(small_dataset):
     a, b = ds[0]["video"], full[0]["video"]
     assert a.shape == (2, 3, 8, 64, 64)
     assert torch.equal(a[1], b[2, :, ::4])
+    swapped = TrajectoryDataset(small_dataset, "val", cameras=[3, 1])[0]["video"]
+    assert torch.equal(swapped[0], b[3]) and torch.equal(swapped[1], b[1])
 
 
 def test_augmentation_keeps_the_geometry(small_dataset):
