@@ -44,7 +44,7 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
     from generator.dataset import read_metadata
     from generator.shards import ShardWriter, decode_video, read_sample
     from generator.sources import open_source
-    from generator.store import torch_bytes, write_sample
+    from generator.store import write_sample
 
     meta = read_metadata(src)
     source = open_source(src, meta)
@@ -59,7 +59,7 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
             if writer is not None:
                 writer.add(i, layout.stem(i), video.numpy(), _plain(label))
             else:
-                entries.append(write_sample(layout, i, torch_bytes(video.clone()), _plain(label)))
+                entries.append(write_sample(layout, i, video.clone(), _plain(label)))
     except BaseException as e:
         if writer is not None:
             writer.abort(e)

@@ -9,6 +9,7 @@ anti-aliased disc around that sub-pixel point (u = column, v = row).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,19 +224,17 @@ def _noise_bank() -> np.ndarray:
     return _NOISE_BANK
 
 
-def _add_noise(frames: np.ndarray, std: float, rng: np.random.Generator) -> None:
+def _noise(shape: tuple[int, ...], std: float, rng: np.random.Generator) -> np.ndarray:
+    """This clip's noise, a view of the bank (int8 for std 2, else scaled float32)."""
     bank = _noise_bank()
-    n = frames.size
+    n = int(np.prod(shape))
     if n > len(bank):
         raise ValueError(
             f"clips of {n} values exceed the noise bank ({len(bank)}); lower image_size or frames"
         )
     offset = int(rng.integers(0, len(bank) - n + 1))
-    noise = bank[offset : offset + n].reshape(frames.shape)
-    if std == 2.0:
-        frames += noise
-    else:
-        frames += noise.astype(np.float32) * np.float32(std / 2.0)
+    noise = bank[offset : offset + n].reshape(shape)
+    return noise if std == 2.0 else noise.astype(np.float32) * np.float32(std / 2.0)
 
 
 class Renderer:
@@ -246,6 +245,7 @@ class Renderer:
         self.size = size
         self.geometry = [_ray_geometry(cam, size) for cam in cams]
         self.noise_std = noise_std
+        self._local = threading.local()  # a scratch buffer per thread (Dask workers use threads)
 
     def render(
         self,
@@ -257,18 +257,27 @@ class Renderer:
         """Render ``positions`` (T, 3) from every camera: uint8 (V, T, 3, size, size).
 
         ``alpha_out``, if given as float (V, T, size, size), receives the ball's coverage.
+        One camera at a time in a float scratch buffer kept between calls (one per
+        thread): a fresh 6 MB float clip per sample cost page faults and cache misses on
+        every pass (make: 5.1 -> 4.4 ms per sample).
         """
-        size = self.size
-        frames = np.empty((len(self.cams), len(positions), 3, size * size), dtype=np.float32)
+        size, views = self.size, len(self.cams)
+        shape = (views, len(positions), 3, size * size)
+        frames = getattr(self._local, "scratch", None)
+        if frames is None or frames.shape != shape[1:]:
+            frames = self._local.scratch = np.empty(shape[1:], dtype=np.float32)
+        noise = _noise(shape, self.noise_std, rng) if self.noise_std > 0 else None
+        out = np.empty(shape, dtype=np.uint8)
         for i, (cam, geo) in enumerate(zip(self.cams, self.geometry, strict=True)):
-            frames[i] = _background(geo, look)
-            flat = frames[i].reshape(-1)
+            frames[:] = _background(geo, look)
+            flat = frames.reshape(-1)
             _draw_shadow(flat, size, geo, cam, positions, look)
             _draw_ball(
                 flat, size, cam, positions, look, None if alpha_out is None else alpha_out[i]
             )
-        if self.noise_std > 0:
-            _add_noise(frames, self.noise_std, rng)
-        frames += 0.5  # so that truncation to uint8 rounds
-        np.clip(frames, 0.0, 255.0, out=frames)
-        return frames.astype(np.uint8).reshape(len(self.cams), len(positions), 3, size, size)
+            if noise is not None:
+                frames += noise[i]
+            frames += 0.5  # so that truncation to uint8 rounds
+            np.clip(frames, 0.0, 255.0, out=frames)
+            out[i] = frames
+        return out.reshape(views, len(positions), 3, size, size)

@@ -173,16 +173,48 @@ def label_bytes(label: dict) -> bytes:
     return (json.dumps(label, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def write_sample(layout: Layout, index: int, video_file: bytes | memoryview, label: dict) -> dict:
-    """Write one sample's video then its label (which carries the video's SHA-256).
+class _HashingWriter:
+    """A file that hashes what goes through it: a video is saved, hashed and written in one pass."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.sha, self.size = f, hashlib.sha256(), 0
+        self.error: OSError | None = None
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            written = self.f.write(data)
+        except OSError as e:  # torch's writer reports it as a RuntimeError without the errno
+            self.error = e
+            raise
+        self.sha.update(data)
+        self.size += len(data)
+        return written
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def write_sample(layout: Layout, index: int, video: Any, label: dict) -> dict:
+    """Write one sample's video tensor (``torch.save``) then its label (with the video's SHA-256).
 
     The label is written second, so a label on disk vouches for a whole video:
     resume re-checks unmanifested samples against it. Returns the manifest entry.
+    The video streams straight into its file: serialising into memory first cost
+    a copy of every byte (about 0.4 ms of the 1.5 MB clip's 2.5 ms save).
     """
-    video_sha = sha256_bytes(video_file)
+    import torch
+
+    with open_atomic(layout.video(index), fsync=False) as f:
+        out = _HashingWriter(f)
+        try:
+            torch.save(video, out)
+        except RuntimeError:
+            if out.error is not None:  # a full disk stays an OSError (ENOSPC) for the caller
+                raise out.error from None
+            raise
+    video_sha = out.sha.hexdigest()
     label = {**label, "video_sha256": video_sha}
     data = label_bytes(label)
-    write_atomic(layout.video(index), video_file, fsync=False)
     write_atomic(layout.label(index), data, fsync=False)
     return {
         "index": index,
@@ -190,7 +222,7 @@ def write_sample(layout: Layout, index: int, video_file: bytes | memoryview, lab
         "class_label": label["class_label"],
         "video_sha256": video_sha,
         "label_sha256": sha256_bytes(data),
-        "video_bytes": len(video_file),
+        "video_bytes": out.size,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from generator.config import GeneratorConfig
 from generator.sample import SampleMaker
-from generator.store import Layout, torch_bytes, write_sample
+from generator.store import Layout, write_sample
 
 _MAKERS: dict[str, SampleMaker] = {}
 
@@ -32,7 +32,7 @@ def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[i
     entries = []
     for i in indices:
         video, label = maker.make(seed, i)
-        entries.append(write_sample(layout, i, torch_bytes(torch.from_numpy(video)), label))
+        entries.append(write_sample(layout, i, torch.from_numpy(video), label))
     return entries
 
 

@@ -118,3 +118,18 @@ def _uninterrupted_then_killed(tmp_path, workers: int, run_cli, file_digests) ->
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, cli, digests):
     _uninterrupted_then_killed(tmp_path, 2, cli, digests)
+
+
+def test_one_renderer_shared_by_threads_gives_the_same_clips():
+    """Dask workers run tasks in threads that share a process's renderer (and its scratch buffer)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from generator.config import GeneratorConfig
+    from generator.sample import SampleMaker
+
+    cfg = GeneratorConfig(image_size=32, frames=8)
+    alone = [SampleMaker(cfg).make(3, i)[0] for i in range(12)]
+    shared = SampleMaker(cfg)
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda i: shared.make(3, i)[0], range(12)))
+    assert all((a == b).all() for a, b in zip(alone, threaded, strict=True))
