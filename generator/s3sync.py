@@ -9,6 +9,8 @@ what makes the copy checkable and resumable:
   unfinished multipart upload is aborted by boto3 and that file resent);
 - large files go up in parts (boto3's managed transfer, ``TransferConfig``);
 - ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is;
+- both hold a dataset folder's ``.lock`` (``generator.lock``) while they run: a push or
+  pull is refused while a generator writes the folder, and a generator cannot start meanwhile;
 - pull writes each file to a temporary name, checks its SHA-256 against the
   object's metadata, and renames it into place; a mismatch (a damaged object)
   fails the pull with exit 1 and leaves nothing half-written.
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
+from generator.lock import FolderLock, LockedError
 from generator.store import LOCK, METADATA, TMP_PREFIX, sha256_file
 
 SHA_KEY = "sha256"
@@ -98,12 +102,36 @@ def local_files(root: Path) -> list[str]:
     return sorted(rels, key=lambda r: r == METADATA)
 
 
+@contextmanager
+def _writer_lock(root: Path):
+    """Hold the folder's generator lock, if it has one, so no generator writes it meanwhile.
+
+    A folder without ``.lock`` (a training run, a new folder) gets none: we leave no file behind.
+    """
+    if not (root / LOCK).exists():
+        yield
+        return
+    try:
+        with FolderLock(root / LOCK):
+            yield
+    except LockedError as e:
+        raise S3Error(str(e)) from None
+
+
 def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = False) -> dict:
-    """Upload ``root`` under ``url``; returns counts of uploaded and skipped files."""
+    """Upload ``root`` under ``url``; returns counts of uploaded and skipped files.
+
+    Refused while a generator writes ``root``: its half-made files would be copied.
+    """
     bucket, prefix = parse_url(url)
     if not root.is_dir():
         raise S3Error(f"{root} is not a folder")
     check_bucket(client, bucket)
+    with _writer_lock(root):
+        return _push(root, bucket, prefix, client, part_size, quiet)
+
+
+def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool) -> dict:
     config = transfer_config(part_size)
     stats = {"uploaded": 0, "skipped": 0, "bytes": 0}
     files = local_files(root)
@@ -132,12 +160,23 @@ def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = F
         keys += [o["Key"] for o in page.get("Contents", [])]
     if not keys:
         raise S3Error(f"nothing under {url}")
+    root.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(root):
+        return _pull(keys, root, bucket, prefix, client, config, quiet)
+
+
+def _pull(
+    keys: list[str], root: Path, bucket: str, prefix: str, client, config, quiet: bool
+) -> dict:
+    base = f"{prefix}/" if prefix else ""
     keys.sort(key=lambda k: k == _key(prefix, METADATA))  # the completion marker last
     stats = {"downloaded": 0, "skipped": 0, "damaged": []}
     for key in tqdm(keys, unit="file", disable=quiet or not sys.stderr.isatty()):
         rel = key[len(base) :]
         if not rel or rel.endswith("/") or ".." in Path(rel).parts or Path(rel).is_absolute():
             continue  # folder markers, and keys that would land outside DIR
+        if rel == LOCK:
+            continue  # ours is held for this pull
         want = _remote_sha(client, bucket, key)
         if want is None:
             stats["damaged"].append(f"{rel}: the object has no sha256 metadata to verify it by")

@@ -148,3 +148,23 @@ def test_a_sharded_dataset_round_trips_and_validates(s3, tmp_path, cli):
     assert sorted(p.name for p in (copy / "shards").iterdir()) == sorted(
         p.name for p in (ds / "shards").iterdir()
     )
+
+
+def test_push_and_pull_refuse_a_folder_a_generator_is_writing(s3, folder, tmp_path, cli, capsys):
+    from generator.lock import FolderLock
+
+    endpoint, client = s3
+    with FolderLock(folder / ".lock"):  # what a running generator holds
+        assert cli("push", folder, "s3://data/ds", "--endpoint-url", endpoint) == 2
+        err = capsys.readouterr().err
+        assert "is being written by process" in err and len(err.strip().splitlines()) == 1
+    assert "Contents" not in client.list_objects_v2(Bucket="data", Prefix="ds/")
+    push(folder, "s3://data/ds", client, quiet=True)  # free again: the push goes through
+
+    dest = tmp_path / "pulled"
+    dest.mkdir()
+    with FolderLock(dest / ".lock"):
+        assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint) == 2
+        assert "is being written by process" in capsys.readouterr().err
+    assert sorted(p.name for p in dest.iterdir()) == [".lock"], "a refused pull wrote files"
+    assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4

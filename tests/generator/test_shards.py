@@ -1,9 +1,15 @@
 """--format shards: same tensors as "pt", a plain WebDataset tar underneath, seekable, resumable."""
 
+import hashlib
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +202,52 @@ def test_preview_reads_shards(shard_dataset, tmp_path, cli):
     png = tmp_path / "s.png"
     assert cli("preview", shard_dataset, "--index", 5, "--out", png) == 0
     assert Image.open(png).size[0] > 600
+
+
+def test_sigkill_mid_shard_then_resume_matches_uninterrupted_run(tmp_path, cli):
+    """A run killed while shards are half-written resumes to the same shards and manifests."""
+    root = Path(__file__).resolve().parents[2]
+    args = ["--n", "48", "--format", "shards", "--shard-size", "4", "--checkpoint-every", "16"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    assert cli(*args, "--out", ref, "--workers", 1, "--quiet") == 0
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            *args,
+            "--out",
+            str(killed),
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # into the second chunk
+        if (killed / "checkpoints" / "checkpoint_16.json").exists() and len(
+            list((killed / "shards").glob("*.tar.zst"))
+        ) >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metadata.json").exists()
+    assert cli(*args, "--out", killed, "--workers", 2, "--resume", "--quiet") == 0
+
+    def shards(folder: Path) -> dict[str, str]:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "shards").iterdir())
+        }
+
+    assert shards(killed) == shards(ref) and len(shards(ref)) == 12
+    for end in (16, 32, 48):
+        name = f"checkpoint_{end}.json"
+        a, b = (json.loads((d / "checkpoints" / name).read_text()) for d in (ref, killed))
+        assert a["samples"] == b["samples"] and a["shards"] == b["shards"]
+    assert not list(killed.rglob(".tmp-*"))
+    assert cli("validate", killed) == 0
