@@ -5,9 +5,9 @@ SHA-256 of its bytes in its user metadata (``x-amz-meta-sha256``), which is
 what makes the copy checkable and resumable:
 
 - push skips a file whose object already holds the same SHA-256, so a push
-  that was interrupted is simply run again (granularity: whole files; an
-  unfinished multipart upload is aborted by boto3 and that file resent);
-- large files go up in parts (boto3's managed transfer, ``TransferConfig``);
+  that was interrupted is simply run again;
+- files larger than one part go up in parts, and an interrupted multipart upload
+  is continued part by part (``generator.s3_multipart``), not started over;
 - ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is;
 - both hold a dataset folder's ``.lock`` (``generator.lock``) while they run: a push or
   pull is refused while a generator writes the folder, and a generator cannot start meanwhile;
@@ -29,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from generator.lock import FolderLock, LockedError
+from generator.s3_multipart import upload_resumable
 from generator.store import LOCK, METADATA, TMP_PREFIX, sha256_file
 
 SHA_KEY = "sha256"
@@ -133,7 +134,7 @@ def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = F
 
 def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool) -> dict:
     config = transfer_config(part_size)
-    stats = {"uploaded": 0, "skipped": 0, "bytes": 0}
+    stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0}
     files = local_files(root)
     for rel in tqdm(files, unit="file", disable=quiet or not sys.stderr.isatty()):
         path, key = root / rel, _key(prefix, rel)
@@ -141,9 +142,15 @@ def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: b
         if _remote_sha(client, bucket, key) == sha:
             stats["skipped"] += 1
             continue
-        client.upload_file(
-            str(path), bucket, key, ExtraArgs={"Metadata": {SHA_KEY: sha}}, Config=config
-        )
+        if path.stat().st_size > part_size:
+            parts = upload_resumable(
+                client, path, bucket, key, {SHA_KEY: sha}, part_size, config.max_concurrency
+            )
+            stats["parts_reused"] += parts["parts_reused"]
+        else:
+            client.upload_file(
+                str(path), bucket, key, ExtraArgs={"Metadata": {SHA_KEY: sha}}, Config=config
+            )
         stats["uploaded"] += 1
         stats["bytes"] += path.stat().st_size
     return stats
@@ -226,6 +233,11 @@ def main(command: str, argv: list[str]) -> int:
             print(
                 f"pushed {args.dir} to {args.url}: {s['uploaded']} files uploaded "
                 f"({s['bytes'] / 1e6:.1f} MB), {s['skipped']} already there with the same SHA-256"
+                + (
+                    f"; {s['parts_reused']} parts of interrupted uploads kept"
+                    if s["parts_reused"]
+                    else ""
+                )
             )
             return 0
         s = pull(args.url, args.dir, client, args.part_size_mb * MB, args.quiet)

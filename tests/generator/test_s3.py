@@ -1,6 +1,8 @@
 """push/pull against a real S3 API over HTTP: moto's standalone server on loopback."""
 
+import os
 import socket
+import time
 import urllib.request
 
 import pytest
@@ -89,7 +91,8 @@ def test_interrupted_push_resumes_with_what_is_missing(s3, folder, monkeypatch):
         push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
     monkeypatch.setattr(client, "upload_file", real)
     stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
-    assert stats["skipped"] == 2 and stats["uploaded"] == 2
+    # big.bin (multipart) and two small files went up before the interruption
+    assert stats["skipped"] == 3 and stats["uploaded"] == 1
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="data", Prefix="ds/")["Contents"])
     assert keys == ["ds/big.bin", "ds/events/a.log", "ds/metadata.json", "ds/results.json"]
     assert sent[-1] != "ds/metadata.json"  # the completion marker goes last
@@ -168,3 +171,55 @@ def test_push_and_pull_refuse_a_folder_a_generator_is_writing(s3, folder, tmp_pa
         assert "is being written by process" in capsys.readouterr().err
     assert sorted(p.name for p in dest.iterdir()) == [".lock"], "a refused pull wrote files"
     assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
+
+
+def test_interrupted_multipart_upload_resumes_part_by_part(s3, folder, tmp_path, monkeypatch):
+    endpoint, client = s3
+    big = folder / "big.bin"
+    os.utime(big, (time.time() - 60, time.time() - 60))  # written well before the push
+    real = client.upload_part
+    sent = []
+
+    def flaky(**kw):
+        if len(sent) == 2:
+            raise KeyboardInterrupt  # the third of big.bin's three 5 MB parts never arrives
+        sent.append(kw["PartNumber"])
+        return real(**kw)
+
+    monkeypatch.setattr(client, "upload_part", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert len(client.list_multipart_uploads(Bucket="data")["Uploads"]) == 1  # left open
+
+    sent.clear()
+    monkeypatch.setattr(
+        client, "upload_part", lambda **kw: sent.append(kw["PartNumber"]) or real(**kw)
+    )
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["parts_reused"] == 2 and len(sent) == 1  # only the missing part was sent
+    assert "Uploads" not in client.list_multipart_uploads(Bucket="data")
+    dest = tmp_path / "copy"
+    assert not pull("s3://data/ds", dest, client, quiet=True)["damaged"]
+    assert (dest / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_an_open_upload_of_a_changed_file_is_not_reused(s3, folder, monkeypatch):
+    endpoint, client = s3
+    big = folder / "big.bin"
+    os.utime(big, (time.time() - 60, time.time() - 60))
+    real = client.upload_part
+
+    def fail_second(**kw):
+        if kw["PartNumber"] == 2:
+            raise KeyboardInterrupt
+        return real(**kw)
+
+    monkeypatch.setattr(client, "upload_part", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    monkeypatch.setattr(client, "upload_part", real)
+    big.write_bytes(b"y" * (11 * MB))  # changed after the upload began
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["parts_reused"] == 0
+    assert client.get_object(Bucket="data", Key="ds/big.bin")["Body"].read() == big.read_bytes()
+    assert "Uploads" not in client.list_multipart_uploads(Bucket="data")
