@@ -1,10 +1,11 @@
 """Disk-space preflight: will the remaining samples fit on the output's filesystem?
 
-The estimate comes from the format itself: the exact size of one serialised
-video, a label (measured from a real one), each rounded up to the filesystem
-block, plus manifests and a safety margin. For shards, the uncompressed tar
-record of a sample is the bound (zstd only shrinks these videos, by ~18%), and
-no torch is imported, so a sharded run never loads it.
+The estimate comes from the format itself: the size of one serialised video
+(its bytes plus a bound on torch.save's overhead), a label (measured from a real
+one), each rounded up to the filesystem block, plus manifests and a safety
+margin. For shards, the uncompressed tar record of a sample is the bound (zstd
+only shrinks these videos, by ~18%). No torch is imported: the parent process
+of a run never needs it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from generator.config import GeneratorConfig
-from generator.store import label_bytes, torch_bytes
+from generator.store import label_bytes
 
 MARGIN = 0.05  # relative slack on top of the estimate
 FIXED_RESERVE = 16 * 2**20  # metadata, manifests' headers, temporary files in flight
 BLOCK = 4096
+
+# torch.save's zip headers, pickle and alignment around a uint8 tensor's bytes: 1,577 bytes
+# with torch 2.14 whatever the shape; bounded here so the parent need not import torch
+# (a second or two of start-up) just to size a file.
+TORCH_SAVE_OVERHEAD = 4096
 
 
 def _round_block(n: int) -> int:
@@ -66,9 +72,7 @@ def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
 
         video = _round_tar(len(npy_bytes(zeros)))
     else:
-        import torch
-
-        video = _round_block(len(torch_bytes(torch.from_numpy(zeros))))
+        video = _round_block(zeros.nbytes + TORCH_SAVE_OVERHEAD)
     # A label's size barely varies; measure a representative one with full-precision floats.
     horizon = cfg.frames + cfg.horizon
     fake = {

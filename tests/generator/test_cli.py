@@ -152,3 +152,17 @@ def test_preflight_command(tmp_path, cli, capsys):
     assert cli("preflight", "--n", 10, "--out", tmp_path / "new") == 0
     out = capsys.readouterr().out
     assert out.startswith("OK: 10 samples need about") and "free on" in out
+
+
+def test_preflight_bounds_the_real_sample_size(small_dataset):
+    """The size estimate (made without torch) is never below what a sample takes on disk."""
+    from generator.config import GeneratorConfig
+    from generator.preflight import bytes_per_sample
+
+    cfg = GeneratorConfig.model_validate(
+        json.loads((small_dataset / "metadata.json").read_text())["config"]
+    )
+    videos = list((small_dataset / "videos").glob("*.pt"))
+    labels = list((small_dataset / "labels").glob("*.json"))
+    largest = max(p.stat().st_size for p in videos) + max(p.stat().st_size for p in labels)
+    assert largest <= bytes_per_sample(cfg) <= largest + 3 * 4096 + 300
