@@ -23,7 +23,7 @@ import yaml
 
 from generator.cli import OneLineParser
 from train.__main__ import _number, restore_signals, stop_on_signals
-from train.summary import RunStatus, rank_key, summary_rows, write_summary
+from train.summary import SUMMARY_MD, RunStatus, rank_key, summary_rows, write_summary
 
 STOP_GRACE_SECONDS = 60.0
 POLL_SECONDS = 0.5
@@ -181,6 +181,29 @@ class LocalLauncher:
             raise
         return list(self.statuses.values())
 
+    def run_to_end(self, stopped_hint: str) -> int:
+        """Run every job, print the summary; exit status 0, 1 if a run failed, 130 on Ctrl-C."""
+        where = (
+            f"{self.gpus} GPU(s), one per run"
+            if self.gpus
+            else f"CPU, {self.threads} thread(s) per run"
+        )
+        print(
+            f"training {', '.join(self.jobs)} on {where}; logs in {self.out}/NAME/train.log",
+            flush=True,
+        )
+        previous = stop_on_signals()
+        try:
+            self.run()
+        except KeyboardInterrupt:
+            print(stopped_hint, file=sys.stderr)
+            return 130
+        finally:
+            restore_signals(previous)
+        rows = self.summarise()
+        print((self.out / SUMMARY_MD).read_text())
+        return 1 if any(r["status"] == "failed" for r in rows) else 0
+
     def stop_all(self) -> None:
         """SIGINT to every run (each saves nothing half-done: last.pt stays whole), then wait."""
         for proc, _, _ in self.procs.values():
@@ -259,25 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         else (2 if gpus else 0 if len(names) >= available_cores() else 1)
     )
     jobs = {n: train_args(args, n, data[n], threads, workers) for n in names}
-    where = f"{gpus} GPU(s), one per run" if gpus else f"CPU, {threads} thread(s) per run"
-    print(f"training {', '.join(names)} on {where}; logs in {args.out}/NAME/train.log", flush=True)
-    previous = stop_on_signals()
-    launcher = LocalLauncher(args.out, jobs, gpus, threads)
-    try:
-        launcher.run()
-    except KeyboardInterrupt:
-        print(
-            f"{prog}: stopped all runs; continue with: python -m train.parallel --resume "
-            f"--epochs {args.epochs} --out {args.out}",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        restore_signals(previous)
-    rows = launcher.summarise()
-    print((args.out / "summary.md").read_text())
-    failed = [r for r in rows if r["status"] == "failed"]
-    return 1 if failed else 0
+    return LocalLauncher(args.out, jobs, gpus, threads).run_to_end(
+        f"{prog}: stopped all runs; continue with: python -m train.parallel --resume "
+        f"--epochs {args.epochs} --out {args.out}"
+    )
 
 
 def with_earlier_runs(out: Path, statuses: list[RunStatus]) -> list[RunStatus]:

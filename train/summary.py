@@ -159,10 +159,9 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     return path
 
 
-def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
-    """Write all three files; returns the rows, best first."""
+def write_tables(out: Path, statuses: list[RunStatus], rows: list[dict], table: str) -> None:
+    """``summary.json`` (rows and launcher statuses) and ``summary.md`` (``table``), atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(out, statuses)
     write_json_atomic(
         out / SUMMARY_JSON,
         {
@@ -171,6 +170,12 @@ def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
             "launcher": [asdict(s) for s in statuses],
         },
     )
-    write_atomic(out / SUMMARY_MD, markdown_table(rows).encode())
+    write_atomic(out / SUMMARY_MD, table.encode())
+
+
+def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    """Write all three files; returns the rows, best first."""
+    rows = summary_rows(out, statuses)
+    write_tables(out, statuses, rows, markdown_table(rows))
     plot_comparison(out, rows)
     return rows

@@ -1,7 +1,9 @@
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,27 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_cli(*args: str) -> int:
     """Run ``python -m generator`` in-process; returns the exit code."""
     return main([str(a) for a in args])
+
+
+def kill_generator_when(args: list[str], ready, timeout: float = 120.0) -> None:
+    """Start ``python -m generator ARGS`` in its own process group and SIGKILL the whole group
+    (workers too) as soon as ``ready()`` is true; fails if the run ends first."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", *map(str, args)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def kill_when():
+    return kill_generator_when
 
 
 def run_subprocess(*args: str, **kw) -> subprocess.CompletedProcess:

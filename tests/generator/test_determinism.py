@@ -1,11 +1,6 @@
 """Sample i depends only on (seed, i): worker count, chunking and interruptions change no byte."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from generator.sample import class_of
@@ -60,38 +55,21 @@ def test_extending_with_larger_n_keeps_existing_samples(tmp_path, small_dataset,
     assert json.loads((root / "metadata.json").read_text())["total_samples"] == 24
 
 
-def _uninterrupted_then_killed(tmp_path, workers: int, run_cli, file_digests) -> None:
+def _uninterrupted_then_killed(tmp_path, workers: int, run_cli, file_digests, kill_when) -> None:
     ref = tmp_path / "ref"
     assert (
         run_cli("--n", 48, "--out", ref, "--workers", 1, "--checkpoint-every", 16, "--quiet") == 0
     )
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [
-        "--n",
-        "48",
-        "--out",
-        str(killed),
-        "--workers",
-        str(workers),
-        "--checkpoint-every",
-        "16",
-        "--quiet",
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator", *args], env=env, start_new_session=True
-    )
-    deadline = time.time() + 120
+    args = ["--n", 48, "--out", killed, "--workers", workers, "--checkpoint-every", 16, "--quiet"]
     # Kill mid-chunk: after the first manifest and a few samples of the second chunk.
-    while time.time() < deadline and proc.poll() is None:
-        if (killed / "checkpoints" / "checkpoint_16.json").exists() and len(
-            list((killed / "labels").glob("*.json"))
-        ) >= 20:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(
+        args,
+        lambda: (
+            (killed / "checkpoints" / "checkpoint_16.json").exists()
+            and len(list((killed / "labels").glob("*.json"))) >= 20
+        ),
+    )
     assert not (killed / "metadata.json").exists()
     assert (
         run_cli(
@@ -116,8 +94,8 @@ def _uninterrupted_then_killed(tmp_path, workers: int, run_cli, file_digests) ->
     assert not [p for p in killed.rglob(".tmp-*")]
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, cli, digests):
-    _uninterrupted_then_killed(tmp_path, 2, cli, digests)
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, cli, digests, kill_when):
+    _uninterrupted_then_killed(tmp_path, 2, cli, digests, kill_when)
 
 
 def test_one_renderer_shared_by_threads_gives_the_same_clips():

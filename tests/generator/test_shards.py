@@ -4,11 +4,7 @@ import hashlib
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -204,37 +200,18 @@ def test_preview_reads_shards(shard_dataset, tmp_path, cli):
     assert Image.open(png).size[0] > 600
 
 
-def test_sigkill_mid_shard_then_resume_matches_uninterrupted_run(tmp_path, cli):
+def test_sigkill_mid_shard_then_resume_matches_uninterrupted_run(tmp_path, cli, kill_when):
     """A run killed while shards are half-written resumes to the same shards and manifests."""
-    root = Path(__file__).resolve().parents[2]
     args = ["--n", "48", "--format", "shards", "--shard-size", "4", "--checkpoint-every", "16"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     assert cli(*args, "--out", ref, "--workers", 1, "--quiet") == 0
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "generator",
-            *args,
-            "--out",
-            str(killed),
-            "--workers",
-            "2",
-            "--quiet",
-        ],
-        env={**os.environ, "PYTHONPATH": str(root)},
-        start_new_session=True,
+    kill_when(  # into the second chunk
+        [*args, "--out", killed, "--workers", 2, "--quiet"],
+        lambda: (
+            (killed / "checkpoints" / "checkpoint_16.json").exists()
+            and len(list((killed / "shards").glob("*.tar.zst"))) >= 5
+        ),
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:  # into the second chunk
-        if (killed / "checkpoints" / "checkpoint_16.json").exists() and len(
-            list((killed / "shards").glob("*.tar.zst"))
-        ) >= 5:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     assert not (killed / "metadata.json").exists()
     assert cli(*args, "--out", killed, "--workers", 2, "--resume", "--quiet") == 0
 

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from generator.cli import OneLineParser
-from train.__main__ import _number, restore_signals, stop_on_signals
+from train.__main__ import _number
 from train.parallel import LocalLauncher, available_cores, gpu_count
 from train.saliency.config import ConfigError, load_config
-from train.saliency.summary import SUMMARY_MD, write_summary
+from train.saliency.summary import write_summary
 
 PROG = "python -m train.saliency.parallel"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "saliency"
@@ -96,23 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
     gpus = gpu_count(args.device)
     threads = None if gpus else max(1, available_cores() // len(jobs))
-    where = f"{gpus} GPU(s), one per run" if gpus else f"CPU, {threads} thread(s) per run"
-    print(f"training {', '.join(jobs)} on {where}; logs in {args.out}/NAME/train.log", flush=True)
-    previous = stop_on_signals()
     launcher = LocalLauncher(args.out, jobs, gpus, threads, module=MODULE, summarise=write_summary)
-    try:
-        launcher.run()
-    except KeyboardInterrupt:
-        print(
-            f"{PROG}: stopped all runs; continue with the same command plus --resume",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        restore_signals(previous)
-    rows = launcher.summarise()
-    print((args.out / SUMMARY_MD).read_text())
-    return 1 if any(r["status"] == "failed" for r in rows) else 0
+    return launcher.run_to_end(
+        f"{PROG}: stopped all runs; continue with the same command plus --resume"
+    )
 
 
 if __name__ == "__main__":

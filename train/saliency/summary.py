@@ -7,16 +7,11 @@ Rewritten after every finished run, like the extractor comparison of ``train.sum
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
 from pathlib import Path
 
-from generator.store import write_atomic, write_json_atomic
 from train.run_folder import read_results
-from train.summary import RunStatus
+from train.summary import RunStatus, write_tables
 
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
 TEST_METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
 
 
@@ -73,15 +68,6 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def write_summary(out: Path, statuses: list[RunStatus]) -> list[dict]:
-    out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(out, statuses)
-    write_json_atomic(
-        out / SUMMARY_JSON,
-        {
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "runs": rows,
-            "launcher": [asdict(s) for s in statuses],
-        },
-    )
-    write_atomic(out / SUMMARY_MD, markdown_table(rows).encode())
+    write_tables(out, statuses, rows, markdown_table(rows))
     return rows
