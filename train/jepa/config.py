@@ -33,6 +33,7 @@ class DatasetSpec(_Strict):
     weight: float = Field(1.0, gt=0)
     root: str | None = None  # defaults to <data_path>/<kind>
     synthetic_size: int = Field(2000, ge=1)  # images in a synthetic dataset's train split
+    synthetic_kind: Literal["textures", "shapes"] = "textures"  # see train.jepa.synthetic
 
 
 class DataConfig(_Strict):

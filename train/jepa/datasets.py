@@ -9,6 +9,8 @@
 | imagenet100 | train (100 CMC classes)  | train / val       | <data_path>/imagenet    |
 | synthetic   | train                    | train / test      | none (drawn in memory)  |
 
+``synthetic`` draws ``synthetic_kind`` ``textures`` or ``shapes`` (``train.jepa.synthetic``).
+
 CIFAR and STL-10 loaders check every file's MD5 (torchvision's lists) before reading.
 """
 
@@ -20,7 +22,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
 from train.jepa.config import DatasetSpec
-from train.jepa.synthetic import SyntheticTextures
+from train.jepa.synthetic import SyntheticImages
 
 IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
 SYNTHETIC_TEST_FRACTION = 0.25
@@ -85,7 +87,9 @@ def build_dataset(
         if split == "test":
             n = max(1, int(n * SYNTHETIC_TEST_FRACTION))
         tv_split = "test" if split == "test" else "train"
-        return SyntheticTextures(n, tv_split, image_size=image_size, seed=seed, transform=transform)
+        return SyntheticImages(
+            n, tv_split, image_size, seed, transform=transform, kind=spec.synthetic_kind
+        )
     try:
         if kind in ("cifar10", "cifar100"):
             cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100

@@ -1,12 +1,19 @@
-"""A labelled image dataset drawn procedurally, for offline runs, tests and the benchmark.
+"""Labelled image datasets drawn procedurally, for offline runs, tests and the benchmark.
 
-Ten classes of two-tone textures filling the image (stripes at four angles, checks, dots,
-rings, a grid, zigzags, blobs). Everything else is random nuisance that a good representation
-should ignore: both grey levels and their tints, phase, period, small angle jitter, pixel
-noise. The class is the pattern's geometry, which repeats over the image: exactly what a JEPA
-predictor must encode to predict one block from another, so the set is a quick test of whether
-pretraining learned anything. Image ``i`` of a
-split depends only on ``(seed, split, i)``, so the data are the same on every machine.
+Two kinds (``synthetic_kind`` of a dataset spec), ten classes each:
+
+* ``textures``: two-tone textures filling the image (stripes at four angles, checks, dots,
+  rings, a grid, zigzags, blobs). Nuisances: both grey levels and their tints, phase, period,
+  small angle jitter, pixel noise.
+* ``shapes``: 3-5 objects of ONE shape (disc, square, triangle, ring, plus, x, bar, frame,
+  diamond, half-disc) scattered on a low-contrast noisy background. Nuisances: each object's
+  colour, size, position and small rotation, the background's level and noise. The class is
+  the shape, shared by every object of the image, so seeing some objects predicts what the
+  hidden ones look like: what a JEPA predictor must encode. Texture classes, by contrast, are
+  already separated by patch statistics that a random network's features carry.
+
+Image ``i`` of a split depends only on ``(seed, split, i)``, so the data are the same on every
+machine; labels cycle through the classes so any prefix of a split is balanced.
 """
 
 from __future__ import annotations
@@ -27,8 +34,22 @@ TEXTURES = (
     "zigzag",
     "blobs",
 )
-CLASSES = TEXTURES
+SHAPES = (
+    "disc",
+    "square",
+    "triangle",
+    "ring",
+    "plus",
+    "x",
+    "bar",
+    "frame",
+    "diamond",
+    "half-disc",
+)
+CLASSES = TEXTURES  # the default kind's classes
+SYNTHETIC_CLASSES = {"textures": TEXTURES, "shapes": SHAPES}
 SPLIT_STREAMS = {"train": 0, "test": 1, "unlabeled": 2}
+SUPERSAMPLE = 2  # shapes are drawn at 2x and box-filtered down, so small ones keep their outline
 
 
 def _texture(name: str, u: np.ndarray, v: np.ndarray, period: float, rng) -> np.ndarray:
@@ -56,8 +77,8 @@ def _texture(name: str, u: np.ndarray, v: np.ndarray, period: float, rng) -> np.
     raise ValueError(f"unknown texture {name}")
 
 
-def render_image(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One ``(size, size, 3)`` uint8 image of class ``label``."""
+def render_texture(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One ``(size, size, 3)`` uint8 texture image of class ``label``."""
     v, u = np.mgrid[0:size, 0:size].astype(np.float32)
     u, v = u + rng.uniform(0, size), v + rng.uniform(0, size)  # random phase
     period = rng.uniform(0.16, 0.3) * size
@@ -71,19 +92,95 @@ def render_image(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-class SyntheticTextures(Dataset):
-    """``(PIL image, label)`` pairs; labels cycle through the classes so any prefix is balanced."""
+render_image = render_texture  # the name older callers import
 
-    classes = CLASSES
+
+def _shape(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inside-mask of a shape of radius 1 centred at 0 on object coordinates ``u, v``."""
+    au, av = np.abs(u), np.abs(v)
+    if name == "disc":
+        return u**2 + v**2 < 1.0
+    if name == "square":
+        return np.maximum(au, av) < 0.8
+    if name == "triangle":  # apex up
+        return (v < 0.75) & (au < (v + 1.0) * 0.55)
+    if name == "ring":
+        r2 = u**2 + v**2
+        return (r2 < 1.0) & (r2 > 0.45)
+    if name == "plus":
+        return ((au < 0.3) & (av < 1.0)) | ((av < 0.3) & (au < 1.0))
+    if name == "x":
+        return _shape("plus", (u + v) * 0.7071, (v - u) * 0.7071)
+    if name == "bar":  # lying
+        return (au < 1.0) & (av < 0.3)
+    if name == "frame":
+        m = np.maximum(au, av)
+        return (m < 0.85) & (m > 0.5)
+    if name == "diamond":
+        return au + av < 1.05
+    if name == "half-disc":  # flat side down
+        return (u**2 + v**2 < 1.0) & (v < 0.3)
+    raise ValueError(f"unknown shape {name}")
+
+
+def render_shapes(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One ``(size, size, 3)`` uint8 image: 5-9 objects of shape ``SHAPES[label]``."""
+    big = size * SUPERSAMPLE
+    v, u = np.mgrid[0:big, 0:big].astype(np.float32) / SUPERSAMPLE
+    # Mid-grey background with low-contrast shading that varies across the image but has no
+    # image-wide level or tint: an image-wide nuisance is the easiest thing for a JEPA to
+    # predict from any context, and its features then encode that instead of the shapes.
+    base = 0.5
+    coarse = rng.uniform(-0.06, 0.06, (4, 4, 3))
+    coarse -= coarse.mean((0, 1))
+    img = base + np.kron(coarse, np.ones((big // 4 + 1, big // 4 + 1, 1)))[:big, :big]
+    img = img.astype(np.float32)
+    # objects on a jittered 3x3 grid (5-9 of its cells used), so most image regions hold
+    # part of an object whose shape the other objects give away
+    cell = size / 3
+    cells = rng.permutation(9)[: int(rng.integers(5, 10))]
+    for c in cells:
+        radius = rng.uniform(0.34, 0.46) * cell
+        slack = cell / 2 - radius
+        cu, cv = (np.array([c % 3, c // 3]) + 0.5) * cell + rng.uniform(-slack, slack, 2)
+        angle = np.deg2rad(rng.uniform(-15, 15))
+        du, dv = (u - cu) / radius, (v - cv) / radius
+        ru, rv = np.cos(angle) * du + np.sin(angle) * dv, -np.sin(angle) * du + np.cos(angle) * dv
+        inside = _shape(SHAPES[label], ru, rv)
+        # a colour whose brightness is at least 0.25 away from the background's
+        colour = rng.uniform(0, 1, 3)
+        shift = 0.25 - abs(colour.mean() - base)
+        if shift > 0:
+            colour += shift * (1.0 if colour.mean() >= base else -1.0)
+        img[inside] = colour
+    img = img.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3))
+    img = img + rng.normal(0, 0.03, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+RENDERERS = {"textures": render_texture, "shapes": render_shapes}
+
+
+class SyntheticImages(Dataset):
+    """``(PIL image, label)`` pairs of one synthetic kind; labels cycle through the classes."""
 
     def __init__(
-        self, size: int, split: str = "train", image_size: int = 32, seed: int = 0, transform=None
-    ) -> None:  # noqa: ANN001
+        self,
+        size: int,
+        split: str = "train",
+        image_size: int = 32,
+        seed: int = 0,
+        transform=None,  # noqa: ANN001
+        kind: str = "textures",
+    ) -> None:
         if split not in SPLIT_STREAMS:
             raise ValueError(f"split must be one of {sorted(SPLIT_STREAMS)}, got {split!r}")
+        if kind not in RENDERERS:
+            raise ValueError(f"synthetic kind must be one of {sorted(RENDERERS)}, got {kind!r}")
         self.size, self.split, self.image_size, self.seed = size, split, image_size, seed
+        self.kind, self.classes = kind, SYNTHETIC_CLASSES[kind]
         self.transform = transform
-        self.targets = [i % len(CLASSES) for i in range(size)]
+        self.targets = [i % len(self.classes) for i in range(size)]
 
     def __len__(self) -> int:
         return self.size
@@ -93,5 +190,27 @@ class SyntheticTextures(Dataset):
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], index])
         label = self.targets[index]
-        image = Image.fromarray(render_image(label, rng, self.image_size))
+        image = Image.fromarray(RENDERERS[self.kind](label, rng, self.image_size))
         return (self.transform(image) if self.transform else image), label
+
+
+class SyntheticTextures(SyntheticImages):
+    """The ``textures`` kind (the default)."""
+
+    classes = TEXTURES
+
+    def __init__(
+        self, size: int, split: str = "train", image_size: int = 32, seed: int = 0, transform=None
+    ) -> None:  # noqa: ANN001
+        super().__init__(size, split, image_size, seed, transform, kind="textures")
+
+
+class SyntheticShapes(SyntheticImages):
+    """The ``shapes`` kind."""
+
+    classes = SHAPES
+
+    def __init__(
+        self, size: int, split: str = "train", image_size: int = 32, seed: int = 0, transform=None
+    ) -> None:  # noqa: ANN001
+        super().__init__(size, split, image_size, seed, transform, kind="shapes")

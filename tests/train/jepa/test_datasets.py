@@ -3,14 +3,21 @@ import pytest
 import torch
 from PIL import Image
 
-from train.jepa.config import DatasetSpec
+from train.jepa.config import ConfigError, DatasetSpec, parse_config
 from train.jepa.datasets import (
     ClassSubsetImageFolder,
     DatasetMissing,
     build_dataset,
     imagenet100_classes,
 )
-from train.jepa.synthetic import CLASSES, SyntheticTextures
+from train.jepa.synthetic import (
+    CLASSES,
+    SHAPES,
+    SyntheticImages,
+    SyntheticShapes,
+    SyntheticTextures,
+    render_shapes,
+)
 
 
 @pytest.mark.parametrize("kind", ["cifar10", "cifar100"])
@@ -98,3 +105,64 @@ def test_synthetic_split_sizes_and_transform():
     spec = DatasetSpec(kind="synthetic", synthetic_size=40)
     ds = build_dataset(spec, "unused", "test", transform=lambda im: torch.tensor(np.asarray(im)))
     assert len(ds) == 10 and ds[0][0].shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("kind", ["textures", "shapes"])
+def test_every_synthetic_kind_is_deterministic_balanced_and_split(kind):
+    a = SyntheticImages(40, "train", image_size=32, seed=3, kind=kind)
+    b = SyntheticImages(40, "train", image_size=32, seed=3, kind=kind)
+    other_seed = SyntheticImages(40, "train", image_size=32, seed=4, kind=kind)
+    test = SyntheticImages(40, "test", image_size=32, seed=3, kind=kind)
+    image, label = a[13]
+    assert np.array_equal(np.asarray(image), np.asarray(b[13][0]))
+    assert not np.array_equal(np.asarray(image), np.asarray(test[13][0]))
+    assert not np.array_equal(np.asarray(image), np.asarray(other_seed[13][0]))
+    assert label == 3 and len(a.classes) == 10
+    for prefix in (10, 20, 40):  # every whole cycle of a prefix is balanced
+        assert np.bincount(a.targets[:prefix]).tolist() == [prefix // 10] * 10
+    pixels = np.asarray(image)
+    assert pixels.dtype == np.uint8 and pixels.shape == (32, 32, 3)
+    with pytest.raises(IndexError):
+        a[40]
+
+
+def test_synthetic_kind_names_the_class_list():
+    assert SyntheticShapes(10).classes == SHAPES and SyntheticTextures(10).classes == CLASSES
+    assert SyntheticImages(10, kind="shapes").classes == SHAPES
+    with pytest.raises(ValueError, match="synthetic kind"):
+        SyntheticImages(10, kind="stars")
+
+
+def test_shapes_differ_only_by_class_under_the_same_draws():
+    """Same random numbers, different class: the objects sit in the same places with the same
+    colours, so the images must differ, and by whole shapes, not by a few edge pixels."""
+    images = [render_shapes(c, np.random.default_rng(7), 32).astype(float) for c in range(10)]
+    for i in range(10):
+        for j in range(i + 1, 10):
+            differ = np.abs(images[i] - images[j]).max(-1) > 40
+            assert differ.mean() > 0.02, (SHAPES[i], SHAPES[j])
+
+
+def test_shapes_are_objects_on_a_background_without_image_wide_tint():
+    """Objects stand out from the background, and the background carries no per-image level
+    (an image-wide nuisance a JEPA would learn instead of the shapes)."""
+    backgrounds = []
+    for i in range(20):
+        img = render_shapes(i % 10, np.random.default_rng([0, i]), 32).astype(float) / 255
+        far = np.abs(img.mean(-1) - 0.5) > 0.2  # object pixels: >= 0.25 from the background
+        assert 0.05 < far.mean() < 0.7
+        backgrounds.append(np.median(img[~far], axis=0))
+    assert np.abs(np.array(backgrounds) - 0.5).max() < 0.04
+
+
+def test_synthetic_kind_in_the_dataset_spec():
+    spec = DatasetSpec(kind="synthetic", synthetic_size=20, synthetic_kind="shapes")
+    test = build_dataset(spec, "unused", "test", image_size=32, seed=1)
+    assert isinstance(test, SyntheticImages) and test.kind == "shapes" and len(test) == 5
+    assert np.array_equal(
+        np.asarray(test[2][0]), np.asarray(SyntheticShapes(5, "test", seed=1)[2][0])
+    )
+    assert DatasetSpec(kind="synthetic").synthetic_kind == "textures"
+    raw = {"name": "t", "data": {"datasets": [{"kind": "synthetic", "synthetic_kind": "x"}]}}
+    with pytest.raises(ConfigError, match="synthetic_kind"):
+        parse_config(raw)
