@@ -26,6 +26,7 @@ from generator.store import (
     FORMAT_VERSION,
     Layout,
     check_written_sample,
+    drop_cached,
     read_json,
     remove_temporaries,
     stem_width,
@@ -305,6 +306,8 @@ def _seal_chunk(
     """Make a chunk's samples durable, then write the manifest that vouches for them."""
     entries.sort(key=lambda e: e["index"])
     sync_filesystem(layout.root)  # samples are written without fsync
+    # durable now: out of the page cache (10,000 samples: 65 -> 53-57 s, kernel time 32 -> 12-18 s)
+    drop_cached(_chunk_files(req, layout, entries, shards))
     manifest = {
         "format_version": FORMAT_VERSION,
         "start": start,
@@ -318,6 +321,14 @@ def _seal_chunk(
         manifest["shards"] = sorted(shards, key=lambda s: s["start"])
     write_json_atomic(layout.manifest(end), manifest)
     done.add(entries)
+
+
+def _chunk_files(
+    req: Request, layout: Layout, entries: list[dict], shards: list[dict]
+) -> list[Path]:
+    if req.format == "shards":
+        return [layout.shard(s["start"]) for s in shards]
+    return [p for e in entries for p in (layout.video(e["index"]), layout.label(e["index"]))]
 
 
 def _run_chunks(

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from generator.sample import class_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +113,25 @@ def test_one_renderer_shared_by_threads_gives_the_same_clips():
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda i: shared.make(3, i)[0], range(12)))
     assert all((a == b).all() for a, b in zip(alone, threaded, strict=True))
+
+
+@pytest.mark.parametrize("fmt", ["pt", "shards"])
+def test_each_sealed_chunk_leaves_the_page_cache(tmp_path, cli, monkeypatch, fmt):
+    """Every file of a run is evicted once synced, so a long run does not fill memory."""
+    import generator.generate
+
+    dropped = []
+    monkeypatch.setattr(generator.generate, "drop_cached", lambda paths: dropped.extend(paths))
+    out = tmp_path / fmt
+    args = ["--n", 12, "--out", out, "--workers", 1, "--checkpoint-every", 5, "--quiet"]
+    assert cli(*args, "--format", fmt, "--shard-size", 2) == 0
+    written = {p for sub in ("videos", "labels", "shards") for p in (out / sub).glob("*.*")}
+    assert written and set(dropped) == written and len(dropped) == len(written)
+
+
+def test_drop_cached_skips_missing_files(tmp_path):
+    from generator.store import drop_cached
+
+    (tmp_path / "a").write_bytes(b"x" * 10_000)
+    drop_cached([tmp_path / "a", tmp_path / "gone"])
+    assert (tmp_path / "a").read_bytes() == b"x" * 10_000
