@@ -59,8 +59,12 @@ def repeat_interleave_batch(x: torch.Tensor, batch_size: int, repeat: int) -> to
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Truncated-normal init of I-JEPA (std 0.02, zero bias, unit LayerNorm)."""
-    if isinstance(module, nn.Linear):
+    """Truncated-normal init of I-JEPA (std 0.02, zero bias, unit LayerNorm).
+
+    As ijepa ``_init_weights``, this covers the patch embedding's ``Conv2d`` too; left at
+    PyTorch's default it would start about 4x larger than the spec's.
+    """
+    if isinstance(module, nn.Linear | nn.Conv2d):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

@@ -54,3 +54,13 @@ def test_encoder_and_predictor_shapes():
     assert context.shape == (3, 4, 32)
     pred = Predictor(4, 32, 16, 1, 2)
     assert pred(context, ctx, tgt).shape == (6, 2, 16)
+
+
+def test_patch_embedding_gets_the_ijepa_init():
+    """ijepa ``_init_weights`` covers the patch embedding's Conv2d (trunc-normal 0.02, zero
+    bias); PyTorch's default for a 4x4x3 patch would be about 4x wider."""
+    torch.manual_seed(0)
+    conv = VisionTransformer(32, 4, 96, 1, 3).patch_embed.proj
+    assert isinstance(conv, torch.nn.Conv2d)
+    assert abs(conv.weight.std().item() - 0.02) < 0.002  # PyTorch's default: 0.083
+    assert torch.count_nonzero(conv.bias) == 0
