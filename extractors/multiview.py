@@ -3,9 +3,24 @@
 Cameras are folded into the batch so the extractor runs once on ``B * V``
 clips. Each camera's embedding is projected to ``fusion_dim``, tagged with a
 learned embedding of *which* camera it is, and the V camera tokens are fused
-by a small transformer encoder, read out through a CLS token (or their mean).
-Max-pooling over cameras would forget which camera saw what, which the future
-position (a world coordinate) needs.
+by a small transformer encoder. Max-pooling over cameras would forget which
+camera saw what, which the future position (a world coordinate) needs.
+
+The fused tokens are read out in one of three ways (``pool``):
+
+* ``concat`` (default): each camera's token goes to its own slot of a
+  ``num_cameras * fusion_dim`` vector (zeros for a camera not given), and
+  the heads are two-layer MLPs on it. A world coordinate is a
+  camera-specific function of where each camera sees the ball (the camera's
+  rotation decides which image axis is world x), so the heads need
+  camera-specific weights; the slots give them that.
+* ``cls``: a CLS token; ``mean``: the tokens' mean. With one fusion layer
+  the CLS output is a function of an attention-weighted *sum* of the camera
+  tokens, where a camera's identity is only an added vector: it learnt the
+  height (seen alike by every camera) but not x or y. On the 2,000-sample
+  benchmark the tiny i3d with ``cls`` heads predicted x and y with
+  correlations 0.03 and 0.13 to the truth after 3 epochs, an RMSE no better
+  than the mean's.
 """
 
 from __future__ import annotations
@@ -36,7 +51,7 @@ class MultiViewModel(nn.Module):
         fusion_layers: int = 1,
         fusion_heads: int = 4,
         fusion_dim: int = 128,
-        pool: Literal["cls", "mean"] = "cls",
+        pool: Literal["concat", "cls", "mean"] = "concat",
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -46,8 +61,8 @@ class MultiViewModel(nn.Module):
             raise ValueError(
                 f"fusion_dim ({fusion_dim}) must be divisible by fusion_heads ({fusion_heads})"
             )
-        if pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        if pool not in ("concat", "cls", "mean"):
+            raise ValueError(f"pool must be 'concat', 'cls' or 'mean', got {pool!r}")
         self.extractor = extractor
         self.num_cameras = num_cameras
         self.num_classes = num_classes
@@ -72,8 +87,13 @@ class MultiViewModel(nn.Module):
             else nn.Identity()
         )
         self.norm = nn.LayerNorm(fusion_dim)
-        self.class_head = nn.Linear(fusion_dim, num_classes)
-        self.future_head = nn.Linear(fusion_dim, 3)
+        if pool == "concat":
+            width = num_cameras * fusion_dim
+            self.class_head = mlp_head(width, 2 * fusion_dim, num_classes, dropout)
+            self.future_head = mlp_head(width, 2 * fusion_dim, 3, dropout)
+        else:
+            self.class_head = nn.Linear(fusion_dim, num_classes)
+            self.future_head = nn.Linear(fusion_dim, 3)
         nn.init.trunc_normal_(self.camera_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -91,7 +111,14 @@ class MultiViewModel(nn.Module):
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         tokens = self.norm(self.fusion(tokens))
-        pooled = tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+        if self.pool == "concat":
+            slots = tokens.new_zeros(b, self.num_cameras, tokens.shape[-1])
+            slots[:, camera_ids] = tokens
+            pooled = slots.flatten(1)
+        elif self.cls_token is not None:
+            pooled = tokens[:, 0]
+        else:
+            pooled = tokens.mean(dim=1)
 
         out = {"logits": self.class_head(pooled), "future": self.future_head(pooled)}
         aux_loss = getattr(self.extractor, "aux_loss", None)
@@ -123,6 +150,12 @@ class MultiViewModel(nn.Module):
         return camera_ids
 
 
+def mlp_head(width: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out)
+    )
+
+
 def build_model(
     name: str,
     preset: str = "tiny",
@@ -132,7 +165,7 @@ def build_model(
     fusion_layers: int = 1,
     fusion_heads: int = 4,
     fusion_dim: int = 128,
-    pool: Literal["cls", "mean"] = "cls",
+    pool: Literal["concat", "cls", "mean"] = "concat",
     dropout: float = 0.0,
     **overrides: Any,
 ) -> MultiViewModel:

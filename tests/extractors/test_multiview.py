@@ -75,3 +75,27 @@ def test_aux_loss_passes_through_when_training():
 def test_build_model_passes_overrides_to_the_extractor():
     model = build_model("transformer", "tiny", num_cameras=2, embed_dim=64, num_heads=2)
     assert model.extractor.embed_dim == 64 and model.num_cameras == 2
+
+
+def test_concat_readout_gives_each_camera_its_own_slot():
+    """The default heads read the cameras' tokens from fixed slots: a camera
+    subset leaves the others' slots empty, and which slot a view fills is its id."""
+    torch.manual_seed(0)
+    model = build_model("magvit", "tiny", num_cameras=4).eval()
+    assert model.pool == "concat"
+    seen = {}
+    model.class_head.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    video = torch.randn(1, 2, 3, 8, 32, 32)
+    with torch.no_grad():
+        model(video, camera_ids=torch.tensor([1, 3]))
+    slots = seen["x"].view(1, 4, -1)
+    assert slots[0, 0].abs().sum() == 0 and slots[0, 2].abs().sum() == 0
+    assert slots[0, 1].abs().sum() > 0 and slots[0, 3].abs().sum() > 0
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_token_pooling_readouts_still_work(pool):
+    model = build_model("magvit", "tiny", pool=pool).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 4, 3, 8, 32, 32))
+    assert out["logits"].shape == (2, 4) and out["future"].shape == (2, 3)
