@@ -56,6 +56,10 @@ class TrainConfig(BaseModel):
     smooth_l1_beta: float = Field(
         0.1, gt=0.0, description="Smooth-L1 transition, in normalised units ([-1, 1] per axis)"
     )
+    extractor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extractor config fields over its preset (python -m extractors list)",
+    )
     fusion_dim: int = Field(128, gt=0)
     fusion_layers: int = Field(1, ge=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -65,6 +69,9 @@ class TrainConfig(BaseModel):
     )
     position_channels: bool = Field(
         False, description="replace colour by motion energy and energy-weighted x, y (train.inputs)"
+    )
+    downsample: int = Field(
+        1, ge=1, description="average k x k pixel blocks before anything else (train.inputs)"
     )
     frame_stride: int = Field(1, ge=1)
     split_seed: int = Field(0, ge=0)
@@ -106,10 +113,31 @@ def preset_values(preset: str) -> dict[str, Any]:
     return read_yaml(path)
 
 
+PER_EXTRACTOR = "per_extractor"
+"""Key of a preset YAML mapping an extractor's name to settings that replace the preset's for it."""
+
+
+def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
+    """The preset's recipe, with its ``per_extractor`` settings for ``extractor`` on top.
+
+    One recipe does not fit every architecture: the tiny ViViT stalls at the
+    lr that suits the ResNets (a 32-clip batch is memorised in 60 AdamW steps
+    at 3e-4, not at all at 1e-3), so ``tiny.yaml`` gives it its own.
+    """
+    values = dict(preset_values(preset))
+    specific = values.pop(PER_EXTRACTOR, None) or {}
+    if not isinstance(specific, dict) or not all(isinstance(v, dict) for v in specific.values()):
+        raise TrainConfigError(
+            f"preset {preset!r}: {PER_EXTRACTOR} must map extractor names to settings"
+        )
+    values.update(specific.get(extractor) or {})
+    return values
+
+
 def build_config(values: dict[str, Any], config_file: Path | None = None) -> TrainConfig:
-    """Preset YAML, then ``config_file``, then ``values`` (flags), validated once."""
+    """Preset YAML (with its settings for this extractor), then ``config_file``, then ``values`` (flags), validated once."""
     preset = values.get("preset") or "tiny"
-    merged = {**preset_values(preset)}
+    merged = preset_for(preset, values.get("extractor"))
     if config_file is not None:
         merged.update(read_yaml(config_file))
     merged.update({k: v for k, v in values.items() if v is not None})

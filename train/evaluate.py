@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.distributed import DistContext, all_reduce_sum
-from train.inputs import prepare_video
 
 
 class FutureScale:
@@ -80,20 +79,21 @@ def evaluate(
     future_weight: float,
     beta: float,
     autocast_dtype: torch.dtype | None = None,
-    subtract_background: bool = False,
-    position_channels: bool = False,
-    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
-    """Metrics over this rank's shard, summed across ranks (shards must not overlap)."""
+    """Metrics over this rank's shard, summed across ranks (shards must not overlap).
+
+    ``inputs`` turns a batch's ``video`` into the model's input (a
+    :class:`train.inputs.InputPipeline`); by default the video is used as is.
+    """
     was_training = model.training
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
     for batch in batches:
         video = batch["video"].to(ctx.device, non_blocking=True)
-        if normalize is not None:
-            video = normalize(video)
-        video = prepare_video(video, subtract_background, position_channels)
+        if inputs is not None:
+            video = inputs(video)
         labels = batch["label"].to(ctx.device)
         future = batch["future_position"].to(ctx.device)
         with torch.autocast(

@@ -30,7 +30,7 @@ from train.checkpoint import (
 from train.config import TrainConfig
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
 from train.evaluate import FutureScale, evaluate, task_loss
-from train.inputs import prepare_video
+from train.inputs import InputPipeline
 from train.run_folder import RunFolder
 
 
@@ -86,6 +86,12 @@ class Run:
         self.test_ds = TrajectoryDataset(cfg.data, "test", **kw)
         self.scale = FutureScale(self.train_ds.scene_bounds)
         self.num_classes = len(meta["classes"])
+        self.inputs = InputPipeline(
+            normalize=self.train_ds.normalize_batch,
+            subtract_background=cfg.subtract_background,
+            position_channels=cfg.position_channels,
+            downsample=cfg.downsample,
+        )
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(
@@ -96,6 +102,7 @@ class Run:
             fusion_dim=cfg.fusion_dim,
             fusion_layers=cfg.fusion_layers,
             dropout=cfg.dropout,
+            **cfg.extractor_options,
         ).to(ctx.device)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.optimizer = make_optimizer(self.model, cfg)
@@ -168,9 +175,7 @@ class Run:
             self.cfg.future_weight,
             self.cfg.smooth_l1_beta,
             self.amp_dtype,
-            self.cfg.subtract_background,
-            self.cfg.position_channels,
-            ds.normalize_batch,
+            self.inputs,
         )
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -190,11 +195,7 @@ class Run:
         sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
         start = time.perf_counter()
         for step, batch in enumerate(bar):
-            video = prepare_video(
-                self.train_ds.normalize_batch(batch["video"].to(ctx.device, non_blocking=True)),
-                cfg.subtract_background,
-                cfg.position_channels,
-            )
+            video = self.inputs(batch["video"].to(ctx.device, non_blocking=True))
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))
             with torch.autocast(

@@ -104,3 +104,65 @@ def test_position_channels_keep_where_the_ball_is_after_spatial_averaging():
     pooled = out.mean(dim=(-1, -2))[0, 0, :, 1]  # what a global average pool keeps of frame 1
     u, v = pooled[1] / pooled[0], pooled[2] / pooled[0]
     assert u.item() == pytest.approx(7 / 8 * 2 - 1) and v.item() == pytest.approx(2 / 8 * 2 - 1)
+
+
+def test_downsample_keeps_the_ball_centroid():
+    from train.inputs import downsample
+
+    frame = torch.zeros(1, 1, 8, 8)
+    frame[..., 2:4, 5:7] = 4.0  # a 2x2 ball straddling 2x2 blocks: rows 2-3, columns 5-6
+    small = downsample(frame, 2)
+    assert small.shape == (1, 1, 4, 4)
+    weights = small[0, 0]
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    # centroid in small-pixel units: (2.5, 5.5) / 2 - 0.25 = (1.0, 2.5)
+    assert (weights * rows).sum() / weights.sum() == pytest.approx(1.0)
+    assert (weights * cols).sum() / weights.sum() == pytest.approx(2.5)
+    assert small.sum() * 4 == frame.sum()
+    with pytest.raises(ValueError, match="downsample"):
+        downsample(torch.zeros(1, 3, 3), 4)
+
+
+def test_input_pipeline_shrinks_before_normalising_to_the_same_result():
+    from train.inputs import InputPipeline, downsample
+
+    torch.manual_seed(0)
+    video = torch.randint(0, 256, (2, 4, 3, 5, 8, 8), dtype=torch.uint8)
+    scale = torch.tensor([0.5, 2.0, 3.0]).view(3, 1, 1, 1)
+
+    def normalize(v):
+        return v.float() * scale - 1.0
+
+    pipe = InputPipeline(normalize, subtract_background=True, position_channels=True, downsample=2)
+    expected = prepare_video(downsample(normalize(video), 2), True, True)
+    out = pipe(video)
+    assert out.shape == (2, 4, 3, 5, 4, 4)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    raw = InputPipeline(None, subtract_background=False)(video)
+    assert raw is video
+
+
+def test_per_extractor_settings_of_a_preset():
+    ours = build_config({"extractor": "transformer", "data": "d", "out": "o", "epochs": 1})
+    other = build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 1})
+    assert ours.lr == 3e-4 and other.lr == 1e-3  # configs/train/tiny.yaml per_extractor
+    flag = build_config(
+        {"extractor": "transformer", "data": "d", "out": "o", "epochs": 1, "lr": 0.1}
+    )
+    assert flag.lr == 0.1
+
+
+def test_extractor_options_reach_the_extractor():
+    from extractors import build_model
+
+    cfg = build_config(
+        {
+            "extractor": "i3d",
+            "data": "d",
+            "out": "o",
+            "epochs": 1,
+            "extractor_options": {"readout": "global"},
+        }
+    )
+    model = build_model(cfg.extractor, cfg.preset, **cfg.extractor_options)
+    assert type(model.extractor.readout).__name__ == "GlobalReadout"
