@@ -5,12 +5,18 @@ Two kinds (``synthetic_kind`` of a dataset spec), ten classes each:
 * ``textures``: two-tone textures filling the image (stripes at four angles, checks, dots,
   rings, a grid, zigzags, blobs). Nuisances: both grey levels and their tints, phase, period,
   small angle jitter, pixel noise.
-* ``shapes``: 3-5 objects of ONE shape (disc, square, triangle, ring, plus, x, bar, frame,
-  diamond, half-disc) scattered on a low-contrast noisy background. Nuisances: each object's
-  colour, size, position and small rotation, the background's level and noise. The class is
-  the shape, shared by every object of the image, so seeing some objects predicts what the
-  hidden ones look like: what a JEPA predictor must encode. Texture classes, by contrast, are
-  already separated by patch statistics that a random network's features carry.
+* ``shapes``: 5-9 dark objects of ONE shape (disc, square, triangle, ring, plus, x, bar,
+  frame, diamond, half-disc) on a jittered 3x3 grid over a mid-grey background with
+  low-contrast shading and noise. Nuisances: which grid cells hold an object, each object's
+  size, offset, small rotation and shade, the shading and the noise. The class is the shape,
+  shared by every object of the image, so the visible objects predict what the hidden ones
+  look like: what a JEPA predictor must encode.
+
+Why the shapes look like this (measured with short tiny-config runs): an image-wide nuisance (a
+background level or tint, the textures' grey levels) is the easiest thing for a JEPA to predict
+from any context, and its features then encode that; with vivid random per-object colours
+(unpredictable from the context) pretraining did not improve a linear probe at all, with dark
+objects it did.
 
 Image ``i`` of a split depends only on ``(seed, split, i)``, so the data are the same on every
 machine; labels cycle through the classes so any prefix of a split is balanced.
@@ -147,12 +153,7 @@ def render_shapes(label: int, rng: np.random.Generator, size: int) -> np.ndarray
         du, dv = (u - cu) / radius, (v - cv) / radius
         ru, rv = np.cos(angle) * du + np.sin(angle) * dv, -np.sin(angle) * du + np.cos(angle) * dv
         inside = _shape(SHAPES[label], ru, rv)
-        # a colour whose brightness is at least 0.25 away from the background's
-        colour = rng.uniform(0, 1, 3)
-        shift = 0.25 - abs(colour.mean() - base)
-        if shift > 0:
-            colour += shift * (1.0 if colour.mean() >= base else -1.0)
-        img[inside] = colour
+        img[inside] = rng.uniform(0.05, 0.2) + rng.uniform(-0.04, 0.04, 3)  # dark, slight tint
     img = img.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean((1, 3))
     img = img + rng.normal(0, 0.03, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
