@@ -112,7 +112,7 @@ class I3D(nn.Module):
 
 @register_extractor(
     "i3d",
-    description="I3D ResNet-50 (pytorchvideo create_resnet, alternate inflation, adaptive head)",
+    description="I3D ResNet-50 (pytorchvideo create_resnet, alternate inflation, trajectory readout)",
     config=I3DConfig,
 )
 def build_i3d(config: I3DConfig) -> I3D:
