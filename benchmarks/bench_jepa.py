@@ -1,6 +1,6 @@
 """``make bench-jepa``: speed of the tiny H-JEPA config, and does pretraining learn anything?
 
-1. Pretrains ``configs/jepa/tiny.yaml`` (synthetic textures, offline) and reports its training
+1. Pretrains ``configs/jepa/tiny.yaml`` (synthetic shapes, offline) and reports its training
    throughput in images/s (median of the epochs after the first, which pays start-up costs).
 2. Measures the frozen target encoder on the held-out synthetic test split (20-NN, T=0.07, and
    a linear probe), against the same network at random initialisation.

@@ -40,3 +40,12 @@ def test_native_resolutions():
         224,
         16,
     )
+
+
+def test_tiny_config_is_the_benchmarks_offline_shapes_run():
+    """bench_jepa measures this config; its data must stay offline and its grid 8x8 so that the
+    masks keep I-JEPA's proportions."""
+    cfg = parse_config(load_config(next(p for p in CONFIGS if p.stem == "tiny")))
+    (spec,) = cfg.data.datasets
+    assert (spec.kind, spec.synthetic_kind) == ("synthetic", "shapes")
+    assert cfg.grid_size == 8 and cfg.optim.ema_momentum[1] == 1.0
