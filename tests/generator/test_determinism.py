@@ -116,12 +116,14 @@ def test_one_renderer_shared_by_threads_gives_the_same_clips():
 
 
 @pytest.mark.parametrize("fmt", ["pt", "shards"])
-def test_each_sealed_chunk_leaves_the_page_cache(tmp_path, cli, monkeypatch, fmt):
-    """Every file of a run is evicted once synced, so a long run does not fill memory."""
+@pytest.mark.parametrize("flush_every", [3, 256])
+def test_every_file_leaves_the_page_cache_once_synced(tmp_path, cli, monkeypatch, fmt, flush_every):
+    """Every file of a run is evicted once (flushes within a chunk, then the seal)."""
     import generator.generate
 
     dropped = []
     monkeypatch.setattr(generator.generate, "drop_cached", lambda paths: dropped.extend(paths))
+    monkeypatch.setattr(generator.generate, "FLUSH_EVERY", flush_every)
     out = tmp_path / fmt
     args = ["--n", 12, "--out", out, "--workers", 1, "--checkpoint-every", 5, "--quiet"]
     assert cli(*args, "--format", fmt, "--shard-size", 2) == 0
@@ -135,3 +137,24 @@ def test_drop_cached_skips_missing_files(tmp_path):
     (tmp_path / "a").write_bytes(b"x" * 10_000)
     drop_cached([tmp_path / "a", tmp_path / "gone"])
     assert (tmp_path / "a").read_bytes() == b"x" * 10_000
+
+
+def test_a_failed_sync_stops_the_run_and_keeps_whole_samples(tmp_path, cli, monkeypatch, capsys):
+    import generator.generate
+
+    calls = []
+
+    def failing_sync(folder):
+        calls.append(folder)
+        if len(calls) == 3:  # a flush in the second chunk
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(generator.generate, "sync_filesystem", failing_sync)
+    monkeypatch.setattr(generator.generate, "FLUSH_EVERY", 4)
+    out = tmp_path / "ds"
+    assert cli("--n", 24, "--out", out, "--workers", 1, "--checkpoint-every", 8, "--quiet") == 1
+    assert "Input/output error" in capsys.readouterr().err
+    assert not (out / "metadata.json").exists() and not list(out.rglob(".tmp-*"))
+    monkeypatch.undo()
+    assert cli("--n", 24, "--out", out, "--workers", 1, "--resume", "--quiet") == 0
+    assert cli("validate", out) == 0
