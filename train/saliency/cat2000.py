@@ -10,20 +10,17 @@ given. ``Output/`` folders (the test set's placeholders) are not stimuli.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy.io import loadmat, savemat
 
-from train.saliency.mit1003 import read_map, write_image, write_map_image
+from train.saliency.image_files import fixation_mask, image_sample, write_image, write_map
 from train.saliency.records import (
     LayoutError,
     SaliencySource,
     Sample,
     StimulusRef,
-    as_rgb,
     points_from_mask,
 )
 
@@ -85,19 +82,9 @@ class Cat2000Images(SaliencySource):
 
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
-        path = self.root / STIMULI / ref.key
-        image = as_rgb(np.asarray(Image.open(path).convert("RGB")))
-        locs, map_path = self.locs_path(ref), self.map_path(ref)
+        locs = self.locs_path(ref)
         fixations = points_from_mask(read_locs(locs)) if locs else np.zeros((0, 2))
-        fmap = read_map(map_path) if map_path else None
-        return Sample(
-            ref.key,
-            ref.category,
-            image,
-            fixations,
-            fmap,
-            extra={"stimulus_file": path, "map_file": map_path},
-        )
+        return image_sample(ref, self.root / STIMULI / ref.key, fixations, self.map_path(ref))
 
 
 def write_sample(dst: Path, sample: Sample, fmap: np.ndarray) -> None:
@@ -109,14 +96,8 @@ def write_sample(dst: Path, sample: Sample, fmap: np.ndarray) -> None:
     for folder in (STIMULI, MAPS, LOCS):
         (dst / folder / key.parent).mkdir(parents=True, exist_ok=True)
     write_image(dst / STIMULI / key, sample)
-    map_src = sample.extra.get("map_file")
-    if map_src is not None and Path(map_src).suffix.lower() == ".jpg":
-        shutil.copyfile(map_src, dst / MAPS / key)
-    else:
-        write_map_image(dst / MAPS / key, fmap)
-    mask = np.zeros(sample.size, dtype=np.uint8)
-    if len(sample.fixations):
-        xs = np.clip(np.rint(sample.fixations[:, 0]).astype(int), 0, sample.size[1] - 1)
-        ys = np.clip(np.rint(sample.fixations[:, 1]).astype(int), 0, sample.size[0] - 1)
-        mask[ys, xs] = 1
-    savemat(dst / LOCS / key.with_suffix(".mat"), {LOCS_VARIABLE: mask})
+    write_map(dst / MAPS / key, sample, fmap)
+    savemat(
+        dst / LOCS / key.with_suffix(".mat"),
+        {LOCS_VARIABLE: fixation_mask(sample.fixations, sample.size, 1)},
+    )

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from generator.store import write_atomic
-from train.saliency.mit1003 import read_map
+from train.saliency.image_files import read_map
 from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
 
 STIMULI_FILE = "stimuli.hdf5"
