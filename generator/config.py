@@ -142,18 +142,24 @@ class ConfigError(ValueError):
     """A config file that cannot be read or does not validate; the message is one line."""
 
 
-def load_config(path: str | Path | None) -> GeneratorConfig:
-    if path is None:
-        return GeneratorConfig()
+def read_yaml_mapping(path: str | Path, error: type[Exception] = ConfigError) -> dict:
+    """The settings in a YAML file (empty file: none); any failure is one-line ``error``."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+        raise error(f"cannot read config {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise error(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must be a YAML mapping of settings")
+        raise error(f"config {path} must be a YAML mapping of settings")
+    return raw
+
+
+def load_config(path: str | Path | None) -> GeneratorConfig:
+    if path is None:
+        return GeneratorConfig()
+    raw = read_yaml_mapping(path)
     try:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:

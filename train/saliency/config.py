@@ -8,6 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from generator.config import read_yaml_mapping
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message is one line naming the field."""
@@ -87,16 +89,7 @@ def parse_config(raw: dict, source: str = "config") -> SaliencyConfig:
 
 def load_config(path: str | Path) -> SaliencyConfig:
     """Read and validate a YAML config; every failure is a one-line ConfigError."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return parse_config(raw, str(path))
+    return parse_config(read_yaml_mapping(path, ConfigError), str(path))
 
 
 def dump_config(cfg: SaliencyConfig) -> str:

@@ -170,3 +170,16 @@ def test_torchrun_two_cpu_processes_train_and_resume(tiny_config, tmp_path, synt
         r["train_samples"] == res["stimuli"]["train"] for r in records if r["kind"] == "epoch"
     )
     assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("name: [unclosed\n", "not valid YAML"), ("- a list\n", "must be a YAML mapping")],
+)
+def test_unreadable_config_is_one_line(tmp_path, text, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
