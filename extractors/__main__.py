@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from extractors.config import PRESET_NAMES, ExtractorConfigError
-from extractors.cost import CLIP_SHAPE, extractor_cost
+from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
 
 
@@ -17,13 +17,15 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def format_table(names: list[str], presets: list[str], clip_shape: tuple[int, ...]) -> str:
+def format_table(
+    names: list[str], presets: list[str], clip_shapes: dict[str, tuple[int, ...]]
+) -> str:
     header = ["name", "preset", "params", "MACs/clip", "description"]
     rows = []
     for name in names:
         entry = get_extractor(name)
         for i, preset in enumerate(presets):
-            params, macs = extractor_cost(name, preset, clip_shape)
+            params, macs = extractor_cost(name, preset, clip_shapes[preset])
             rows.append(
                 [
                     name if i == 0 else "",
@@ -38,8 +40,10 @@ def format_table(names: list[str], presets: list[str], clip_shape: tuple[int, ..
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
-    shape = "x".join(str(s) for s in clip_shape)
-    return "\n".join([*lines, f"(MACs: one camera's clip {shape}, FlopCounterMode FLOPs / 2)"])
+    shapes = ", ".join(f"{p} {'x'.join(str(s) for s in clip_shapes[p])}" for p in presets)
+    return "\n".join(
+        [*lines, f"(MACs: one camera's clip as trained, {shapes}; FlopCounterMode FLOPs / 2)"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         names = args.names or list_extractors()
         for name in names:
             get_extractor(name)
-        print(format_table(names, args.preset or list(PRESET_NAMES), CLIP_SHAPE))
+        print(format_table(names, args.preset or list(PRESET_NAMES), PRESET_CLIP_SHAPES))
     except (UnknownExtractorError, ExtractorConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,12 @@ from extractors.registry import create_extractor
 CLIP_SHAPE: tuple[int, int, int, int] = (3, 32, 64, 64)
 """One camera's clip in the dataset: channels, frames, height, width."""
 
+PRESET_CLIP_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (3, 32, 32, 32),  # configs/train/tiny.yaml averages frames to 32 x 32 first
+    "base": CLIP_SHAPE,
+}
+"""The clip each preset is trained on, which ``python -m extractors list`` costs."""
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
