@@ -11,8 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from generator.config import read_yaml_mapping
 
 DatasetKind = Literal["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic"]
 
@@ -194,13 +195,7 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; pick one of configs/jepa/*.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return raw
+    return read_yaml_mapping(path, ConfigError)
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
