@@ -68,9 +68,9 @@ def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
     or the sample's uncompressed tar record + manifest entry (shards)."""
     zeros = np.zeros(cfg.video_shape, dtype=np.uint8)
     if fmt == "shards":
-        from generator.shards import npy_bytes
+        from generator.shards import npy_header
 
-        video = _round_tar(len(npy_bytes(zeros)))
+        video = _round_tar(len(npy_header(zeros)) + zeros.nbytes)
     else:
         video = _round_block(zeros.nbytes + TORCH_SAVE_OVERHEAD)
     # A label's size barely varies; measure a representative one with full-precision floats.

@@ -55,10 +55,6 @@ def npy_header(video: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def npy_bytes(video: np.ndarray) -> bytes:
-    return npy_header(video) + np.ascontiguousarray(video).tobytes()
-
-
 def sample_record(stem: str, video: np.ndarray, label: dict) -> tuple[bytes, dict, str, str, int]:
     """Tar bytes of one sample; also its label (with the video's SHA-256) and both checksums.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -91,20 +90,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, fsync: bool = True) 
     write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), fsync=fsync)
 
 
-def torch_bytes(obj: Any) -> memoryview:
-    """Serialise with ``torch.save`` into memory (so it can be hashed and written atomically).
-
-    A view of the buffer, not a copy: for a 1.5 MB video the copy cost as much as the save.
-    """
+def save_torch_atomic(obj: Any, path: str | os.PathLike, *, fsync: bool = True) -> None:
     import torch
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getbuffer()
-
-
-def save_torch_atomic(obj: Any, path: str | os.PathLike, *, fsync: bool = True) -> None:
-    write_atomic(path, torch_bytes(obj), fsync=fsync)
+    with open_atomic(path, fsync=fsync) as f:
+        torch.save(obj, f)
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:
