@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from generator.cli import describe_validation_error
+from generator.config import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = ROOT / "configs" / "train"
@@ -91,17 +91,7 @@ class TrainConfig(BaseModel):
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise TrainConfigError(f"cannot read config {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise TrainConfigError(
-            f"config {path} is not valid YAML: {str(e).splitlines()[0]}"
-        ) from None
-    if not isinstance(raw, dict):
-        raise TrainConfigError(f"config {path} must be a YAML mapping of settings")
-    return raw
+    return read_yaml_mapping(path, TrainConfigError)
 
 
 def preset_values(preset: str) -> dict[str, Any]:
