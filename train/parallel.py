@@ -159,7 +159,9 @@ class LocalLauncher:
             st.returncode, st.wall_seconds = code, time.monotonic() - start
             st.status = "done" if code == 0 else ("interrupted" if code == 130 else "failed")
             if code != 0:
-                st.error = last_line(self.out / name / "train.log") or f"exit status {code}"
+                reason = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+                last = last_line(self.out / name / "train.log")
+                st.error = f"{reason}: {last}" if last else reason
             if gpu is not None:
                 self.free_gpus.append(gpu)
             del self.procs[name]

@@ -88,7 +88,7 @@ def test_ctrl_c_stops_every_run_and_leaves_resumable_checkpoints(dataset, tmp_pa
             os.kill(pid, 0)  # every child is gone
     rows = summary(out)
     for name in ("i3d", "transformer"):
-        assert rows[name]["status"] == "interrupted"
+        assert rows[name]["status"] == "interrupted", rows[name]["error"]
         assert 1 <= last_epoch(out / name) < 50
 
 
