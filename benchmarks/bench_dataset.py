@@ -2,7 +2,8 @@
 
 Generates a dataset if needed (``--format pt`` or ``shards``), then prints
 samples/s for 2 loader workers, with float32 items and with uint8 items
-(normalised by the consumer).
+(normalised by the consumer), through a plain ``DataLoader`` and through
+``generator.loader.make_loader`` (batches in recycled shared memory).
 Target: at least 1,000 samples/s, well above what any extractor here consumes.
 """
 
@@ -27,11 +28,10 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=2)
     args = p.parse_args()
 
-    import torch
-
     from generator.config import GeneratorConfig
     from generator.dataset import TrajectoryDataset
     from generator.generate import Request, generate
+    from generator.loader import make_loader
 
     suffix = "" if args.format == "pt" else f"_{args.format}"
     args.data = args.data or ROOT / "data" / ".bench" / f"bench_dataset{suffix}"
@@ -44,29 +44,35 @@ def main() -> int:
         )
     # float32: items normalised in the workers (what a CPU-only consumer wants);
     # uint8: normalize=False, the consumer calls normalize_batch on its device (what the trainer does).
-    for normalize in (True, False):
-        ds = TrajectoryDataset(args.data, "train", normalize=normalize)
-        loader = torch.utils.data.DataLoader(
-            ds,
-            batch_size=args.batch_size,
-            shuffle=True,
-            num_workers=args.workers,
-            persistent_workers=True,
-        )
-        for epoch in range(
-            args.epochs + 1
-        ):  # the first pass warms the page cache and starts workers
-            t0 = time.perf_counter()
-            seen = 0
-            for batch in loader:
-                seen += batch["video"].shape[0]
-            rate = seen / (time.perf_counter() - t0)
-            tag = "warm-up" if epoch == 0 else f"epoch {epoch}"
-            print(
-                f"{tag}: {seen} samples in {seen / rate:.2f} s = {rate:.0f} samples/s "
-                f"({args.format}, {args.workers} workers, batch {args.batch_size}, "
-                f"video {tuple(batch['video'].shape[1:])} {str(batch['video'].dtype).removeprefix('torch.')})"
+    for recycle in (False, True):
+        for normalize in (True, False):
+            ds = TrajectoryDataset(args.data, "train", normalize=normalize)
+            loader = make_loader(
+                ds,
+                args.batch_size,
+                num_workers=args.workers,
+                recycle=recycle,
+                shuffle=True,
+                **({} if recycle or not args.workers else {"persistent_workers": True}),
             )
+            how = "make_loader, recycled" if recycle else "DataLoader"
+            for epoch in range(
+                args.epochs + 1
+            ):  # the first pass warms the page cache, starts workers
+                t0 = time.perf_counter()
+                seen = 0
+                for batch in loader:
+                    seen += batch["video"].shape[0]
+                rate = seen / (time.perf_counter() - t0)
+                tag = "warm-up" if epoch == 0 else f"epoch {epoch}"
+                video = batch["video"]
+                print(
+                    f"{how:>21} {tag}: {seen} samples in {seen / rate:.2f} s = {rate:.0f} samples/s "
+                    f"({args.format}, {args.workers} workers, batch {args.batch_size}, "
+                    f"video {tuple(video.shape[1:])} {str(video.dtype).removeprefix('torch.')})",
+                    flush=True,
+                )
+            del loader
     return 0
 
 

@@ -36,6 +36,13 @@ from extractors.registry import create_extractor
 class MultiViewModel(nn.Module):
     """``video (B, V, 3, T, H, W)`` -> ``{"logits": (B, num_classes), "future": (B, 3)}``.
 
+    With ``trajectory_steps`` S > 0 a third head gives ``"trajectory"`` (B, S, 3):
+    the ball's position averaged over each of S equal spans of the clip, for an
+    auxiliary loss (``train.evaluate.task_loss``). Deep supervision (Lee et al.,
+    2015, "Deeply-Supervised Nets") of *where* the ball was: S targets per clip
+    instead of one teach the fused features to locate it, which the future
+    position is an extrapolation of.
+
     ``camera_ids`` (a LongTensor of shape ``(V,)``) says which rig camera each of
     the V views is, so a subset of cameras keeps its identity; by default the
     views are cameras ``0 .. V-1``. If the extractor defines ``aux_loss()``
@@ -53,6 +60,7 @@ class MultiViewModel(nn.Module):
         fusion_dim: int = 128,
         pool: Literal["concat", "cls", "mean"] = "concat",
         dropout: float = 0.0,
+        trajectory_steps: int = 0,
     ) -> None:
         super().__init__()
         if num_cameras < 1 or num_classes < 1 or fusion_layers < 0:
@@ -61,12 +69,15 @@ class MultiViewModel(nn.Module):
             raise ValueError(
                 f"fusion_dim ({fusion_dim}) must be divisible by fusion_heads ({fusion_heads})"
             )
+        if trajectory_steps < 0:
+            raise ValueError(f"trajectory_steps must be >= 0, got {trajectory_steps}")
         if pool not in ("concat", "cls", "mean"):
             raise ValueError(f"pool must be 'concat', 'cls' or 'mean', got {pool!r}")
         self.extractor = extractor
         self.num_cameras = num_cameras
         self.num_classes = num_classes
         self.pool = pool
+        self.trajectory_steps = trajectory_steps
         self.project = nn.Sequential(
             nn.Linear(extractor.embed_dim, fusion_dim), nn.LayerNorm(fusion_dim)
         )
@@ -87,13 +98,15 @@ class MultiViewModel(nn.Module):
             else nn.Identity()
         )
         self.norm = nn.LayerNorm(fusion_dim)
-        if pool == "concat":
-            width = num_cameras * fusion_dim
-            self.class_head = mlp_head(width, 2 * fusion_dim, num_classes, dropout)
-            self.future_head = mlp_head(width, 2 * fusion_dim, 3, dropout)
-        else:
-            self.class_head = nn.Linear(fusion_dim, num_classes)
-            self.future_head = nn.Linear(fusion_dim, 3)
+        outputs = {"class_head": num_classes, "future_head": 3}
+        if trajectory_steps:
+            outputs["trajectory_head"] = 3 * trajectory_steps
+        for name, size in outputs.items():
+            if pool == "concat":
+                head = mlp_head(num_cameras * fusion_dim, 2 * fusion_dim, size, dropout)
+            else:
+                head = nn.Linear(fusion_dim, size)
+            self.add_module(name, head)
         nn.init.trunc_normal_(self.camera_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -121,6 +134,8 @@ class MultiViewModel(nn.Module):
             pooled = tokens.mean(dim=1)
 
         out = {"logits": self.class_head(pooled), "future": self.future_head(pooled)}
+        if self.trajectory_steps:
+            out["trajectory"] = self.trajectory_head(pooled).view(b, self.trajectory_steps, 3)
         aux_loss = getattr(self.extractor, "aux_loss", None)
         if callable(aux_loss):
             value = aux_loss()
@@ -167,6 +182,7 @@ def build_model(
     fusion_dim: int = 128,
     pool: Literal["concat", "cls", "mean"] = "concat",
     dropout: float = 0.0,
+    trajectory_steps: int = 0,
     **overrides: Any,
 ) -> MultiViewModel:
     """Extractor ``name`` (``preset`` + config ``overrides``) inside a :class:`MultiViewModel`."""
@@ -180,4 +196,5 @@ def build_model(
         fusion_dim=fusion_dim,
         pool=pool,
         dropout=dropout,
+        trajectory_steps=trajectory_steps,
     )

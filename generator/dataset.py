@@ -137,7 +137,8 @@ class TrajectoryDataset(torch.utils.data.Dataset):
 
     An item is a dict: ``video`` float32 (cameras, 3, frames, H, W), normalised
     per channel; ``label`` int64; ``future_position`` float32 (3,) in world
-    units; ``index``. With ``normalize=False`` the video stays uint8 (same layout)
+    units; ``positions`` float32 (frames, 3), the ball's world position in each
+    frame given (what an auxiliary loss can supervise); ``index``. With ``normalize=False`` the video stays uint8 (same layout)
     and ``normalize_batch`` finishes the job on the consumer's device. ``cameras`` picks a subset of cameras, ``frame_stride``
     subsamples time. ``augment`` jitters brightness, contrast and saturation
     of the whole clip (one draw for all frames and cameras); nothing that moves
@@ -254,6 +255,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         if self._camera_index is not None:  # a copy, so only for a true subset
             video = video.index_select(0, self._camera_index)
         video = video[:, :: self.frame_stride]  # (V, T, 3, H, W) uint8, a view
+        positions = label["positions"][: self.shape[1] : self.frame_stride]
         if self.jitter is not None:
             video = self.jitter(video)
         if self.normalize:
@@ -270,5 +272,6 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             "video": x,
             "label": torch.tensor(label["class_label"], dtype=torch.int64),
             "future_position": torch.tensor(label["future_position"], dtype=torch.float32),
+            "positions": torch.tensor(positions, dtype=torch.float32),
             "index": index,
         }

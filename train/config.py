@@ -53,6 +53,15 @@ class TrainConfig(BaseModel):
     future_weight: float = Field(
         1.0, ge=0.0, description="weight of the Smooth-L1 future-position loss"
     )
+    trajectory_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="weight of an auxiliary Smooth-L1 on the ball's positions along the clip "
+        "(extractors.multiview); 0 leaves the trajectory head out",
+    )
+    trajectory_steps: int = Field(
+        8, gt=0, description="spans of the clip whose mean positions the auxiliary loss predicts"
+    )
     smooth_l1_beta: float = Field(
         0.1, gt=0.0, description="Smooth-L1 transition, in normalised units ([-1, 1] per axis)"
     )

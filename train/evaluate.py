@@ -33,17 +33,38 @@ class FutureScale:
         )
 
 
+def trajectory_target(positions_norm: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, T, 3)`` normalised positions -> ``(B, steps, 3)``: their mean over ``steps`` equal spans.
+
+    The same spans as the extractors' trajectory readout, which averages its
+    feature map over time to its steps (``adaptive_avg_pool``).
+    """
+    return F.adaptive_avg_pool1d(positions_norm.transpose(1, 2), steps).transpose(1, 2)
+
+
 def task_loss(
     out: dict[str, torch.Tensor],
     labels: torch.Tensor,
     future_norm: torch.Tensor,
     future_weight: float,
     beta: float,
+    positions_norm: torch.Tensor | None = None,
+    trajectory_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy for the class plus a weighted Smooth-L1 on the normalised future position."""
+    """Cross-entropy for the class plus a weighted Smooth-L1 on the normalised future position.
+
+    With a ``"trajectory"`` output and ``trajectory_weight`` > 0, plus that weight
+    times a Smooth-L1 on the positions along the clip (``positions_norm``, (B, T, 3)).
+    """
     ce = F.cross_entropy(out["logits"].float(), labels)
     reg = F.smooth_l1_loss(out["future"].float(), future_norm, beta=beta)
     loss = ce + future_weight * reg
+    if trajectory_weight and "trajectory" in out:
+        if positions_norm is None:
+            raise ValueError("a trajectory loss needs the clip's positions")
+        predicted = out["trajectory"].float()
+        target = trajectory_target(positions_norm, predicted.shape[1])
+        loss = loss + trajectory_weight * F.smooth_l1_loss(predicted, target, beta=beta)
     if "aux_loss" in out:
         loss = loss + out["aux_loss"].float()
     return loss
@@ -80,6 +101,7 @@ def evaluate(
     beta: float,
     autocast_dtype: torch.dtype | None = None,
     inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    trajectory_weight: float = 0.0,
 ) -> dict:
     """Metrics over this rank's shard, summed across ranks (shards must not overlap).
 
@@ -102,7 +124,12 @@ def evaluate(
             enabled=autocast_dtype is not None,
         ):
             out = model(video)
-        loss = task_loss(out, labels, scale.normalise(future), future_weight, beta)
+        positions = (
+            scale.normalise(batch["positions"].to(ctx.device)) if trajectory_weight else None
+        )
+        loss = task_loss(
+            out, labels, scale.normalise(future), future_weight, beta, positions, trajectory_weight
+        )
         pred = out["logits"].argmax(dim=1)
         idx = (labels * num_classes + pred).cpu()
         confusion += torch.bincount(idx, minlength=num_classes**2).view(num_classes, -1).double()

@@ -50,6 +50,17 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def improves_on(val: dict, best: dict | None) -> bool:
+    """Is this epoch's validation (``val``) better than the best so far (``best``, ``val_``-keyed)?
+
+    The lower validation loss (the training objective: class, future position and any
+    auxiliary term) wins, not the higher accuracy: on the 10-epoch benchmark the slowfast's
+    accuracy peaked at 98.5% in epoch 6 with a future RMSE of 6.0% of the scene, which fell
+    to 5.0% by epoch 10 at 98.0%.
+    """
+    return best is None or val["loss"] < best["val_loss"]
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; biases, norms and embeddings (1-D tensors) are not decayed."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -102,6 +113,7 @@ class Run:
             fusion_dim=cfg.fusion_dim,
             fusion_layers=cfg.fusion_layers,
             dropout=cfg.dropout,
+            trajectory_steps=cfg.trajectory_steps if cfg.trajectory_weight else 0,
             **cfg.extractor_options,
         ).to(ctx.device)
         self.parameters = sum(p.numel() for p in self.model.parameters())
@@ -176,6 +188,7 @@ class Run:
             self.cfg.smooth_l1_beta,
             self.amp_dtype,
             self.inputs,
+            self.cfg.trajectory_weight,
         )
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -198,13 +211,22 @@ class Run:
             video = self.inputs(batch["video"].to(ctx.device, non_blocking=True))
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))
+            positions = self.scale.normalise(batch["positions"].to(ctx.device))
             with torch.autocast(
                 ctx.device.type,
                 dtype=self.amp_dtype or torch.float32,
                 enabled=self.amp_dtype is not None,
             ):
                 out = self.net(video)
-            loss = task_loss(out, labels, future, cfg.future_weight, cfg.smooth_l1_beta)
+            loss = task_loss(
+                out,
+                labels,
+                future,
+                cfg.future_weight,
+                cfg.smooth_l1_beta,
+                positions,
+                cfg.trajectory_weight,
+            )
             if broadcast_flag(ctx, not bool(torch.isfinite(loss))):
                 raise NonFiniteLossError(self._nonfinite_message(epoch, step, loss))
             self.optimizer.zero_grad(set_to_none=True)
@@ -284,10 +306,7 @@ class Run:
             record = {"kind": "epoch", "epoch": epoch, "lr": lr, **train}
             record.update({f"val_{k}": v for k, v in val.items()})
             record["epoch_seconds"] = time.perf_counter() - epoch_start
-            improved = self.best is None or (val["accuracy"], -val["future_rmse"]) > (
-                self.best["val_accuracy"],
-                -self.best["val_future_rmse"],
-            )
+            improved = improves_on(val, self.best)
             if improved:
                 self.best = {"epoch": epoch, **{f"val_{k}": v for k, v in val.items()}}
             if ctx.is_main:

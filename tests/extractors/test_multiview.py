@@ -99,3 +99,16 @@ def test_token_pooling_readouts_still_work(pool):
     with torch.no_grad():
         out = model(torch.randn(2, 4, 3, 8, 32, 32))
     assert out["logits"].shape == (2, 4) and out["future"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("pool", ["concat", "mean"])
+def test_trajectory_head_gives_steps_positions_that_train(pool):
+    torch.manual_seed(0)
+    model = build_model("i3d", "tiny", pool=pool, trajectory_steps=4)
+    out = model(torch.randn(2, 4, 3, 8, 32, 32))
+    assert set(out) == {"logits", "future", "trajectory"}
+    assert out["trajectory"].shape == (2, 4, 3)
+    out["trajectory"].sum().backward()
+    assert all(p.grad is not None for p in model.trajectory_head.parameters())
+    with pytest.raises(ValueError, match="trajectory_steps"):
+        build_model("i3d", "tiny", trajectory_steps=-1)

@@ -43,6 +43,8 @@ def test_items_have_the_documented_shapes_and_types(small_dataset):
     assert sum(sizes.values()) == 24
     label = json.loads((small_dataset / "labels" / f"sample_{item['index']:04d}.json").read_text())
     assert item["future_position"].tolist() == pytest.approx(label["future_position"])
+    assert item["positions"].shape == (32, 3) and item["positions"].dtype == torch.float32
+    assert torch.allclose(item["positions"], torch.tensor(label["positions"][:32]))
     assert (small_dataset / "normalization.json").exists()
 
 
@@ -51,6 +53,7 @@ def test_camera_subset_and_temporal_stride(small_dataset):
     full = TrajectoryDataset(small_dataset, "val")
     a, b = ds[0]["video"], full[0]["video"]
     assert a.shape == (2, 3, 8, 64, 64)
+    assert torch.equal(ds[0]["positions"], full[0]["positions"][::4])
     assert torch.equal(a[1], b[2, :, ::4])
     swapped = TrajectoryDataset(small_dataset, "val", cameras=[3, 1])[0]["video"]
     assert torch.equal(swapped[0], b[3]) and torch.equal(swapped[1], b[1])

@@ -8,9 +8,9 @@ import torch
 
 from train.checkpoint import restore_rng_state, rng_state
 from train.config import TrainConfigError, build_config, resumed_config
-from train.evaluate import FutureScale, summarise, task_loss
+from train.evaluate import FutureScale, summarise, task_loss, trajectory_target
 from train.inputs import prepare_video
-from train.loop import lr_factor
+from train.loop import improves_on, lr_factor
 
 
 def test_schedule_warms_up_linearly_then_decays_to_the_floor():
@@ -59,6 +59,31 @@ def test_task_loss_is_cross_entropy_plus_weighted_smooth_l1_plus_aux():
     assert task_loss(out, labels, target, 2.0, 0.1).item() == pytest.approx(
         ce.item() + 2 * reg - 0.25
     )
+
+
+def test_trajectory_target_is_the_mean_position_of_each_span():
+    positions = torch.arange(8.0).view(1, 8, 1).expand(2, 8, 3)
+    target = trajectory_target(positions, 4)
+    assert target.shape == (2, 4, 3)
+    assert target[0, :, 0].tolist() == [0.5, 2.5, 4.5, 6.5]
+
+
+def test_trajectory_loss_adds_its_weighted_smooth_l1_only_when_asked():
+    out = {
+        "logits": torch.tensor([[2.0, 0.0, 0.0, 0.0]]),
+        "future": torch.zeros(1, 3),
+        "trajectory": torch.zeros(1, 2, 3),
+    }
+    labels, future = torch.tensor([0]), torch.zeros(1, 3)
+    positions = torch.zeros(1, 4, 3)
+    positions[0, 2:, 0] = 0.6  # span means: 0 then 0.6 on x
+    base = task_loss(out, labels, future, 1.0, 0.1)
+    reg = (0.6 - 0.05) / 6  # one of six coordinates off by 0.6, beta 0.1
+    with_traj = task_loss(out, labels, future, 1.0, 0.1, positions, 2.0)
+    assert with_traj.item() == pytest.approx(base.item() + 2 * reg)
+    assert task_loss(out, labels, future, 1.0, 0.1, positions, 0.0).item() == base.item()
+    with pytest.raises(ValueError, match="positions"):
+        task_loss(out, labels, future, 1.0, 0.1, None, 2.0)
 
 
 def test_background_subtraction_removes_the_static_scene_and_keeps_the_moving_ball():
@@ -166,3 +191,10 @@ def test_extractor_options_reach_the_extractor():
     )
     model = build_model(cfg.extractor, cfg.preset, **cfg.extractor_options)
     assert type(model.extractor.readout).__name__ == "GlobalReadout"
+
+
+def test_the_best_epoch_is_the_one_of_lowest_validation_loss():
+    best = {"val_loss": 0.5, "val_accuracy": 0.985, "val_future_rmse": 0.45}
+    assert improves_on({"loss": 0.4, "accuracy": 0.98, "future_rmse": 0.38}, best)
+    assert not improves_on({"loss": 0.6, "accuracy": 0.99, "future_rmse": 0.30}, best)
+    assert improves_on({"loss": 9.0, "accuracy": 0.0, "future_rmse": 9.0}, None)

@@ -1,0 +1,53 @@
+import time
+
+import pytest
+import torch
+
+from generator.dataset import TrajectoryDataset
+from generator.loader import make_loader
+
+
+def batches_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_recycled_batches_equal_plain_dataloader_batches(small_dataset, workers, normalize):
+    ds = TrajectoryDataset(small_dataset, "train", normalize=normalize)
+    plain = list(torch.utils.data.DataLoader(ds, batch_size=5))  # 19 items: a short last batch
+    loader = make_loader(ds, 5, num_workers=workers)
+    for _ in range(2):  # the second pass reuses the slots of the first
+        got = [
+            {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in b.items()}
+            for b in loader
+        ]
+        assert len(got) == len(plain) == 4
+        assert all(batches_equal(a, b) for a, b in zip(got, plain, strict=True))
+    assert got[0]["video"].dtype == (torch.float32 if normalize else torch.uint8)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_batch_stays_intact_while_the_next_is_taken(small_dataset, workers):
+    """The documented promise; one worker is the tightest case (every batch from the same slots)."""
+    ds = TrajectoryDataset(small_dataset, "train", normalize=False)
+    loader = make_loader(ds, 2, num_workers=workers)
+    previous = None
+    for batch in loader:
+        time.sleep(0.05)  # time for a worker to overwrite a slot it should not
+        if previous is not None:
+            held, copy = previous
+            assert torch.equal(held["video"], copy), "the previous batch was overwritten"
+        previous = batch, batch["video"].clone()
+
+
+def test_options_the_loader_sets_itself_are_refused(small_dataset):
+    ds = TrajectoryDataset(small_dataset, "train", normalize=False)
+    with pytest.raises(ValueError, match="collate_fn"):
+        make_loader(ds, 4, collate_fn=lambda b: b)
+    with pytest.raises(ValueError, match="batch_size"):
+        make_loader(ds, 0)
+    plain = make_loader(ds, 4, recycle=False, num_workers=0)
+    assert plain.collate_fn is torch.utils.data.default_collate
