@@ -157,9 +157,10 @@ def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
         [lit * (look.ground_a + look.ground_b) / 2, look.sky_horizon, look.sky_zenith], axis=1
     )
     frames = (colours * 255.0).astype(np.float32) @ rig.weights
-    parity = (
-        np.floor(rig.ground_x / look.checker_size) + np.floor(rig.ground_y / look.checker_size)
-    ) % 2
+    checker = look.checker_size
+    squares = np.floor(rig.ground_x / checker) + np.floor(rig.ground_y / checker)
+    # squares % 2, exactly (whole numbers, as float32): float % costs ten times more.
+    parity = squares - 2 * np.floor(squares * 0.5)
     sign = (2 * parity - 1) * rig.contrast  # +1 on ground_a squares, -1 on ground_b
     half_difference = (lit * 255.0 / 2 * (look.ground_a - look.ground_b)).astype(np.float32)
     frames += half_difference[:, None] * sign[:, None, :]
