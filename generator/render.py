@@ -221,8 +221,7 @@ def _draw_shadow(
     windows[frame, :, rows, cols] = values
 
 
-def _draw_ball(
-    frames: np.ndarray,
+def _shade_balls(
     corners: np.ndarray,
     patch: int,
     uv: np.ndarray,
@@ -230,31 +229,31 @@ def _draw_ball(
     light: np.ndarray,
     half: np.ndarray,
     look: Look,
-) -> np.ndarray:
-    """Composite the shaded ball into ``frames`` (T, 3, S, S); returns its coverage (T, P, P).
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shaded ball's colour (V, T, 3, P, P) and coverage (V, T, P, P) in every camera at once.
 
-    ``corners`` (T, 2) are the patches' corners as (column, row), ``uv`` (T, 2) the
-    centre and ``r`` (T, 1, 1) the float32 radius in pixels; ``light`` and ``half``
-    are the light and half-way directions in the camera frame. Offsets along a
-    row (dx) or a column (dy) are computed once and broadcast.
+    ``corners`` (V, T, 2) are the patches' corners as (column, row), ``uv`` (V, T, 2)
+    the centre and ``r`` (V, T, 1, 1) the float32 radius in pixels; ``light`` and
+    ``half`` (V, 3) are the light and half-way directions in each camera's frame.
+    ``patch`` is the largest camera's side: a camera with a smaller patch uses the
+    top-left corner of its grid, whose pixels have the same values as a grid of its own.
+    Offsets along a row (dx) or a column (dy) are computed once and broadcast.
     """
-    frame, rows, cols = np.arange(len(corners)), corners[:, 1], corners[:, 0]
+    rows, cols = corners[..., 1, None, None], corners[..., 0, None, None]
     ar = np.arange(patch)
-    dx = (cols[:, None, None] + ar - uv[:, 0, None, None]).astype(np.float32)  # (T, 1, P)
-    dy = (rows[:, None, None] + ar[:, None] - uv[:, 1, None, None]).astype(np.float32)
+    dx = (cols + ar - uv[..., 0, None, None]).astype(np.float32)  # (V, T, 1, P)
+    dy = (rows + ar[:, None] - uv[..., 1, None, None]).astype(np.float32)  # (V, T, P, 1)
     alpha = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)
     nx, ny = dx / r, dy / r
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))  # facing the camera
+    lx, ly, lz = light.T[:, :, None, None, None]
+    hx, hy, hz = half.T[:, :, None, None, None]
     # np.clip(x, 0.0, None) is np.maximum(x, 0.0), without np.clip's wrappers.
-    lambert = np.maximum(nx * light[0] + ny * light[1] + nz * light[2], 0.0)
-    spec = np.maximum(nx * half[0] + ny * half[1] + nz * half[2], 0.0) ** SPECULAR_POWER
+    lambert = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
+    spec = np.maximum(nx * hx + ny * hy + nz * hz, 0.0) ** SPECULAR_POWER
     shade = look.ambient + (1 - look.ambient) * lambert
     rgb = (look.ball_rgb * 255.0).astype(np.float32)[:, None, None]
-    colour = rgb * shade[:, None] + 128.0 * spec[:, None]
-    windows = _windows(frames, patch)
-    values = windows[frame, :, rows, cols]
-    windows[frame, :, rows, cols] = values + (colour - values) * alpha[:, None]
-    return alpha
+    return rgb * shade[:, :, None] + 128.0 * spec[:, :, None], alpha
 
 
 NOISE_BANK_SIZE = 1 << 24  # 16 Mi values, shared by all samples at random offsets
@@ -342,29 +341,36 @@ class Renderer:
         ball_sides = 2 * np.ceil(radius.max(axis=1)) + 3
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
+        ball_sides = [ball_side for _, ball_side in patches]
         corners = _corners(uv, np.array(patches).T, size)
         light = (self.rig.rotations @ look.light_dir).astype(np.float32)  # (V, 3), camera frames
         half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
         for h in half:
             h /= np.sqrt(h.dot(h))  # np.linalg.norm of a vector, without its overhead
-        r = radius.astype(np.float32)[..., None, None]
+        r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)
 
         images = frames.reshape(count, 3, size, size)
         ground_x = self.rig.ground_x.reshape(views, size, size)
         ground_y = self.rig.ground_y.reshape(views, size, size)
         out = np.empty(shape, dtype=np.uint8)
+        ball_patch = max(ball_sides)
+        if ball_patch > 0:
+            colour, coverage = _shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
+        frame = np.arange(count)
         for i, background in enumerate(_backgrounds(self.rig, look)):
             frames[:] = background
             shadow_side, ball_side = patches[i]
             if shadow_side > 0:  # else an empty patch, as arange(side) was
                 _draw_shadow(images, ground_x[i], ground_y[i], corners[0, i], shadow_side, shadow)
             if ball_side > 0:
-                alpha = _draw_ball(
-                    images, corners[1, i], ball_side, uv[1, i], r[i], light[i], half[i], look
-                )
+                rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
+                alpha = coverage[i, :, :ball_side, :ball_side]
+                windows = _windows(images, ball_side)
+                values = windows[frame, :, rows, cols]
+                colour_i = colour[i, :, :, :ball_side, :ball_side]
+                windows[frame, :, rows, cols] = values + (colour_i - values) * alpha[:, None]
                 if alpha_out is not None:
-                    rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
-                    _windows(alpha_out[i], ball_side)[np.arange(count), rows, cols] = alpha
+                    _windows(alpha_out[i], ball_side)[frame, rows, cols] = alpha
             if noise is not None:
                 frames += noise[i]
             frames += 0.5  # so that truncation to uint8 rounds
