@@ -71,8 +71,8 @@ FAR = np.float32(1e6)  # ground coordinate given to sky pixels: no shadow reache
 class _RayGeometry:
     """What each pixel of one camera sees, independent of the sample: computed once.
 
-    Per-pixel arrays are flat (H * W), so that patches are gathered with one flat
-    index (several times faster than 2-D fancy indexing). The background is a
+    Per-pixel arrays are flat (H * W), like the frames the background is written
+    into; patches read them through (S, S) window views. The background is a
     per-pixel mix of a few sample colours; ``weights`` holds the mixing weights.
     """
 
@@ -312,8 +312,8 @@ class Renderer:
         One camera at a time in a float scratch buffer kept between calls (one per
         thread): a fresh 6 MB float clip per sample cost page faults and cache misses on
         every pass (make: 5.1 -> 4.4 ms per sample). What the cameras share or can
-        compute together (projections, patch corners, backgrounds) is done for all at
-        once: numpy's per-call cost dominated the small patches.
+        compute together (projections, patch corners, backgrounds, the ball's shading)
+        is done for all at once: numpy's per-call cost dominated the small patches.
         """
         size, views, count = self.size, len(self.cams), len(positions)
         shape = (views, count, 3, size * size)
@@ -341,7 +341,6 @@ class Renderer:
         ball_sides = 2 * np.ceil(radius.max(axis=1)) + 3
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
-        ball_sides = [ball_side for _, ball_side in patches]
         corners = _corners(uv, np.array(patches).T, size)
         light = (self.rig.rotations @ look.light_dir).astype(np.float32)  # (V, 3), camera frames
         half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
@@ -353,7 +352,7 @@ class Renderer:
         ground_x = self.rig.ground_x.reshape(views, size, size)
         ground_y = self.rig.ground_y.reshape(views, size, size)
         out = np.empty(shape, dtype=np.uint8)
-        ball_patch = max(ball_sides)
+        ball_patch = max(ball_side for _, ball_side in patches)
         if ball_patch > 0:
             colour, coverage = _shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
         frame = np.arange(count)
