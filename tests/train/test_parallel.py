@@ -74,7 +74,9 @@ def test_ctrl_c_stops_every_run_and_leaves_resumable_checkpoints(dataset, tmp_pa
     try:
         deadline = time.monotonic() + 120
         while not all((out / n / "last.pt").exists() for n in ("i3d", "transformer")):
-            assert time.monotonic() < deadline and proc.poll() is None, "runs did not reach epoch 1"
+            if proc.poll() is not None:
+                pytest.fail(f"the launcher exited before epoch 1: {proc.communicate()}")
+            assert time.monotonic() < deadline, "runs did not reach epoch 1"
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=90)

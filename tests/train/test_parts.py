@@ -198,3 +198,22 @@ def test_the_best_epoch_is_the_one_of_lowest_validation_loss():
     assert improves_on({"loss": 0.4, "accuracy": 0.98, "future_rmse": 0.38}, best)
     assert not improves_on({"loss": 0.6, "accuracy": 0.99, "future_rmse": 0.30}, best)
     assert improves_on({"loss": 9.0, "accuracy": 0.0, "future_rmse": 9.0}, None)
+
+
+def test_ctrl_c_while_saving_a_checkpoint_waits_for_the_file(tmp_path, monkeypatch):
+    import signal
+
+    import train.checkpoint as checkpoint
+
+    real_save = checkpoint.save_torch_atomic
+
+    def save_interrupted_halfway(state, path):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C arrives in the middle of the save
+        real_save(state, path)
+
+    monkeypatch.setattr(checkpoint, "save_torch_atomic", save_interrupted_halfway)
+    path = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(path, {"epoch": 3, "weights": torch.ones(1000)})
+    assert torch.load(path, weights_only=True)["epoch"] == 3, "the checkpoint was not finished"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -22,7 +22,8 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from generator.store import save_torch_atomic, write_atomic, write_json_atomic
+from generator.store import write_atomic, write_json_atomic
+from train.checkpoint import save_checkpoint
 from train.jepa.collapse import CollapseWatch
 from train.jepa.config import ConfigError, JepaConfig, add_override_arguments, apply_overrides
 from train.jepa.config import load_config as read_yaml
@@ -212,7 +213,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
                 f"counts {record['dataset_counts']}",
                 rank,
             )
-            save_torch_atomic(
+            save_checkpoint(
+                ckpt_path,
                 {
                     "student": student.state_dict(),
                     "target_encoder": target_encoder.state_dict(),
@@ -221,7 +223,6 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
                     "epoch": epoch + 1,
                     "config": cfg.model_dump(mode="json"),
                 },
-                ckpt_path,
             )
     log.close()
     results = {
