@@ -23,18 +23,18 @@ def test_resume_equals_uninterrupted(tmp_path, jepa_files):
     class Stop(Exception):
         pass
 
-    real_save = trainer.save_torch_atomic
+    real_save = trainer.save_checkpoint
 
-    def save_then_stop(obj, path):
-        real_save(obj, path)
+    def save_then_stop(path, state):
+        real_save(path, state)
         raise Stop
 
-    trainer.save_torch_atomic = save_then_stop
+    trainer.save_checkpoint = save_then_stop
     try:
         with pytest.raises(Stop):
             train(first, quiet=True)
     finally:
-        trainer.save_torch_atomic = real_save
+        trainer.save_checkpoint = real_save
     assert _params(tmp_path / "b" / "run")["epoch"] == 1
     train(first, resume=True, quiet=True)
     a, b = _params(tmp_path / "a" / "run"), _params(tmp_path / "b" / "run")
