@@ -138,11 +138,13 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     An item is a dict: ``video`` float32 (cameras, 3, frames, H, W), normalised
     per channel; ``label`` int64; ``future_position`` float32 (3,) in world
     units; ``positions`` float32 (frames, 3), the ball's world position in each
-    frame given (what an auxiliary loss can supervise); ``index``. With ``normalize=False`` the video stays uint8 (same layout)
-    and ``normalize_batch`` finishes the job on the consumer's device. ``cameras`` picks a subset of cameras, ``frame_stride``
-    subsamples time. ``augment`` jitters brightness, contrast and saturation
-    of the whole clip (one draw for all frames and cameras); nothing that moves
-    pixels, so every labelled position stays where it is drawn.
+    frame given (what an auxiliary loss can supervise); ``index``. With
+    ``normalize=False`` the video stays uint8 (same layout) and ``normalize_batch``
+    finishes the job on the consumer's device. ``cameras`` picks a subset of
+    cameras, ``frame_stride`` subsamples time. ``augment`` jitters brightness,
+    contrast and saturation of the whole clip (one draw for all frames and
+    cameras); nothing that moves pixels, so every labelled position stays where
+    it is drawn.
     """
 
     def __init__(

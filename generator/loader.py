@@ -59,8 +59,6 @@ class RecyclingCollate:
         worker = info.id if info is not None else 0
         slot = self.slots[worker, self.turn % self.slots_per_worker]
         self.turn += 1
-        if len(items) > slot.shape[0]:
-            raise ValueError(f"a batch of {len(items)} does not fit slots of {slot.shape[0]}")
         video = slot[: len(items)]
         torch.stack([item["video"] for item in items], out=video)
         batch = default_collate([{k: v for k, v in item.items() if k != "video"} for item in items])
@@ -86,28 +84,15 @@ def make_loader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if not recycle:
-        extra = {"prefetch_factor": prefetch_factor} if num_workers else {}
-        return DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, **extra, **options
-        )
-    for name in ("collate_fn", "in_order", "persistent_workers", "batch_sampler"):
-        if name in options:
-            raise ValueError(f"make_loader(recycle=True) sets {name} itself")
-    item_shape = (len(dataset.cameras), 3, dataset.num_frames, *dataset.shape[-2:])
-    dtype = torch.float32 if dataset.normalize else torch.uint8
-    slots = (prefetch_factor if num_workers else 0) + SLOTS_BEYOND_PREFETCH
-    collate = RecyclingCollate(item_shape, dtype, batch_size, num_workers, slots)
-    extra = (
-        {"prefetch_factor": prefetch_factor, "persistent_workers": True, "in_order": True}
-        if num_workers
-        else {}
-    )
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate,
-        **extra,
-        **options,
-    )
+    extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers else {}
+    if recycle:
+        for name in ("collate_fn", "in_order", "persistent_workers", "batch_sampler"):
+            if name in options:
+                raise ValueError(f"make_loader(recycle=True) sets {name} itself")
+        item_shape = (len(dataset.cameras), 3, dataset.num_frames, *dataset.shape[-2:])
+        dtype = torch.float32 if dataset.normalize else torch.uint8
+        slots = (prefetch_factor if num_workers else 0) + SLOTS_BEYOND_PREFETCH
+        extra["collate_fn"] = RecyclingCollate(item_shape, dtype, batch_size, num_workers, slots)
+        if num_workers:
+            extra.update(persistent_workers=True, in_order=True)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, **extra, **options)

@@ -221,6 +221,19 @@ def _draw_shadow(
     windows[frame, :, rows, cols] = values
 
 
+def _draw_ball(
+    frames: np.ndarray, corners: np.ndarray, colour: np.ndarray, alpha: np.ndarray
+) -> None:
+    """Blend the shaded ball ``colour`` (T, 3, P, P) into ``frames`` (T, 3, S, S) by ``alpha`` (T, P, P).
+
+    ``corners`` (T, 2) are each frame's patch corner as (column, row).
+    """
+    frame, rows, cols = np.arange(len(corners)), corners[:, 1], corners[:, 0]
+    windows = _windows(frames, alpha.shape[-1])
+    values = windows[frame, :, rows, cols]
+    windows[frame, :, rows, cols] = values + (colour - values) * alpha[:, None]
+
+
 def _shade_balls(
     corners: np.ndarray,
     patch: int,
@@ -362,13 +375,11 @@ class Renderer:
             if shadow_side > 0:  # else an empty patch, as arange(side) was
                 _draw_shadow(images, ground_x[i], ground_y[i], corners[0, i], shadow_side, shadow)
             if ball_side > 0:
-                rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
                 alpha = coverage[i, :, :ball_side, :ball_side]
-                windows = _windows(images, ball_side)
-                values = windows[frame, :, rows, cols]
                 colour_i = colour[i, :, :, :ball_side, :ball_side]
-                windows[frame, :, rows, cols] = values + (colour_i - values) * alpha[:, None]
+                _draw_ball(images, corners[1, i], colour_i, alpha)
                 if alpha_out is not None:
+                    rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
                     _windows(alpha_out[i], ball_side)[frame, rows, cols] = alpha
             if noise is not None:
                 frames += noise[i]

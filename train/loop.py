@@ -211,7 +211,11 @@ class Run:
             video = self.inputs(batch["video"].to(ctx.device, non_blocking=True))
             labels = batch["label"].to(ctx.device, non_blocking=True)
             future = self.scale.normalise(batch["future_position"].to(ctx.device))
-            positions = self.scale.normalise(batch["positions"].to(ctx.device))
+            positions = (
+                self.scale.normalise(batch["positions"].to(ctx.device))
+                if cfg.trajectory_weight
+                else None
+            )
             with torch.autocast(
                 ctx.device.type,
                 dtype=self.amp_dtype or torch.float32,
