@@ -5,7 +5,8 @@
 2. Measures the frozen target encoder on the held-out synthetic test split (20-NN, T=0.07, and
    a linear probe), against the same network at random initialisation.
 
-Exit status 0 only if the pretrained k-NN accuracy beats random init by at least ``--margin``.
+Exit status 0 only if the pretrained k-NN accuracy beats random init by at least ``--margin``
+and significantly: McNemar's exact test on the same held-out images, one-sided p < ``--alpha``.
 Writes ``<out>/bench.json``. Takes a few minutes on 2 CPU cores.
 """
 
@@ -23,6 +24,7 @@ import torch
 from generator.store import write_json_atomic
 from train.jepa.config import apply_overrides, load_config
 from train.jepa.evaluate import evaluate, load_encoder
+from train.jepa.probes import mcnemar_greater
 from train.jepa.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench-jepa")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--margin", type=float, default=0.10, help="required k-NN gain")
+    parser.add_argument(
+        "--alpha", type=float, default=0.01, help="required significance (McNemar, one-sided)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -56,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for label, checkpoint in (("pretrained", Path(cfg.run.out) / "last.pt"), ("random_init", None)):
         encoder = load_encoder(checkpoint, cfg, cfg.run.seed)
-        results[label] = evaluate(encoder, cfg, spec, cfg.data.data_path)
+        results[label] = evaluate(encoder, cfg, spec, cfg.data.data_path, keep_knn_correct=True)
+    correct = {label: r.pop("knn_correct") for label, r in results.items()}
     gain = results["pretrained"]["knn_accuracy"] - results["random_init"]["knn_accuracy"]
+    p_value = mcnemar_greater(correct["pretrained"], correct["random_init"])
     report = {
         "config": args.config,
         "epochs": cfg.optim.epochs,
@@ -68,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         "pretrained": results["pretrained"],
         "random_init": results["random_init"],
         "knn_gain": gain,
+        "knn_gain_p_value": p_value,
         "margin": args.margin,
+        "alpha": args.alpha,
     }
     write_json_atomic(Path(cfg.run.out) / "bench.json", report)
     print(
@@ -82,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['linear_probe_accuracy']:.3f}, RankMe {r['rankme']:.1f} "
             f"(held-out {r['test_samples']} images, {r['num_classes']} classes)"
         )
-    if gain < args.margin:
-        print(f"FAIL: pretraining gained {gain:+.3f} k-NN accuracy, less than {args.margin}")
+    verdict = f"pretraining gained {gain:+.3f} k-NN accuracy (McNemar one-sided p = {p_value:.2g})"
+    if gain < args.margin or p_value >= args.alpha:
+        print(f"FAIL: {verdict}; required: at least {args.margin} with p < {args.alpha}")
         return 1
-    print(f"ok: pretraining gained {gain:+.3f} k-NN accuracy over random init")
+    print(f"ok: {verdict} over random init")
     return 0
 
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from generator.store import write_json_atomic
 from train.jepa.config import ConfigError, DatasetKind, DatasetSpec, JepaConfig, parse_config
 from train.jepa.datasets import DatasetMissing, build_dataset
-from train.jepa.probes import knn_accuracy, linear_probe_accuracy, rankme
+from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
 
@@ -68,7 +68,10 @@ def evaluate(
     probe_iters: int = 500,
     batch_size: int = 256,
     num_workers: int = 0,
+    keep_knn_correct: bool = False,
 ) -> dict:
+    """The measures as a JSON-ready dict; ``keep_knn_correct`` adds the test split's per-image
+    k-NN outcomes (a bool tensor, for paired comparisons between encoders)."""
     transform = eval_transform(cfg.data)
     splits = {
         split: build_dataset(spec, data_path, split, transform, cfg.data.image_size, cfg.run.seed)
@@ -77,7 +80,8 @@ def evaluate(
     (x_tr, y_tr), (x_te, y_te) = (
         extract_features(encoder, splits[s], batch_size, num_workers) for s in ("train", "test")
     )
-    return {
+    correct = knn_correct(x_tr, y_tr, x_te, y_te, k=k, temperature=temperature)
+    result = {
         "dataset": spec.kind,
         "train_samples": len(y_tr),
         "test_samples": len(y_te),
@@ -86,11 +90,14 @@ def evaluate(
         "linear_probe_accuracy": linear_probe_accuracy(
             x_tr, y_tr, x_te, y_te, max_iter=probe_iters
         ),
-        "knn_accuracy": knn_accuracy(x_tr, y_tr, x_te, y_te, k=k, temperature=temperature),
+        "knn_accuracy": float(correct.float().mean()),
         "knn_k": k,
         "knn_temperature": temperature,
         "rankme": rankme(x_tr),
     }
+    if keep_knn_correct:
+        result["knn_correct"] = correct
+    return result
 
 
 def summary_line(result: dict) -> str:

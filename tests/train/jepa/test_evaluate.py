@@ -1,7 +1,9 @@
 import json
 
+import torch
+
 from train.jepa.config import parse_config
-from train.jepa.evaluate import main
+from train.jepa.evaluate import evaluate, load_encoder, main
 from train.jepa.train import train
 
 
@@ -31,6 +33,17 @@ def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
         == 0
     )
     assert (tmp_path / "run" / "eval_synthetic_random_init.json").is_file()
+    # per-image k-NN outcomes, for the benchmark's paired test: the accuracy's own samples
+    kept = evaluate(
+        load_encoder(ckpt, cfg),
+        cfg,
+        cfg.data.datasets[0],
+        cfg.data.data_path,
+        probe_iters=1,
+        keep_knn_correct=True,
+    )
+    assert kept["knn_correct"].dtype == torch.bool and kept["knn_correct"].shape == (12,)
+    assert kept["knn_accuracy"] == result["knn_accuracy"] == kept["knn_correct"].float().mean()
 
 
 def test_evaluate_bad_input(tmp_path, capsys):

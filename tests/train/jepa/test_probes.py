@@ -3,7 +3,13 @@ import math
 import torch
 
 from train.jepa.collapse import CollapseWatch, std_ratio
-from train.jepa.probes import knn_accuracy, knn_predict, linear_probe_accuracy, rankme
+from train.jepa.probes import (
+    knn_correct,
+    knn_predict,
+    linear_probe_accuracy,
+    mcnemar_greater,
+    rankme,
+)
 
 
 def test_knn_weighted_vote_hand_computed():
@@ -23,7 +29,18 @@ def test_knn_accuracy_uses_cosine_not_euclidean():
     train = torch.tensor([[10.0, 0.0], [0.0, 0.1]])
     labels = torch.tensor([0, 1])
     test = torch.tensor([[0.0, 5.0]])  # euclidean-closest is train[0]; cosine-closest is train[1]
-    assert knn_accuracy(train, labels, test, torch.tensor([1]), k=1) == 1.0
+    assert knn_correct(train, labels, test, torch.tensor([1]), k=1).tolist() == [True]
+
+
+def test_mcnemar_counts_only_discordant_pairs_hand_computed():
+    # a alone right on 6 samples, b alone on 1, both right on 50 (ignored):
+    # P(X >= 6 | X ~ Binomial(7, 1/2)) = (7 + 1) / 128
+    both = [True] * 50
+    a = torch.tensor(both + [True] * 6 + [False] * 1 + [False] * 20)
+    b = torch.tensor(both + [False] * 6 + [True] * 1 + [False] * 20)
+    assert math.isclose(mcnemar_greater(a, b), 8 / 128, rel_tol=1e-9)
+    assert math.isclose(mcnemar_greater(b, a), 127 / 128, rel_tol=1e-9)  # one-sided
+    assert mcnemar_greater(a, a) == 1.0  # no discordant sample: no evidence either way
 
 
 def test_rankme_hand_computed():
