@@ -123,10 +123,10 @@ class OptimConfig(_Strict):
 
 
 class CollapseConfig(_Strict):
-    """Thresholds of the collapse watch (see ``train.jepa.monitor``)."""
+    """Thresholds of the collapse watch (see ``train.jepa.collapse``)."""
 
     probe_samples: int = Field(512, ge=8)
-    min_std_ratio: float = Field(0.25, gt=0)  # warn below this x 1/sqrt(dim)
+    min_std_ratio: float = Field(0.5, gt=0)  # warn when the std ratio falls below this x its best
     min_rank_ratio: float = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
 

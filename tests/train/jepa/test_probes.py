@@ -65,11 +65,27 @@ def test_linear_probe_separable():
 
 
 def test_collapse_watch_flags_collapsed_features():
-    watch = CollapseWatch(min_std_ratio=0.25, min_rank_ratio=0.5)
+    watch = CollapseWatch(min_std_ratio=0.5, min_rank_ratio=0.5)
     healthy = torch.randn(256, 32)
     stats, warning = watch.check(healthy)
     assert warning is None and stats["feature_std_ratio"] > 0.8
     collapsed = torch.ones(256, 32) + 1e-4 * torch.randn(256, 32)
     stats, warning = watch.check(collapsed)
-    assert warning is not None and "collapse" in warning
+    assert warning is not None and "feature std ratio" in warning and "RankMe" in warning
     assert std_ratio(collapsed) < 0.01
+
+
+def test_collapse_watch_is_relative_to_the_runs_best():
+    # a network whose pooled features share one large direction from the start (a small
+    # ViT at init): a steady low std ratio is not a fall, halving it is
+    g = torch.Generator().manual_seed(0)
+    offset = torch.ones(1, 32) * 3
+    watch = CollapseWatch(min_std_ratio=0.5, min_rank_ratio=0.1)
+    for _ in range(3):
+        stats, warning = watch.check(offset + torch.randn(256, 32, generator=g))
+        assert warning is None and stats["feature_std_ratio"] < 0.4
+    stats, warning = watch.check(offset + 0.3 * torch.randn(256, 32, generator=g))
+    assert warning is not None and "feature std ratio" in warning and "RankMe" not in warning
+    restored = CollapseWatch(min_std_ratio=0.5, min_rank_ratio=0.1)
+    restored.load_state_dict(watch.state_dict())
+    assert restored.best_std_ratio == watch.best_std_ratio > 0
