@@ -98,6 +98,17 @@ class TrainConfig(BaseModel):
     def out_dir(self) -> Path:
         return Path(self.out)
 
+    def model_options(self) -> dict[str, Any]:
+        """``extractors.build_model``'s keyword arguments for this run, beyond the cameras and
+        classes: one place, so the trainer's model and preflight's size estimate agree."""
+        return {
+            "fusion_dim": self.fusion_dim,
+            "fusion_layers": self.fusion_layers,
+            "dropout": self.dropout,
+            "trajectory_steps": self.trajectory_steps if self.trajectory_weight else 0,
+            **self.extractor_options,
+        }
+
 
 def read_yaml(path: Path) -> dict[str, Any]:
     return read_yaml_mapping(path, TrainConfigError)

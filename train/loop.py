@@ -110,11 +110,7 @@ class Run:
             cfg.preset,
             num_cameras=len(self.train_ds.cameras),
             num_classes=self.num_classes,
-            fusion_dim=cfg.fusion_dim,
-            fusion_layers=cfg.fusion_layers,
-            dropout=cfg.dropout,
-            trajectory_steps=cfg.trajectory_steps if cfg.trajectory_weight else 0,
-            **cfg.extractor_options,
+            **cfg.model_options(),
         ).to(ctx.device)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.optimizer = make_optimizer(self.model, cfg)

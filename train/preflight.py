@@ -32,7 +32,7 @@ def check_extractor(name: str) -> None:
         raise PreflightError(str(e)) from None
 
 
-def count_parameters(cfg: TrainConfig, num_cameras: int) -> int:
+def count_parameters(cfg: TrainConfig, num_cameras: int, num_classes: int) -> int:
     """Parameters of the run's model, built on the meta device (no memory, no arithmetic)."""
     from extractors import build_model
 
@@ -41,9 +41,8 @@ def count_parameters(cfg: TrainConfig, num_cameras: int) -> int:
             cfg.extractor,
             cfg.preset,
             num_cameras=num_cameras,
-            fusion_dim=cfg.fusion_dim,
-            fusion_layers=cfg.fusion_layers,
-            dropout=cfg.dropout,
+            num_classes=num_classes,
+            **cfg.model_options(),
         )
     return sum(p.numel() for p in model.parameters())
 
@@ -100,5 +99,8 @@ def preflight(cfg: TrainConfig) -> dict:
     """All checks; returns the dataset metadata."""
     check_extractor(cfg.extractor)
     meta = check_dataset(Path(cfg.data))
-    check_disk(cfg.out_dir, count_parameters(cfg, int(meta["video_shape"][0])))
+    check_disk(
+        cfg.out_dir,
+        count_parameters(cfg, int(meta["video_shape"][0]), len(meta["classes"])),
+    )
     return meta

@@ -217,3 +217,17 @@ def test_ctrl_c_while_saving_a_checkpoint_waits_for_the_file(tmp_path, monkeypat
         checkpoint.save_checkpoint(path, {"epoch": 3, "weights": torch.ones(1000)})
     assert torch.load(path, weights_only=True)["epoch"] == 3, "the checkpoint was not finished"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_preflight_counts_the_model_the_run_builds():
+    """The disk check sizes checkpoints from the same model: trajectory head and options in."""
+    from train.preflight import count_parameters
+
+    def cfg(**values):
+        return build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, **values})
+
+    plain = count_parameters(cfg(trajectory_weight=0.0), 4, 4)
+    assert count_parameters(cfg(trajectory_weight=3.0), 4, 4) > plain
+    assert count_parameters(cfg(trajectory_weight=0.0), 4, 7) > plain  # a wider class head
+    options = cfg(trajectory_weight=0.0, extractor_options={"readout": "global"})
+    assert count_parameters(options, 4, 4) != plain
