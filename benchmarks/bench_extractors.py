@@ -1,12 +1,13 @@
-"""Train-step time of each extractor's multi-view model on one CPU thread.
+"""Train-step time of each extractor's multi-view model, as the training recipe builds it.
 
-The trainer runs the four tiny models at once on a 2-core machine, so each
-gets about half a core: a batch of 8 four-camera clips (8, 4, 3, 32, 64, 64),
-forward + backward + AdamW step, should take well under 0.3 s of one core for
-10 epochs of 2,000 samples to fit in 30 minutes. Both the wall time and this
-process's CPU time are reported; with one thread and other jobs on the
-machine, the CPU time is the steadier figure. The last line projects the
-four models trained together: (sum of CPU s/step) x steps / 2 cores.
+The trainer runs the four tiny models at once on a 2-core machine, so each gets about half a
+core. Each model is built from its recipe (``configs/train/<preset>.yaml`` with its
+``per_extractor`` settings: trajectory head, extractor options) and fed what the trainer
+feeds it: clips of 32 frames at the recipe's resolution (64 px / ``downsample``, 32 px for
+tiny). A step is forward + backward + AdamW on a batch of ``batch_size`` four-camera clips.
+Both the wall time and this process's CPU time are reported; with one thread and other jobs
+on the machine, the CPU time is the steadier figure. The last line projects the four models
+trained together: (sum of CPU s/step) x steps / 2 cores.
 
     python benchmarks/bench_extractors.py [NAMES ...] [--preset tiny] [--threads 1]
 """
@@ -22,21 +23,28 @@ import torch.nn.functional as F
 
 from extractors import build_model, list_extractors
 from extractors.cost import count_parameters
+from train.config import build_config
 
 
-def time_train_step(name: str, preset: str, batch: int, repeats: int) -> tuple[list, list, int]:
-    """Wall and CPU seconds of ``repeats`` training steps (after one warm-up step)."""
+def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, int, int]:
+    """Wall and CPU seconds of ``repeats`` training steps (after one warm-up step), the
+    parameter count, the batch size and the clip size."""
+    cfg = build_config({"extractor": name, "preset": preset, "data": "-", "out": "-", "epochs": 1})
     torch.manual_seed(0)
-    model = build_model(name, preset).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    video = torch.randn(batch, 4, 3, 32, 64, 64)
-    labels = torch.randint(0, 4, (batch,))
-    future = torch.randn(batch, 3)
+    model = build_model(name, preset, num_cameras=4, num_classes=4, **cfg.model_options())
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    size = 64 // cfg.downsample
+    video = torch.randn(cfg.batch_size, 4, 3, 32, size, size)
+    labels = torch.randint(0, 4, (cfg.batch_size,))
+    future = torch.randn(cfg.batch_size, 3)
     wall, cpu = [], []
     for i in range(repeats + 1):
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         out = model(video)
         loss = F.cross_entropy(out["logits"], labels) + F.mse_loss(out["future"], future)
+        if "trajectory" in out:
+            loss = loss + out["trajectory"].square().mean()
         if "aux_loss" in out:
             loss = loss + out["aux_loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -45,7 +53,7 @@ def time_train_step(name: str, preset: str, batch: int, repeats: int) -> tuple[l
         if i:
             wall.append(time.perf_counter() - start_wall)
             cpu.append(time.process_time() - start_cpu)
-    return wall, cpu, count_parameters(model)
+    return wall, cpu, count_parameters(model), cfg.batch_size, size
 
 
 def main() -> None:
@@ -53,7 +61,6 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--samples", type=int, default=2000, help="for the projection")
     parser.add_argument("--epochs", type=int, default=10, help="for the projection")
@@ -61,24 +68,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = args.names or list_extractors()
     print(
-        f"batch ({args.batch}, 4, 3, 32, 64, 64), {args.threads} thread(s), preset "
-        f"{args.preset}, forward+backward+AdamW, median of {args.repeats} steps"
+        f"preset {args.preset} as the trainer builds it, {args.threads} thread(s), "
+        f"forward+backward+AdamW, median of {args.repeats} steps"
     )
-    print(f"{'name':<12} {'params':>10} {'wall s':>7} {'cpu s':>7} {'clips/cpu-s':>11}")
-    total_cpu = 0.0
+    print(
+        f"{'name':<12} {'params':>10} {'batch':>24} {'wall s':>7} {'cpu s':>7} {'clips/cpu-s':>11}"
+    )
+    total_cpu_epoch = 0.0
     for name in names:
-        wall, cpu, params = time_train_step(name, args.preset, args.batch, args.repeats)
+        wall, cpu, params, batch, size = time_train_step(name, args.preset, args.repeats)
         cpu_s = statistics.median(cpu)
-        total_cpu += cpu_s
+        total_cpu_epoch += cpu_s * (args.samples // batch)
+        shape = f"({batch}, 4, 3, 32, {size}, {size})"
         print(
-            f"{name:<12} {params:>10,} {statistics.median(wall):>7.3f} {cpu_s:>7.3f} "
-            f"{args.batch * 4 / cpu_s:>11.1f}",
+            f"{name:<12} {params:>10,} {shape:>24} {statistics.median(wall):>7.3f} {cpu_s:>7.3f} "
+            f"{batch * 4 / cpu_s:>11.1f}",
             flush=True,
         )
-    steps = args.samples // args.batch * args.epochs
     print(
-        f"projection: {len(names)} models x {steps} steps on 2 cores = "
-        f"{total_cpu * steps / 2 / 60:.1f} min of compute (no data loading or validation)"
+        f"projection: {len(names)} models x {args.epochs} epochs of {args.samples} samples on "
+        f"2 cores = {total_cpu_epoch * args.epochs / 2 / 60:.1f} min of compute "
+        "(no data loading or validation)"
     )
 
 
