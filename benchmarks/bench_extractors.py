@@ -3,8 +3,8 @@
 The trainer runs the four tiny models at once on a 2-core machine, so each gets about half a
 core. Each model is built from its recipe (``configs/train/<preset>.yaml`` with its
 ``per_extractor`` settings: trajectory head, extractor options) and fed what the trainer
-feeds it: clips of 32 frames at the recipe's resolution (64 px / ``downsample``, 32 px for
-tiny). A step is forward + backward + AdamW on a batch of ``batch_size`` four-camera clips.
+feeds it: the default dataset's clips at the recipe's resolution and frame stride (32
+frames of 32 px for tiny). A step is forward + backward + AdamW on a batch of ``batch_size`` four-camera clips.
 Both the wall time and this process's CPU time are reported; with one thread and other jobs
 on the machine, the CPU time is the steadier figure. The last line projects the four models
 trained together: (sum of CPU s/step) x steps / 2 cores.
@@ -23,19 +23,21 @@ import torch.nn.functional as F
 
 from extractors import build_model, list_extractors
 from extractors.cost import count_parameters
+from generator.config import GeneratorConfig
 from train.config import build_config
 
 
-def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, int, int]:
+def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, tuple]:
     """Wall and CPU seconds of ``repeats`` training steps (after one warm-up step), the
-    parameter count, the batch size and the clip size."""
+    parameter count and the batch's shape."""
     cfg = build_config({"extractor": name, "preset": preset, "data": "-", "out": "-", "epochs": 1})
     torch.manual_seed(0)
     model = build_model(name, preset, num_cameras=4, num_classes=4, **cfg.model_options())
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    size = 64 // cfg.downsample
-    video = torch.randn(cfg.batch_size, 4, 3, 32, size, size)
+    data = GeneratorConfig()  # the default dataset's clips, prepared as the recipe says
+    frames, size = -(-data.frames // cfg.frame_stride), data.image_size // cfg.downsample
+    video = torch.randn(cfg.batch_size, 4, 3, frames, size, size)
     labels = torch.randint(0, 4, (cfg.batch_size,))
     future = torch.randn(cfg.batch_size, 3)
     wall, cpu = [], []
@@ -53,7 +55,7 @@ def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, i
         if i:
             wall.append(time.perf_counter() - start_wall)
             cpu.append(time.process_time() - start_cpu)
-    return wall, cpu, count_parameters(model), cfg.batch_size, size
+    return wall, cpu, count_parameters(model), tuple(video.shape)
 
 
 def main() -> None:
@@ -81,12 +83,12 @@ def main() -> None:
     )
     total_cpu_epoch = 0.0
     for name in names:
-        wall, cpu, params, batch, size = time_train_step(name, args.preset, args.repeats)
+        wall, cpu, params, shape = time_train_step(name, args.preset, args.repeats)
+        batch = shape[0]
         cpu_s = statistics.median(cpu)
         total_cpu_epoch += cpu_s * (args.samples // batch)
-        shape = f"({batch}, 4, 3, 32, {size}, {size})"
         print(
-            f"{name:<12} {params:>10,} {shape:>24} {statistics.median(wall):>7.3f} {cpu_s:>7.3f} "
+            f"{name:<12} {params:>10,} {str(shape):>24} {statistics.median(wall):>7.3f} {cpu_s:>7.3f} "
             f"{batch * 4 / cpu_s:>11.1f}",
             flush=True,
         )
