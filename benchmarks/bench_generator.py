@@ -216,13 +216,14 @@ def main() -> int:
             f"disk: raw sequential write of {size / 1e9:.2f} GB with fsync = {raw:.0f} MB/s ({load()})"
         )
     for r in results:
+        ceiling = args.workers * 1000 / r["cpu_ms"]  # samples/s if the CPUs did nothing else
         print(
             f"ratio {r['format']}: generator / disk = {r['mbs'] / raw:.0%}; "
             f"10,000 samples at this rate: {10000 / r['rate']:.0f} s"
             + ("" if args.n == 10000 else f" (start-up included {10000 // args.n} times)")
             + " (reference 448 s, target <= 60 s); "
             f"CPU-bound ceiling with {args.workers} idle cores: "
-            f"{args.workers * 1000 / r['cpu_ms']:.0f} samples/s"
+            f"{ceiling:.0f} samples/s = {ceiling * r['size'] / args.n / 1e6 / raw:.0%} of the disk"
         )
     print(
         "preflight's estimates: "
