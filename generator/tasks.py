@@ -9,6 +9,8 @@ Dask worker, and its output depends only on them.
 
 from __future__ import annotations
 
+import gc
+
 from generator.config import GeneratorConfig
 from generator.sample import SampleMaker
 from generator.store import Layout, write_sample
@@ -20,6 +22,8 @@ def _maker(cfg_json: str) -> SampleMaker:
     """One renderer per config per worker process: building the rig and noise bank is not free."""
     if cfg_json not in _MAKERS:
         _MAKERS[cfg_json] = SampleMaker(GeneratorConfig.model_validate_json(cfg_json))
+        # Torch, numpy and the rig are here for good: keep the collector off them (3% of CPU).
+        gc.freeze()
     return _MAKERS[cfg_json]
 
 

@@ -21,17 +21,29 @@ def _u(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r.lo, r.hi))
 
 
+def _norm(v: np.ndarray) -> float:
+    """``np.linalg.norm`` of a 3-vector, the same bits, without its per-call overhead."""
+    return np.sqrt(v.dot(v))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` of two 3-vectors, the same products and differences, at a tenth of its cost."""
+    return np.array(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    )
+
+
 def _unit(rng: np.random.Generator) -> np.ndarray:
     v = rng.standard_normal(3)
-    return v / np.linalg.norm(v)
+    return v / _norm(v)
 
 
 def _plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two orthonormal vectors spanning the plane perpendicular to ``normal``."""
     helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    a = np.cross(normal, helper)
-    a /= np.linalg.norm(a)
-    return a, np.cross(normal, a)
+    a = _cross(normal, helper)
+    a /= _norm(a)
+    return a, _cross(normal, a)
 
 
 def _circle(centre: np.ndarray, normal: np.ndarray, radius: float, angle: np.ndarray) -> np.ndarray:
@@ -42,12 +54,6 @@ def _circle(centre: np.ndarray, normal: np.ndarray, radius: float, angle: np.nda
 
 def _random_point(rng: np.random.Generator, scene: SceneConfig) -> np.ndarray:
     return np.array([_u(rng, scene.x), _u(rng, scene.y), _u(rng, scene.z)])
-
-
-def _inside(p: np.ndarray, scene: SceneConfig) -> bool:
-    lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
-    hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
-    return bool(np.all(p >= lo) and np.all(p <= hi))
 
 
 def linear(
@@ -149,9 +155,12 @@ def sample_trajectory(
     """Draw a path of class ``class_id`` that stays in the scene box (redrawn until it does)."""
     t = np.arange(cfg.frames + cfg.horizon) / cfg.fps
     sampler = SAMPLERS[class_id]
+    scene = cfg.scene
+    lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
+    hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
     for _ in range(MAX_TRIES):
         pos, params = sampler(rng, t, cfg)
-        if _inside(pos.min(axis=0), cfg.scene) and _inside(pos.max(axis=0), cfg.scene):
+        if (pos.min(axis=0) >= lo).all() and (pos.max(axis=0) <= hi).all():
             return pos, params
     raise ValueError(
         f"could not fit a {CLASS_NAMES[class_id]} path in the scene box after {MAX_TRIES} draws: "
