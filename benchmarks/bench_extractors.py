@@ -19,12 +19,13 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from extractors import build_model, list_extractors
 from extractors.cost import count_parameters
 from generator.config import GeneratorConfig
 from train.config import build_config
+from train.evaluate import task_loss
+from train.loop import make_optimizer
 
 
 def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, tuple]:
@@ -34,21 +35,25 @@ def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, i
     torch.manual_seed(0)
     model = build_model(name, preset, num_cameras=4, num_classes=4, **cfg.model_options())
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     data = GeneratorConfig()  # the default dataset's clips, prepared as the recipe says
     frames, size = -(-data.frames // cfg.frame_stride), data.image_size // cfg.downsample
     video = torch.randn(cfg.batch_size, 4, 3, frames, size, size)
     labels = torch.randint(0, 4, (cfg.batch_size,))
-    future = torch.randn(cfg.batch_size, 3)
+    future, positions = torch.randn(cfg.batch_size, 3), torch.randn(cfg.batch_size, frames, 3)
     wall, cpu = [], []
     for i in range(repeats + 1):
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         out = model(video)
-        loss = F.cross_entropy(out["logits"], labels) + F.mse_loss(out["future"], future)
-        if "trajectory" in out:
-            loss = loss + out["trajectory"].square().mean()
-        if "aux_loss" in out:
-            loss = loss + out["aux_loss"]
+        loss = task_loss(
+            out,
+            labels,
+            future,
+            cfg.future_weight,
+            cfg.smooth_l1_beta,
+            positions,
+            cfg.trajectory_weight,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
