@@ -101,7 +101,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, cli, digests, k
 
 
 def test_one_renderer_shared_by_threads_gives_the_same_clips():
-    """Dask workers run tasks in threads that share a process's renderer (and its scratch buffer)."""
+    """Dask workers run tasks in threads that share a process's renderer (its compiled pass drops the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from generator.config import GeneratorConfig

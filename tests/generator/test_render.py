@@ -125,7 +125,12 @@ def _world_point(cam, u, v, depth):
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"image_size": 24, "frames": 6, "appearance": {"noise_std": 3.5}}, {"frames": 5}],
+    [
+        {},
+        {"image_size": 24, "frames": 6, "appearance": {"noise_std": 3.5}},
+        {"image_size": 20, "frames": 4, "appearance": {"noise_std": 0.0}},
+        {"frames": 5},
+    ],
 )
 def test_sampled_clips_match_per_camera_drawing(config):
     maker = SampleMaker(GeneratorConfig.model_validate(config))
@@ -165,3 +170,9 @@ def test_ball_partly_outside_behind_and_near_the_camera_plane_match_per_camera_d
     _assert_same_as_reference(maker, behind, 4)
     plane = np.array([_world_point(cam, 16.0 + 50 * k, 16.0, 1e-3 * (k - 3.5)) for k in range(8)])
     _assert_same_as_reference(maker, plane, 5)
+
+    # Behind the only camera of a one-camera rig: no camera draws a ball at all.
+    rig = {"azimuths_deg": [110.0], "elevations_deg": [25.0]}
+    solo = SampleMaker(GeneratorConfig(image_size=32, frames=8, cameras=rig))
+    behind = np.array([_world_point(solo.cams[0], 16.0, 16.0, -d) for d in np.linspace(0.3, 3, 8)])
+    assert (_assert_same_as_reference(solo, behind, 6) == -1.0).all()
