@@ -353,7 +353,7 @@ class Renderer:
         straight into the uint8 output.
         """
         size, views, count = self.size, len(self.cams), len(positions)
-        shape = (views, count, 3, size * size)
+        shape = (views, count, 3, size, size)
         if self.noise_std > 0:
             noise = _noise(shape, self.noise_std, rng)
         else:
@@ -388,8 +388,7 @@ class Renderer:
         ground_x = self.rig.ground_x.reshape(views, size, size)
         ground_y = self.rig.ground_y.reshape(views, size, size)
         backgrounds = _backgrounds(self.rig, look).reshape(views, 3, size, size)
-        noise = noise.reshape(views, count, 3, size, size)
-        out = np.empty((views, count, 3, size, size), dtype=np.uint8)
+        out = np.empty(shape, dtype=np.uint8)
         ball_patch = max(ball_side for _, ball_side in patches)
         if ball_patch > 0:
             colour, coverage = _shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
