@@ -20,6 +20,11 @@ from generator.config import AppearanceConfig
 FOG_DISTANCE = 40.0  # metres: far ground fades into the horizon colour
 CHECKER_FADE = 25.0  # metres: checker contrast fades before it would alias
 SPECULAR_POWER = 24.0
+# Off a ball under a pixel wide, the rim's unnormalised "normal" is long and n.h grows
+# without bound; capped here, the highlight stays finite (128 * 30**24 < float32 max)
+# rather than inf, which became NaN (a black pixel) where the ball covers nothing.
+# Every n.h this cap changes gave a saturated or non-finite value before it.
+SPECULAR_DOT_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -287,9 +292,10 @@ def _shade_balls(
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))  # facing the camera
     lx, ly, lz = light.T[:, :, None, None, None]
     hx, hy, hz = half.T[:, :, None, None, None]
-    # np.clip(x, 0.0, None) is np.maximum(x, 0.0), without np.clip's wrappers.
+    # np.clip(x, lo, hi) is np.minimum(np.maximum(x, lo), hi), without np.clip's wrappers.
     lambert = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
-    spec = np.maximum(nx * hx + ny * hy + nz * hz, 0.0) ** SPECULAR_POWER
+    facing = np.minimum(np.maximum(nx * hx + ny * hy + nz * hz, 0.0), SPECULAR_DOT_MAX)
+    spec = facing**SPECULAR_POWER
     shade = look.ambient + (1 - look.ambient) * lambert
     rgb = (look.ball_rgb * 255.0).astype(np.float32)[:, None, None]
     return rgb * shade[:, :, None] + 128.0 * spec[:, :, None], alpha

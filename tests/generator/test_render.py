@@ -1,5 +1,7 @@
 """The renderer draws every camera at once; it must match a plain per-camera drawing bit for bit."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -73,7 +75,8 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
     lambert = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0.0, None)
     half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
     half /= np.linalg.norm(half)
-    spec = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, None) ** render.SPECULAR_POWER
+    facing = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, render.SPECULAR_DOT_MAX)
+    spec = facing**render.SPECULAR_POWER
     shade = look.ambient + (1 - look.ambient) * lambert
     colour = (look.ball_rgb * 255.0).astype(np.float32)[None, :, None] * shade[
         :, None, :
@@ -176,3 +179,28 @@ def test_ball_partly_outside_behind_and_near_the_camera_plane_match_per_camera_d
     solo = SampleMaker(GeneratorConfig(image_size=32, frames=8, cameras=rig))
     behind = np.array([_world_point(solo.cams[0], 16.0, 16.0, -d) for d in np.linspace(0.3, 3, 8)])
     assert (_assert_same_as_reference(solo, behind, 6) == -1.0).all()
+
+
+def test_a_ball_under_a_pixel_wide_leaves_the_pixels_it_does_not_cover_alone(monkeypatch):
+    # 2 km away through a 10-degree lens the ball is ~0.01 px: its highlight overflowed to
+    # inf, and inf * 0 coverage made NaN, i.e. black pixels beside it (and a RuntimeWarning).
+    cfg = GeneratorConfig(image_size=32, frames=8, cameras={"distance": 2000.0, "fov_deg": 10.0})
+    maker = SampleMaker(cfg)
+    shape = (cfg.num_cameras, cfg.frames, cfg.image_size, cfg.image_size)
+    shade = render._shade_balls
+    for index in range(4):
+        alpha = np.zeros(shape, np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            video, _ = maker.make(1, index, alpha_out=alpha)
+        assert alpha.max() < 0.6  # no pixel is even two-thirds covered
+
+        def unlit(*args):  # the same coverage, any finite colour
+            colour, coverage = shade(*args)
+            return np.zeros_like(colour), coverage
+
+        monkeypatch.setattr(render, "_shade_balls", unlit)
+        plain, _ = maker.make(1, index)
+        monkeypatch.setattr(render, "_shade_balls", shade)
+        uncovered = np.broadcast_to((alpha == 0)[:, :, None], video.shape)
+        np.testing.assert_array_equal(video[uncovered], plain[uncovered])
