@@ -44,14 +44,14 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
     from generator.dataset import read_metadata
     from generator.shards import ShardWriter, decode_video, read_sample
     from generator.sources import open_source
-    from generator.store import write_sample
+    from generator.store import SampleWriter
 
     meta = read_metadata(src)
     source = open_source(src, meta)
     layout = Layout(dst, meta["stem_width"])
     expected: dict[int, tuple[str, dict]] = {}
     writer = ShardWriter(layout.shard(start), level) if fmt == "shards" else None
-    entries: list[dict] = []
+    samples = SampleWriter(layout) if writer is None else None
     try:
         for i in range(start, end):
             video, label = source.read(i)
@@ -59,12 +59,15 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
             if writer is not None:
                 writer.add(i, layout.stem(i), video.numpy(), _plain(label))
             else:
-                entries.append(write_sample(layout, i, video.clone(), _plain(label)))
+                samples.add(i, video.clone(), _plain(label))
     except BaseException as e:
         if writer is not None:
             writer.abort(e)
         raise
-    result = writer.close() if writer is not None else {"samples": entries, "shard": None}
+    finally:
+        if samples is not None:
+            samples.close()
+    result = writer.close() if writer is not None else {"samples": samples.entries, "shard": None}
     written = open_source(dst, {**meta, "format": fmt}) if fmt == "pt" else None
     for e in result["samples"]:
         i = e["index"]

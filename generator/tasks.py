@@ -13,7 +13,7 @@ import gc
 
 from generator.config import GeneratorConfig
 from generator.sample import SampleMaker
-from generator.store import Layout, write_sample
+from generator.store import Layout, SampleWriter
 
 _MAKERS: dict[str, SampleMaker] = {}
 
@@ -32,12 +32,11 @@ def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[i
     import torch
 
     maker = _maker(cfg_json)
-    layout = Layout(root, width)
-    entries = []
-    for i in indices:
-        video, label = maker.make(seed, i)
-        entries.append(write_sample(layout, i, torch.from_numpy(video), label))
-    return entries
+    with SampleWriter(Layout(root, width)) as writer:
+        for i in indices:
+            video, label = maker.make(seed, i)
+            writer.add(i, torch.from_numpy(video), label)
+    return writer.entries
 
 
 def render_shard_task(
