@@ -218,9 +218,10 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs; {load()} at start; {args.n} samples, {args.workers} workers")
     results = []
     raws = []  # MB/s, before and after the generator runs: this VM's disk is not steady
+    size = bytes_per_sample(GeneratorConfig()) * args.n  # every probe writes a pt run's bytes
     try:
         if not args.skip_speed:
-            raws.append(raw_write_speed(args.where, bytes_per_sample(GeneratorConfig()) * args.n))
+            raws.append(raw_write_speed(args.where, size))
         for fmt in [] if args.skip_speed else args.formats:
             r = bench_layout(fmt, args.n, args.workers, out)
             results.append(r)
@@ -231,7 +232,6 @@ def main() -> int:
                 f"(1 process, from disk: a run evicts what it wrote from the page cache); {r['load']} before"
             )
         shutil.rmtree(out, ignore_errors=True)
-        size = max((r["size"] for r in results), default=0)
         if results:
             raws.append(raw_write_speed(args.where, size))
             direct = raw_write_speed(args.where, size, direct=True)
