@@ -33,20 +33,26 @@ def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bo
 
 
 @contextmanager
-def open_atomic(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[BinaryIO]:
-    """A binary file to stream into; it appears at ``path`` only if the block ends cleanly."""
+def _replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write; renamed to ``path`` if the block ends cleanly, else removed."""
     path = Path(path)
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def open_atomic(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to stream into; it appears at ``path`` only if the block ends cleanly."""
+    with _replacing(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
 
 
 def sync_filesystem(folder: str | os.PathLike) -> None:
@@ -247,16 +253,10 @@ def write_memory_file(path: str | os.PathLike, buf: MemoryFile) -> None:
     I/O sends the buffer's own pages to the disk (kernel time per 1.5 MB sample 1.6-2.1 ->
     0.2-0.4 ms). Where the filesystem refuses it (EINVAL) the file is written normally.
     """
-    path = Path(path)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
-    try:
+    with _replacing(path) as tmp:
         if not _write_direct(tmp, buf):
             with open(tmp, "wb") as f:
                 f.write(buf.view())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_direct(path: Path, buf: MemoryFile) -> bool:
