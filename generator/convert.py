@@ -90,6 +90,7 @@ def convert(
     from generator.generate import Progress, Request, fingerprint
     from generator.lock import FolderLock
     from generator.metadata import write_metadata
+    from generator.sample import render_version
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -115,7 +116,13 @@ def convert(
             layout.make_dirs(fmt)
             write_json_atomic(
                 layout.fingerprint,
-                fingerprint(cfg, meta["seed"], layout.width, req.layout_settings()),
+                fingerprint(
+                    cfg,
+                    meta["seed"],
+                    layout.width,
+                    req.layout_settings(),
+                    render_version(read_json(src_layout.fingerprint)),
+                ),
             )
             done = Progress()
             bar = tqdm(total=req.n, unit="sample", disable=quiet or not sys.stderr.isatty())

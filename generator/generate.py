@@ -22,6 +22,7 @@ from generator.backends import BackendError, open_backend
 from generator.config import GeneratorConfig
 from generator.metadata import write_metadata
 from generator.preflight import estimate
+from generator.sample import RENDER_VERSION, render_version
 from generator.store import (
     FORMAT_VERSION,
     Layout,
@@ -82,9 +83,16 @@ class Progress:
         self.classes.update(int(e["class_label"]) for e in entries)
 
 
-def fingerprint(cfg: GeneratorConfig, seed: int, width: int, layout: dict | None = None) -> dict:
+def fingerprint(
+    cfg: GeneratorConfig,
+    seed: int,
+    width: int,
+    layout: dict | None = None,
+    render_version: int = RENDER_VERSION,
+) -> dict:
     out = {
         "format_version": FORMAT_VERSION,
+        "render_version": render_version,
         "seed": seed,
         "stem_width": width,
         "config": cfg.model_dump(mode="json"),
@@ -157,6 +165,13 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
         raise GenerationError(
             f"{root} holds format {old_format!r}; resume it with --format {old_format}, "
             f"or convert it with python -m generator convert"
+        )
+    drawn_by = render_version(old)
+    if drawn_by != RENDER_VERSION:
+        raise GenerationError(
+            f"cannot resume {root}: its samples were drawn by renderer version {drawn_by} and this "
+            f"generator draws version {RENDER_VERSION}, whose bytes differ; finish it with the "
+            "release that started it, or generate into another --out"
         )
     new = fingerprint(cfg, req.seed, layout.width, req.layout_settings())
     diff = [d for d in _differences(old, new) if d != "stem_width"]

@@ -1,8 +1,8 @@
 """``metadata.json``: written last, atomically, from the manifests; what readers trust first.
 
 Holds what DESIGN.md's format v1 requires (counts, classes, shapes, seed,
-config, the camera rig as K, R, t) plus the layout ("pt" or "shards") and,
-for shards, their convention, compression and size.
+config, the camera rig as K, R, t) plus the layout ("pt" or "shards"), the
+renderer version and, for shards, their convention, compression and size.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Progress) -> dict:
     """Write and return the metadata of the ``done`` samples in ``layout``."""
     from generator.cameras import build_rig
+    from generator.sample import render_version
 
     counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
     elapsed = 0.0
@@ -28,6 +29,7 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Pro
     cams = build_rig(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
+        "render_version": render_version(read_json(layout.fingerprint)),
         "format": req.format,
         "total_samples": done.samples,
         "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from generator.arith import exp32, int_power, matvec, norm3
 from generator.cameras import Camera
 from generator.config import AppearanceConfig
 
 FOG_DISTANCE = 40.0  # metres: far ground fades into the horizon colour
 CHECKER_FADE = 25.0  # metres: checker contrast fades before it would alias
-SPECULAR_POWER = 24.0
+SPECULAR_POWER = 24  # a whole number: the highlight is drawn by multiplications alone
 # Off a ball under a pixel wide, the rim's unnormalised "normal" is long and n.h grows
 # without bound; capped here, the highlight stays finite (128 * 30**24 < float32 max)
 # rather than inf, which became NaN (a black pixel) where the ball covers nothing.
@@ -89,9 +90,10 @@ class _RayGeometry:
 
 def _ray_geometry(cam: Camera, size: int) -> _RayGeometry:
     v, u = np.mgrid[0:size, 0:size].reshape(2, -1).astype(np.float64)
-    rays_cam = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(cam.K).T
-    rays = rays_cam @ cam.R  # camera to world: R^T d, row-vector form
-    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    K = cam.K  # a pinhole without skew (``build_rig``): K^-1 undoes a scale and a shift
+    rays_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    rays = matvec(cam.R.T, rays_cam)  # camera to world
+    rays /= norm3(rays)[:, None]
     centre = cam.centre
     down = rays[:, 2] < -1e-6
     dist = np.where(down, -centre[2] / np.where(down, rays[:, 2], -1.0), 0.0)
@@ -117,10 +119,9 @@ def _ray_geometry(cam: Camera, size: int) -> _RayGeometry:
 class _RigGeometry:
     """All cameras' constants stacked on a leading camera axis: one numpy call serves every camera."""
 
-    rotations_t: np.ndarray  # (V, 3, 3): R^T of each camera
-    translations: np.ndarray  # (V, 1, 3)
-    intrinsics_t: np.ndarray  # (V, 3, 3): K^T of each camera
     rotations: np.ndarray  # (V, 3, 3)
+    translations: np.ndarray  # (V, 1, 3)
+    intrinsics: np.ndarray  # (V, 3, 3)
     focal: np.ndarray  # (V, 1): K[0, 0], pixels per unit of x / z
     ground_x: np.ndarray  # (V, HW)
     ground_y: np.ndarray
@@ -130,12 +131,10 @@ class _RigGeometry:
 
 def _rig_geometry(cams: list[Camera], size: int) -> _RigGeometry:
     rays = [_ray_geometry(cam, size) for cam in cams]
-    rotations = np.stack([cam.R for cam in cams])
     return _RigGeometry(
-        rotations_t=rotations.transpose(0, 2, 1),
+        rotations=np.stack([cam.R for cam in cams]),
         translations=np.stack([cam.t for cam in cams])[:, None, :],
-        intrinsics_t=np.stack([cam.K for cam in cams]).transpose(0, 2, 1),
-        rotations=rotations,
+        intrinsics=np.stack([cam.K for cam in cams]),
         focal=np.array([[cam.K[0, 0]] for cam in cams]),
         ground_x=np.stack([geo.ground_x for geo in rays]),
         ground_y=np.stack([geo.ground_y for geo in rays]),
@@ -147,10 +146,10 @@ def _rig_geometry(cams: list[Camera], size: int) -> _RigGeometry:
 def _project(rig: _RigGeometry, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``Camera.project`` of points (..., T, 3) by every camera: (u, v) (..., V, T, 2) and depth (..., V, T).
 
-    The same matrix products per camera as ``Camera.project``, so the same bits.
+    The same products, in the same order, as ``Camera.project``, so the same bits.
     """
-    cam_points = points[..., None, :, :] @ rig.rotations_t + rig.translations
-    uvw = cam_points @ rig.intrinsics_t
+    cam_points = matvec(rig.rotations[:, None], points[..., None, :, :]) + rig.translations
+    uvw = matvec(rig.intrinsics[:, None], cam_points)
     return uvw[..., :2] / uvw[..., 2:3], cam_points[..., 2]
 
 
@@ -160,7 +159,8 @@ def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
     colours = np.stack(
         [lit * (look.ground_a + look.ground_b) / 2, look.sky_horizon, look.sky_zenith], axis=1
     )
-    frames = (colours * 255.0).astype(np.float32) @ rig.weights
+    c, w = (colours * 255.0).astype(np.float32)[:, :, None], rig.weights[:, :, None]
+    frames = c[:, 0] * w[:, 0] + c[:, 1] * w[:, 1] + c[:, 2] * w[:, 2]
     checker = look.checker_size
     squares = np.floor(rig.ground_x / checker) + np.floor(rig.ground_y / checker)
     # squares % 2, exactly (whole numbers, as float32): float % costs ten times more.
@@ -214,7 +214,7 @@ def _shadow_darkening(
     rows, cols = corners[:, 1], corners[:, 0]
     dx = _windows(ground_x, patch)[rows, cols] - shadow.x
     dy = _windows(ground_y, patch)[rows, cols] - shadow.y
-    return 1.0 - shadow.strength * np.exp(-(dx * dx + dy * dy) / shadow.spread_sq)
+    return 1.0 - shadow.strength * exp32(-(dx * dx + dy * dy) / shadow.spread_sq)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -295,7 +295,7 @@ def _shade_balls(
     # np.clip(x, lo, hi) is np.minimum(np.maximum(x, lo), hi), without np.clip's wrappers.
     lambert = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
     facing = np.minimum(np.maximum(nx * hx + ny * hy + nz * hz, 0.0), SPECULAR_DOT_MAX)
-    spec = facing**SPECULAR_POWER
+    spec = int_power(facing, SPECULAR_POWER)
     shade = look.ambient + (1 - look.ambient) * lambert
     rgb = (look.ball_rgb * 255.0).astype(np.float32)[:, None, None]
     return rgb * shade[:, :, None] + 128.0 * spec[:, :, None], alpha
@@ -385,10 +385,11 @@ class Renderer:
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
         corners = _corners(uv, np.array(patches).T, size)
-        light = (self.rig.rotations @ look.light_dir).astype(np.float32)  # (V, 3), camera frames
+        light = matvec(self.rig.rotations, look.light_dir).astype(
+            np.float32
+        )  # (V, 3), camera frames
         half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
-        for h in half:
-            h /= np.sqrt(h.dot(h))  # np.linalg.norm of a vector, without its overhead
+        half /= norm3(half)[:, None]
         r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)
 
         ground_x = self.rig.ground_x.reshape(views, size, size)

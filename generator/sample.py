@@ -14,6 +14,16 @@ from generator.render import Renderer, sample_look
 from generator.trajectories import sample_trajectory
 
 NUM_CLASSES = len(CLASS_NAMES)
+# Which arithmetic draws the samples, kept in each dataset's fingerprint and metadata; raised
+# whenever a (seed, config) would give other bytes, so a resume never mixes two. Version 1
+# (until 2026-12) let the BLAS and NumPy's SIMD code pick last bits, which differ by CPU;
+# version 2 gives the same bytes on every machine (``generator.arith``).
+RENDER_VERSION = 2
+
+
+def render_version(fingerprint: dict) -> int:
+    """The renderer version a dataset's samples were drawn by (1 before fingerprints said)."""
+    return fingerprint.get("render_version", 1)
 
 
 def sample_seed(seed: int, index: int) -> list[int]:

@@ -8,10 +8,12 @@ so every returned path (future position included) stays in the box.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
+from generator.arith import norm3
 from generator.config import CLASS_NAMES, GeneratorConfig, Range, SceneConfig
 
 MAX_TRIES = 1000
@@ -19,11 +21,6 @@ MAX_TRIES = 1000
 
 def _u(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r.lo, r.hi))
-
-
-def _norm(v: np.ndarray) -> float:
-    """``np.linalg.norm`` of a 3-vector, the same bits, without its per-call overhead."""
-    return np.sqrt(v.dot(v))
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -35,14 +32,14 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
     v = rng.standard_normal(3)
-    return v / _norm(v)
+    return v / norm3(v)
 
 
 def _plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two orthonormal vectors spanning the plane perpendicular to ``normal``."""
     helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     a = _cross(normal, helper)
-    a /= _norm(a)
+    a /= norm3(a)
     return a, _cross(normal, a)
 
 
@@ -62,7 +59,7 @@ def linear(
     """Constant velocity: p(t) = c + v (t - t_mid)."""
     c_cfg = cfg.linear
     heading = rng.uniform(0, 2 * np.pi)
-    climb = rng.uniform(-1.0, 1.0) * np.arcsin(c_cfg.max_vertical_fraction)
+    climb = rng.uniform(-1.0, 1.0) * math.asin(c_cfg.max_vertical_fraction)
     d = np.array([np.cos(climb) * np.cos(heading), np.cos(climb) * np.sin(heading), np.sin(climb)])
     speed = _u(rng, c_cfg.speed)
     centre = _random_point(rng, cfg.scene)

@@ -48,6 +48,31 @@ def test_broken_yaml_and_out_of_range_config(tmp_path, cli, capsys):
     assert not (tmp_path / "a").exists()
 
 
+def test_dataset_of_an_older_renderer_is_kept_apart(tmp_path, cli, capsys, digests):
+    """Its samples' bytes differ from this renderer's: resuming would mix two, converting keeps its version."""
+    from generator.sample import RENDER_VERSION
+
+    root = tmp_path / "ds"
+    assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
+    assert json.loads((root / "metadata.json").read_text())["render_version"] == RENDER_VERSION
+    fp = root / "checkpoints" / "fingerprint.json"
+    made_before_versions = json.loads(fp.read_text())
+    del made_before_versions["render_version"]
+    fp.write_text(json.dumps(made_before_versions))
+    before = digests(root)
+    assert cli("--n", 8, "--out", root, "--resume") == 2
+    assert f"renderer version 1 and this generator draws version {RENDER_VERSION}" in (
+        _one_line_error(capsys)
+    )
+    assert digests(root) == before
+    copy = tmp_path / "copy"
+    assert cli("convert", root, copy, "--format", "shards", "--workers", 1) == 0
+    assert (
+        json.loads((copy / "checkpoints" / "fingerprint.json").read_text())["render_version"] == 1
+    )
+    assert json.loads((copy / "metadata.json").read_text())["render_version"] == 1
+
+
 def test_existing_dataset_needs_resume_and_is_untouched(tmp_path, cli, capsys, digests):
     root = tmp_path / "ds"
     assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from generator import render
+from generator.arith import exp32, int_power, matvec, norm3
 from generator.config import GeneratorConfig
 from generator.sample import SampleMaker, class_of
 from generator.trajectories import sample_trajectory
@@ -16,7 +17,7 @@ def _background(geo, look):
     colours = np.stack(
         [lit * (look.ground_a + look.ground_b) / 2, look.sky_horizon, look.sky_zenith], axis=1
     )
-    frame = (colours * 255.0).astype(np.float32) @ geo.weights
+    frame = matvec((colours * 255.0).astype(np.float32), geo.weights.T).T
     parity = (
         np.floor(geo.ground_x / look.checker_size) + np.floor(geo.ground_y / look.checker_size)
     ) % 2
@@ -58,7 +59,7 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
     _, _, pix = _patch(uv[:, 0], uv[:, 1], patch, size)
     dx = geo.ground_x[pix] - pos[:, 0:1].astype(np.float32)
     dy = geo.ground_y[pix] - pos[:, 1:2].astype(np.float32)
-    dark = 1.0 - strength[:, None] * np.exp(-(dx * dx + dy * dy) / np.square(spread)[:, None])
+    dark = 1.0 - strength[:, None] * exp32(-(dx * dx + dy * dy) / np.square(spread)[:, None])
     idx = _frame_index(pix, size)
     flat[idx] = np.take(flat, idx) * dark[:, None, :]
 
@@ -71,12 +72,12 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
     a = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)
     nx, ny = dx / r, dy / r
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))
-    light = (cam.R @ look.light_dir).astype(np.float32)
+    light = matvec(cam.R, look.light_dir).astype(np.float32)
     lambert = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0.0, None)
     half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
-    half /= np.linalg.norm(half)
+    half /= norm3(half)
     facing = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, render.SPECULAR_DOT_MAX)
-    spec = facing**render.SPECULAR_POWER
+    spec = int_power(facing, render.SPECULAR_POWER)
     shade = look.ambient + (1 - look.ambient) * lambert
     colour = (look.ball_rgb * 255.0).astype(np.float32)[None, :, None] * shade[
         :, None, :
