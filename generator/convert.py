@@ -148,7 +148,7 @@ def convert(
                         manifest["shards"] = [r["shard"] for r in results]
                     write_json_atomic(layout.manifest(m["end"]), manifest)
                     done.add(entries)
-            out = write_metadata(layout, cfg, req, done)
+            out = write_metadata(layout, cfg, req, done, cameras=meta["cameras"])
             ok = True
             return out
     finally:

@@ -17,8 +17,18 @@ if TYPE_CHECKING:
     from generator.generate import Progress, Request
 
 
-def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Progress) -> dict:
-    """Write and return the metadata of the ``done`` samples in ``layout``."""
+def write_metadata(
+    layout: Layout,
+    cfg: GeneratorConfig,
+    req: Request,
+    done: Progress,
+    cameras: list[dict] | None = None,
+) -> dict:
+    """Write and return the metadata of the ``done`` samples in ``layout``.
+
+    ``cameras``, if given, are copied (a converted dataset keeps its source's rig,
+    whose last bits an older renderer version computed); else they are built from ``cfg``.
+    """
     from generator.cameras import build_rig
     from generator.sample import render_version
 
@@ -26,7 +36,14 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Pro
     elapsed = 0.0
     for path in layout.manifests():
         elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
-    cams = build_rig(cfg)
+    if cameras is None:
+        cams = build_rig(cfg)
+        cameras = [
+            {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
+            for i, (cam, az, el) in enumerate(
+                zip(cams, cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
+            )
+        ]
     meta = {
         "format_version": FORMAT_VERSION,
         "render_version": render_version(read_json(layout.fingerprint)),
@@ -51,12 +68,7 @@ def write_metadata(layout: Layout, cfg: GeneratorConfig, req: Request, done: Pro
             "y": [cfg.scene.y.lo, cfg.scene.y.hi],
             "z": [cfg.scene.z.lo, cfg.scene.z.hi],
         },
-        "cameras": [
-            {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
-            for i, (cam, az, el) in enumerate(
-                zip(cams, cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
-            )
-        ],
+        "cameras": cameras,
         "projection": "pixel = K (R X + t), u = column, v = row, pixel centres at integers",
         "checkpoints": [p.name for p in layout.manifests()],
         "config": cfg.model_dump(mode="json"),

@@ -385,9 +385,8 @@ class Renderer:
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
         corners = _corners(uv, np.array(patches).T, size)
-        light = matvec(self.rig.rotations, look.light_dir).astype(
-            np.float32
-        )  # (V, 3), camera frames
+        # (V, 3): the direction towards the light in each camera's frame
+        light = matvec(self.rig.rotations, look.light_dir).astype(np.float32)
         half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
         half /= norm3(half)[:, None]
         r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)

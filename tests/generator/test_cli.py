@@ -59,6 +59,10 @@ def test_dataset_of_an_older_renderer_is_kept_apart(tmp_path, cli, capsys, diges
     made_before_versions = json.loads(fp.read_text())
     del made_before_versions["render_version"]
     fp.write_text(json.dumps(made_before_versions))
+    meta = json.loads((root / "metadata.json").read_text())
+    del meta["render_version"]
+    meta["cameras"][0]["t"][0] += 1e-12  # version 1 computed the rig's last bits otherwise
+    (root / "metadata.json").write_text(json.dumps(meta))
     before = digests(root)
     assert cli("--n", 8, "--out", root, "--resume") == 2
     assert f"renderer version 1 and this generator draws version {RENDER_VERSION}" in (
@@ -70,7 +74,9 @@ def test_dataset_of_an_older_renderer_is_kept_apart(tmp_path, cli, capsys, diges
     assert (
         json.loads((copy / "checkpoints" / "fingerprint.json").read_text())["render_version"] == 1
     )
-    assert json.loads((copy / "metadata.json").read_text())["render_version"] == 1
+    copied = json.loads((copy / "metadata.json").read_text())
+    assert copied["render_version"] == 1
+    assert copied["cameras"] == meta["cameras"]
 
 
 def test_existing_dataset_needs_resume_and_is_untouched(tmp_path, cli, capsys, digests):
