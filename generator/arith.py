@@ -36,9 +36,9 @@ def norm3(v: np.ndarray) -> np.ndarray:
 def exp32(x: np.ndarray) -> np.ndarray:
     """``exp`` of float32 values, to float32 through float64.
 
-    A float64 ``exp`` is within an ulp of float64 on any machine; rounded to
-    float32 that rarely (about one value in 10^8) leaves a difference, where
-    float32 SIMD code differed from the C library in 39% of values.
+    Between NumPy's SIMD levels, float32 ``exp`` differed in 39% of a million
+    values and float64 ``exp`` in 4.6% (by an ulp of float64); rounded to
+    float32, the float64 results differed in none.
     """
     return np.exp(x.astype(np.float64)).astype(np.float32)
 

@@ -90,7 +90,7 @@ def convert(
     from generator.generate import Progress, Request, fingerprint
     from generator.lock import FolderLock
     from generator.metadata import write_metadata
-    from generator.sample import render_version
+    from generator.sample import renderer_of
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -121,7 +121,7 @@ def convert(
                     meta["seed"],
                     layout.width,
                     req.layout_settings(),
-                    render_version(read_json(src_layout.fingerprint)),
+                    renderer_of(read_json(src_layout.fingerprint)),
                 ),
             )
             done = Progress()

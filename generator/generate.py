@@ -22,7 +22,7 @@ from generator.backends import BackendError, open_backend
 from generator.config import GeneratorConfig
 from generator.metadata import write_metadata
 from generator.preflight import estimate
-from generator.sample import RENDER_VERSION, render_version
+from generator.sample import RENDER_VERSION, renderer_of
 from generator.store import (
     FORMAT_VERSION,
     Layout,
@@ -166,7 +166,7 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
             f"{root} holds format {old_format!r}; resume it with --format {old_format}, "
             f"or convert it with python -m generator convert"
         )
-    drawn_by = render_version(old)
+    drawn_by = renderer_of(old)
     if drawn_by != RENDER_VERSION:
         raise GenerationError(
             f"cannot resume {root}: its samples were drawn by renderer version {drawn_by} and this "

@@ -30,7 +30,7 @@ def write_metadata(
     whose last bits an older renderer version computed); else they are built from ``cfg``.
     """
     from generator.cameras import build_rig
-    from generator.sample import render_version
+    from generator.sample import renderer_of
 
     counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
     elapsed = 0.0
@@ -46,7 +46,7 @@ def write_metadata(
         ]
     meta = {
         "format_version": FORMAT_VERSION,
-        "render_version": render_version(read_json(layout.fingerprint)),
+        "render_version": renderer_of(read_json(layout.fingerprint)),
         "format": req.format,
         "total_samples": done.samples,
         "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},

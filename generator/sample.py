@@ -21,7 +21,7 @@ NUM_CLASSES = len(CLASS_NAMES)
 RENDER_VERSION = 2
 
 
-def render_version(fingerprint: dict) -> int:
+def renderer_of(fingerprint: dict) -> int:
     """The renderer version a dataset's samples were drawn by (1 before fingerprints said)."""
     return fingerprint.get("render_version", 1)
 
