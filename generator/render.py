@@ -21,11 +21,6 @@ from generator.config import AppearanceConfig
 FOG_DISTANCE = 40.0  # metres: far ground fades into the horizon colour
 CHECKER_FADE = 25.0  # metres: checker contrast fades before it would alias
 SPECULAR_POWER = 24  # a whole number: the highlight is drawn by multiplications alone
-# Off a ball under a pixel wide, the rim's unnormalised "normal" is long and n.h grows
-# without bound; capped here, the highlight stays finite (128 * 30**24 < float32 max)
-# rather than inf, which became NaN (a black pixel) where the ball covers nothing.
-# Every n.h this cap changes gave a saturated or non-finite value before it.
-SPECULAR_DOT_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -287,15 +282,20 @@ def _shade_balls(
     ar = np.arange(patch)
     dx = (cols + ar - uv[..., 0, None, None]).astype(np.float32)  # (V, T, 1, P)
     dy = (rows + ar[:, None] - uv[..., 1, None, None]).astype(np.float32)  # (V, T, P, 1)
-    alpha = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)
-    nx, ny = dx / r, dy / r
+    dist = np.sqrt(dx * dx + dy * dy)
+    alpha = np.clip(r + 0.5 - dist, 0.0, 1.0)
+    # Unit normals: the sphere's inside the disc, the silhouette's (n_z = 0) on the
+    # anti-aliased rim outside it. Divided by r alone, a rim normal was up to 1 + 0.5 / r
+    # long, and its highlight (n.h)^24 turned rim pixels white (or, for a ball under a
+    # pixel wide, overflowed to inf and made NaN: black pixels).
+    length = np.maximum(r, dist)
+    nx, ny = dx / length, dy / length
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))  # facing the camera
     lx, ly, lz = light.T[:, :, None, None, None]
     hx, hy, hz = half.T[:, :, None, None, None]
     # np.clip(x, lo, hi) is np.minimum(np.maximum(x, lo), hi), without np.clip's wrappers.
     lambert = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
-    facing = np.minimum(np.maximum(nx * hx + ny * hy + nz * hz, 0.0), SPECULAR_DOT_MAX)
-    spec = int_power(facing, SPECULAR_POWER)
+    spec = int_power(np.maximum(nx * hx + ny * hy + nz * hz, 0.0), SPECULAR_POWER)
     shade = look.ambient + (1 - look.ambient) * lambert
     rgb = (look.ball_rgb * 255.0).astype(np.float32)[:, None, None]
     return rgb * shade[:, :, None] + 128.0 * spec[:, :, None], alpha

@@ -17,7 +17,8 @@ NUM_CLASSES = len(CLASS_NAMES)
 # Which arithmetic draws the samples, kept in each dataset's fingerprint and metadata; raised
 # whenever a (seed, config) would give other bytes, so a resume never mixes two. Version 1
 # (until 2026-12) let the BLAS and NumPy's SIMD code pick last bits, which differ by CPU;
-# version 2 gives the same bytes on every machine (``generator.arith``).
+# version 2 gives the same bytes on every machine (``generator.arith``) and shades the
+# ball's anti-aliased rim with unit normals (version 1's were too long: brighter rims).
 RENDER_VERSION = 2
 
 

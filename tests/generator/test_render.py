@@ -69,15 +69,15 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
     r = radius[:, None].astype(np.float32)
     dx = (cols - uv[:, 0:1]).astype(np.float32)
     dy = (rows - uv[:, 1:2]).astype(np.float32)
-    a = np.clip(r + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)
-    nx, ny = dx / r, dy / r
+    dist = np.sqrt(dx * dx + dy * dy)
+    a = np.clip(r + 0.5 - dist, 0.0, 1.0)
+    nx, ny = dx / np.maximum(r, dist), dy / np.maximum(r, dist)
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))
     light = matvec(cam.R, look.light_dir).astype(np.float32)
     lambert = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0.0, None)
     half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
     half /= norm3(half)
-    facing = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, render.SPECULAR_DOT_MAX)
-    spec = int_power(facing, render.SPECULAR_POWER)
+    spec = int_power(np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, None), 24)
     shade = look.ambient + (1 - look.ambient) * lambert
     colour = (look.ball_rgb * 255.0).astype(np.float32)[None, :, None] * shade[
         :, None, :
