@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from extractors import build_model, list_extractors
+from extractors import list_extractors
 from extractors.cost import count_parameters
 from generator.config import GeneratorConfig
 from train.config import build_config
@@ -33,7 +33,7 @@ def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, i
     parameter count and the batch's shape."""
     cfg = build_config({"extractor": name, "preset": preset, "data": "-", "out": "-", "epochs": 1})
     torch.manual_seed(0)
-    model = build_model(name, preset, num_cameras=4, num_classes=4, **cfg.model_options())
+    model = cfg.build_model(num_cameras=4, num_classes=4)
     model.train()
     optimizer = make_optimizer(model, cfg)
     data = GeneratorConfig()  # the default dataset's clips, prepared as the recipe says

@@ -9,12 +9,15 @@ one line naming the field, whatever its source.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from generator.cli import describe_validation_error
 from generator.config import read_yaml_mapping
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = ROOT / "configs" / "train"
@@ -98,16 +101,22 @@ class TrainConfig(BaseModel):
     def out_dir(self) -> Path:
         return Path(self.out)
 
-    def model_options(self) -> dict[str, Any]:
-        """``extractors.build_model``'s keyword arguments for this run, beyond the cameras and
-        classes: one place, so the trainer's model and preflight's size estimate agree."""
-        return {
-            "fusion_dim": self.fusion_dim,
-            "fusion_layers": self.fusion_layers,
-            "dropout": self.dropout,
-            "trajectory_steps": self.trajectory_steps if self.trajectory_weight else 0,
+    def build_model(self, num_cameras: int, num_classes: int) -> torch.nn.Module:
+        """This run's model: one place, so the trainer's model, preflight's size estimate
+        and the extractor benchmark are the same network."""
+        from extractors import build_model
+
+        return build_model(
+            self.extractor,
+            self.preset,
+            num_cameras=num_cameras,
+            num_classes=num_classes,
+            fusion_dim=self.fusion_dim,
+            fusion_layers=self.fusion_layers,
+            dropout=self.dropout,
+            trajectory_steps=self.trajectory_steps if self.trajectory_weight else 0,
             **self.extractor_options,
-        }
+        )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

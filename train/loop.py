@@ -84,7 +84,6 @@ class Run:
     def __init__(
         self, cfg: TrainConfig, ctx: DistContext, meta: dict, resume: dict | None = None
     ) -> None:
-        from extractors import build_model
         from generator.dataset import TrajectoryDataset
 
         self.cfg, self.ctx, self.meta = cfg, ctx, meta
@@ -105,13 +104,7 @@ class Run:
         )
 
         torch.manual_seed(cfg.seed)
-        self.model = build_model(
-            cfg.extractor,
-            cfg.preset,
-            num_cameras=len(self.train_ds.cameras),
-            num_classes=self.num_classes,
-            **cfg.model_options(),
-        ).to(ctx.device)
+        self.model = cfg.build_model(len(self.train_ds.cameras), self.num_classes).to(ctx.device)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.optimizer = make_optimizer(self.model, cfg)
         self.sampler = DistributedSampler(

@@ -34,16 +34,8 @@ def check_extractor(name: str) -> None:
 
 def count_parameters(cfg: TrainConfig, num_cameras: int, num_classes: int) -> int:
     """Parameters of the run's model, built on the meta device (no memory, no arithmetic)."""
-    from extractors import build_model
-
     with torch.device("meta"):
-        model = build_model(
-            cfg.extractor,
-            cfg.preset,
-            num_cameras=num_cameras,
-            num_classes=num_classes,
-            **cfg.model_options(),
-        )
+        model = cfg.build_model(num_cameras, num_classes)
     return sum(p.numel() for p in model.parameters())
 
 
