@@ -1,7 +1,10 @@
 """Sample i depends only on (seed, i): worker count, chunking and interruptions change no byte."""
 
 import json
+import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,9 +208,6 @@ def test_samples_are_the_same_bytes_on_other_cpus(cpu):
     as another CPU would. Before ``generator.arith``, 6% of these samples' labels
     differed with the first, and 20% of their videos with the second.
     """
-    import os
-    import subprocess
-    import sys
 
     def digest(extra: dict) -> str:
         env = {**os.environ, **extra}
