@@ -102,6 +102,18 @@ def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[
     return problems, label.class_label
 
 
+def check_manifest_coverage(
+    rep: Report, n: int, entries: dict, problems: list[str], manifests: int
+) -> None:
+    """The "checkpoint manifests" check: ``problems`` reading them, plus samples none lists."""
+    uncovered = [i for i in range(n) if i not in entries]
+    if uncovered:
+        problems.append(
+            f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
+        )
+    rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
+
+
 def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
     """Class balance of the whole set, metadata's counts, and every checkpoint prefix."""
     n = meta["total_samples"]
@@ -195,14 +207,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
             prefix_ends.append(int(m["end"]))
         except (ValueError, KeyError, TypeError) as e:
             manifest_problems.append(f"{path.name}: {e}")
-    uncovered = [i for i in range(n) if i not in entries]
-    if uncovered:
-        manifest_problems.append(
-            f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
-        )
-    rep.check(
-        "checkpoint manifests", manifest_problems, f"{len(manifests)} manifests cover all samples"
-    )
+    check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
 
     # Labels: schema, consistency; and their checksums.
     results = Parallel(n_jobs=workers, prefer="threads")(

@@ -82,7 +82,7 @@ def _sample_problems(
 
 def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None:
     """Add the sharded layout's checks to ``rep`` (a ``validate.Report``)."""
-    from generator.validate import balance_problems
+    from generator.validate import balance_problems, check_manifest_coverage
 
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
@@ -114,14 +114,7 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
         ],
     )
 
-    uncovered = [i for i in range(n) if i not in entries]
-    if uncovered:
-        manifest_problems.append(
-            f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
-        )
-    rep.check(
-        "checkpoint manifests", manifest_problems, f"{len(manifests)} manifests cover all samples"
-    )
+    check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
 
     present = [entries[i] for i in range(n) if i in entries and entries[i]["shard"] in on_disk]
     results = Parallel(n_jobs=workers, prefer="threads")(
