@@ -130,6 +130,9 @@ def test_damaged_shard_fails_validate(shard_dataset, tmp_path, cli, capsys):
     out = capsys.readouterr().out
     assert "FAIL shard checksums" in out and "shard_0014.tar.zst" in out
     assert "shards/shard_9999.tar.zst is not part of the dataset" in out
+    (copy / "checkpoints" / "checkpoint_20.json").unlink()
+    assert cli("validate", copy) == 1
+    assert "10 samples are in no checkpoint manifest (first: 10)" in capsys.readouterr().out
 
 
 def test_resume_keeps_whole_shards_and_rerenders_damaged_ones(shard_dataset, tmp_path, cli):

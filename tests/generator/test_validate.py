@@ -90,3 +90,10 @@ def test_label_schema_violation_is_named(copy):
 
 def test_missing_folder_is_bad_input(tmp_path, cli):
     assert cli("validate", tmp_path / "nope") == 2
+
+
+def test_samples_no_manifest_lists_are_caught(copy, cli):
+    (copy / "checkpoints" / "checkpoint_20.json").unlink()
+    failed, text = _failed(copy)
+    assert failed and "10 samples are in no checkpoint manifest (first: 10)" in text
+    assert cli("validate", copy) == 1
