@@ -121,7 +121,7 @@ def convert(
                     meta["seed"],
                     layout.width,
                     req.layout_settings(),
-                    renderer_of(read_json(src_layout.fingerprint)),
+                    renderer_of(meta),
                 ),
             )
             done = Progress()

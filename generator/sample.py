@@ -22,9 +22,9 @@ NUM_CLASSES = len(CLASS_NAMES)
 RENDER_VERSION = 2
 
 
-def renderer_of(fingerprint: dict) -> int:
-    """The renderer version a dataset's samples were drawn by (1 before fingerprints said)."""
-    return fingerprint.get("render_version", 1)
+def renderer_of(record: dict) -> int:
+    """The renderer version a dataset's fingerprint or metadata names (1 before they said)."""
+    return record.get("render_version", 1)
 
 
 def sample_seed(seed: int, index: int) -> list[int]:

@@ -77,7 +77,9 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
     lambert = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0.0, None)
     half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
     half /= norm3(half)
-    spec = int_power(np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, None), 24)
+    spec = int_power(
+        np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0.0, None), render.SPECULAR_POWER
+    )
     shade = look.ambient + (1 - look.ambient) * lambert
     colour = (look.ball_rgb * 255.0).astype(np.float32)[None, :, None] * shade[
         :, None, :
