@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,21 @@ def _class_labels(root: Path, meta: dict) -> list[int]:
     return [classes[i] for i in range(n)]
 
 
+def channel_stats(source, picks: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (float64) of the videos of samples ``picks`` of any source."""
+    total = torch.zeros(3, dtype=torch.float64)
+    total_sq = torch.zeros(3, dtype=torch.float64)
+    count = 0
+    for i in picks:
+        v = source.read_video(i, mmap=False).to(torch.float64) / 255.0
+        total += v.sum(dim=(0, 1, 3, 4))
+        total_sq += (v * v).sum(dim=(0, 1, 3, 4))
+        count += v.numel() // 3
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
+    return mean, std
+
+
 # ------------------------------------------------------------------ the dataset
 
 
@@ -166,6 +182,20 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         self.meta = read_metadata(self.root)
         self.layout = Layout(self.root, self.meta["stem_width"])
         self.source = open_source(self.root, self.meta)
+        self.split = split
+        self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
+        self.indices = self.splits[split][:limit] if limit else self.splits[split]
+        self._set_view(cameras, frame_stride, augment, normalize, self._normalization())
+
+    def _set_view(
+        self,
+        cameras: list[int] | None,
+        frame_stride: int,
+        augment: bool,
+        normalize: bool,
+        stats: tuple[torch.Tensor, torch.Tensor],
+    ) -> None:
+        """What an item looks like: cameras, time stride, jitter, normalisation (any source)."""
         self.shape = tuple(self.meta["video_shape"])
         n_cams = self.shape[0]
         self.cameras = list(range(n_cams)) if cameras is None else list(cameras)
@@ -179,10 +209,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         self._camera_index = (
             None if self.cameras == list(range(n_cams)) else torch.tensor(self.cameras)
         )
-        self.split = split
-        self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
-        self.indices = self.splits[split][:limit] if limit else self.splits[split]
-        self.mean, self.std = self._normalization()
+        self.mean, self.std = stats
         self.normalize = normalize
         self._scale = (1.0 / (255.0 * self.std)).view(3, 1, 1, 1)
         self._offset = (-self.mean / self.std).view(3, 1, 1, 1)
@@ -213,16 +240,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         except (OSError, ValueError, KeyError):
             pass
         picks = self.splits["train"][:STATS_SAMPLES] or list(range(min(n, STATS_SAMPLES)))
-        total = torch.zeros(3, dtype=torch.float64)
-        total_sq = torch.zeros(3, dtype=torch.float64)
-        count = 0
-        for i in picks:
-            v = self.source.read_video(i, mmap=False).to(torch.float64) / 255.0
-            total += v.sum(dim=(0, 1, 3, 4))
-            total_sq += (v * v).sum(dim=(0, 1, 3, 4))
-            count += v.numel() // 3
-        mean = total / count
-        std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
+        mean, std = channel_stats(self.source, picks)
         try:
             from generator.store import write_json_atomic
 

@@ -17,6 +17,26 @@ if TYPE_CHECKING:
     from generator.generate import Progress, Request
 
 
+def rig_metadata(cfg: GeneratorConfig) -> list[dict]:
+    """Each camera's name, placement and ``K``, ``R``, ``t`` as the config builds them."""
+    from generator.cameras import build_rig
+
+    return [
+        {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
+        for i, (cam, az, el) in enumerate(
+            zip(build_rig(cfg), cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
+        )
+    ]
+
+
+def scene_bounds(cfg: GeneratorConfig) -> dict[str, list[float]]:
+    return {
+        "x": [cfg.scene.x.lo, cfg.scene.x.hi],
+        "y": [cfg.scene.y.lo, cfg.scene.y.hi],
+        "z": [cfg.scene.z.lo, cfg.scene.z.hi],
+    }
+
+
 def write_metadata(
     layout: Layout,
     cfg: GeneratorConfig,
@@ -29,7 +49,6 @@ def write_metadata(
     ``cameras``, if given, are copied (a converted dataset keeps its source's rig,
     whose last bits an older renderer version computed); else they are built from ``cfg``.
     """
-    from generator.cameras import build_rig
     from generator.sample import renderer_of
 
     counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
@@ -37,13 +56,7 @@ def write_metadata(
     for path in layout.manifests():
         elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
     if cameras is None:
-        cams = build_rig(cfg)
-        cameras = [
-            {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
-            for i, (cam, az, el) in enumerate(
-                zip(cams, cfg.cameras.azimuths_deg, cfg.cameras.elevations_deg, strict=True)
-            )
-        ]
+        cameras = rig_metadata(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
         "render_version": renderer_of(read_json(layout.fingerprint)),
@@ -63,11 +76,7 @@ def write_metadata(
         "future_frame_index": cfg.frames - 1 + cfg.horizon,
         "fps": cfg.fps,
         "scene_extent": cfg.scene.extent,
-        "scene_bounds": {
-            "x": [cfg.scene.x.lo, cfg.scene.x.hi],
-            "y": [cfg.scene.y.lo, cfg.scene.y.hi],
-            "z": [cfg.scene.z.lo, cfg.scene.z.hi],
-        },
+        "scene_bounds": scene_bounds(cfg),
         "cameras": cameras,
         "projection": "pixel = K (R X + t), u = column, v = row, pixel centres at integers",
         "checkpoints": [p.name for p in layout.manifests()],
