@@ -1,6 +1,7 @@
 """TrajectoryDataset throughput through a DataLoader (``make bench-data``).
 
-Generates a dataset if needed (``--format pt`` or ``shards``), then prints
+Generates a dataset if needed (``--format pt`` or ``shards``; ``rendered`` reads
+nothing: each sample is rendered in the loader's workers, ``generator.stream``), then prints
 samples/s for 2 loader workers, with float32 items and with uint8 items
 (normalised by the consumer), through a plain ``DataLoader`` and through
 ``generator.loader.make_loader`` (batches in recycled shared memory).
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, help="default data/.bench/bench_dataset[_shards]")
-    p.add_argument("--format", choices=("pt", "shards"), default="pt")
+    p.add_argument("--format", choices=("pt", "shards", "rendered"), default="pt")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
@@ -32,10 +33,12 @@ def main() -> int:
     from generator.dataset import TrajectoryDataset
     from generator.generate import Request, generate
     from generator.loader import make_loader
+    from generator.stream import RenderedTrajectoryDataset
 
     suffix = "" if args.format == "pt" else f"_{args.format}"
     args.data = args.data or ROOT / "data" / ".bench" / f"bench_dataset{suffix}"
-    if not (args.data / "metadata.json").exists():
+    rendered = args.format == "rendered"
+    if not rendered and not (args.data / "metadata.json").exists():
         generate(
             Request(
                 n=args.n, out=args.data, workers=2, resume=True, quiet=True, format=args.format
@@ -46,7 +49,16 @@ def main() -> int:
     # uint8: normalize=False, the consumer calls normalize_batch on its device (what the trainer does).
     for recycle in (False, True):
         for normalize in (True, False):
-            ds = TrajectoryDataset(args.data, "train", normalize=normalize)
+            if rendered:  # as many training samples as a pt dataset of --n has
+                ds = RenderedTrajectoryDataset(
+                    GeneratorConfig(),
+                    0,
+                    "train",
+                    epoch_samples=args.n * 4 // 5,
+                    normalize=normalize,
+                )
+            else:
+                ds = TrajectoryDataset(args.data, "train", normalize=normalize)
             loader = make_loader(
                 ds,
                 args.batch_size,
