@@ -69,9 +69,8 @@ class RenderedTrajectoryDataset(TrajectoryDataset):
 
     Indices ``[0, val_samples)`` are validation, the next ``test_samples`` are test, and
     training samples follow: epoch ``e`` (``set_epoch``) reads the ``epoch_samples``
-    after the ``e - 1`` epochs before it, so no training sample is ever seen twice. With
-    ``epoch_samples`` and a fixed epoch the items are exactly the on-disk dataset's
-    samples of those indices.
+    after the ``e - 1`` epochs before it, so no training sample is ever seen twice.
+    ``splits`` lists the indices of each split over ``epochs`` epochs.
     """
 
     def __init__(
@@ -81,6 +80,7 @@ class RenderedTrajectoryDataset(TrajectoryDataset):
         split: str = "train",
         *,
         epoch_samples: int = 1600,
+        epochs: int = 1,
         val_samples: int = 200,
         test_samples: int = 200,
         cameras: list[int] | None = None,
@@ -93,6 +93,7 @@ class RenderedTrajectoryDataset(TrajectoryDataset):
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         for name, value in (
             ("epoch_samples", epoch_samples),
+            ("epochs", epochs),
             ("val_samples", val_samples),
             ("test_samples", test_samples),
         ):
@@ -109,6 +110,9 @@ class RenderedTrajectoryDataset(TrajectoryDataset):
         }
         self.epoch = 1
         self.indices = self._indices()
+        # What a run folder's splits.json records: every sample ``epochs`` epochs will read.
+        train = range(self.train_start, self.train_start + epochs * epoch_samples)
+        self.splits = {"train": list(train), **{k: list(v) for k, v in self.ranges.items()}}
         # The normalisation statistics come from the first training samples, as on disk.
         first = self.train_start
         mean, std = channel_stats(

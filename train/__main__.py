@@ -15,8 +15,8 @@ from pathlib import Path
 from generator.cli import OneLineParser
 
 FLAGS = (
-    "extractor", "preset", "data", "epochs", "batch_size", "lr", "workers", "threads",
-    "device", "seed", "compile", "quiet",
+    "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
+    "epochs", "batch_size", "lr", "workers", "threads", "device", "seed", "compile", "quiet",
 )  # fmt: skip
 
 
@@ -39,6 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
     p.add_argument("--extractor", help="registered extractor (python -m extractors list)")
     p.add_argument("--data", help="dataset folder made by python -m generator")
+    p.add_argument(
+        "--render",
+        nargs="?",
+        const="default",
+        metavar="CONFIG",
+        help="instead of --data: train on fresh samples rendered on the fly, of the default "
+        "generator config or of a generator YAML",
+    )
+    p.add_argument("--render-seed", type=_number(int, 0, False), help="with --render (default 0)")
+    p.add_argument(
+        "--epoch-samples",
+        type=_number(int, 0, True),
+        help="with --render: fresh training samples per epoch (default 1600)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=_number(int, 0, True),
+        help="with --render: validation samples, and as many for test (default 200)",
+    )
     p.add_argument("--epochs", type=_number(int, 0, True), help="total epochs")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
@@ -73,7 +92,9 @@ def resolve_config(args: argparse.Namespace):
             f"{args.out} already holds a run (last.pt): pass --resume to continue it, "
             "or choose another --out"
         )
-    missing = [f"--{k}" for k in ("extractor", "data", "epochs") if explicit[k] is None]
+    missing = [f"--{k}" for k in ("extractor", "epochs") if explicit[k] is None]
+    if explicit["data"] is None and explicit["render"] is None:
+        missing.append("--data (or --render)")
     if missing:
         raise TrainConfigError(f"a new run needs {', '.join(missing)}")
     if args.resume and explicit.get("quiet") is None:

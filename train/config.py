@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from generator.cli import describe_validation_error
 from generator.config import read_yaml_mapping
@@ -44,7 +44,19 @@ class TrainConfig(BaseModel):
 
     extractor: str
     preset: Literal["tiny", "base"] = "tiny"
-    data: str
+    data: str | None = Field(None, description="dataset folder made by python -m generator")
+    render: str | None = Field(
+        None,
+        description="train on samples rendered on the fly instead of --data: 'default' or a "
+        "generator config YAML (generator.stream)",
+    )
+    render_seed: int = Field(0, ge=0, description="the rendered dataset's seed (--render)")
+    epoch_samples: int = Field(
+        1600, gt=0, description="fresh training samples per epoch (--render)"
+    )
+    eval_samples: int = Field(
+        200, gt=0, description="validation samples, and as many test samples (--render)"
+    )
     out: str
     epochs: int = Field(gt=0)
     batch_size: int = Field(8, gt=0, description="per process")
@@ -96,6 +108,19 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, gt=0, description="torch threads (default: torch's)")
     compile: bool = False
     quiet: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainConfig:
+        if (self.data is None) == (self.render is None):
+            raise ValueError("give exactly one of data (a dataset folder) and render")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the samples come from, as results.json records it."""
+        if self.render is not None:
+            return f"rendered:{self.render} seed {self.render_seed}"
+        return str(self.data)
 
     @property
     def out_dir(self) -> Path:

@@ -78,22 +78,46 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return torch.bfloat16 if cfg.precision == "bf16" else torch.float16
 
 
+def datasets(cfg: TrainConfig, meta: dict) -> tuple:
+    """Train, val and test datasets: from a folder, or rendered on the fly (``--render``)."""
+    kw = {"frame_stride": cfg.frame_stride, "normalize": False}
+    if cfg.render is not None:
+        from generator.config import GeneratorConfig
+        from generator.stream import RenderedTrajectoryDataset
+
+        gen = GeneratorConfig.model_validate(meta["config"])
+        kw.update(
+            epoch_samples=cfg.epoch_samples,
+            epochs=cfg.epochs,
+            val_samples=cfg.eval_samples,
+            test_samples=cfg.eval_samples,
+        )
+        return tuple(
+            RenderedTrajectoryDataset(
+                gen, cfg.render_seed, split, augment=cfg.augment and split == "train", **kw
+            )
+            for split in ("train", "val", "test")
+        )
+    from generator.dataset import TrajectoryDataset
+
+    kw["split_seed"] = cfg.split_seed
+    return tuple(
+        TrajectoryDataset(cfg.data, split, augment=cfg.augment and split == "train", **kw)
+        for split in ("train", "val", "test")
+    )
+
+
 class Run:
     """The state of one run on one process; ``fit`` trains and tests it."""
 
     def __init__(
         self, cfg: TrainConfig, ctx: DistContext, meta: dict, resume: dict | None = None
     ) -> None:
-        from generator.dataset import TrajectoryDataset
-
         self.cfg, self.ctx, self.meta = cfg, ctx, meta
         self.folder = RunFolder(cfg.out_dir)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        kw = {"split_seed": cfg.split_seed, "frame_stride": cfg.frame_stride, "normalize": False}
-        self.train_ds = TrajectoryDataset(cfg.data, "train", augment=cfg.augment, **kw)
-        self.val_ds = TrajectoryDataset(cfg.data, "val", **kw)
-        self.test_ds = TrajectoryDataset(cfg.data, "test", **kw)
+        self.train_ds, self.val_ds, self.test_ds = datasets(cfg, meta)
         self.scale = FutureScale(self.train_ds.scene_bounds)
         self.num_classes = len(meta["classes"])
         self.inputs = InputPipeline(
@@ -183,6 +207,8 @@ class Run:
     def _train_epoch(self, epoch: int) -> dict:
         cfg, ctx = self.cfg, self.ctx
         self.sampler.set_epoch(epoch)
+        if hasattr(self.train_ds, "set_epoch"):  # rendered on the fly: fresh samples
+            self.train_ds.set_epoch(epoch)
         loader = DataLoader(
             self.train_ds,
             batch_size=cfg.batch_size,
@@ -363,7 +389,7 @@ class Run:
             "wall_time_seconds": self.elapsed,
             "classes": self.meta["classes"],
             "split_sizes": {s: len(v) for s, v in self.train_ds.splits.items()},
-            "data": str(self.cfg.data),
+            "data": self.cfg.source,
             "device": self.ctx.device.type,
             "world_size": self.ctx.world_size,
         }

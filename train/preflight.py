@@ -87,10 +87,22 @@ def check_disk(out: Path, parameters: int) -> None:
         )
 
 
+def check_render(cfg: TrainConfig) -> dict:
+    """The generator config of a ``--render`` run loads; returns its stream's metadata."""
+    from generator.config import ConfigError, load_config
+    from generator.stream import stream_metadata
+
+    try:
+        gen = load_config(None if cfg.render == "default" else cfg.render)
+    except ConfigError as e:
+        raise PreflightError(f"--render: {e}") from None
+    return stream_metadata(gen, cfg.render_seed)
+
+
 def preflight(cfg: TrainConfig) -> dict:
     """All checks; returns the dataset metadata."""
     check_extractor(cfg.extractor)
-    meta = check_dataset(Path(cfg.data))
+    meta = check_render(cfg) if cfg.render is not None else check_dataset(Path(cfg.data))
     check_disk(
         cfg.out_dir,
         count_parameters(cfg, int(meta["video_shape"][0]), len(meta["classes"])),

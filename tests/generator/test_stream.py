@@ -75,7 +75,8 @@ def test_ranges_are_fixed_for_evaluation_and_fresh_for_training():
     kw = {"epoch_samples": 8, "val_samples": 4, "test_samples": 4, "stats_samples": 2}
     val = RenderedTrajectoryDataset(GeneratorConfig(), 3, "val", **kw)
     test = RenderedTrajectoryDataset(GeneratorConfig(), 3, "test", **kw)
-    train = RenderedTrajectoryDataset(GeneratorConfig(), 3, "train", **kw)
+    train = RenderedTrajectoryDataset(GeneratorConfig(), 3, "train", epochs=3, **kw)
+    assert train.splits == {"train": list(range(8, 32)), "val": [0, 1, 2, 3], "test": [4, 5, 6, 7]}
     assert list(val.indices) == [0, 1, 2, 3]
     assert list(test.indices) == [4, 5, 6, 7]
     assert list(train.indices) == list(range(8, 16))
@@ -100,7 +101,7 @@ def test_workers_render_their_own_samples():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"epoch_samples": 0}, {"val_samples": -1}, {"test_samples": 0}],
+    [{"epoch_samples": 0}, {"epochs": 0}, {"val_samples": -1}, {"test_samples": 0}],
 )
 def test_bad_sizes_are_refused(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
