@@ -23,6 +23,7 @@ import yaml
 
 from generator.cli import OneLineParser
 from train.__main__ import _number, restore_signals, stop_on_signals
+from train.slurm import SlurmError, submit, time_limit
 from train.summary import SUMMARY_MD, RunStatus, rank_key, summary_rows, write_summary
 
 STOP_GRACE_SECONDS = 60.0
@@ -44,7 +45,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
     p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
     p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", default="04:00:00", help="slurm time limit per job")
+    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     p.add_argument("--batch-size", type=_number(int, 0, True))
     p.add_argument("--lr", type=_number(float, 0.0, True))
     p.add_argument("--workers", type=_number(int, 0, False), help="data workers per run")
@@ -270,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.launcher == "slurm":
-        from train.slurm import submit
-
         jobs = {n: train_args(args, n, data[n], None, args.workers or 4) for n in names}
-        statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
+        try:
+            statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
+        except SlurmError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
     gpus = gpu_count(args.device)

@@ -119,8 +119,13 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
     assert "#SBATCH --time=01:00:00" in script
     assert "torch.distributed.run" in script and "--nproc_per_node=2" in script
     assert "--extractor i3d" in script and script.rstrip().endswith("--resume")
-    submitted = calls.read_text().split()
-    assert len(submitted) == 2 and all(s.endswith(".sbatch") for s in submitted)
+    submitted = [line.split() for line in calls.read_text().splitlines()]
+    assert [call[-1] for call in submitted] == [
+        str(out / "slurm" / f"{n}.sbatch") for n in ("i3d", "magvit")
+    ]
+    assert all((out / n).is_dir() for n in ("i3d", "magvit")), (
+        "log folders must exist before sbatch"
+    )
 
     monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
     assert main([*args[:-1], str(tmp_path / "other"), "--launcher", "slurm"]) == 0

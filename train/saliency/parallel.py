@@ -19,6 +19,7 @@ from train.__main__ import _number
 from train.parallel import LocalLauncher, available_cores, gpu_count
 from train.saliency.config import ConfigError, load_config
 from train.saliency.summary import write_summary
+from train.slurm import SlurmError, submit, time_limit
 
 PROG = "python -m train.saliency.parallel"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "saliency"
@@ -42,7 +43,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
     p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
     p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", default="04:00:00", help="slurm time limit per job")
+    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     return p
 
 
@@ -82,16 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.launcher == "slurm":
-        from train.slurm import submit
-
-        statuses = submit(
-            {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
-            args.out,
-            args.gpus_per_run,
-            args.cpus_per_run,
-            args.time,
-            module=MODULE,
-        )
+        try:
+            statuses = submit(
+                {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
+                args.out,
+                args.gpus_per_run,
+                args.cpus_per_run,
+                args.time,
+                module=MODULE,
+            )
+        except SlurmError as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
     gpus = gpu_count(args.device)
