@@ -1,6 +1,7 @@
 """``python -m train --extractor NAME --data DIR --epochs E --out runs/NAME``: one training run.
 
-Exit status: 0 done, 1 the run stopped on a non-finite loss, 2 bad input,
+Exit status: 0 done, 1 the run stopped on a non-finite loss or a checkpoint is
+damaged, 2 bad input,
 130 interrupted (``last.pt`` holds the last finished epoch; ``--resume``).
 Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 """
@@ -128,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
         ctx = setup(cfg.device)
         run = Run(cfg, ctx, meta, resume=state)
         results = run.fit()
+    except CheckpointError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     except (
         TrainConfigError,
         PreflightError,
-        CheckpointError,
         DeviceError,
         DatasetError,
         ExtractorConfigError,

@@ -2,8 +2,8 @@
 
 Trains one saliency variant into a run folder (default ``runs/saliency/<name>``); under
 ``torchrun --nproc_per_node N -m train.saliency ...`` with DistributedDataParallel.
-Exit 0 on success, 2 on bad input (config, data folder, run folder, device), with one
-line on stderr.
+Exit 0 on success, 1 on damaged data (a stimulus file, a checkpoint), 2 on bad input
+(config, data folder, run folder, device), with one line on stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from generator.cli import OneLineParser
 from train.checkpoint import CheckpointError
 from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
-from train.saliency.records import LayoutError
+from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
 
 
@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or Path("runs/saliency") / cfg.name
         results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
-    except (ConfigError, LayoutError, RunFolderError, CheckpointError, DeviceError) as err:
+    except (StimulusFileError, CheckpointError) as err:  # damaged data: exit 1
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ConfigError, LayoutError, RunFolderError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not results:  # a torchrun rank other than 0: rank 0 reports

@@ -7,6 +7,7 @@ the same stimuli, identical pixels, the same fixation points.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -99,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.src} is already in {args.to} layout", file=sys.stderr)
         return 2
     print(f"found {src.describe()}")
-    n = convert(src, args.dst, args.to, quiet=quiet)
-    problems = compare(src, open_source(args.dst))
+    created = not args.dst.exists()
+    try:
+        n = convert(src, args.dst, args.to, quiet=quiet)
+        problems = compare(src, open_source(args.dst))
+    except LayoutError as err:  # a damaged or missing source file: nothing half-made is left
+        if created:
+            shutil.rmtree(args.dst, ignore_errors=True)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for p in problems[:20]:
         print(f"mismatch: {p}", file=sys.stderr)
     if problems:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from generator.store import write_atomic
-from train.saliency.image_files import read_map
+from train.saliency.image_files import read_image, read_map
 from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
 
 STIMULI_FILE = "stimuli.hdf5"
@@ -163,7 +163,7 @@ class PysaliencyHdf5(SaliencySource):
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
         if self.files is not None:
-            image = np.asarray(Image.open(self.files[index]).convert("RGB"))
+            image = read_image(self.files[index], "RGB")
             extra = {"stimulus_file": self.files[index]}
         else:
             image, extra = self.arrays[index], {}
