@@ -38,8 +38,12 @@ def test_round_then_top_k_continues_only_the_best(dataset, tmp_path, capsys):
     png = (out / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
-    ranked = json.loads((out / "summary.json").read_text())["runs"]
-    best, other = ranked[0]["extractor"], ranked[1]["extractor"]
+    # the best run by its own results.json (higher val accuracy, then lower future RMSE),
+    # not by summary.json's order, which the launcher's own ranking wrote
+    results = {n: json.loads((out / n / "results.json").read_text()) for n in rows}
+    merit = {n: (r["val_accuracy"], -r["val_future_rmse"]) for n, r in results.items()}
+    assert merit["i3d"] != merit["transformer"], "a tie cannot tell a ranking from its reverse"
+    best, other = sorted(merit, key=merit.get, reverse=True)
     assert (
         main(["--top", "1", "--epochs", "2", "--resume", "--out", str(out), "--workers", "0"]) == 0
     )
