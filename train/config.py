@@ -15,12 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from generator.cli import describe_validation_error
 from generator.config import read_yaml_mapping
+from train.presets import config_file, preset_file, preset_names
 
 if TYPE_CHECKING:
     import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-PRESET_DIR = ROOT / "configs" / "train"
 
 RUNTIME_FIELDS = frozenset(
     {"epochs", "device", "workers", "threads", "compile", "quiet", "out", "data"}
@@ -125,9 +124,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def preset_values(preset: str) -> dict[str, Any]:
     """The recipe in ``configs/train/<preset>.yaml``."""
-    path = PRESET_DIR / f"{preset}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))) or "none"
+    path = preset_file("train", preset)
+    if path is None:
+        known = ", ".join(preset_names("train")) or "none"
         raise TrainConfigError(f"unknown training preset {preset!r} (known: {known})")
     return read_yaml(path)
 
@@ -153,12 +152,13 @@ def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
     return values
 
 
-def build_config(values: dict[str, Any], config_file: Path | None = None) -> TrainConfig:
-    """Preset YAML (with its settings for this extractor), then ``config_file``, then ``values`` (flags), validated once."""
+def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
+    """Preset YAML (with its settings for this extractor), then the ``config`` file (a path or a
+    shipped name), then ``values`` (flags), validated once."""
     preset = values.get("preset") or "tiny"
     merged = preset_for(preset, values.get("extractor"))
-    if config_file is not None:
-        merged.update(read_yaml(config_file))
+    if config is not None:
+        merged.update(read_yaml(config_file("train", config, TrainConfigError)))
     merged.update({k: v for k, v in values.items() if v is not None})
     merged["preset"] = merged.get("preset") or preset
     try:

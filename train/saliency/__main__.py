@@ -21,7 +21,12 @@ from train.saliency.run_folder import RunFolderError
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--config", type=Path, required=True, help="configs/saliency/<variant>.yaml")
+    ap.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="a YAML file or a shipped name (baseline, entropy_reg, baseline_tiny, ...)",
+    )
     ap.add_argument("--out", type=Path, help="run folder (default runs/saliency/<name>)")
     ap.add_argument("--data", type=Path, help="override data.path")
     ap.add_argument("--epochs", type=int, help="override train.epochs")

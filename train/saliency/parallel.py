@@ -17,12 +17,13 @@ from pathlib import Path
 from generator.cli import OneLineParser
 from train.__main__ import _number
 from train.parallel import LocalLauncher, available_cores, gpu_count
+from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 
 PROG = "python -m train.saliency.parallel"
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "saliency"
+CONFIGS = preset_dir("saliency")
 MODULE = "train.saliency"
 
 
@@ -33,7 +34,7 @@ def build_parser() -> OneLineParser:
         nargs="+",
         type=Path,
         default=[CONFIGS / "baseline.yaml", CONFIGS / "entropy_reg.yaml"],
-        help="one config per variant (default: baseline and entropy_reg)",
+        help="one config (file or shipped name) per variant (default: baseline and entropy_reg)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/saliency"), help="runs go to OUT/NAME")
     p.add_argument("--data", type=Path, help="dataset folder for every run (over data.path)")
@@ -60,7 +61,8 @@ def run_args(args, config: Path, name: str) -> list[str]:
 def plan(args) -> dict[str, list[str]]:
     """Check every config and run folder before starting anything; name -> arguments."""
     names = {}
-    for config in args.configs:
+    for given in args.configs:
+        config = config_file("saliency", given, ConfigError)
         name = load_config(config).name
         if name in names:
             raise ValueError(f"{names[name]} and {config} both name their run {name!r}")
