@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from generator.cli import OneLineParser
-from train.__main__ import _number, restore_signals, stop_on_signals
+from generator.cli import OneLineParser, one_line
+from generator.store import METADATA
+from train.__main__ import _number, folder_arg, path_text, restore_signals, stop_on_signals
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import SUMMARY_MD, RunStatus, rank_key, summary_rows, write_summary
 
@@ -33,9 +34,11 @@ POLL_SECONDS = 0.5
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m train.parallel", description=__doc__.splitlines()[0])
     p.add_argument("--extractors", nargs="+", help="default: all registered (or the runs in --out)")
-    p.add_argument("--data", help="dataset folder (default with --resume: each run's own)")
+    p.add_argument(
+        "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
+    )
     p.add_argument("--epochs", type=_number(int, 0, True), required=True)
-    p.add_argument("--out", type=Path, default=Path("runs"), help="runs go to OUT/NAME")
+    p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -260,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         data = {n: args.data or run_data(args.out, n) for n in names}
         if missing := [n for n, d in data.items() if d is None]:
             raise ValueError(f"--data is needed for {', '.join(missing)}")
+        if args.launcher == "local":  # the cluster's paths need not exist here
+            for d in sorted(set(data.values())):
+                if not (Path(d) / METADATA).is_file():
+                    raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
         if not args.resume:
             taken = [n for n in names if (args.out / n / "last.pt").exists()]
             if taken:
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
                 )
     except ValueError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
 
     if args.launcher == "slurm":
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
         except SlurmError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
+            print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
             return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 

@@ -34,6 +34,8 @@ def config_file(kind: str, value: str | Path, error: type[Exception]) -> Path:
     """A config file given as a path or as a shipped preset's name; a bare name that is
     neither is ``error`` naming the shipped ones."""
     path = Path(value)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
+        raise error(f"config {str(value)!r} is not a regular file")
     if path.is_file() or len(path.parts) > 1:  # a path: its reader names what is wrong with it
         return path
     shipped = preset_file(kind, str(value))

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from generator.cli import one_line
 from generator.store import write_atomic
 from train.summary import RunStatus
 
@@ -132,15 +133,18 @@ def submit(
     check_values({"--out": str(out.absolute())})
     texts = {n: sbatch_script(n, args, out, gpus, cpus, time, module) for n, args in jobs.items()}
     folder = out / "slurm"
-    folder.mkdir(parents=True, exist_ok=True)
     commands = {}
-    for name, text in texts.items():
-        path = script_path(out, name)
-        write_atomic(path, text.encode())
-        path.chmod(0o755)
-        log = log_path(out, name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        commands[name] = (path, sbatch_command(path, log))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            path = script_path(out, name)
+            write_atomic(path, text.encode())
+            path.chmod(0o755)
+            log = log_path(out, name)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            commands[name] = (path, sbatch_command(path, log))
+    except OSError as e:
+        raise SlurmError(f"cannot write the scripts in {folder}: {e.strerror or e}") from None
     sbatch = shutil.which("sbatch")
     if sbatch is None:
         print(f"sbatch not found: wrote {len(commands)} scripts to {folder}; on the cluster run")
@@ -158,6 +162,6 @@ def submit(
             statuses.append(RunStatus(name, status="submitted", extra={"script": str(path)}))
         else:
             error = (proc.stderr.strip().splitlines() or ["sbatch failed"])[-1]
-            print(f"{name}: sbatch failed: {error}", file=sys.stderr)
+            print(one_line(f"{name}: sbatch failed: {error}"), file=sys.stderr)
             statuses.append(RunStatus(name, status="failed", error=f"sbatch: {error}"))
     return statuses

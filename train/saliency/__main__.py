@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
+from train.__main__ import folder_arg, path_arg
 from train.checkpoint import CheckpointError
 from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
@@ -23,12 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
     ap.add_argument(
         "--config",
-        type=Path,
+        type=path_arg,
         required=True,
         help="a YAML file or a shipped name (baseline, entropy_reg, baseline_tiny, ...)",
     )
-    ap.add_argument("--out", type=Path, help="run folder (default runs/saliency/<name>)")
-    ap.add_argument("--data", type=Path, help="override data.path")
+    ap.add_argument("--out", type=folder_arg, help="run folder (default runs/saliency/<name>)")
+    ap.add_argument("--data", type=path_arg, help="override data.path")
     ap.add_argument("--epochs", type=int, help="override train.epochs")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -47,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("runs/saliency") / cfg.name
         results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
     except (StimulusFileError, CheckpointError) as err:  # damaged data: exit 1
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     except (ConfigError, LayoutError, RunFolderError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     if not results:  # a torchrun rank other than 0: rank 0 reports
         return 0

@@ -14,11 +14,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
-from train.__main__ import _number
+from generator.cli import OneLineParser, one_line
+from train.__main__ import _number, folder_arg, path_arg
 from train.parallel import LocalLauncher, available_cores, gpu_count
 from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
+from train.saliency.layouts import open_source
+from train.saliency.records import LayoutError
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 
@@ -32,12 +34,14 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--configs",
         nargs="+",
-        type=Path,
+        type=path_arg,
         default=[CONFIGS / "baseline.yaml", CONFIGS / "entropy_reg.yaml"],
         help="one config (file or shipped name) per variant (default: baseline and entropy_reg)",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/saliency"), help="runs go to OUT/NAME")
-    p.add_argument("--data", type=Path, help="dataset folder for every run (over data.path)")
+    p.add_argument(
+        "--out", type=folder_arg, default=Path("runs/saliency"), help="runs go to OUT/NAME"
+    )
+    p.add_argument("--data", type=path_arg, help="dataset folder for every run (over data.path)")
     p.add_argument("--epochs", type=_number(int, 0, True), help="over train.epochs")
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -63,10 +67,12 @@ def plan(args) -> dict[str, list[str]]:
     names = {}
     for given in args.configs:
         config = config_file("saliency", given, ConfigError)
-        name = load_config(config).name
-        if name in names:
-            raise ValueError(f"{names[name]} and {config} both name their run {name!r}")
-        names[name] = config
+        cfg = load_config(config)
+        if cfg.name in names:
+            raise ValueError(f"{names[cfg.name]} and {config} both name their run {cfg.name!r}")
+        names[cfg.name] = config
+        if args.launcher == "local":  # the cluster's paths need not exist here
+            open_source(args.data if args.data is not None else cfg.data.path)
     if not args.resume:
         taken = [n for n in names if (args.out / n / "last.pt").exists()]
         if taken:
@@ -80,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         jobs = plan(args)
-    except (ConfigError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+    except (ConfigError, LayoutError, ValueError) as e:
+        print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
         return 2
 
     if args.launcher == "slurm":
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 module=MODULE,
             )
         except SlurmError as e:
-            print(f"{PROG}: error: {e}", file=sys.stderr)
+            print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
             return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
