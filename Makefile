@@ -8,11 +8,15 @@ DATA   ?= data/trajectories
 
 .PHONY: run test test-slow lint bench bench-data bench-extractors bench-train bench-jepa bench-saliency install clean
 
-# Reinstall only when pyproject.toml changed since the last install (seconds otherwise).
-$(STAMP): pyproject.toml
+# Every extra the tests and targets use, at the tested versions of constraints.txt.
+EXTRAS := dev,s3,dask,hdf5
+
+# Reinstall only when pyproject.toml or constraints.txt changed since the last install
+# (seconds otherwise).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from extractors.config import PRESET_NAMES, ExtractorConfigError
 from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
+from generator.cli import OneLineParser, one_line
 
 
 def _human(n: int) -> str:
@@ -47,7 +47,7 @@ def format_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m extractors", description=__doc__)
+    parser = OneLineParser(prog="python -m extractors", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     lister = sub.add_parser("list", help="registered extractors, parameters and MACs per preset")
     lister.add_argument("names", nargs="*", help="only these extractors (default: all)")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             get_extractor(name)
         print(format_table(names, args.preset or list(PRESET_NAMES), PRESET_CLIP_SHAPES))
     except (UnknownExtractorError, ExtractorConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(f"error: {exc}"), file=sys.stderr)
         return 2
     return 0
 

@@ -41,7 +41,9 @@ def open_backend(req: Request) -> Iterator[Parallel]:
     try:
         from dask.distributed import Client
     except ImportError:
-        raise BackendError("--backend dask needs dask[distributed] installed") from None
+        raise BackendError(
+            "--backend dask needs Dask: pip install 'trajectory-suite[dask]'"
+        ) from None
     try:
         client = Client(req.scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as e:

@@ -149,6 +149,8 @@ def read_yaml_mapping(path: str | Path, error: type[Exception] = ConfigError) ->
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
         raise error(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"config {path} is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise error(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):

@@ -1,6 +1,7 @@
 """``python -m train --extractor NAME --data DIR --epochs E --out runs/NAME``: one training run.
 
-Exit status: 0 done, 1 the run stopped on a non-finite loss, 2 bad input,
+Exit status: 0 done, 1 the run stopped on a non-finite loss or a checkpoint is
+damaged, 2 bad input,
 130 interrupted (``last.pt`` holds the last finished epoch; ``--resume``).
 Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 """
@@ -8,11 +9,12 @@ Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
 
 FLAGS = (
     "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
@@ -26,6 +28,8 @@ def _number(kind: type, minimum: float, strict: bool):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(
                 f"must be {'>' if strict else '>='} {minimum}, got {text}"
@@ -35,17 +39,38 @@ def _number(kind: type, minimum: float, strict: bool):
     return parse
 
 
+def path_arg(text: str) -> Path:
+    """argparse type of a path: empty (which would mean the current folder) or holding a NUL
+    byte (which no system call takes) is a usage error."""
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable path")
+    return Path(text)
+
+
+def folder_arg(text: str) -> Path:
+    """argparse type of an output folder: a usable path that is not an existing file."""
+    path = path_arg(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    return path
+
+
+def path_text(text: str) -> str:
+    return str(path_arg(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
     p.add_argument("--extractor", help="registered extractor (python -m extractors list)")
-    p.add_argument("--data", help="dataset folder made by python -m generator")
+    p.add_argument("--data", type=path_text, help="dataset folder made by python -m generator")
     p.add_argument(
         "--render",
         nargs="?",
         const="default",
         metavar="CONFIG",
-        help="instead of --data: train on fresh samples rendered on the fly, of the default "
-        "generator config or of a generator YAML",
+        type=path_text,
+        help="instead of --data: train on fresh samples rendered on the fly, of a generator "
+        "YAML or a shipped generator config's name (default: default)",
     )
     p.add_argument("--render-seed", type=_number(int, 0, False), help="with --render (default 0)")
     p.add_argument(
@@ -59,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --render: validation samples, and as many for test (default 200)",
     )
     p.add_argument("--epochs", type=_number(int, 0, True), help="total epochs")
-    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
-    p.add_argument("--config", type=Path, help="YAML with TrainConfig fields (over the preset)")
+    p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=_number(int, 0, True), help="per process")
@@ -98,7 +123,7 @@ def resolve_config(args: argparse.Namespace):
     if missing:
         raise TrainConfigError(f"a new run needs {', '.join(missing)}")
     if args.resume and explicit.get("quiet") is None:
-        print(f"{args.out}: no last.pt yet, starting from epoch 1", file=sys.stderr)
+        print(one_line(f"{args.out}: no last.pt yet, starting from epoch 1"), file=sys.stderr)
     return build_config(explicit, args.config), None
 
 
@@ -149,18 +174,20 @@ def run(args: argparse.Namespace) -> int:
         ctx = setup(cfg.device)
         run = Run(cfg, ctx, meta, resume=state)
         results = run.fit()
+    except CheckpointError as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 1
     except (
         TrainConfigError,
         PreflightError,
-        CheckpointError,
         DeviceError,
         DatasetError,
         ExtractorConfigError,
     ) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

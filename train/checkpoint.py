@@ -102,14 +102,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint; anything unusable (missing, empty, truncated, not ours) is a
+    one-line CheckpointError naming the file."""
     try:
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{path} is damaged: it is empty (0 bytes)")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing") from None
+    except CheckpointError:
+        raise
     except Exception as e:  # torch raises many types for a damaged zip or pickle
-        raise CheckpointError(
-            f"{path} is damaged: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        ) from None
+        detail = (str(e).strip().splitlines() or ["no detail"])[0][:200]
+        raise CheckpointError(f"{path} is damaged: {type(e).__name__}: {detail}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a training checkpoint (a {type(state).__name__})")
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a training checkpoint (lacks {', '.join(missing)})")

@@ -15,12 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from generator.cli import describe_validation_error
 from generator.config import read_yaml_mapping
+from train.presets import config_file, preset_file, preset_names
 
 if TYPE_CHECKING:
     import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-PRESET_DIR = ROOT / "configs" / "train"
 
 RUNTIME_FIELDS = frozenset(
     {"epochs", "device", "workers", "threads", "compile", "quiet", "out", "data"}
@@ -47,8 +46,8 @@ class TrainConfig(BaseModel):
     data: str | None = Field(None, description="dataset folder made by python -m generator")
     render: str | None = Field(
         None,
-        description="train on samples rendered on the fly instead of --data: 'default' or a "
-        "generator config YAML (generator.stream)",
+        description="train on samples rendered on the fly instead of --data: a generator config "
+        "YAML or the name of a shipped one (configs/generator: default, easy, ...)",
     )
     render_seed: int = Field(0, ge=0, description="the rendered dataset's seed (--render)")
     epoch_samples: int = Field(
@@ -150,9 +149,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def preset_values(preset: str) -> dict[str, Any]:
     """The recipe in ``configs/train/<preset>.yaml``."""
-    path = PRESET_DIR / f"{preset}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))) or "none"
+    path = preset_file("train", preset)
+    if path is None:
+        known = ", ".join(preset_names("train")) or "none"
         raise TrainConfigError(f"unknown training preset {preset!r} (known: {known})")
     return read_yaml(path)
 
@@ -178,12 +177,13 @@ def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
     return values
 
 
-def build_config(values: dict[str, Any], config_file: Path | None = None) -> TrainConfig:
-    """Preset YAML (with its settings for this extractor), then ``config_file``, then ``values`` (flags), validated once."""
+def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
+    """Preset YAML (with its settings for this extractor), then the ``config`` file (a path or a
+    shipped name), then ``values`` (flags), validated once."""
     preset = values.get("preset") or "tiny"
     merged = preset_for(preset, values.get("extractor"))
-    if config_file is not None:
-        merged.update(read_yaml(config_file))
+    if config is not None:
+        merged.update(read_yaml(config_file("train", config, TrainConfigError)))
     merged.update({k: v for k, v in values.items() if v is not None})
     merged["preset"] = merged.get("preset") or preset
     try:

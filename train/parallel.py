@@ -21,8 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from generator.cli import OneLineParser
-from train.__main__ import _number, restore_signals, stop_on_signals
+from generator.cli import OneLineParser, one_line
+from generator.store import METADATA
+from train.__main__ import _number, folder_arg, path_text, restore_signals, stop_on_signals
+from train.slurm import SlurmError, submit, time_limit
 from train.summary import SUMMARY_MD, RunStatus, rank_key, summary_rows, write_summary
 
 STOP_GRACE_SECONDS = 60.0
@@ -32,9 +34,11 @@ POLL_SECONDS = 0.5
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m train.parallel", description=__doc__.splitlines()[0])
     p.add_argument("--extractors", nargs="+", help="default: all registered (or the runs in --out)")
-    p.add_argument("--data", help="dataset folder (default with --resume: each run's own)")
+    p.add_argument(
+        "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
+    )
     p.add_argument("--epochs", type=_number(int, 0, True), required=True)
-    p.add_argument("--out", type=Path, default=Path("runs"), help="runs go to OUT/NAME")
+    p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -44,7 +48,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
     p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
     p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", default="04:00:00", help="slurm time limit per job")
+    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     p.add_argument("--batch-size", type=_number(int, 0, True))
     p.add_argument("--lr", type=_number(float, 0.0, True))
     p.add_argument("--workers", type=_number(int, 0, False), help="data workers per run")
@@ -259,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         data = {n: args.data or run_data(args.out, n) for n in names}
         if missing := [n for n, d in data.items() if d is None]:
             raise ValueError(f"--data is needed for {', '.join(missing)}")
+        if args.launcher == "local":  # the cluster's paths need not exist here
+            for d in sorted(set(data.values())):
+                if not (Path(d) / METADATA).is_file():
+                    raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
         if not args.resume:
             taken = [n for n in names if (args.out / n / "last.pt").exists()]
             if taken:
@@ -266,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
                 )
     except ValueError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
 
     if args.launcher == "slurm":
-        from train.slurm import submit
-
         jobs = {n: train_args(args, n, data[n], None, args.workers or 4) for n in names}
-        statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
+        try:
+            statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
+        except SlurmError as e:
+            print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+            return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
     gpus = gpu_count(args.device)

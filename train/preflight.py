@@ -92,8 +92,10 @@ def check_render(cfg: TrainConfig) -> dict:
     from generator.config import ConfigError, load_config
     from generator.stream import stream_metadata
 
+    from train.presets import config_file
+
     try:
-        gen = load_config(None if cfg.render == "default" else cfg.render)
+        gen = load_config(config_file("generator", cfg.render, PreflightError))
     except ConfigError as e:
         raise PreflightError(f"--render: {e}") from None
     return stream_metadata(gen, cfg.render_seed)

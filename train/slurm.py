@@ -1,20 +1,82 @@
-"""``train.parallel --launcher slurm``: one sbatch script per run, submitted where ``sbatch`` exists.
+"""``--launcher slurm``: one sbatch script per run, submitted where ``sbatch`` exists.
 
-Each job runs ``torchrun`` over its GPUs with ``--resume`` and asks Slurm to
-requeue it on preemption or node failure; a requeued job continues from its
-``last.pt`` (the trainer starts fresh when there is none yet).
+Each job runs ``torchrun`` (through ``srun``) over its GPUs with ``--resume`` and
+asks Slurm to requeue it on preemption or node failure; a requeued job continues
+from its ``last.pt`` (the trainer starts fresh when there is none yet).
+
+Every value that reaches a script is checked first: ``--time`` against Slurm's
+time formats, and no control character anywhere (a newline would start a new
+line of the script). Paths are shell-quoted in the script and in the printed
+``sbatch`` command, and the job log goes to the run folder, which is created
+here before submission (Slurm fails a job whose log folder is missing).
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from generator.cli import one_line
 from generator.store import write_atomic
 from train.summary import RunStatus
+
+TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
+"""Slurm's ``--time``: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SlurmError(ValueError):
+    """A value that cannot go into a batch script; the message is one line."""
+
+
+def check_time(text: str) -> str:
+    if not TIME_FORMATS.fullmatch(text):
+        raise SlurmError(
+            f"--time {text!r} is not a Slurm time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)"
+        )
+    return text
+
+
+def time_limit(text: str) -> str:
+    """argparse type for ``--time``: a bad value is argparse's one-line error, exit 2."""
+    try:
+        return check_time(text)
+    except SlurmError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--time ")) from None
+
+
+def check_values(values: dict[str, str]) -> None:
+    """Refuse a control character in any value bound for a script, naming the value."""
+    for what, value in values.items():
+        if CONTROL.search(value):
+            raise SlurmError(
+                f"{what} {value!r} holds a control character; it cannot go in a script"
+            )
+
+
+def job_name(module: str, name: str) -> str:
+    """Slurm's job name: a label, so anything beyond letters, digits, ``._-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{module.replace('.', '-')}-{name}")
+
+
+def log_path(out: Path, name: str) -> Path:
+    return (out / name).absolute() / "slurm-%j.log"
+
+
+def script_path(out: Path, name: str) -> Path:
+    return (out / "slurm" / f"{name}.sbatch").absolute()
+
+
+def sbatch_command(script: Path, log: Path) -> list[str]:
+    """``sbatch --output=LOG SCRIPT``: the log path goes on the command line, where quoting is
+    the shell's, not inside a ``#SBATCH`` line, whose own parser splits at spaces."""
+    return ["sbatch", f"--output={log}", str(script)]
 
 
 def sbatch_script(
@@ -23,32 +85,38 @@ def sbatch_script(
     out: Path,
     gpus: int,
     cpus: int,
-    time_limit: str,
+    time: str,
     module: str = "train",
 ) -> str:
-    repo = Path(__file__).resolve().parents[1]
-    run_dir = (out / name).absolute()
+    """The batch script of one run; its relative paths are relative to the current folder."""
+    check_time(time)
+    workdir = Path.cwd()
     torchrun = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc_per_node={max(gpus, 1)}", "-m", module, *train_args, "--resume",
     ]  # fmt: skip
+    check_values(
+        {"--time": time, "run name": name, "working folder": str(workdir)}
+        | {f"argument {i}": a for i, a in enumerate(torchrun)}
+    )
     gres = f"#SBATCH --gres=gpu:{gpus}\n" if gpus else ""
+    run_dir = (out / name).absolute()
     return (
         "#!/bin/bash\n"
-        f"#SBATCH --job-name={module.replace('.', '-')}-{name}\n"
+        f"#SBATCH --job-name={job_name(module, name)}\n"
         "#SBATCH --nodes=1\n"
         "#SBATCH --ntasks=1\n"
         f"{gres}"
         f"#SBATCH --cpus-per-task={cpus}\n"
-        f"#SBATCH --time={time_limit}\n"
-        f"#SBATCH --output={run_dir}/slurm-%j.log\n"
+        f"#SBATCH --time={time}\n"
         "#SBATCH --requeue\n"
         "#SBATCH --open-mode=append\n"
+        f"# submit with: {shlex.join(sbatch_command(script_path(out, name), log_path(out, name)))}\n"
         "set -euo pipefail\n"
-        f"mkdir -p {shlex.quote(str(run_dir))}\n"
-        f"cd {shlex.quote(str(repo))}\n"
+        f"mkdir -p -- {shlex.quote(str(run_dir))}\n"
+        f"cd -- {shlex.quote(str(workdir))}\n"
         f"export OMP_NUM_THREADS={max(1, cpus // max(gpus, 1))}\n"
-        f"exec {shlex.join(torchrun)}\n"
+        f"exec srun {shlex.join(torchrun)}\n"
     )
 
 
@@ -57,35 +125,43 @@ def submit(
     out: Path,
     gpus: int,
     cpus: int,
-    time_limit: str,
+    time: str,
     module: str = "train",
 ) -> list[RunStatus]:
-    """Write ``out/slurm/NAME.sbatch`` for each run; submit them if ``sbatch`` is on PATH."""
+    """Write ``out/slurm/NAME.sbatch`` for each run and create its log folder; submit them if
+    ``sbatch`` is on PATH. Every script is built (and checked) before anything is written."""
+    check_values({"--out": str(out.absolute())})
+    texts = {n: sbatch_script(n, args, out, gpus, cpus, time, module) for n, args in jobs.items()}
     folder = out / "slurm"
-    folder.mkdir(parents=True, exist_ok=True)
-    scripts = {}
-    for name, args in jobs.items():
-        path = folder / f"{name}.sbatch"
-        write_atomic(path, sbatch_script(name, args, out, gpus, cpus, time_limit, module).encode())
-        path.chmod(0o755)
-        scripts[name] = path
+    commands = {}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            path = script_path(out, name)
+            write_atomic(path, text.encode())
+            path.chmod(0o755)
+            log = log_path(out, name)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            commands[name] = (path, sbatch_command(path, log))
+    except OSError as e:
+        raise SlurmError(f"cannot write the scripts in {folder}: {e.strerror or e}") from None
     sbatch = shutil.which("sbatch")
-    statuses = []
     if sbatch is None:
-        print(f"sbatch not found: wrote {len(scripts)} scripts to {folder}; on the cluster run")
-        for path in scripts.values():
-            print(f"  sbatch {path}")
+        print(f"sbatch not found: wrote {len(commands)} scripts to {folder}; on the cluster run")
+        for _, command in commands.values():
+            print(f"  {shlex.join(command)}")
         return [
             RunStatus(name, status="written", extra={"script": str(p)})
-            for name, p in scripts.items()
+            for name, (p, _) in commands.items()
         ]
-    for name, path in scripts.items():
-        proc = subprocess.run([sbatch, str(path)], capture_output=True, text=True)
+    statuses = []
+    for name, (path, command) in commands.items():
+        proc = subprocess.run([sbatch, *command[1:]], capture_output=True, text=True)
         if proc.returncode == 0:
             print(f"{name}: {proc.stdout.strip()}")
             statuses.append(RunStatus(name, status="submitted", extra={"script": str(path)}))
         else:
             error = (proc.stderr.strip().splitlines() or ["sbatch failed"])[-1]
-            print(f"{name}: sbatch failed: {error}", file=sys.stderr)
+            print(one_line(f"{name}: sbatch failed: {error}"), file=sys.stderr)
             statuses.append(RunStatus(name, status="failed", error=f"sbatch: {error}"))
     return statuses

@@ -38,8 +38,12 @@ def test_round_then_top_k_continues_only_the_best(dataset, tmp_path, capsys):
     png = (out / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
-    ranked = json.loads((out / "summary.json").read_text())["runs"]
-    best, other = ranked[0]["extractor"], ranked[1]["extractor"]
+    # the best run by its own results.json (higher val accuracy, then lower future RMSE),
+    # not by summary.json's order, which the launcher's own ranking wrote
+    results = {n: json.loads((out / n / "results.json").read_text()) for n in rows}
+    merit = {n: (r["val_accuracy"], -r["val_future_rmse"]) for n, r in results.items()}
+    assert merit["i3d"] != merit["transformer"], "a tie cannot tell a ranking from its reverse"
+    best, other = sorted(merit, key=merit.get, reverse=True)
     assert (
         main(["--top", "1", "--epochs", "2", "--resume", "--out", str(out), "--workers", "0"]) == 0
     )
@@ -119,8 +123,13 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
     assert "#SBATCH --time=01:00:00" in script
     assert "torch.distributed.run" in script and "--nproc_per_node=2" in script
     assert "--extractor i3d" in script and script.rstrip().endswith("--resume")
-    submitted = calls.read_text().split()
-    assert len(submitted) == 2 and all(s.endswith(".sbatch") for s in submitted)
+    submitted = [line.split() for line in calls.read_text().splitlines()]
+    assert [call[-1] for call in submitted] == [
+        str(out / "slurm" / f"{n}.sbatch") for n in ("i3d", "magvit")
+    ]
+    assert all((out / n).is_dir() for n in ("i3d", "magvit")), (
+        "log folders must exist before sbatch"
+    )
 
     monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
     assert main([*args[:-1], str(tmp_path / "other"), "--launcher", "slurm"]) == 0

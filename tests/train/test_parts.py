@@ -178,18 +178,12 @@ def test_per_extractor_settings_of_a_preset():
 
 
 def test_extractor_options_reach_the_extractor():
-    from extractors import build_model
-
-    cfg = build_config(
-        {
-            "extractor": "i3d",
-            "data": "d",
-            "out": "o",
-            "epochs": 1,
-            "extractor_options": {"readout": "global"},
-        }
-    )
-    model = build_model(cfg.extractor, cfg.preset, **cfg.extractor_options)
+    """Through TrainConfig.build_model, the one way the trainer builds its network."""
+    values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1}
+    default = build_config(values).build_model(num_cameras=4, num_classes=4)
+    assert type(default.extractor.readout).__name__ != "GlobalReadout"
+    cfg = build_config({**values, "extractor_options": {"readout": "global"}})
+    model = cfg.build_model(num_cameras=4, num_classes=4)
     assert type(model.extractor.readout).__name__ == "GlobalReadout"
 
 

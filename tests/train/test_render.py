@@ -96,6 +96,7 @@ def test_rendered_run_resumes_exactly(small_config, tmp_path, monkeypatch):
     [
         (["--data", "x", "--render"], "exactly one of data"),
         (["--render", "missing.yaml"], "missing.yaml"),
+        (["--render", "nonesuch"], "shipped generator config"),
         (["--render", "--epoch-samples", "0"], "--epoch-samples"),
     ],
 )

@@ -192,10 +192,10 @@ def parse_config(raw: dict) -> JepaConfig:
 
 
 def load_config(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found; pick one of configs/jepa/*.yaml")
-    return read_yaml_mapping(path, ConfigError)
+    """A config file, or the name of a shipped one (``cifar10``)."""
+    from train.presets import config_file
+
+    return read_yaml_mapping(config_file("jepa", path, ConfigError), ConfigError)
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:

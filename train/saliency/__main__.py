@@ -2,8 +2,8 @@
 
 Trains one saliency variant into a run folder (default ``runs/saliency/<name>``); under
 ``torchrun --nproc_per_node N -m train.saliency ...`` with DistributedDataParallel.
-Exit 0 on success, 2 on bad input (config, data folder, run folder, device), with one
-line on stderr.
+Exit 0 on success, 1 on damaged data (a stimulus file, a checkpoint), 2 on bad input
+(config, data folder, run folder, device), with one line on stderr.
 """
 
 from __future__ import annotations
@@ -11,19 +11,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
+from train.__main__ import folder_arg, path_arg
 from train.checkpoint import CheckpointError
 from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
-from train.saliency.records import LayoutError
+from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--config", type=Path, required=True, help="configs/saliency/<variant>.yaml")
-    ap.add_argument("--out", type=Path, help="run folder (default runs/saliency/<name>)")
-    ap.add_argument("--data", type=Path, help="override data.path")
+    ap.add_argument(
+        "--config",
+        type=path_arg,
+        required=True,
+        help="a YAML file or a shipped name (baseline, entropy_reg, baseline_tiny, ...)",
+    )
+    ap.add_argument("--out", type=folder_arg, help="run folder (default runs/saliency/<name>)")
+    ap.add_argument("--data", type=path_arg, help="override data.path")
     ap.add_argument("--epochs", type=int, help="override train.epochs")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -41,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or Path("runs/saliency") / cfg.name
         results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
-    except (ConfigError, LayoutError, RunFolderError, CheckpointError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (StimulusFileError, CheckpointError) as err:  # damaged data: exit 1
+        print(one_line(f"error: {err}"), file=sys.stderr)
+        return 1
+    except (ConfigError, LayoutError, RunFolderError, DeviceError) as err:
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     if not results:  # a torchrun rank other than 0: rank 0 reports
         return 0

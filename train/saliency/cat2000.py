@@ -20,6 +20,7 @@ from train.saliency.records import (
     LayoutError,
     SaliencySource,
     Sample,
+    StimulusFileError,
     StimulusRef,
     points_from_mask,
 )
@@ -47,10 +48,10 @@ def looks_like(root: Path) -> bool:
 def read_locs(path: Path) -> np.ndarray:
     try:
         return np.asarray(loadmat(path)[LOCS_VARIABLE]) > 0
-    except (KeyError, ValueError, NotImplementedError) as err:
-        raise LayoutError(
+    except (OSError, KeyError, ValueError, TypeError, NotImplementedError) as err:
+        raise StimulusFileError(
             f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({err})"
-        ) from err
+        ) from None
 
 
 class Cat2000Images(SaliencySource):

@@ -8,7 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from generator.cli import describe_validation_error
 from generator.config import read_yaml_mapping
+from train.presets import config_file
 
 
 class ConfigError(ValueError):
@@ -78,17 +80,17 @@ class SaliencyConfig(_Strict):
 
 
 def parse_config(raw: dict, source: str = "config") -> SaliencyConfig:
+    """Validate; every invalid field is named at once, on one line."""
     try:
         return SaliencyConfig.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {loc}: {first['msg']}{more}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(err)}") from None
 
 
 def load_config(path: str | Path) -> SaliencyConfig:
-    """Read and validate a YAML config; every failure is a one-line ConfigError."""
+    """Read and validate a YAML config, given as a file or a shipped name (``baseline_tiny``);
+    every failure is a one-line ConfigError."""
+    path = config_file("saliency", path, ConfigError)
     return parse_config(read_yaml_mapping(path, ConfigError), str(path))
 
 

@@ -7,13 +7,15 @@ the same stimuli, identical pixels, the same fixation points.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
+from train.__main__ import folder_arg, path_arg
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(
         prog="python -m train.saliency.convert", description=__doc__.split("\n\n")[1]
     )
-    ap.add_argument("src", type=Path)
-    ap.add_argument("dst", type=Path)
+    ap.add_argument("src", type=path_arg)
+    ap.add_argument("dst", type=folder_arg)
     ap.add_argument("--to", choices=["images", "hdf5"], required=True)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -90,21 +92,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         src = open_source(args.src)
     except LayoutError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
-    if args.dst.exists() and any(args.dst.iterdir()):
-        print(f"error: {args.dst} exists and is not empty; give a new folder", file=sys.stderr)
+    if args.dst.exists() and (not args.dst.is_dir() or any(args.dst.iterdir())):
+        print(
+            one_line(f"error: {args.dst} exists and is not an empty folder; give a new folder"),
+            file=sys.stderr,
+        )
         return 2
     if src.layout == args.to:
-        print(f"error: {args.src} is already in {args.to} layout", file=sys.stderr)
+        print(one_line(f"error: {args.src} is already in {args.to} layout"), file=sys.stderr)
         return 2
     print(f"found {src.describe()}")
-    n = convert(src, args.dst, args.to, quiet=quiet)
-    problems = compare(src, open_source(args.dst))
+    created = not args.dst.exists()
+    try:
+        n = convert(src, args.dst, args.to, quiet=quiet)
+        problems = compare(src, open_source(args.dst))
+    except (LayoutError, OSError) as err:  # a damaged source file, a full disk: no half copy
+        if created:
+            shutil.rmtree(args.dst, ignore_errors=True)
+        print(one_line(f"error: {err}"), file=sys.stderr)
+        return 1
     for p in problems[:20]:
-        print(f"mismatch: {p}", file=sys.stderr)
+        print(one_line(f"mismatch: {p}"), file=sys.stderr)
     if problems:
-        print(f"converted {n} stimuli to {args.dst}, but {len(problems)} differ", file=sys.stderr)
+        print(
+            one_line(f"converted {n} stimuli to {args.dst}, but {len(problems)} differ"),
+            file=sys.stderr,
+        )
         return 1
     print(f"converted {n} stimuli to {args.dst} ({args.to}); loader output checked identical")
     return 0

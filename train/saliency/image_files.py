@@ -8,20 +8,33 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.saliency.records import Sample, StimulusRef, as_rgb
+from train.saliency.records import Sample, StimulusFileError, StimulusRef, as_rgb
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 
 
+def read_image(path: Path, mode: str) -> np.ndarray:
+    """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty or damaged file
+    is a one-line StimulusFileError naming it, not PIL's traceback."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert(mode))
+    except FileNotFoundError:
+        raise StimulusFileError(f"{path} is listed but missing on disk") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise StimulusFileError(f"{path} cannot be read as an image ({detail})") from None
+
+
 def read_map(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0
+    return read_image(path, "L").astype(np.float64) / 255.0
 
 
 def image_sample(
     ref: StimulusRef, stimulus: Path, fixations: np.ndarray, map_path: Path | None
 ) -> Sample:
     """A ``Sample`` from a stimulus file, its fixations and its map file (if shipped)."""
-    image = as_rgb(np.asarray(Image.open(stimulus).convert("RGB")))
+    image = as_rgb(read_image(stimulus, "RGB"))
     return Sample(
         ref.key,
         ref.category,

@@ -21,6 +21,7 @@ from train.saliency.image_files import (
     STIMULUS_SUFFIXES,
     fixation_mask,
     image_sample,
+    read_image,
     write_image,
     write_map,
 )
@@ -43,7 +44,7 @@ def looks_like(root: Path) -> bool:
 
 
 def read_mask(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("L")) > 127
+    return read_image(path, "L") > 127
 
 
 class Mit1003Images(SaliencySource):

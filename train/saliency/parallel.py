@@ -14,14 +14,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
-from train.__main__ import _number
+from generator.cli import OneLineParser, one_line
+from train.__main__ import _number, folder_arg, path_arg
 from train.parallel import LocalLauncher, available_cores, gpu_count
+from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
+from train.saliency.layouts import open_source
+from train.saliency.records import LayoutError
 from train.saliency.summary import write_summary
+from train.slurm import SlurmError, submit, time_limit
 
 PROG = "python -m train.saliency.parallel"
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "saliency"
+CONFIGS = preset_dir("saliency")
 MODULE = "train.saliency"
 
 
@@ -30,19 +34,21 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--configs",
         nargs="+",
-        type=Path,
+        type=path_arg,
         default=[CONFIGS / "baseline.yaml", CONFIGS / "entropy_reg.yaml"],
-        help="one config per variant (default: baseline and entropy_reg)",
+        help="one config (file or shipped name) per variant (default: baseline and entropy_reg)",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/saliency"), help="runs go to OUT/NAME")
-    p.add_argument("--data", type=Path, help="dataset folder for every run (over data.path)")
+    p.add_argument(
+        "--out", type=folder_arg, default=Path("runs/saliency"), help="runs go to OUT/NAME"
+    )
+    p.add_argument("--data", type=path_arg, help="dataset folder for every run (over data.path)")
     p.add_argument("--epochs", type=_number(int, 0, True), help="over train.epochs")
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
     p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
     p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", default="04:00:00", help="slurm time limit per job")
+    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     return p
 
 
@@ -59,11 +65,14 @@ def run_args(args, config: Path, name: str) -> list[str]:
 def plan(args) -> dict[str, list[str]]:
     """Check every config and run folder before starting anything; name -> arguments."""
     names = {}
-    for config in args.configs:
-        name = load_config(config).name
-        if name in names:
-            raise ValueError(f"{names[name]} and {config} both name their run {name!r}")
-        names[name] = config
+    for given in args.configs:
+        config = config_file("saliency", given, ConfigError)
+        cfg = load_config(config)
+        if cfg.name in names:
+            raise ValueError(f"{names[cfg.name]} and {config} both name their run {cfg.name!r}")
+        names[cfg.name] = config
+        if args.launcher == "local":  # the cluster's paths need not exist here
+            open_source(args.data if args.data is not None else cfg.data.path)
     if not args.resume:
         taken = [n for n in names if (args.out / n / "last.pt").exists()]
         if taken:
@@ -77,21 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         jobs = plan(args)
-    except (ConfigError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+    except (ConfigError, LayoutError, ValueError) as e:
+        print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
         return 2
 
     if args.launcher == "slurm":
-        from train.slurm import submit
-
-        statuses = submit(
-            {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
-            args.out,
-            args.gpus_per_run,
-            args.cpus_per_run,
-            args.time,
-            module=MODULE,
-        )
+        try:
+            statuses = submit(
+                {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
+                args.out,
+                args.gpus_per_run,
+                args.cpus_per_run,
+                args.time,
+                module=MODULE,
+            )
+        except SlurmError as e:
+            print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
+            return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
     gpus = gpu_count(args.device)

@@ -30,18 +30,28 @@ import os
 import shutil
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image
 
 from generator.store import write_atomic
-from train.saliency.image_files import read_map
+from train.saliency.image_files import read_image, read_map
 from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
 
 STIMULI_FILE = "stimuli.hdf5"
 FIXATIONS_FILE = "fixations.hdf5"
 MAPS_DIR = "fixation_maps"
 WHERE = "pysaliency.get_mit1003(location=...) or pysaliency.get_cat2000_train(location=...)"
+
+
+def _h5py():
+    """h5py, an optional extra: only this layout needs it, so its absence is one line."""
+    try:
+        import h5py
+    except ImportError:
+        raise LayoutError(
+            "the pysaliency HDF5 layout needs h5py: pip install 'trajectory-suite[hdf5]'"
+        ) from None
+    return h5py
 
 
 def looks_like(root: Path) -> bool:
@@ -52,12 +62,12 @@ def _text(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _attribute_names(group: h5py.Group) -> list[str]:
+def _attribute_names(group) -> list[str]:
     raw = group.attrs.get("__attributes__")
     return [] if raw is None else list(json.loads(_text(raw)))
 
 
-def _type_version(f: h5py.Group, path: Path) -> tuple[str, str]:
+def _type_version(f, path: Path) -> tuple[str, str]:
     if "type" not in f.attrs or "version" not in f.attrs:
         raise LayoutError(f"{path}: no 'type'/'version' attributes; not a pysaliency export")
     return _text(f.attrs["type"]), _text(f.attrs["version"])
@@ -73,7 +83,7 @@ def read_stimuli(
     path: Path,
 ) -> tuple[list[StimulusRef], list[Path] | None, list[np.ndarray] | None]:
     """Refs plus either the stimulus files (FileStimuli) or the arrays (Stimuli)."""
-    with h5py.File(path, "r") as f:
+    with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         size = int(f.attrs["size"])
         attrs = {n: f[n][...] for n in _attribute_names(f)}
@@ -112,7 +122,7 @@ def _flatten_trains(xs: np.ndarray, ys: np.ndarray, ns: np.ndarray, lengths) -> 
 
 def read_fixations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All fixations as flat ``x``, ``y`` and stimulus index ``n``."""
-    with h5py.File(path, "r") as f:
+    with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         if kind == "FixationTrains":
             lengths = f["train_lengths"][...] if "train_lengths" in f else None
@@ -163,7 +173,7 @@ class PysaliencyHdf5(SaliencySource):
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
         if self.files is not None:
-            image = np.asarray(Image.open(self.files[index]).convert("RGB"))
+            image = read_image(self.files[index], "RGB")
             extra = {"stimulus_file": self.files[index]}
         else:
             image, extra = self.arrays[index], {}
@@ -190,6 +200,7 @@ def write_dataset(dst: Path, samples, prefix: str) -> int:
     Stimulus files go to ``dst/<prefix>/<key>`` (pysaliency uses ``stimuli`` for MIT1003 and
     ``Stimuli`` for CAT2000); each stimulus' fixations become one train of subject 0.
     """
+    _h5py()  # before anything is written
     dst.mkdir(parents=True, exist_ok=True)
     names, shapes, cats, trains = [], [], [], []
     cat_index: dict[str, int] = {}
@@ -217,6 +228,7 @@ def write_dataset(dst: Path, samples, prefix: str) -> int:
 
 
 def _write_file_stimuli(path: Path, names, shapes, categories) -> None:
+    h5py = _h5py()
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.attrs["type"] = np.bytes_("FileStimuli")
@@ -241,6 +253,7 @@ def _write_file_stimuli(path: Path, names, shapes, categories) -> None:
 
 
 def _write_fixation_trains(path: Path, trains: list[np.ndarray]) -> None:
+    h5py = _h5py()
     longest = max([len(t) for t in trains] + [1])
     xs = np.full((len(trains), longest), np.nan)
     ys, ts = xs.copy(), xs.copy()

@@ -18,6 +18,11 @@ class LayoutError(ValueError):
     """A folder is not a dataset layout we know, or a file in it is malformed."""
 
 
+class StimulusFileError(LayoutError):
+    """A file the layout lists is missing or cannot be decoded: bad data (exit 1), where an
+    unknown layout is a bad argument (exit 2)."""
+
+
 @dataclass(frozen=True)
 class StimulusRef:
     """One stimulus: ``key`` is its path relative to the stimulus folder (``Action/001.jpg``)."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
+from train.__main__ import _number, folder_arg
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
@@ -61,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(
         prog="python -m train.saliency.synthetic", description=__doc__.split("\n\n")[0]
     )
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("out", type=folder_arg)
+    ap.add_argument("--n", type=_number(int, 0, True), default=200, help="stimuli to write")
+    ap.add_argument("--seed", type=_number(int, 0, False), default=0)
     args = ap.parse_args(argv)
-    if args.n < 1:
-        print("error: --n must be at least 1", file=sys.stderr)
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        print(
+            one_line(f"error: {args.out} exists and is not an empty folder; give a new folder"),
+            file=sys.stderr,
+        )
         return 2
-    if args.out.exists() and any(args.out.iterdir()):
-        print(f"error: {args.out} exists and is not empty; give a new folder", file=sys.stderr)
-        return 2
-    write_synthetic(args.out, args.n, args.seed)
+    try:
+        write_synthetic(args.out, args.n, args.seed)
+    except OSError as e:
+        print(one_line(f"error: cannot write {args.out}: {e}"), file=sys.stderr)
+        return 1
     print(f"wrote {args.n} synthetic stimuli to {args.out} (MIT1003 layout)")
     return 0
 

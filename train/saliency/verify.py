@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 from tqdm import tqdm
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, one_line
+from train.__main__ import path_arg
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource
 
@@ -80,26 +80,28 @@ def report(inv: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency.verify", description=__doc__.split("\n\n")[0])
-    ap.add_argument("root", type=Path)
+    ap.add_argument("root", type=path_arg)
     ap.add_argument("--json", action="store_true", help="print the inventory as JSON")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
         src = open_source(args.root)
     except LayoutError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     if len(src) == 0:
         print(
-            f"error: {args.root}: {src.dataset} layout but no stimuli in it; get them from "
-            f"{where_to_get(src.dataset)}",
+            one_line(
+                f"error: {args.root}: {src.dataset} layout but no stimuli in it; get them from "
+                f"{where_to_get(src.dataset)}"
+            ),
             file=sys.stderr,
         )
         return 1
     try:
         inv = inventory(src, quiet=args.quiet or not sys.stderr.isatty())
     except LayoutError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     print(json.dumps(inv, indent=2) if args.json else report(inv))
     return 1 if inv["missing_fixations"] else 0

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import yaml
@@ -50,15 +51,31 @@ def test_both_variants_train_at_once_and_are_ranked_by_info_gain(
 
 def test_one_failed_run_does_not_stop_the_other(tiny_config, synth, tmp_path):
     good, bad = variants(tiny_config, synth, epochs=1)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(synth, damaged)
+    for image in (damaged / "ALLSTIMULI").iterdir():  # listed, so only the run finds out
+        image.write_bytes(b"")
     raw = yaml.safe_load(Path(bad).read_text())
-    raw["data"]["path"] = str(tmp_path / "missing")
+    raw["data"]["path"] = str(damaged)
     Path(bad).write_text(yaml.safe_dump(raw))
     out = tmp_path / "runs"
     assert main(["--configs", good, bad, "--out", str(out)]) == 1
     rows = {r["variant"]: r for r in summary(out)}
     assert rows["baseline_tiny"]["status"] == "done"
     assert rows["entropy_reg_tiny"]["status"] == "failed"
-    assert "no such folder" in rows["entropy_reg_tiny"]["error"]
+    assert "cannot be read as an image" in rows["entropy_reg_tiny"]["error"]
+
+
+def test_a_missing_data_folder_is_refused_before_any_run(tiny_config, synth, tmp_path, capsys):
+    good, bad = variants(tiny_config, synth, epochs=1)
+    raw = yaml.safe_load(Path(bad).read_text())
+    raw["data"]["path"] = str(tmp_path / "missing")
+    Path(bad).write_text(yaml.safe_dump(raw))
+    out = tmp_path / "runs"
+    assert main(["--configs", good, bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing: no such folder" in err, err
+    assert not out.exists()
 
 
 def test_slurm_scripts_run_train_saliency_under_torchrun(

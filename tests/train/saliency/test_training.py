@@ -125,13 +125,13 @@ def test_resume_with_a_changed_config_is_refused(tiny_config, tmp_path, synth, c
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # epoch 1 and its test line
 
 
-def test_damaged_last_pt_is_one_line_exit_2(tiny_config, tmp_path, synth, capsys):
+def test_damaged_last_pt_is_one_line_exit_1(tiny_config, tmp_path, synth, capsys):
     cfg = tiny_config("baseline", synth, epochs=1)
     out = tmp_path / "run"
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     (out / "last.pt").write_bytes(b"not a checkpoint")
     assert (
-        main(["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 2
+        main(["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 1
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "last.pt is damaged" in err

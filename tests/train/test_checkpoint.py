@@ -1,0 +1,55 @@
+"""A damaged training checkpoint is one line naming the file: never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from train.__main__ import main
+from train.checkpoint import CheckpointError, load_checkpoint
+
+
+def whole_checkpoint(path: Path) -> bytes:
+    state = {"model": {"w": torch.arange(4096.0)}, "optimizer": {}, "scheduler": {}}
+    torch.save({**state, "epoch": 1, "config": {"extractor": "i3d"}}, path)
+    return path.read_bytes()
+
+
+DAMAGE = {
+    "empty": lambda whole: b"",
+    "truncated": lambda whole: whole[: len(whole) // 2],
+    "one byte": lambda whole: whole[:1],
+    "not torch": lambda whole: b"not a checkpoint\n",
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
+    path = tmp_path / "last.pt"
+    path.write_bytes(DAMAGE[kind](whole_checkpoint(path)))
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert str(path) in message and "damaged" in message and "\n" not in message
+
+
+def test_a_torch_file_that_is_no_mapping_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated"])
+def test_resume_from_a_damaged_checkpoint_exits_1_naming_it(tmp_path, capsys, kind):
+    run = tmp_path / "run"
+    run.mkdir()
+    last = run / "last.pt"
+    last.write_bytes(DAMAGE[kind](whole_checkpoint(last)))
+    before = last.read_bytes()
+    assert main(["--out", str(run), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(last) in err and "Traceback" not in err, err
+    assert last.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["last.pt"]

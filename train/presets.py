@@ -1,0 +1,45 @@
+"""The shipped configs, found the same way in a checkout and in an installed wheel.
+
+``configs/`` at the top of the repository is where a user edits and copies from. The
+wheel installs that folder as ``configs`` beside ``train`` (package data), so one
+lookup relative to this file finds it in both cases. A config argument is either a
+file or the name of a shipped one (``tiny``, ``cifar10``, ``baseline_tiny``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+
+
+def preset_dir(kind: str) -> Path:
+    """``configs/<kind>``: ``train``, ``jepa``, ``saliency`` or ``generator``."""
+    return CONFIG_ROOT / kind
+
+
+def preset_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in preset_dir(kind).glob("*.yaml"))
+
+
+def preset_file(kind: str, name: str) -> Path | None:
+    """The shipped ``configs/<kind>/<name>.yaml``, or None when ``name`` is not one."""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    path = preset_dir(kind) / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return path if path.is_file() else None
+
+
+def config_file(kind: str, value: str | Path, error: type[Exception]) -> Path:
+    """A config file given as a path or as a shipped preset's name; a bare name that is
+    neither is ``error`` naming the shipped ones."""
+    path = Path(value)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
+        raise error(f"config {str(value)!r} is not a regular file")
+    if path.is_file() or len(path.parts) > 1:  # a path: its reader names what is wrong with it
+        return path
+    shipped = preset_file(kind, str(value))
+    if shipped is not None:
+        return shipped
+    known = ", ".join(preset_names(kind)) or "none"
+    raise error(f"config {str(value)!r} is neither a file nor a shipped {kind} config ({known})")
