@@ -91,7 +91,6 @@ def check_render(cfg: TrainConfig) -> dict:
     """The generator config of a ``--render`` run loads; returns its stream's metadata."""
     from generator.config import ConfigError, load_config
     from generator.stream import stream_metadata
-
     from train.presets import config_file
 
     try:
