@@ -1,7 +1,7 @@
 """``metadata.json``: written last, atomically, from the manifests; what readers trust first.
 
-Holds what DESIGN.md's format v1 requires (counts, classes, shapes, seed,
-config, the camera rig as K, R, t) plus the layout ("pt" or "shards"), the
+Holds what format v1 requires (docs/architecture.md): counts, classes, shapes, seed,
+config, the camera rig as K, R, t; plus the layout ("pt" or "shards"), the
 renderer version and, for shards, their convention, compression and size.
 """
 
