@@ -89,7 +89,15 @@ def test_errors_name_the_problem(small_dataset, tmp_path):
     meta["format_version"] = 1
     (copy / "metadata.json").write_text(json.dumps(meta))
     ds = TrajectoryDataset(copy, "train")
-    (copy / "videos" / f"sample_{ds.indices[0]:04d}.pt").write_bytes(b"garbage")
+    video = copy / "videos" / f"sample_{ds.indices[0]:04d}.pt"
+    size = video.stat().st_size
+    video.write_bytes(b"garbage")
+    with pytest.raises(
+        DatasetError,
+        match=f"sample_{ds.indices[0]:04d}.pt has 7 bytes; its manifest records {size}",
+    ):
+        ds[0]
+    video.write_bytes(b"garbage".ljust(size, b"\0"))  # the recorded size, not a zip
     with pytest.raises(DatasetError, match=f"sample_{ds.indices[0]:04d}.pt is damaged"):
         ds[0]
     with pytest.raises(ValueError, match="cameras"):
