@@ -206,6 +206,20 @@ class Metadata(_Record):
     config: dict
     shards: dict | None = None
 
+    @field_validator("video_shape")
+    @classmethod
+    def _five_axes(cls, v: list[int]) -> list[int]:
+        if len(v) != 5 or min(v) < 1:
+            raise ValueError("video_shape must be 5 positive sizes (cameras, frames, 3, H, W)")
+        return v
+
+    @field_validator("stem_width", "total_samples")
+    @classmethod
+    def _not_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
 
 class Fingerprint(_Record):
     """``checkpoints/fingerprint.json``: what ``--resume`` checks; it must agree with the metadata."""
