@@ -3,68 +3,74 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
-from generator.sources import DatasetError, open_source
-from generator.store import FORMAT_VERSION, METADATA, Layout
+from generator.sources import DatasetError, Metadata, open_source, read_file, schema_error
+from generator.store import FORMAT_VERSION, FORMATS, METADATA, Layout
 
 __all__ = ["DatasetError", "TrajectoryDataset", "load_sample", "read_metadata", "split_indices"]
 
 
 def read_metadata(root: str | Path) -> dict:
+    """``metadata.json`` of ``root``, checked against its schema (``DatasetError`` names what is wrong)."""
     root = Path(root)
     path = root / METADATA
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise DatasetError(
             f"{path} is missing: the dataset is incomplete (finish it with python -m generator --resume)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        )
+    try:
+        meta = json.loads(read_file(path, root))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DatasetError(f"{path} is damaged: {e}") from None
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
         raise DatasetError(
             f"{path} has format_version {version!r}; this reader knows {FORMAT_VERSION}"
         )
+    fmt = meta.get("format", "pt")
+    if fmt not in FORMATS:
+        raise DatasetError(f"{path} has format {fmt!r}; this reader knows {', '.join(FORMATS)}")
+    try:
+        Metadata.model_validate(meta)
+    except ValidationError as e:
+        raise schema_error(path, e) from None
     return meta
 
 
 def load_video(
-    path: Path, shape: tuple[int, ...] | None = None, mmap: bool = False
+    path: Path,
+    shape: tuple[int, ...] | None = None,
+    mmap: bool = False,
+    source: BinaryIO | None = None,
 ) -> torch.Tensor:
-    """A video tensor, loaded with ``weights_only=True``; damage or a wrong shape names the file."""
+    """A video tensor from ``path`` (or its bytes in ``source``), loaded with ``weights_only=True``.
+
+    Damage or a wrong shape names the file.
+    """
     try:
-        video = torch.load(path, weights_only=True, mmap=mmap, map_location="cpu")
+        video = torch.load(
+            path if source is None else source, weights_only=True, mmap=mmap, map_location="cpu"
+        )
     except FileNotFoundError:
         raise DatasetError(f"{path} is missing") from None
     except Exception as e:  # torch raises many types for a damaged zip or pickle
-        raise DatasetError(
-            f"{path} is damaged: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        ) from None
+        first = (str(e).splitlines() or [""])[0][:200]  # EOFError's message is empty
+        raise DatasetError(f"{path} is damaged: {type(e).__name__}: {first}") from None
     if not isinstance(video, torch.Tensor) or video.dtype != torch.uint8:
         raise DatasetError(f"{path} does not hold a uint8 tensor")
     if shape is not None and tuple(video.shape) != tuple(shape):
         raise DatasetError(f"{path} has shape {tuple(video.shape)}, expected {tuple(shape)}")
     return video
-
-
-def load_label(path: Path) -> dict:
-    try:
-        label = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{path} is damaged: {e}") from None
-    if not isinstance(label, dict):
-        raise DatasetError(f"{path} is not a JSON object")
-    return label
 
 
 def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
@@ -111,25 +117,6 @@ def split_indices(
     return out
 
 
-def _class_labels(root: Path, meta: dict) -> list[int]:
-    """Class of every sample, from the checkpoint manifests (no need to open each label)."""
-    layout = Layout(root, meta["stem_width"])
-    classes: dict[int, int] = {}
-    for path in layout.manifests():
-        try:
-            for e in json.loads(path.read_text())["samples"]:
-                classes[int(e["index"])] = int(e["class_label"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DatasetError(f"{path} is damaged: {e}") from None
-    n = meta["total_samples"]
-    missing = [i for i in range(n) if i not in classes]
-    if missing:
-        raise DatasetError(
-            f"{root}: {len(missing)} samples are in no checkpoint manifest (first {missing[0]})"
-        )
-    return [classes[i] for i in range(n)]
-
-
 def channel_stats(source, picks: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std (float64) of the videos of samples ``picks`` of any source."""
     total = torch.zeros(3, dtype=torch.float64)
@@ -160,7 +147,9 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     cameras, ``frame_stride`` subsamples time. ``augment`` jitters brightness,
     contrast and saturation of the whole clip (one draw for all frames and
     cameras); nothing that moves pixels, so every labelled position stays where
-    it is drawn.
+    it is drawn. Every read checks the files' type, size and label against the
+    manifests; ``verify`` also hashes each video (about 0.9 ms a sample), the only
+    way to see a flipped bit inside a tensor.
     """
 
     def __init__(
@@ -175,15 +164,16 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         augment: bool = False,
         limit: int | None = None,
         normalize: bool = True,
+        verify: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.root = Path(root)
         self.meta = read_metadata(self.root)
         self.layout = Layout(self.root, self.meta["stem_width"])
-        self.source = open_source(self.root, self.meta)
+        self.source = open_source(self.root, self.meta, verify)
         self.split = split
-        self.splits = split_indices(_class_labels(self.root, self.meta), fractions, split_seed)
+        self.splits = split_indices(self.source.index.class_labels, fractions, split_seed)
         self.indices = self.splits[split][:limit] if limit else self.splits[split]
         self._set_view(cameras, frame_stride, augment, normalize, self._normalization())
 
@@ -234,11 +224,11 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         path = self.root / STATS_FILE
         n = self.meta["total_samples"]
         try:
-            stats = json.loads(path.read_text())
+            stats = json.loads(read_file(path, self.root))
             if stats.get("total_samples") == n:
                 return torch.tensor(stats["mean"]), torch.tensor(stats["std"])
-        except (OSError, ValueError, KeyError):
-            pass
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # missing or damaged (DatasetError is a ValueError): computed again
         picks = self.splits["train"][:STATS_SAMPLES] or list(range(min(n, STATS_SAMPLES)))
         mean, std = channel_stats(self.source, picks)
         try:

@@ -10,32 +10,305 @@ part of a split. The checkpoint manifests already record each sample's shard,
 byte offset and compressed length, so one sample costs one seek and one
 ~1.3 MB read and decompression; memory per worker is one sample, never a
 shard, and the shuffle is exact rather than a buffer's approximation.
+
+Every file is opened only once it is known to be a regular file inside the
+dataset folder (a FIFO or a link to ``/dev/zero`` would hang a read), data
+files only at the size their manifest records, and every JSON file is checked
+against its schema (``pydantic``, strict types): damage of any kind is a
+``DatasetError`` naming the file, never another exception.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import stat
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from generator.store import Layout
+from generator.config import CLASS_NAMES
+from generator.store import FORMATS, Layout
 
 
 class DatasetError(ValueError):
     """A dataset folder or file that cannot be read; the message names it."""
 
 
-def _manifest_entries(layout: Layout) -> dict[int, dict]:
-    entries: dict[int, dict] = {}
-    for path in layout.manifests():
-        try:
-            for e in json.loads(path.read_text())["samples"]:
-                entries[int(e["index"])] = e
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DatasetError(f"{path} is damaged: {e}") from None
-    return entries
+# ------------------------------------------------------------------ files
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device"}
+
+
+def regular_size(path: Path, root: Path) -> int:
+    """The size of ``path`` if it is a regular file inside ``root`` (a symlink may point within it)."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            real, inside = os.path.realpath(path), os.path.realpath(root)
+            if os.path.commonpath([real, inside]) != inside:
+                raise DatasetError(f"{path} is a symlink out of the dataset folder (to {real})")
+            st = os.stat(real)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing") from None
+    except OSError as e:
+        raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise DatasetError(f"{path} is {kind}, not a regular file")
+    return st.st_size
+
+
+def read_file(path: Path, root: Path, size: int | None = None) -> bytes:
+    """The bytes of a regular file inside ``root``; ``size``, if given, is what it must hold."""
+    found = regular_size(path, root)
+    if size is not None and found != size:
+        raise DatasetError(f"{path} has {found} bytes; its manifest records {size}")
+    try:
+        with open(path, "rb") as f:
+            return f.read(found)
+    except OSError as e:
+        raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
+
+
+def schema_error(path: Path, e: ValidationError) -> DatasetError:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return DatasetError(f"{path} is damaged: {where + ': ' if where else ''}{err['msg']}")
+
+
+def read_model(path: Path, root: Path, model: type[BaseModel]) -> tuple[BaseModel, dict]:
+    """A JSON file checked against ``model``: the model and the plain dict."""
+    data = read_file(path, root)
+    try:
+        return model.model_validate_json(data), json.loads(data)
+    except ValidationError as e:
+        raise schema_error(path, e) from None
+
+
+# ------------------------------------------------------------------ schemas
+
+
+class _Record(BaseModel):
+    """Strict JSON types (no "5" for 5); extra keys are allowed."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class Label(_Record):
+    """The schema every label satisfies."""
+
+    index: int
+    class_label: int
+    class_name: str
+    future_frame: int
+    future_position: list[float]
+    positions: list[list[float]]
+    trajectory_params: dict
+    appearance: dict
+    seed: list[int]
+    video_sha256: str
+
+    @field_validator("class_label")
+    @classmethod
+    def _known_class(cls, v: int) -> int:
+        if not 0 <= v < len(CLASS_NAMES):
+            raise ValueError(f"class_label {v} is not one of 0..{len(CLASS_NAMES) - 1}")
+        return v
+
+    @field_validator("future_position")
+    @classmethod
+    def _xyz(cls, v: list[float]) -> list[float]:
+        if len(v) != 3:
+            raise ValueError("future_position must have 3 coordinates")
+        return v
+
+    @field_validator("positions")
+    @classmethod
+    def _points(cls, v: list[list[float]]) -> list[list[float]]:
+        if any(len(p) != 3 for p in v):
+            raise ValueError("every position must have 3 coordinates")
+        return v
+
+
+class Entry(_Record):
+    """A sample's line in a checkpoint manifest (shard, offset, length in the "shards" layout)."""
+
+    index: int
+    stem: str
+    class_label: int
+    video_sha256: str
+    label_sha256: str
+    video_bytes: int
+    shard: str | None = None
+    offset: int | None = None
+    length: int | None = None
+
+
+class ShardLine(_Record):
+    name: str
+    start: int
+    end: int
+    sha256: str
+    bytes: int
+
+
+class Manifest(_Record):
+    format_version: int
+    start: int
+    end: int
+    seed: int
+    elapsed_seconds: float
+    created: str
+    samples: list[Entry]
+    shards: list[ShardLine] | None = None
+
+
+class Camera(_Record):
+    name: str
+    azimuth_deg: float
+    elevation_deg: float
+    K: list[list[float]]
+    R: list[list[float]]
+    t: list[float]
+
+
+class Metadata(_Record):
+    """``metadata.json``; keys older datasets may lack have defaults."""
+
+    format_version: int
+    render_version: int = 1
+    format: Literal["pt", "shards"] = "pt"
+    total_samples: int
+    class_distribution: dict[str, int]
+    classes: list[str]
+    generation_time_seconds: float
+    timestamp: str
+    video_shape: list[int]
+    video_layout: str | None = None
+    dtype: str
+    seed: int
+    stem_width: int
+    frames: int | None = None
+    horizon: int | None = None
+    future_frame_index: int | None = None
+    fps: float | None = None
+    scene_extent: float | None = None
+    scene_bounds: dict[str, list[float]] | None = None
+    cameras: list[Camera]
+    projection: str | None = None
+    checkpoints: list[str] | None = None
+    config: dict
+    shards: dict | None = None
+
+    @field_validator("video_shape")
+    @classmethod
+    def _five_axes(cls, v: list[int]) -> list[int]:
+        if len(v) != 5 or min(v) < 1:
+            raise ValueError("video_shape must be 5 positive sizes (cameras, frames, 3, H, W)")
+        return v
+
+    @field_validator("stem_width", "total_samples")
+    @classmethod
+    def _not_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+
+class Fingerprint(_Record):
+    """``checkpoints/fingerprint.json``: what ``--resume`` checks; it must agree with the metadata."""
+
+    format_version: int
+    render_version: int = 1
+    seed: int
+    stem_width: int
+    config: dict
+    layout: dict | None = None
+
+
+def check_fingerprint(layout: Layout, meta: dict) -> None:
+    """The fingerprint parses and names the seed, stem width, config and renderer of the metadata."""
+    fp, _ = read_model(layout.fingerprint, layout.root, Fingerprint)
+    md = Metadata.model_validate(meta)
+    for key in ("seed", "stem_width", "render_version", "config"):
+        if getattr(fp, key) != getattr(md, key):
+            raise DatasetError(f"{layout.fingerprint} differs from metadata.json in {key!r}")
+
+
+# ------------------------------------------------------------------ manifests
+
+
+class Index:
+    """What the manifests record of every sample, in compact arrays (a DataLoader worker forks with it)."""
+
+    def __init__(self, layout: Layout, meta: dict) -> None:
+        n = meta["total_samples"]
+        entries: dict[int, Entry] = {}
+        shards: dict[str, ShardLine] = {}
+        for path in manifest_paths(layout, meta):
+            m, _ = read_model(path, layout.root, Manifest)
+            entries.update((e.index, e) for e in m.samples)
+            shards.update((s.name, s) for s in m.shards or [])
+        missing = [i for i in range(n) if i not in entries]
+        if missing:
+            raise DatasetError(
+                f"{layout.root}: {len(missing)} samples are in no checkpoint manifest (first {missing[0]})"
+            )
+        rows = [entries[i] for i in range(n)]
+        self.class_labels = [e.class_label for e in rows]
+        self.video_bytes = np.array([e.video_bytes for e in rows], dtype=np.int64)
+        self.video_sha = np.array([e.video_sha256 for e in rows], dtype="S64")
+        self.label_sha = np.array([e.label_sha256 for e in rows], dtype="S64")
+        if meta.get("format", "pt") == "shards":
+            bad = [e for e in rows if e.shard not in shards or e.offset is None or e.length is None]
+            if bad:
+                raise DatasetError(
+                    f"{layout.root}: sample {bad[0].index} has no shard, offset and length in its manifest"
+                )
+            names = sorted({e.shard for e in rows})
+            if any(Path(name).name != name or name in (".", "..") for name in names):
+                raise DatasetError(f"{layout.root}: a manifest names a shard outside shards/")
+            number = {name: k for k, name in enumerate(names)}
+            self.shard_names = names
+            self.shard_bytes = np.array([shards[s].bytes for s in names], dtype=np.int64)
+            self.shard_of = np.array([number[e.shard] for e in rows], dtype=np.int32)
+            self.offset = np.array([e.offset for e in rows], dtype=np.int64)
+            self.length = np.array([e.length for e in rows], dtype=np.int64)
+
+
+def manifest_paths(layout: Layout, meta: dict) -> list[Path]:
+    """The chunk manifests on disk; each one the metadata lists must be there."""
+    found = layout.manifests()
+    names = {p.name for p in found}
+    for name in meta.get("checkpoints") or []:
+        if name not in names:
+            raise DatasetError(f"{layout.checkpoints / name} is missing (metadata.json lists it)")
+    return found
+
+
+# ------------------------------------------------------------------ samples
+
+
+def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: dict) -> dict:
+    """A label's bytes: its manifest's SHA-256, the schema, its own index and its length."""
+    if hashlib.sha256(data).hexdigest().encode() != expected_sha:
+        raise DatasetError(f"{path}: the label's SHA-256 differs from its manifest")
+    try:
+        label = Label.model_validate_json(data)
+    except ValidationError as e:
+        raise schema_error(path, e) from None
+    if label.index != index:
+        raise DatasetError(f"{path}: the label says index {label.index}, expected {index}")
+    frames = meta["video_shape"][1]
+    if len(label.positions) < frames:
+        raise DatasetError(f"{path}: {len(label.positions)} positions for {frames} frames")
+    return json.loads(data)
 
 
 class PtSource:
@@ -43,19 +316,32 @@ class PtSource:
 
     format = "pt"
 
-    def __init__(self, root: Path, meta: dict) -> None:
+    def __init__(self, root: Path, meta: dict, verify: bool = False) -> None:
         self.layout = Layout(root, meta["stem_width"])
+        self.meta = meta
         self.shape = tuple(meta["video_shape"])
+        self.index = Index(self.layout, meta)
+        self.verify = verify
 
     def read_video(self, index: int, mmap: bool = True) -> torch.Tensor:
         from generator.dataset import load_video
 
-        return load_video(self.layout.video(index), self.shape, mmap=mmap)
+        path = self.layout.video(index)
+        size = int(self.index.video_bytes[index])
+        if not self.verify:
+            found = regular_size(path, self.layout.root)
+            if found != size:
+                raise DatasetError(f"{path} has {found} bytes; its manifest records {size}")
+            return load_video(path, self.shape, mmap=mmap)
+        data = read_file(path, self.layout.root, size)
+        if hashlib.sha256(data).hexdigest().encode() != self.index.video_sha[index]:
+            raise DatasetError(f"{path}: the video's SHA-256 differs from its manifest")
+        return load_video(path, self.shape, source=io.BytesIO(data))
 
     def read_label(self, index: int) -> dict:
-        from generator.dataset import load_label
-
-        return load_label(self.layout.label(index))
+        path = self.layout.label(index)
+        data = read_file(path, self.layout.root)
+        return check_label(path, data, index, self.index.label_sha[index], self.meta)
 
     def read(self, index: int) -> tuple[torch.Tensor, dict]:
         return self.read_video(index), self.read_label(index)
@@ -66,35 +352,29 @@ class ShardSource:
 
     format = "shards"
 
-    def __init__(self, root: Path, meta: dict) -> None:
+    def __init__(self, root: Path, meta: dict, verify: bool = False) -> None:
         self.layout = Layout(root, meta["stem_width"])
+        self.meta = meta
         self.shape = tuple(meta["video_shape"])
-        entries = _manifest_entries(self.layout)
-        n = meta["total_samples"]
-        missing = [i for i in range(n) if i not in entries]
-        if missing:
-            raise DatasetError(
-                f"{root}: {len(missing)} samples are in no checkpoint manifest (first {missing[0]})"
-            )
-        # Compact arrays rather than n dicts: a DataLoader worker forks with this index.
-        names = sorted({entries[i]["shard"] for i in range(n)})
-        number = {name: k for k, name in enumerate(names)}
-        self.shard_names = names
-        self.shard_of = np.array([number[entries[i]["shard"]] for i in range(n)], dtype=np.int32)
-        self.offset = np.array([entries[i]["offset"] for i in range(n)], dtype=np.int64)
-        self.length = np.array([entries[i]["length"] for i in range(n)], dtype=np.int64)
+        self.index = Index(self.layout, meta)
+        self.verify = verify
 
     def read_members(self, index: int) -> tuple[bytes, bytes]:
         """The ``.npy`` and ``.json`` bytes of sample ``index``, from one frame of its shard."""
         from generator.shards import read_sample
 
-        path = self.layout.shards / self.shard_names[self.shard_of[index]]
+        shard = self.index.shard_of[index]
+        path = self.layout.shards / self.index.shard_names[shard]
+        size, recorded = regular_size(path, self.layout.root), int(self.index.shard_bytes[shard])
+        if size != recorded:
+            raise DatasetError(f"{path} has {size} bytes; its manifest records {recorded}")
         try:
             return read_sample(
-                path, self.layout.stem(index), int(self.offset[index]), int(self.length[index])
+                path,
+                self.layout.stem(index),
+                int(self.index.offset[index]),
+                int(self.index.length[index]),
             )
-        except FileNotFoundError:
-            raise DatasetError(f"{path} is missing") from None
         except Exception as e:  # zstd, tar and numpy raise many types for damaged bytes
             raise DatasetError(
                 f"{path} is damaged at sample {index}: {type(e).__name__}: {str(e)[:200]}"
@@ -104,12 +384,20 @@ class ShardSource:
         from generator.shards import decode_video
 
         video_file, label_file = self.read_members(index)
-        path = self.layout.shards / self.shard_names[self.shard_of[index]]
+        path = self.layout.shards / self.index.shard_names[self.index.shard_of[index]]
+        where = f"{path}#{self.layout.stem(index)}"
+        if (
+            self.verify
+            and hashlib.sha256(video_file).hexdigest().encode() != self.index.video_sha[index]
+        ):
+            raise DatasetError(f"{where}: the video's SHA-256 differs from its manifest")
         try:
             video = decode_video(video_file)
-            label = json.loads(label_file)
         except ValueError as e:
             raise DatasetError(f"{path} is damaged at sample {index}: {e}") from None
+        label = check_label(
+            Path(f"{where}.json"), label_file, index, self.index.label_sha[index], self.meta
+        )
         if video.dtype != np.uint8 or tuple(video.shape) != self.shape:
             raise DatasetError(
                 f"{path}: sample {index} has {video.dtype} {tuple(video.shape)}, expected uint8 {self.shape}"
@@ -123,12 +411,15 @@ class ShardSource:
         return self.read(index)[1]
 
 
-def open_source(root: str | Path, meta: dict) -> PtSource | ShardSource:
+def open_source(root: str | Path, meta: dict, verify: bool = False) -> PtSource | ShardSource:
+    """The reader of ``meta``'s layout; ``verify`` hashes every video against its manifest."""
     fmt = meta.get("format", "pt")  # datasets from before formats existed are "pt"
+    if fmt in FORMATS:
+        check_fingerprint(Layout(root, meta["stem_width"]), meta)
     if fmt == "pt":
-        return PtSource(Path(root), meta)
+        return PtSource(Path(root), meta, verify)
     if fmt == "shards":
-        return ShardSource(Path(root), meta)
+        return ShardSource(Path(root), meta, verify)
     raise DatasetError(
-        f"{Path(root) / 'metadata.json'} has format {fmt!r}; this reader knows pt, shards"
+        f"{Path(root) / 'metadata.json'} has format {fmt!r}; this reader knows {', '.join(FORMATS)}"
     )

@@ -8,50 +8,27 @@ and no orphan or temporary files. ``--quick`` skips reading the videos.
 
 from __future__ import annotations
 
+import io
 import sys
 from collections import Counter
 from pathlib import Path
 
 from joblib import Parallel, delayed
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from generator.config import CLASS_NAMES
 from generator.dataset import STATS_FILE, DatasetError, load_video, read_metadata
-from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, read_json, sha256_file
+from generator.sources import (
+    Label,
+    Manifest,
+    check_fingerprint,
+    read_file,
+    read_model,
+    regular_size,
+)
+from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, sha256_bytes
 
 MAX_EXAMPLES = 5
-REQUIRED_METADATA = (
-    "format_version", "total_samples", "class_distribution", "generation_time_seconds", "timestamp",
-    "video_shape", "dtype", "classes", "seed", "config", "cameras", "stem_width",
-)  # fmt: skip
-
-
-class Label(BaseModel):
-    """The schema every label file must satisfy (extra keys are allowed)."""
-
-    model_config = ConfigDict(extra="allow")
-    index: int
-    class_label: int
-    class_name: str
-    future_position: list[float]
-    positions: list[list[float]]
-    trajectory_params: dict
-    seed: list[int]
-    video_sha256: str
-
-    @field_validator("class_label")
-    @classmethod
-    def _known_class(cls, v: int) -> int:
-        if not 0 <= v < len(CLASS_NAMES):
-            raise ValueError(f"class_label {v} is not one of 0..{len(CLASS_NAMES) - 1}")
-        return v
-
-    @field_validator("future_position")
-    @classmethod
-    def _xyz(cls, v: list[float]) -> list[float]:
-        if len(v) != 3:
-            raise ValueError("future_position must have 3 coordinates")
-        return v
 
 
 class Report:
@@ -71,14 +48,6 @@ class Report:
             self.lines.append(f"ok   {name}" + (f": {ok_detail}" if ok_detail else ""))
 
 
-def _label_problems(path: Path, index: int, meta: dict) -> tuple[list[str], int | None]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        return [f"{path.name}: cannot be read ({e.strerror})"], None
-    return label_problems(path.name, raw, index, meta)
-
-
 def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[str], int | None]:
     """Schema and consistency problems of one label's bytes, and its class if it parses."""
     try:
@@ -92,14 +61,38 @@ def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[
         problems.append(
             f"{name}: class_name {label.class_name!r} does not match class {label.class_label}"
         )
-    expected_len = meta["config"]["frames"] + meta["config"]["horizon"]
-    if len(label.positions) != expected_len or any(len(p) != 3 for p in label.positions):
-        problems.append(f"{name}: positions must be {expected_len} points of 3 coordinates")
-    elif label.positions[meta["future_frame_index"]] != label.future_position:
-        problems.append(
-            f"{name}: future_position differs from positions[{meta['future_frame_index']}]"
-        )
+    future = meta.get("future_frame_index")  # positions run to the future frame
+    if future is not None and len(label.positions) != future + 1:
+        problems.append(f"{name}: positions must be {future + 1} points of 3 coordinates")
+    elif future is not None and label.positions[future] != label.future_position:
+        problems.append(f"{name}: future_position differs from positions[{future}]")
     return problems, label.class_label
+
+
+def read_manifests(
+    layout: Layout, meta: dict
+) -> tuple[dict[int, dict], dict[str, dict], list[int], list[str]]:
+    """Entries by index, shard lines by name, checkpoint ends, and one problem per bad manifest."""
+    entries: dict[int, dict] = {}
+    shards: dict[str, dict] = {}
+    ends, problems = [], []
+    paths = layout.manifests()
+    on_disk = {p.name for p in paths}
+    problems += [
+        f"checkpoints/{name} is missing (metadata.json lists it)"
+        for name in meta.get("checkpoints") or []
+        if name not in on_disk
+    ]
+    for path in paths:
+        try:
+            m, _ = read_model(path, layout.root, Manifest)
+        except DatasetError as e:
+            problems.append(str(e))
+            continue
+        entries.update((e.index, e.model_dump()) for e in m.samples)
+        shards.update((s.name, s.model_dump()) for s in m.shards or [])
+        ends.append(m.end)
+    return entries, shards, ends, problems
 
 
 def check_manifest_coverage(
@@ -141,6 +134,40 @@ def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]
     return balance
 
 
+def _video_problems(layout: Layout, i: int, e: dict, meta: dict, quick: bool) -> list[str]:
+    """At most one line: the file's type, its size against the manifest, then (unless quick)
+    its SHA-256 and tensor; the file is read once, never past its recorded size."""
+    path = layout.video(i)
+    try:
+        size = regular_size(path, layout.root)
+        if size != e["video_bytes"]:
+            return [f"videos/{path.name}: {size} bytes, its manifest records {e['video_bytes']}"]
+        if quick:
+            return []
+        data = read_file(path, layout.root, size)
+        if sha256_bytes(data) != e["video_sha256"]:
+            return [f"videos/{path.name}: SHA-256 differs from its manifest"]
+        load_video(path, tuple(meta["video_shape"]), source=io.BytesIO(data))
+    except DatasetError as err:
+        return [str(err)]
+    return []
+
+
+def _label_file_problems(
+    layout: Layout, i: int, e: dict | None, meta: dict
+) -> tuple[list[str], int | None]:
+    """At most one kind of problem: unreadable, its schema, else its SHA-256; and its class."""
+    path = layout.label(i)
+    try:
+        data = read_file(path, layout.root)
+    except DatasetError as err:
+        return [str(err)], None
+    problems, cls = label_problems(path.name, data, i, meta)
+    if not problems and e is not None and sha256_bytes(data) != e["label_sha256"]:
+        problems = [f"labels/{path.name}: SHA-256 differs from its manifest"]
+    return problems, cls
+
+
 def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
     rep = Report()
     try:
@@ -148,21 +175,20 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
     except DatasetError as e:
         rep.check("metadata", [str(e)])
         return rep
-    missing = [k for k in REQUIRED_METADATA if k not in meta]
-    rep.check(
-        "metadata",
-        [f"metadata.json lacks {k!r}" for k in missing],
-        f"format v{meta['format_version']}",
-    )
-    if missing:
-        return rep
+    rep.check("metadata", [], f"format v{meta['format_version']}")
+    layout = Layout(root, meta["stem_width"])
+    try:
+        check_fingerprint(layout, meta)
+        fingerprint = []
+    except DatasetError as e:
+        fingerprint = [str(e)]
+    rep.check("fingerprint", fingerprint, "agrees with metadata.json")
     if meta.get("format", "pt") == "shards":
         from generator.validate_shards import check_shards
 
         check_shards(root, meta, rep, quick, workers)
         return rep
     n = meta["total_samples"]
-    layout = Layout(root, meta["stem_width"])
 
     # Files: exactly the expected names, nothing else, no temporaries.
     expected_videos = {layout.video(i).name for i in range(n)}
@@ -195,65 +221,37 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         [f"{e} (temporary)" if e in temps else f"{e} is not part of the dataset" for e in extra],
     )
 
-    # Manifests: cover 0..n-1 in order.
-    entries: dict[int, dict] = {}
-    manifest_problems = []
-    prefix_ends = []
-    for path in manifests:
-        try:
-            m = read_json(path)
-            for e in m["samples"]:
-                entries[int(e["index"])] = e
-            prefix_ends.append(int(m["end"]))
-        except (ValueError, KeyError, TypeError) as e:
-            manifest_problems.append(f"{path.name}: {e}")
+    # Manifests: cover 0..n-1.
+    entries, _, prefix_ends, manifest_problems = read_manifests(layout, meta)
     check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
 
-    # Labels: schema, consistency; and their checksums.
+    # Labels: schema, consistency and checksum (a missing file is already counted above).
+    present = [i for i in range(n) if layout.label(i).name in labels]
     results = Parallel(n_jobs=workers, prefer="threads")(
-        delayed(_label_problems)(layout.label(i), i, meta)
-        for i in range(n)
-        if layout.label(i).name in labels
+        delayed(_label_file_problems)(layout, i, entries.get(i), meta) for i in present
     )
     classes = {}
-    label_problems = []
-    for i, (problems, cls) in zip(
-        [i for i in range(n) if layout.label(i).name in labels], results, strict=True
-    ):
-        label_problems += problems
+    label_problem_lines = []
+    for i, (problems, cls) in zip(present, results, strict=True):
+        label_problem_lines += problems
         if cls is not None:
             classes[i] = cls
-    rep.check("label schema", label_problems, f"{len(classes)} labels")
+    rep.check("label schema", label_problem_lines, f"{len(classes)} labels")
 
     # Balance: whole set, metadata's counts, and every checkpoint prefix.
     counts = Counter(CLASS_NAMES[c] for c in classes.values())
     balance = balance_problems(classes, meta, prefix_ends)
     rep.check("class balance", balance, ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES))
 
-    # Checksums: labels always, videos unless --quick.
-    def file_checks(i: int) -> list[str]:
-        e = entries.get(i)
-        if e is None:
-            return []
-        out = []
-        lp, vp = layout.label(i), layout.video(i)
-        if lp.exists() and sha256_file(lp) != e["label_sha256"]:
-            out.append(f"labels/{lp.name}: SHA-256 differs from its manifest")
-        if not quick and vp.exists():
-            if sha256_file(vp) != e["video_sha256"]:
-                out.append(f"videos/{vp.name}: SHA-256 differs from its manifest")
-            try:
-                load_video(vp, tuple(meta["video_shape"]))
-            except DatasetError as err:
-                out.append(str(err))
-        return out
-
-    checked = Parallel(n_jobs=workers, prefer="threads")(delayed(file_checks)(i) for i in range(n))
-    detail = "labels" + ("" if quick else ", videos and tensor shapes")
+    # Videos: type and size always (a truncated video is caught even --quick), bytes unless --quick.
+    checked = [i for i in range(n) if i in entries and layout.video(i).name in videos]
+    found = Parallel(n_jobs=workers, prefer="threads")(
+        delayed(_video_problems)(layout, i, entries[i], meta, quick) for i in checked
+    )
     rep.check(
-        "checksums" + (" (quick: labels only)" if quick else ""),
-        [p for ps in checked for p in ps],
-        detail,
+        "videos" + (" (quick: type and size only)" if quick else ""),
+        [p for ps in found for p in ps],
+        "type and size" + ("" if quick else ", checksums and tensor shapes"),
     )
     return rep
 

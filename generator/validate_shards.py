@@ -16,33 +16,22 @@ from joblib import Parallel, delayed
 
 from generator.dataset import STATS_FILE
 from generator.shards import decode_video, read_sample
-from generator.store import (
-    FINGERPRINT,
-    LOCK,
-    TMP_PREFIX,
-    Layout,
-    read_json,
-    sha256_bytes,
-    sha256_file,
-)
+from generator.sources import DatasetError, read_file, regular_size
+from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, sha256_bytes
 
 
-def _manifests(layout: Layout) -> tuple[dict[int, dict], dict[str, dict], list[int], list[str]]:
-    """Entries by index, shard lines by name, checkpoint ends, and problems reading them."""
-    entries: dict[int, dict] = {}
-    shards: dict[str, dict] = {}
-    ends, problems = [], []
-    for path in layout.manifests():
-        try:
-            m = read_json(path)
-            for e in m["samples"]:
-                entries[int(e["index"])] = e
-            for s in m["shards"]:
-                shards[s["name"]] = s
-            ends.append(int(m["end"]))
-        except (ValueError, KeyError, TypeError) as e:
-            problems.append(f"{path.name}: {e}")
-    return entries, shards, ends, problems
+def _shard_problem(layout: Layout, line: dict, quick: bool) -> str | None:
+    """What is wrong with a whole shard: its type, its size, then (unless quick) its SHA-256."""
+    path = layout.shards / line["name"]
+    try:
+        size = regular_size(path, layout.root)
+        if size != line["bytes"]:
+            return f"shards/{line['name']}: {size} bytes, its manifest records {line['bytes']}"
+        if not quick and sha256_bytes(read_file(path, layout.root, size)) != line["sha256"]:
+            return f"shards/{line['name']}: SHA-256 differs from its manifest"
+    except DatasetError as e:
+        return str(e)
+    return None
 
 
 def _sample_problems(
@@ -50,11 +39,11 @@ def _sample_problems(
 ) -> tuple[list[str], int | None]:
     from generator.validate import label_problems
 
-    index, stem = int(e["index"]), e["stem"]
+    index, stem = e["index"], e["stem"]
     where = f"shards/{e['shard']}#{stem}"
     try:
         video_file, label_file = read_sample(
-            layout.shards / e["shard"], stem, int(e["offset"]), int(e["length"])
+            layout.shards / e["shard"], stem, e["offset"], e["length"]
         )
     except Exception as err:  # zstd, tar and OS errors alike: the sample cannot be read
         return [f"{where}: cannot be read ({type(err).__name__}: {str(err)[:120]})"], None
@@ -72,21 +61,21 @@ def _sample_problems(
                 )
         except ValueError as err:
             problems.append(f"{where}.npy is damaged: {err}")
-    try:
-        if json.loads(label_file).get("video_sha256") != e["video_sha256"]:
-            problems.append(f"{where}.json does not vouch for its video")
-    except ValueError:
-        pass  # already reported by the schema check
+    if cls is not None and json.loads(label_file)["video_sha256"] != e["video_sha256"]:
+        problems.append(f"{where}.json does not vouch for its video")
     return problems, cls
 
 
 def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None:
-    """Add the sharded layout's checks to ``rep`` (a ``validate.Report``)."""
-    from generator.validate import balance_problems, check_manifest_coverage
+    """Add the sharded layout's checks to ``rep`` (a ``validate.Report``).
+
+    A shard that fails as a whole is one line, and its samples are not read again.
+    """
+    from generator.validate import balance_problems, check_manifest_coverage, read_manifests
 
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
-    entries, shards, ends, manifest_problems = _manifests(layout)
+    entries, shards, ends, manifest_problems = read_manifests(layout, meta)
     manifests = layout.manifests()
 
     on_disk = {p.name for p in layout.shards.iterdir()} if layout.shards.is_dir() else set()
@@ -95,7 +84,11 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
         [f"shards/{s} is missing" for s in sorted(set(shards) - on_disk)],
         f"{len(shards)} shards",
     )
-    extra = [f"shards/{s}" for s in sorted(on_disk - set(shards))]
+    # While a manifest cannot be read, the shards it lists are unknown: only temporaries are strays.
+    unlisted = sorted(on_disk - set(shards))
+    if manifest_problems:
+        unlisted = [s for s in unlisted if s.startswith(TMP_PREFIX)]
+    extra = [f"shards/{s}" for s in unlisted]
     allowed_top = {"shards", "checkpoints", "metadata.json", LOCK, STATS_FILE}
     extra += [p.name for p in root.iterdir() if p.name not in allowed_top]
     if layout.checkpoints.is_dir():
@@ -116,7 +109,19 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
 
     check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
 
-    present = [entries[i] for i in range(n) if i in entries and entries[i]["shard"] in on_disk]
+    names = sorted(set(shards) & on_disk)
+    found = Parallel(n_jobs=workers, prefer="threads")(
+        delayed(_shard_problem)(layout, shards[s], quick) for s in names
+    )
+    bad = {s for s, problem in zip(names, found, strict=True) if problem}
+    rep.check(
+        "shard checksums" + (" (quick: type and size only)" if quick else ""),
+        [problem for problem in found if problem],
+        f"{len(names)} shards",
+    )
+
+    good = set(names) - bad
+    present = [entries[i] for i in range(n) if i in entries and entries[i]["shard"] in good]
     results = Parallel(n_jobs=workers, prefer="threads")(
         delayed(_sample_problems)(layout, e, meta, quick) for e in present
     )
@@ -135,17 +140,3 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
         balance_problems(classes, meta, ends),
         ", ".join(f"{c} {v}" for c, v in meta["class_distribution"].items()),
     )
-    if not quick:
-        names = sorted(set(shards) & on_disk)
-        sums = Parallel(n_jobs=workers, prefer="threads")(
-            delayed(sha256_file)(layout.shards / s) for s in names
-        )
-        rep.check(
-            "shard checksums",
-            [
-                f"shards/{s}: SHA-256 differs from its manifest"
-                for s, got in zip(names, sums, strict=True)
-                if got != shards[s]["sha256"]
-            ],
-            f"{len(names)} shards",
-        )

@@ -83,3 +83,12 @@ def small_dataset(tmp_path_factory) -> Path:
         run_cli("--n", 24, "--out", root, "--workers", 1, "--checkpoint-every", 10, "--quiet") == 0
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def small_shard_dataset(tmp_path_factory) -> Path:
+    """12 samples in shards of 4 and chunks of 8, made once for the read-only tests."""
+    root = tmp_path_factory.mktemp("ds") / "small_shards"
+    args = ["--n", 12, "--out", root, "--workers", 1, "--checkpoint-every", 8, "--quiet"]
+    assert run_cli(*args, "--format", "shards", "--shard-size", 4) == 0
+    return root

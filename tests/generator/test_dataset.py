@@ -1,13 +1,21 @@
 """TrajectoryDataset: splits, items, errors."""
 
+import hashlib
 import json
+import os
 import shutil
 from collections import Counter
 
 import pytest
 import torch
 
-from generator.dataset import DatasetError, TrajectoryDataset, split_indices
+from generator.dataset import (
+    DatasetError,
+    TrajectoryDataset,
+    load_sample,
+    load_video,
+    split_indices,
+)
 
 
 def test_splits_are_disjoint_stratified_and_cover_everything():
@@ -89,7 +97,15 @@ def test_errors_name_the_problem(small_dataset, tmp_path):
     meta["format_version"] = 1
     (copy / "metadata.json").write_text(json.dumps(meta))
     ds = TrajectoryDataset(copy, "train")
-    (copy / "videos" / f"sample_{ds.indices[0]:04d}.pt").write_bytes(b"garbage")
+    video = copy / "videos" / f"sample_{ds.indices[0]:04d}.pt"
+    size = video.stat().st_size
+    video.write_bytes(b"garbage")
+    with pytest.raises(
+        DatasetError,
+        match=f"sample_{ds.indices[0]:04d}.pt has 7 bytes; its manifest records {size}",
+    ):
+        ds[0]
+    video.write_bytes(b"garbage".ljust(size, b"\0"))  # the recorded size, not a zip
     with pytest.raises(DatasetError, match=f"sample_{ds.indices[0]:04d}.pt is damaged"):
         ds[0]
     with pytest.raises(ValueError, match="cameras"):
@@ -103,3 +119,134 @@ def test_uint8_items_normalised_on_the_consumer_match_float_items(small_dataset)
     assert item.dtype == torch.uint8 and item.shape == (4, 3, 32, 64, 64)
     batch = torch.stack([raw[0]["video"], raw[1]["video"]])
     torch.testing.assert_close(raw.normalize_batch(batch)[1], floats[1]["video"])
+
+
+# ---------------------------------------------------------------- issue 22: damage is a DatasetError
+
+
+@pytest.fixture
+def copy(small_dataset, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(small_dataset, dst)
+    return dst
+
+
+def _rewrite_label(root, sample, **changes):
+    """Change a label and its manifest's SHA-256 with it, so only the reader's own checks can object."""
+    path = root / "labels" / f"sample_{sample:04d}.json"
+    label = {**json.loads(path.read_text()), **changes}
+    data = json.dumps(label).encode()
+    path.write_bytes(data)
+    for manifest in (root / "checkpoints").glob("checkpoint_*.json"):
+        m = json.loads(manifest.read_text())
+        for e in m["samples"]:
+            if e["index"] == sample:
+                e["label_sha256"] = hashlib.sha256(data).hexdigest()
+        manifest.write_text(json.dumps(m))
+
+
+def test_zero_byte_video_is_a_dataset_error(copy):
+    ds = TrajectoryDataset(copy, "train")
+    path = copy / "videos" / f"sample_{ds.indices[0]:04d}.pt"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"{path.name} has 0 bytes"):
+        ds[0]
+
+
+def test_empty_torch_file_error_is_named(copy):
+    path = copy / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError, match="empty.pt is damaged"):  # EOFError has no message
+        load_video(path)
+
+
+@pytest.mark.timeout(60)
+def test_fifo_and_links_out_are_refused_and_links_inside_accepted(copy):
+    ds = TrajectoryDataset(copy, "train")
+    a, b = (copy / "videos" / f"sample_{ds.indices[k]:04d}.pt" for k in (0, 1))
+    a.unlink()
+    os.mkfifo(a)
+    with pytest.raises(DatasetError, match=f"{a.name} is a FIFO, not a regular file"):
+        ds[0]
+    outside = copy.parent / "elsewhere.pt"
+    shutil.copyfile(b, outside)
+    b.unlink()
+    b.symlink_to(outside)
+    with pytest.raises(DatasetError, match=f"{b.name} is a symlink out of the dataset folder"):
+        ds[1]
+    shutil.move(outside, copy / "moved.pt")
+    b.unlink()
+    b.symlink_to(copy / "moved.pt")
+    assert ds[1]["video"].shape == (4, 3, 32, 64, 64)
+
+
+def test_label_index_must_match_its_file(copy):
+    _rewrite_label(copy, 3, index=4)
+    with pytest.raises(DatasetError, match="sample_0003.json: the label says index 4, expected 3"):
+        load_sample(copy, 3)
+
+
+def test_class_label_out_of_range_is_refused(copy):
+    _rewrite_label(copy, 2, class_label=4)
+    with pytest.raises(DatasetError, match="class_label 4 is not one of 0..3"):
+        load_sample(copy, 2)
+    _rewrite_label(copy, 2, class_label=-1)
+    with pytest.raises(DatasetError, match="class_label -1 is not one of 0..3"):
+        load_sample(copy, 2)
+    _rewrite_label(copy, 2, class_label=3)
+    assert load_sample(copy, 2)[1]["class_label"] == 3
+
+
+def test_label_missing_a_key_or_of_a_wrong_type_is_refused(copy):
+    label = json.loads((copy / "labels" / "sample_0001.json").read_text())
+    del label["positions"]
+    path = copy / "labels" / "sample_0001.json"
+    path.write_text(json.dumps(label))
+    with pytest.raises(DatasetError, match="sample_0001.json: the label's SHA-256 differs"):
+        load_sample(copy, 1)
+    _rewrite_label(copy, 1, positions=None)
+    with pytest.raises(DatasetError, match="sample_0001.json is damaged: positions"):
+        load_sample(copy, 1)
+    _rewrite_label(copy, 1, class_label="1")  # strict: a string is not a number
+    with pytest.raises(DatasetError, match="sample_0001.json is damaged: class_label"):
+        load_sample(copy, 1)
+
+
+def test_only_uint8_tensors_are_videos(tmp_path):
+    path = tmp_path / "v.pt"
+    torch.save(torch.zeros((2, 3), dtype=torch.int16), path)
+    with pytest.raises(DatasetError, match="v.pt does not hold a uint8 tensor"):
+        load_video(path)
+    torch.save(torch.zeros((2, 3), dtype=torch.uint8), path)
+    assert load_video(path, (2, 3)).dtype == torch.uint8
+    with pytest.raises(DatasetError, match=r"has shape \(2, 3\), expected \(3, 2\)"):
+        load_video(path, (3, 2))
+
+
+def test_verify_finds_a_flipped_bit_the_plain_reader_cannot(copy):
+    path = copy / "videos" / "sample_0000.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # inside the tensor: still loads
+    path.write_bytes(bytes(data))
+    assert load_sample(copy, 0)[0].shape == (4, 32, 3, 64, 64)
+    ds = TrajectoryDataset(copy, "train", verify=True)
+    with pytest.raises(DatasetError, match="sample_0000.pt: the video's SHA-256 differs"):
+        [ds[i] for i in range(len(ds))]
+
+
+def test_metadata_of_an_unknown_format_or_wrong_types_is_refused(copy):
+    path = copy / "metadata.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps({**meta, "format": "zip"}))
+    with pytest.raises(DatasetError, match="has format 'zip'; this reader knows pt, shards"):
+        TrajectoryDataset(copy)
+    path.write_text(json.dumps({**meta, "total_samples": "24"}))
+    with pytest.raises(DatasetError, match="metadata.json is damaged: total_samples"):
+        TrajectoryDataset(copy)
+    path.write_text(json.dumps(meta))
+    fp = copy / "checkpoints" / "fingerprint.json"
+    fp.write_text(json.dumps({**json.loads(fp.read_text()), "stem_width": 5}))
+    with pytest.raises(
+        DatasetError, match="fingerprint.json differs from metadata.json in 'stem_width'"
+    ):
+        TrajectoryDataset(copy)

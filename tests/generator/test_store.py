@@ -1,16 +1,20 @@
 """Video files go to disk from aligned memory with direct I/O, or normally where that is refused."""
 
 import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from generator import store
+from generator.lock import FolderLock, LockedError
 from generator.store import Layout, MemoryFile, SampleWriter, write_memory_file
 
 
@@ -133,3 +137,189 @@ def test_sample_writer_raises_a_failed_write_after_waiting_for_the_rest(tmp_path
                 writer.add(i, video, {"index": i, "class_label": 0})
     assert writer._thread._shutdown  # nothing is still writing once the error is out
     assert not list(tmp_path.rglob(f"{store.TMP_PREFIX}*"))
+
+
+# ---------------------------------------------------------------- atomic writers: durable, whole or nothing
+
+
+@pytest.fixture
+def fsyncs(monkeypatch):
+    """(path written, size on disk, final name already present?) at each os.fsync."""
+    calls = []
+    real = os.fsync
+
+    def spy(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        final = Path(path).parent / Path(path).name.removeprefix(store.TMP_PREFIX).rsplit(".", 1)[0]
+        calls.append((Path(path).name, os.fstat(fd).st_size, final.exists()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p: store.write_atomic(p, b"12345"),
+        lambda p: store.write_json_atomic(p, {"a": 1}),
+        lambda p: store.save_torch_atomic(torch.zeros(3, dtype=torch.uint8), p),
+    ],
+)
+def test_atomic_writers_fsync_the_whole_temporary_before_the_rename(tmp_path, fsyncs, write):
+    path = tmp_path / "f.out"
+    write(path)
+    assert len(fsyncs) == 1
+    name, size, final_existed = fsyncs[0]
+    assert name.startswith(f"{store.TMP_PREFIX}f.out.") and size == path.stat().st_size > 0
+    assert not final_existed  # synced under the temporary name, renamed afterwards
+    assert os.listdir(tmp_path) == ["f.out"]
+
+
+def test_fsync_false_skips_it(tmp_path, fsyncs):
+    store.write_atomic(tmp_path / "a", b"x", fsync=False)
+    store.write_json_atomic(tmp_path / "b", [1], fsync=False)
+    assert fsyncs == [] and (tmp_path / "a").read_bytes() == b"x"
+    assert json.loads((tmp_path / "b").read_text()) == [1]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with store.open_atomic(path) as f:
+            f.write(b"half")
+            raise RuntimeError("killed")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
+
+
+def test_json_is_sorted_indented_and_ends_with_a_newline(tmp_path):
+    store.write_json_atomic(tmp_path / "j", {"b": 1, "a": [2]})
+    assert (tmp_path / "j").read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
+    assert store.label_bytes({"b": 1, "a": 2}) == b'{"a":2,"b":1}\n'
+
+
+def test_sha256_file_reads_in_chunks(tmp_path):
+    data = os.urandom(10_000)
+    (tmp_path / "f").write_bytes(data)
+    assert store.sha256_file(tmp_path / "f", chunk=999) == hashlib.sha256(data).hexdigest()
+    assert store.sha256_bytes(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_remove_temporaries_counts_only_temporary_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / f"{store.TMP_PREFIX}a.1").write_bytes(b"")
+    (tmp_path / f"{store.TMP_PREFIX}b.2").write_bytes(b"")
+    (tmp_path / f"{store.TMP_PREFIX}dir").mkdir()
+    (tmp_path / "keep").write_bytes(b"")
+    assert store.remove_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [f"{store.TMP_PREFIX}dir", "keep", "sub"]
+
+
+def test_read_json_names_a_missing_or_damaged_file(tmp_path):
+    with pytest.raises(ValueError, match="gone.json is missing"):
+        store.read_json(tmp_path / "gone.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad.json is damaged \("):
+        store.read_json(tmp_path / "bad.json")
+    (tmp_path / "ok.json").write_text('{"a": 1}')
+    assert store.read_json(tmp_path / "ok.json") == {"a": 1}
+
+
+@pytest.mark.parametrize("n, width", [(0, 4), (1, 4), (10_000, 4), (10_001, 5), (123_457, 6)])
+def test_stem_width(n, width):
+    assert store.stem_width(n) == width
+
+
+def test_layout_names_and_manifests_in_numeric_order(tmp_path):
+    layout = Layout(tmp_path, 5)
+    assert layout.video(7).name == "sample_00007.pt" and layout.label(7).name == "sample_00007.json"
+    assert layout.shard(12).name == "shard_00012.tar.zst"
+    layout.make_dirs("shards")
+    assert layout.shards.is_dir() and not layout.videos.exists()
+    for end in (100, 20, 3):
+        layout.manifest(end).write_text("{}")
+    (layout.checkpoints / "checkpoint_x.json").write_text("{}")
+    assert [p.name for p in layout.manifests()] == [
+        "checkpoint_3.json",
+        "checkpoint_20.json",
+        "checkpoint_100.json",
+    ]
+
+
+def test_check_written_sample_refuses_what_its_label_does_not_vouch_for(tmp_path):
+    layout = _layout(tmp_path)
+    with SampleWriter(layout) as writer:
+        writer.add(0, torch.zeros(3, dtype=torch.uint8), {"index": 0, "class_label": 2})
+    assert store.check_written_sample(layout, 0)["class_label"] == 2
+    assert store.check_written_sample(layout, 1) is None  # not written
+    label = json.loads(layout.label(0).read_text())
+    layout.label(0).write_text(json.dumps({**label, "index": 5}))
+    assert store.check_written_sample(layout, 0) is None
+    layout.label(0).write_text(json.dumps(label))
+    layout.video(0).write_bytes(layout.video(0).read_bytes() + b"!")
+    assert store.check_written_sample(layout, 0) is None
+
+
+def test_only_einval_turns_direct_io_off(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_direct_io", True)
+    real_open = os.open
+
+    def broken(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", broken)
+    with pytest.raises(OSError) as e:
+        write_memory_file(tmp_path / "f", _memory_file(b"x" * 5000))
+    assert e.value.errno == errno.EIO and store._direct_io and os.listdir(tmp_path) == []
+
+
+def test_memory_file_pads_to_whole_blocks_with_zeros():
+    buf = _memory_file(b"\xff" * 5000, capacity=4096)
+    padded = bytes(buf.padded())
+    assert len(padded) == 8192 and padded[:5000] == b"\xff" * 5000 and padded[5000:] == bytes(3192)
+    assert bytes(buf.view()) == b"\xff" * 5000
+    buf.reset()
+    assert buf.size == 0 and buf.sha.hexdigest() == hashlib.sha256().hexdigest()
+
+
+def test_sync_filesystem_uses_syncfs_and_falls_back_to_sync(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
+    store.sync_filesystem(tmp_path)
+    assert synced == []  # syncfs on this Linux
+    monkeypatch.setattr(store, "_libc", lambda: None)
+    store.sync_filesystem(tmp_path)
+    assert synced == ["sync"]
+
+
+# ---------------------------------------------------------------- the lock
+
+
+def test_lock_names_its_holder_and_is_free_again_after_release(tmp_path):
+    path = tmp_path / ".lock"
+    with FolderLock(path):
+        info = json.loads(path.read_text())
+        assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+        with pytest.raises(LockedError, match=f"is being written by process {os.getpid()} on "):
+            FolderLock(path).acquire()
+    assert path.exists() and path.read_text() == ""  # kept, emptied
+    second = FolderLock(path).acquire()
+    second.release()
+    second.release()  # twice is harmless
+
+
+def test_lock_held_by_unreadable_text_is_another_process(tmp_path):
+    path = tmp_path / ".lock"
+    holder = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    os.write(holder, b"\xff garbage")
+    try:
+        with pytest.raises(LockedError, match="is being written by another process; wait"):
+            FolderLock(path).acquire()
+    finally:
+        os.close(holder)
+    with FolderLock(path):  # the kernel released it with its holder
+        pass

@@ -1,11 +1,13 @@
 """validate passes a good dataset and names each kind of damage."""
 
 import json
+import os
 import shutil
 
 import pytest
 
-from generator.validate import validate
+from generator.config import CLASS_NAMES
+from generator.validate import balance_problems, validate
 
 
 @pytest.fixture
@@ -61,7 +63,6 @@ def test_extra_and_temporary_files_are_caught(copy):
 
 
 def test_imbalanced_set_is_caught(copy):
-    meta = json.loads((copy / "metadata.json").read_text())
     # Relabel every Linear sample as Circular, keeping labels self-consistent.
     for p in (copy / "labels").glob("*.json"):
         label = json.loads(p.read_text())
@@ -69,14 +70,17 @@ def test_imbalanced_set_is_caught(copy):
             label.update(class_label=1, class_name="Circular")
             p.write_text(json.dumps(label))
     failed, text = _failed(copy, quick=True)
-    assert "FAIL class balance" in text and "imbalanced" in text
-    assert meta["class_distribution"]["Linear"] == 6
+    assert "FAIL class balance: 5 problem(s)" in text
+    assert "classes are imbalanced: {'Parabolic': 6, 'Helical': 6, 'Circular': 12}" in text
+    assert "metadata class_distribution" in text
+    assert "the first 10 samples are imbalanced: {1: 6, 2: 2, 3: 2}" in text
 
 
 def test_damaged_tensor_is_named(copy):
-    (copy / "videos" / "sample_0002.pt").write_bytes(b"not a zip file")
+    video = copy / "videos" / "sample_0002.pt"
+    video.write_bytes(b"not a zip file".ljust(video.stat().st_size, b"\0"))
     failed, text = _failed(copy)
-    assert "sample_0002.pt is damaged" in text
+    assert "sample_0002.pt: SHA-256 differs from its manifest" in text
 
 
 def test_label_schema_violation_is_named(copy):
@@ -97,3 +101,150 @@ def test_samples_no_manifest_lists_are_caught(copy, cli):
     failed, text = _failed(copy)
     assert failed and "10 samples are in no checkpoint manifest (first: 10)" in text
     assert cli("validate", copy) == 1
+
+
+# ---------------------------------------------------------------- issue 22: never a traceback
+
+
+def _validate_cli(cli, capsys, root, *args):
+    capsys.readouterr()
+    code = cli("validate", root, *args)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_zero_byte_video_is_one_line_not_a_worker_traceback(copy, cli, capsys):
+    (copy / "videos" / "sample_0002.pt").write_bytes(b"")
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1
+    assert [line for line in text.splitlines() if "sample_0002.pt" in line] == [
+        f"       - videos/sample_0002.pt: 0 bytes, its manifest records {_video_bytes(copy, 2)}"
+    ]
+
+
+def test_zero_filled_video_is_named_once(copy, cli, capsys):
+    video = copy / "videos" / "sample_0006.pt"
+    video.write_bytes(bytes(video.stat().st_size))
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1
+    assert len([line for line in text.splitlines() if "sample_0006.pt" in line]) == 1
+
+
+def test_quick_catches_a_truncated_video_by_its_recorded_size(copy, cli, capsys):
+    video = copy / "videos" / "sample_0001.pt"
+    os.truncate(video, video.stat().st_size // 2)
+    code, text = _validate_cli(cli, capsys, copy, "--quick")
+    assert code == 1 and "videos/sample_0001.pt:" in text and "its manifest records" in text
+
+
+@pytest.mark.timeout(60)
+def test_fifo_and_dev_zero_are_refused_without_reading(copy, cli, capsys):
+    os.unlink(copy / "videos" / "sample_0003.pt")
+    os.mkfifo(copy / "videos" / "sample_0003.pt")
+    (copy / "labels" / "sample_0004.json").unlink()
+    (copy / "labels" / "sample_0004.json").symlink_to("/dev/zero")
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1
+    assert "videos/sample_0003.pt is a FIFO, not a regular file" in text
+    assert "labels/sample_0004.json is a symlink out of the dataset folder" in text
+
+
+def test_unknown_format_is_refused(copy, cli, capsys):
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["format"] = "zip"
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1 and "has format 'zip'; this reader knows pt, shards" in text
+
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("metadata.json", "total_samples", "24"),
+        ("metadata.json", "stem_width", None),
+        ("metadata.json", "video_shape", [4, 32]),
+        ("checkpoints/fingerprint.json", "seed", "0"),
+        ("checkpoints/fingerprint.json", "config", []),
+    ],
+)
+def test_a_wrong_field_type_is_one_line(copy, cli, capsys, name, key, value):
+    path = copy / name
+    obj = json.loads(path.read_text())
+    obj[key] = value
+    path.write_text(json.dumps(obj))
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1 and "Traceback" not in text
+    named = [line for line in text.splitlines() if line.startswith("       - ")]
+    assert len(named) == 1 and key in named[0], text
+
+
+def test_fingerprint_that_disagrees_with_the_metadata_is_named(copy, cli, capsys):
+    path = copy / "checkpoints" / "fingerprint.json"
+    fp = json.loads(path.read_text())
+    fp["seed"] = 5
+    path.write_text(json.dumps(fp))
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1 and "fingerprint.json differs from metadata.json in 'seed'" in text
+
+
+def test_label_with_missing_keys_is_one_line(copy, cli, capsys):
+    path = copy / "labels" / "sample_0005.json"
+    label = json.loads(path.read_text())
+    del label["positions"], label["index"]
+    path.write_text(json.dumps(label))
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1
+    assert [line for line in text.splitlines() if "sample_0005.json" in line] == [
+        "       - sample_0005.json: Field required"
+    ]
+
+
+def test_a_manifest_the_metadata_lists_may_not_vanish(copy, cli, capsys):
+    (copy / "checkpoints" / "checkpoint_20.json").unlink()
+    code, text = _validate_cli(cli, capsys, copy)
+    assert (
+        code == 1 and "checkpoints/checkpoint_20.json is missing (metadata.json lists it)" in text
+    )
+
+
+def _video_bytes(root, index):
+    for path in sorted((root / "checkpoints").glob("checkpoint_*.json")):
+        for e in json.loads(path.read_text())["samples"]:
+            if e["index"] == index:
+                return e["video_bytes"]
+    raise AssertionError(f"no manifest lists sample {index}")
+
+
+# ---------------------------------------------------------------- class balance, each check alone
+
+
+def _meta(counts):
+    return {
+        "total_samples": sum(counts),
+        "class_distribution": dict(zip(CLASS_NAMES, counts, strict=True)),
+    }
+
+
+def test_whole_set_imbalance_alone():
+    classes = dict(enumerate([0, 0, 0, 1, 2, 3]))
+    assert balance_problems(classes, _meta([3, 1, 1, 1]), []) == [
+        "classes are imbalanced: {'Linear': 3, 'Circular': 1, 'Helical': 1, 'Parabolic': 1}"
+    ]
+    assert balance_problems(dict(enumerate([0, 0, 1, 2, 3])), _meta([2, 1, 1, 1]), []) == []
+
+
+def test_metadata_counts_alone():
+    classes = dict(enumerate([0, 1, 2, 3]))
+    problems = balance_problems(classes, _meta([2, 1, 1, 0]), [])
+    assert len(problems) == 1 and problems[0].startswith("metadata class_distribution")
+
+
+def test_prefix_imbalance_alone():
+    classes = dict(enumerate([0, 0, 1, 1, 2, 2, 3, 3]))  # balanced as a whole
+    assert balance_problems(classes, _meta([2, 2, 2, 2]), [8]) == []
+    assert balance_problems(classes, _meta([2, 2, 2, 2]), [4]) == [
+        "the first 4 samples are imbalanced: {0: 2, 1: 2}"
+    ]
+    assert balance_problems(classes, _meta([2, 2, 2, 2]), [3]) == [
+        "the first 3 samples are imbalanced: {0: 2, 1: 1}"
+    ]
