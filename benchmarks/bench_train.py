@@ -1,12 +1,21 @@
-"""``make bench-train``: the four tiny extractors trained side by side on 2,000 samples, 10 epochs.
+"""``make bench-train``: the four tiny extractors trained side by side on each difficulty level.
 
-Generates the dataset under ``data/.bench/`` (reused when it is already
-there), runs ``python -m train.parallel`` and prints its summary table with
-the targets: every extractor at 95% validation accuracy or more, future RMSE
-under 5% of the scene's extent, the round under 30 minutes. Exit 1 when a
-target is missed. Usage:
+For every level (``configs/generator/LEVEL.yaml``) and dataset seed it generates the
+dataset under ``data/.bench/`` (reused when it is already there), runs
+``python -m train.parallel`` on it and collects the runs' summaries into one table:
+validation accuracy per seed, its mean and seed-to-seed spread, future RMSE as a share
+of the scene's extent, and per-class accuracy (mean over seeds). The table is printed
+and written to ``levels.md`` and ``levels.json`` under ``--out``. Targets checked:
 
-    python benchmarks/bench_train.py [--n 2000] [--epochs 10] [--extractors ...]
+- easy: every extractor at 95% validation accuracy or more, future RMSE under 5% of the
+  extent, each round under 30 minutes;
+- hard: no extractor above 90%, and (with two seeds or more) neighbouring extractors in
+  the ranking further apart than the largest seed-to-seed spread.
+
+Exit 1 when a target is missed. Usage:
+
+    python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1]
+                                     [--n 2000] [--epochs 10] [--extractors ...]
 """
 
 from __future__ import annotations
@@ -21,7 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_ACCURACY = 0.95
+LEVELS = ("easy", "medium", "hard")
+CLASS_SHORT = ("lin", "circ", "hel", "para")
+EASY_ACCURACY = 0.95
+HARD_ACCURACY = 0.90
 TARGET_RMSE_FRACTION = 0.05
 TARGET_MINUTES = 30.0
 
@@ -32,48 +44,139 @@ def run(cmd: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
+def round_of(level: str, seed: int, args: argparse.Namespace) -> tuple[list[dict], float] | None:
+    """Generate (or reuse) one level's dataset of ``seed`` and train the extractors on it."""
+    data = args.data_root / f"train_{level}_s{seed}_{args.n}"
+    if not (data / "metadata.json").exists():
+        workers = str(len(os.sched_getaffinity(0)))
+        config = ROOT / "configs" / "generator" / f"{level}.yaml"
+        code = run([sys.executable, "-m", "generator", "--n", str(args.n), "--out", str(data),
+                    "--seed", str(seed), "--config", str(config), "--workers", workers,
+                    "--resume", "--quiet"])  # fmt: skip
+        if code:
+            return None
+    out = args.out / f"{level}_s{seed}"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
+    start = time.monotonic()
+    run([sys.executable, "-m", "train.parallel", "--extractors", *args.extractors,
+         "--data", str(data), "--epochs", str(args.epochs), "--out", str(out)])  # fmt: skip
+    minutes = (time.monotonic() - start) / 60
+    summary = out / "summary.json"
+    if not summary.exists():
+        return None
+    return json.loads(summary.read_text())["runs"], minutes
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table(results: dict[str, dict[int, list[dict]]], extractors: list[str]) -> list[dict]:
+    """One row per (level, extractor): accuracies per seed, mean, spread, RMSE, per class."""
+    rows = []
+    for level, by_seed in results.items():
+        for name in extractors:
+            runs = [
+                next((r for r in rows_ if r["extractor"] == name), None)
+                for rows_ in by_seed.values()
+            ]
+            runs = [r for r in runs if r and r["val_accuracy"] is not None]
+            accs = [r["val_accuracy"] for r in runs]
+            rmses = [r["val_future_rmse_fraction"] for r in runs]
+            per_class = [r["val_per_class_accuracy"] for r in runs if r["val_per_class_accuracy"]]
+            rows.append(
+                {
+                    "level": level,
+                    "extractor": name,
+                    "seeds": list(by_seed),
+                    "val_accuracy": accs,
+                    "mean": sum(accs) / len(accs) if accs else None,
+                    "spread": max(accs) - min(accs) if accs else None,
+                    "rmse_fraction": sum(rmses) / len(rmses) if rmses else None,
+                    "per_class": [sum(c) / len(c) for c in zip(*per_class, strict=True)]
+                    if per_class
+                    else None,
+                }
+            )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    head = (
+        "| level | extractor | val acc per seed (%) | mean (%) | seed spread (pts) "
+        "| future RMSE / extent (%) | per class " + "/".join(CLASS_SHORT) + " (%) |\n"
+        "|---|---|---|---:|---:|---:|---|\n"
+    )
+    lines = [
+        f"| {r['level']} | {r['extractor']} | {', '.join(_pct(a) for a in r['val_accuracy'])} "
+        f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {_pct(r['rmse_fraction'])} "
+        f"| {'/'.join(f'{100 * c:.0f}' for c in r['per_class']) if r['per_class'] else '-'} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[str]:
+    missed = []
+    for r in rows:
+        if r["mean"] is None:
+            missed.append(f"{r['level']} {r['extractor']}: no result")
+        elif r["level"] == "easy":
+            if min(r["val_accuracy"]) < EASY_ACCURACY:
+                missed.append(f"easy {r['extractor']}: val accuracy under {EASY_ACCURACY}")
+            if r["rmse_fraction"] is None or r["rmse_fraction"] >= TARGET_RMSE_FRACTION:
+                missed.append(f"easy {r['extractor']}: future RMSE >= {TARGET_RMSE_FRACTION}")
+        elif r["level"] == "hard" and max(r["val_accuracy"]) > HARD_ACCURACY:
+            missed.append(f"hard {r['extractor']}: val accuracy above {HARD_ACCURACY}")
+    hard = sorted((r for r in rows if r["level"] == "hard" and r["mean"] is not None),
+                  key=lambda r: -r["mean"])  # fmt: skip
+    if len(hard) > 1 and len(hard[0]["val_accuracy"]) > 1:
+        spread = max(r["spread"] for r in hard)
+        for a, b in zip(hard, hard[1:], strict=False):
+            if a["mean"] - b["mean"] <= spread:
+                missed.append(
+                    f"hard: {a['extractor']} and {b['extractor']} {100 * (a['mean'] - b['mean']):.1f}"
+                    f" pts apart, within the seed spread {100 * spread:.1f}"
+                )
+    for m in minutes.get("easy", []):
+        if m >= TARGET_MINUTES:
+            missed.append(f"easy round {m:.1f} min >= {TARGET_MINUTES}")
+    return missed
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", nargs="+", choices=LEVELS, default=["easy"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--extractors", nargs="+", default=["i3d", "slowfast", "transformer", "magvit"])
-    p.add_argument("--data", type=Path, default=None, help="default data/.bench/train_N")
+    p.add_argument("--data-root", type=Path, default=ROOT / "data" / ".bench")
     p.add_argument("--out", type=Path, default=ROOT / "data" / ".bench" / "train_runs")
     args = p.parse_args()
-    data = args.data or ROOT / "data" / ".bench" / f"train_{args.n}"
 
-    if not (data / "metadata.json").exists():
-        workers = str(len(os.sched_getaffinity(0)))
-        code = run([sys.executable, "-m", "generator", "--n", str(args.n), "--out", str(data),
-                    "--workers", workers, "--resume", "--quiet"])  # fmt: skip
-        if code:
-            return code
-    shutil.rmtree(args.out, ignore_errors=True)  # a fresh round each time: its own scratch folder
-    start = time.monotonic()
-    code = run([sys.executable, "-m", "train.parallel", "--extractors", *args.extractors,
-                "--data", str(data), "--epochs", str(args.epochs), "--out", str(args.out)])  # fmt: skip
-    minutes = (time.monotonic() - start) / 60
-    summary = args.out / "summary.json"
-    if not summary.exists():
-        print(f"no summary written (train.parallel exit {code})")
-        return 1
-    rows = json.loads(summary.read_text())["runs"]
-    print(f"\n{len(args.extractors)} extractors, {args.epochs} epochs, {args.n} samples: "
-          f"{minutes:.1f} min on {len(os.sched_getaffinity(0))} cores")  # fmt: skip
-    missed = []
-    for r in rows:
-        acc, frac = r["val_accuracy"], r["val_future_rmse_fraction"]
-        if acc is None or acc < TARGET_ACCURACY:
-            missed.append(f"{r['extractor']}: val accuracy {acc} < {TARGET_ACCURACY}")
-        if frac is None or frac >= TARGET_RMSE_FRACTION:
-            missed.append(
-                f"{r['extractor']}: future RMSE {frac} of extent >= {TARGET_RMSE_FRACTION}"
-            )
-    if minutes >= TARGET_MINUTES:
-        missed.append(f"wall time {minutes:.1f} min >= {TARGET_MINUTES}")
+    results: dict[str, dict[int, list[dict]]] = {}
+    minutes: dict[str, list[float]] = {}
+    for level in args.preset:
+        for seed in args.seeds:
+            got = round_of(level, seed, args)
+            if got is None:
+                print(f"{level} seed {seed}: no summary written")
+                return 1
+            results.setdefault(level, {})[seed] = got[0]
+            minutes.setdefault(level, []).append(got[1])
+    rows = table(results, args.extractors)
+    text = markdown(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "levels.md").write_text(text)
+    (args.out / "levels.json").write_text(json.dumps({"rows": rows, "minutes": minutes}, indent=1))
+    print(f"\n{len(args.extractors)} extractors, {args.epochs} epochs, {args.n} samples, "
+          f"seeds {args.seeds}, {len(os.sched_getaffinity(0))} cores; minutes per round "
+          f"{ {k: [round(m, 1) for m in v] for k, v in minutes.items()} }\n")  # fmt: skip
+    print(text)
+    missed = missed_targets(rows, minutes)
     print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)))
-    print(f"comparison plot: {args.out / 'comparison.png'}")
-    return 1 if missed or code else 0
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

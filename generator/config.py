@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -115,6 +116,59 @@ class AppearanceConfig(BaseModel):
     noise_std: float = Field(2.0, ge=0.0, le=50.0)  # sensor noise, in 0..255 units
 
 
+class DistractorConfig(BaseModel):
+    """Other balls on their own paths (any of the motion families), drawn over the scene.
+
+    The target keeps the label; its cue is its colour: with distractors on, the target
+    is always drawn in ``target_hue`` (saturated, bright) and every distractor's hue is at
+    least ``min_hue_gap`` (a fraction of the colour wheel) away from it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    count: int = Field(2, ge=1, le=8)
+    radius: Range = _r(0.12, 0.42)
+    target_hue: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
+    min_hue_gap: float = Field(0.15, ge=0.0, le=0.45)
+
+
+class OccluderConfig(BaseModel):
+    """Static boxes standing on the ground (pillars), each turned about the vertical.
+
+    They are placed clear of the target's path by ``clearance`` metres (at least the
+    largest ball radius), so the ball passes behind them, never through them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    count: int = Field(2, ge=1, le=8)
+    width: Range = _r(0.35, 0.8)  # metres, each side of the footprint
+    height: Range = _r(1.2, 2.8)
+    clearance: float = Field(0.45, ge=0.0)
+
+
+class LightingConfig(BaseModel):
+    """Brightness and colour that drift over the clip: a gain per channel, linear in time.
+
+    Each channel's gain goes from ``1 - a`` to ``1 + a`` (or back), where ``a`` is a
+    shared brightness term plus a per-channel colour term, each drawn within ``drift``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drift: float = Field(0.25, gt=0.0, le=0.8)
+
+
+class GroundTruthConfig(BaseModel):
+    """Per-frame ground truth in each label: the ball's pixel position, depth, visibility."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    masks: bool = False  # also its visible pixels, run-length encoded
+
+
+# Options added after format version 1's datasets were made: left out of the config's dump
+# while unset, so an existing dataset's metadata and fingerprint stay byte-identical.
+OPTIONAL_SECTIONS = ("distractors", "occluders", "lighting", "ground_truth")
+
+
 class GeneratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     frames: int = Field(32, ge=2, le=512)
@@ -128,6 +182,19 @@ class GeneratorConfig(BaseModel):
     helical: HelicalConfig = Field(default_factory=HelicalConfig)
     parabolic: ParabolicConfig = Field(default_factory=ParabolicConfig)
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
+    distractors: DistractorConfig | None = None
+    occluders: OccluderConfig | None = None
+    lighting: LightingConfig | None = None
+    ground_truth: GroundTruthConfig | None = None
+
+    @pydantic.model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler: Any) -> dict:
+        """The dump without the optional sections that are off (see ``OPTIONAL_SECTIONS``)."""
+        data = handler(self)
+        for key in OPTIONAL_SECTIONS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @property
     def num_cameras(self) -> int:

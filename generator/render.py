@@ -148,6 +148,14 @@ def _project(rig: _RigGeometry, points: np.ndarray) -> tuple[np.ndarray, np.ndar
     return uvw[..., :2] / uvw[..., 2:3], cam_points[..., 2]
 
 
+def camera_lighting(rig: _RigGeometry, look: Look) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) float32 directions, in each camera's frame, towards the light and half-way to it."""
+    light = matvec(rig.rotations, look.light_dir).astype(np.float32)
+    half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
+    half /= norm3(half)[:, None]
+    return light, half
+
+
 def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
     """Every camera's static frame (V, 3, HW) in 0..255: lit checkered ground with fog, sky above."""
     lit = look.ambient + (1 - look.ambient) * max(look.light_dir[2], 0.0)
@@ -385,10 +393,7 @@ class Renderer:
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
         corners = _corners(uv, np.array(patches).T, size)
-        # (V, 3): the direction towards the light in each camera's frame
-        light = matvec(self.rig.rotations, look.light_dir).astype(np.float32)
-        half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
-        half /= norm3(half)[:, None]
+        light, half = camera_lighting(self.rig, look)
         r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)
 
         ground_x = self.rig.ground_x.reshape(views, size, size)

@@ -10,7 +10,9 @@ import numpy as np
 
 from generator.cameras import build_rig
 from generator.config import CLASS_NAMES, GeneratorConfig
+from generator.ground_truth import ground_truth
 from generator.render import Renderer, sample_look
+from generator.scene_objects import SceneDecorator
 from generator.trajectories import sample_trajectory
 
 NUM_CLASSES = len(CLASS_NAMES)
@@ -46,6 +48,7 @@ class SampleMaker:
         self.cfg = cfg
         self.cams = build_rig(cfg)
         self.renderer = Renderer(self.cams, cfg.image_size, cfg.appearance.noise_std)
+        self.scene = SceneDecorator(cfg, self.renderer)
 
     def make(
         self, seed: int, index: int, alpha_out: np.ndarray | None = None
@@ -54,7 +57,10 @@ class SampleMaker:
         label_id = class_of(seed, index)
         rng = np.random.default_rng(sample_seed(seed, index))
         positions, params = sample_trajectory(rng, label_id, cfg)
-        look = sample_look(rng, cfg.appearance)
+        look = self.scene.dress(sample_look(rng, cfg.appearance))
+        gt = cfg.ground_truth is not None and cfg.ground_truth.enabled
+        if alpha_out is None and (gt or self.scene.active):
+            alpha_out = np.zeros(cfg.video_shape[:2] + cfg.video_shape[3:], dtype=np.float32)
         video = self.renderer.render(positions[: cfg.frames], look, rng, alpha_out=alpha_out)
         label = {
             "index": index,
@@ -67,4 +73,20 @@ class SampleMaker:
             "trajectory_params": params,
             "appearance": look.as_dict(),
         }
+        # Options beyond the default draw from ``rng`` only from here on: samples without
+        # them keep their bytes.
+        visible = alpha_out
+        if self.scene.active:
+            extras = self.scene.add(video, positions, look, alpha_out, rng)
+            visible = extras.visible
+            label.update(extras.record)
+        if gt:
+            label["ground_truth"] = ground_truth(
+                self.cams,
+                cfg.image_size,
+                positions[: cfg.frames],
+                alpha_out,
+                visible,
+                cfg.ground_truth.masks,
+            )
         return video, label

@@ -1,0 +1,329 @@
+"""Optional scene content, drawn over the default render: distractor balls, pillars, lighting drift.
+
+Everything here is drawn from the sample's random stream *after* the default render has
+taken its share, so a sample that uses none of it keeps its bytes, and one that does
+still depends only on ``(seed, index)``. The default renderer draws the target ball,
+its shadow and the ground; this module then composites, per pixel and far to near, the
+pillars (ray-cast boxes, flat-shaded) and the distractors (shaded like the target, no
+shadow), letting the target stay in front wherever it is nearer. Painted pixels get
+fresh sensor noise from the same bank as the rest. It also returns how much of the
+target each pixel still shows, which the per-frame ground truth is made from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from generator.cameras import Camera
+from generator.config import CLASS_NAMES, DistractorConfig, GeneratorConfig
+from generator.render import (
+    Look,
+    Renderer,
+    _corners,
+    _hsv,
+    _noise,
+    _project,
+    _shade_balls,
+    _windows,
+    camera_lighting,
+)
+from generator.trajectories import sample_trajectory
+
+PLACEMENT_TRIES = 100  # per pillar or distractor; one that does not fit is left out
+
+
+@dataclass(frozen=True)
+class Ball:
+    """A distractor: its own path (observed frames plus horizon), size and colour."""
+
+    class_label: int
+    positions: np.ndarray  # (frames + horizon, 3)
+    radius: float
+    rgb: np.ndarray  # (3,) in 0..1
+
+    def as_dict(self) -> dict:
+        return {
+            "class_label": self.class_label,
+            "radius": self.radius,
+            "rgb": self.rgb.tolist(),
+            "positions": self.positions.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class Pillar:
+    """A box standing on the ground, turned by ``yaw`` about the vertical through ``centre``."""
+
+    centre: np.ndarray  # (2,) x, y of the footprint's centre
+    half_sides: np.ndarray  # (2,) half the footprint's sides, along its own axes
+    height: float
+    yaw: float  # radians
+    rgb: np.ndarray
+
+    def as_dict(self) -> dict:
+        return {
+            "centre": self.centre.tolist(),
+            "half_sides": self.half_sides.tolist(),
+            "height": self.height,
+            "yaw": self.yaw,
+            "rgb": self.rgb.tolist(),
+        }
+
+    def _to_local(self, xy: np.ndarray) -> np.ndarray:
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        d = xy - self.centre
+        return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """Distance (N,) from world points (N, 3) to the box (0 inside)."""
+        local = np.abs(self._to_local(points[:, :2])) - self.half_sides
+        above = np.maximum(points[:, 2] - self.height, 0.0)
+        flat = np.linalg.norm(np.maximum(local, 0.0), axis=1)
+        return np.hypot(flat, above)
+
+
+def target_rgb(cfg: DistractorConfig) -> np.ndarray:
+    """The target's colour when distractors are on: the documented cue that tells it apart."""
+    return _hsv(cfg.target_hue, 0.9, 0.95)
+
+
+def _clear(path: np.ndarray, pillars: list[Pillar], margin: float) -> bool:
+    return all(p.distance(path).min() > margin for p in pillars)
+
+
+def sample_pillars(
+    rng: np.random.Generator, cfg: GeneratorConfig, target: np.ndarray
+) -> list[Pillar]:
+    o_cfg = cfg.occluders
+    assert o_cfg is not None
+    pillars: list[Pillar] = []
+    for _ in range(o_cfg.count):
+        for _ in range(PLACEMENT_TRIES):
+            pillar = Pillar(
+                centre=np.array(
+                    [
+                        rng.uniform(cfg.scene.x.lo, cfg.scene.x.hi),
+                        rng.uniform(cfg.scene.y.lo, cfg.scene.y.hi),
+                    ]
+                ),
+                half_sides=rng.uniform(o_cfg.width.lo, o_cfg.width.hi, 2) / 2,
+                height=float(rng.uniform(o_cfg.height.lo, o_cfg.height.hi)),
+                yaw=float(rng.uniform(0, np.pi / 2)),
+                rgb=_hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.7)),
+            )
+            if _clear(target, [pillar], o_cfg.clearance):
+                pillars.append(pillar)
+                break
+    return pillars
+
+
+def sample_distractors(
+    rng: np.random.Generator, cfg: GeneratorConfig, pillars: list[Pillar]
+) -> list[Ball]:
+    d_cfg = cfg.distractors
+    assert d_cfg is not None
+    balls: list[Ball] = []
+    gap = d_cfg.min_hue_gap
+    for _ in range(d_cfg.count):
+        for _ in range(PLACEMENT_TRIES):
+            class_label = int(rng.integers(len(CLASS_NAMES)))
+            positions, _ = sample_trajectory(rng, class_label, cfg)
+            radius = float(rng.uniform(d_cfg.radius.lo, d_cfg.radius.hi))
+            hue = (d_cfg.target_hue + gap + rng.uniform(0.0, 1.0 - 2 * gap)) % 1.0
+            rgb = _hsv(hue, rng.uniform(0.6, 1.0), rng.uniform(0.85, 1.0))
+            if _clear(positions, pillars, radius):
+                balls.append(Ball(class_label, positions, radius, rgb))
+                break
+    return balls
+
+
+def _pillar_layer(
+    cam: Camera, size: int, pillars: list[Pillar], look: Look
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (S, S) of the nearest pillar at each pixel (inf where none) and its colour (3, S, S).
+
+    Rays are ``R^T K^-1 (u, v, 1)`` from the camera centre: with the camera-frame z of
+    each ray 1, the distance along it to a hit is that point's depth.
+    """
+    v, u = np.mgrid[0:size, 0:size].reshape(2, -1).astype(np.float64)
+    K = cam.K
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    rays = rays @ cam.R  # rows R^T d: camera to world
+    origin = cam.centre
+    depth = np.full(size * size, np.inf)
+    colour = np.zeros((size * size, 3))
+    light = look.light_dir
+    for p in pillars:
+        c, s = math.cos(p.yaw), math.sin(p.yaw)
+        o = np.array([*p._to_local(origin[:2]), origin[2]])
+        d = np.stack(
+            [c * rays[:, 0] + s * rays[:, 1], -s * rays[:, 0] + c * rays[:, 1], rays[:, 2]], -1
+        )
+        lo = np.array([-p.half_sides[0], -p.half_sides[1], 0.0])
+        hi = np.array([p.half_sides[0], p.half_sides[1], p.height])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1, t2 = (lo - o) / d, (hi - o) / d
+        near = np.nan_to_num(np.minimum(t1, t2), nan=-np.inf)
+        far = np.nan_to_num(np.maximum(t1, t2), nan=np.inf)
+        t_in, t_out = near.max(axis=1), far.min(axis=1)
+        hit = (t_in <= t_out) & (t_in > 0) & (t_in < depth)
+        axis = near.argmax(axis=1)
+        normal_local = np.zeros((size * size, 3))
+        normal_local[np.arange(size * size), axis] = -np.sign(d[np.arange(size * size), axis])
+        normal = np.stack(
+            [
+                c * normal_local[:, 0] - s * normal_local[:, 1],
+                s * normal_local[:, 0] + c * normal_local[:, 1],
+                normal_local[:, 2],
+            ],
+            -1,
+        )
+        shade = look.ambient + (1 - look.ambient) * np.maximum(normal @ light, 0.0)
+        depth = np.where(hit, t_in, depth)
+        colour = np.where(hit[:, None], 255.0 * p.rgb * shade[:, None], colour)
+    return depth.reshape(size, size), colour.T.reshape(3, size, size)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a sample added: for the label, and the target's visible coverage (V, T, S, S)."""
+
+    visible: np.ndarray
+    record: dict
+
+
+class SceneDecorator:
+    """Adds the config's optional content to rendered clips; holds the per-camera constants."""
+
+    def __init__(self, cfg: GeneratorConfig, renderer: Renderer) -> None:
+        self.cfg = cfg
+        self.renderer = renderer
+
+    @property
+    def active(self) -> bool:
+        c = self.cfg
+        return c.distractors is not None or c.occluders is not None or c.lighting is not None
+
+    def dress(self, look: Look) -> Look:
+        """The target's look: with distractors, always the cue colour (no random draw)."""
+        if self.cfg.distractors is None:
+            return look
+        return replace(look, ball_rgb=target_rgb(self.cfg.distractors))
+
+    def add(
+        self,
+        video: np.ndarray,
+        positions: np.ndarray,
+        look: Look,
+        coverage: np.ndarray,
+        rng: np.random.Generator,
+    ) -> Extras:
+        """Draw this sample's extras from ``rng`` and composite them into ``video`` in place."""
+        cfg, renderer = self.cfg, self.renderer
+        frames = cfg.frames
+        observed = positions[:frames]
+        pillars = sample_pillars(rng, cfg, positions) if cfg.occluders is not None else []
+        balls = sample_distractors(rng, cfg, pillars) if cfg.distractors is not None else []
+        record: dict = {}
+        if cfg.occluders is not None:
+            record["occluders"] = [p.as_dict() for p in pillars]
+        if cfg.distractors is not None:
+            record["distractors"] = [b.as_dict() for b in balls]
+        visible = coverage
+        if pillars or balls:
+            noise = _noise(video.shape, renderer.noise_std, rng) if renderer.noise_std > 0 else None
+            visible = self._composite(video, observed, look, coverage, pillars, balls, noise)
+        if cfg.lighting is not None:
+            drift = cfg.lighting.drift
+            amplitude = rng.uniform(-drift, drift) / 2 + rng.uniform(-drift, drift, 3) / 2
+            ramp = np.linspace(-1.0, 1.0, frames)
+            gain = (1.0 + np.outer(ramp, amplitude)).astype(np.float32)  # (T, 3)
+            lit = video * gain[None, :, :, None, None] + np.float32(0.5)
+            video[...] = np.clip(lit, 0.0, 255.0).astype(np.uint8)
+            record["lighting_gain"] = {"first": gain[0].tolist(), "last": gain[-1].tolist()}
+        return Extras(visible=visible, record=record)
+
+    def _composite(
+        self,
+        video: np.ndarray,
+        target: np.ndarray,
+        look: Look,
+        coverage: np.ndarray,
+        pillars: list[Pillar],
+        balls: list[Ball],
+        noise: np.ndarray | None,
+    ) -> np.ndarray:
+        """Paint pillars and distractors far to near over each camera's clip; the target's visible coverage.
+
+        A layer is hidden by the target where the target is nearer, in proportion to the
+        target's coverage there (its clip already shows the target over the ground).
+        Only pixels some layer covers are touched: the others keep their bytes.
+        """
+        size = self.renderer.size
+        views, count = video.shape[:2]
+        pixels = size * size
+        _, target_depth = _project(self.renderer.rig, target)  # (V, T)
+        balls_drawn = [self._draw_ball(ball, look, count) for ball in balls]
+        visible = coverage.astype(np.float32, copy=True)
+        for i, cam in enumerate(self.renderer.cams):
+            depths, alphas, colours = [], [], []  # per layer: (T * S * S,), and (3, T * S * S)
+            if pillars:
+                d, c = _pillar_layer(cam, size, pillars, look)
+                depths.append(np.tile(d.ravel(), count))
+                alphas.append(np.tile(np.isfinite(d).ravel().astype(np.float32), count))
+                colours.append(np.tile(c.reshape(3, -1).astype(np.float32), count))
+            for depth, colour, alpha in balls_drawn:
+                depths.append(np.repeat(depth[i], pixels))
+                alphas.append(alpha[i].ravel())
+                colours.append(colour[i].reshape(3, -1))
+            alpha_all = np.stack(alphas)
+            sel = np.flatnonzero(alpha_all.max(axis=0) > 0)
+            layer_depth, layer_alpha = np.stack(depths)[:, sel], alpha_all[:, sel]
+            layer_colour = np.stack(colours)[:, :, sel]  # (L, 3, n)
+            frame, pixel = np.divmod(sel, pixels)
+            rows, cols = np.divmod(pixel, size)
+            a0 = coverage[i].reshape(-1)[sel].astype(np.float32)
+            nearer = layer_depth < target_depth[i][frame]  # the layer hides the target
+            effective = layer_alpha * np.where(nearer, np.float32(1.0), 1.0 - a0)
+            out = video[i][frame, :, rows, cols].astype(np.float32).T  # (3, n)
+            keep = np.ones(len(sel), dtype=np.float32)
+            ar = np.arange(len(sel))
+            for idx in np.argsort(-layer_depth, axis=0, kind="stable"):  # far to near
+                a = effective[idx, ar]
+                out += (layer_colour[idx, :, ar].T - out) * a
+                keep *= 1.0 - a
+            if noise is not None:
+                out += (1.0 - keep) * noise[i][frame, :, rows, cols].T
+            video[i][frame, :, rows, cols] = np.clip(out + np.float32(0.5), 0.0, 255.0).T
+            hidden = np.prod(np.where(nearer, 1.0 - layer_alpha, np.float32(1.0)), axis=0)
+            visible[i].reshape(-1)[sel] = a0 * hidden
+        return visible
+
+    def _draw_ball(
+        self, ball: Ball, look: Look, count: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A distractor's depth (V, T), colour (V, 3, T, S, S) and coverage (V, T, S, S), shaded like the target."""
+        rig, size = self.renderer.rig, self.renderer.size
+        uv, depth = _project(rig, ball.positions[:count])
+        front = depth > 0
+        radius = np.where(front, rig.focal * ball.radius / np.where(front, depth, 1.0), 0.0)
+        patch = min(int(2 * np.ceil(radius.max()) + 3), size)
+        views = len(self.renderer.cams)
+        corners = _corners(uv, np.full(views, patch), size)
+        light, half = camera_lighting(rig, look)
+        r = radius.astype(np.float32)[..., None, None]
+        colour, alpha = _shade_balls(
+            corners, patch, uv, r, light, half, replace(look, ball_rgb=ball.rgb)
+        )
+        alpha *= front[..., None, None]
+        full_colour = np.zeros((views, 3, count, size, size), dtype=np.float32)
+        full_alpha = np.zeros((views, count, size, size), dtype=np.float32)
+        frame = np.arange(count)
+        for i in range(views):
+            rows, cols = corners[i, :, 1], corners[i, :, 0]
+            _windows(full_alpha[i], patch)[frame, rows, cols] = alpha[i]
+            _windows(full_colour[i], patch)[:, frame, rows, cols] = colour[i].transpose(1, 0, 2, 3)
+        return depth, full_colour, full_alpha
