@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import get_args
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from generator.cli import OneLineParser
@@ -32,13 +33,21 @@ from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
 
 
+class RawPixels(nn.Module):
+    """The evaluation-transformed image itself as one token: the floor a representation must
+    beat (a k-NN or a linear probe on pixels needs no pretraining)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1).unsqueeze(1)
+
+
 @torch.no_grad()
 def extract_features(
-    encoder: VisionTransformer, dataset: Dataset, batch_size: int = 256, num_workers: int = 0
+    encoder: nn.Module, dataset: Dataset, batch_size: int = 256, num_workers: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, D)`` mean-pooled features and ``(N,)`` labels of a labelled dataset."""
     encoder.eval()
-    device = next(encoder.parameters()).device
+    device = next(encoder.parameters(), torch.empty(0)).device
     feats, labels = [], []
     for images, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
         feats.append(encoder(images.to(device)).float().mean(1).cpu())
@@ -64,7 +73,7 @@ def load_encoder(
 
 
 def evaluate(
-    encoder: VisionTransformer,
+    encoder: nn.Module,
     cfg: JepaConfig,
     spec: DatasetSpec,
     data_path: str,
