@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from generator.config import read_yaml_mapping
 
-DatasetKind = Literal["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic"]
+DatasetKind = Literal[
+    "cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic", "digits"
+]
 
 
 class _Strict(BaseModel):
@@ -38,7 +40,7 @@ class DatasetSpec(_Strict):
 
 
 class DataConfig(_Strict):
-    data_path: str = "data"
+    data_path: str = Field("data", min_length=1)
     datasets: list[DatasetSpec] = Field(min_length=1)
     sampling: Literal["weighted", "balanced", "concat"] = "concat"
     samples_per_epoch: int | None = Field(None, ge=1)  # default: total size of all datasets
@@ -130,8 +132,18 @@ class CollapseConfig(_Strict):
     min_rank_ratio: float = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
 
+class RegularizerConfig(_Strict):
+    """Anti-collapse terms on the context encoder's image embeddings (``train.jepa.regularizers``:
+    VICReg variance and covariance as in C-JEPA, LeJEPA's SIGReg); a weight of 0 turns one off."""
+
+    variance_weight: float = Field(0.0, ge=0)
+    covariance_weight: float = Field(0.0, ge=0)
+    sigreg_weight: float = Field(0.0, ge=0)
+    sigreg_slices: int = Field(256, ge=1)
+
+
 class RunConfig(_Strict):
-    out: str = "runs/jepa"
+    out: str = Field("runs/jepa", min_length=1)
     seed: int = 0
     amp: bool = True  # bf16 autocast, CUDA only
     log_every: int = Field(20, ge=1)
@@ -144,6 +156,7 @@ class JepaConfig(_Strict):
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     collapse: CollapseConfig = CollapseConfig()
+    regularizer: RegularizerConfig = RegularizerConfig()
     run: RunConfig = RunConfig()
 
     @model_validator(mode="after")
@@ -213,15 +226,15 @@ def apply_overrides(raw: dict, args: argparse.Namespace) -> JepaConfig:
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for section in ("data", "optim", "run"):
         raw.setdefault(section, {})
-    if getattr(args, "data_path", None):
+    if getattr(args, "data_path", None) is not None:
         raw["data"]["data_path"] = args.data_path
-    if getattr(args, "dataset", None):
+    if getattr(args, "dataset", None) is not None:
         raw["data"]["datasets"] = [{"kind": args.dataset}]
-    if getattr(args, "image_size", None):
+    if getattr(args, "image_size", None) is not None:
         raw["data"]["image_size"] = args.image_size
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr")):
         if getattr(args, flag, None) is not None:
             raw["optim"][key] = getattr(args, flag)
-    if getattr(args, "out", None):
+    if getattr(args, "out", None) is not None:
         raw["run"]["out"] = args.out
     return parse_config(raw)

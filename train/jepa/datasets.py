@@ -8,8 +8,13 @@
 | imagenet    | train                    | train / val       | <data_path>/imagenet    |
 | imagenet100 | train (100 CMC classes)  | train / val       | <data_path>/imagenet    |
 | synthetic   | train                    | train / test      | none (drawn in memory)  |
+| digits      | train                    | train / test      | none (scikit-learn's)   |
 
 ``synthetic`` draws ``synthetic_kind`` ``textures`` or ``shapes`` (``train.jepa.synthetic``).
+
+``digits`` are the 1,797 real 8x8 handwritten digits (UCI, 10 classes) that scikit-learn ships
+inside its package (``sklearn.datasets.load_digits``): a real labelled image set that is on disk
+wherever scikit-learn is installed, used by the benchmark. A fixed stratified 80/20 split.
 
 CIFAR and STL-10 loaders check every file's MD5 (torchvision's lists) before reading.
 """
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
@@ -26,6 +33,7 @@ from train.jepa.synthetic import SyntheticImages
 
 IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
 SYNTHETIC_TEST_FRACTION = 0.25
+DIGITS_TEST_FRACTION = 0.2
 
 
 class DatasetMissing(RuntimeError):
@@ -54,6 +62,37 @@ class ClassSubsetImageFolder(tvd.ImageFolder):
                 f"(first: {missing[0]}); see `python -m train.jepa.download imagenet100`"
             )
         return self._wanted, {c: i for i, c in enumerate(self._wanted)}
+
+
+class DigitsImages(Dataset):
+    """scikit-learn's 8x8 digits as grey PIL images (``0..16`` scaled to ``0..255``) and labels."""
+
+    def __init__(self, split: str, transform=None) -> None:  # noqa: ANN001
+        try:
+            from sklearn.datasets import load_digits
+            from sklearn.model_selection import train_test_split
+        except ImportError:
+            raise DatasetMissing("digits needs scikit-learn (pip install scikit-learn)") from None
+        digits = load_digits()
+        images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+        parts = train_test_split(
+            images,
+            digits.target,
+            test_size=DIGITS_TEST_FRACTION,
+            stratify=digits.target,
+            random_state=0,
+        )
+        self.images, self.labels = (parts[1], parts[3]) if split == "test" else (parts[0], parts[2])
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple:
+        image = Image.fromarray(self.images[i], mode="L").convert("RGB")
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[i])
 
 
 def dataset_root(spec: DatasetSpec, data_path: str | Path) -> Path:
@@ -90,6 +129,8 @@ def build_dataset(
         return SyntheticImages(
             n, tv_split, image_size, seed, transform=transform, kind=spec.synthetic_kind
         )
+    if kind == "digits":
+        return DigitsImages("test" if split == "test" else "train", transform)
     try:
         if kind in ("cifar10", "cifar100"):
             cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100

@@ -14,7 +14,6 @@ Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -28,12 +27,14 @@ from pathlib import Path
 from torchvision import datasets as tvd
 from tqdm import tqdm
 
+from generator.cli import OneLineParser
 from train.jepa.config import DatasetSpec
 from train.jepa.datasets import DatasetMissing, build_dataset, imagenet100_classes
 
 CHUNK = 1 << 20
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
 DISK_MARGIN = 1.1  # ask for 10% more than the estimate
+DOWNLOADABLE = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100")
 
 
 class DownloadError(RuntimeError):
@@ -208,10 +209,8 @@ def verify_imagenet(root: Path, subset: list[str] | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.jepa.download", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("name", help="cifar10, cifar100, stl10, imagenet or imagenet100")
+    parser = OneLineParser(prog="python -m train.jepa.download", description=__doc__.split("\n")[0])
+    parser.add_argument("name", choices=DOWNLOADABLE)
     parser.add_argument("--data-path", default="data", help="datasets go to DATA_PATH/NAME")
     parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV), help="mirror server")
     parser.add_argument("--keep-archive", action="store_true")
@@ -228,13 +227,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.name} ready in {root}")
         return 0
-    if args.name not in ("cifar10", "cifar100", "stl10"):
-        print(
-            f"error: unknown dataset {args.name!r}; one of cifar10, cifar100, stl10, imagenet, "
-            "imagenet100",
-            file=sys.stderr,
-        )
-        return 2
     try:
         folder = download_archive(
             args.name, data_path, args.base_url, args.quiet, args.keep_archive

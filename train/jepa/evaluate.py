@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from generator.cli import OneLineParser
 from generator.store import write_json_atomic
+from train.checkpoint import CheckpointError
+from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.config import ConfigError, DatasetKind, DatasetSpec, JepaConfig, parse_config
 from train.jepa.datasets import DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
@@ -28,13 +33,21 @@ from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
 
 
+class RawPixels(nn.Module):
+    """The evaluation-transformed image itself as one token: the floor a representation must
+    beat (a k-NN or a linear probe on pixels needs no pretraining)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1).unsqueeze(1)
+
+
 @torch.no_grad()
 def extract_features(
-    encoder: VisionTransformer, dataset: Dataset, batch_size: int = 256, num_workers: int = 0
+    encoder: nn.Module, dataset: Dataset, batch_size: int = 256, num_workers: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, D)`` mean-pooled features and ``(N,)`` labels of a labelled dataset."""
     encoder.eval()
-    device = next(encoder.parameters()).device
+    device = next(encoder.parameters(), torch.empty(0)).device
     feats, labels = [], []
     for images, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
         feats.append(encoder(images.to(device)).float().mean(1).cpu())
@@ -53,13 +66,14 @@ def load_encoder(
             cfg.data.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads, m.mlp_ratio
         )
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        encoder.load_state_dict(state["target_encoder"])
+        path = Path(checkpoint)
+        state = load_run_checkpoint(path, ("target_encoder",))
+        load_weights(encoder, state["target_encoder"], path, "target encoder")
     return encoder
 
 
 def evaluate(
-    encoder: VisionTransformer,
+    encoder: nn.Module,
     cfg: JepaConfig,
     spec: DatasetSpec,
     data_path: str,
@@ -108,32 +122,43 @@ def summary_line(result: dict) -> str:
     )
 
 
+def _positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type for a number above 0 (k, temperature, iterations, batch size)."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0]
-    )
+    """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input."""
+    parser = OneLineParser(prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="last.pt of a train.jepa run")
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        help="cifar10, cifar100, stl10, imagenet, imagenet100, synthetic",
-    )
+    parser.add_argument("--dataset", required=True, choices=get_args(DatasetKind))
     parser.add_argument("--data-path", help="dataset root (default: the run's data.data_path)")
     parser.add_argument("--out", help="results JSON (default: beside the checkpoint)")
     parser.add_argument("--random-init", action="store_true", help="same network, untrained")
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--temperature", type=float, default=0.07)
-    parser.add_argument("--probe-iters", type=int, default=500, help="L-BFGS iterations")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--k", type=_positive(int), default=20)
+    parser.add_argument("--temperature", type=_positive(float), default=0.07)
+    parser.add_argument("--probe-iters", type=_positive(int), default=500, help="L-BFGS iterations")
+    parser.add_argument("--batch-size", type=_positive(int), default=256)
     parser.add_argument("--num-workers", type=int, default=0)
     args = parser.parse_args(argv)
     ckpt = Path(args.checkpoint)
     try:
         if not ckpt.is_file():
             raise ConfigError(f"checkpoint {ckpt} not found")
-        cfg = parse_config(torch.load(ckpt, map_location="cpu", weights_only=True)["config"])
-        if args.dataset not in get_args(DatasetKind):
-            raise ConfigError(f"unknown --dataset {args.dataset!r}; one of {get_args(DatasetKind)}")
+        state = load_run_checkpoint(ckpt, ("target_encoder", "config"))
+        try:
+            cfg = parse_config(state["config"])
+        except ConfigError as err:
+            raise CheckpointError(f"{ckpt} holds an unusable config: {err}") from None
+        del state
         matching = [s for s in cfg.data.datasets if s.kind == args.dataset]
         spec = matching[0] if matching else DatasetSpec.model_validate({"kind": args.dataset})
         encoder = load_encoder(None if args.random_init else ckpt, cfg, cfg.run.seed)
@@ -148,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             args.num_workers,
         )
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (ConfigError, DatasetMissing, ValueError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""H-JEPA as three steps that read like the paper: ``forward_target``, ``forward_context``, loss.
+"""H-JEPA as the paper's steps: ``forward_target``, then context encoder -> predictor -> loss.
 
 The trainable part (context encoder, predictor, level heads) is one module so that DDP wraps it
 whole; the target encoder is an EMA copy kept outside the optimiser (I-JEPA Sec. 3).
@@ -13,6 +13,7 @@ from torch import nn
 
 from train.jepa.config import JepaConfig
 from train.jepa.hierarchy import LevelHeads, hierarchical_loss, level_targets
+from train.jepa.regularizers import regularizer_loss
 from train.jepa.vision_transformer import Predictor, VisionTransformer
 
 
@@ -34,6 +35,7 @@ class HJepa(nn.Module):
             m.mlp_ratio,
         )
         self.heads = LevelHeads(len(m.levels), m.predictor_embed_dim, m.embed_dim)
+        self.regularizer = cfg.regularizer
 
     def forward(
         self,
@@ -41,20 +43,22 @@ class HJepa(nn.Module):
         context_masks: list[torch.Tensor],
         target_masks: list[torch.Tensor],
         targets: list[torch.Tensor],
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[int]]:
-        hidden = self.forward_context(images, context_masks, target_masks)
-        return hierarchical_loss(
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[int], torch.Tensor]:
+        """``(total, per-level losses, cells per level, regulariser)``; total includes both."""
+        context = self.encoder(images, context_masks)
+        hidden = self.predictor(context, context_masks, target_masks)
+        total, losses, cells = hierarchical_loss(
             hidden, self.heads, targets, context_masks, target_masks, self.grid, self.level_weights
         )
-
-    def forward_context(
-        self,
-        images: torch.Tensor,
-        context_masks: list[torch.Tensor],
-        target_masks: list[torch.Tensor],
-    ) -> torch.Tensor:
-        context = self.encoder(images, context_masks)
-        return self.predictor(context, context_masks, target_masks)
+        r = self.regularizer
+        reg = regularizer_loss(
+            context.mean(1),
+            r.variance_weight,
+            r.covariance_weight,
+            r.sigreg_weight,
+            r.sigreg_slices,
+        )
+        return total + reg, losses, cells, reg
 
 
 def make_target_encoder(online: VisionTransformer) -> VisionTransformer:

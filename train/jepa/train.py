@@ -10,7 +10,6 @@ the schedules only on the step.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,8 +21,10 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
+from generator.cli import OneLineParser
 from generator.store import write_atomic, write_json_atomic
-from train.checkpoint import save_checkpoint
+from train.checkpoint import CheckpointError, save_checkpoint
+from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
 from train.jepa.config import ConfigError, JepaConfig, add_override_arguments, apply_overrides
 from train.jepa.config import load_config as read_yaml
@@ -72,11 +73,35 @@ def unreachable_levels(cfg: JepaConfig, collator, batches: int = 20) -> list[int
     return [k for k in range(1, len(seen)) if seen[k] == 0]
 
 
-def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
-    """Run (or finish) the pretraining described by ``cfg``; returns the results dict."""
+RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.yaml")
+
+
+def prepare_run_folder(out: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run unless asked to continue it or to start over (``force``)."""
+    if resume or not (out / "last.pt").exists():
+        return
+    if not force:
+        raise ConfigError(
+            f"{out} already holds a run (last.pt): pass --resume to continue it, --force to "
+            "start over, or choose another --out"
+        )
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    board = out / "tensorboard"
+    if board.is_dir():
+        for event in board.glob("events.out.tfevents.*"):
+            event.unlink()
+
+
+def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: bool = False) -> dict:
+    """Run (or finish) the pretraining described by ``cfg``; returns the results dict.
+
+    Without ``resume`` a folder holding a run is refused, unless ``force`` starts over.
+    """
     rank, world, device = setup_distributed()
     out = Path(cfg.run.out)
     if rank == 0:
+        prepare_run_folder(out, resume, force)
         out.mkdir(parents=True, exist_ok=True)
     mixture, sampler, collator = build_pretrain_data(cfg, rank, world)
     steps_per_epoch = len(sampler) // cfg.optim.batch_size
@@ -101,10 +126,10 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
     log = RunLog(out, enabled=rank == 0)
     ckpt_path = out / "last.pt"
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        student.load_state_dict(ckpt["student"])
-        target_encoder.load_state_dict(ckpt["target_encoder"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        ckpt = load_run_checkpoint(ckpt_path)
+        load_weights(student, ckpt["student"], ckpt_path, "student")
+        load_weights(target_encoder, ckpt["target_encoder"], ckpt_path, "target encoder")
+        load_weights(optimizer, ckpt["optimizer"], ckpt_path, "optimizer state")
         watch.load_state_dict(ckpt["collapse"])
         start_epoch = ckpt["epoch"]
         log.truncate_after(start_epoch)
@@ -129,7 +154,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
         torch.manual_seed((cfg.run.seed * 7919 + epoch) * 131 + rank)
         loader = epoch_loader(cfg, mixture, sampler, collator, epoch, rank)
         counts = torch.zeros(len(mixture.names), dtype=torch.long)
-        sums = torch.zeros(2 + 2 * num_levels, dtype=torch.float64)  # loss, n, per-level, cells
+        # loss, n, per-level losses, per-level cells, regulariser
+        sums = torch.zeros(3 + 2 * num_levels, dtype=torch.float64)
         probe: list[torch.Tensor] = []
         bar = tqdm(
             loader,
@@ -157,7 +183,7 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
             tgt_masks = [m.to(device, non_blocking=True) for m in tgt_masks]
             with autocast:
                 targets, features = forward_target(target_encoder, images, num_levels)
-                loss, level_losses, cells = model(images, ctx_masks, tgt_masks, targets)
+                loss, level_losses, cells, reg = model(images, ctx_masks, tgt_masks, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.grad_clip:
@@ -166,7 +192,9 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
             ema_update(target_encoder, student.encoder, momentum)
 
             counts += torch.bincount(dataset_ids, minlength=len(counts))
-            sums += torch.tensor([loss.item(), 1.0] + [v.item() for v in level_losses] + cells)
+            sums += torch.tensor(
+                [loss.item(), 1.0] + [v.item() for v in level_losses] + cells + [reg.item()]
+            )
             if sum(len(p) for p in probe) < cfg.collapse.probe_samples:
                 probe.append(features.float().mean(1).cpu())
             rate = (i + 1) * len(images) * world / (time.perf_counter() - start)
@@ -195,6 +223,7 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
             "level_cells_per_batch": {
                 str(k): sums[2 + num_levels + k].item() / n for k in range(num_levels)
             },
+            "regularizer_loss": sums[2 + 2 * num_levels].item() / n,
             "images_per_second": steps_per_epoch * cfg.optim.batch_size * world / elapsed,
             "dataset_counts": dict(zip(mixture.names, counts.tolist(), strict=True)),
             "lr": lr,
@@ -240,18 +269,27 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.jepa", description=__doc__.split("\n")[0]
-    )
+    """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input, 130 interrupted."""
+    parser = OneLineParser(prog="python -m train.jepa", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="configs/jepa/<name>.yaml")
     add_override_arguments(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    start.add_argument(
+        "--force", action="store_true", help="start over in an --out that holds a run"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         cfg = apply_overrides(read_yaml(args.config), args)
-        train(cfg, resume=args.resume, quiet=args.quiet)
+        train(cfg, resume=args.resume, quiet=args.quiet, force=args.force)
     except (ConfigError, DatasetMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run again with --resume to continue", file=sys.stderr)
+        return 130
     return 0

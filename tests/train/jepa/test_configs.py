@@ -49,3 +49,21 @@ def test_tiny_config_is_the_benchmarks_offline_shapes_run():
     (spec,) = cfg.data.datasets
     assert (spec.kind, spec.synthetic_kind) == ("synthetic", "shapes")
     assert cfg.grid_size == 8 and cfg.optim.ema_momentum[1] == 1.0
+
+
+def test_benchmark_configs_are_offline_and_share_one_network():
+    """bench_jepa's second set is real images that need no download, on tiny.yaml's network."""
+    tiny, digits = (
+        parse_config(load_config(next(p for p in CONFIGS if p.stem == name)))
+        for name in ("tiny", "digits")
+    )
+    assert [d.kind for d in digits.data.datasets] == ["digits"]
+    assert digits.model == tiny.model and digits.optim == tiny.optim
+    assert digits.regularizer == tiny.regularizer
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_default_config_uses_the_measured_anti_collapse_terms(path):
+    """VICReg variance + covariance won on every benchmark seed (train/jepa/README.md)."""
+    r = parse_config(load_config(path)).regularizer
+    assert (r.variance_weight, r.covariance_weight, r.sigreg_weight) == (1.0, 0.04, 0.0)

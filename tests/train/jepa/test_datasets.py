@@ -166,3 +166,25 @@ def test_synthetic_kind_in_the_dataset_spec():
     raw = {"name": "t", "data": {"datasets": [{"kind": "synthetic", "synthetic_kind": "x"}]}}
     with pytest.raises(ConfigError, match="synthetic_kind"):
         parse_config(raw)
+
+
+def test_digits_are_scikit_learns_real_images_in_a_fixed_stratified_split():
+    from sklearn.datasets import load_digits
+
+    spec = DatasetSpec(kind="digits")
+    train = build_dataset(spec, "unused", "train")
+    test = build_dataset(spec, "unused", "test")
+    assert (len(train), len(test)) == (1437, 360)
+    assert build_dataset(spec, "unused", "pretrain").labels.tolist() == train.labels.tolist()
+    image, label = test[0]
+    assert image.size == (8, 8) and image.mode == "RGB" and 0 <= label <= 9
+    counts = np.bincount(test.labels, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified: 36 a class, give or take one
+    # every image is one of the 1,797 originals, scaled 0..16 -> 0..255, and no image is in both
+    originals = {
+        tuple(np.round(x * 255 / 16).astype(np.uint8).ravel()) for x in load_digits().images
+    }
+    seen_train = {tuple(x.ravel()) for x in train.images}
+    seen_test = {tuple(x.ravel()) for x in test.images}
+    assert seen_train <= originals and seen_test <= originals
+    assert len(seen_train & seen_test) <= 2  # the originals hold a few duplicate drawings

@@ -159,5 +159,9 @@ def test_imagenet_prints_steps_and_verifies_structure(tmp_path, capsys):
 
 
 def test_unknown_name_is_bad_input(tmp_path, capsys):
-    assert download.main(["mnist", "--data-path", str(tmp_path)]) == 2
-    assert "unknown dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        download.main(["mnist", "--data-path", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'mnist'" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())

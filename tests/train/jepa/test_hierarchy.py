@@ -64,7 +64,8 @@ def test_hierarchy_shapes_and_gradients(levels, tiny_model_config):
     ctx, tgt = _square_masks(2)
     targets, _ = forward_target(target, images, levels)
     assert [t.shape[1] for t in targets] == [64, 16, 4][:levels]
-    total, losses, cells = model(images, ctx, tgt, targets)
+    total, losses, cells, reg = model(images, ctx, tgt, targets)
+    assert reg.item() == 0.0  # no regulariser configured
     assert len(losses) == levels and torch.isfinite(total)
     # 2 blocks x 2 images; each 4x4 block holds 16 patches, 4 level-1 cells, 1 level-2 cell
     assert cells == [64, 16, 4][:levels]
@@ -81,8 +82,8 @@ def test_one_level_is_plain_ijepa(tiny_model_config):
     images = torch.randn(2, 3, 16, 16)
     ctx, tgt = _square_masks(2)
     targets, h = forward_target(target, images, 1)
-    total, _, _ = model(images, ctx, tgt, targets)
-    z = model.heads.heads[0](model.forward_context(images, ctx, tgt))
+    total, _, _, _ = model(images, ctx, tgt, targets)
+    z = model.heads.heads[0](model.predictor(model.encoder(images, ctx), ctx, tgt))
     expected = F.smooth_l1_loss(z, apply_masks(F.layer_norm(h, (32,)), tgt))
     assert torch.allclose(total, expected)
 

@@ -43,7 +43,7 @@ def test_loss_decreases_on_a_fixed_batch(tiny_model_config):
     opt = torch.optim.AdamW(param_groups(model), lr=3e-3)
     losses = []
     for _ in range(25):
-        loss, _, _ = model(images, ctx, tgt, targets)
+        loss, _, _, _ = model(images, ctx, tgt, targets)
         opt.zero_grad()
         loss.backward()
         opt.step()

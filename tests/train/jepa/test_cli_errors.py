@@ -1,0 +1,105 @@
+"""Bad input to the three JEPA commands: one line on stderr, the right exit status, no traceback,
+and nothing already written is lost."""
+
+import pytest
+import torch
+import yaml
+
+from train.jepa import download, evaluate
+from train.jepa import train as trainer
+
+
+def _config(tmp_path, jepa_files, **overrides) -> str:
+    path = tmp_path / f"c{len(list(tmp_path.glob('c*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path, **overrides)))
+    return str(path)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "main, argv",
+    [
+        (trainer.main, ["--config"]),
+        (trainer.main, ["--bogus"]),
+        (evaluate.main, ["--checkpoint", "x.pt"]),
+        (evaluate.main, ["--checkpoint", "x.pt", "--dataset", "mnist"]),
+        (evaluate.main, ["--checkpoint", "x.pt", "--dataset", "synthetic", "--k", "0"]),
+        (download.main, ["mnist"]),
+        (download.main, []),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    _one_line(capsys)
+
+
+def test_a_finished_run_is_not_overwritten_without_resume_or_force(tmp_path, jepa_files, capsys):
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes(), (tmp_path / "run" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert trainer.main(["--config", config, "--quiet"]) == 2
+    assert "--resume" in _one_line(capsys)
+    assert (last.read_bytes(), (tmp_path / "run" / "metrics.jsonl").read_text()) == before
+    # --force starts over: the same seed gives the same weights, and the log holds one run
+    assert trainer.main(["--config", config, "--quiet", "--force"]) == 0
+    epochs = (tmp_path / "run" / "metrics.jsonl").read_text().count('"level_loss"')
+    assert epochs == 1
+    with pytest.raises(SystemExit):
+        trainer.main(["--config", config, "--resume", "--force"])
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a checkpoint"])
+def test_resume_and_evaluate_refuse_a_damaged_checkpoint(tmp_path, jepa_files, capsys, damage):
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    last = tmp_path / "run" / "last.pt"
+    data = last.read_bytes()
+    if damage == "empty":
+        last.write_bytes(b"")
+    elif damage == "truncated":
+        last.write_bytes(data[: len(data) // 2])
+    else:
+        torch.save({"model": {}}, last)
+    damaged = last.read_bytes()
+    capsys.readouterr()
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 1
+    assert str(last) in _one_line(capsys)
+    assert last.read_bytes() == damaged  # left for the user to look at
+    assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == 1
+    assert str(last) in _one_line(capsys)
+
+
+def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, jepa_files, capsys):
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    wider = _config(tmp_path, jepa_files, optim={"epochs": 2})
+    raw = yaml.safe_load(open(wider))
+    raw["model"]["embed_dim"] = 48
+    open(wider, "w").write(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert trainer.main(["--config", wider, "--quiet", "--resume"]) == 1
+    assert "another architecture" in _one_line(capsys)
+    # evaluate builds the network from the checkpoint's own config: make that config lie
+    last = tmp_path / "run" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["config"]["model"]["depth"] = 3
+    torch.save(state, last)
+    assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == 1
+    assert "another architecture" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--image-size", "--epochs", "--batch-size"])
+def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
+    config = _config(tmp_path, jepa_files)
+    assert trainer.main(["--config", config, flag, "0"]) == 2
+    assert flag.removeprefix("--").replace("-", "_") in _one_line(capsys)
+    assert not (tmp_path / "run").exists()
