@@ -24,7 +24,11 @@ TASK_SIZE = 16
 
 
 class ConvertError(Exception):
-    """A conversion that cannot start or whose check failed; one line."""
+    """A conversion that cannot start (``exit_code`` 2) or whose check failed (1); one line."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _tensor_sha(video) -> str:
@@ -77,7 +81,7 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
             npy, data = read_sample(layout.shard(start), e["stem"], e["offset"], e["length"])
             video, label = torch.from_numpy(decode_video(npy)), json.loads(data)
         if (_tensor_sha(video), _plain(label)) != expected[i]:
-            raise ConvertError(f"sample {i} differs after conversion to {fmt}")
+            raise ConvertError(f"sample {i} differs after conversion to {fmt}", exit_code=1)
     return result
 
 
@@ -87,16 +91,13 @@ def convert(
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
     from generator.dataset import read_metadata
-    from generator.generate import Progress, Request, fingerprint
-    from generator.lock import FolderLock
+    from generator.generate import GenerationError, Progress, Request, _open_folder, fingerprint
     from generator.metadata import write_metadata
     from generator.sample import renderer_of
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
         raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
-    if dst.exists() and any(dst.iterdir()):
-        raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
     cfg = GeneratorConfig.model_validate(meta["config"])
     req = Request(
         n=meta["total_samples"],
@@ -108,52 +109,67 @@ def convert(
     )
     src_layout = Layout(src, meta["stem_width"])
     manifests = [read_json(p) for p in src_layout.manifests()]
-    dst.mkdir(parents=True, exist_ok=True)
     layout = Layout(dst, meta["stem_width"])
+    try:
+        lock, created = _open_folder(dst)
+    except GenerationError as e:
+        raise ConvertError(str(e)) from None
+    # Only the lock's holder looks at the folder or cleans it up: a second convert into the
+    # same folder fails on the lock, and removes nothing of the first one's work.
+    if any(p.name != layout.lock.name for p in dst.iterdir()):
+        lock.release()
+        raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
     ok = False
     try:
-        with FolderLock(layout.lock):
-            layout.make_dirs(fmt)
-            write_json_atomic(
-                layout.fingerprint,
-                fingerprint(
-                    cfg,
-                    meta["seed"],
-                    layout.width,
-                    req.layout_settings(),
-                    renderer_of(meta),
-                ),
-            )
-            done = Progress()
-            bar = tqdm(total=req.n, unit="sample", disable=quiet or not sys.stderr.isatty())
-            with bar, Parallel(n_jobs=workers, return_as="generator_unordered") as parallel:
-                for m in manifests:
-                    step = shard_size if fmt == "shards" else TASK_SIZE
-                    ranges = [
-                        (s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)
-                    ]
-                    results = []
-                    for r in parallel(
-                        delayed(convert_task)(str(src), str(dst), fmt, level, s, e)
-                        for s, e in ranges
-                    ):
-                        results.append(r)
-                        bar.update(len(r["samples"]))
-                    results.sort(key=lambda r: r["samples"][0]["index"])
-                    entries = [e for r in results for e in r["samples"]]
-                    sync_filesystem(dst)
-                    manifest = {k: v for k, v in m.items() if k not in ("samples", "shards")}
-                    manifest["samples"] = entries
-                    if fmt == "shards":
-                        manifest["shards"] = [r["shard"] for r in results]
-                    write_json_atomic(layout.manifest(m["end"]), manifest)
-                    done.add(entries)
-            out = write_metadata(layout, cfg, req, done, cameras=meta["cameras"])
-            ok = True
-            return out
+        layout.make_dirs(fmt)
+        write_json_atomic(
+            layout.fingerprint,
+            fingerprint(
+                cfg,
+                meta["seed"],
+                layout.width,
+                req.layout_settings(),
+                renderer_of(meta),
+            ),
+        )
+        done = Progress()
+        bar = tqdm(total=req.n, unit="sample", disable=quiet or not sys.stderr.isatty())
+        with bar, Parallel(n_jobs=workers, return_as="generator_unordered") as parallel:
+            for m in manifests:
+                step = shard_size if fmt == "shards" else TASK_SIZE
+                ranges = [(s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)]
+                results = []
+                for r in parallel(
+                    delayed(convert_task)(str(src), str(dst), fmt, level, s, e) for s, e in ranges
+                ):
+                    results.append(r)
+                    bar.update(len(r["samples"]))
+                results.sort(key=lambda r: r["samples"][0]["index"])
+                entries = [e for r in results for e in r["samples"]]
+                sync_filesystem(dst)
+                manifest = {k: v for k, v in m.items() if k not in ("samples", "shards")}
+                manifest["samples"] = entries
+                if fmt == "shards":
+                    manifest["shards"] = [r["shard"] for r in results]
+                write_json_atomic(layout.manifest(m["end"]), manifest)
+                done.add(entries)
+        out = write_metadata(layout, cfg, req, done, cameras=meta["cameras"])
+        ok = True
+        return out
     finally:
-        if not ok:
-            shutil.rmtree(dst, ignore_errors=True)
+        if not ok:  # still under the lock, so nobody else's files can be in the way
+            _remove_ours(dst, layout, created)
+        lock.release()
+
+
+def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
+    """Undo a failed conversion: the folder if this run made it, else what it put inside."""
+    if created:
+        shutil.rmtree(dst, ignore_errors=True)
+        return
+    for p in dst.iterdir():
+        if p.name != layout.lock.name:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:
@@ -180,14 +196,24 @@ def main(argv: list[str]) -> int:
             args.workers,
             args.quiet,
         )
-    except (ConvertError, DatasetError) as e:
+    except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
+    except DatasetError as e:  # the source is damaged: bad data, as validate reports it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(
-            f"error: conversion failed ({e.strerror or e}); {args.dst} was removed", file=sys.stderr
+            f"error: conversion failed ({e.strerror or e}); what it wrote in {args.dst} was removed",
+            file=sys.stderr,
         )
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: nothing of {args.dst} was kept; run the conversion again",
+            file=sys.stderr,
+        )
+        return 130
     print(
         f"converted {meta['total_samples']} samples to {args.format} in {args.dst}: "
         "every tensor's SHA-256 and every label verified"

@@ -1,0 +1,92 @@
+"""convert under a second writer, interrupts and damaged sources: nothing of another's work is lost."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from generator.lock import FolderLock, LockedError
+from generator.store import Layout
+
+from .conftest import ROOT
+
+
+def convert_args(src, dst, *extra):
+    return ["convert", src, dst, "--format", "shards", "--shard-size", 4, "--workers", 1, *extra]
+
+
+def test_losing_the_lock_race_removes_nothing_of_the_winner(
+    small_dataset, tmp_path, cli, capsys, monkeypatch
+):
+    """Another convert takes the folder between our look at it and our lock: its files stay."""
+    dst = tmp_path / "new"
+    winner_file = dst / "checkpoints" / "fingerprint.json"
+
+    def lose_the_race(self):
+        winner_file.parent.mkdir(parents=True)
+        winner_file.write_text("{}")
+        raise LockedError(f"{dst} is being written by process 1 on host; wait for it")
+
+    monkeypatch.setattr(FolderLock, "acquire", lose_the_race)
+    assert cli(*convert_args(small_dataset, dst)) == 2
+    err = capsys.readouterr().err
+    assert "being written" in err and len(err.strip().splitlines()) == 1
+    assert winner_file.read_text() == "{}"
+
+
+def test_a_second_convert_into_the_same_folder_fails_and_the_first_finishes(
+    small_dataset, tmp_path, cli, capsys
+):
+    dst = tmp_path / "new"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "generator", *map(str, convert_args(small_dataset, dst))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = Layout(dst).lock
+    deadline = time.time() + 60
+    while time.time() < deadline and not (lock.exists() and lock.stat().st_size):
+        time.sleep(0.01)  # the first one holds the lock once it wrote its pid into it
+    assert first.poll() is None, first.stderr.read()
+    assert cli(*convert_args(small_dataset, dst)) == 2
+    assert "being written by" in capsys.readouterr().err
+    assert first.wait(120) == 0, first.stderr.read()
+    assert cli("validate", dst) == 0
+
+
+def test_an_existing_empty_folder_keeps_existing_after_a_failed_convert(tmp_path, cli, capsys):
+    """A damaged source: exit 1 (bad data), and the empty folder the user made is left as it was."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "metadata.json").write_text("{")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    assert cli(*convert_args(src, dst)) == 1
+    assert dst.is_dir() and [p.name for p in dst.iterdir() if p.name != ".lock"] == []
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_is_one_line_exit_130_and_leaves_no_half_dataset(small_dataset, tmp_path):
+    dst = tmp_path / "new"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", *map(str, convert_args(small_dataset, dst))],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not (dst / "shards").is_dir():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    if proc.returncode == 0:  # it finished first: then it must be whole
+        assert (dst / "metadata.json").is_file()
+        return
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not dst.exists()
