@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except LayoutError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
-    if args.dst.exists() and (not args.dst.is_dir() or any(args.dst.iterdir())):
+    if args.dst.is_dir() and any(args.dst.iterdir()):
         print(
-            one_line(f"error: {args.dst} exists and is not an empty folder; give a new folder"),
+            one_line(f"error: {args.dst} exists and is not empty; give a new folder"),
             file=sys.stderr,
         )
         return 2

@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=_number(int, 0, True), default=200, help="stimuli to write")
     ap.add_argument("--seed", type=_number(int, 0, False), default=0)
     args = ap.parse_args(argv)
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+    if args.out.is_dir() and any(args.out.iterdir()):
         print(
-            one_line(f"error: {args.out} exists and is not an empty folder; give a new folder"),
+            one_line(f"error: {args.out} exists and is not empty; give a new folder"),
             file=sys.stderr,
         )
         return 2
