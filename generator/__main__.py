@@ -59,6 +59,12 @@ def generate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="YAML file of generator settings (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue or extend the dataset in --out")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="with --resume: hash every kept video or shard too (else sizes and labels are "
+        "checked); damaged samples are rendered again",
+    )
     p.add_argument("--no-preflight", action="store_true", help="skip the disk-space checks")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument(
@@ -99,6 +105,7 @@ def main_generate(argv: list[str]) -> int:
             workers=args.workers,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
+            verify=args.verify,
             preflight=not args.no_preflight,
             quiet=args.quiet,
             format=args.format,

@@ -7,6 +7,7 @@ label vouches for their video's SHA-256, and rendered again otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -63,6 +64,7 @@ class Request:
     zstd_level: int = 1
     backend: str = "loky"
     scheduler: str | None = None
+    verify: bool = False  # --resume also hashes every kept video or shard
 
     def layout_settings(self) -> dict | None:
         """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
@@ -225,6 +227,29 @@ def _pending(layout: Layout, start: int, end: int, workers: int) -> tuple[list[d
     return kept, todo
 
 
+def _labels_as_drawn(
+    layout: Layout, kept: list[dict], todo: list[int], cfg_json: str, seed: int
+) -> tuple[list[dict], list[int]]:
+    """Keep an unsealed sample only if its label says what its ``(seed, index)`` draws.
+
+    Its label vouches for its video, but nothing vouches for the label until the chunk is
+    sealed: an edited label would otherwise go into the manifest as if generated.
+    """
+    from generator.tasks import maker_for
+
+    maker = maker_for(cfg_json)
+    good = []
+    for e in kept:
+        i = e["index"]
+        stored = json.loads(layout.label(i).read_bytes())  # whole: ``check_written_sample`` read it
+        drawn = json.loads(json.dumps(maker.label(seed, i)))
+        if all(stored.get(k) == v for k, v in drawn.items()):
+            good.append(e)
+        else:
+            todo.append(i)
+    return good, sorted(todo)
+
+
 def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
     if req.n <= 0:
@@ -249,6 +274,8 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
                     exit_code=1,
                 )
         with open_backend(req) as parallel:
+            if done.samples:
+                _heal(req, cfg, layout, parallel)
             _run_chunks(req, cfg, layout, done, parallel)
         return write_metadata(layout, cfg, req, done)
     except BackendError as e:
@@ -267,6 +294,22 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         lock.release()
         if created and not done.samples:
             _remove_if_empty(req.out)
+
+
+def _heal(req: Request, cfg: GeneratorConfig, layout: Layout, parallel: Parallel) -> None:
+    from generator.heal import HealError, heal
+
+    try:
+        repaired = heal(req, cfg.model_dump_json(), layout, parallel)
+    except HealError as e:
+        raise GenerationError(f"cannot repair {layout.root}: {e}", exit_code=1) from None
+    if repaired and not req.quiet:
+        checked = "size and hash" if req.verify else "size"
+        print(
+            f"resume: repaired {repaired} checkpointed samples whose files were missing or "
+            f"damaged ({checked} checked against the manifests)",
+            file=sys.stderr,
+        )
 
 
 def _remove_if_empty(root: Path) -> None:
@@ -299,6 +342,8 @@ def _chunk_calls(
         ]
     else:
         kept, todo = _pending(layout, start, end, req.workers)
+        if kept:
+            kept, todo = _labels_as_drawn(layout, kept, todo, cfg_json, req.seed)
         tasks = [todo[i : i + TASK_SIZE] for i in range(0, len(todo), TASK_SIZE)]
         calls = [delayed(render_task)(cfg_json, req.seed, root, layout.width, t) for t in tasks]
     if kept and not req.quiet:

@@ -50,18 +50,13 @@ class SampleMaker:
         self.renderer = Renderer(self.cams, cfg.image_size, cfg.appearance.noise_std)
         self.scene = SceneDecorator(cfg, self.renderer)
 
-    def make(
-        self, seed: int, index: int, alpha_out: np.ndarray | None = None
-    ) -> tuple[np.ndarray, dict]:
+    def _draw(self, seed: int, index: int) -> tuple[np.random.Generator, np.ndarray, object, dict]:
+        """What a sample is before any pixel: its rng (for the renderer), path, look and label."""
         cfg = self.cfg
         label_id = class_of(seed, index)
         rng = np.random.default_rng(sample_seed(seed, index))
         positions, params = sample_trajectory(rng, label_id, cfg)
         look = self.scene.dress(sample_look(rng, cfg.appearance))
-        gt = cfg.ground_truth is not None and cfg.ground_truth.enabled
-        if alpha_out is None and (gt or self.scene.active):
-            alpha_out = np.zeros(cfg.video_shape[:2] + cfg.video_shape[3:], dtype=np.float32)
-        video = self.renderer.render(positions[: cfg.frames], look, rng, alpha_out=alpha_out)
         label = {
             "index": index,
             "seed": sample_seed(seed, index),
@@ -73,6 +68,21 @@ class SampleMaker:
             "trajectory_params": params,
             "appearance": look.as_dict(),
         }
+        return rng, positions, look, label
+
+    def label(self, seed: int, index: int) -> dict:
+        """The label fields drawn before rendering (about 0.3 ms): what checks a label on disk."""
+        return self._draw(seed, index)[3]
+
+    def make(
+        self, seed: int, index: int, alpha_out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict]:
+        cfg = self.cfg
+        rng, positions, look, label = self._draw(seed, index)
+        gt = cfg.ground_truth is not None and cfg.ground_truth.enabled
+        if alpha_out is None and (gt or self.scene.active):
+            alpha_out = np.zeros(cfg.video_shape[:2] + cfg.video_shape[3:], dtype=np.float32)
+        video = self.renderer.render(positions[: cfg.frames], look, rng, alpha_out=alpha_out)
         # Options beyond the default draw from ``rng`` only from here on: samples without
         # them keep their bytes.
         visible = alpha_out

@@ -18,7 +18,7 @@ from generator.store import Layout, SampleWriter
 _MAKERS: dict[str, SampleMaker] = {}
 
 
-def _maker(cfg_json: str) -> SampleMaker:
+def maker_for(cfg_json: str) -> SampleMaker:
     """One renderer per config per worker process: building the rig and noise bank is not free."""
     if cfg_json not in _MAKERS:
         _MAKERS[cfg_json] = SampleMaker(GeneratorConfig.model_validate_json(cfg_json))
@@ -31,7 +31,7 @@ def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[i
     """Render and write ``indices`` as ``videos/*.pt`` and ``labels/*.json``."""
     import torch
 
-    maker = _maker(cfg_json)
+    maker = maker_for(cfg_json)
     with SampleWriter(Layout(root, width)) as writer:
         for i in indices:
             video, label = maker.make(seed, i)
@@ -48,7 +48,7 @@ def render_shard_task(
     """
     from generator.shards import ShardWriter
 
-    maker = _maker(cfg_json)
+    maker = maker_for(cfg_json)
     layout = Layout(root, width)
     writer = ShardWriter(layout.shard(start), level)
     try:

@@ -1,0 +1,140 @@
+"""``--resume`` heals: checkpointed samples whose files are gone or damaged are rendered again.
+
+Sample ``i`` depends only on ``(seed, i)``, so a truncated, emptied, deleted or replaced
+file inside a sealed chunk is not lost: it is rendered again, byte for byte what the
+manifest records. Every resume checks what it keeps cheaply (a regular file of the
+recorded size; each label's SHA-256, labels being small); ``--verify`` also hashes every
+video or shard. Nothing is ever read from something that is not a regular file, so a FIFO
+or a link to a device cannot hang the check.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from joblib import Parallel, delayed
+
+from generator.store import Layout, read_json, sha256_bytes, sha256_file
+from generator.tasks import render_shard_task, render_task
+
+TASK_SIZE = 16
+LABEL_LIMIT = 1 << 20  # no label comes near a MiB: anything larger is not one
+
+
+def _regular_size(path: Path) -> int | None:
+    """The size of ``path`` if it is a regular file (links are not followed), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def file_intact(path: Path, size: int | None, sha: str, verify: bool) -> bool:
+    """A regular file of ``size`` bytes (any size if None); with ``verify``, of SHA-256 ``sha``."""
+    found = _regular_size(path)
+    if found is None or (size is not None and found != size):
+        return False
+    if not verify:
+        return True
+    try:
+        return sha256_file(path) == sha
+    except OSError:
+        return False
+
+
+def label_intact(path: Path, sha: str) -> bool:
+    found = _regular_size(path)
+    if found is None or found > LABEL_LIMIT:
+        return False
+    try:
+        return sha256_bytes(path.read_bytes()) == sha
+    except OSError:
+        return False
+
+
+def _sealed(layout: Layout) -> list[dict]:
+    """The manifests a resume keeps (``generate._completed`` has dropped damaged ones)."""
+    return [read_json(p) for p in layout.manifests()]
+
+
+def damaged_samples(layout: Layout, verify: bool, workers: int) -> list[dict]:
+    """Manifest entries of "pt" samples whose video or label is not as recorded."""
+
+    def broken(e: dict) -> bool:
+        i = e["index"]
+        video_ok = file_intact(layout.video(i), e.get("video_bytes"), e["video_sha256"], verify)
+        return not (video_ok and label_intact(layout.label(i), e["label_sha256"]))
+
+    entries = [e for m in _sealed(layout) for e in m["samples"]]
+    with Parallel(n_jobs=workers, prefer="threads") as parallel:
+        flags = parallel(delayed(broken)(e) for e in entries)
+    return [e for e, bad in zip(entries, flags, strict=True) if bad]
+
+
+def damaged_shards(layout: Layout, verify: bool) -> list[dict]:
+    """Manifest records of shards that are not as recorded."""
+    return [
+        s
+        for m in _sealed(layout)
+        for s in m.get("shards", [])
+        if not file_intact(layout.shards / s["name"], s["bytes"], s["sha256"], verify)
+    ]
+
+
+def _clear(path: Path) -> None:
+    """Make room for a file: what stands at ``path`` and is not a regular file goes."""
+    if _regular_size(path) is not None or not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+class HealError(Exception):
+    """A sample rendered again did not give the bytes its manifest records."""
+
+
+def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
+    """Render again every damaged sample of the sealed chunks; returns how many were repaired."""
+
+    root = str(layout.root)
+    if req.format == "shards":
+        shards = damaged_shards(layout, req.verify)
+        for s in shards:
+            _clear(layout.shards / s["name"])
+        calls = [
+            delayed(render_shard_task)(
+                cfg_json, req.seed, root, layout.width, req.zstd_level, s["start"], s["end"]
+            )
+            for s in shards
+        ]
+        for want, got in zip(shards, parallel(calls), strict=True):
+            if got["shard"]["sha256"] != want["sha256"]:
+                raise HealError(
+                    f"shard {want['name']} rendered again differs from its manifest: the dataset "
+                    "was made by another generator release or its manifest was edited"
+                )
+        return sum(s["end"] - s["start"] for s in shards)
+    damaged = damaged_samples(layout, req.verify, req.workers)
+    want = {e["index"]: e for e in damaged}
+    indices = sorted(want)
+    for i in indices:
+        _clear(layout.video(i))
+        _clear(layout.label(i))
+    tasks = [indices[k : k + TASK_SIZE] for k in range(0, len(indices), TASK_SIZE)]
+    calls = [delayed(render_task)(cfg_json, req.seed, root, layout.width, t) for t in tasks]
+    for entries in parallel(calls):
+        for e in entries:
+            w = want[e["index"]]
+            if (e["video_sha256"], e["label_sha256"]) != (w["video_sha256"], w["label_sha256"]):
+                raise HealError(
+                    f"sample {e['index']} rendered again differs from its manifest: the dataset "
+                    "was made by another generator release or its manifest was edited"
+                )
+    return len(indices)

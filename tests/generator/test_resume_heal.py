@@ -1,0 +1,157 @@
+"""--resume repairs damaged checkpointed samples, byte for byte, and never seals an edited label."""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator.store import Layout
+
+N = 24
+BASE = ["--n", N, "--workers", 1, "--checkpoint-every", 10, "--quiet"]
+SHARDS = ["--format", "shards", "--shard-size", 4]
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every sample file (videos, labels, shards) and manifest."""
+    out = {}
+    for sub in ("videos", "labels", "shards", "checkpoints"):
+        folder = root / sub
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                out[f"{sub}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module", params=["pt", "shards"])
+def made(request, tmp_path_factory):
+    from .conftest import run_cli
+
+    root = tmp_path_factory.mktemp(f"heal_{request.param}") / "ds"
+    extra = SHARDS if request.param == "shards" else []
+    assert run_cli("--out", root, *BASE, *extra) == 0
+    return request.param, root, tree_digests(root)
+
+
+def target(layout_name: str, root: Path) -> Path:
+    """A file inside the second, sealed chunk."""
+    if layout_name == "shards":
+        return root / "shards" / "shard_000012.tar.zst"
+    return Layout(root, 4).video(13)
+
+
+def truncate(p):
+    p.write_bytes(p.read_bytes()[:100])
+
+
+def zero_bytes(p):
+    p.write_bytes(b"")
+
+
+def zero_fill(p):
+    p.write_bytes(bytes(p.stat().st_size))
+
+
+def delete(p):
+    p.unlink()
+
+
+def folder(p):
+    p.unlink()
+    p.mkdir()
+    (p / "inside").write_text("x")
+
+
+def fifo(p):
+    p.unlink()
+    os.mkfifo(p)
+
+
+def link_to_device(p):
+    p.unlink()
+    p.symlink_to("/dev/zero")
+
+
+def flip_byte(p):
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [truncate, zero_bytes, delete, folder, fifo, link_to_device])
+def test_resume_repairs_a_damaged_sealed_file(made, damage, tmp_path, cli, capsys):
+    layout_name, original, digests = made
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    damage(target(layout_name, root))
+    extra = SHARDS if layout_name == "shards" else []
+    assert cli("--out", root, *BASE[:-1], *extra, "--resume") == 0
+    assert "repaired" in capsys.readouterr().err
+    assert tree_digests(root) == digests
+    assert cli("validate", root) == 0
+
+
+@pytest.mark.parametrize("damage", [flip_byte, zero_fill])
+def test_damage_of_the_same_size_is_repaired_with_verify(made, damage, tmp_path, cli, capsys):
+    layout_name, original, digests = made
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    damage(target(layout_name, root))
+    extra = SHARDS if layout_name == "shards" else []
+    assert cli("--out", root, *BASE, *extra, "--resume") == 0  # sizes only: not seen
+    assert tree_digests(root) != digests
+    assert cli("--out", root, *BASE[:-1], *extra, "--resume", "--verify") == 0
+    assert "repaired" in capsys.readouterr().err
+    assert tree_digests(root) == digests
+
+
+def test_an_edited_sealed_label_is_repaired_without_verify(made, tmp_path, cli):
+    layout_name, original, digests = made
+    if layout_name == "shards":
+        pytest.skip("labels live inside the shards")
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    path = Layout(root, 4).label(3)
+    label = json.loads(path.read_text())
+    label["class_label"] = (label["class_label"] + 1) % 4
+    path.write_text(json.dumps(label))
+    assert cli("--out", root, *BASE, "--resume") == 0
+    assert tree_digests(root) == digests
+
+
+def test_a_label_edited_after_the_last_checkpoint_is_not_sealed(made, tmp_path, cli):
+    layout_name, original, digests = made
+    if layout_name == "shards":
+        pytest.skip("an unsealed shard is checked whole by the shard plan")
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    (root / "checkpoints" / "checkpoint_24.json").unlink()  # samples 20-23: not sealed yet
+    (root / "metadata.json").unlink()
+    path = Layout(root, 4).label(21)
+    label = json.loads(path.read_text())
+    label["future_position"] = [0.0, 0.0, 0.0]
+    path.write_text(json.dumps(label, sort_keys=True, separators=(",", ":")) + "\n")
+    assert cli("--out", root, *BASE, "--resume") == 0
+    samples = {k: v for k, v in digests.items() if not k.startswith("checkpoints/")}
+    assert {k: v for k, v in tree_digests(root).items() if k in samples} == samples
+
+
+def test_a_manifest_whose_bytes_cannot_be_rendered_again_is_one_line_exit_1(
+    made, tmp_path, cli, capsys
+):
+    layout_name, original, _ = made
+    if layout_name == "shards":
+        pytest.skip("one layout is enough")
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    manifest_path = root / "checkpoints" / "checkpoint_20.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["samples"][2]["video_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    Layout(root, 4).video(12).unlink()
+    assert cli("--out", root, *BASE, "--resume") == 1
+    err = capsys.readouterr().err
+    assert "cannot repair" in err and len(err.strip().splitlines()) == 1
