@@ -39,7 +39,7 @@ def made(request, tmp_path_factory):
 def target(layout_name: str, root: Path) -> Path:
     """A file inside the second, sealed chunk."""
     if layout_name == "shards":
-        return root / "shards" / "shard_000012.tar.zst"
+        return root / "shards" / "shard_0010.tar.zst"
     return Layout(root, 4).video(13)
 
 
