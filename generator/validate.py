@@ -107,6 +107,16 @@ def check_manifest_coverage(
     rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
 
 
+def with_manifest_classes(classes: dict[int, int], entries: dict[int, dict]) -> dict[int, int]:
+    """``classes`` plus, for labels that could not be read, the class their manifest records:
+    a damaged file is reported once, where it is, not again as an imbalance."""
+    out = dict(classes)
+    for i, e in entries.items():
+        if i not in out and 0 <= e["class_label"] < len(CLASS_NAMES):
+            out[i] = e["class_label"]
+    return out
+
+
 def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
     """Class balance of the whole set, metadata's counts, and every checkpoint prefix."""
     n = meta["total_samples"]
@@ -237,6 +247,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         if cls is not None:
             classes[i] = cls
     rep.check("label schema", label_problem_lines, f"{len(classes)} labels")
+    classes = with_manifest_classes(classes, entries)
 
     # Balance: whole set, metadata's counts, and every checkpoint prefix.
     counts = Counter(CLASS_NAMES[c] for c in classes.values())

@@ -10,10 +10,12 @@ hashing whole shards and decoding tensors (labels are still read).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from joblib import Parallel, delayed
 
+from generator.config import CLASS_NAMES
 from generator.dataset import STATS_FILE
 from generator.shards import decode_video, read_sample
 from generator.sources import DatasetError, read_file, regular_size
@@ -71,7 +73,12 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
 
     A shard that fails as a whole is one line, and its samples are not read again.
     """
-    from generator.validate import balance_problems, check_manifest_coverage, read_manifests
+    from generator.validate import (
+        balance_problems,
+        check_manifest_coverage,
+        read_manifests,
+        with_manifest_classes,
+    )
 
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
@@ -135,8 +142,10 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
         sample_problems,
         f"{len(classes)} labels" + ("" if quick else ", videos, checksums and tensor shapes"),
     )
+    classes = with_manifest_classes(classes, entries)
+    counts = Counter(CLASS_NAMES[c] for c in classes.values())
     rep.check(
         "class balance",
         balance_problems(classes, meta, ends),
-        ", ".join(f"{c} {v}" for c, v in meta["class_distribution"].items()),
+        ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES),
     )

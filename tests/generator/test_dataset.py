@@ -250,3 +250,19 @@ def test_metadata_of_an_unknown_format_or_wrong_types_is_refused(copy):
         DatasetError, match="fingerprint.json differs from metadata.json in 'stem_width'"
     ):
         TrajectoryDataset(copy)
+
+
+def test_verify_hashes_shard_samples_too(small_shard_dataset, tmp_path):
+    copy = tmp_path / "shards"
+    shutil.copytree(small_shard_dataset, copy)
+    manifest = sorted((copy / "checkpoints").glob("checkpoint_*.json"))[0]
+    m = json.loads(manifest.read_text())
+    entry = m["samples"][0]
+    entry["video_sha256"] = "0" * 64
+    manifest.write_text(json.dumps(m))
+    index = entry["index"]
+    assert load_sample(copy, index)[0].shape == (4, 32, 3, 64, 64)  # the plain reader does not hash
+    split = next(s for s in ("train", "val", "test") if index in TrajectoryDataset(copy, s).indices)
+    ds = TrajectoryDataset(copy, split, verify=True)
+    with pytest.raises(DatasetError, match=f"sample_{index:04d}: the video's SHA-256 differs"):
+        [ds[i] for i in range(len(ds))]
