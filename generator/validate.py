@@ -1,9 +1,13 @@
 """``python -m generator validate DIR``: can every file of this dataset be trusted?
 
-Checks, each reported on its own line: metadata, file counts and names, class
-balance (whole set and every checkpoint prefix), label schema, tensor shape
-and dtype (loaded with ``weights_only=True``), SHA-256 against the manifests,
-and no orphan or temporary files. ``--quick`` skips reading the videos.
+Checks, each reported on its own line: metadata and fingerprint (strict
+schemas, and they must agree), file counts and names, class balance (whole set
+and every checkpoint prefix), label schema, tensor shape and dtype (loaded with
+``weights_only=True``), SHA-256 against the manifests, and no orphan or
+temporary files. A file is read only if it is a regular file inside the folder
+(a FIFO or a link to ``/dev/zero`` would hang), a video only at the size its
+manifest records; a damaged file is one line naming it, never a traceback.
+``--quick`` checks videos' type and size but does not read them.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """``validate`` for the sharded layout: the same checks as for "pt", read through the shards.
 
 Files: exactly the shards the manifests name, nothing else. Each shard's
-SHA-256 and size against its manifest line; each sample's frame decoded at
-its recorded offset, its label checked against the schema and its SHA-256,
-its ``.npy`` against the video SHA-256, shape and dtype. ``--quick`` skips
-hashing whole shards and decoding tensors (labels are still read).
+type, size and SHA-256 against its manifest line (a shard that fails is one
+line, and its samples are not read); each sample's frame decoded at its
+recorded offset, its label checked against the schema and its SHA-256, its
+``.npy`` against the video SHA-256, shape and dtype. ``--quick`` skips hashing
+whole shards and decoding tensors (labels are still read).
 """
 
 from __future__ import annotations
