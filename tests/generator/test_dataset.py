@@ -266,3 +266,12 @@ def test_verify_hashes_shard_samples_too(small_shard_dataset, tmp_path):
     ds = TrajectoryDataset(copy, split, verify=True)
     with pytest.raises(DatasetError, match=f"sample_{index:04d}: the video's SHA-256 differs"):
         [ds[i] for i in range(len(ds))]
+
+
+def test_normalization_without_training_samples_uses_the_first_ones(copy):
+    (copy / "normalization.json").unlink(missing_ok=True)
+    ds = TrajectoryDataset(copy, "val", fractions=(0.0, 0.5, 0.5))
+    assert ds.splits["train"] == [] and len(ds) + len(ds.splits["test"]) == 24
+    stats = json.loads((copy / "normalization.json").read_text())
+    assert stats["samples_used"] == 24 and stats["total_samples"] == 24
+    assert ds[0]["video"].dtype == torch.float32

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from generator.config import CLASS_NAMES
-from generator.validate import balance_problems, validate
+from generator.validate import Report, balance_problems, validate
 
 
 @pytest.fixture
@@ -348,3 +348,20 @@ def test_an_unreadable_label_is_not_also_an_imbalance(copy):
         rep.failed == 1
         and "ok   class balance: Linear 6, Circular 6, Helical 6, Parabolic 6" in rep.lines
     )
+
+
+def test_report_lines_count_problems_and_show_at_most_five():
+    rep = Report()
+    rep.check("a", [])
+    rep.check("b", [], "fine")
+    rep.check("c", ["one"])
+    rep.check("d", [str(k) for k in range(7)])
+    assert rep.failed == 2
+    assert rep.lines == [
+        "ok   a",
+        "ok   b: fine",
+        "FAIL c: 1 problem(s)",
+        "       - one",
+        "FAIL d: 7 problem(s) (+2 more)",
+        *(f"       - {k}" for k in range(5)),
+    ]
