@@ -14,8 +14,10 @@ from generator.dataset import (
     TrajectoryDataset,
     load_sample,
     load_video,
+    read_metadata,
     split_indices,
 )
+from generator.sources import open_source
 
 
 def test_splits_are_disjoint_stratified_and_cover_everything():
@@ -275,3 +277,19 @@ def test_normalization_without_training_samples_uses_the_first_ones(copy):
     stats = json.loads((copy / "normalization.json").read_text())
     assert stats["samples_used"] == 24 and stats["total_samples"] == 24
     assert ds[0]["video"].dtype == torch.float32
+
+
+def test_metadata_from_before_formats_reads_as_pt_and_unknown_formats_are_refused(copy):
+    path = copy / "metadata.json"
+    meta = json.loads(path.read_text())
+    del meta["format"]
+    path.write_text(json.dumps(meta))
+    assert read_metadata(copy).get("format") is None
+    assert len(TrajectoryDataset(copy, "val")) > 0
+    with pytest.raises(DatasetError, match="has format 'zip'; this reader knows pt, shards"):
+        open_source(copy, {**meta, "format": "zip"})
+
+
+def test_a_missing_video_file_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="gone.pt is missing"):
+        load_video(tmp_path / "gone.pt")
