@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 N      ?= 10000
 DATA   ?= data/trajectories
 
-.PHONY: run test test-slow lint bench bench-data bench-extractors bench-train bench-jepa bench-saliency install clean
+.PHONY: run test test-slow lint bench bench-data bench-extractors bench-train bench-jepa bench-saliency install clean mutate
 
 # Every extra the tests and targets use, at the tested versions of constraints.txt.
 EXTRAS := dev,s3,dask,hdf5
@@ -51,6 +51,18 @@ bench-jepa: $(STAMP)
 
 bench-saliency: $(STAMP)
 	$(PY) benchmarks/bench_saliency.py
+
+# Mutation testing of the format's modules (mutmut; not part of `make test`). A stride sample:
+# every mutant whose number ends in MUTANTS' pattern (7: about 40 per module), each run against
+# the tests of [tool.mutmut] that reach its function. MUTANTS='*' runs them all (hours).
+MUTANTS ?= *7
+MUTATE_MODULES := store lock dataset sources validate validate_shards
+mutate: $(STAMP)
+	rm -rf mutants
+	-$(PY) -m mutmut run $(foreach m,$(MUTATE_MODULES),"generator.$(m).$(MUTANTS)")
+	$(PY) -m mutmut results --all true | awk -F': ' '$$2 != "not checked" { \
+	  split($$1, a, "."); t[a[2]]++; if ($$2 == "killed" || $$2 == "timeout") k[a[2]]++ } \
+	  END { for (m in t) printf "%-16s %3d/%3d killed (%.0f%%)\n", m, k[m], t[m], 100 * k[m] / t[m] }'
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache

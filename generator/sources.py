@@ -300,7 +300,10 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     if hashlib.sha256(data).hexdigest().encode() != expected_sha:
         raise DatasetError(f"{path}: the label's SHA-256 differs from its manifest")
     try:
-        label = Label.model_validate_json(data)
+        raw = json.loads(data)
+        label = Label.model_validate(raw)  # parsed once: the reader is on the training hot path
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{path} is damaged: {e}") from None
     except ValidationError as e:
         raise schema_error(path, e) from None
     if label.index != index:
@@ -308,7 +311,7 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     frames = meta["video_shape"][1]
     if len(label.positions) < frames:
         raise DatasetError(f"{path}: {len(label.positions)} positions for {frames} frames")
-    return json.loads(data)
+    return raw
 
 
 class PtSource:

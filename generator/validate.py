@@ -1,9 +1,13 @@
 """``python -m generator validate DIR``: can every file of this dataset be trusted?
 
-Checks, each reported on its own line: metadata, file counts and names, class
-balance (whole set and every checkpoint prefix), label schema, tensor shape
-and dtype (loaded with ``weights_only=True``), SHA-256 against the manifests,
-and no orphan or temporary files. ``--quick`` skips reading the videos.
+Checks, each reported on its own line: metadata and fingerprint (strict
+schemas, and they must agree), file counts and names, class balance (whole set
+and every checkpoint prefix), label schema, tensor shape and dtype (loaded with
+``weights_only=True``), SHA-256 against the manifests, and no orphan or
+temporary files. A file is read only if it is a regular file inside the folder
+(a FIFO or a link to ``/dev/zero`` would hang), a video only at the size its
+manifest records; a damaged file is one line naming it, never a traceback.
+``--quick`` checks videos' type and size but does not read them.
 """
 
 from __future__ import annotations
@@ -105,6 +109,16 @@ def check_manifest_coverage(
             f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
         )
     rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
+
+
+def with_manifest_classes(classes: dict[int, int], entries: dict[int, dict]) -> dict[int, int]:
+    """``classes`` plus, for labels that could not be read, the class their manifest records:
+    a damaged file is reported once, where it is, not again as an imbalance."""
+    out = dict(classes)
+    for i, e in entries.items():
+        if i not in out and 0 <= e["class_label"] < len(CLASS_NAMES):
+            out[i] = e["class_label"]
+    return out
 
 
 def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
@@ -237,6 +251,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         if cls is not None:
             classes[i] = cls
     rep.check("label schema", label_problem_lines, f"{len(classes)} labels")
+    classes = with_manifest_classes(classes, entries)
 
     # Balance: whole set, metadata's counts, and every checkpoint prefix.
     counts = Counter(CLASS_NAMES[c] for c in classes.values())

@@ -1,19 +1,22 @@
 """``validate`` for the sharded layout: the same checks as for "pt", read through the shards.
 
 Files: exactly the shards the manifests name, nothing else. Each shard's
-SHA-256 and size against its manifest line; each sample's frame decoded at
-its recorded offset, its label checked against the schema and its SHA-256,
-its ``.npy`` against the video SHA-256, shape and dtype. ``--quick`` skips
-hashing whole shards and decoding tensors (labels are still read).
+type, size and SHA-256 against its manifest line (a shard that fails is one
+line, and its samples are not read); each sample's frame decoded at its
+recorded offset, its label checked against the schema and its SHA-256, its
+``.npy`` against the video SHA-256, shape and dtype. ``--quick`` skips hashing
+whole shards and decoding tensors (labels are still read).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from joblib import Parallel, delayed
 
+from generator.config import CLASS_NAMES
 from generator.dataset import STATS_FILE
 from generator.shards import decode_video, read_sample
 from generator.sources import DatasetError, read_file, regular_size
@@ -71,7 +74,12 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
 
     A shard that fails as a whole is one line, and its samples are not read again.
     """
-    from generator.validate import balance_problems, check_manifest_coverage, read_manifests
+    from generator.validate import (
+        balance_problems,
+        check_manifest_coverage,
+        read_manifests,
+        with_manifest_classes,
+    )
 
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
@@ -135,8 +143,10 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
         sample_problems,
         f"{len(classes)} labels" + ("" if quick else ", videos, checksums and tensor shapes"),
     )
+    classes = with_manifest_classes(classes, entries)
+    counts = Counter(CLASS_NAMES[c] for c in classes.values())
     rep.check(
         "class balance",
         balance_problems(classes, meta, ends),
-        ", ".join(f"{c} {v}" for c, v in meta["class_distribution"].items()),
+        ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES),
     )

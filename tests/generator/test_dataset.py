@@ -14,8 +14,10 @@ from generator.dataset import (
     TrajectoryDataset,
     load_sample,
     load_video,
+    read_metadata,
     split_indices,
 )
+from generator.sources import open_source
 
 
 def test_splits_are_disjoint_stratified_and_cover_everything():
@@ -250,3 +252,44 @@ def test_metadata_of_an_unknown_format_or_wrong_types_is_refused(copy):
         DatasetError, match="fingerprint.json differs from metadata.json in 'stem_width'"
     ):
         TrajectoryDataset(copy)
+
+
+def test_verify_hashes_shard_samples_too(small_shard_dataset, tmp_path):
+    copy = tmp_path / "shards"
+    shutil.copytree(small_shard_dataset, copy)
+    manifest = sorted((copy / "checkpoints").glob("checkpoint_*.json"))[0]
+    m = json.loads(manifest.read_text())
+    entry = m["samples"][0]
+    entry["video_sha256"] = "0" * 64
+    manifest.write_text(json.dumps(m))
+    index = entry["index"]
+    assert load_sample(copy, index)[0].shape == (4, 32, 3, 64, 64)  # the plain reader does not hash
+    split = next(s for s in ("train", "val", "test") if index in TrajectoryDataset(copy, s).indices)
+    ds = TrajectoryDataset(copy, split, verify=True)
+    with pytest.raises(DatasetError, match=f"sample_{index:04d}: the video's SHA-256 differs"):
+        [ds[i] for i in range(len(ds))]
+
+
+def test_normalization_without_training_samples_uses_the_first_ones(copy):
+    (copy / "normalization.json").unlink(missing_ok=True)
+    ds = TrajectoryDataset(copy, "val", fractions=(0.0, 0.5, 0.5))
+    assert ds.splits["train"] == [] and len(ds) + len(ds.splits["test"]) == 24
+    stats = json.loads((copy / "normalization.json").read_text())
+    assert stats["samples_used"] == 24 and stats["total_samples"] == 24
+    assert ds[0]["video"].dtype == torch.float32
+
+
+def test_metadata_from_before_formats_reads_as_pt_and_unknown_formats_are_refused(copy):
+    path = copy / "metadata.json"
+    meta = json.loads(path.read_text())
+    del meta["format"]
+    path.write_text(json.dumps(meta))
+    assert read_metadata(copy).get("format") is None
+    assert len(TrajectoryDataset(copy, "val")) > 0
+    with pytest.raises(DatasetError, match="has format 'zip'; this reader knows pt, shards"):
+        open_source(copy, {**meta, "format": "zip"})
+
+
+def test_a_missing_video_file_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="gone.pt is missing"):
+        load_video(tmp_path / "gone.pt")

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -323,3 +325,70 @@ def test_lock_held_by_unreadable_text_is_another_process(tmp_path):
         os.close(holder)
     with FolderLock(path):  # the kernel released it with its holder
         pass
+
+
+def test_drop_cached_advises_dontneed_for_each_file(tmp_path, monkeypatch):
+    advised = []
+    real = os.posix_fadvise
+
+    def spy(fd, offset, length, advice):
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    (tmp_path / "a").write_bytes(b"x")
+    store.drop_cached([tmp_path / "a", tmp_path / "gone"])
+    assert advised == [(str(tmp_path / "a"), 0, 0, os.POSIX_FADV_DONTNEED)]
+
+
+def test_sample_writer_keeps_at_most_depth_samples_in_flight(tmp_path, monkeypatch):
+    """Memory stays at DEPTH serialised videos: the next add waits for the oldest write."""
+    layout = _layout(tmp_path)
+    gate = threading.Event()
+    real_write = SampleWriter._write
+
+    def held(self, index, buf, label):
+        gate.wait(10)
+        return real_write(self, index, buf, label)
+
+    monkeypatch.setattr(SampleWriter, "_write", held)
+    writer = SampleWriter(layout)
+    video = torch.zeros(3, dtype=torch.uint8)
+    for i in range(SampleWriter.DEPTH):
+        writer.add(i, video, {"index": i, "class_label": 0})
+    third = threading.Thread(target=writer.add, args=(9, video, {"index": 9, "class_label": 0}))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive()  # waits for a free slot
+    gate.set()
+    third.join(10)
+    writer.close()
+    assert [e["index"] for e in writer.entries] == [0, 1, 9]
+
+
+def test_sample_writer_close_waits_for_a_write_still_running_after_a_failure(tmp_path, monkeypatch):
+    layout = _layout(tmp_path)
+    finished = []
+    real_write = SampleWriter._write
+
+    def first_fails_second_slow(self, index, buf, label):
+        if index == 0:
+            raise OSError(errno.EIO, "Input/output error")
+        time.sleep(0.3)
+        finished.append(index)
+        return real_write(self, index, buf, label)
+
+    monkeypatch.setattr(SampleWriter, "_write", first_fails_second_slow)
+    writer = SampleWriter(layout)
+    video = torch.zeros(3, dtype=torch.uint8)
+    writer.add(0, video, {"index": 0, "class_label": 0})
+    writer.add(1, video, {"index": 1, "class_label": 0})
+    time.sleep(0.05)  # the second write is running: it cannot be cancelled
+    with pytest.raises(OSError):
+        writer.close()
+    assert finished == [1]  # close returned only after it
+
+
+def test_releasing_a_lock_never_taken_is_harmless(tmp_path):
+    FolderLock(tmp_path / ".lock").release()
+    assert not (tmp_path / ".lock").exists()

@@ -1,5 +1,6 @@
 """validate passes a good dataset and names each kind of damage."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -7,7 +8,7 @@ import shutil
 import pytest
 
 from generator.config import CLASS_NAMES
-from generator.validate import balance_problems, validate
+from generator.validate import Report, balance_problems, validate
 
 
 @pytest.fixture
@@ -247,4 +248,120 @@ def test_prefix_imbalance_alone():
     ]
     assert balance_problems(classes, _meta([2, 2, 2, 2]), [3]) == [
         "the first 3 samples are imbalanced: {0: 2, 1: 1}"
+    ]
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+
+def _set_entry(root, index, **changes):
+    for manifest in (root / "checkpoints").glob("checkpoint_*.json"):
+        m = json.loads(manifest.read_text())
+        for e in m["samples"]:
+            if e["index"] == index:
+                e.update(changes)
+        manifest.write_text(json.dumps(m))
+
+
+@pytest.fixture
+def shard_copy(tmp_path, small_shard_dataset):
+    dst = tmp_path / "shards_copy"
+    shutil.copytree(small_shard_dataset, dst)
+    return dst
+
+
+def test_good_datasets_give_exactly_these_lines(small_dataset, small_shard_dataset):
+    assert validate(small_dataset).lines == [
+        "ok   metadata: format v1",
+        "ok   fingerprint: agrees with metadata.json",
+        "ok   counts: 24 videos, 24 labels",
+        "ok   no orphan or temporary files",
+        "ok   checkpoint manifests: 3 manifests cover all samples",
+        "ok   label schema: 24 labels",
+        "ok   class balance: Linear 6, Circular 6, Helical 6, Parabolic 6",
+        "ok   videos: type and size, checksums and tensor shapes",
+    ]
+    assert validate(small_shard_dataset, quick=True).lines == [
+        "ok   metadata: format v1",
+        "ok   fingerprint: agrees with metadata.json",
+        "ok   counts: 3 shards",
+        "ok   no orphan or temporary files",
+        "ok   checkpoint manifests: 2 manifests cover all samples",
+        "ok   shard checksums (quick: type and size only): 3 shards",
+        "ok   samples (quick: labels only): 12 labels",
+        "ok   class balance: Linear 3, Circular 3, Helical 3, Parabolic 3",
+    ]
+    assert validate(small_shard_dataset).lines[5:7] == [
+        "ok   shard checksums: 3 shards",
+        "ok   samples: 12 labels, videos, checksums and tensor shapes",
+    ]
+
+
+def test_cli_quick_skips_hashing_and_says_whether_all_checks_hold(copy, cli, capsys):
+    video = copy / "videos" / "sample_0005.pt"
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    video.write_bytes(bytes(data))
+    code, text = _validate_cli(cli, capsys, copy, "--quick")
+    assert code == 0 and text.splitlines()[-1] == f"{copy}: all checks hold"
+    code, text = _validate_cli(cli, capsys, copy)
+    assert code == 1 and text.splitlines()[-1] == f"{copy}: 1 check(s) FAILED"
+
+
+def test_cli_help_names_the_command(cli, capsys):
+    with pytest.raises(SystemExit):
+        cli("validate", "--help")
+    out = capsys.readouterr().out
+    assert "python -m generator validate" in out and "skip reading videos" in out
+
+
+def test_a_tensor_its_manifest_vouches_for_that_does_not_load_is_named(copy):
+    video = copy / "videos" / "sample_0002.pt"
+    data = b"not a zip file"
+    video.write_bytes(data)
+    _set_entry(copy, 2, video_bytes=len(data), video_sha256=hashlib.sha256(data).hexdigest())
+    failed, text = _failed(copy)
+    assert failed and "videos/sample_0002.pt is damaged" in text
+
+
+def test_quick_shards_skip_the_whole_shard_hash(shard_copy):
+    shard = sorted((shard_copy / "shards").iterdir())[0]
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0x01  # in the tar's end-of-archive frame: every sample still reads
+    shard.write_bytes(bytes(data))
+    assert _failed(shard_copy, quick=True)[0] == 0
+    failed, text = _failed(shard_copy)
+    assert failed == 1 and f"shards/{shard.name}: SHA-256 differs from its manifest" in text
+
+
+def test_shard_sample_the_manifest_disagrees_with_is_named(shard_copy):
+    _set_entry(shard_copy, 5, video_sha256="0" * 64)
+    failed, text = _failed(shard_copy)
+    assert "#sample_0005.npy: SHA-256 differs from its manifest" in text
+    assert "#sample_0005.json does not vouch for its video" in text
+
+
+def test_an_unreadable_label_is_not_also_an_imbalance(copy):
+    (copy / "labels" / "sample_0009.json").write_bytes(b"")
+    rep = validate(copy, quick=True)
+    assert (
+        rep.failed == 1
+        and "ok   class balance: Linear 6, Circular 6, Helical 6, Parabolic 6" in rep.lines
+    )
+
+
+def test_report_lines_count_problems_and_show_at_most_five():
+    rep = Report()
+    rep.check("a", [])
+    rep.check("b", [], "fine")
+    rep.check("c", ["one"])
+    rep.check("d", [str(k) for k in range(7)])
+    assert rep.failed == 2
+    assert rep.lines == [
+        "ok   a",
+        "ok   b: fine",
+        "FAIL c: 1 problem(s)",
+        "       - one",
+        "FAIL d: 7 problem(s) (+2 more)",
+        *(f"       - {k}" for k in range(5)),
     ]
