@@ -94,12 +94,15 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
     gt = label.get("ground_truth")
     if not isinstance(gt, dict) or not isinstance(gt.get("cameras"), list):
         return [f"{stem}: no ground_truth.cameras"]
-    cams = meta["cameras"]
+    try:
+        cams = list(meta["cameras"])
+        frames, size = int(meta["frames"]), int(meta["video_shape"][-1])
+        X = np.asarray(label["positions"], dtype=np.float64)[:frames].reshape(frames, 3)
+        radius_m = float(label["appearance"]["ball_radius"])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        return [f"{stem}: cannot check ground truth, positions or cameras unreadable ({e!r})"]
     if len(gt["cameras"]) != len(cams):
         return [f"{stem}: ground truth for {len(gt['cameras'])} cameras, metadata has {len(cams)}"]
-    frames, size = meta["frames"], meta["video_shape"][-1]
-    X = np.asarray(label["positions"], dtype=np.float64)[:frames]
-    radius_m = float(label["appearance"]["ball_radius"])
     problems = []
     for c, (cam, rec) in enumerate(zip(cams, gt["cameras"], strict=True)):
         K, R, t = (np.asarray(cam[k], dtype=np.float64) for k in ("K", "R", "t"))

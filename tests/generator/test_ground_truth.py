@@ -143,6 +143,17 @@ def test_missing_ground_truth_is_a_problem_only_when_the_config_asks(rendered):
     assert check_ground_truth(label, meta) == []
 
 
+def test_an_unreadable_label_is_one_problem_not_a_traceback(rendered):
+    label, meta = _label_and_meta(rendered)
+    label["positions"] = label["positions"][:5]
+    (problem,) = check_ground_truth(label, meta)
+    assert "cannot check ground truth" in problem
+    label, meta = _label_and_meta(rendered)
+    del label["appearance"]
+    (problem,) = check_ground_truth(label, meta)
+    assert "cannot check ground truth" in problem
+
+
 @given(arrays(np.bool_, (9, 9)))
 def test_masks_round_trip(mask):
     runs = encode_mask(mask)
