@@ -125,7 +125,12 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    (contact_sheet if suffix == ".png" else animation)(video, label, meta, args.out)
+    try:  # a new folder for the picture is made, as a user asking for one expects
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        (contact_sheet if suffix == ".png" else animation)(video, label, meta, args.out)
+    except OSError as e:
+        print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}")
     return 0
 

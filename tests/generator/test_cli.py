@@ -197,3 +197,15 @@ def test_preflight_bounds_the_real_sample_size(small_dataset):
     labels = list((small_dataset / "labels").glob("*.json"))
     largest = max(p.stat().st_size for p in videos) + max(p.stat().st_size for p in labels)
     assert largest <= bytes_per_sample(cfg) <= largest + 3 * 4096 + 300
+
+
+def test_preview_into_a_new_folder_and_onto_an_unwritable_path(
+    small_dataset, tmp_path, cli, capsys
+):
+    out = tmp_path / "new" / "deeper" / "sheet.png"
+    assert cli("preview", small_dataset, "--index", 0, "--out", out) == 0
+    assert out.stat().st_size > 0
+    (tmp_path / "file").write_text("x")
+    assert cli("preview", small_dataset, "--index", 0, "--out", tmp_path / "file" / "a.png") == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
