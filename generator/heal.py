@@ -10,48 +10,36 @@ or a link to a device cannot hang the check.
 
 from __future__ import annotations
 
-import os
-import stat
+import shutil
 from pathlib import Path
 
 from joblib import Parallel, delayed
 
+from generator.sources import DatasetError, read_file, regular_size
 from generator.store import Layout, read_json, sha256_bytes, sha256_file
 from generator.tasks import render_shard_task, render_task
 
 TASK_SIZE = 16
-LABEL_LIMIT = 1 << 20  # no label comes near a MiB: anything larger is not one
 
 
-def _regular_size(path: Path) -> int | None:
-    """The size of ``path`` if it is a regular file (links are not followed), else None."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
-def file_intact(path: Path, size: int | None, sha: str, verify: bool) -> bool:
+def file_intact(path: Path, root: Path, size: int | None, sha: str, verify: bool) -> bool:
     """A regular file of ``size`` bytes (any size if None); with ``verify``, of SHA-256 ``sha``."""
-    found = _regular_size(path)
-    if found is None or (size is not None and found != size):
-        return False
-    if not verify:
-        return True
     try:
-        return sha256_file(path) == sha
+        found = regular_size(path, root)
+    except DatasetError:
+        return False
+    if size is not None and found != size:
+        return False
+    try:
+        return not verify or sha256_file(path) == sha
     except OSError:
         return False
 
 
-def label_intact(path: Path, sha: str) -> bool:
-    found = _regular_size(path)
-    if found is None or found > LABEL_LIMIT:
-        return False
+def label_intact(path: Path, root: Path, sha: str) -> bool:
     try:
-        return sha256_bytes(path.read_bytes()) == sha
-    except OSError:
+        return sha256_bytes(read_file(path, root)) == sha
+    except DatasetError:
         return False
 
 
@@ -65,8 +53,9 @@ def damaged_samples(layout: Layout, verify: bool, workers: int) -> list[dict]:
 
     def broken(e: dict) -> bool:
         i = e["index"]
-        video_ok = file_intact(layout.video(i), e.get("video_bytes"), e["video_sha256"], verify)
-        return not (video_ok and label_intact(layout.label(i), e["label_sha256"]))
+        root = layout.root
+        video = file_intact(layout.video(i), root, e.get("video_bytes"), e["video_sha256"], verify)
+        return not (video and label_intact(layout.label(i), root, e["label_sha256"]))
 
     entries = [e for m in _sealed(layout) for e in m["samples"]]
     with Parallel(n_jobs=workers, prefer="threads") as parallel:
@@ -80,20 +69,14 @@ def damaged_shards(layout: Layout, verify: bool) -> list[dict]:
         s
         for m in _sealed(layout)
         for s in m.get("shards", [])
-        if not file_intact(layout.shards / s["name"], s["bytes"], s["sha256"], verify)
+        if not file_intact(layout.shards / s["name"], layout.root, s["bytes"], s["sha256"], verify)
     ]
 
 
 def _clear(path: Path) -> None:
-    """Make room for a file: what stands at ``path`` and is not a regular file goes."""
-    if _regular_size(path) is not None or not os.path.lexists(path):
-        return
+    """Make room for a file: a rename replaces a FIFO or a link, but not a folder."""
     if path.is_dir() and not path.is_symlink():
-        import shutil
-
         shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 class HealError(Exception):
