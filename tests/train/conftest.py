@@ -14,3 +14,20 @@ def dataset(tmp_path_factory) -> Path:
     args = ["--n", "48", "--out", root, "--workers", "1", "--config", where / "gen.yaml", "--quiet"]
     assert generate([str(a) for a in args]) == 0
     return root
+
+
+@pytest.fixture
+def stop_after_first_epoch(monkeypatch):
+    """Call it to make the next ``Run.fit`` raise KeyboardInterrupt once epoch 1 is saved."""
+    from train.loop import Run
+
+    fit = Run.fit
+
+    def fit_interrupted_after_first_epoch(self, on_epoch_end=None):
+        def stop(epoch):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+        return fit(self, stop)
+
+    return lambda: monkeypatch.setattr(Run, "fit", fit_interrupted_after_first_epoch)

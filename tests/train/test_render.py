@@ -69,18 +69,9 @@ def test_the_run_sees_the_samples_of_its_generator_config(small_config, tmp_path
     assert shapes == [(4, 3, 8, 32, 32)]
 
 
-def test_rendered_run_resumes_exactly(small_config, tmp_path, monkeypatch):
+def test_rendered_run_resumes_exactly(small_config, tmp_path, monkeypatch, stop_after_first_epoch):
     assert render_run(small_config, tmp_path / "straight", epochs=3) == 0
-    fit = Run.fit
-
-    def fit_interrupted_after_first_epoch(self, on_epoch_end=None):
-        def stop(epoch):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-        return fit(self, stop)
-
-    monkeypatch.setattr(Run, "fit", fit_interrupted_after_first_epoch)
+    stop_after_first_epoch()
     broken = tmp_path / "broken"
     assert render_run(small_config, broken, epochs=3) == 130
     monkeypatch.undo()

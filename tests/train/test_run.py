@@ -13,7 +13,6 @@ import yaml
 import train.loop as loop_module
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
-from train.loop import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"train_seconds", "train_samples_per_second", "epoch_seconds"}
@@ -66,19 +65,12 @@ def test_run_folder_holds_what_design_names(dataset, tmp_path):
     assert isinstance(state["rng"]["torch"], torch.Tensor)
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(dataset, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(
+    dataset, tmp_path, monkeypatch, stop_after_first_epoch
+):
     assert train(dataset, tmp_path / "straight", epochs=3) == 0
 
-    fit = Run.fit
-
-    def fit_interrupted_after_first_epoch(self, on_epoch_end=None):
-        def stop(epoch):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-        return fit(self, stop)
-
-    monkeypatch.setattr(Run, "fit", fit_interrupted_after_first_epoch)
+    stop_after_first_epoch()
     broken = tmp_path / "broken"
     assert train(dataset, broken, epochs=3) == 130
     assert load_checkpoint(broken / "last.pt")["epoch"] == 1
