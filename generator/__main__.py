@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser
+from generator.cli import OneLineParser, exit_on_interrupt, one_line
 
 DEFAULT_OUT = Path("data/trajectories")
 SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
@@ -118,12 +119,6 @@ def main_generate(argv: list[str]) -> int:
     except (ConfigError, GenerationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: whole samples in {args.out} are kept; continue with --resume",
-            file=sys.stderr,
-        )
-        return 130
     if not args.quiet:
         print(
             f"{meta['total_samples']} samples in {args.out} "
@@ -163,28 +158,50 @@ def main_preflight(argv: list[str]) -> int:
     return 0 if est.ok else 1
 
 
+# What a Ctrl-C leaves behind, per command: one line, exit 130.
+INTERRUPTED = {
+    "generate": "whole samples in the dataset folder are kept; continue with --resume",
+    "preflight": "nothing was written",
+    "validate": "the check stopped before its verdict; nothing was changed",
+    "preview": "the picture may be incomplete; run the preview again",
+    "convert": "nothing of the new folder was kept; run the conversion again",
+    "push": "run the same push again: what arrived is skipped, cut uploads continue",
+    "pull": "run the same pull again to finish it",
+}
+
+
+def _command(name: str):
+    """The ``main`` of a subcommand, imported only when it runs (push needs boto3)."""
+    if name == "preflight":
+        return main_preflight
+    if name == "validate":
+        from generator.validate import main
+    elif name == "convert":
+        from generator.convert import main
+    elif name == "preview":
+        from generator.preview import main
+    else:
+        from generator.s3sync import main as s3_main
+
+        return lambda argv: s3_main(name, argv)
+    return main
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in SUBCOMMANDS:
-        command, rest = argv[0], argv[1:]
-        if command == "preflight":
-            return main_preflight(rest)
-        if command == "validate":
-            from generator.validate import main as validate_main
-
-            return validate_main(rest)
-        if command == "convert":
-            from generator.convert import main as convert_main
-
-            return convert_main(rest)
-        if command in ("push", "pull"):
-            from generator.s3sync import main as s3_main
-
-            return s3_main(command, rest)
-        from generator.preview import main as preview_main
-
-        return preview_main(rest)
-    return main_generate(argv)
+    if argv and not argv[0].startswith("-"):
+        name, rest = argv[0], argv[1:]
+        if name not in SUBCOMMANDS:
+            near = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            print(
+                f"python -m generator: error: unknown command {one_line(name)!r} "
+                f"(commands: {', '.join(SUBCOMMANDS)}; none renders a dataset){hint}",
+                file=sys.stderr,
+            )
+            return 2
+        return exit_on_interrupt(lambda: _command(name)(rest), INTERRUPTED[name])
+    return exit_on_interrupt(lambda: main_generate(argv), INTERRUPTED["generate"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -30,3 +31,26 @@ def describe_validation_error(e: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "config"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def caused_by_interrupt(exc: BaseException | None) -> bool:
+    """Whether Ctrl-C is behind ``exc``: a library may catch the KeyboardInterrupt and raise
+    its own error from it (pydantic does, inside a serializer)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
+    """Run ``command``; Ctrl-C anywhere inside it is ``interrupted: message`` and exit 130."""
+    try:
+        return command()
+    except BaseException as e:
+        if not caused_by_interrupt(e):
+            raise
+        print(f"interrupted: {message}", file=sys.stderr)
+        return 130

@@ -208,12 +208,6 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: nothing of {args.dst} was kept; run the conversion again",
-            file=sys.stderr,
-        )
-        return 130
     print(
         f"converted {meta['total_samples']} samples to {args.format} in {args.dst}: "
         "every tensor's SHA-256 and every label verified"

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pydantic
 import pytest
 
 from generator.lock import FolderLock
@@ -209,3 +210,46 @@ def test_preview_into_a_new_folder_and_onto_an_unwritable_path(
     assert cli("preview", small_dataset, "--index", 0, "--out", tmp_path / "file" / "a.png") == 1
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("typo, hint", [("validat", "did you mean 'validate'?"), ("frob", "")])
+def test_unknown_command_is_named_not_taken_for_a_generation(tmp_path, cli, capsys, typo, hint):
+    assert cli(typo, tmp_path) == 2
+    err = _one_line_error(capsys)
+    assert f"unknown command {typo!r}" in err and hint in err
+    assert "--n" not in err
+
+
+class _Unserializable(pydantic.BaseModel):
+    """A model whose serializer is where Ctrl-C lands: pydantic re-raises it as its own error."""
+
+    x: int = 0
+
+    @pydantic.field_serializer("x")
+    def _ctrl_c(self, value):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command", ["validate", "preview", "convert", "preflight", "generate"])
+def test_ctrl_c_anywhere_is_one_line_and_130(tmp_path, cli, capsys, monkeypatch, command):
+    import generator.__main__ as entry
+
+    def interrupted(argv):
+        _Unserializable().model_dump()  # raises PydanticSerializationError from the Ctrl-C
+
+    if command == "generate":
+        monkeypatch.setattr(entry, "main_generate", interrupted)
+        code = cli("--n", 4, "--out", tmp_path)
+    else:
+        monkeypatch.setattr(entry, "_command", lambda name: interrupted)
+        code = cli(command, tmp_path)
+    assert code == 130
+    assert _one_line_error(capsys) == f"interrupted: {entry.INTERRUPTED[command]}"
+
+
+def test_an_error_not_caused_by_ctrl_c_is_not_called_an_interruption(monkeypatch):
+    import generator.__main__ as entry
+
+    monkeypatch.setattr(entry, "_command", lambda name: lambda argv: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        entry.main(["validate", "x"])
