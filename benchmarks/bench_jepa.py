@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 
-from generator.cli import OneLineParser
-from generator.store import write_json_atomic
 from train.jepa.config import apply_overrides, load_config
 from train.jepa.evaluate import RawPixels, evaluate, load_encoder
 from train.jepa.probes import mcnemar_greater
 from train.jepa.train import train
+from trajkit.cli import OneLineParser
+from trajkit.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [str(ROOT / "configs/jepa/tiny.yaml"), str(ROOT / "configs/jepa/digits.yaml")]

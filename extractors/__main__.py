@@ -7,7 +7,7 @@ import sys
 from extractors.config import PRESET_NAMES, ExtractorConfigError
 from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
-from generator.cli import OneLineParser, one_line
+from trajkit.cli import OneLineParser, one_line
 
 
 def _human(n: int) -> str:

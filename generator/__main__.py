@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser, exit_on_interrupt, one_line
+from trajkit.cli import (
+    OneLineParser,
+    default_workers,
+    exit_on_interrupt,
+    one_line,
+    whole_number,
+)
 
 DEFAULT_OUT = Path("data/trajectories")
+POSITIVE = whole_number(1)
+ZSTD_LEVEL = whole_number(1, 19)
 SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or positive, got {value}")
-    return value
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def generate_parser() -> argparse.ArgumentParser:
@@ -44,19 +27,21 @@ def generate_parser() -> argparse.ArgumentParser:
         description="Render a multi-camera trajectory video dataset (format v1). "
         f"Other commands: {', '.join(SUBCOMMANDS)} (python -m generator COMMAND --help).",
     )
-    p.add_argument("--n", type=_positive, required=True, help="number of samples")
+    p.add_argument("--n", type=POSITIVE, required=True, help="number of samples")
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"dataset folder (default {DEFAULT_OUT})"
     )
-    p.add_argument("--seed", type=_seed, default=0, help="sample i depends only on (seed, i)")
+    p.add_argument(
+        "--seed", type=whole_number(0), default=0, help="sample i depends only on (seed, i)"
+    )
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=POSITIVE,
         default=default_workers(),
         help="processes (default: all cores)",
     )
     p.add_argument(
-        "--checkpoint-every", type=_positive, default=2000, help="samples per checkpoint manifest"
+        "--checkpoint-every", type=POSITIVE, default=2000, help="samples per checkpoint manifest"
     )
     p.add_argument("--config", type=Path, help="YAML file of generator settings (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue or extend the dataset in --out")
@@ -74,22 +59,15 @@ def generate_parser() -> argparse.ArgumentParser:
         default="pt",
         help="pt: a .pt and a .json file per sample (default); shards: zstd-compressed tar shards",
     )
-    p.add_argument("--shard-size", type=_positive, default=128, help="samples per shard")
+    p.add_argument("--shard-size", type=POSITIVE, default=128, help="samples per shard")
     p.add_argument(
-        "--zstd-level", type=_zstd_level, default=1, help="zstd level for shards, 1..19 (default 1)"
+        "--zstd-level", type=ZSTD_LEVEL, default=1, help="zstd level for shards, 1..19 (default 1)"
     )
     p.add_argument(
         "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"
     )
     p.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
     return p
-
-
-def _zstd_level(text: str) -> int:
-    value = _positive(text)
-    if value > 19:
-        raise argparse.ArgumentTypeError(f"must be 1..19, got {value}")
-    return value
 
 
 def main_generate(argv: list[str]) -> int:
@@ -131,12 +109,13 @@ def main_generate(argv: list[str]) -> int:
 def main_preflight(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.preflight import estimate
-    from generator.store import Layout, read_json
+    from generator.store import Layout
+    from trajkit.files import read_json
 
     p = OneLineParser(
         prog="python -m generator preflight", description="Disk estimate and verdict."
     )
-    p.add_argument("--n", type=_positive, required=True)
+    p.add_argument("--n", type=POSITIVE, required=True)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--config", type=Path)
     p.add_argument("--format", choices=("pt", "shards"), default="pt")

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from generator.cli import describe_validation_error
+from trajkit.cli import describe_validation_error
+from trajkit.yamlfile import read_yaml_mapping
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
 
@@ -209,26 +209,10 @@ class ConfigError(ValueError):
     """A config file that cannot be read or does not validate; the message is one line."""
 
 
-def read_yaml_mapping(path: str | Path, error: type[Exception] = ConfigError) -> dict:
-    """The settings in a YAML file (empty file: none); any failure is one-line ``error``."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise error(f"cannot read config {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise error(f"config {path} is not UTF-8 text") from None
-    except yaml.YAMLError as e:
-        raise error(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise error(f"config {path} must be a YAML mapping of settings")
-    return raw
-
-
 def load_config(path: str | Path | None) -> GeneratorConfig:
     if path is None:
         return GeneratorConfig()
-    raw = read_yaml_mapping(path)
+    raw = read_yaml_mapping(path, ConfigError)
     try:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:

@@ -18,7 +18,8 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from generator.store import FORMATS, Layout, read_json, sync_filesystem, write_json_atomic
+from generator.store import FORMATS, Layout
+from trajkit.files import read_json, sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16
 
@@ -32,7 +33,7 @@ class ConvertError(Exception):
 
 
 def _tensor_sha(video) -> str:
-    from generator.store import sha256_bytes
+    from trajkit.files import sha256_bytes
 
     return sha256_bytes(video.contiguous().numpy().tobytes())
 
@@ -173,17 +174,16 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from generator.__main__ import _positive, _zstd_level, default_workers
-    from generator.cli import OneLineParser
     from generator.dataset import DatasetError
+    from trajkit.cli import OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--shard-size", type=_positive, default=128)
-    p.add_argument("--zstd-level", type=_zstd_level, default=1)
-    p.add_argument("--workers", type=_positive, default=default_workers())
+    p.add_argument("--shard-size", type=whole_number(1), default=128)
+    p.add_argument("--zstd-level", type=whole_number(1, 19), default=1)
+    p.add_argument("--workers", type=whole_number(1), default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:

@@ -232,7 +232,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         picks = self.splits["train"][:STATS_SAMPLES] or list(range(min(n, STATS_SAMPLES)))
         mean, std = channel_stats(self.source, picks)
         try:
-            from generator.store import write_json_atomic
+            from trajkit.files import write_json_atomic
 
             write_json_atomic(
                 path,

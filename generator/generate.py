@@ -24,18 +24,15 @@ from generator.config import GeneratorConfig
 from generator.metadata import write_metadata
 from generator.preflight import estimate
 from generator.sample import RENDER_VERSION, renderer_of
-from generator.store import (
-    FORMAT_VERSION,
-    Layout,
-    check_written_sample,
+from generator.store import FORMAT_VERSION, Layout, check_written_sample, stem_width
+from generator.tasks import render_shard_task, render_task
+from trajkit.files import (
     drop_cached,
     read_json,
     remove_temporaries,
-    stem_width,
     sync_filesystem,
     write_json_atomic,
 )
-from generator.tasks import render_shard_task, render_task
 
 TASK_SIZE = 16  # samples per joblib task (format "pt"): amortises dispatch, keeps the bar moving
 FLUSH_EVERY = 256  # samples between syncs that evict them from the page cache (_flush)
@@ -196,7 +193,7 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
 
 def _open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
-    from generator.lock import FolderLock, LockedError
+    from trajkit.lock import FolderLock, LockedError
 
     if root.exists() and not root.is_dir():
         raise GenerationError(f"--out {root} is a file, not a folder")

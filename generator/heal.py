@@ -16,8 +16,9 @@ from pathlib import Path
 from joblib import Parallel, delayed
 
 from generator.sources import DatasetError, read_file, regular_size
-from generator.store import Layout, read_json, sha256_bytes, sha256_file
+from generator.store import Layout
 from generator.tasks import render_shard_task, render_task
+from trajkit.files import read_json, sha256_bytes, sha256_file
 
 TASK_SIZE = 16
 

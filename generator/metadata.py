@@ -11,7 +11,8 @@ import time
 from typing import TYPE_CHECKING
 
 from generator.config import CLASS_NAMES, GeneratorConfig
-from generator.store import FORMAT_VERSION, Layout, read_json, write_json_atomic
+from generator.store import FORMAT_VERSION, Layout
+from trajkit.files import read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from generator.generate import Progress, Request

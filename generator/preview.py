@@ -107,7 +107,7 @@ def _title(label: dict, meta: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from generator.cli import OneLineParser
+    from trajkit.cli import OneLineParser
 
     p = OneLineParser(prog="python -m generator preview", description=__doc__.splitlines()[0])
     p.add_argument("dir", type=Path)

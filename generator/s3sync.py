@@ -9,7 +9,7 @@ what makes the copy checkable and resumable:
 - files larger than one part go up in parts, and an interrupted multipart upload
   is continued part by part (``generator.s3_multipart``), not started over;
 - ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is;
-- both hold a dataset folder's ``.lock`` (``generator.lock``) while they run: a push or
+- both hold a dataset folder's ``.lock`` (``trajkit.lock``) while they run: a push or
   pull is refused while a generator writes the folder, and a generator cannot start meanwhile;
 - pull writes each file to a temporary name, checks its SHA-256 against the
   object's metadata, and renames it into place; a mismatch (a damaged object)
@@ -28,9 +28,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from generator.lock import FolderLock, LockedError
 from generator.s3_multipart import upload_resumable
-from generator.store import LOCK, METADATA, TMP_PREFIX, sha256_file
+from generator.store import LOCK, METADATA
+from trajkit.files import TMP_PREFIX, sha256_file
+from trajkit.lock import FolderLock, LockedError
 
 SHA_KEY = "sha256"
 MB = 1 << 20
@@ -210,7 +211,7 @@ def main(command: str, argv: list[str]) -> int:
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from generator.cli import OneLineParser
+    from trajkit.cli import OneLineParser
 
     p = OneLineParser(prog=f"python -m generator {command}", description=__doc__.splitlines()[0])
     if command == "push":

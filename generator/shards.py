@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from generator.store import label_bytes, open_atomic, sha256_bytes
+from generator.store import label_bytes
+from trajkit.files import open_atomic, sha256_bytes
 
 SHARD_SUFFIX = ".tar.zst"
 BLOCK = 512

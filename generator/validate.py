@@ -30,7 +30,8 @@ from generator.sources import (
     read_model,
     regular_size,
 )
-from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, sha256_bytes
+from generator.store import FINGERPRINT, LOCK, Layout
+from trajkit.files import TMP_PREFIX, sha256_bytes
 
 MAX_EXAMPLES = 5
 
@@ -272,7 +273,7 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
 
 
 def main(argv: list[str]) -> int:
-    from generator.cli import OneLineParser
+    from trajkit.cli import OneLineParser
 
     p = OneLineParser(prog="python -m generator validate", description=__doc__.splitlines()[0])
     p.add_argument("dir", type=Path)

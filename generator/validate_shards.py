@@ -20,7 +20,8 @@ from generator.config import CLASS_NAMES
 from generator.dataset import STATS_FILE
 from generator.shards import decode_video, read_sample
 from generator.sources import DatasetError, read_file, regular_size
-from generator.store import FINGERPRINT, LOCK, TMP_PREFIX, Layout, sha256_bytes
+from generator.store import FINGERPRINT, LOCK, Layout
+from trajkit.files import TMP_PREFIX, sha256_bytes
 
 
 def _shard_problem(layout: Layout, line: dict, quick: bool) -> str | None:

@@ -22,8 +22,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-OWN = {"generator", "extractors", "train", "configs"}
-SHIPPED = ("generator", "extractors", "train")
+OWN = {"trajkit", "generator", "extractors", "train", "configs"}
+SHIPPED = ("trajkit", "generator", "extractors", "train")
 
 
 def requirements() -> dict[str, list[Requirement]]:

@@ -9,54 +9,23 @@ Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 from __future__ import annotations
 
 import argparse
-import math
-import signal
 import sys
-from pathlib import Path
 
-from generator.cli import OneLineParser, one_line
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    number_arg,
+    one_line,
+    path_arg,
+    path_text,
+    restore_signals,
+    stop_on_signals,
+)
 
 FLAGS = (
     "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
     "epochs", "batch_size", "lr", "workers", "threads", "device", "seed", "compile", "quiet",
 )  # fmt: skip
-
-
-def _number(kind: type, minimum: float, strict: bool):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(
-                f"must be {'>' if strict else '>='} {minimum}, got {text}"
-            )
-        return value
-
-    return parse
-
-
-def path_arg(text: str) -> Path:
-    """argparse type of a path: empty (which would mean the current folder) or holding a NUL
-    byte (which no system call takes) is a usage error."""
-    if not text or "\x00" in text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a usable path")
-    return Path(text)
-
-
-def folder_arg(text: str) -> Path:
-    """argparse type of an output folder: a usable path that is not an existing file."""
-    path = path_arg(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
-    return path
-
-
-def path_text(text: str) -> str:
-    return str(path_arg(text))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,28 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of --data: train on fresh samples rendered on the fly, of a generator "
         "YAML or a shipped generator config's name (default: default)",
     )
-    p.add_argument("--render-seed", type=_number(int, 0, False), help="with --render (default 0)")
+    p.add_argument(
+        "--render-seed", type=number_arg(int, 0, False), help="with --render (default 0)"
+    )
     p.add_argument(
         "--epoch-samples",
-        type=_number(int, 0, True),
+        type=number_arg(int, 0, True),
         help="with --render: fresh training samples per epoch (default 1600)",
     )
     p.add_argument(
         "--eval-samples",
-        type=_number(int, 0, True),
+        type=number_arg(int, 0, True),
         help="with --render: validation samples, and as many for test (default 200)",
     )
-    p.add_argument("--epochs", type=_number(int, 0, True), help="total epochs")
+    p.add_argument("--epochs", type=number_arg(int, 0, True), help="total epochs")
     p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
     p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--batch-size", type=_number(int, 0, True), help="per process")
-    p.add_argument("--lr", type=_number(float, 0.0, True), help="peak learning rate")
-    p.add_argument("--workers", type=_number(int, 0, False), help="data-loading processes")
-    p.add_argument("--threads", type=_number(int, 0, True), help="torch CPU threads")
-    p.add_argument("--seed", type=_number(int, 0, False))
+    p.add_argument("--batch-size", type=number_arg(int, 0, True), help="per process")
+    p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
+    p.add_argument("--workers", type=number_arg(int, 0, False), help="data-loading processes")
+    p.add_argument("--threads", type=number_arg(int, 0, True), help="torch CPU threads")
+    p.add_argument("--seed", type=number_arg(int, 0, False))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument(
         "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"
@@ -125,27 +96,6 @@ def resolve_config(args: argparse.Namespace):
     if args.resume and explicit.get("quiet") is None:
         print(one_line(f"{args.out}: no last.pt yet, starting from epoch 1"), file=sys.stderr)
     return build_config(explicit, args.config), None
-
-
-def stop_on_signals() -> dict:
-    """Ctrl-C and SIGTERM (Slurm preemption, the launcher) raise KeyboardInterrupt.
-
-    Python leaves SIGINT ignored when it starts ignored (a background job of a
-    non-interactive shell, and every child such a process spawns), so set it.
-    """
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupt)
-    return previous
-
-
-def restore_signals(previous: dict) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:

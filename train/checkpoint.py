@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from generator.store import save_torch_atomic
+from trajkit.files import save_torch_atomic
 
 LAST = "last.pt"
 BEST = "best.pt"

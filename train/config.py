@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from generator.cli import describe_validation_error
-from generator.config import read_yaml_mapping
 from train.presets import config_file, preset_file, preset_names
+from trajkit.cli import describe_validation_error
+from trajkit.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
     import torch

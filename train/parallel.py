@@ -21,11 +21,18 @@ from pathlib import Path
 
 import yaml
 
-from generator.cli import OneLineParser, one_line
 from generator.store import METADATA
-from train.__main__ import _number, folder_arg, path_text, restore_signals, stop_on_signals
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import SUMMARY_MD, RunStatus, rank_key, summary_rows, write_summary
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    number_arg,
+    one_line,
+    path_text,
+    restore_signals,
+    stop_on_signals,
+)
 
 STOP_GRACE_SECONDS = 60.0
 POLL_SECONDS = 0.5
@@ -37,22 +44,22 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
     )
-    p.add_argument("--epochs", type=_number(int, 0, True), required=True)
+    p.add_argument("--epochs", type=number_arg(int, 0, True), required=True)
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
-        "--top", type=_number(int, 0, True), help="continue only the K best runs in --out"
+        "--top", type=number_arg(int, 0, True), help="continue only the K best runs in --out"
     )
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
-    p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
-    p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
+    p.add_argument("--gpus-per-run", type=number_arg(int, 0, False), default=1, help="slurm only")
+    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), default=8, help="slurm only")
     p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
-    p.add_argument("--batch-size", type=_number(int, 0, True))
-    p.add_argument("--lr", type=_number(float, 0.0, True))
-    p.add_argument("--workers", type=_number(int, 0, False), help="data workers per run")
-    p.add_argument("--seed", type=_number(int, 0, False))
+    p.add_argument("--batch-size", type=number_arg(int, 0, True))
+    p.add_argument("--lr", type=number_arg(float, 0.0, True))
+    p.add_argument("--workers", type=number_arg(int, 0, False), help="data workers per run")
+    p.add_argument("--seed", type=number_arg(int, 0, False))
     return p
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from generator.store import write_atomic, write_json_atomic
+from trajkit.files import write_atomic, write_json_atomic
 
 CONFIG = "config.yaml"
 SPLITS = "splits.json"

@@ -21,9 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from generator.cli import one_line
-from generator.store import write_atomic
 from train.summary import RunStatus
+from trajkit.cli import one_line
+from trajkit.files import write_atomic
 
 TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
 """Slurm's ``--time``: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""

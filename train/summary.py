@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from generator.store import write_atomic, write_json_atomic
 from train.run_folder import read_metrics, read_results
+from trajkit.files import write_atomic, write_json_atomic
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"

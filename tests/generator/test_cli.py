@@ -6,7 +6,7 @@ import os
 import pydantic
 import pytest
 
-from generator.lock import FolderLock
+from trajkit.lock import FolderLock
 
 
 def _one_line_error(capsys):

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from generator.lock import FolderLock, LockedError
 from generator.store import Layout
+from trajkit.lock import FolderLock, LockedError
 
 from .conftest import ROOT
 

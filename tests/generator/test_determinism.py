@@ -136,7 +136,7 @@ def test_every_file_leaves_the_page_cache_once_synced(tmp_path, cli, monkeypatch
 
 
 def test_drop_cached_skips_missing_files(tmp_path):
-    from generator.store import drop_cached
+    from trajkit.files import drop_cached
 
     (tmp_path / "a").write_bytes(b"x" * 10_000)
     drop_cached([tmp_path / "a", tmp_path / "gone"])

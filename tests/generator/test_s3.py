@@ -154,7 +154,7 @@ def test_a_sharded_dataset_round_trips_and_validates(s3, tmp_path, cli):
 
 
 def test_push_and_pull_refuse_a_folder_a_generator_is_writing(s3, folder, tmp_path, cli, capsys):
-    from generator.lock import FolderLock
+    from trajkit.lock import FolderLock
 
     endpoint, client = s3
     with FolderLock(folder / ".lock"):  # what a running generator holds

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from generator import store
-from generator.lock import FolderLock, LockedError
 from generator.store import Layout, MemoryFile, SampleWriter, write_memory_file
+from trajkit import files
+from trajkit.lock import FolderLock, LockedError
 
 
 @pytest.fixture
@@ -125,7 +126,7 @@ def test_sample_writer_writes_what_torch_save_would_and_labels_vouch_for_it(tmp_
         sha = hashlib.sha256(data).hexdigest()
         assert label == {"index": i, "class_label": i % 4, "video_sha256": sha}
         assert entry == store.check_written_sample(layout, i)
-    assert not list(tmp_path.rglob(f"{store.TMP_PREFIX}*"))
+    assert not list(tmp_path.rglob(f"{files.TMP_PREFIX}*"))
 
 
 def test_sample_writer_raises_a_failed_write_after_waiting_for_the_rest(tmp_path):
@@ -138,7 +139,7 @@ def test_sample_writer_raises_a_failed_write_after_waiting_for_the_rest(tmp_path
             for i in range(4):
                 writer.add(i, video, {"index": i, "class_label": 0})
     assert writer._thread._shutdown  # nothing is still writing once the error is out
-    assert not list(tmp_path.rglob(f"{store.TMP_PREFIX}*"))
+    assert not list(tmp_path.rglob(f"{files.TMP_PREFIX}*"))
 
 
 # ---------------------------------------------------------------- atomic writers: durable, whole or nothing
@@ -152,7 +153,7 @@ def fsyncs(monkeypatch):
 
     def spy(fd):
         path = os.readlink(f"/proc/self/fd/{fd}")
-        final = Path(path).parent / Path(path).name.removeprefix(store.TMP_PREFIX).rsplit(".", 1)[0]
+        final = Path(path).parent / Path(path).name.removeprefix(files.TMP_PREFIX).rsplit(".", 1)[0]
         calls.append((Path(path).name, os.fstat(fd).st_size, final.exists()))
         real(fd)
 
@@ -163,9 +164,9 @@ def fsyncs(monkeypatch):
 @pytest.mark.parametrize(
     "write",
     [
-        lambda p: store.write_atomic(p, b"12345"),
-        lambda p: store.write_json_atomic(p, {"a": 1}),
-        lambda p: store.save_torch_atomic(torch.zeros(3, dtype=torch.uint8), p),
+        lambda p: files.write_atomic(p, b"12345"),
+        lambda p: files.write_json_atomic(p, {"a": 1}),
+        lambda p: files.save_torch_atomic(torch.zeros(3, dtype=torch.uint8), p),
     ],
 )
 def test_atomic_writers_fsync_the_whole_temporary_before_the_rename(tmp_path, fsyncs, write):
@@ -173,14 +174,14 @@ def test_atomic_writers_fsync_the_whole_temporary_before_the_rename(tmp_path, fs
     write(path)
     assert len(fsyncs) == 1
     name, size, final_existed = fsyncs[0]
-    assert name.startswith(f"{store.TMP_PREFIX}f.out.") and size == path.stat().st_size > 0
+    assert name.startswith(f"{files.TMP_PREFIX}f.out.") and size == path.stat().st_size > 0
     assert not final_existed  # synced under the temporary name, renamed afterwards
     assert os.listdir(tmp_path) == ["f.out"]
 
 
 def test_fsync_false_skips_it(tmp_path, fsyncs):
-    store.write_atomic(tmp_path / "a", b"x", fsync=False)
-    store.write_json_atomic(tmp_path / "b", [1], fsync=False)
+    files.write_atomic(tmp_path / "a", b"x", fsync=False)
+    files.write_json_atomic(tmp_path / "b", [1], fsync=False)
     assert fsyncs == [] and (tmp_path / "a").read_bytes() == b"x"
     assert json.loads((tmp_path / "b").read_text()) == [1]
 
@@ -189,14 +190,14 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with store.open_atomic(path) as f:
+        with files.open_atomic(path) as f:
             f.write(b"half")
             raise RuntimeError("killed")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
 
 
 def test_json_is_sorted_indented_and_ends_with_a_newline(tmp_path):
-    store.write_json_atomic(tmp_path / "j", {"b": 1, "a": [2]})
+    files.write_json_atomic(tmp_path / "j", {"b": 1, "a": [2]})
     assert (tmp_path / "j").read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
     assert store.label_bytes({"b": 1, "a": 2}) == b'{"a":2,"b":1}\n'
 
@@ -204,28 +205,28 @@ def test_json_is_sorted_indented_and_ends_with_a_newline(tmp_path):
 def test_sha256_file_reads_in_chunks(tmp_path):
     data = os.urandom(10_000)
     (tmp_path / "f").write_bytes(data)
-    assert store.sha256_file(tmp_path / "f", chunk=999) == hashlib.sha256(data).hexdigest()
-    assert store.sha256_bytes(data) == hashlib.sha256(data).hexdigest()
+    assert files.sha256_file(tmp_path / "f", chunk=999) == hashlib.sha256(data).hexdigest()
+    assert files.sha256_bytes(data) == hashlib.sha256(data).hexdigest()
 
 
 def test_remove_temporaries_counts_only_temporary_files(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / f"{store.TMP_PREFIX}a.1").write_bytes(b"")
-    (tmp_path / f"{store.TMP_PREFIX}b.2").write_bytes(b"")
-    (tmp_path / f"{store.TMP_PREFIX}dir").mkdir()
+    (tmp_path / "sub" / f"{files.TMP_PREFIX}a.1").write_bytes(b"")
+    (tmp_path / f"{files.TMP_PREFIX}b.2").write_bytes(b"")
+    (tmp_path / f"{files.TMP_PREFIX}dir").mkdir()
     (tmp_path / "keep").write_bytes(b"")
-    assert store.remove_temporaries(tmp_path) == 2
-    assert sorted(p.name for p in tmp_path.rglob("*")) == [f"{store.TMP_PREFIX}dir", "keep", "sub"]
+    assert files.remove_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [f"{files.TMP_PREFIX}dir", "keep", "sub"]
 
 
 def test_read_json_names_a_missing_or_damaged_file(tmp_path):
     with pytest.raises(ValueError, match="gone.json is missing"):
-        store.read_json(tmp_path / "gone.json")
+        files.read_json(tmp_path / "gone.json")
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match=r"bad.json is damaged \("):
-        store.read_json(tmp_path / "bad.json")
+        files.read_json(tmp_path / "bad.json")
     (tmp_path / "ok.json").write_text('{"a": 1}')
-    assert store.read_json(tmp_path / "ok.json") == {"a": 1}
+    assert files.read_json(tmp_path / "ok.json") == {"a": 1}
 
 
 @pytest.mark.parametrize("n, width", [(0, 4), (1, 4), (10_000, 4), (10_001, 5), (123_457, 6)])
@@ -290,10 +291,10 @@ def test_memory_file_pads_to_whole_blocks_with_zeros():
 def test_sync_filesystem_uses_syncfs_and_falls_back_to_sync(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
-    store.sync_filesystem(tmp_path)
+    files.sync_filesystem(tmp_path)
     assert synced == []  # syncfs on this Linux
-    monkeypatch.setattr(store, "_libc", lambda: None)
-    store.sync_filesystem(tmp_path)
+    monkeypatch.setattr(files, "_libc", lambda: None)
+    files.sync_filesystem(tmp_path)
     assert synced == ["sync"]
 
 
@@ -337,7 +338,7 @@ def test_drop_cached_advises_dontneed_for_each_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "posix_fadvise", spy)
     (tmp_path / "a").write_bytes(b"x")
-    store.drop_cached([tmp_path / "a", tmp_path / "gone"])
+    files.drop_cached([tmp_path / "a", tmp_path / "gone"])
     assert advised == [(str(tmp_path / "a"), 0, 0, os.POSIX_FADV_DONTNEED)]
 
 

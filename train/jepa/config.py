@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from generator.config import read_yaml_mapping
+from trajkit.yamlfile import read_yaml_mapping
 
 DatasetKind = Literal[
     "cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic", "digits"

@@ -27,9 +27,9 @@ from pathlib import Path
 from torchvision import datasets as tvd
 from tqdm import tqdm
 
-from generator.cli import OneLineParser
 from train.jepa.config import DatasetSpec
 from train.jepa.datasets import DatasetMissing, build_dataset, imagenet100_classes
+from trajkit.cli import OneLineParser
 
 CHUNK = 1 << 20
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"

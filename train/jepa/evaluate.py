@@ -22,8 +22,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from generator.cli import OneLineParser
-from generator.store import write_json_atomic
 from train.checkpoint import CheckpointError
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.config import ConfigError, DatasetKind, DatasetSpec, JepaConfig, parse_config
@@ -31,6 +29,8 @@ from train.jepa.datasets import DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
+from trajkit.cli import OneLineParser
+from trajkit.files import write_json_atomic
 
 
 class RawPixels(nn.Module):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generator.store import write_atomic
+from trajkit.files import write_atomic
 
 
 class RunLog:

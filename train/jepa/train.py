@@ -21,8 +21,6 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from generator.cli import OneLineParser
-from generator.store import write_atomic, write_json_atomic
 from train.checkpoint import CheckpointError, save_checkpoint
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -40,6 +38,8 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
+from trajkit.cli import OneLineParser
+from trajkit.files import write_atomic, write_json_atomic
 
 
 def _log(msg: str, rank: int = 0) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser, one_line
-from train.__main__ import folder_arg, path_arg
 from train.checkpoint import CheckpointError
 from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
+from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg
 
 
 def main(argv: list[str] | None = None) -> int:

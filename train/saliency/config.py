@@ -8,9 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from generator.cli import describe_validation_error
-from generator.config import read_yaml_mapping
 from train.presets import config_file
+from trajkit.cli import describe_validation_error
+from trajkit.yamlfile import read_yaml_mapping
 
 
 class ConfigError(ValueError):

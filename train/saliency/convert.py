@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from generator.cli import OneLineParser, one_line
-from train.__main__ import folder_arg, path_arg
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError, SaliencySource
+from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg
 
 
 def convert(src: SaliencySource, dst: Path, to: str, *, quiet: bool = True) -> int:

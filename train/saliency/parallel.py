@@ -14,8 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from generator.cli import OneLineParser, one_line
-from train.__main__ import _number, folder_arg, path_arg
 from train.parallel import LocalLauncher, available_cores, gpu_count
 from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
@@ -23,6 +21,7 @@ from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
+from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line, path_arg
 
 PROG = "python -m train.saliency.parallel"
 CONFIGS = preset_dir("saliency")
@@ -42,12 +41,12 @@ def build_parser() -> OneLineParser:
         "--out", type=folder_arg, default=Path("runs/saliency"), help="runs go to OUT/NAME"
     )
     p.add_argument("--data", type=path_arg, help="dataset folder for every run (over data.path)")
-    p.add_argument("--epochs", type=_number(int, 0, True), help="over train.epochs")
+    p.add_argument("--epochs", type=number_arg(int, 0, True), help="over train.epochs")
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
-    p.add_argument("--gpus-per-run", type=_number(int, 0, False), default=1, help="slurm only")
-    p.add_argument("--cpus-per-run", type=_number(int, 0, True), default=8, help="slurm only")
+    p.add_argument("--gpus-per-run", type=number_arg(int, 0, False), default=1, help="slurm only")
+    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), default=8, help="slurm only")
     p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     return p
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from generator.store import write_atomic
 from train.saliency.image_files import read_image, read_map
 from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
+from trajkit.files import write_atomic
 
 STIMULI_FILE = "stimuli.hdf5"
 FIXATIONS_FILE = "fixations.hdf5"

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.cli import OneLineParser, one_line
-from train.__main__ import _number, folder_arg
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
+from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line
 
 SIZES = ((60, 80), (80, 60), (64, 64), (48, 96))
 OBJECT_SHARE = 0.85  # of fixations on objects; the rest follow a central Gaussian
@@ -63,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m train.saliency.synthetic", description=__doc__.split("\n\n")[0]
     )
     ap.add_argument("out", type=folder_arg)
-    ap.add_argument("--n", type=_number(int, 0, True), default=200, help="stimuli to write")
-    ap.add_argument("--seed", type=_number(int, 0, False), default=0)
+    ap.add_argument("--n", type=number_arg(int, 0, True), default=200, help="stimuli to write")
+    ap.add_argument("--seed", type=number_arg(int, 0, False), default=0)
     args = ap.parse_args(argv)
     if args.out.is_dir() and any(args.out.iterdir()):
         print(

@@ -12,10 +12,9 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from generator.cli import OneLineParser, one_line
-from train.__main__ import path_arg
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource
+from trajkit.cli import OneLineParser, one_line, path_arg
 
 
 def inventory(src: SaliencySource, *, quiet: bool = True) -> dict:

@@ -1,0 +1,145 @@
+"""What every command line here shares: bad input is one line on stderr and exit 2, Ctrl-C is
+one line and exit 130, and the argument types that make both hold."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def one_line(text: object) -> str:
+    """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
+    quotes a hostile value stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(text))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """All pydantic errors on one line, each as ``field.path: message``."""
+    parts = []
+    for err in e.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def caused_by_interrupt(exc: BaseException | None) -> bool:
+    """Whether Ctrl-C is behind ``exc``: a library may catch the KeyboardInterrupt and raise
+    its own error from it (pydantic does, inside a serializer)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
+    """Run ``command``; Ctrl-C anywhere inside it is ``interrupted: message`` and exit 130."""
+    try:
+        return command()
+    except BaseException as e:
+        if not caused_by_interrupt(e):
+            raise
+        print(f"interrupted: {message}", file=sys.stderr)
+        return 130
+
+
+def number_arg(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:
+    """argparse type of a finite ``kind`` at least (``strict``: above) ``minimum``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {minimum}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type of an integer in ``minimum..maximum`` that says which rule a bad value
+    breaks."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
+        if value < minimum:
+            rule = {0: "zero or positive", 1: "positive"}.get(minimum, f"at least {minimum}")
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    return parse
+
+
+def path_arg(text: str) -> Path:
+    """argparse type of a path: empty (which would mean the current folder) or holding a NUL
+    byte (which no system call takes) is a usage error."""
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable path")
+    return Path(text)
+
+
+def folder_arg(text: str) -> Path:
+    """argparse type of an output folder: a usable path that is not an existing file."""
+    path = path_arg(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    return path
+
+
+def path_text(text: str) -> str:
+    return str(path_arg(text))
+
+
+def default_workers() -> int:
+    """The cores this process may use (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def stop_on_signals() -> dict:
+    """Ctrl-C and SIGTERM (Slurm preemption, a launcher) raise KeyboardInterrupt.
+
+    Python leaves SIGINT ignored when it starts ignored (a background job of a
+    non-interactive shell, and every child such a process spawns), so set it.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
+
+
+def restore_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -1,0 +1,139 @@
+"""Files that are whole or absent: written to a hidden temporary name in their own folder,
+flushed and fsynced, then renamed into place (rename is atomic within one filesystem); and
+the hashes and durability calls that go with them.
+
+Every part of the project writes its results through here (datasets, checkpoints, run logs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+TMP_PREFIX = ".tmp-"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    with open_atomic(path, fsync=fsync) as f:
+        f.write(data)
+
+
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write; renamed to ``path`` if the block ends cleanly, else removed."""
+    path = Path(path)
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_atomic(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to stream into; it appears at ``path`` only if the block ends cleanly."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+
+
+def sync_filesystem(folder: str | os.PathLike) -> None:
+    """Make everything written to ``folder``'s filesystem durable (``syncfs``, else ``sync``).
+
+    ``os.sync`` flushes every filesystem on the machine, other users' writes
+    included; ``syncfs(2)`` waits only for the one holding the dataset.
+    """
+    libc = _libc()
+    # no mutate: "or" only differs for a libc without syncfs (not Linux's), which tests cannot load
+    if libc is not None and hasattr(libc, "syncfs"):  # pragma: no mutate
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def drop_cached(paths: Iterable[str | os.PathLike]) -> None:
+    """Evict files already made durable from the page cache (``POSIX_FADV_DONTNEED``).
+
+    A long run would otherwise fill the machine's memory with its own output; reusing
+    the freed pages keeps each write cheap (in a VM, fresh pages cost the most), and
+    other programs keep their cache. Best effort: a file that is gone is skipped.
+    """
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        # no mutate: CDLL(None) also finds libc on Linux, and errno is not read
+        name = ctypes.util.find_library("c") or "libc.so.6"  # pragma: no mutate
+        return ctypes.CDLL(name, use_errno=True)  # pragma: no mutate
+    except OSError:
+        return None
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), fsync=fsync)
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike, *, fsync: bool = True) -> None:
+    import torch
+
+    with open_atomic(path, fsync=fsync) as f:
+        torch.save(obj, f)
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete leftover temporary files (from a crash) below ``folder``; return how many."""
+    removed = 0
+    for p in Path(folder).rglob(f"{TMP_PREFIX}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e})") from None
