@@ -11,13 +11,16 @@ import argparse
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trajkit.yamlfile import read_yaml_mapping
-
-DatasetKind = Literal[
-    "cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "synthetic", "digits"
-]
 
 
 class _Strict(BaseModel):
@@ -32,11 +35,20 @@ def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float)
 
 
 class DatasetSpec(_Strict):
-    kind: DatasetKind
+    kind: str  # a name of train.jepa.datasets.IMAGE_SETS
     weight: float = Field(1.0, gt=0)
     root: str | None = None  # defaults to <data_path>/<kind>
     synthetic_size: int = Field(2000, ge=1)  # images in a synthetic dataset's train split
     synthetic_kind: Literal["textures", "shapes"] = "textures"  # see train.jepa.synthetic
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        from train.jepa.datasets import IMAGE_SETS
+
+        if kind not in IMAGE_SETS:
+            raise ValueError(f"unknown dataset {kind!r} (known: {', '.join(IMAGE_SETS)})")
+        return kind
 
 
 class DataConfig(_Strict):

@@ -1,4 +1,5 @@
-"""The image datasets JEPA trains and evaluates on, each read by torchvision's own loader.
+"""The image datasets JEPA trains and evaluates on (``IMAGE_SETS``, the one place that lists
+them: config, download and evaluation read it), each read by torchvision's own loader.
 
 | kind        | pretraining split        | evaluation splits | default root            |
 |-------------|--------------------------|-------------------|-------------------------|
@@ -21,6 +22,8 @@ CIFAR and STL-10 loaders check every file's MD5 (torchvision's lists) before rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +31,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
-from train.jepa.config import DatasetSpec
 from train.jepa.synthetic import SyntheticImages
 
 IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
 SYNTHETIC_TEST_FRACTION = 0.25
 DIGITS_TEST_FRACTION = 0.2
+Builder = Callable[..., Dataset]
 
 
 class DatasetMissing(RuntimeError):
@@ -95,11 +98,94 @@ class DigitsImages(Dataset):
         return image, int(self.labels[i])
 
 
-def dataset_root(spec: DatasetSpec, data_path: str | Path) -> Path:
+def _torchvision(cls: type, splits: dict[str, object]) -> Builder:
+    """A builder for a torchvision dataset class; ``splits`` maps ours to its argument."""
+
+    def build(spec, root: Path, split: str, transform, image_size: int, seed: int) -> Dataset:  # noqa: ANN001
+        arg = splits[split]
+        kwargs = {"train": arg} if isinstance(arg, bool) else {"split": arg}
+        try:
+            return cls(str(root), transform=transform, download=False, **kwargs)
+        except RuntimeError as err:
+            raise _missing(spec.kind, root, str(err).split(".")[0].lower()) from None
+
+    return build
+
+
+def _image_folders(classes: Callable[[], list[str]] | None) -> Builder:
+    """A builder for ``root/train`` and ``root/val`` ImageFolders (only ``classes``, if given)."""
+
+    def build(spec, root: Path, split: str, transform, image_size: int, seed: int) -> Dataset:  # noqa: ANN001
+        folder = root / ("val" if split == "test" else "train")
+        if not folder.is_dir():
+            raise _missing(spec.kind, root, f"no folder {folder}")
+        if classes is None:
+            return tvd.ImageFolder(str(folder), transform=transform)
+        return ClassSubsetImageFolder(folder, classes(), transform=transform)
+
+    return build
+
+
+def _synthetic(spec, root: Path, split: str, transform, image_size: int, seed: int) -> Dataset:  # noqa: ANN001
+    n = spec.synthetic_size
+    if split == "test":
+        n = max(1, int(n * SYNTHETIC_TEST_FRACTION))
+    tv_split = "test" if split == "test" else "train"
+    return SyntheticImages(
+        n, tv_split, image_size, seed, transform=transform, kind=spec.synthetic_kind
+    )
+
+
+def _digits(spec, root: Path, split: str, transform, image_size: int, seed: int) -> Dataset:  # noqa: ANN001
+    return DigitsImages("test" if split == "test" else "train", transform)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """All the project knows of one image dataset; a new one is one entry of ``IMAGE_SETS``.
+
+    ``build(spec, root, split, transform, image_size, seed)`` makes the split ``pretrain``,
+    ``train`` or ``test``; ``folder`` is its place under ``--data-path`` (None: nothing on disk);
+    ``archive`` is the torchvision class whose ``url``/``filename``/``tgz_md5`` the downloader
+    fetches (``unpacked_ratio``: its unpacked size over its size, for the disk-space check);
+    ``manual`` marks an ImageFolder set that cannot be downloaded (ImageNet), which the
+    downloader verifies instead (``manual_classes``: the class folders it needs; None: all).
+    """
+
+    build: Builder
+    folder: str | None = None
+    archive: type | None = None
+    unpacked_ratio: float = 1.1
+    manual: bool = False
+    manual_classes: Callable[[], list[str]] | None = None
+
+
+CIFAR_SPLITS = {"pretrain": True, "train": True, "test": False}
+IMAGE_SETS: dict[str, ImageSet] = {
+    "cifar10": ImageSet(_torchvision(tvd.CIFAR10, CIFAR_SPLITS), "cifar10", tvd.CIFAR10),
+    "cifar100": ImageSet(_torchvision(tvd.CIFAR100, CIFAR_SPLITS), "cifar100", tvd.CIFAR100),
+    "stl10": ImageSet(
+        _torchvision(tvd.STL10, {"pretrain": "train+unlabeled", "train": "train", "test": "test"}),
+        "stl10",
+        tvd.STL10,
+        unpacked_ratio=1.05,
+    ),
+    "imagenet": ImageSet(_image_folders(None), "imagenet", manual=True),
+    "imagenet100": ImageSet(
+        _image_folders(lambda: imagenet100_classes()),
+        "imagenet",
+        manual=True,
+        manual_classes=lambda: imagenet100_classes(),
+    ),
+    "synthetic": ImageSet(_synthetic),
+    "digits": ImageSet(_digits),
+}
+
+
+def dataset_root(spec, data_path: str | Path) -> Path:  # noqa: ANN001
     if spec.root:
         return Path(spec.root)
-    folder = "imagenet" if spec.kind == "imagenet100" else spec.kind
-    return Path(data_path) / folder
+    return Path(data_path) / (IMAGE_SETS[spec.kind].folder or spec.kind)
 
 
 def _missing(kind: str, root: Path, why: str) -> DatasetMissing:
@@ -110,7 +196,7 @@ def _missing(kind: str, root: Path, why: str) -> DatasetMissing:
 
 
 def build_dataset(
-    spec: DatasetSpec,
+    spec,  # noqa: ANN001  (a train.jepa.config.DatasetSpec)
     data_path: str | Path,
     split: str,
     transform=None,  # noqa: ANN001
@@ -120,29 +206,5 @@ def build_dataset(
     """``split`` is ``pretrain``, ``train`` or ``test`` (``val`` for ImageNet is ``test``)."""
     if split not in ("pretrain", "train", "test"):
         raise ValueError(f"split must be pretrain, train or test, got {split!r}")
-    kind, root = spec.kind, dataset_root(spec, data_path)
-    if kind == "synthetic":
-        n = spec.synthetic_size
-        if split == "test":
-            n = max(1, int(n * SYNTHETIC_TEST_FRACTION))
-        tv_split = "test" if split == "test" else "train"
-        return SyntheticImages(
-            n, tv_split, image_size, seed, transform=transform, kind=spec.synthetic_kind
-        )
-    if kind == "digits":
-        return DigitsImages("test" if split == "test" else "train", transform)
-    try:
-        if kind in ("cifar10", "cifar100"):
-            cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100
-            return cls(str(root), train=split != "test", transform=transform, download=False)
-        if kind == "stl10":
-            tv_split = {"pretrain": "train+unlabeled", "train": "train", "test": "test"}[split]
-            return tvd.STL10(str(root), split=tv_split, transform=transform, download=False)
-    except RuntimeError as err:
-        raise _missing(kind, root, str(err).split(".")[0].lower()) from None
-    folder = root / ("val" if split == "test" else "train")
-    if not folder.is_dir():
-        raise _missing(kind, root, f"no folder {folder}")
-    if kind == "imagenet":
-        return tvd.ImageFolder(str(folder), transform=transform)
-    return ClassSubsetImageFolder(folder, imagenet100_classes(), transform=transform)
+    root = dataset_root(spec, data_path)
+    return IMAGE_SETS[spec.kind].build(spec, root, split, transform, image_size, seed)

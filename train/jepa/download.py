@@ -24,17 +24,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchvision import datasets as tvd
 from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
-from train.jepa.datasets import DatasetMissing, build_dataset, imagenet100_classes
+from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from trajkit.cli import OneLineParser
 
 CHUNK = 1 << 20
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
 DISK_MARGIN = 1.1  # ask for 10% more than the estimate
-DOWNLOADABLE = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100")
 
 
 class DownloadError(RuntimeError):
@@ -51,10 +49,9 @@ class Archive:
 
 def archive_for(name: str, base_url: str | None = None) -> Archive:
     """The archive torchvision's loader for ``name`` expects (read at call time)."""
-    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "stl10": tvd.STL10}[name]
-    ratio = 1.1 if name.startswith("cifar") else 1.05
+    cls = IMAGE_SETS[name].archive
     url = cls.url if not base_url else f"{base_url.rstrip('/')}/{cls.filename}"
-    return Archive(url, cls.filename, cls.tgz_md5, ratio)
+    return Archive(url, cls.filename, cls.tgz_md5, IMAGE_SETS[name].unpacked_ratio)
 
 
 def md5_file(path: Path) -> str:
@@ -136,7 +133,7 @@ def verify_loadable(name: str, data_path: Path) -> None:
 def download_archive(
     name: str, data_path: Path, base_url: str | None, quiet: bool, keep_archive: bool = False
 ) -> Path:
-    folder = data_path / name
+    folder = data_path / (IMAGE_SETS[name].folder or name)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         verify_loadable(name, data_path)
@@ -210,16 +207,18 @@ def verify_imagenet(root: Path, subset: list[str] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m train.jepa.download", description=__doc__.split("\n")[0])
-    parser.add_argument("name", choices=DOWNLOADABLE)
+    downloadable = [n for n, s in IMAGE_SETS.items() if s.archive or s.manual]
+    parser.add_argument("name", choices=downloadable)
     parser.add_argument("--data-path", default="data", help="datasets go to DATA_PATH/NAME")
     parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV), help="mirror server")
     parser.add_argument("--keep-archive", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     data_path = Path(args.data_path)
-    if args.name in ("imagenet", "imagenet100"):
-        root = data_path / "imagenet"
-        subset = imagenet100_classes() if args.name == "imagenet100" else None
+    image_set = IMAGE_SETS[args.name]
+    if image_set.manual:
+        root = data_path / (image_set.folder or args.name)
+        subset = image_set.manual_classes() if image_set.manual_classes else None
         problems = verify_imagenet(root, subset)
         if problems:
             print(IMAGENET_STEPS.format(root=root, n=100 if subset else 1000), file=sys.stderr)

@@ -16,7 +16,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
 
 import torch
 from torch import nn
@@ -24,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from train.checkpoint import CheckpointError
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
-from train.jepa.config import ConfigError, DatasetKind, DatasetSpec, JepaConfig, parse_config
-from train.jepa.datasets import DatasetMissing, build_dataset
+from train.jepa.config import ConfigError, DatasetSpec, JepaConfig, parse_config
+from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input."""
     parser = OneLineParser(prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="last.pt of a train.jepa run")
-    parser.add_argument("--dataset", required=True, choices=get_args(DatasetKind))
+    parser.add_argument("--dataset", required=True, choices=list(IMAGE_SETS))
     parser.add_argument("--data-path", help="dataset root (default: the run's data.data_path)")
     parser.add_argument("--out", help="results JSON (default: beside the checkpoint)")
     parser.add_argument("--random-init", action="store_true", help="same network, untrained")

@@ -188,3 +188,36 @@ def test_digits_are_scikit_learns_real_images_in_a_fixed_stratified_split():
     seen_test = {tuple(x.ravel()) for x in test.images}
     assert seen_train <= originals and seen_test <= originals
     assert len(seen_train & seen_test) <= 2  # the originals hold a few duplicate drawings
+
+
+def test_a_new_dataset_is_one_entry_that_config_training_evaluation_and_download_all_see(
+    tmp_path, monkeypatch, jepa_files, capsys
+):
+    """The registry is the one place: an entry there is a valid config kind, is built for
+    every split from its folder, is an evaluation choice and is downloadable by its archive."""
+    from torchvision import datasets as tvd
+
+    from train.jepa import datasets, download, evaluate
+
+    class Cifar10Copy(tvd.CIFAR10):
+        """Stands for any new torchvision set: same archive format, its own folder and name."""
+
+    entry = datasets.ImageSet(
+        datasets._torchvision(Cifar10Copy, datasets.CIFAR_SPLITS), "copy", Cifar10Copy
+    )
+    monkeypatch.setitem(datasets.IMAGE_SETS, "cifar10copy", entry)
+    md5s = jepa_files.write_cifar(tmp_path / "copy", "cifar10", n_train=20, n_test=10)
+    jepa_files.patch_md5s(monkeypatch, "cifar10", md5s)
+    monkeypatch.setattr(Cifar10Copy, "train_list", tvd.CIFAR10.train_list)
+    monkeypatch.setattr(Cifar10Copy, "test_list", tvd.CIFAR10.test_list)
+
+    spec = DatasetSpec(kind="cifar10copy")
+    assert len(build_dataset(spec, tmp_path, "pretrain")) == 20
+    assert len(build_dataset(spec, tmp_path, "test")) == 10
+    with pytest.raises(ValueError, match="unknown dataset 'cifar11'.*cifar10copy"):
+        DatasetSpec(kind="cifar11")
+    assert download.main(["cifar10copy", "--data-path", str(tmp_path), "--quiet"]) == 0
+    assert "cifar10copy ready in" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a known choice: it fails later, on the missing --checkpoint
+        evaluate.main(["--dataset", "cifar10copy"])
+    assert "invalid choice" not in capsys.readouterr().err
