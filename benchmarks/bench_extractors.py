@@ -23,9 +23,9 @@ import torch
 from extractors import list_extractors
 from extractors.cost import count_parameters
 from generator.config import GeneratorConfig
-from train.config import build_config
-from train.evaluate import task_loss
-from train.loop import make_optimizer
+from train.trajectory.config import build_config
+from train.trajectory.evaluate import task_loss
+from train.trajectory.loop import make_optimizer
 
 
 def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, tuple]:

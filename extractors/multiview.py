@@ -38,7 +38,7 @@ class MultiViewModel(nn.Module):
 
     With ``trajectory_steps`` S > 0 a third head gives ``"trajectory"`` (B, S, 3):
     the ball's position averaged over each of S equal spans of the clip, for an
-    auxiliary loss (``train.evaluate.task_loss``). Deep supervision (Lee et al.,
+    auxiliary loss (``train.trajectory.evaluate.task_loss``). Deep supervision (Lee et al.,
     2015, "Deeply-Supervised Nets") of *where* the ball was: S targets per clip
     instead of one teach the fused features to locate it, which the future
     position is an extrapolation of.

@@ -221,9 +221,9 @@ def test_the_wheel_alone_generates_trains_and_plans_saliency(tmp_path):
 
 
 def test_a_shipped_config_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
-    from train.config import TrainConfigError, build_config
     from train.jepa.config import load_config as jepa_config
     from train.saliency.config import ConfigError, load_config
+    from train.trajectory.config import TrainConfigError, build_config
 
     monkeypatch.chdir(tmp_path)
     assert jepa_config("cifar10") == jepa_config(ROOT / "configs" / "jepa" / "cifar10.yaml")

@@ -6,7 +6,7 @@
     runs/NAME/last.pt         checkpoint after the latest epoch
     runs/NAME/best.pt         checkpoint of the best validation epoch
     runs/NAME/tensorboard/    TensorBoard events
-    runs/NAME/results.json    the summary train.parallel reads
+    runs/NAME/results.json    the summary train.trajectory.parallel reads
 
 TensorBoard writes its own event files (appending, not atomically); everything
 else goes through :mod:`generator.store`.

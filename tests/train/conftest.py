@@ -19,7 +19,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture
 def stop_after_first_epoch(monkeypatch):
     """Call it to make the next ``Run.fit`` raise KeyboardInterrupt once epoch 1 is saved."""
-    from train.loop import Run
+    from train.trajectory.loop import Run
 
     fit = Run.fit
 

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 from extractors.__main__ import main as extractors_main
 from train.__main__ import main as train_main
-from train.parallel import main as parallel_main
 from train.saliency.__main__ import main as saliency_main
 from train.saliency.convert import main as convert_main
 from train.saliency.parallel import main as saliency_parallel_main
 from train.saliency.synthetic import main as synthetic_main
 from train.saliency.verify import main as verify_main
+from train.trajectory.parallel import main as parallel_main
 
 NUMBERS = ["-1", "0", "1e30", "nan", "inf", "-0", "0x10", "1_0"]
 TEXT = ["", " ", "\n", "a\nb", "ünï©ødé", "\x00", "--", "-", "$(touch PWNED)", "'\""]
@@ -155,7 +155,11 @@ def test_hostile_table(place, capsys, name):
         ("extractors", ["lst"], ["invalid choice: 'lst'", "list"]),
         ("extractors", ["list", "i3"], ["known: i3d, magvit, slowfast, transformer"]),
         ("train", ["--preset", "tinny", "--out", "o"], ["'tinny'", "tiny", "base"]),
-        ("train.parallel", ["--launcher", "slrum", "--epochs", "1"], ["'slrum'", "local", "slurm"]),
+        (
+            "train.parallel",
+            ["--launcher", "slrum", "--epochs", "1"],
+            ["'slrum'", "local", "slurm"],
+        ),
         ("train.saliency", ["--config", "baseline_tin"], ["baseline, baseline_tiny, entropy_reg"]),
         ("train.saliency.convert", ["a", "b", "--to", "hdf"], ["'hdf'", "images", "hdf5"]),
     ],

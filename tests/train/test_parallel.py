@@ -13,7 +13,7 @@ import pytest
 
 import train.slurm
 from train.checkpoint import load_checkpoint
-from train.parallel import main
+from train.trajectory.parallel import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

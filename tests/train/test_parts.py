@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from train.checkpoint import restore_rng_state, rng_state
-from train.config import TrainConfigError, build_config, resumed_config
-from train.evaluate import FutureScale, summarise, task_loss, trajectory_target
-from train.inputs import prepare_video
-from train.loop import improves_on, lr_factor
+from train.trajectory.config import TrainConfigError, build_config, resumed_config
+from train.trajectory.evaluate import FutureScale, summarise, task_loss, trajectory_target
+from train.trajectory.inputs import prepare_video
+from train.trajectory.loop import improves_on, lr_factor
 
 
 def test_schedule_warms_up_linearly_then_decays_to_the_floor():
@@ -111,7 +111,7 @@ def test_disk_check_refuses_a_folder_without_room_for_two_checkpoints(tmp_path, 
     import shutil
     from collections import namedtuple
 
-    from train import preflight
+    from train.trajectory import preflight
 
     usage = namedtuple("usage", "total used free")
     need = preflight.checkpoint_bytes(10_000_000)
@@ -132,7 +132,7 @@ def test_position_channels_keep_where_the_ball_is_after_spatial_averaging():
 
 
 def test_downsample_keeps_the_ball_centroid():
-    from train.inputs import downsample
+    from train.trajectory.inputs import downsample
 
     frame = torch.zeros(1, 1, 8, 8)
     frame[..., 2:4, 5:7] = 4.0  # a 2x2 ball straddling 2x2 blocks: rows 2-3, columns 5-6
@@ -149,7 +149,7 @@ def test_downsample_keeps_the_ball_centroid():
 
 
 def test_input_pipeline_shrinks_before_normalising_to_the_same_result():
-    from train.inputs import InputPipeline, downsample
+    from train.trajectory.inputs import InputPipeline, downsample
 
     torch.manual_seed(0)
     video = torch.randint(0, 256, (2, 4, 3, 5, 8, 8), dtype=torch.uint8)
@@ -215,7 +215,7 @@ def test_ctrl_c_while_saving_a_checkpoint_waits_for_the_file(tmp_path, monkeypat
 
 def test_preflight_counts_the_model_the_run_builds():
     """The disk check sizes checkpoints from the same model: trajectory head and options in."""
-    from train.preflight import count_parameters
+    from train.trajectory.preflight import count_parameters
 
     def cfg(**values):
         return build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, **values})

@@ -10,7 +10,7 @@ from generator.config import load_config
 from generator.stream import RenderedTrajectoryDataset
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
-from train.loop import Run
+from train.trajectory.loop import Run
 
 FAST = ["--workers", "0", "--threads", "1", "--quiet", "--batch-size", "4"]
 SIZES = ["--epoch-samples", "8", "--eval-samples", "4"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-import train.loop as loop_module
+import train.trajectory.loop as loop_module
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
 

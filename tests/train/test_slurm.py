@@ -1,4 +1,4 @@
-"""Slurm scripts of train.parallel and train.saliency.parallel, run under bash with stand-ins.
+"""Slurm scripts of train.trajectory.parallel and train.saliency.parallel, run under bash with stand-ins.
 
 ``sbatch`` and ``srun`` are scripts on PATH that record their arguments; the stand-in
 ``sbatch`` runs the batch script the way Slurm would (its log in the ``--output`` file,
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from train.parallel import main as train_parallel
 from train.saliency.parallel import main as saliency_parallel
+from train.trajectory.parallel import main as train_parallel
 
 HOSTILE = "a b'c\"d$(touch PWNED)`touch PWNED2`;e"
 

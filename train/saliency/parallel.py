@@ -2,7 +2,7 @@
 
 Trains several saliency variants at once (by default the baseline and the
 entropy-regularised one), each in its own ``python -m train.saliency`` process,
-with the trainer's launcher (``train.parallel``): one run per GPU and the rest
+with the shared launcher (``train.launcher``): one run per GPU and the rest
 queued, or all at once on the CPU; one failed run does not stop the others;
 Ctrl-C stops all, each keeping its ``last.pt`` for ``--resume``.
 ``--launcher slurm`` writes (and submits) one ``torchrun`` sbatch script per run.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from train.parallel import LocalLauncher, available_cores, gpu_count
+from train.launcher import LocalLauncher, available_cores, gpu_count
 from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
 from train.saliency.layouts import open_source

@@ -106,7 +106,7 @@ def evaluate(
     """Metrics over this rank's shard, summed across ranks (shards must not overlap).
 
     ``inputs`` turns a batch's ``video`` into the model's input (a
-    :class:`train.inputs.InputPipeline`); by default the video is used as is.
+    :class:`train.trajectory.inputs.InputPipeline`); by default the video is used as is.
     """
     was_training = model.training
     model.eval()

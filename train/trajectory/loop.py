@@ -27,11 +27,11 @@ from train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from train.config import TrainConfig
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
-from train.evaluate import FutureScale, evaluate, task_loss
-from train.inputs import InputPipeline
 from train.run_folder import RunFolder
+from train.trajectory.config import TrainConfig
+from train.trajectory.evaluate import FutureScale, evaluate, task_loss
+from train.trajectory.inputs import InputPipeline
 
 
 class NonFiniteLossError(RuntimeError):

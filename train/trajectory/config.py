@@ -27,7 +27,7 @@ RUNTIME_FIELDS = frozenset(
 """Fields a ``--resume`` may change: they alter how the run executes, not what it learns.
 
 ``epochs`` is among them so a short round can be continued to more epochs
-(the ``train.parallel --top K`` workflow); the cosine schedule then stretches
+(the ``python -m train.parallel --top K`` workflow); the cosine schedule then stretches
 to the new length from the step reached.
 """
 
@@ -91,10 +91,13 @@ class TrainConfig(BaseModel):
         True, description="feed each clip minus its per-pixel temporal mean (static cameras)"
     )
     position_channels: bool = Field(
-        False, description="replace colour by motion energy and energy-weighted x, y (train.inputs)"
+        False,
+        description="replace colour by motion energy and energy-weighted x, y (train.trajectory.inputs)",
     )
     downsample: int = Field(
-        1, ge=1, description="average k x k pixel blocks before anything else (train.inputs)"
+        1,
+        ge=1,
+        description="average k x k pixel blocks before anything else (train.trajectory.inputs)",
     )
     frame_stride: int = Field(1, ge=1)
     split_seed: int = Field(0, ge=0)

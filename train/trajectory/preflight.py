@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from train.config import TrainConfig
+from train.trajectory.config import TrainConfig
 
 DISK_MARGIN_BYTES = 64 * 2**20
 

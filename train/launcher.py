@@ -1,0 +1,167 @@
+"""Runs launched side by side on this machine: one child process per run, the cores split
+between them on the CPU, one GPU each with GPUs; a stop (Ctrl-C, SIGTERM) reaches every child
+and each run's status and last error line are kept for the comparison report.
+
+The trajectory and saliency launchers (``train.trajectory.parallel``,
+``train.saliency.parallel``) all start their runs through ``LocalLauncher``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from train.summary import SUMMARY_MD, RunStatus
+from trajkit.cli import default_workers, restore_signals, stop_on_signals
+
+STOP_GRACE_SECONDS = 60.0
+POLL_SECONDS = 0.5
+
+
+def available_cores() -> int:
+    return default_workers()
+
+
+def gpu_count(device: str) -> int:
+    if device == "cpu":
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
+class LocalLauncher:
+    """Child processes ``python -m MODULE ARGS``, one per run; one per GPU at a time, or all at
+    once on the CPU. ``summarise(out, statuses)`` rewrites the comparison after each run ends."""
+
+    def __init__(
+        self,
+        out: Path,
+        jobs: dict[str, list[str]],
+        gpus: int,
+        threads: int | None,
+        *,
+        module: str,
+        summarise: Callable[[Path, list[RunStatus]], list[dict]],
+    ) -> None:
+        self.out, self.jobs, self.gpus, self.threads = out, jobs, gpus, threads
+        self.module = module
+        self._write_summary = summarise
+        self.statuses = {n: RunStatus(n) for n in jobs}
+        self.procs: dict[str, tuple[subprocess.Popen, float, int | None]] = {}
+        self.free_gpus = list(range(gpus))
+
+    def _start(self, name: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        gpu = self.free_gpus.pop(0) if self.gpus else None
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        elif self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        (self.out / name).mkdir(parents=True, exist_ok=True)
+        log = open(self.out / name / "train.log", "a")  # noqa: SIM115  closed when the run ends
+        proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.jobs[name]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the launcher, which stops the runs itself
+        )
+        log.close()
+        self.procs[name] = (proc, time.monotonic(), gpu)
+        self.statuses[name].status = "running"
+        print(
+            f"started {name} (pid {proc.pid}" + (f", GPU {gpu})" if gpu is not None else ")"),
+            flush=True,
+        )
+
+    def _reap(self) -> list[str]:
+        finished = []
+        for name, (proc, start, gpu) in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            st = self.statuses[name]
+            st.returncode, st.wall_seconds = code, time.monotonic() - start
+            st.status = "done" if code == 0 else ("interrupted" if code == 130 else "failed")
+            if code != 0:
+                reason = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+                last = last_line(self.out / name / "train.log")
+                st.error = f"{reason}: {last}" if last else reason
+            if gpu is not None:
+                self.free_gpus.append(gpu)
+            del self.procs[name]
+            finished.append(name)
+            print(f"{name}: {st.status}" + (f" ({st.error})" if st.error else ""), flush=True)
+        return finished
+
+    def run(self) -> list[RunStatus]:
+        queue = list(self.jobs)
+        try:
+            while queue or self.procs:
+                while queue and (not self.gpus or self.free_gpus):
+                    self._start(queue.pop(0))
+                if self._reap():
+                    self.summarise()
+                time.sleep(POLL_SECONDS)
+        except BaseException:  # Ctrl-C, SIGTERM, or a bug here: no run is left behind
+            self.stop_all()
+            raise
+        return list(self.statuses.values())
+
+    def run_to_end(self, stopped_hint: str) -> int:
+        """Run every job, print the summary; exit status 0, 1 if a run failed, 130 on Ctrl-C."""
+        where = (
+            f"{self.gpus} GPU(s), one per run"
+            if self.gpus
+            else f"CPU, {self.threads} thread(s) per run"
+        )
+        print(
+            f"training {', '.join(self.jobs)} on {where}; logs in {self.out}/NAME/train.log",
+            flush=True,
+        )
+        previous = stop_on_signals()
+        try:
+            self.run()
+        except KeyboardInterrupt:
+            print(stopped_hint, file=sys.stderr)
+            return 130
+        finally:
+            restore_signals(previous)
+        rows = self.summarise()
+        print((self.out / SUMMARY_MD).read_text())
+        return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+    def stop_all(self) -> None:
+        """SIGINT to every run (each saves nothing half-done: last.pt stays whole), then wait."""
+        for proc, _, _ in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for proc, _, _ in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._reap()
+        for st in self.statuses.values():
+            if st.status == "queued":
+                st.status = "interrupted"
+        self.summarise()
+
+    def summarise(self) -> list[dict]:
+        return self._write_summary(self.out, list(self.statuses.values()))
+
+
+def last_line(path: Path) -> str | None:
+    try:
+        lines = [x.strip() for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return None
+    return lines[-1][-300:] if lines else None

@@ -1,0 +1,159 @@
+"""``python -m train --extractor NAME --data DIR --epochs E --out runs/NAME``: one training run.
+
+Exit status: 0 done, 1 the run stopped on a non-finite loss or a checkpoint is
+damaged, 2 bad input,
+130 interrupted (``last.pt`` holds the last finished epoch; ``--resume``).
+Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    number_arg,
+    one_line,
+    path_arg,
+    path_text,
+    restore_signals,
+    stop_on_signals,
+)
+
+FLAGS = (
+    "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
+    "epochs", "batch_size", "lr", "workers", "threads", "device", "seed", "compile", "quiet",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
+    p.add_argument("--extractor", help="registered extractor (python -m extractors list)")
+    p.add_argument("--data", type=path_text, help="dataset folder made by python -m generator")
+    p.add_argument(
+        "--render",
+        nargs="?",
+        const="default",
+        metavar="CONFIG",
+        type=path_text,
+        help="instead of --data: train on fresh samples rendered on the fly, of a generator "
+        "YAML or a shipped generator config's name (default: default)",
+    )
+    p.add_argument(
+        "--render-seed", type=number_arg(int, 0, False), help="with --render (default 0)"
+    )
+    p.add_argument(
+        "--epoch-samples",
+        type=number_arg(int, 0, True),
+        help="with --render: fresh training samples per epoch (default 1600)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=number_arg(int, 0, True),
+        help="with --render: validation samples, and as many for test (default 200)",
+    )
+    p.add_argument("--epochs", type=number_arg(int, 0, True), help="total epochs")
+    p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
+    p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=number_arg(int, 0, True), help="per process")
+    p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
+    p.add_argument("--workers", type=number_arg(int, 0, False), help="data-loading processes")
+    p.add_argument("--threads", type=number_arg(int, 0, True), help="torch CPU threads")
+    p.add_argument("--seed", type=number_arg(int, 0, False))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument(
+        "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"
+    )
+    return p
+
+
+def resolve_config(args: argparse.Namespace):
+    """The config of this invocation and the checkpoint to resume from (or None)."""
+    from train.checkpoint import LAST, load_checkpoint
+    from train.trajectory.config import TrainConfigError, build_config, resumed_config
+
+    explicit = {k: getattr(args, k) for k in FLAGS}
+    explicit["out"] = str(args.out)
+    last = args.out / LAST
+    if args.resume and last.exists():
+        state = load_checkpoint(last)
+        return resumed_config(state["config"], explicit), state
+    if last.exists():
+        raise TrainConfigError(
+            f"{args.out} already holds a run (last.pt): pass --resume to continue it, "
+            "or choose another --out"
+        )
+    missing = [f"--{k}" for k in ("extractor", "epochs") if explicit[k] is None]
+    if explicit["data"] is None and explicit["render"] is None:
+        missing.append("--data (or --render)")
+    if missing:
+        raise TrainConfigError(f"a new run needs {', '.join(missing)}")
+    if args.resume and explicit.get("quiet") is None:
+        print(one_line(f"{args.out}: no last.pt yet, starting from epoch 1"), file=sys.stderr)
+    return build_config(explicit, args.config), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    previous = stop_on_signals()
+    try:
+        return run(args)
+    finally:
+        restore_signals(previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    from extractors import ExtractorConfigError
+    from generator.dataset import DatasetError
+    from train.checkpoint import LAST, CheckpointError
+    from train.distributed import DeviceError, setup, teardown
+    from train.trajectory.config import TrainConfigError
+    from train.trajectory.loop import NonFiniteLossError, Run
+    from train.trajectory.preflight import PreflightError, preflight
+
+    prog = "python -m train"
+    ctx = None
+    try:
+        cfg, state = resolve_config(args)
+        meta = preflight(cfg)
+        ctx = setup(cfg.device)
+        run = Run(cfg, ctx, meta, resume=state)
+        results = run.fit()
+    except CheckpointError as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 1
+    except (
+        TrainConfigError,
+        PreflightError,
+        DeviceError,
+        DatasetError,
+        ExtractorConfigError,
+    ) as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 2
+    except NonFiniteLossError as e:
+        print(one_line(f"{prog}: {e}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; {args.out / LAST} holds the last finished epoch, "
+            "continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if ctx is not None:
+            teardown(ctx)
+    if results and not cfg.quiet:
+        print(
+            f"{cfg.extractor}: val accuracy {results['val_accuracy']:.3f}, "
+            f"test accuracy {results['test_accuracy']:.3f}, "
+            f"future RMSE {results['val_future_rmse']:.3f} (world units), "
+            f"{results['train_samples_per_second']:.1f} samples/s -> {cfg.out}"
+        )
+    return 0
