@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from generator.cli import OneLineParser, exit_on_interrupt, one_line
+from generator.store import SHARD_SUFFIXES
+
+COMPRESSIONS = tuple(SHARD_SUFFIXES)
 
 DEFAULT_OUT = Path("data/trajectories")
 SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
@@ -72,12 +75,10 @@ def generate_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("pt", "shards"),
         default="pt",
-        help="pt: a .pt and a .json file per sample (default); shards: zstd-compressed tar shards",
+        help="pt: a .pt and a .json file per sample (default); shards: WebDataset tar shards",
     )
     p.add_argument("--shard-size", type=_positive, default=128, help="samples per shard")
-    p.add_argument(
-        "--zstd-level", type=_zstd_level, default=1, help="zstd level for shards, 1..19 (default 1)"
-    )
+    add_compression_options(p)
     p.add_argument(
         "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"
     )
@@ -85,9 +86,39 @@ def generate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_compression_options(p: argparse.ArgumentParser) -> None:
+    """``--compression`` and ``--zstd-level`` (for shards), shared by generate and convert."""
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        help="shards: zstd, one frame per sample (.tar.zst, default), or none (plain .tar, "
+        "which webdataset and Hugging Face datasets open directly)",
+    )
+    p.add_argument(
+        "--zstd-level",
+        type=_zstd_level,
+        help="zstd level for shards, 1..19 (default 1); with --compression zstd only",
+    )
+
+
+def shard_codec(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, int]:
+    """(compression, zstd level) of the parsed ``args``; each option only where it means something."""
+    given = [f"--{k.replace('_', '-')}" for k in ("compression", "zstd_level") if getattr(args, k)]
+    if args.format != "shards" and given:
+        p.error(f"{' and '.join(given)} apply to --format shards only")
+    if args.compression == "none" and args.zstd_level is not None:
+        p.error("--zstd-level applies to --compression zstd only; drop it for plain .tar shards")
+    return args.compression or "zstd", args.zstd_level or 1
+
+
 def _zstd_level(text: str) -> int:
-    value = _positive(text)
-    if value > 19:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 0:  # one way to ask for plain tars, not two
+        raise argparse.ArgumentTypeError("must be 1..19, got 0 (uncompressed: --compression none)")
+    if not 1 <= value <= 19:
         raise argparse.ArgumentTypeError(f"must be 1..19, got {value}")
     return value
 
@@ -96,7 +127,9 @@ def main_generate(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.generate import GenerationError, Request, generate
 
-    args = generate_parser().parse_args(argv)
+    parser = generate_parser()
+    args = parser.parse_args(argv)
+    compression, level = shard_codec(parser, args)
     try:
         cfg = load_config(args.config)
         req = Request(
@@ -111,7 +144,8 @@ def main_generate(argv: list[str]) -> int:
             quiet=args.quiet,
             format=args.format,
             shard_size=args.shard_size,
-            zstd_level=args.zstd_level,
+            zstd_level=level,
+            compression=compression,
             backend=args.backend,
             scheduler=args.scheduler,
         )
