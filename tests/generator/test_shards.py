@@ -424,3 +424,25 @@ def test_preview_reads_plain_shards(plain_shard_dataset, tmp_path, cli):
     png = tmp_path / "p.png"
     assert cli("preview", plain_shard_dataset, "--index", 13, "--out", png) == 0
     assert Image.open(png).size[0] > 600
+
+
+def test_train_gives_the_same_run_on_plain_shards_as_on_pt(tmp_path, cli):
+    """``python -m train`` reads plain shards through the same reader: identical metrics."""
+    from train.__main__ import main as train
+
+    (tmp_path / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    tiny = ["--n", 48, "--workers", 1, "--config", tmp_path / "gen.yaml", "--quiet"]
+    pt, plain = tmp_path / "pt", tmp_path / "plain"
+    assert cli(*tiny, "--out", pt) == 0
+    assert cli(*tiny, "--out", plain, "--format", "shards", "--compression", "none") == 0
+    assert list((plain / "shards").glob("*.tar"))
+    records = []
+    for data in (pt, plain):
+        out = tmp_path / f"run_{data.name}"
+        args = ["--extractor", "i3d", "--data", data, "--epochs", 1, "--out", out]
+        assert train([str(a) for a in [*args, "--workers", 0, "--threads", 1, "--quiet"]]) == 0
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        records.append(
+            [{k: v for k, v in json.loads(x).items() if "second" not in k} for x in lines]
+        )
+    assert records[0] == records[1] and len(records[0]) == 2
