@@ -34,7 +34,6 @@ import zstandard
 
 from generator.store import SHARD_SUFFIXES, label_bytes, open_atomic, sha256_bytes
 
-COMPRESSIONS = tuple(SHARD_SUFFIXES)  # --compression: "zstd" (default) or "none"
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 

@@ -446,3 +446,25 @@ def test_train_gives_the_same_run_on_plain_shards_as_on_pt(tmp_path, cli):
             [{k: v for k, v in json.loads(x).items() if "second" not in k} for x in lines]
         )
     assert records[0] == records[1] and len(records[0]) == 2
+
+
+def test_a_flipped_video_byte_in_a_plain_shard_is_caught_on_read(plain_shard_dataset, tmp_path):
+    """A plain tar has no frame checksum, so the reader hashes each video it reads."""
+    import shutil
+
+    copy = tmp_path / "f"
+    shutil.copytree(plain_shard_dataset, copy)
+    ds = TrajectoryDataset(copy, "train")
+    target = ds.indices[0]
+    entry = next(
+        e
+        for p in sorted((copy / "checkpoints").glob("checkpoint_*.json"))
+        for e in json.loads(p.read_text())["samples"]
+        if e["index"] == target
+    )
+    path = copy / "shards" / entry["shard"]
+    data = bytearray(path.read_bytes())
+    data[entry["offset"] + 4096] ^= 0x01  # inside the .npy data, past both headers
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=f"{entry['shard']}#sample_.*SHA-256"):
+        ds[0]
