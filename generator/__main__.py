@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from generator.shard_options import add_compression_options, shard_codec
 from trajkit.cli import (
     OneLineParser,
     default_workers,
@@ -57,12 +58,10 @@ def generate_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("pt", "shards"),
         default="pt",
-        help="pt: a .pt and a .json file per sample (default); shards: zstd-compressed tar shards",
+        help="pt: a .pt and a .json file per sample (default); shards: WebDataset tar shards",
     )
     p.add_argument("--shard-size", type=POSITIVE, default=128, help="samples per shard")
-    p.add_argument(
-        "--zstd-level", type=ZSTD_LEVEL, default=1, help="zstd level for shards, 1..19 (default 1)"
-    )
+    add_compression_options(p)
     p.add_argument(
         "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"
     )
@@ -74,7 +73,9 @@ def main_generate(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.generate import GenerationError, Request, generate
 
-    args = generate_parser().parse_args(argv)
+    parser = generate_parser()
+    args = parser.parse_args(argv)
+    compression, level = shard_codec(parser, args)
     try:
         cfg = load_config(args.config)
         req = Request(
@@ -89,7 +90,8 @@ def main_generate(argv: list[str]) -> int:
             quiet=args.quiet,
             format=args.format,
             shard_size=args.shard_size,
-            zstd_level=args.zstd_level,
+            zstd_level=level,
+            compression=compression,
             backend=args.backend,
             scheduler=args.scheduler,
         )

@@ -42,7 +42,9 @@ def _plain(label: dict) -> dict:
     return {k: v for k, v in label.items() if k != "video_sha256"}
 
 
-def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int) -> dict:
+def convert_task(
+    src: str, dst: str, fmt: str, level: int, start: int, end: int, compression: str = "zstd"
+) -> dict:
     """Copy samples ``start..end-1`` into ``dst``'s layout and verify them; returns their entries."""
     import torch
 
@@ -55,7 +57,8 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
     source = open_source(src, meta)
     layout = Layout(dst, meta["stem_width"])
     expected: dict[int, tuple[str, dict]] = {}
-    writer = ShardWriter(layout.shard(start), level) if fmt == "shards" else None
+    shard = layout.shard(start, compression)
+    writer = ShardWriter(shard, level) if fmt == "shards" else None
     samples = SampleWriter(layout) if writer is None else None
     try:
         for i in range(start, end):
@@ -79,7 +82,7 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
             video = load_video(layout.video(i), tuple(meta["video_shape"]))
             label = json.loads(read_file(layout.label(i), layout.root))
         else:
-            npy, data = read_sample(layout.shard(start), e["stem"], e["offset"], e["length"])
+            npy, data = read_sample(shard, e["stem"], e["offset"], e["length"])
             video, label = torch.from_numpy(decode_video(npy)), json.loads(data)
         if (_tensor_sha(video), _plain(label)) != expected[i]:
             raise ConvertError(f"sample {i} differs after conversion to {fmt}", exit_code=1)
@@ -87,7 +90,14 @@ def convert_task(src: str, dst: str, fmt: str, level: int, start: int, end: int)
 
 
 def convert(
-    src: Path, dst: Path, fmt: str, shard_size: int, level: int, workers: int, quiet: bool = False
+    src: Path,
+    dst: Path,
+    fmt: str,
+    shard_size: int,
+    level: int,
+    workers: int,
+    quiet: bool = False,
+    compression: str = "zstd",
 ) -> dict:
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
@@ -107,6 +117,7 @@ def convert(
         format=fmt,
         shard_size=shard_size,
         zstd_level=level,
+        compression=compression,
     )
     src_layout = Layout(src, meta["stem_width"])
     manifests = [read_json(p) for p in src_layout.manifests()]
@@ -141,7 +152,8 @@ def convert(
                 ranges = [(s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)]
                 results = []
                 for r in parallel(
-                    delayed(convert_task)(str(src), str(dst), fmt, level, s, e) for s, e in ranges
+                    delayed(convert_task)(str(src), str(dst), fmt, level, s, e, compression)
+                    for s, e in ranges
                 ):
                     results.append(r)
                     bar.update(len(r["samples"]))
@@ -175,6 +187,7 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 def main(argv: list[str]) -> int:
     from generator.dataset import DatasetError
+    from generator.shard_options import add_compression_options, shard_codec
     from trajkit.cli import OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])
@@ -182,19 +195,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("dst", type=Path)
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--shard-size", type=whole_number(1), default=128)
-    p.add_argument("--zstd-level", type=whole_number(1, 19), default=1)
+    add_compression_options(p)
     p.add_argument("--workers", type=whole_number(1), default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    compression, level = shard_codec(p, args)
     try:
         meta = convert(
             args.src,
             args.dst,
             args.format,
             args.shard_size,
-            args.zstd_level,
+            level,
             args.workers,
             args.quiet,
+            compression,
         )
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -59,6 +59,7 @@ class Request:
     format: str = "pt"
     shard_size: int = 128  # samples per shard: ~170 MB at the default size, WebDataset's sweet spot
     zstd_level: int = 1
+    compression: str = "zstd"  # shards: "zstd" (a frame per sample, .tar.zst) or "none" (.tar)
     backend: str = "loky"
     scheduler: str | None = None
     verify: bool = False  # --resume also hashes every kept video or shard
@@ -67,7 +68,15 @@ class Request:
         """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
         if self.format != "shards":
             return None
+        if self.compression == "none":
+            return {"format": "shards", "shard_size": self.shard_size, "compression": "none"}
+        # zstd shards predate the choice: their settings carry no "compression" key
         return {"format": "shards", "shard_size": self.shard_size, "zstd_level": self.zstd_level}
+
+
+def compression_of(layout_settings: dict | None) -> str:
+    """The shard compression that fingerprint layout settings record ("zstd" if none is named)."""
+    return (layout_settings or {}).get("compression", "zstd")
 
 
 @dataclass
@@ -164,6 +173,12 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
         raise GenerationError(
             f"{root} holds format {old_format!r}; resume it with --format {old_format}, "
             f"or convert it with python -m generator convert"
+        )
+    old_compression = compression_of(old.get("layout"))
+    if req.format == "shards" and old_compression != req.compression:
+        raise GenerationError(
+            f"{root} holds shards with compression {old_compression!r}; resume it with "
+            f"--compression {old_compression}, or convert it with python -m generator convert"
         )
     drawn_by = renderer_of(old)
     if drawn_by != RENDER_VERSION:
@@ -312,7 +327,11 @@ def _heal(req: Request, cfg: GeneratorConfig, layout: Layout, parallel: Parallel
 def _remove_if_empty(root: Path) -> None:
     """Undo the folder a failed first run created, if nothing of value was written."""
     layout = Layout(root)
-    for folder, pattern in ((layout.videos, "*.pt"), (layout.shards, "*.tar.zst")):
+    for folder, pattern in (
+        (layout.videos, "*.pt"),
+        (layout.shards, "*.tar.zst"),
+        (layout.shards, "*.tar"),
+    ):
         if folder.is_dir() and any(folder.glob(pattern)):
             return
     import shutil
@@ -330,11 +349,15 @@ def _chunk_calls(
     if req.format == "shards":
         from generator.shard_plan import pending_shards
 
-        found, ranges = pending_shards(layout, start, end, req.shard_size, req.workers)
+        found, ranges = pending_shards(
+            layout, start, end, req.shard_size, req.workers, req.compression
+        )
         kept = [e for f in found for e in f["samples"]]
         kept_shards = [f["shard"] for f in found]
         calls = [
-            delayed(render_shard_task)(cfg_json, req.seed, root, layout.width, req.zstd_level, s, e)
+            delayed(render_shard_task)(
+                cfg_json, req.seed, root, layout.width, req.zstd_level, s, e, req.compression
+            )
             for s, e in ranges
         ]
     else:
@@ -397,7 +420,7 @@ def _flush(layout: Layout, files: list[Path]) -> None:
 def _result_files(req: Request, layout: Layout, result: list[dict] | dict) -> list[Path]:
     """The files a task wrote: a shard, or each sample's video and label."""
     if req.format == "shards":
-        return [layout.shard(result["shard"]["start"])]
+        return [layout.shards / result["shard"]["name"]]
     return [p for e in result for p in (layout.video(e["index"]), layout.label(e["index"]))]
 
 

@@ -94,7 +94,14 @@ def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
             _clear(layout.shards / s["name"])
         calls = [
             delayed(render_shard_task)(
-                cfg_json, req.seed, root, layout.width, req.zstd_level, s["start"], s["end"]
+                cfg_json,
+                req.seed,
+                root,
+                layout.width,
+                req.zstd_level,
+                s["start"],
+                s["end"],
+                req.compression,
             )
             for s in shards
         ]

@@ -4,15 +4,16 @@ A chunk [start, end) is cut into shards of ``shard_size`` samples from its
 own start, so every shard lies inside one chunk and one manifest vouches for
 it. Shards after the last manifest are kept only if ``check_shard`` finds
 exactly the planned samples, each label vouching for its video; anything
-else in the chunk's range (a shard cut differently by an earlier run) goes.
+else in the chunk's range (a shard cut differently by an earlier run, or
+stored with the other compression) goes.
 """
 
 from __future__ import annotations
 
 from joblib import Parallel, delayed
 
-from generator.shards import SHARD_SUFFIX, check_shard
-from generator.store import Layout
+from generator.shards import check_shard
+from generator.store import SHARD_SUFFIXES, Layout
 
 
 def shard_ranges(start: int, end: int, shard_size: int) -> list[tuple[int, int]]:
@@ -20,34 +21,35 @@ def shard_ranges(start: int, end: int, shard_size: int) -> list[tuple[int, int]]
 
 
 def shard_start(name: str) -> int | None:
-    """The first sample of ``shard_<start>.tar.zst``, or None for another name."""
-    digits = name.removeprefix("shard_").removesuffix(SHARD_SUFFIX)
-    if name.startswith("shard_") and name.endswith(SHARD_SUFFIX) and digits.isdigit():
-        return int(digits)
+    """The first sample of ``shard_<start>.tar.zst`` or ``shard_<start>.tar``, or None for another name."""
+    for suffix in SHARD_SUFFIXES.values():
+        digits = name.removeprefix("shard_").removesuffix(suffix)
+        if name.startswith("shard_") and name.endswith(suffix) and digits.isdigit():
+            return int(digits)
     return None
 
 
 def remove_shards_from(layout: Layout, first: int) -> None:
     """Delete shard files starting at sample ``first`` or later (no manifest can vouch for them)."""
-    for p in layout.shards.glob(f"shard_*{SHARD_SUFFIX}"):
+    for p in layout.shards.glob("shard_*"):
         start = shard_start(p.name)
         if start is not None and start >= first:
             p.unlink(missing_ok=True)
 
 
 def pending_shards(
-    layout: Layout, start: int, end: int, shard_size: int, workers: int
+    layout: Layout, start: int, end: int, shard_size: int, workers: int, compression: str = "zstd"
 ) -> tuple[list[dict], list[tuple[int, int]]]:
     """Whole shards found on disk (as ``check_shard`` returns them) and the ranges still to render."""
     planned = shard_ranges(start, end, shard_size)
-    starts = {s for s, _ in planned}
-    for p in layout.shards.glob(f"shard_*{SHARD_SUFFIX}"):
+    names = {layout.shard(s, compression).name for s, _ in planned}
+    for p in layout.shards.glob("shard_*"):
         first = shard_start(p.name)
-        if first is not None and start <= first < end and first not in starts:
+        if first is not None and start <= first < end and p.name not in names:
             p.unlink(missing_ok=True)
 
     def check(s: int, e: int) -> dict | None:
-        path = layout.shard(s)
+        path = layout.shard(s, compression)
         return check_shard(path, list(range(s, e)), layout.stem) if path.exists() else None
 
     with Parallel(n_jobs=workers, prefer="threads") as parallel:

@@ -1,17 +1,21 @@
-"""The sharded layout: WebDataset-convention tar files, compressed with zstd one sample per frame.
+"""The sharded layout: WebDataset-convention tar files, plain or compressed with zstd one sample per frame.
 
-A shard ``shards/shard_<start>.tar.zst`` holds consecutive samples; each
+A shard ``shards/shard_<start>.tar`` (``--compression none``) or
+``shard_<start>.tar.zst`` (zstd, the default) holds consecutive samples; each
 sample key ``sample_0000`` has two tar members, ``sample_0000.npy`` (the
 uint8 video, numpy's own format: no pickle, readable without torch) and
 ``sample_0000.json`` (its label), which is WebDataset's convention
 (https://github.com/webdataset/webdataset#the-webdataset-format).
 
-Each sample's tar bytes are compressed as their own zstd frame, and the tar's
-end-of-archive blocks as a last frame. Concatenated frames are one valid zstd
-stream, so ``zstd -dc shard.tar.zst | tar x`` and WebDataset's readers see a
-plain tar; and because every frame starts at a known offset (recorded in the
-checkpoint manifest), one sample is read with a seek and one small
-decompression, never the whole shard (the idea of zstd's "seekable format").
+A plain shard is an ordinary tar: ``webdataset.WebDataset(urls)``, Hugging Face
+``datasets.load_dataset("webdataset", ...)`` and ``tar x`` read it as it is.
+With zstd, each sample's tar bytes are compressed as their own zstd frame, and
+the tar's end-of-archive blocks as a last frame. Concatenated frames are one
+valid zstd stream, so ``zstd -dc shard.tar.zst | tar x`` and WebDataset's
+``pipe:zstd -dc ...`` URLs see a plain tar. Either way each sample is one byte
+range at a known offset (recorded in the checkpoint manifest): one sample is
+read with a seek (and, for zstd, one small decompression), never the whole
+shard (the idea of zstd's "seekable format").
 """
 
 from __future__ import annotations
@@ -28,11 +32,24 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from generator.store import label_bytes
+from generator.store import SHARD_SUFFIXES, label_bytes
 from trajkit.files import open_atomic, sha256_bytes
 
-SHARD_SUFFIX = ".tar.zst"
 BLOCK = 512
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+
+
+def dataset_compression(meta: dict) -> str:
+    """The compression ``metadata.json`` records: "none", or "zstd" (described in words, or absent)."""
+    return "none" if (meta.get("shards") or {}).get("compression") == "none" else "zstd"
+
+
+def compression_of(name: str) -> str:
+    """A shard's compression, from its file name: the manifests name every shard."""
+    for compression, suffix in SHARD_SUFFIXES.items():
+        if name.endswith(suffix):
+            return compression
+    raise ValueError(f"{name} is not a shard ({' or '.join(SHARD_SUFFIXES.values())})")
 
 
 def tar_header(name: str, size: int) -> bytes:
@@ -83,12 +100,17 @@ def sample_record(stem: str, video: np.ndarray, label: dict) -> tuple[bytes, dic
 
 
 class ShardWriter:
-    """Streams samples into ``path`` (atomically: the shard appears whole or not at all)."""
+    """Streams samples into ``path`` (atomically: the shard appears whole or not at all).
+
+    ``path``'s suffix says how: ``.tar.zst`` one zstd frame per sample at ``level``, ``.tar`` plain.
+    """
 
     def __init__(self, path: Path, level: int) -> None:
         self.path = path
-        self.compressor = zstandard.ZstdCompressor(
-            level=level, write_content_size=True, write_checksum=True
+        self.compressor = (
+            zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
+            if compression_of(path.name) == "zstd"
+            else None
         )
         self._ctx = open_atomic(path, fsync=False)
         self._file = self._ctx.__enter__()
@@ -103,7 +125,7 @@ class ShardWriter:
 
     def add(self, index: int, stem: str, video: np.ndarray, label: dict) -> None:
         record, label, video_sha, label_sha, video_bytes = sample_record(stem, video, label)
-        frame = self.compressor.compress(record)
+        frame = record if self.compressor is None else self.compressor.compress(record)
         self.entries.append(
             {
                 "index": index,
@@ -121,7 +143,10 @@ class ShardWriter:
 
     def close(self) -> dict:
         """Finish the shard; returns its manifest entries and its own summary."""
-        self._write(self.compressor.compress(b"\0" * (2 * BLOCK)))  # tar end-of-archive
+        tail = (
+            END_OF_ARCHIVE if self.compressor is None else self.compressor.compress(END_OF_ARCHIVE)
+        )
+        self._write(tail)
         self._ctx.__exit__(None, None, None)
         return {"samples": self.entries, "shard": self.summary()}
 
@@ -149,13 +174,15 @@ def parse_record(raw: bytes) -> dict[str, memoryview]:
 
 
 def read_frame(path: Path, offset: int, length: int) -> bytes:
-    """Decompress the one frame at ``offset``: reads ``length`` bytes, not the shard."""
+    """The tar bytes of the one sample at ``offset``: reads ``length`` bytes, not the shard
+    (and decompresses them as one zstd frame if the shard is ``.tar.zst``)."""
+    compression = compression_of(path.name)
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read(length)
     if len(data) != length:
         raise ValueError(f"{path.name} ends before byte {offset + length}")
-    return zstandard.ZstdDecompressor().decompress(data)
+    return data if compression == "none" else zstandard.ZstdDecompressor().decompress(data)
 
 
 def decode_video(member: bytes | memoryview) -> np.ndarray:
@@ -188,10 +215,13 @@ def read_sample(path: Path, stem: str, offset: int, length: int) -> tuple[memory
 
 
 def iter_frames(path: Path, sha: Any = None) -> Iterator[tuple[int, int, bytes]]:
-    """(offset, length, decompressed bytes) of every frame, streaming one frame at a time.
+    """(offset, length, tar bytes) of every sample, then of the end-of-archive, one at a time.
 
-    ``sha``, a hashlib object, is fed the shard's compressed bytes on the way.
+    ``sha``, a hashlib object, is fed the shard's bytes as stored on the way.
     """
+    if compression_of(path.name) == "none":
+        yield from _iter_tar_samples(path, sha)
+        return
     size = os.path.getsize(path)
     dctx = zstandard.ZstdDecompressor()
     with open(path, "rb") as f:
@@ -214,6 +244,53 @@ def iter_frames(path: Path, sha: Any = None) -> Iterator[tuple[int, int, bytes]]
                 sha.update(chunk[:length])
             yield offset, length, raw
             offset += length
+
+
+def _iter_tar_samples(path: Path, sha: Any = None) -> Iterator[tuple[int, int, bytes]]:
+    """``iter_frames`` for a plain tar: consecutive members sharing a key are one sample.
+
+    Members are read one at a time; a header or size that runs past the file is a
+    ``ValueError``. Bytes after the end-of-archive come last, as one more (empty) item.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        start = pos = 0
+        key, parts = None, []
+        while True:
+            block = f.read(BLOCK)
+            if len(block) < BLOCK:
+                raise ValueError(f"{path.name} is truncated at byte {pos}")
+            if block == b"\0" * BLOCK:
+                break
+            try:
+                info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+            except tarfile.TarError as e:
+                raise ValueError(f"{path.name}: bad tar header at byte {pos} ({e})") from None
+            padded = info.size + (-info.size % BLOCK)
+            if pos + BLOCK + padded > size:
+                raise ValueError(f"{path.name} is truncated at byte {pos}")
+            member_key = info.name.split(".", 1)[
+                0
+            ]  # WebDataset's key: the name up to its first dot
+            if parts and member_key != key:
+                yield _sample_bytes(start, parts, sha)
+                start, parts = pos, []
+            key = member_key
+            parts += [block, f.read(padded)]
+            pos += BLOCK + padded
+        if parts:
+            yield _sample_bytes(start, parts, sha)
+        tail = block + f.read(BLOCK)
+        yield _sample_bytes(pos, [tail], sha)
+        if pos + len(tail) < size:
+            yield pos + len(tail), size - pos - len(tail), b""
+
+
+def _sample_bytes(start: int, parts: list[bytes], sha: Any) -> tuple[int, int, bytes]:
+    raw = b"".join(parts)
+    if sha is not None:
+        sha.update(raw)
+    return start, len(raw), raw
 
 
 def shard_info(name: str, entries: list[dict], sha: str, size: int) -> dict:
@@ -257,7 +334,7 @@ def check_shard(path: Path, indices: list[int], stem_of: Callable[[int], str]) -
                 }
             )
         _, _, tail = next(frames)
-        if tail != b"\0" * (2 * BLOCK) or next(frames, None) is not None:
+        if tail != END_OF_ARCHIVE or next(frames, None) is not None:
             return None
     except (OSError, ValueError, KeyError, StopIteration, zstandard.ZstdError):
         return None

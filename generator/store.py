@@ -24,6 +24,8 @@ from trajkit.files import replacing, sha256_bytes, write_atomic
 
 FORMAT_VERSION = 1
 FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or tar shards
+# How shards are stored, by ``--compression``: each sample a zstd frame, or a plain tar.
+SHARD_SUFFIXES = {"zstd": ".tar.zst", "none": ".tar"}
 MIN_STEM_WIDTH = 4
 METADATA = "metadata.json"
 FINGERPRINT = "fingerprint.json"
@@ -58,9 +60,9 @@ class Layout:
     def label(self, index: int) -> Path:
         return self.labels / f"{self.stem(index)}.json"
 
-    def shard(self, start: int) -> Path:
+    def shard(self, start: int, compression: str = "zstd") -> Path:
         """The shard whose first sample is ``start`` (format "shards")."""
-        return self.shards / f"shard_{start:0{self.width}d}.tar.zst"
+        return self.shards / f"shard_{start:0{self.width}d}{SHARD_SUFFIXES[compression]}"
 
     def manifest(self, end: int) -> Path:
         return self.checkpoints / f"checkpoint_{end}.json"

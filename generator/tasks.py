@@ -40,7 +40,14 @@ def render_task(cfg_json: str, seed: int, root: str, width: int, indices: list[i
 
 
 def render_shard_task(
-    cfg_json: str, seed: int, root: str, width: int, level: int, start: int, end: int
+    cfg_json: str,
+    seed: int,
+    root: str,
+    width: int,
+    level: int,
+    start: int,
+    end: int,
+    compression: str = "zstd",
 ) -> dict:
     """Render samples ``start..end-1`` into the shard that begins at ``start``.
 
@@ -50,7 +57,7 @@ def render_shard_task(
 
     maker = maker_for(cfg_json)
     layout = Layout(root, width)
-    writer = ShardWriter(layout.shard(start), level)
+    writer = ShardWriter(layout.shard(start, compression), level)
     try:
         for i in range(start, end):
             video, label = maker.make(seed, i)

@@ -1,6 +1,7 @@
 """``validate`` for the sharded layout: the same checks as for "pt", read through the shards.
 
-Files: exactly the shards the manifests name, nothing else. Each shard's
+Files: exactly the shards the manifests name, nothing else, each with the
+suffix of the metadata's compression (``.tar.zst`` or ``.tar``). Each shard's
 type, size and SHA-256 against its manifest line (a shard that fails is one
 line, and its samples are not read); each sample's frame decoded at its
 recorded offset, its label checked against the schema and its SHA-256, its
@@ -18,10 +19,17 @@ from joblib import Parallel, delayed
 
 from generator.config import CLASS_NAMES
 from generator.dataset import STATS_FILE
-from generator.shards import decode_video, read_sample
+from generator.shards import compression_of, dataset_compression, decode_video, read_sample
 from generator.sources import DatasetError, read_file, regular_size
-from generator.store import FINGERPRINT, LOCK, Layout
+from generator.store import FINGERPRINT, LOCK, SHARD_SUFFIXES, Layout
 from trajkit.files import TMP_PREFIX, sha256_bytes
+
+
+def _compression(name: str) -> str | None:
+    try:
+        return compression_of(name)
+    except ValueError:
+        return None
 
 
 def _shard_problem(layout: Layout, line: dict, quick: bool) -> str | None:
@@ -88,10 +96,17 @@ def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None
     manifests = layout.manifests()
 
     on_disk = {p.name for p in layout.shards.iterdir()} if layout.shards.is_dir() else set()
+    compression = dataset_compression(meta)
     rep.check(
         "counts",
-        [f"shards/{s} is missing" for s in sorted(set(shards) - on_disk)],
-        f"{len(shards)} shards",
+        [f"shards/{s} is missing" for s in sorted(set(shards) - on_disk)]
+        + [
+            f"shards/{s} is not a {SHARD_SUFFIXES[compression]} shard, as compression "
+            f"{compression!r} in metadata.json needs"
+            for s in sorted(shards)
+            if _compression(s) != compression
+        ],
+        f"{len(shards)} shards" + (", plain tar" if compression == "none" else ""),
     )
     # While a manifest cannot be read, the shards it lists are unknown: only temporaries are strays.
     unlisted = sorted(on_disk - set(shards))

@@ -38,6 +38,16 @@ def shard_dataset(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def plain_shard_dataset(tmp_path_factory):
+    """The same 24 samples again, in plain (uncompressed) tar shards."""
+    from generator.__main__ import main
+
+    root = tmp_path_factory.mktemp("shards") / "plain"
+    assert main(["--n", "24", "--out", str(root), *map(str, ARGS), "--compression", "none"]) == 0
+    return root
+
+
 def test_layout_and_metadata(shard_dataset):
     names = sorted(p.name for p in (shard_dataset / "shards").iterdir())
     starts = [0, 4, 8, 10, 14, 18, 20]
@@ -78,11 +88,12 @@ def test_a_shard_is_a_plain_webdataset_tar(shard_dataset, small_dataset):
     }
 
 
-def test_one_sample_is_read_without_the_rest_of_its_shard(shard_dataset, tmp_path):
+@pytest.mark.parametrize("fixture", ["shard_dataset", "plain_shard_dataset"])
+def test_one_sample_is_read_without_the_rest_of_its_shard(fixture, request, tmp_path):
     import shutil
 
     copy = tmp_path / "c"
-    shutil.copytree(shard_dataset, copy)
+    shutil.copytree(request.getfixturevalue(fixture), copy)
     ds = TrajectoryDataset(copy, "train")
     target = ds.indices[0]
     entry = next(
@@ -231,3 +242,229 @@ def test_sigkill_mid_shard_then_resume_matches_uninterrupted_run(tmp_path, cli, 
         assert a["samples"] == b["samples"] and a["shards"] == b["shards"]
     assert not list(killed.rglob(".tmp-*"))
     assert cli("validate", killed) == 0
+
+
+def test_plain_shards_are_tars_with_the_same_samples(plain_shard_dataset, shard_dataset):
+    names = sorted(p.name for p in (plain_shard_dataset / "shards").iterdir())
+    assert names == [f"shard_{s:04d}.tar" for s in [0, 4, 8, 10, 14, 18, 20]]
+    meta = json.loads((plain_shard_dataset / "metadata.json").read_text())
+    assert meta["shards"]["compression"] == "none" and "zstd_level" not in meta["shards"]
+    fp = json.loads((plain_shard_dataset / "checkpoints" / "fingerprint.json").read_text())
+    assert fp["layout"] == {"format": "shards", "shard_size": 4, "compression": "none"}
+    zstd_meta = json.loads((shard_dataset / "metadata.json").read_text())
+    assert (
+        zstd_meta["shards"]["zstd_level"] == 1
+        and "compression"
+        not in json.loads((shard_dataset / "checkpoints" / "fingerprint.json").read_text())[
+            "layout"
+        ]
+    ), "a zstd dataset's fingerprint is as it was before --compression existed"
+    # Plain tar: tarfile opens it without being told of any compression, seeking freely.
+    with tarfile.open(plain_shard_dataset / "shards" / "shard_0004.tar") as tar:
+        assert tar.getnames() == [
+            f"sample_{i:04d}.{x}" for i in range(4, 8) for x in ("npy", "json")
+        ]
+        plain = tar.extractfile("sample_0005.npy").read()
+    with open(shard_dataset / "shards" / "shard_0004.tar.zst", "rb") as f:
+        stream = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+        assert plain in stream.read(), "the decompressed zstd shard holds the same .npy bytes"
+    assert validate(plain_shard_dataset).lines[2] == "ok   counts: 7 shards, plain tar"
+    assert validate(plain_shard_dataset).failed == 0
+
+
+def test_plain_shards_give_identical_tensors(plain_shard_dataset, small_dataset):
+    for split in ("train", "test"):
+        a, b = (
+            TrajectoryDataset(small_dataset, split),
+            TrajectoryDataset(plain_shard_dataset, split),
+        )
+        assert a.indices == b.indices and len(a) > 0
+        for i in range(min(len(a), 4)):
+            assert torch.equal(a[i]["video"], b[i]["video"]), (split, i)
+            assert torch.equal(a[i]["future_position"], b[i]["future_position"])
+
+
+def test_damaged_plain_shard_fails_validate(plain_shard_dataset, tmp_path, cli, capsys):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(plain_shard_dataset, copy)
+    path = copy / "shards" / "shard_0014.tar"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert cli("validate", copy) == 1
+    out = capsys.readouterr().out
+    assert "FAIL shard checksums" in out and "shard_0014.tar:" in out
+    # A manifest naming a shard of the other compression is named too.
+    manifest = copy / "checkpoints" / "checkpoint_10.json"
+    m = json.loads(manifest.read_text())
+    m["shards"][0]["name"] = "shard_0000.tar.zst"
+    for e in m["samples"][:4]:
+        e["shard"] = "shard_0000.tar.zst"
+    manifest.write_text(json.dumps(m))
+    (copy / "shards" / "shard_0000.tar").rename(copy / "shards" / "shard_0000.tar.zst")
+    assert cli("validate", copy) == 1
+    out = capsys.readouterr().out
+    assert "shards/shard_0000.tar.zst is not a .tar shard, as compression 'none'" in out
+
+
+def test_resume_plain_keeps_whole_shards_and_refuses_the_other_compression(
+    plain_shard_dataset, tmp_path, cli, capsys
+):
+    root = tmp_path / "r"
+    plain = [*ARGS, "--compression", "none"]
+    assert cli("--n", 24, "--out", root, *plain) == 0
+    (root / "checkpoints" / "checkpoint_24.json").unlink()
+    (root / "metadata.json").unlink()
+    cut = root / "shards" / "shard_0020.tar"
+    cut.write_bytes(cut.read_bytes()[:5000])
+    whole = root / "shards" / "shard_0014.tar"
+    inode = os.stat(whole).st_ino
+    before = sorted(p.name for p in (root / "shards").iterdir())
+    for other in ([*ARGS], [*ARGS, "--compression", "zstd", "--zstd-level", 3]):
+        assert cli("--n", 24, "--out", root, *other, "--resume") == 2
+        err = capsys.readouterr().err
+        assert err.strip() == (
+            f"error: {root} holds shards with compression 'none'; resume it with "
+            "--compression none, or convert it with python -m generator convert"
+        )
+        assert sorted(p.name for p in (root / "shards").iterdir()) == before, "nothing is lost"
+    assert cli("--n", 24, "--out", root, *plain, "--resume") == 0
+    assert os.stat(whole).st_ino == inode, "a whole shard was rewritten"
+    for p in (plain_shard_dataset / "shards").iterdir():
+        assert (root / "shards" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert validate(root).failed == 0
+    # Heal: a sealed plain shard that was damaged is rendered again, byte for byte.
+    whole.write_bytes(b"x" * whole.stat().st_size)
+    assert cli("--n", 24, "--out", root, *plain, "--resume", "--verify") == 0
+    assert whole.read_bytes() == (plain_shard_dataset / "shards" / whole.name).read_bytes()
+
+
+def test_resume_zstd_refuses_none(shard_dataset, tmp_path, cli, capsys):
+    root = tmp_path / "z"
+    assert cli("--n", 10, "--out", root, *ARGS) == 0
+    assert cli("--n", 24, "--out", root, *ARGS, "--compression", "none", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "holds shards with compression 'zstd'; resume it with --compression zstd" in err
+    assert len(err.strip().splitlines()) == 1
+    assert cli("--n", 24, "--out", root, *ARGS, "--compression", "zstd", "--resume") == 0
+    for p in (shard_dataset / "shards").iterdir():
+        assert (root / "shards" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def _exit_code(cli, *args) -> int:
+    """The exit code of ``cli(*args)``, argparse's SystemExit included."""
+    try:
+        return cli(*args)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--zstd-level", "0"], "must be 1..19, got 0 (uncompressed: --compression none)"),
+        (["--zstd-level", "20"], "must be 1..19, got 20"),
+        (
+            ["--compression", "none", "--zstd-level", "3"],
+            "--zstd-level applies to --compression zstd only",
+        ),
+        (["--compression", "gzip"], "invalid choice: 'gzip'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["generate", "convert"])
+def test_bad_compression_options_are_one_line(
+    command, args, message, small_dataset, tmp_path, cli, capsys
+):
+    out = tmp_path / "o"
+    if command == "generate":
+        code = _exit_code(cli, "--n", 4, "--out", out, "--format", "shards", *args)
+    else:
+        code = _exit_code(cli, "convert", small_dataset, out, "--format", "shards", *args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "convert"])
+def test_compression_options_need_shards(command, small_dataset, tmp_path, cli, capsys):
+    out = tmp_path / "o"
+    if command == "generate":
+        code = _exit_code(cli, "--n", 4, "--out", out, "--compression", "none")
+    else:
+        code = _exit_code(
+            cli, "convert", small_dataset, out, "--format", "pt", "--compression", "none"
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and "--compression apply to --format shards only" in err, err
+    assert not out.exists()
+
+
+def test_convert_to_and_from_plain_shards_is_lossless(
+    plain_shard_dataset, shard_dataset, small_dataset, tmp_path, cli, capsys, digests
+):
+    plain, zstd, back = tmp_path / "plain", tmp_path / "zstd", tmp_path / "pt"
+    common = ["--format", "shards", "--shard-size", 4, "--workers", 1]
+    assert cli("convert", small_dataset, plain, *common, "--compression", "none") == 0
+    for p in (plain_shard_dataset / "shards").iterdir():
+        assert (plain / "shards" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert validate(plain).failed == 0
+    assert cli("convert", plain, zstd, *common) == 0  # none -> zstd: the way to change it
+    for p in (shard_dataset / "shards").iterdir():
+        assert (zstd / "shards" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert cli("convert", plain, back, "--format", "pt", "--workers", 1) == 0
+    assert digests(back) == digests(small_dataset)
+    assert "verified" in capsys.readouterr().out
+
+
+def test_preview_reads_plain_shards(plain_shard_dataset, tmp_path, cli):
+    from PIL import Image
+
+    png = tmp_path / "p.png"
+    assert cli("preview", plain_shard_dataset, "--index", 13, "--out", png) == 0
+    assert Image.open(png).size[0] > 600
+
+
+def test_train_gives_the_same_run_on_plain_shards_as_on_pt(tmp_path, cli):
+    """``python -m train`` reads plain shards through the same reader: identical metrics."""
+    from train.__main__ import main as train
+
+    (tmp_path / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    tiny = ["--n", 48, "--workers", 1, "--config", tmp_path / "gen.yaml", "--quiet"]
+    pt, plain = tmp_path / "pt", tmp_path / "plain"
+    assert cli(*tiny, "--out", pt) == 0
+    assert cli(*tiny, "--out", plain, "--format", "shards", "--compression", "none") == 0
+    assert list((plain / "shards").glob("*.tar"))
+    records = []
+    for data in (pt, plain):
+        out = tmp_path / f"run_{data.name}"
+        args = ["--extractor", "i3d", "--data", data, "--epochs", 1, "--out", out]
+        assert train([str(a) for a in [*args, "--workers", 0, "--threads", 1, "--quiet"]]) == 0
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        records.append(
+            [{k: v for k, v in json.loads(x).items() if "second" not in k} for x in lines]
+        )
+    assert records[0] == records[1] and len(records[0]) == 2
+
+
+def test_a_flipped_video_byte_in_a_plain_shard_is_caught_on_read(plain_shard_dataset, tmp_path):
+    """A plain tar has no frame checksum, so the reader hashes each video it reads."""
+    import shutil
+
+    copy = tmp_path / "f"
+    shutil.copytree(plain_shard_dataset, copy)
+    ds = TrajectoryDataset(copy, "train")
+    target = ds.indices[0]
+    entry = next(
+        e
+        for p in sorted((copy / "checkpoints").glob("checkpoint_*.json"))
+        for e in json.loads(p.read_text())["samples"]
+        if e["index"] == target
+    )
+    path = copy / "shards" / entry["shard"]
+    data = bytearray(path.read_bytes())
+    data[entry["offset"] + 4096] ^= 0x01  # inside the .npy data, past both headers
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=f"{entry['shard']}#sample_.*SHA-256"):
+        ds[0]

@@ -1,0 +1,46 @@
+"""The shard compression options that ``python -m generator`` and ``convert`` share."""
+
+from __future__ import annotations
+
+import argparse
+
+from generator.store import SHARD_SUFFIXES
+
+COMPRESSIONS = tuple(SHARD_SUFFIXES)
+
+
+def add_compression_options(p: argparse.ArgumentParser) -> None:
+    """``--compression`` and ``--zstd-level`` (for shards), shared by generate and convert."""
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        help="shards: zstd, one frame per sample (.tar.zst, default), or none (plain .tar, "
+        "which webdataset and Hugging Face datasets open directly)",
+    )
+    p.add_argument(
+        "--zstd-level",
+        type=zstd_level,
+        help="zstd level for shards, 1..19 (default 1); with --compression zstd only",
+    )
+
+
+def shard_codec(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, int]:
+    """(compression, zstd level) of the parsed ``args``; each option only where it means something."""
+    given = [f"--{k.replace('_', '-')}" for k in ("compression", "zstd_level") if getattr(args, k)]
+    if args.format != "shards" and given:
+        p.error(f"{' and '.join(given)} apply to --format shards only")
+    if args.compression == "none" and args.zstd_level is not None:
+        p.error("--zstd-level applies to --compression zstd only; drop it for plain .tar shards")
+    return args.compression or "zstd", args.zstd_level or 1
+
+
+def zstd_level(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 0:  # one way to ask for plain tars, not two
+        raise argparse.ArgumentTypeError("must be 1..19, got 0 (uncompressed: --compression none)")
+    if not 1 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be 1..19, got {value}")
+    return value
