@@ -56,8 +56,8 @@ bench-saliency: $(STAMP)
 # every mutant whose number ends in MUTANTS' pattern (7: about 40 per module), each run against
 # the tests of [tool.mutmut] that reach its function. MUTANTS='*' runs them all (hours).
 MUTANTS ?= *7
-MUTATE_MODULES := trajkit.files trajkit.lock generator.store generator.dataset generator.sources \
-  generator.validate generator.validate_shards
+MUTATE_MODULES := trajkit.files trajkit.lock generator.dataformat.writer generator.dataformat.dataset generator.dataformat.sources \
+  generator.dataformat.validate generator.dataformat.validate_shards
 mutate: $(STAMP)
 	rm -rf mutants
 	-$(PY) -m mutmut run $(foreach m,$(MUTATE_MODULES),"$(m).$(MUTANTS)")

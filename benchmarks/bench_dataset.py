@@ -1,10 +1,10 @@
 """TrajectoryDataset throughput through a DataLoader (``make bench-data``).
 
 Generates a dataset if needed (``--format pt`` or ``shards``; ``rendered`` reads
-nothing: each sample is rendered in the loader's workers, ``generator.stream``), then prints
+nothing: each sample is rendered in the loader's workers, ``generator.pipeline.stream``), then prints
 samples/s for 2 loader workers, with float32 items and with uint8 items
 (normalised by the consumer), through a plain ``DataLoader`` and through
-``generator.loader.make_loader`` (batches in recycled shared memory).
+``generator.dataformat.loader.make_loader`` (batches in recycled shared memory).
 Target: at least 1,000 samples/s, well above what any extractor here consumes.
 """
 
@@ -30,10 +30,11 @@ def main() -> int:
     args = p.parse_args()
 
     from generator.config import GeneratorConfig
-    from generator.dataset import TrajectoryDataset
-    from generator.generate import Request, generate
-    from generator.loader import make_loader
-    from generator.stream import RenderedTrajectoryDataset
+    from generator.dataformat.dataset import TrajectoryDataset
+    from generator.dataformat.loader import make_loader
+    from generator.pipeline.generate import generate
+    from generator.pipeline.request import Request
+    from generator.pipeline.stream import RenderedTrajectoryDataset
 
     suffix = "" if args.format == "pt" else f"_{args.format}"
     args.data = args.data or ROOT / "data" / ".bench" / f"bench_dataset{suffix}"

@@ -132,9 +132,10 @@ def load() -> str:
 def bench_layout(fmt: str, n: int, workers: int, out: Path) -> dict:
     """Write ``n`` samples in layout ``fmt``, then read them all back; returns the figures."""
     from generator.config import GeneratorConfig
-    from generator.dataset import read_metadata
-    from generator.generate import Request, generate
-    from generator.sources import open_source
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.sources import open_source
+    from generator.pipeline.generate import generate
+    from generator.pipeline.request import Request
 
     shutil.rmtree(out, ignore_errors=True)
     os.sync()  # as before the raw write: each timed phase starts from a settled disk
@@ -211,7 +212,7 @@ def main() -> int:
     args = p.parse_args()
 
     from generator.config import GeneratorConfig
-    from generator.preflight import bytes_per_sample
+    from generator.pipeline.preflight import bytes_per_sample
 
     args.where.mkdir(parents=True, exist_ok=True)
     out = args.where / "bench_generator"

@@ -7,7 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from generator.shard_options import add_compression_options, shard_codec
+from generator.dataformat.shard_options import add_compression_options, shard_codec
 from trajkit.cli import (
     OneLineParser,
     default_workers,
@@ -71,7 +71,8 @@ def generate_parser() -> argparse.ArgumentParser:
 
 def main_generate(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
-    from generator.generate import GenerationError, Request, generate
+    from generator.pipeline.generate import GenerationError, generate
+    from generator.pipeline.request import Request
 
     parser = generate_parser()
     args = parser.parse_args(argv)
@@ -110,8 +111,8 @@ def main_generate(argv: list[str]) -> int:
 
 def main_preflight(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
-    from generator.preflight import estimate
-    from generator.store import Layout
+    from generator.dataformat.layout import Layout
+    from generator.pipeline.preflight import estimate
     from trajkit.files import read_json
 
     p = OneLineParser(
@@ -156,9 +157,9 @@ def _command(name: str):
     if name == "preflight":
         return main_preflight
     if name == "validate":
-        from generator.validate import main
+        from generator.dataformat.validate import main
     elif name == "convert":
-        from generator.convert import main
+        from generator.pipeline.convert import main
     elif name == "preview":
         from generator.preview import main
     else:

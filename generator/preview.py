@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.dataset import load_sample
+from generator.dataformat.dataset import load_sample
 
 
 def _projected(meta: dict, positions: np.ndarray) -> list[np.ndarray]:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from generator.dataformat.layout import LOCK, METADATA
 from generator.s3_multipart import upload_resumable
-from generator.store import LOCK, METADATA
 from trajkit.files import TMP_PREFIX, sha256_file
 from trajkit.lock import FolderLock, LockedError
 

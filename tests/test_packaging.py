@@ -115,7 +115,7 @@ def test_without_h5py_only_the_hdf5_layout_asks_for_the_extra(tmp_path):
 
 
 def test_without_dask_its_backend_names_the_extra(monkeypatch):
-    from generator.backends import BackendError, open_backend
+    from generator.pipeline.backends import BackendError, open_backend
 
     monkeypatch.setitem(sys.modules, "dask", None)
     monkeypatch.setitem(sys.modules, "dask.distributed", None)

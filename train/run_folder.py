@@ -9,7 +9,7 @@
     runs/NAME/results.json    the summary train.trajectory.parallel reads
 
 TensorBoard writes its own event files (appending, not atomically); everything
-else goes through :mod:`generator.store`.
+else goes through :mod:`generator.dataformat.writer`.
 """
 
 from __future__ import annotations

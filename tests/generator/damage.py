@@ -70,7 +70,7 @@ def _retype_shard_label(root: Path, rng: np.random.Generator) -> Path:
     """Rewrite one sample's label inside its shard, recompressed in place; later offsets follow."""
     import zstandard
 
-    from generator.shards import parse_record, read_frame, tar_member
+    from generator.dataformat.shards import parse_record, read_frame, tar_member
 
     manifest = _pick(rng, sorted((root / "checkpoints").glob("checkpoint_*.json")))
     m = json.loads(manifest.read_text())

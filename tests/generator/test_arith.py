@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from generator.arith import exp32, int_power, matvec, norm3
+from generator.render.arith import exp32, int_power, matvec, norm3
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 24, 33])

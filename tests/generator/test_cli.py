@@ -51,7 +51,7 @@ def test_broken_yaml_and_out_of_range_config(tmp_path, cli, capsys):
 
 def test_dataset_of_an_older_renderer_is_kept_apart(tmp_path, cli, capsys, digests):
     """Its samples' bytes differ from this renderer's: resuming would mix two, converting keeps its version."""
-    from generator.sample import RENDER_VERSION
+    from generator.render.sample import RENDER_VERSION
 
     root = tmp_path / "ds"
     assert cli("--n", 4, "--out", root, "--workers", 1, "--quiet") == 0
@@ -189,7 +189,7 @@ def test_preflight_command(tmp_path, cli, capsys):
 def test_preflight_bounds_the_real_sample_size(small_dataset):
     """The size estimate (made without torch) is never below what a sample takes on disk."""
     from generator.config import GeneratorConfig
-    from generator.preflight import bytes_per_sample
+    from generator.pipeline.preflight import bytes_per_sample
 
     cfg = GeneratorConfig.model_validate(
         json.loads((small_dataset / "metadata.json").read_text())["config"]

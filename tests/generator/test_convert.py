@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from generator.store import Layout
+from generator.dataformat.layout import Layout
 from trajkit.lock import FolderLock, LockedError
 
 from .conftest import ROOT

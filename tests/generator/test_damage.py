@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import pytest
 
-from generator.dataset import SPLITS, DatasetError, TrajectoryDataset
+from generator.dataformat.dataset import SPLITS, DatasetError, TrajectoryDataset
 from tests.generator.damage import KINDS, LAYOUTS, apply
 
 FILE_NAME = re.compile(

@@ -9,15 +9,14 @@ from collections import Counter
 import pytest
 import torch
 
-from generator.dataset import (
+from generator.dataformat.dataset import (
     DatasetError,
     TrajectoryDataset,
     load_sample,
-    load_video,
     read_metadata,
     split_indices,
 )
-from generator.sources import open_source
+from generator.dataformat.sources import load_video, open_source
 
 
 def test_splits_are_disjoint_stratified_and_cover_everything():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.sample import class_of
+from generator.render.sample import class_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +109,7 @@ def test_one_renderer_shared_by_threads_gives_the_same_clips():
     from concurrent.futures import ThreadPoolExecutor
 
     from generator.config import GeneratorConfig
-    from generator.sample import SampleMaker
+    from generator.render.sample import SampleMaker
 
     cfg = GeneratorConfig(image_size=32, frames=8)
     alone = [SampleMaker(cfg).make(3, i)[0] for i in range(12)]
@@ -123,11 +123,13 @@ def test_one_renderer_shared_by_threads_gives_the_same_clips():
 @pytest.mark.parametrize("flush_every", [3, 256])
 def test_every_file_leaves_the_page_cache_once_synced(tmp_path, cli, monkeypatch, fmt, flush_every):
     """Every file of a run is evicted once (flushes within a chunk, then the seal)."""
-    import generator.generate
+    import generator.pipeline.generate
 
     dropped = []
-    monkeypatch.setattr(generator.generate, "drop_cached", lambda paths: dropped.extend(paths))
-    monkeypatch.setattr(generator.generate, "FLUSH_EVERY", flush_every)
+    monkeypatch.setattr(
+        generator.pipeline.generate, "drop_cached", lambda paths: dropped.extend(paths)
+    )
+    monkeypatch.setattr(generator.pipeline.generate, "FLUSH_EVERY", flush_every)
     out = tmp_path / fmt
     args = ["--n", 12, "--out", out, "--workers", 1, "--checkpoint-every", 5, "--quiet"]
     assert cli(*args, "--format", fmt, "--shard-size", 2) == 0
@@ -144,7 +146,7 @@ def test_drop_cached_skips_missing_files(tmp_path):
 
 
 def test_a_failed_sync_stops_the_run_and_keeps_whole_samples(tmp_path, cli, monkeypatch, capsys):
-    import generator.generate
+    import generator.pipeline.generate
 
     calls = []
 
@@ -153,8 +155,8 @@ def test_a_failed_sync_stops_the_run_and_keeps_whole_samples(tmp_path, cli, monk
         if len(calls) == 3:  # a flush in the second chunk
             raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(generator.generate, "sync_filesystem", failing_sync)
-    monkeypatch.setattr(generator.generate, "FLUSH_EVERY", 4)
+    monkeypatch.setattr(generator.pipeline.generate, "sync_filesystem", failing_sync)
+    monkeypatch.setattr(generator.pipeline.generate, "FLUSH_EVERY", 4)
     out = tmp_path / "ds"
     assert cli("--n", 24, "--out", out, "--workers", 1, "--checkpoint-every", 8, "--quiet") == 1
     assert "Input/output error" in capsys.readouterr().err
@@ -167,8 +169,8 @@ def test_a_failed_sync_stops_the_run_and_keeps_whole_samples(tmp_path, cli, monk
 _SAMPLES_DIGEST = """
 import hashlib
 from generator.config import GeneratorConfig
-from generator.sample import SampleMaker
-from generator.store import label_bytes
+from generator.render.sample import SampleMaker
+from generator.dataformat.layout import label_bytes
 maker, h = SampleMaker(GeneratorConfig()), hashlib.sha256()
 for i in range(120):
     video, label = maker.make(7, i)
@@ -205,7 +207,7 @@ def test_samples_are_the_same_bytes_on_other_cpus(cpu):
     """A dataset made on a laptop and extended on a cluster node must not differ in a bit.
 
     The BLAS, NumPy and numba all pick code by CPU, and each can be told to pick
-    as another CPU would. Before ``generator.arith``, 6% of these samples' labels
+    as another CPU would. Before ``generator.render.arith``, 6% of these samples' labels
     differed with the first, and 20% of their videos with the second.
     """
 

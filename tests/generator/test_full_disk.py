@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from generator.validate import validate
+from generator.dataformat.validate import validate
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from generator.config import GeneratorConfig
-from generator.sample import SampleMaker, class_of
-from generator.trajectories import sample_trajectory
+from generator.render.sample import SampleMaker, class_of
+from generator.render.trajectories import sample_trajectory
 
 
 @pytest.mark.parametrize("index", range(8))
@@ -88,7 +88,7 @@ def test_paths_follow_their_law_and_stay_in_the_box(index):
 
 def test_cross_gives_numpys_bits():
     """Paths are made with a faster np.cross: the same products and differences, so the same bits."""
-    from generator.trajectories import _cross
+    from generator.render.trajectories import _cross
 
     rng = np.random.default_rng(3)
     for _ in range(2000):

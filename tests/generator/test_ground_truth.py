@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from generator.config import GeneratorConfig
-from generator.ground_truth import (
+from generator.pipeline.metadata import rig_metadata
+from generator.render.ground_truth import (
     OCCLUDED,
     OUT_OF_FRAME,
     VISIBLE,
@@ -17,7 +18,6 @@ from generator.ground_truth import (
     decode_mask,
     encode_mask,
 )
-from generator.metadata import rig_metadata
 
 SCENE = {
     "occluders": {"count": 3, "width": {"lo": 0.6, "hi": 1.0}, "height": {"lo": 2.0, "hi": 3.0}},
@@ -38,7 +38,7 @@ def _meta(cfg: GeneratorConfig) -> dict:
 
 @pytest.fixture(scope="module")
 def rendered():
-    from generator.sample import SampleMaker
+    from generator.render.sample import SampleMaker
 
     cfg = GeneratorConfig.model_validate(SCENE)
     # The same samples with a target too small to see: same streams (one uniform draw for

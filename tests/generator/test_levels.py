@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from generator.config import OPTIONAL_SECTIONS, GeneratorConfig, load_config
-from generator.metadata import rig_metadata
-from generator.sample import SampleMaker
-from generator.scene_objects import target_rgb
+from generator.pipeline.metadata import rig_metadata
+from generator.render.sample import SampleMaker
+from generator.render.scene_objects import target_rgb
 from tests.generator.conftest import ROOT
 
 PRESETS = ROOT / "configs" / "generator"
@@ -87,7 +87,7 @@ def test_pillars_stand_clear_of_the_targets_path():
 
 @pytest.mark.parametrize("level", ["medium", "hard"])
 def test_presets_render_and_their_ground_truth_checks(level):
-    from generator.ground_truth import check_ground_truth
+    from generator.render.ground_truth import check_ground_truth
 
     cfg = load_config(PRESETS / f"{level}.yaml").model_copy(
         update={"ground_truth": GeneratorConfig.model_validate(OPTIONS).ground_truth}

@@ -3,8 +3,8 @@ import time
 import pytest
 import torch
 
-from generator.dataset import TrajectoryDataset
-from generator.loader import make_loader
+from generator.dataformat.dataset import TrajectoryDataset
+from generator.dataformat.loader import make_loader
 
 
 def batches_equal(a: dict, b: dict) -> bool:

@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from generator import render
-from generator.arith import exp32, int_power, matvec, norm3
+import generator.render.renderer as render
 from generator.config import GeneratorConfig
-from generator.sample import SampleMaker, class_of
-from generator.trajectories import sample_trajectory
+from generator.render.arith import exp32, int_power, matvec, norm3
+from generator.render.sample import SampleMaker, class_of
+from generator.render.trajectories import sample_trajectory
 
 
 def _background(geo, look):

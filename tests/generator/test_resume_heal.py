@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.store import Layout
+from generator.dataformat.layout import Layout
 
 N = 24
 BASE = ["--n", N, "--workers", 1, "--checkpoint-every", 10, "--quiet"]

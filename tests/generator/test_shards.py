@@ -12,8 +12,8 @@ import pytest
 import torch
 import zstandard
 
-from generator.dataset import DatasetError, TrajectoryDataset
-from generator.validate import validate
+from generator.dataformat.dataset import DatasetError, TrajectoryDataset
+from generator.dataformat.validate import validate
 
 ARGS = (
     "--workers",

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from generator import store
-from generator.store import Layout, MemoryFile, SampleWriter, write_memory_file
+from generator.dataformat import layout as format_layout
+from generator.dataformat import writer as format_writer
+from generator.dataformat.layout import Layout
+from generator.dataformat.writer import MemoryFile, SampleWriter, write_memory_file
 from trajkit import files
 from trajkit.lock import FolderLock, LockedError
 
@@ -24,7 +26,7 @@ from trajkit.lock import FolderLock, LockedError
 @pytest.fixture
 def direct_opens(monkeypatch):
     """The paths opened with O_DIRECT (direct I/O re-enabled for the test)."""
-    monkeypatch.setattr(store, "_direct_io", True)
+    monkeypatch.setattr(format_writer, "_direct_io", True)
     opened = []
     real_open = os.open
 
@@ -51,12 +53,12 @@ def test_direct_write_gives_exactly_the_bytes(tmp_path, direct_opens, size):
     assert buf.sha.hexdigest() == hashlib.sha256(data).hexdigest()
     write_memory_file(tmp_path / "f.bin", buf)
     assert (tmp_path / "f.bin").read_bytes() == data
-    assert len(direct_opens) == 1 and store._direct_io  # this filesystem takes direct I/O
+    assert len(direct_opens) == 1 and format_writer._direct_io  # this filesystem takes direct I/O
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
 def test_filesystem_refusing_direct_io_gets_a_normal_write(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "_direct_io", True)
+    monkeypatch.setattr(format_writer, "_direct_io", True)
     real_open = os.open
 
     def refuse(path, flags, *args, **kwargs):
@@ -68,7 +70,7 @@ def test_filesystem_refusing_direct_io_gets_a_normal_write(tmp_path, monkeypatch
     data = os.urandom(10_000)
     write_memory_file(tmp_path / "a.bin", _memory_file(data))
     assert (tmp_path / "a.bin").read_bytes() == data
-    assert not store._direct_io  # not tried again in this process
+    assert not format_writer._direct_io  # not tried again in this process
     write_memory_file(tmp_path / "b.bin", _memory_file(data))
     assert (tmp_path / "b.bin").read_bytes() == data
 
@@ -86,7 +88,7 @@ def test_direct_write_refused_midway_is_rewritten_whole(tmp_path, direct_opens, 
     write_memory_file(tmp_path / "f.bin", _memory_file(data))
     monkeypatch.setattr(os, "write", real_write)
     assert (tmp_path / "f.bin").read_bytes() == data
-    assert not store._direct_io
+    assert not format_writer._direct_io
 
 
 def test_other_write_errors_propagate_and_leave_no_temporary(tmp_path, direct_opens, monkeypatch):
@@ -97,7 +99,7 @@ def test_other_write_errors_propagate_and_leave_no_temporary(tmp_path, direct_op
     with pytest.raises(OSError) as e:
         write_memory_file(tmp_path / "f.bin", _memory_file(b"x" * 9000))
     assert e.value.errno == errno.ENOSPC
-    assert store._direct_io and os.listdir(tmp_path) == []
+    assert format_writer._direct_io and os.listdir(tmp_path) == []
 
 
 def _layout(tmp_path) -> Layout:
@@ -125,7 +127,7 @@ def test_sample_writer_writes_what_torch_save_would_and_labels_vouch_for_it(tmp_
         label = json.loads(layout.label(i).read_bytes())
         sha = hashlib.sha256(data).hexdigest()
         assert label == {"index": i, "class_label": i % 4, "video_sha256": sha}
-        assert entry == store.check_written_sample(layout, i)
+        assert entry == format_writer.check_written_sample(layout, i)
     assert not list(tmp_path.rglob(f"{files.TMP_PREFIX}*"))
 
 
@@ -199,7 +201,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_json_is_sorted_indented_and_ends_with_a_newline(tmp_path):
     files.write_json_atomic(tmp_path / "j", {"b": 1, "a": [2]})
     assert (tmp_path / "j").read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
-    assert store.label_bytes({"b": 1, "a": 2}) == b'{"a":2,"b":1}\n'
+    assert format_layout.label_bytes({"b": 1, "a": 2}) == b'{"a":2,"b":1}\n'
 
 
 def test_sha256_file_reads_in_chunks(tmp_path):
@@ -231,7 +233,7 @@ def test_read_json_names_a_missing_or_damaged_file(tmp_path):
 
 @pytest.mark.parametrize("n, width", [(0, 4), (1, 4), (10_000, 4), (10_001, 5), (123_457, 6)])
 def test_stem_width(n, width):
-    assert store.stem_width(n) == width
+    assert format_layout.stem_width(n) == width
 
 
 def test_layout_names_and_manifests_in_numeric_order(tmp_path):
@@ -254,18 +256,18 @@ def test_check_written_sample_refuses_what_its_label_does_not_vouch_for(tmp_path
     layout = _layout(tmp_path)
     with SampleWriter(layout) as writer:
         writer.add(0, torch.zeros(3, dtype=torch.uint8), {"index": 0, "class_label": 2})
-    assert store.check_written_sample(layout, 0)["class_label"] == 2
-    assert store.check_written_sample(layout, 1) is None  # not written
+    assert format_writer.check_written_sample(layout, 0)["class_label"] == 2
+    assert format_writer.check_written_sample(layout, 1) is None  # not written
     label = json.loads(layout.label(0).read_text())
     layout.label(0).write_text(json.dumps({**label, "index": 5}))
-    assert store.check_written_sample(layout, 0) is None
+    assert format_writer.check_written_sample(layout, 0) is None
     layout.label(0).write_text(json.dumps(label))
     layout.video(0).write_bytes(layout.video(0).read_bytes() + b"!")
-    assert store.check_written_sample(layout, 0) is None
+    assert format_writer.check_written_sample(layout, 0) is None
 
 
 def test_only_einval_turns_direct_io_off(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "_direct_io", True)
+    monkeypatch.setattr(format_writer, "_direct_io", True)
     real_open = os.open
 
     def broken(path, flags, *args, **kwargs):
@@ -276,7 +278,7 @@ def test_only_einval_turns_direct_io_off(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", broken)
     with pytest.raises(OSError) as e:
         write_memory_file(tmp_path / "f", _memory_file(b"x" * 5000))
-    assert e.value.errno == errno.EIO and store._direct_io and os.listdir(tmp_path) == []
+    assert e.value.errno == errno.EIO and format_writer._direct_io and os.listdir(tmp_path) == []
 
 
 def test_memory_file_pads_to_whole_blocks_with_zeros():

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from generator.config import GeneratorConfig
-from generator.dataset import TrajectoryDataset, read_metadata
-from generator.sources import open_source
-from generator.stream import RenderedSource, RenderedTrajectoryDataset, stream_metadata
+from generator.dataformat.dataset import TrajectoryDataset, read_metadata
+from generator.dataformat.sources import open_source
+from generator.pipeline.stream import RenderedSource, RenderedTrajectoryDataset, stream_metadata
 
 
 def test_rendered_samples_equal_the_disk(small_dataset):

@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 from generator.config import CLASS_NAMES
-from generator.validate import Report, balance_problems, validate
+from generator.dataformat.checks import Report, balance_problems
+from generator.dataformat.validate import validate
 
 
 @pytest.fixture

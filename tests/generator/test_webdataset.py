@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.sources import open_source
+from generator.dataformat.sources import open_source
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 HEADING = "#### Reading shards with webdataset and Hugging Face datasets"

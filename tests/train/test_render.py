@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from generator.config import load_config
-from generator.stream import RenderedTrajectoryDataset
+from generator.pipeline.stream import RenderedTrajectoryDataset
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
 from train.trajectory.loop import Run

@@ -3,7 +3,7 @@
 ``train.run_folder.RunFolder`` writes ``config.yaml``, ``splits.json``,
 ``metrics.jsonl`` (one ``kind: epoch`` record per epoch, then a ``kind: test`` one),
 ``results.json`` and ``tensorboard/``; ``train.checkpoint`` writes and checks
-``last.pt`` / ``best.pt``. All go through ``generator.store`` (temporary name, fsync,
+``last.pt`` / ``best.pt``. All go through ``generator.dataformat.writer`` (temporary name, fsync,
 rename). This module adds what a saliency run needs on top: refusing to overwrite a
 run, and refusing to resume one with a different config.
 """

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
-    from generator.dataset import DatasetError
+    from generator.dataformat.dataset import DatasetError
     from train.checkpoint import LAST, CheckpointError
     from train.distributed import DeviceError, setup, teardown
     from train.trajectory.config import TrainConfigError

@@ -83,7 +83,7 @@ def datasets(cfg: TrainConfig, meta: dict) -> tuple:
     kw = {"frame_stride": cfg.frame_stride, "normalize": False}
     if cfg.render is not None:
         from generator.config import GeneratorConfig
-        from generator.stream import RenderedTrajectoryDataset
+        from generator.pipeline.stream import RenderedTrajectoryDataset
 
         gen = GeneratorConfig.model_validate(meta["config"])
         kw.update(
@@ -98,7 +98,7 @@ def datasets(cfg: TrainConfig, meta: dict) -> tuple:
             )
             for split in ("train", "val", "test")
         )
-    from generator.dataset import TrajectoryDataset
+    from generator.dataformat.dataset import TrajectoryDataset
 
     kw["split_seed"] = cfg.split_seed
     return tuple(

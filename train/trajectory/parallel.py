@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from generator.store import METADATA
+from generator.dataformat.layout import METADATA
 from train.launcher import LocalLauncher, available_cores, gpu_count
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, summary_rows, write_summary

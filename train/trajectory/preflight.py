@@ -41,8 +41,8 @@ def count_parameters(cfg: TrainConfig, num_cameras: int, num_classes: int) -> in
 
 def check_dataset(root: Path) -> dict:
     """Quick validation (metadata, counts, labels, balance); returns the metadata."""
-    from generator.dataset import DatasetError, read_metadata
-    from generator.validate import validate
+    from generator.dataformat.dataset import DatasetError, read_metadata
+    from generator.dataformat.validate import validate
 
     if not root.is_dir():
         raise PreflightError(
@@ -90,7 +90,7 @@ def check_disk(out: Path, parameters: int) -> None:
 def check_render(cfg: TrainConfig) -> dict:
     """The generator config of a ``--render`` run loads; returns its stream's metadata."""
     from generator.config import ConfigError, load_config
-    from generator.stream import stream_metadata
+    from generator.pipeline.stream import stream_metadata
     from train.presets import config_file
 
     try:

@@ -26,14 +26,14 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from generator.config import CLASS_NAMES
-from generator.store import FORMATS, Layout
+from generator.dataformat.layout import FORMATS, Layout
 
 
 class DatasetError(ValueError):
@@ -327,8 +327,6 @@ class PtSource:
         self.verify = verify
 
     def read_video(self, index: int, mmap: bool = True) -> torch.Tensor:
-        from generator.dataset import load_video
-
         path = self.layout.video(index)
         size = int(self.index.video_bytes[index])
         if not self.verify:
@@ -365,7 +363,7 @@ class ShardSource:
 
     def read_members(self, index: int) -> tuple[bytes, bytes]:
         """The ``.npy`` and ``.json`` bytes of sample ``index``, from one frame of its shard."""
-        from generator.shards import read_sample
+        from generator.dataformat.shards import read_sample
 
         shard = self.index.shard_of[index]
         path = self.layout.shards / self.index.shard_names[shard]
@@ -385,7 +383,7 @@ class ShardSource:
             ) from None
 
     def read(self, index: int) -> tuple[torch.Tensor, dict]:
-        from generator.shards import compression_of, decode_video
+        from generator.dataformat.shards import compression_of, decode_video
 
         video_file, label_file = self.read_members(index)
         path = self.layout.shards / self.index.shard_names[self.index.shard_of[index]]
@@ -427,3 +425,29 @@ def open_source(root: str | Path, meta: dict, verify: bool = False) -> PtSource 
     raise DatasetError(
         f"{Path(root) / 'metadata.json'} has format {fmt!r}; this reader knows {', '.join(FORMATS)}"
     )
+
+
+def load_video(
+    path: Path,
+    shape: tuple[int, ...] | None = None,
+    mmap: bool = False,
+    source: BinaryIO | None = None,
+) -> torch.Tensor:
+    """A video tensor from ``path`` (or its bytes in ``source``), loaded with ``weights_only=True``.
+
+    Damage or a wrong shape names the file.
+    """
+    try:
+        video = torch.load(
+            path if source is None else source, weights_only=True, mmap=mmap, map_location="cpu"
+        )
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing") from None
+    except Exception as e:  # torch raises many types for a damaged zip or pickle
+        first = (str(e).splitlines() or [""])[0][:200]  # EOFError's message is empty
+        raise DatasetError(f"{path} is damaged: {type(e).__name__}: {first}") from None
+    if not isinstance(video, torch.Tensor) or video.dtype != torch.uint8:
+        raise DatasetError(f"{path} does not hold a uint8 tensor")
+    if shape is not None and tuple(video.shape) != tuple(shape):
+        raise DatasetError(f"{path} has shape {tuple(video.shape)}, expected {tuple(shape)}")
+    return video

@@ -11,21 +11,21 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from generator.backends import BackendError, open_backend
 from generator.config import GeneratorConfig
-from generator.metadata import write_metadata
-from generator.preflight import estimate
-from generator.sample import RENDER_VERSION, renderer_of
-from generator.store import FORMAT_VERSION, Layout, check_written_sample, stem_width
-from generator.tasks import render_shard_task, render_task
+from generator.dataformat.layout import FORMAT_VERSION, Layout, stem_width
+from generator.dataformat.writer import check_written_sample
+from generator.pipeline.backends import BackendError, open_backend
+from generator.pipeline.metadata import write_metadata
+from generator.pipeline.preflight import estimate
+from generator.pipeline.request import Progress, Request, compression_of
+from generator.pipeline.tasks import render_shard_task, render_task
+from generator.render.sample import RENDER_VERSION, renderer_of
 from trajkit.files import (
     drop_cached,
     read_json,
@@ -44,51 +44,6 @@ class GenerationError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@dataclass(frozen=True)
-class Request:
-    n: int
-    out: Path
-    seed: int = 0
-    workers: int = 1
-    checkpoint_every: int = 2000
-    resume: bool = False
-    preflight: bool = True
-    quiet: bool = False
-    format: str = "pt"
-    shard_size: int = 128  # samples per shard: ~170 MB at the default size, WebDataset's sweet spot
-    zstd_level: int = 1
-    compression: str = "zstd"  # shards: "zstd" (a frame per sample, .tar.zst) or "none" (.tar)
-    backend: str = "loky"
-    scheduler: str | None = None
-    verify: bool = False  # --resume also hashes every kept video or shard
-
-    def layout_settings(self) -> dict | None:
-        """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
-        if self.format != "shards":
-            return None
-        if self.compression == "none":
-            return {"format": "shards", "shard_size": self.shard_size, "compression": "none"}
-        # zstd shards predate the choice: their settings carry no "compression" key
-        return {"format": "shards", "shard_size": self.shard_size, "zstd_level": self.zstd_level}
-
-
-def compression_of(layout_settings: dict | None) -> str:
-    """The shard compression that fingerprint layout settings record ("zstd" if none is named)."""
-    return (layout_settings or {}).get("compression", "zstd")
-
-
-@dataclass
-class Progress:
-    """Samples covered by manifests: a count and class counts, not a list (memory stays flat in --n)."""
-
-    samples: int = 0
-    classes: Counter = field(default_factory=Counter)
-
-    def add(self, entries: list[dict]) -> None:
-        self.samples += len(entries)
-        self.classes.update(int(e["class_label"]) for e in entries)
 
 
 def fingerprint(
@@ -247,7 +202,7 @@ def _labels_as_drawn(
     Its label vouches for its video, but nothing vouches for the label until the chunk is
     sealed: an edited label would otherwise go into the manifest as if generated.
     """
-    from generator.tasks import maker_for
+    from generator.pipeline.tasks import maker_for
 
     maker = maker_for(cfg_json)
     good = []
@@ -309,7 +264,7 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
 
 
 def _heal(req: Request, cfg: GeneratorConfig, layout: Layout, parallel: Parallel) -> None:
-    from generator.heal import HealError, heal
+    from generator.pipeline.heal import HealError, heal
 
     try:
         repaired = heal(req, cfg.model_dump_json(), layout, parallel)
@@ -347,7 +302,7 @@ def _chunk_calls(
     root = str(layout.root)
     kept_shards: list[dict] = []
     if req.format == "shards":
-        from generator.shard_plan import pending_shards
+        from generator.dataformat.shard_plan import pending_shards
 
         found, ranges = pending_shards(
             layout, start, end, req.shard_size, req.workers, req.compression
@@ -490,6 +445,6 @@ def _run_chunks(
         sealer.shutdown(wait=True)
     bar.close()
     if req.format == "shards":
-        from generator.shard_plan import remove_shards_from
+        from generator.dataformat.shard_plan import remove_shards_from
 
         remove_shards_from(layout, req.n)  # left by a crashed run that aimed for a larger --n

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from generator.sources import DatasetError, read_file, regular_size
-from generator.store import Layout
-from generator.tasks import render_shard_task, render_task
+from generator.dataformat.layout import Layout
+from generator.dataformat.sources import DatasetError, read_file, regular_size
+from generator.pipeline.tasks import render_shard_task, render_task
 from trajkit.files import read_json, sha256_bytes, sha256_file
 
 TASK_SIZE = 16

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from generator.store import SHARD_SUFFIXES, label_bytes
+from generator.dataformat.layout import SHARD_SUFFIXES, label_bytes
 from trajkit.files import open_atomic, sha256_bytes
 
 BLOCK = 512

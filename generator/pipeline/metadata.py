@@ -8,19 +8,16 @@ renderer version and, for shards, their convention, compression and size.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from generator.config import CLASS_NAMES, GeneratorConfig
-from generator.store import FORMAT_VERSION, Layout
+from generator.dataformat.layout import FORMAT_VERSION, Layout
+from generator.pipeline.request import Progress, Request
 from trajkit.files import read_json, write_json_atomic
-
-if TYPE_CHECKING:
-    from generator.generate import Progress, Request
 
 
 def rig_metadata(cfg: GeneratorConfig) -> list[dict]:
     """Each camera's name, placement and ``K``, ``R``, ``t`` as the config builds them."""
-    from generator.cameras import build_rig
+    from generator.render.cameras import build_rig
 
     return [
         {"name": f"cam{i}", "azimuth_deg": az, "elevation_deg": el, **cam.as_dict()}
@@ -50,7 +47,7 @@ def write_metadata(
     ``cameras``, if given, are copied (a converted dataset keeps its source's rig,
     whose last bits an older renderer version computed); else they are built from ``cfg``.
     """
-    from generator.sample import renderer_of
+    from generator.render.sample import renderer_of
 
     counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
     elapsed = 0.0

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from joblib import Parallel, parallel_config
 
-if TYPE_CHECKING:
-    from generator.generate import Request
+from generator.pipeline.request import Request
 
 BACKENDS = ("loky", "dask")
 CONNECT_TIMEOUT = "10s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from generator.store import SHARD_SUFFIXES
+from generator.dataformat.layout import SHARD_SUFFIXES
 
 COMPRESSIONS = tuple(SHARD_SUFFIXES)
 

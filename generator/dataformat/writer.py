@@ -1,5 +1,5 @@
-"""The dataset's folder layout and its sample writer; every file goes through
-``trajkit.files``, so a crash leaves whole files or none.
+"""The sample writer of the "pt" layout; every file goes through ``trajkit.files``, so a crash
+leaves whole files or none.
 
 A generated video skips the page cache (direct I/O) where the filesystem allows,
 and its fsync is left to the checkpoint's sync of the whole filesystem.
@@ -18,74 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from generator.dataformat.layout import Layout, label_bytes
 from trajkit.files import replacing, sha256_bytes, write_atomic
-
-# ---------------------------------------------------------------- dataset layout
-
-FORMAT_VERSION = 1
-FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or tar shards
-# How shards are stored, by ``--compression``: each sample a zstd frame, or a plain tar.
-SHARD_SUFFIXES = {"zstd": ".tar.zst", "none": ".tar"}
-MIN_STEM_WIDTH = 4
-METADATA = "metadata.json"
-FINGERPRINT = "fingerprint.json"
-LOCK = ".lock"
-
-
-def stem_width(n: int) -> int:
-    """Digits for zero-padded stems so ``n`` samples sort in index order (at least 4)."""
-    return max(MIN_STEM_WIDTH, len(str(max(n - 1, 0))))
-
-
-class Layout:
-    """Where each file of a format-v1 dataset lives."""
-
-    def __init__(self, root: str | os.PathLike, width: int = MIN_STEM_WIDTH) -> None:
-        self.root = Path(root)
-        self.width = width
-        self.videos = self.root / "videos"
-        self.labels = self.root / "labels"
-        self.checkpoints = self.root / "checkpoints"
-        self.shards = self.root / "shards"
-        self.metadata = self.root / METADATA
-        self.fingerprint = self.checkpoints / FINGERPRINT
-        self.lock = self.root / LOCK
-
-    def stem(self, index: int) -> str:
-        return f"sample_{index:0{self.width}d}"
-
-    def video(self, index: int) -> Path:
-        return self.videos / f"{self.stem(index)}.pt"
-
-    def label(self, index: int) -> Path:
-        return self.labels / f"{self.stem(index)}.json"
-
-    def shard(self, start: int, compression: str = "zstd") -> Path:
-        """The shard whose first sample is ``start`` (format "shards")."""
-        return self.shards / f"shard_{start:0{self.width}d}{SHARD_SUFFIXES[compression]}"
-
-    def manifest(self, end: int) -> Path:
-        return self.checkpoints / f"checkpoint_{end}.json"
-
-    # no mutate: any default but "shards" means "pt"
-    def make_dirs(self, fmt: str = "pt") -> None:  # pragma: no mutate
-        for d in (self.shards,) if fmt == "shards" else (self.videos, self.labels):
-            d.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-
-    def manifests(self) -> list[Path]:
-        """Chunk manifests in sample order."""
-        found = []
-        for p in self.checkpoints.glob("checkpoint_*.json"):
-            suffix = p.stem.removeprefix("checkpoint_")
-            if suffix.isdigit():
-                found.append((int(suffix), p))
-        return [p for _, p in sorted(found)]
-
-
-def label_bytes(label: dict) -> bytes:
-    return (json.dumps(label, sort_keys=True, separators=(",", ":")) + "\n").encode()
-
 
 BLOCK = 4096  # direct I/O wants block-aligned lengths and addresses: 4 KiB suits 512 B and 4 KiB sectors
 _direct_io = hasattr(os, "O_DIRECT")  # cleared for this process once a filesystem refuses it

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.cameras import Camera
+from generator.render.cameras import Camera
 
 VISIBLE, OCCLUDED, OUT_OF_FRAME = "visible", "occluded", "out_of_frame"
 OCCLUDED_BELOW = 0.5  # visible fraction under which an in-frame ball counts as occluded

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, default_collate, get_worker_info
 
-from generator.dataset import TrajectoryDataset
+from generator.dataformat.dataset import TrajectoryDataset
 
 SLOTS_BEYOND_PREFETCH = 2
 """Slots per worker over its ``prefetch_factor`` batches in flight: the batch the loop holds and the one before."""

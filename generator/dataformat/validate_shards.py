@@ -18,10 +18,23 @@ from pathlib import Path
 from joblib import Parallel, delayed
 
 from generator.config import CLASS_NAMES
-from generator.dataset import STATS_FILE
-from generator.shards import compression_of, dataset_compression, decode_video, read_sample
-from generator.sources import DatasetError, read_file, regular_size
-from generator.store import FINGERPRINT, LOCK, SHARD_SUFFIXES, Layout
+from generator.dataformat.checks import (
+    Report,
+    balance_problems,
+    check_manifest_coverage,
+    label_problems,
+    read_manifests,
+    with_manifest_classes,
+)
+from generator.dataformat.dataset import STATS_FILE
+from generator.dataformat.layout import FINGERPRINT, LOCK, SHARD_SUFFIXES, Layout
+from generator.dataformat.shards import (
+    compression_of,
+    dataset_compression,
+    decode_video,
+    read_sample,
+)
+from generator.dataformat.sources import DatasetError, read_file, regular_size
 from trajkit.files import TMP_PREFIX, sha256_bytes
 
 
@@ -49,8 +62,6 @@ def _shard_problem(layout: Layout, line: dict, quick: bool) -> str | None:
 def _sample_problems(
     layout: Layout, e: dict, meta: dict, quick: bool
 ) -> tuple[list[str], int | None]:
-    from generator.validate import label_problems
-
     index, stem = e["index"], e["stem"]
     where = f"shards/{e['shard']}#{stem}"
     try:
@@ -78,18 +89,11 @@ def _sample_problems(
     return problems, cls
 
 
-def check_shards(root: Path, meta: dict, rep, quick: bool, workers: int) -> None:
-    """Add the sharded layout's checks to ``rep`` (a ``validate.Report``).
+def check_shards(root: Path, meta: dict, rep: Report, quick: bool, workers: int) -> None:
+    """Add the sharded layout's checks to ``rep``.
 
     A shard that fails as a whole is one line, and its samples are not read again.
     """
-    from generator.validate import (
-        balance_problems,
-        check_manifest_coverage,
-        read_manifests,
-        with_manifest_classes,
-    )
-
     n = meta["total_samples"]
     layout = Layout(root, meta["stem_width"])
     entries, shards, ends, manifest_problems = read_manifests(layout, meta)

@@ -6,14 +6,19 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from pydantic import ValidationError
 
-from generator.sources import DatasetError, Metadata, open_source, read_file, schema_error
-from generator.store import FORMAT_VERSION, FORMATS, METADATA, Layout
+from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, Layout
+from generator.dataformat.sources import (
+    DatasetError,
+    Metadata,
+    open_source,
+    read_file,
+    schema_error,
+)
 
 __all__ = ["DatasetError", "TrajectoryDataset", "load_sample", "read_metadata", "split_indices"]
 
@@ -45,32 +50,6 @@ def read_metadata(root: str | Path) -> dict:
     except ValidationError as e:
         raise schema_error(path, e) from None
     return meta
-
-
-def load_video(
-    path: Path,
-    shape: tuple[int, ...] | None = None,
-    mmap: bool = False,
-    source: BinaryIO | None = None,
-) -> torch.Tensor:
-    """A video tensor from ``path`` (or its bytes in ``source``), loaded with ``weights_only=True``.
-
-    Damage or a wrong shape names the file.
-    """
-    try:
-        video = torch.load(
-            path if source is None else source, weights_only=True, mmap=mmap, map_location="cpu"
-        )
-    except FileNotFoundError:
-        raise DatasetError(f"{path} is missing") from None
-    except Exception as e:  # torch raises many types for a damaged zip or pickle
-        first = (str(e).splitlines() or [""])[0][:200]  # EOFError's message is empty
-        raise DatasetError(f"{path} is damaged: {type(e).__name__}: {first}") from None
-    if not isinstance(video, torch.Tensor) or video.dtype != torch.uint8:
-        raise DatasetError(f"{path} does not hold a uint8 tensor")
-    if shape is not None and tuple(video.shape) != tuple(shape):
-        raise DatasetError(f"{path} has shape {tuple(video.shape)}, expected {tuple(shape)}")
-    return video
 
 
 def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.arith import matvec, norm3
 from generator.config import GeneratorConfig
+from generator.render.arith import matvec, norm3
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from generator.arith import norm3
 from generator.config import CLASS_NAMES, GeneratorConfig, Range, SceneConfig
+from generator.render.arith import norm3
 
 MAX_TRIES = 1000
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.config import GeneratorConfig
-from generator.store import label_bytes
+from generator.dataformat.layout import label_bytes
 
 MARGIN = 0.05  # relative slack on top of the estimate
 FIXED_RESERVE = 16 * 2**20  # metadata, manifests' headers, temporary files in flight
@@ -68,7 +68,7 @@ def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
     or the sample's uncompressed tar record + manifest entry (shards)."""
     zeros = np.zeros(cfg.video_shape, dtype=np.uint8)
     if fmt == "shards":
-        from generator.shards import npy_header
+        from generator.dataformat.shards import npy_header
 
         video = _round_tar(len(npy_header(zeros)) + zeros.nbytes)
     else:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.cameras import build_rig
 from generator.config import CLASS_NAMES, GeneratorConfig
-from generator.ground_truth import ground_truth
-from generator.render import Renderer, sample_look
-from generator.scene_objects import SceneDecorator
-from generator.trajectories import sample_trajectory
+from generator.render.cameras import build_rig
+from generator.render.ground_truth import ground_truth
+from generator.render.renderer import Renderer, sample_look
+from generator.render.scene_objects import SceneDecorator
+from generator.render.trajectories import sample_trajectory
 
 NUM_CLASSES = len(CLASS_NAMES)
 # Which arithmetic draws the samples, kept in each dataset's fingerprint and metadata; raised
 # whenever a (seed, config) would give other bytes, so a resume never mixes two. Version 1
 # (until 2026-12) let the BLAS and NumPy's SIMD code pick last bits, which differ by CPU;
-# version 2 gives the same bytes on every machine (``generator.arith``) and shades the
+# version 2 gives the same bytes on every machine (``generator.render.arith``) and shades the
 # ball's anti-aliased rim with unit normals (version 1's were too long: brighter rims).
 RENDER_VERSION = 2
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from generator.store import FORMATS, Layout
+from generator.dataformat.layout import FORMATS, Layout
 from trajkit.files import read_json, sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16
@@ -48,10 +48,10 @@ def convert_task(
     """Copy samples ``start..end-1`` into ``dst``'s layout and verify them; returns their entries."""
     import torch
 
-    from generator.dataset import load_video, read_metadata
-    from generator.shards import ShardWriter, decode_video, read_sample
-    from generator.sources import open_source, read_file
-    from generator.store import SampleWriter
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.shards import ShardWriter, decode_video, read_sample
+    from generator.dataformat.sources import load_video, open_source, read_file
+    from generator.dataformat.writer import SampleWriter
 
     meta = read_metadata(src)
     source = open_source(src, meta)
@@ -101,10 +101,11 @@ def convert(
 ) -> dict:
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
-    from generator.dataset import read_metadata
-    from generator.generate import GenerationError, Progress, Request, _open_folder, fingerprint
-    from generator.metadata import write_metadata
-    from generator.sample import renderer_of
+    from generator.dataformat.dataset import read_metadata
+    from generator.pipeline.generate import GenerationError, _open_folder, fingerprint
+    from generator.pipeline.metadata import write_metadata
+    from generator.pipeline.request import Progress, Request
+    from generator.render.sample import renderer_of
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -186,8 +187,8 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from generator.dataset import DatasetError
-    from generator.shard_options import add_compression_options, shard_codec
+    from generator.dataformat.dataset import DatasetError
+    from generator.dataformat.shard_options import add_compression_options, shard_codec
     from trajkit.cli import OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 
 from generator.config import CLASS_NAMES, GeneratorConfig
-from generator.dataset import SPLITS, TrajectoryDataset, channel_stats
-from generator.metadata import rig_metadata, scene_bounds
-from generator.sample import RENDER_VERSION, SampleMaker
-from generator.store import FORMAT_VERSION
+from generator.dataformat.dataset import SPLITS, TrajectoryDataset, channel_stats
+from generator.dataformat.layout import FORMAT_VERSION
+from generator.pipeline.metadata import rig_metadata, scene_bounds
+from generator.render.sample import RENDER_VERSION, SampleMaker
 
 
 def stream_metadata(cfg: GeneratorConfig, seed: int) -> dict:

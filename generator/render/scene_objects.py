@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from generator.cameras import Camera
 from generator.config import CLASS_NAMES, DistractorConfig, GeneratorConfig
-from generator.render import (
+from generator.render.cameras import Camera
+from generator.render.renderer import (
     Look,
     Renderer,
     _corners,
@@ -30,7 +30,7 @@ from generator.render import (
     _windows,
     camera_lighting,
 )
-from generator.trajectories import sample_trajectory
+from generator.render.trajectories import sample_trajectory
 
 PLACEMENT_TRIES = 100  # per pillar or distractor; one that does not fit is left out
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from joblib import Parallel, delayed
 
-from generator.shards import check_shard
-from generator.store import SHARD_SUFFIXES, Layout
+from generator.dataformat.layout import SHARD_SUFFIXES, Layout
+from generator.dataformat.shards import check_shard
 
 
 def shard_ranges(start: int, end: int, shard_size: int) -> list[tuple[int, int]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import gc
 
 from generator.config import GeneratorConfig
-from generator.sample import SampleMaker
-from generator.store import Layout, SampleWriter
+from generator.dataformat.layout import Layout
+from generator.dataformat.writer import SampleWriter
+from generator.render.sample import SampleMaker
 
 _MAKERS: dict[str, SampleMaker] = {}
 
@@ -53,7 +54,7 @@ def render_shard_task(
 
     Returns ``{"samples": manifest entries, "shard": name, range, SHA-256, bytes}``.
     """
-    from generator.shards import ShardWriter
+    from generator.dataformat.shards import ShardWriter
 
     maker = maker_for(cfg_json)
     layout = Layout(root, width)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from generator.arith import exp32, int_power, matvec, norm3
-from generator.cameras import Camera
 from generator.config import AppearanceConfig
+from generator.render.arith import exp32, int_power, matvec, norm3
+from generator.render.cameras import Camera
 
 FOG_DISTANCE = 40.0  # metres: far ground fades into the horizon colour
 CHECKER_FADE = 25.0  # metres: checker contrast fades before it would alias

@@ -1,0 +1,127 @@
+"""The checks ``validate`` makes of either layout: labels, manifests, coverage and class
+balance (``validate_shards`` adds the shard-specific ones)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import ValidationError
+
+from generator.config import CLASS_NAMES
+from generator.dataformat.layout import Layout
+from generator.dataformat.sources import DatasetError, Label, Manifest, read_model
+
+MAX_EXAMPLES = 5
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failed = 0
+        self.lines: list[str] = []
+
+    def check(self, name: str, problems: list[str], ok_detail: str = "") -> None:
+        if problems:
+            self.failed += 1
+            more = (
+                f" (+{len(problems) - MAX_EXAMPLES} more)" if len(problems) > MAX_EXAMPLES else ""
+            )
+            self.lines.append(f"FAIL {name}: {len(problems)} problem(s){more}")
+            self.lines.extend(f"       - {p}" for p in problems[:MAX_EXAMPLES])
+        else:
+            self.lines.append(f"ok   {name}" + (f": {ok_detail}" if ok_detail else ""))
+
+
+def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[str], int | None]:
+    """Schema and consistency problems of one label's bytes, and its class if it parses."""
+    try:
+        label = Label.model_validate_json(raw)
+    except ValidationError as e:
+        return [f"{name}: {e.errors()[0]['msg']}"], None
+    problems = []
+    if label.index != index:
+        problems.append(f"{name}: index {label.index}, expected {index}")
+    if label.class_name != CLASS_NAMES[label.class_label]:
+        problems.append(
+            f"{name}: class_name {label.class_name!r} does not match class {label.class_label}"
+        )
+    future = meta.get("future_frame_index")  # positions run to the future frame
+    if future is not None and len(label.positions) != future + 1:
+        problems.append(f"{name}: positions must be {future + 1} points of 3 coordinates")
+    elif future is not None and label.positions[future] != label.future_position:
+        problems.append(f"{name}: future_position differs from positions[{future}]")
+    return problems, label.class_label
+
+
+def read_manifests(
+    layout: Layout, meta: dict
+) -> tuple[dict[int, dict], dict[str, dict], list[int], list[str]]:
+    """Entries by index, shard lines by name, checkpoint ends, and one problem per bad manifest."""
+    entries: dict[int, dict] = {}
+    shards: dict[str, dict] = {}
+    ends, problems = [], []
+    paths = layout.manifests()
+    on_disk = {p.name for p in paths}
+    problems += [
+        f"checkpoints/{name} is missing (metadata.json lists it)"
+        for name in meta.get("checkpoints") or []
+        if name not in on_disk
+    ]
+    for path in paths:
+        try:
+            m, _ = read_model(path, layout.root, Manifest)
+        except DatasetError as e:
+            problems.append(str(e))
+            continue
+        entries.update((e.index, e.model_dump()) for e in m.samples)
+        shards.update((s.name, s.model_dump()) for s in m.shards or [])
+        ends.append(m.end)
+    return entries, shards, ends, problems
+
+
+def check_manifest_coverage(
+    rep: Report, n: int, entries: dict, problems: list[str], manifests: int
+) -> None:
+    """The "checkpoint manifests" check: ``problems`` reading them, plus samples none lists."""
+    uncovered = [i for i in range(n) if i not in entries]
+    if uncovered:
+        problems.append(
+            f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
+        )
+    rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
+
+
+def with_manifest_classes(classes: dict[int, int], entries: dict[int, dict]) -> dict[int, int]:
+    """``classes`` plus, for labels that could not be read, the class their manifest records:
+    a damaged file is reported once, where it is, not again as an imbalance."""
+    out = dict(classes)
+    for i, e in entries.items():
+        if i not in out and 0 <= e["class_label"] < len(CLASS_NAMES):
+            out[i] = e["class_label"]
+    return out
+
+
+def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
+    """Class balance of the whole set, metadata's counts, and every checkpoint prefix."""
+    n = meta["total_samples"]
+    counts = Counter(CLASS_NAMES[c] for c in classes.values())
+    balance = []
+    if (
+        counts
+        and max(counts.get(c, 0) for c in CLASS_NAMES) - min(counts.get(c, 0) for c in CLASS_NAMES)
+        > 1
+    ):
+        balance.append(f"classes are imbalanced: {dict(counts)}")
+    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in CLASS_NAMES}:
+        balance.append(
+            f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
+        )
+    for end in prefix_ends:
+        pc = Counter(classes[i] for i in range(min(end, n)) if i in classes)
+        if (
+            pc
+            and max(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
+            - min(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
+            > 1
+        ):
+            balance.append(f"the first {end} samples are imbalanced: {dict(sorted(pc.items()))}")
+    return balance

@@ -1,0 +1,80 @@
+"""Format v1 on disk: where each file of a dataset lives and what its constants are.
+
+    DIR/metadata.json            written last: a dataset is whole when it exists
+    DIR/checkpoints/fingerprint.json  what a resume must match (config, seed, layout, renderer)
+    DIR/checkpoints/manifest_*.json   per checkpoint: every sample's hashes and class
+    DIR/videos/, DIR/labels/     format "pt": one .pt and one .json per sample
+    DIR/shards/                  format "shards": tar shards (.tar.zst or .tar)
+
+See docs/architecture.md for the whole format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+FORMAT_VERSION = 1
+FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or tar shards
+# How shards are stored, by ``--compression``: each sample a zstd frame, or a plain tar.
+SHARD_SUFFIXES = {"zstd": ".tar.zst", "none": ".tar"}
+MIN_STEM_WIDTH = 4
+METADATA = "metadata.json"
+FINGERPRINT = "fingerprint.json"
+LOCK = ".lock"
+
+
+def stem_width(n: int) -> int:
+    """Digits for zero-padded stems so ``n`` samples sort in index order (at least 4)."""
+    return max(MIN_STEM_WIDTH, len(str(max(n - 1, 0))))
+
+
+class Layout:
+    """Where each file of a format-v1 dataset lives."""
+
+    def __init__(self, root: str | os.PathLike, width: int = MIN_STEM_WIDTH) -> None:
+        self.root = Path(root)
+        self.width = width
+        self.videos = self.root / "videos"
+        self.labels = self.root / "labels"
+        self.checkpoints = self.root / "checkpoints"
+        self.shards = self.root / "shards"
+        self.metadata = self.root / METADATA
+        self.fingerprint = self.checkpoints / FINGERPRINT
+        self.lock = self.root / LOCK
+
+    def stem(self, index: int) -> str:
+        return f"sample_{index:0{self.width}d}"
+
+    def video(self, index: int) -> Path:
+        return self.videos / f"{self.stem(index)}.pt"
+
+    def label(self, index: int) -> Path:
+        return self.labels / f"{self.stem(index)}.json"
+
+    def shard(self, start: int, compression: str = "zstd") -> Path:
+        """The shard whose first sample is ``start`` (format "shards")."""
+        return self.shards / f"shard_{start:0{self.width}d}{SHARD_SUFFIXES[compression]}"
+
+    def manifest(self, end: int) -> Path:
+        return self.checkpoints / f"checkpoint_{end}.json"
+
+    # no mutate: any default but "shards" means "pt"
+    def make_dirs(self, fmt: str = "pt") -> None:  # pragma: no mutate
+        for d in (self.shards,) if fmt == "shards" else (self.videos, self.labels):
+            d.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def manifests(self) -> list[Path]:
+        """Chunk manifests in sample order."""
+        found = []
+        for p in self.checkpoints.glob("checkpoint_*.json"):
+            suffix = p.stem.removeprefix("checkpoint_")
+            if suffix.isdigit():
+                found.append((int(suffix), p))
+        return [p for _, p in sorted(found)]
+
+
+def label_bytes(label: dict) -> bytes:
+    return (json.dumps(label, sort_keys=True, separators=(",", ":")) + "\n").encode()
