@@ -36,6 +36,21 @@ def s3(monkeypatch):
     server.stop()
 
 
+# Requests that create an object (a multipart upload exists only once completed).
+WRITES = ("PutObject", "CompleteMultipartUpload")
+
+
+def record_calls(client) -> list[tuple[str, str | None]]:
+    """Every request ``client`` makes from now on, as (operation, key), in order."""
+    calls: list[tuple[str, str | None]] = []
+
+    def hook(model, params, **_):
+        calls.append((model.name, params.get("Key")))
+
+    client.meta.events.register("before-parameter-build.s3", hook)
+    return calls
+
+
 @pytest.fixture
 def folder(tmp_path):
     """A run-folder-like tree: nested files, one big enough for a multipart upload."""
@@ -90,12 +105,29 @@ def test_interrupted_push_resumes_with_what_is_missing(s3, folder, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
     monkeypatch.setattr(client, "upload_file", real)
+    calls = record_calls(client)
     stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
     # big.bin (multipart) and two small files went up before the interruption
     assert stats["skipped"] == 3 and stats["uploaded"] == 1
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="data", Prefix="ds/")["Contents"])
     assert keys == ["ds/big.bin", "ds/events/a.log", "ds/metadata.json", "ds/results.json"]
-    assert sent[-1] != "ds/metadata.json"  # the completion marker goes last
+    assert "ds/metadata.json" not in sent  # the completion marker never went up early
+    assert [k for op, k in calls if op in WRITES] == ["ds/metadata.json"]
+
+
+def test_metadata_json_is_the_last_object_written(s3, folder):
+    """The order of the object-creating requests themselves, not just which files were sent."""
+    _, client = s3
+    calls = record_calls(client)
+    push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    written = [k for op, k in calls if op in WRITES]
+    assert sorted(written) == [
+        "ds/big.bin",
+        "ds/events/a.log",
+        "ds/metadata.json",
+        "ds/results.json",
+    ]
+    assert written[-1] == "ds/metadata.json"
 
 
 def test_damaged_object_is_detected_and_not_written(s3, folder, tmp_path, cli, capsys):
