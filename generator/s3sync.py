@@ -223,12 +223,18 @@ def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = F
 
 
 def _already_there(client, bucket: str, key: str, listed: dict | None, h: FileHashes) -> bool:
-    """Same size and same bytes: by the listed ETag, or else by the object's sha256 metadata."""
+    """Same size, same bytes and a hash a pull can verify it by.
+
+    The listing tells for what we pushed: ETag (MD5 of the bytes or of their parts) and a
+    SHA-256 checksum. Otherwise one HEAD reads the sha256 metadata: an object sent in parts
+    of another size, encrypted with KMS, or pushed by an older version without checksum.
+    An object of another uploader, with neither, is sent again so that it gets them.
+    """
     if listed is None or listed["Size"] != h.size:
         return False
-    if listed["ETag"].strip('"') in h.etags():
+    if listed["ETag"].strip('"') in h.etags() and "SHA256" in listed.get("ChecksumAlgorithm", []):
         return True
-    head = _head(client, bucket, key)  # sent in parts of another size, or encrypted with KMS
+    head = _head(client, bucket, key)
     return head is not None and head.get("Metadata", {}).get(SHA_KEY) == h.sha256
 
 

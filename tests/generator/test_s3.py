@@ -421,6 +421,16 @@ def test_a_repeated_push_lists_once_and_heads_nothing(s3, folder):
     assert ops["PutObject"] == 1 and ops["ListObjectsV2"] == 1 and ops["HeadObject"] <= 1
 
 
+def test_push_over_another_uploaders_copy_sends_the_files_again_with_their_hashes(s3, folder):
+    """Same bytes but nothing a pull could verify them by: skipping them would strand them."""
+    endpoint, client = s3
+    upload_plain(endpoint, folder, "ds")
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["uploaded"] == 4 and stats["skipped"] == 0
+    head = client.head_object(Bucket="data", Key="ds/events/a.log", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == b64sha((folder / "events" / "a.log").read_bytes())
+
+
 # ---------------------------------------------------------------- atomic pulls
 
 
@@ -474,6 +484,39 @@ def test_a_pull_killed_over_an_existing_dataset_leaves_it_untouched_and_resumes(
     assert stats["kept"] == 8 and len(fetched) == len(tree(new)) - stats["kept"]
     assert cli("validate", dest) == 0
     assert not (tmp_path / ".dest.pull-tmp").exists()
+
+
+def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
+    s3, tmp_path, cli, monkeypatch
+):
+    """The moves are renames, but a kill among them must not leave a mix that looks complete."""
+    import generator.s3sync as s3sync
+
+    _, client = s3
+    push(make_dataset(cli, tmp_path / "old", seed=1), "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    new = make_dataset(cli, tmp_path / "new", seed=2)
+    push(new, "s3://data/ds", client, quiet=True)
+
+    real, moved = os.replace, []
+
+    def killed(src, dst):
+        if dest in Path(dst).parents:
+            if len(moved) == 4:
+                raise KeyboardInterrupt  # the fifth move into dest never happens
+            moved.append(dst)
+        return real(src, dst)
+
+    monkeypatch.setattr(s3sync.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pull("s3://data/ds", dest, client, quiet=True)
+    monkeypatch.setattr(s3sync.os, "replace", real)
+    assert not (dest / "metadata.json").exists()  # the folder says it is incomplete
+    assert cli("validate", dest) == 1
+    stats = pull("s3://data/ds", dest, client, quiet=True)
+    assert not stats["damaged"] and tree(dest) == tree(new)
+    assert cli("validate", dest) == 0
 
 
 def test_a_pull_that_fails_verification_writes_no_metadata(s3, folder, tmp_path, cli, capsys):
