@@ -485,20 +485,21 @@ def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> s
 
 
 def _move_into_place(rels: list[str], staging: Path, target: Path) -> None:
-    """Rename verified files into ``target``. ``metadata.json`` is removed first and put back
-    last: a move cut short leaves a folder that says it is incomplete, never a mix."""
-    if not rels:
-        target.mkdir(parents=True, exist_ok=True)
-        return
+    """Rename verified files into ``target``. ``metadata.json`` is taken out first (set aside
+    in ``staging`` if it stays the same) and put back last: a move cut short leaves a folder
+    that says it is incomplete, never a mix, and the next run finds it staged."""
     target.mkdir(parents=True, exist_ok=True)
-    if (staging / METADATA).is_file():
-        (target / METADATA).unlink(missing_ok=True)
-    for rel in rels:
-        if rel == METADATA:
-            continue
+    others = [rel for rel in rels if rel != METADATA]
+    if others and (target / METADATA).is_file():
+        if (staging / METADATA).is_file():
+            (target / METADATA).unlink()
+        else:
+            os.replace(target / METADATA, staging / METADATA)
+    for rel in others:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, target / rel)
-    sync_filesystem(target)
+    if others:
+        sync_filesystem(target)
     if (staging / METADATA).is_file():
         os.replace(staging / METADATA, target / METADATA)
         sync_filesystem(target)

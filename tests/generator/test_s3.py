@@ -519,6 +519,34 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
     assert cli("validate", dest) == 0
 
 
+def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
+    s3, folder, tmp_path, monkeypatch
+):
+    import generator.s3sync as s3sync
+
+    _, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    (folder / "results.json").write_text('{"val_accuracy": 0.8}\n')  # metadata.json unchanged
+    push(folder, "s3://data/ds", client, quiet=True)
+    real = os.replace
+
+    def killed(src, dst):
+        if Path(dst) == dest / "results.json":
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(s3sync.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pull("s3://data/ds", dest, client, quiet=True)
+    monkeypatch.setattr(s3sync.os, "replace", real)
+    assert not (dest / "metadata.json").exists()
+    assert (tmp_path / ".dest.pull-tmp" / "metadata.json").is_file()  # set aside, not lost
+    assert not pull("s3://data/ds", dest, client, quiet=True)["damaged"]
+    assert tree(dest) == tree(folder)
+
+
 def test_a_pull_that_fails_verification_writes_no_metadata(s3, folder, tmp_path, cli, capsys):
     endpoint, client = s3
     push(folder, "s3://data/ds", client, quiet=True)
