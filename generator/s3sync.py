@@ -34,6 +34,7 @@ Credentials come from boto3's usual chain (environment, ``~/.aws``, instance rol
 from __future__ import annotations
 
 import base64
+import filecmp
 import json
 import os
 import re
@@ -384,7 +385,8 @@ def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = F
         if stats["damaged"]:
             return stats  # nothing moved: DIR is as it was, staging keeps what verified
         write_json_atomic(marker, origin)
-        _move_into_place(stats.pop("to_move"), staging, target)
+        has_metadata = any(k == _key(prefix, METADATA) for k in objects)
+        _move_into_place(stats.pop("to_move"), staging, target, has_metadata)
     shutil.rmtree(staging, ignore_errors=True)
     return stats
 
@@ -445,6 +447,10 @@ def _fetch(
         if not unhashed and here.is_file() and (label := check.passes(here)):
             stats["skipped"] += 1
             by[label] += 1
+            if staged.is_file():
+                staged.unlink()  # an older copy from a failed run: never to be moved in
+            if MANIFEST.fullmatch(rel):
+                manifests.update(manifest_hashes(here))
             continue
         if not unhashed and staged.is_file() and (label := check.passes(staged)):
             stats["kept"] += 1
@@ -461,7 +467,7 @@ def _fetch(
         by[label] += 1
         if MANIFEST.fullmatch(rel):
             manifests.update(manifest_hashes(staged))
-        if unhashed and here.is_file() and here.read_bytes() == staged.read_bytes():
+        if unhashed and here.is_file() and filecmp.cmp(here, staged, shallow=False):
             continue  # the same file is already in place
         stats["to_move"].append(rel)
     stats["by"] = by
@@ -484,12 +490,18 @@ def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> s
         tmp.unlink(missing_ok=True)
 
 
-def _move_into_place(rels: list[str], staging: Path, target: Path) -> None:
+def _move_into_place(rels: list[str], staging: Path, target: Path, has_metadata: bool) -> None:
     """Rename verified files into ``target``. ``metadata.json`` is taken out first (set aside
     in ``staging`` if it stays the same) and put back last: a move cut short leaves a folder
-    that says it is incomplete, never a mix, and the next run finds it staged."""
+    that says it is incomplete, never a mix, and the next run finds it staged. A source
+    without ``metadata.json`` (a training run) has no such marker: its files just move."""
     target.mkdir(parents=True, exist_ok=True)
     others = [rel for rel in rels if rel != METADATA]
+    if not has_metadata:
+        for rel in others:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, target / rel)
+        return
     if others and (target / METADATA).is_file():
         if (staging / METADATA).is_file():
             (target / METADATA).unlink()

@@ -401,6 +401,22 @@ def test_objects_with_only_a_service_checksum_are_verified_by_it(
     assert not again.exists()
 
 
+def test_a_manifest_already_in_place_still_vouches_for_the_objects_it_lists(s3, tmp_path, cli):
+    """A manifest skipped because DIR holds it is read all the same."""
+    endpoint, client = s3
+    ds = make_dataset(cli, tmp_path / "ds", seed=1)
+    push(ds, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    video = "videos/sample_0003.pt"
+    client.put_object(Bucket="data", Key=f"ds/{video}", Body=(ds / video).read_bytes())  # no hash
+    (dest / video).unlink()
+    stats = pull("s3://data/ds", dest, client, quiet=True)
+    assert not stats["damaged"] and stats["downloaded"] == 1
+    assert stats["by"]["by the manifests' SHA-256"] == 1
+    assert cli("validate", dest) == 0
+
+
 # ---------------------------------------------------------------- requests a push makes
 
 
