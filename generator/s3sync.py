@@ -19,7 +19,8 @@ pull
   SHA-256 that the dataset's checkpoint manifests record for a video, label or shard. The
   files that hold those hashes (``metadata.json``, ``checkpoints/fingerprint.json``,
   ``checkpoints/checkpoint_*.json``) need none: the dataset reader and ``validate`` check
-  them. Any other object without a hash fails the pull. Objects are downloaded into
+  them; ``normalization.json``, a cache, is left out without a hash (the reader computes
+  it again). Any other object without a hash fails the pull. Objects are downloaded into
   ``.DIR.pull-tmp`` beside DIR, and moved into DIR only once every one verified, with
   ``metadata.json`` last; a failed or interrupted pull leaves DIR as it was, and the next
   run keeps what already verified. DIR must be new, empty, or an earlier pull of the same
@@ -79,6 +80,10 @@ UNHASHED_BY_DESIGN = re.compile(
     r"metadata\.json|checkpoints/fingerprint\.json|checkpoints/checkpoint_\d+\.json"
 )
 MANIFEST = re.compile(r"checkpoints/checkpoint_\d+\.json")
+# Caches the dataset reader computes again when missing (generator.dataset.STATS_FILE):
+# without a hash they are left out rather than trusted.
+RECOMPUTED = {"normalization.json"}
+LEFT_OUT = "left out: a cache without a hash, computed again by the reader"
 
 
 def _has_control(text: str) -> bool:
@@ -437,6 +442,9 @@ def _fetch(
         key, obj = rels[rel]
         check = _check_for(client, bucket, key, rel, manifests)
         unhashed = not check.tests
+        if unhashed and rel in RECOMPUTED:
+            by[LEFT_OUT] += 1
+            continue
         if unhashed and not UNHASHED_BY_DESIGN.fullmatch(rel):
             stats["damaged"].append(
                 f"{rel}: nothing to verify it by (no sha256 metadata, no SHA-256 checksum, "

@@ -312,11 +312,18 @@ def test_push_stores_service_sha256_checksums(s3, folder):
 def test_a_dataset_uploaded_by_another_tool_pulls_verified_by_its_manifests(
     s3, tmp_path, cli, capsys, request, which
 ):
-    endpoint, _ = s3
+    from generator.dataset import STATS_FILE
+    from generator.s3sync import RECOMPUTED
+
+    endpoint, client = s3
     ds = request.getfixturevalue(which)
     upload_plain(endpoint, ds, "plain")
+    # a cache the reader would trust if it parses: without a hash it is left out
+    assert RECOMPUTED == {STATS_FILE}
+    client.put_object(Bucket="data", Key=f"plain/{STATS_FILE}", Body=b'{"mean": [9]}')
     copy = tmp_path / "copy"
     assert cli("pull", "s3://data/plain", copy, "--endpoint-url", endpoint, "--quiet") == 0
+    assert not (copy / STATS_FILE).exists()
     out = capsys.readouterr().out
     data_files = len(list((ds / ("shards" if "shard" in which else "videos")).iterdir()))
     assert f"{data_files * (1 if 'shard' in which else 2)} by the manifests' SHA-256" in out
