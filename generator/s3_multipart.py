@@ -2,20 +2,103 @@
 only the parts S3 does not hold yet.
 
 boto3's managed transfer aborts an unfinished multipart upload, so its retry starts the
-file over. Here the upload is left open on interruption; the next push finds it
-(``ListMultipartUploads``), checks every part S3 already holds against the local file
-(size and MD5, which is a part's ETag on S3), sends the missing parts and completes it.
-An upload is reused only if its parts were sent after the file's last change (by S3's
-clock), so the SHA-256 metadata it was created with still describes the file; any other
-open upload of the key is aborted, so none is left to cost storage.
+file over. Here the upload is left open on interruption and the next push continues it.
+
+S3 cannot say which file an open upload was started from (``ListMultipartUploads`` returns
+no metadata), yet the upload's ``sha256`` metadata is fixed when it is created. So each
+upload we create is recorded locally (the user's cache folder, one small JSON file per
+bucket and key) with the file's identity: size, mtime_ns, device, inode and ctime_ns, and
+its SHA-256. An open upload is continued only if its record names this very upload, the
+file still has that identity, and the SHA-256 this push has just computed again equals the
+recorded one: a change whose mtime was put back still moves the ctime and the hash. Any
+other open upload of the key is aborted, so none is left to cost storage.
+
+Each part S3 already holds is checked against the file (size, and its SHA-256 checksum or
+its MD5 ETag); one that differs is sent again. Parts go up with their SHA-256
+(``ChecksumAlgorithm="SHA256"``), which S3 checks on arrival. Once completed, the object
+is checked against the file: size, sha256 metadata, multipart ETag (MD5 of the parts'
+MD5s) and the checksum of the parts' checksums, and the file must not have changed during
+the push; otherwise the object is deleted and the push fails.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
+
+SHA_KEY = "sha256"  # the user metadata key (x-amz-meta-sha256) every pushed object carries
+BLOCK = 1 << 20
+
+
+class S3Error(Exception):
+    """A push or pull that cannot proceed; ``exit_code`` 2 for bad input, 1 for failed verification."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def identity(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file's bytes may have changed; ctime cannot be set back by ``utime``."""
+    return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    """One read of a file gives every hash a push compares or sends."""
+
+    size: int
+    identity: tuple[int, ...]
+    sha256: str
+    part_size: int
+    part_md5: tuple[bytes, ...]
+    part_sha256: tuple[bytes, ...]
+
+    def etags(self) -> set[str]:
+        """The ETags S3 gives these bytes: MD5 if sent whole, MD5 of the parts' MD5s if in parts."""
+        multi = hashlib.md5(b"".join(self.part_md5), usedforsecurity=False).hexdigest()
+        found = {f"{multi}-{len(self.part_md5)}"}
+        if len(self.part_md5) == 1:
+            found.add(self.part_md5[0].hex())
+        return found
+
+    def composite_sha256(self) -> str:
+        """S3's SHA-256 checksum of a multipart object: of the parts' SHA-256 digests, base64."""
+        return b64(hashlib.sha256(b"".join(self.part_sha256)).digest())
+
+
+def hash_file(path: Path, part_size: int) -> FileHashes:
+    """SHA-256 of the file, MD5 and SHA-256 of each ``part_size`` part; the file must not change meanwhile."""
+    before = os.stat(path)
+    whole = hashlib.sha256()
+    md5s, shas = [], []
+    with open(path, "rb") as f:
+        while True:
+            md5, sha, got = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+            while got < part_size and (block := f.read(min(BLOCK, part_size - got))):
+                for h in (whole, md5, sha):
+                    h.update(block)
+                got += len(block)
+            if not got and md5s:
+                break
+            md5s.append(md5.digest())
+            shas.append(sha.digest())
+            if got < part_size:
+                break
+    if identity(os.stat(path)) != identity(before):
+        raise S3Error(f"{path} changed while it was read; run again once it is written", 1)
+    return FileHashes(
+        before.st_size, identity(before), whole.hexdigest(), part_size, tuple(md5s), tuple(shas)
+    )
 
 
 def _read_part(path: Path, number: int, part_size: int) -> bytes:
@@ -33,62 +116,152 @@ def _held_parts(client, bucket: str, key: str, upload_id: str) -> dict[int, dict
     return parts
 
 
-def _matches(path: Path, number: int, part: dict, part_size: int) -> bool:
-    data = _read_part(path, number, part_size)
-    return part["Size"] == len(data) and part["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+class ResumeRecord:
+    """The local record of the upload we created for ``bucket/key`` at one endpoint."""
+
+    def __init__(self, client, bucket: str, key: str) -> None:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        where = f"{client.meta.endpoint_url}\n{bucket}\n{key}".encode()
+        name = hashlib.sha256(where).hexdigest()[:32] + ".json"
+        self.path = Path(cache) / "trajectory-suite" / "s3-uploads" / name
+
+    def load(self) -> dict:
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def save(self, upload_id: str, hashes: FileHashes) -> None:
+        """Best effort: without a record the upload is not continued, only started over."""
+        from trajkit.files import write_json_atomic
+
+        record = {
+            "upload_id": upload_id,
+            "identity": list(hashes.identity),
+            "sha256": hashes.sha256,
+            "part_size": hashes.part_size,
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path, record)
+        except OSError:
+            pass
+
+    def describes(self, upload_id: str, hashes: FileHashes) -> bool:
+        r = self.load()
+        return (
+            r.get("upload_id") == upload_id
+            and r.get("identity") == list(hashes.identity)
+            and r.get("sha256") == hashes.sha256
+            and r.get("part_size") == hashes.part_size
+        )
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
-def _resumable(
-    client, path: Path, bucket: str, key: str, part_size: int
-) -> tuple[str | None, dict[int, str]]:
-    """An open upload of ``key`` to continue, with the ETags of its good parts; abort the rest."""
-    changed = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+def _resumable(client, bucket: str, key: str, hashes: FileHashes, record: ResumeRecord):
+    """The open upload of ``key`` that our record says was started from this very file, or None;
+    every other open upload of the key is aborted."""
     uploads = []
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
         uploads += [u for u in page.get("Uploads", []) if u["Key"] == key]
-    chosen, etags = None, {}
-    for upload in sorted(uploads, key=lambda u: u["Initiated"], reverse=True):
-        if chosen is None:
-            held = _held_parts(client, bucket, key, upload["UploadId"])
-            # sent after the file's last change (S3's clock), and each part still the file's
-            fresh = held and min(p["LastModified"] for p in held.values()) > changed
-            if fresh and all(_matches(path, n, p, part_size) for n, p in held.items()):
-                chosen, etags = upload["UploadId"], {n: p["ETag"] for n, p in held.items()}
-                continue
+    chosen = None
+    for upload in uploads:
+        if (
+            chosen is None
+            and upload.get("ChecksumAlgorithm", "SHA256") == "SHA256"
+            and record.describes(upload["UploadId"], hashes)
+        ):
+            chosen = upload["UploadId"]
+            continue
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
-    return chosen, etags
+    return chosen
+
+
+def _good_part(hashes: FileHashes, number: int, part: dict) -> bool:
+    """A held part is the file's own: its size, and its SHA-256 checksum (or its MD5 ETag)."""
+    if number > len(hashes.part_md5):
+        return False
+    size = min(hashes.part_size, hashes.size - (number - 1) * hashes.part_size)
+    if part["Size"] != size:
+        return False
+    if part.get("ChecksumSHA256"):
+        return part["ChecksumSHA256"] == b64(hashes.part_sha256[number - 1])
+    return part["ETag"].strip('"') == hashes.part_md5[number - 1].hex()
 
 
 def upload_resumable(
-    client, path: Path, bucket: str, key: str, metadata: dict, part_size: int, threads: int = 4
+    client, path: Path, bucket: str, key: str, hashes: FileHashes, threads: int = 4
 ) -> dict:
     """Upload ``path`` to ``key`` in parts, continuing an interrupted upload of the same file.
 
     Returns ``{"parts": N, "parts_reused": K}``.
     """
-    size = path.stat().st_size
-    count = max(1, -(-size // part_size))
-    upload_id, etags = _resumable(client, path, bucket, key, part_size)
-    reused = len(etags)
+    part_size, count = hashes.part_size, len(hashes.part_md5)
+    record = ResumeRecord(client, bucket, key)
+    upload_id = _resumable(client, bucket, key, hashes, record)
+    held: dict[int, dict] = {}
     if upload_id is None:
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)[
-            "UploadId"
-        ]
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, Metadata={SHA_KEY: hashes.sha256}, ChecksumAlgorithm="SHA256"
+        )["UploadId"]
+        record.save(upload_id, hashes)
+    else:
+        held = _held_parts(client, bucket, key, upload_id)
+    reused = {n for n, part in held.items() if _good_part(hashes, n, part)}
 
-    def send(number: int) -> tuple[int, str]:
-        body = _read_part(path, number, part_size)
-        r = client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+    def send(number: int) -> None:
+        client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=_read_part(path, number, part_size),
+            ChecksumSHA256=b64(hashes.part_sha256[number - 1]),  # S3 refuses other bytes
         )
-        return number, r["ETag"]
 
-    todo = [n for n in range(1, count + 1) if n not in etags]
+    todo = [n for n in range(1, count + 1) if n not in reused]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        etags.update(pool.map(send, todo))  # an interruption leaves the upload open to resume
+        list(pool.map(send, todo))  # an interruption leaves the upload open to resume
+    parts = [
+        {
+            "PartNumber": n,
+            "ETag": f'"{hashes.part_md5[n - 1].hex()}"',
+            "ChecksumSHA256": b64(hashes.part_sha256[n - 1]),
+        }
+        for n in range(1, count + 1)
+    ]
     client.complete_multipart_upload(
-        Bucket=bucket,
-        Key=key,
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
     )
-    return {"parts": count, "parts_reused": reused}
+    record.clear()
+    check_uploaded(client, path, bucket, key, hashes)
+    return {"parts": count, "parts_reused": len(reused)}
+
+
+def check_uploaded(client, path: Path, bucket: str, key: str, hashes: FileHashes) -> None:
+    """The object now under ``key`` is the file as hashed, and the file did not change meanwhile;
+    if not, the object is deleted (its metadata would vouch for other bytes)."""
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    problems = []
+    if identity(os.stat(path)) != hashes.identity:
+        problems.append("the file changed while it was pushed")
+    if head["ContentLength"] != hashes.size:
+        problems.append(f"S3 holds {head['ContentLength']} bytes, the file has {hashes.size}")
+    if head.get("Metadata", {}).get(SHA_KEY) != hashes.sha256:
+        problems.append("its sha256 metadata is not the file's")
+    # With SSE-KMS an ETag is no MD5; otherwise it must be the parts' MD5s.
+    etag = head["ETag"].strip('"')
+    if "aws:kms" not in head.get("ServerSideEncryption", "") and etag not in hashes.etags():
+        problems.append("its ETag is not the MD5 of the file's parts")
+    checksum = head.get("ChecksumSHA256")
+    if checksum and checksum.split("-")[0] not in (
+        hashes.composite_sha256(),
+        b64(bytes.fromhex(hashes.sha256)),
+    ):
+        problems.append("its SHA-256 checksum is not the file's")
+    if problems:
+        client.delete_object(Bucket=bucket, Key=key)
+        raise S3Error(f"{key}: {'; '.join(problems)}; it was removed, push again", 1)

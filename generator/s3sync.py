@@ -1,56 +1,139 @@
 """``push DIR s3://bucket/prefix`` and ``pull s3://bucket/prefix DIR``: copy any folder to and from S3.
 
-Works for a dataset or a training run folder alike. Every object carries the
-SHA-256 of its bytes in its user metadata (``x-amz-meta-sha256``), which is
-what makes the copy checkable and resumable:
+Works for a dataset or a training run folder alike.
 
-- push skips a file whose object already holds the same SHA-256, so a push
-  that was interrupted is simply run again;
-- files larger than one part go up in parts, and an interrupted multipart upload
-  is continued part by part (``generator.s3_multipart``), not started over;
-- ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is;
-- both hold a dataset folder's ``.lock`` (``trajkit.lock``) while they run: a push or
-  pull is refused while a generator writes the folder, and a generator cannot start meanwhile;
-- pull writes each file to a temporary name, checks its SHA-256 against the
-  object's metadata, and renames it into place; a mismatch (a damaged object)
-  fails the pull with exit 1 and leaves nothing half-written.
+push
+  lists the prefix once and skips a file whose object has the same size and the same hash
+  (its ETag is the MD5 of the file, or of its parts; only an object whose ETag cannot tell,
+  e.g. sent in parts of another size, costs one HEAD for its sha256 metadata), so an
+  interrupted push is simply run again. Every object goes up with S3's SHA-256 checksum
+  (``ChecksumAlgorithm="SHA256"``, checked by S3 on arrival) and with the file's SHA-256 in
+  its user metadata (``x-amz-meta-sha256``). Files larger than one part go up in parts, and
+  an interrupted multipart upload is continued part by part (``generator.s3_multipart``).
+  ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is.
 
-Credentials come from boto3's usual chain (environment, ``~/.aws``, instance
-role); ``--endpoint-url`` points at any S3-compatible store (MinIO, Ceph, R2).
+pull
+  verifies every object before anything is put in place, by the first of: its sha256
+  metadata; S3's SHA-256 checksum of a single-part object (a multipart object's checksum is
+  of its parts' checksums: recomputed from the parts' sizes, else the next check); the
+  SHA-256 that the dataset's checkpoint manifests record for a video, label or shard. The
+  files that hold those hashes (``metadata.json``, ``checkpoints/fingerprint.json``,
+  ``checkpoints/checkpoint_*.json``) need none: the dataset reader and ``validate`` check
+  them; ``normalization.json``, a cache, is left out without a hash (the reader computes
+  it again). Any other object without a hash fails the pull. Objects are downloaded into
+  ``.DIR.pull-tmp`` beside DIR, and moved into DIR only once every one verified, with
+  ``metadata.json`` last; a failed or interrupted pull leaves DIR as it was, and the next
+  run keeps what already verified. DIR must be new, empty, or an earlier pull of the same
+  address (recorded in ``.DIR.pulled-from`` beside it).
+
+Both hold a dataset folder's ``.lock`` (``trajkit.lock``) while they run: a push or pull
+is refused while a generator writes the folder, and a generator cannot start meanwhile.
+Credentials come from boto3's usual chain (environment, ``~/.aws``, instance role);
+``--endpoint-url`` points at any S3-compatible store (MinIO, Ceph, R2).
 """
 
 from __future__ import annotations
 
+import base64
+import filecmp
+import json
 import os
+import re
+import shutil
 import sys
-from contextlib import contextmanager
+import unicodedata
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from generator.dataformat.layout import LOCK, METADATA
-from generator.s3_multipart import upload_resumable
-from trajkit.files import TMP_PREFIX, sha256_file
+from generator.s3_multipart import (
+    SHA_KEY,
+    FileHashes,
+    S3Error,
+    hash_file,
+    identity,
+    upload_resumable,
+)
+from trajkit.files import (
+    TMP_PREFIX,
+    remove_temporaries,
+    sha256_file,
+    sync_filesystem,
+    write_json_atomic,
+)
 from trajkit.lock import FolderLock, LockedError
 
-SHA_KEY = "sha256"
+__all__ = ["S3Error", "parse_url", "check_endpoint", "push", "pull", "main"]
+
 MB = 1 << 20
+EXTRA_HINT = "push/pull needs boto3: pip install 'trajectory-suite[s3]'"
+# Bucket names as S3 allows them, with upper case and '_' that some S3-compatible stores accept.
+BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
+MAX_KEY = 1024  # bytes, S3's limit
+# Files that hold the hashes of the others: the dataset reader and validate check them.
+UNHASHED_BY_DESIGN = re.compile(
+    r"metadata\.json|checkpoints/fingerprint\.json|checkpoints/checkpoint_\d+\.json"
+)
+MANIFEST = re.compile(r"checkpoints/checkpoint_\d+\.json")
+# Caches the dataset reader computes again when missing (generator.dataformat.dataset.STATS_FILE):
+# without a hash they are left out rather than trusted.
+RECOMPUTED = {"normalization.json"}
+LEFT_OUT = "left out: a cache without a hash, computed again by the reader"
 
 
-class S3Error(Exception):
-    """A push or pull that cannot proceed; ``exit_code`` 2 for bad input, 1 for failed verification."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def parse_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix") (no trailing slash)."""
+    """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix"); one trailing slash is allowed.
+
+    Refused: control characters, '.' or '..' segments, empty segments: S3 would store such a
+    key as it is, and a pull would make something else of it on disk.
+    """
     if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
         raise S3Error(f"expected an address like s3://bucket/prefix, got {url!r}")
+    if _has_control(url):
+        raise S3Error(f"the address {url!r} contains a control character")
     bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix.strip("/")
+    if not BUCKET.fullmatch(bucket):
+        raise S3Error(f"{bucket!r} is not a bucket name (3-63 letters, digits, '.', '-', '_')")
+    prefix = prefix.removesuffix("/")
+    segments = prefix.split("/") if prefix else []
+    if "" in segments:
+        raise S3Error(f"the address {url!r} has an empty path segment ('//')")
+    if "." in segments or ".." in segments:
+        raise S3Error(f"the address {url!r} has a '.' or '..' path segment")
+    if len(prefix.encode()) > MAX_KEY // 2:
+        raise S3Error(f"the prefix of {url!r} is too long for S3 keys under it")
+    return bucket, prefix
+
+
+def check_endpoint(url: str | None) -> None:
+    """``--endpoint-url`` is ``http(s)://host[:port][/path]``, nothing else."""
+    if url is None:
+        return
+    bad = S3Error(f"--endpoint-url must look like http(s)://host[:port], got {url!r}")
+    if _has_control(url) or any(c.isspace() for c in url):
+        raise bad
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise bad from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+    ):
+        raise bad
 
 
 def _key(prefix: str, rel: str) -> str:
@@ -64,22 +147,21 @@ def make_client(endpoint_url: str | None):
 
 
 def transfer_config(part_size: int = 64 * MB):
-    """Multipart above one part; parts of ``part_size`` (S3's minimum is 5 MiB)."""
+    """Parts of ``part_size`` (S3's minimum is 5 MiB); a file of at most one part goes whole."""
     from boto3.s3.transfer import TransferConfig
 
-    return TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
+    return TransferConfig(multipart_threshold=part_size + 1, multipart_chunksize=part_size)
 
 
-def _remote_sha(client, bucket: str, key: str) -> str | None:
+def _head(client, bucket: str, key: str, **kw) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
+        return client.head_object(Bucket=bucket, Key=key, **kw)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
-    return head.get("Metadata", {}).get(SHA_KEY)
 
 
 def check_bucket(client, bucket: str) -> None:
@@ -92,6 +174,15 @@ def check_bucket(client, bucket: str) -> None:
         code = e.response.get("Error", {}).get("Code", "")
         what = "does not exist" if code in ("404", "NoSuchBucket") else f"cannot be used ({code})"
         raise S3Error(f"bucket {bucket!r} {what}") from None
+
+
+def listing(client, bucket: str, prefix: str) -> dict[str, dict]:
+    """Every object under ``prefix``: key -> its listing entry (Size, ETag), in one paginated LIST."""
+    base = f"{prefix}/" if prefix else ""
+    found: dict[str, dict] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
+        found.update((o["Key"], o) for o in page.get("Contents", []))
+    return found
 
 
 def local_files(root: Path) -> list[str]:
@@ -120,6 +211,9 @@ def _writer_lock(root: Path):
         raise S3Error(str(e)) from None
 
 
+# ---------------------------------------------------------------- push
+
+
 def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = False) -> dict:
     """Upload ``root`` under ``url``; returns counts of uploaded and skipped files.
 
@@ -133,84 +227,307 @@ def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = F
         return _push(root, bucket, prefix, client, part_size, quiet)
 
 
+def _already_there(client, bucket: str, key: str, listed: dict | None, h: FileHashes) -> bool:
+    """Same size, same bytes and a hash a pull can verify it by.
+
+    The listing tells for what we pushed: ETag (MD5 of the bytes or of their parts) and a
+    SHA-256 checksum. Otherwise one HEAD reads the sha256 metadata: an object sent in parts
+    of another size, encrypted with KMS, or pushed by an older version without checksum.
+    An object of another uploader, with neither, is sent again so that it gets them.
+    """
+    if listed is None or listed["Size"] != h.size:
+        return False
+    if listed["ETag"].strip('"') in h.etags() and "SHA256" in listed.get("ChecksumAlgorithm", []):
+        return True
+    head = _head(client, bucket, key)
+    return head is not None and head.get("Metadata", {}).get(SHA_KEY) == h.sha256
+
+
 def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool) -> dict:
     config = transfer_config(part_size)
     stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0}
-    files = local_files(root)
-    for rel in tqdm(files, unit="file", disable=quiet or not sys.stderr.isatty()):
+    remote = listing(client, bucket, prefix)
+    for rel in tqdm(local_files(root), unit="file", disable=quiet or not sys.stderr.isatty()):
         path, key = root / rel, _key(prefix, rel)
-        sha = sha256_file(path)
-        if _remote_sha(client, bucket, key) == sha:
+        h = hash_file(path, part_size)
+        if _already_there(client, bucket, key, remote.get(key), h):
             stats["skipped"] += 1
             continue
-        if path.stat().st_size > part_size:
-            parts = upload_resumable(
-                client, path, bucket, key, {SHA_KEY: sha}, part_size, config.max_concurrency
-            )
+        if h.size > part_size:
+            parts = upload_resumable(client, path, bucket, key, h, config.max_concurrency)
             stats["parts_reused"] += parts["parts_reused"]
         else:
-            client.upload_file(
-                str(path), bucket, key, ExtraArgs={"Metadata": {SHA_KEY: sha}}, Config=config
-            )
+            extra = {"Metadata": {SHA_KEY: h.sha256}, "ChecksumAlgorithm": "SHA256"}
+            client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config)
+            if identity(path.stat()) != h.identity:  # its metadata would vouch for other bytes
+                client.delete_object(Bucket=bucket, Key=key)
+                raise S3Error(f"{path} changed while it was pushed; push again", 1)
         stats["uploaded"] += 1
-        stats["bytes"] += path.stat().st_size
+        stats["bytes"] += h.size
     return stats
+
+
+# ---------------------------------------------------------------- pull
+
+BY_METADATA = "by their sha256 metadata"
+BY_CHECKSUM = "by the SHA-256 checksum S3 holds"
+BY_MANIFEST = "by the manifests' SHA-256"
+BY_READER = "left to the dataset reader and validate (metadata, fingerprint, manifests)"
+DIFFERS = {
+    BY_METADATA: "its sha256 metadata",
+    BY_CHECKSUM: "S3's checksum",
+    BY_MANIFEST: "its manifest",
+}
+
+
+class Check:
+    """How one object is verified: a list of (label, test of a local file), tried in order.
+
+    A file passes on the first test that holds; a composite checksum that does not hold may
+    only mean parts of uneven size, so the next test is tried, and the last one decides.
+    """
+
+    def __init__(self) -> None:
+        self.tests: list[tuple[str, object]] = []
+
+    def passes(self, path: Path) -> str | None:
+        """The label the file verified by, or None."""
+        for label, test in self.tests:
+            if test(path):
+                return label
+        return None
+
+    @property
+    def failure(self) -> str:
+        return DIFFERS[self.tests[-1][0]]
+
+
+def _sha_test(hexdigest: str):
+    return lambda path: sha256_file(path) == hexdigest
+
+
+def _composite_test(client, bucket: str, key: str, checksum: str, parts: int | None):
+    """S3's checksum of a multipart object, recomputed with its first part's size for every part."""
+
+    def test(path: Path) -> bool:
+        first = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
+        count = parts or first.get("PartsCount")
+        h = hash_file(path, max(1, first["ContentLength"]))
+        return len(h.part_sha256) == count and h.composite_sha256() == checksum
+
+    return test
+
+
+def _check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, str]) -> Check:
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    check = Check()
+    if sha := head.get("Metadata", {}).get(SHA_KEY):
+        check.tests.append((BY_METADATA, _sha_test(sha)))
+    if checksum := head.get("ChecksumSHA256"):
+        value, _, suffix = checksum.partition("-")
+        etag_parts = head.get("ETag", "").strip('"').partition("-")[2]
+        composite = (
+            head.get("ChecksumType") == "COMPOSITE" or bool(suffix) or bool(etag_parts)
+        ) and head.get("ChecksumType") != "FULL_OBJECT"
+        if composite:
+            count = int(suffix or etag_parts) if (suffix or etag_parts).isdigit() else None
+            check.tests.append((BY_CHECKSUM, _composite_test(client, bucket, key, value, count)))
+        else:
+            check.tests.append((BY_CHECKSUM, _sha_test(base64.b64decode(value).hex())))
+    if rel in manifests:
+        check.tests.append((BY_MANIFEST, _sha_test(manifests[rel])))
+    return check
+
+
+def manifest_hashes(manifest: Path) -> dict[str, str]:
+    """rel path -> SHA-256 from one checkpoint manifest (``pt``: videos and labels; ``shards``:
+    shards); a manifest that does not parse vouches for nothing."""
+    try:
+        m = json.loads(manifest.read_text())
+        found = {}
+        for e in m.get("samples") or []:
+            found[f"videos/{e['stem']}.pt"] = e["video_sha256"]
+            found[f"labels/{e['stem']}.json"] = e["label_sha256"]
+        for s in m.get("shards") or []:
+            found[f"shards/{s['name']}"] = s["sha256"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
+
+
+def _safe_rel(rel: str) -> bool:
+    parts = rel.split("/")
+    return not _has_control(rel) and all(p not in ("", ".", "..") for p in parts)
 
 
 def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = False) -> dict:
-    """Download every object under ``url`` into ``root``, each verified by its SHA-256."""
+    """Download every object under ``url`` into ``root``, each verified before any is put in place."""
     bucket, prefix = parse_url(url)
+    source = f"s3://{bucket}/{prefix}".rstrip("/")
+    target = Path(os.path.abspath(root))
+    if not target.name:
+        raise S3Error(f"cannot pull into {root}: name a folder")
     check_bucket(client, bucket)
-    config = transfer_config(part_size)
-    base = f"{prefix}/" if prefix else ""
-    keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    if not keys:
+    objects = listing(client, bucket, prefix)
+    if not objects:
         raise S3Error(f"nothing under {url}")
-    root.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(root):
-        return _pull(keys, root, bucket, prefix, client, config, quiet)
-
-
-def _pull(
-    keys: list[str], root: Path, bucket: str, prefix: str, client, config, quiet: bool
-) -> dict:
-    base = f"{prefix}/" if prefix else ""
-    keys.sort(key=lambda k: k == _key(prefix, METADATA))  # the completion marker last
-    stats = {"downloaded": 0, "skipped": 0, "damaged": []}
-    for key in tqdm(keys, unit="file", disable=quiet or not sys.stderr.isatty()):
-        rel = key[len(base) :]
-        if not rel or rel.endswith("/") or ".." in Path(rel).parts or Path(rel).is_absolute():
-            continue  # folder markers, and keys that would land outside DIR
-        if rel == LOCK:
-            continue  # ours is held for this pull
-        want = _remote_sha(client, bucket, key)
-        if want is None:
-            stats["damaged"].append(f"{rel}: the object has no sha256 metadata to verify it by")
-            continue
-        path = root / rel
-        if path.is_file() and sha256_file(path) == want:
-            stats["skipped"] += 1
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    staging = target.parent / f".{target.name}.pull-tmp"
+    marker = target.parent / f".{target.name}.pulled-from"
+    origin = {"source": source, "endpoint": client.meta.endpoint_url}
+    _check_target(target, marker, origin, source)
+    with ExitStack() as stack:
+        if target.is_dir():
+            stack.enter_context(_writer_lock(target))
+        staging.mkdir(parents=True, exist_ok=True)
         try:
-            client.download_file(bucket, key, str(tmp), Config=config)
-            if sha256_file(tmp) != want:
-                stats["damaged"].append(f"{rel}: SHA-256 of the downloaded bytes differs")
-                continue
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        stats["downloaded"] += 1
+            stack.enter_context(FolderLock(staging / LOCK))
+        except LockedError as e:
+            raise S3Error(str(e)) from None
+        remove_temporaries(staging)
+        base = f"{prefix}/" if prefix else ""
+        stats = _fetch(objects, base, staging, target, bucket, client, part_size, quiet)
+        if stats["damaged"]:
+            return stats  # nothing moved: DIR is as it was, staging keeps what verified
+        write_json_atomic(marker, origin)
+        has_metadata = any(k == _key(prefix, METADATA) for k in objects)
+        _move_into_place(stats.pop("to_move"), staging, target, has_metadata)
+    shutil.rmtree(staging, ignore_errors=True)
     return stats
 
 
-def main(command: str, argv: list[str]) -> int:
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
+def _check_target(target: Path, marker: Path, origin: dict, source: str) -> None:
+    """DIR is new, empty (but for a lock), or an earlier pull of the same address."""
+    if target.exists() and not target.is_dir():
+        raise S3Error(f"{target} is not a folder")
+    if not target.exists() or all(p.name == LOCK for p in target.iterdir()):
+        return
+    try:
+        earlier = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if earlier != origin:
+        raise S3Error(
+            f"{target} is not empty and is not a pull of {source}; pull into a new or empty folder"
+        )
 
+
+def _fetch(
+    objects: dict[str, dict],
+    base: str,
+    staging: Path,
+    target: Path,
+    bucket: str,
+    client,
+    part_size: int,
+    quiet: bool,
+) -> dict:
+    """Verify every object into ``staging`` (or find it already in ``target``)."""
+    config = transfer_config(part_size)
+    stats = {"downloaded": 0, "kept": 0, "skipped": 0, "damaged": [], "to_move": []}
+    by: Counter[str] = Counter()
+    rels = {}
+    for key, obj in objects.items():
+        rel = key[len(base) :]
+        if not rel or rel.endswith("/") or rel == LOCK:
+            continue  # folder markers; our own lock is held for this pull
+        if not _safe_rel(rel):
+            stats["damaged"].append(f"{rel!r}: a name that cannot be a file inside the folder")
+            continue
+        rels[rel] = (key, obj)
+    # manifests first (they hold hashes of the rest), metadata.json last
+    order = sorted(rels, key=lambda r: (not MANIFEST.fullmatch(r), r == METADATA, r))
+    manifests: dict[str, str] = {}
+    for rel in tqdm(order, unit="file", disable=quiet or not sys.stderr.isatty()):
+        key, obj = rels[rel]
+        check = _check_for(client, bucket, key, rel, manifests)
+        unhashed = not check.tests
+        if unhashed and rel in RECOMPUTED:
+            by[LEFT_OUT] += 1
+            continue
+        if unhashed and not UNHASHED_BY_DESIGN.fullmatch(rel):
+            stats["damaged"].append(
+                f"{rel}: nothing to verify it by (no sha256 metadata, no SHA-256 checksum, "
+                "in no manifest)"
+            )
+            continue
+        here, staged = target / rel, staging / rel
+        if not unhashed and here.is_file() and (label := check.passes(here)):
+            stats["skipped"] += 1
+            by[label] += 1
+            if staged.is_file():
+                staged.unlink()  # an older copy from a failed run: never to be moved in
+            if MANIFEST.fullmatch(rel):
+                manifests.update(manifest_hashes(here))
+            continue
+        if not unhashed and staged.is_file() and (label := check.passes(staged)):
+            stats["kept"] += 1
+        else:
+            label = _download(client, bucket, key, obj, staged, check, config)
+            if label is None:
+                stats["damaged"].append(
+                    f"{rel}: SHA-256 of the downloaded bytes differs from {check.failure}"
+                    if check.tests
+                    else f"{rel}: the download has not the listed size"
+                )
+                continue
+            stats["downloaded"] += 1
+        by[label] += 1
+        if MANIFEST.fullmatch(rel):
+            manifests.update(manifest_hashes(staged))
+        if unhashed and here.is_file() and filecmp.cmp(here, staged, shallow=False):
+            continue  # the same file is already in place
+        stats["to_move"].append(rel)
+    stats["by"] = by
+    return stats
+
+
+def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> str | None:
+    """Download ``key`` to ``staged`` through a temporary name; the label it verified by, or None."""
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    tmp = staged.with_name(f"{TMP_PREFIX}{staged.name}.{os.getpid()}")
+    try:
+        client.download_file(bucket, key, str(tmp), Config=config)
+        if tmp.stat().st_size != obj["Size"]:
+            return None
+        label = check.passes(tmp) if check.tests else BY_READER
+        if label is not None:
+            os.replace(tmp, staged)
+        return label
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _move_into_place(rels: list[str], staging: Path, target: Path, has_metadata: bool) -> None:
+    """Rename verified files into ``target``. ``metadata.json`` is taken out first (set aside
+    in ``staging`` if it stays the same) and put back last: a move cut short leaves a folder
+    that says it is incomplete, never a mix, and the next run finds it staged. A source
+    without ``metadata.json`` (a training run) has no such marker: its files just move."""
+    target.mkdir(parents=True, exist_ok=True)
+    others = [rel for rel in rels if rel != METADATA]
+    if not has_metadata:
+        for rel in others:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, target / rel)
+        return
+    if others and (target / METADATA).is_file():
+        if (staging / METADATA).is_file():
+            (target / METADATA).unlink()
+        else:
+            os.replace(target / METADATA, staging / METADATA)
+    for rel in others:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, target / rel)
+    if others:
+        sync_filesystem(target)
+    if (staging / METADATA).is_file():
+        os.replace(staging / METADATA, target / METADATA)
+        sync_filesystem(target)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(command: str, argv: list[str]) -> int:
     from trajkit.cli import OneLineParser
 
     p = OneLineParser(prog=f"python -m generator {command}", description=__doc__.splitlines()[0])
@@ -228,12 +545,25 @@ def main(command: str, argv: list[str]) -> int:
         print("error: --part-size-mb must be at least 5 (S3's smallest part)", file=sys.stderr)
         return 2
     try:
+        parse_url(args.url)
+        check_endpoint(args.endpoint_url)
+    except S3Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        import boto3  # noqa: F401 - the optional extra, named if missing
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        print(f"error: {EXTRA_HINT}", file=sys.stderr)
+        return 2
+    try:
         client = make_client(args.endpoint_url)
         if command == "push":
             s = push(args.dir, args.url, client, args.part_size_mb * MB, args.quiet)
             print(
                 f"pushed {args.dir} to {args.url}: {s['uploaded']} files uploaded "
-                f"({s['bytes'] / 1e6:.1f} MB), {s['skipped']} already there with the same SHA-256"
+                f"({s['bytes'] / 1e6:.1f} MB), {s['skipped']} already there with the same bytes"
                 + (
                     f"; {s['parts_reused']} parts of interrupted uploads kept"
                     if s["parts_reused"]
@@ -253,13 +583,15 @@ def main(command: str, argv: list[str]) -> int:
         return 2
     if s["damaged"]:
         print(
-            f"error: {len(s['damaged'])} object(s) failed verification and were not written: "
-            + "; ".join(s["damaged"][:3]),
+            f"error: {len(s['damaged'])} object(s) failed verification; nothing was put in "
+            f"{args.dir} (what verified is kept for the next run): " + "; ".join(s["damaged"][:3]),
             file=sys.stderr,
         )
         return 1
+    verified = ", ".join(f"{n} {label}" for label, n in s["by"].most_common())
     print(
-        f"pulled {args.url} to {args.dir}: {s['downloaded']} files downloaded and verified, "
-        f"{s['skipped']} already present with the same SHA-256"
+        f"pulled {args.url} to {args.dir}: {s['downloaded']} files downloaded, "
+        f"{s['kept']} kept from an interrupted pull, {s['skipped']} already present; "
+        f"verified: {verified}"
     )
     return 0

@@ -1,9 +1,14 @@
 """push/pull against a real S3 API over HTTP: moto's standalone server on loopback."""
 
+import base64
+import hashlib
 import os
 import socket
+import sys
 import time
 import urllib.request
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +16,7 @@ from generator.s3sync import MB, make_client, pull, push
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3(monkeypatch, tmp_path):
     """A moto S3 server on 127.0.0.1 for one test; credentials come through boto3's env chain."""
     from moto.server import ThreadedMotoServer
 
@@ -27,6 +32,7 @@ def s3(monkeypatch):
     }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # multipart resume state
     endpoint = f"http://127.0.0.1:{port}"
     # moto keeps its state per process, not per server: start every test from an empty store.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
@@ -34,6 +40,21 @@ def s3(monkeypatch):
     client.create_bucket(Bucket="data")
     yield endpoint, client
     server.stop()
+
+
+# Requests that create an object (a multipart upload exists only once completed).
+WRITES = ("PutObject", "CompleteMultipartUpload")
+
+
+def record_calls(client) -> list[tuple[str, str | None]]:
+    """Every request ``client`` makes from now on, as (operation, key), in order."""
+    calls: list[tuple[str, str | None]] = []
+
+    def hook(model, params, **_):
+        calls.append((model.name, params.get("Key")))
+
+    client.meta.events.register("before-parameter-build.s3", hook)
+    return calls
 
 
 @pytest.fixture
@@ -69,7 +90,7 @@ def test_push_multipart_then_pull_verified(s3, folder, tmp_path, cli, capsys):
 
     dest = tmp_path / "copy"
     assert cli("pull", "s3://data/runs/r1", dest, "--endpoint-url", endpoint) == 0
-    assert "4 files downloaded and verified" in capsys.readouterr().out
+    assert "4 files downloaded" in capsys.readouterr().out
     for rel in ("results.json", "events/a.log", "big.bin", "metadata.json"):
         assert (dest / rel).read_bytes() == (folder / rel).read_bytes()
     assert not (dest / ".lock").exists()
@@ -90,12 +111,29 @@ def test_interrupted_push_resumes_with_what_is_missing(s3, folder, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
     monkeypatch.setattr(client, "upload_file", real)
+    calls = record_calls(client)
     stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
     # big.bin (multipart) and two small files went up before the interruption
     assert stats["skipped"] == 3 and stats["uploaded"] == 1
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="data", Prefix="ds/")["Contents"])
     assert keys == ["ds/big.bin", "ds/events/a.log", "ds/metadata.json", "ds/results.json"]
-    assert sent[-1] != "ds/metadata.json"  # the completion marker goes last
+    assert "ds/metadata.json" not in sent  # the completion marker never went up early
+    assert [k for op, k in calls if op in WRITES] == ["ds/metadata.json"]
+
+
+def test_metadata_json_is_the_last_object_written(s3, folder):
+    """The order of the object-creating requests themselves, not just which files were sent."""
+    _, client = s3
+    calls = record_calls(client)
+    push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    written = [k for op, k in calls if op in WRITES]
+    assert sorted(written) == [
+        "ds/big.bin",
+        "ds/events/a.log",
+        "ds/metadata.json",
+        "ds/results.json",
+    ]
+    assert written[-1] == "ds/metadata.json"
 
 
 def test_damaged_object_is_detected_and_not_written(s3, folder, tmp_path, cli, capsys):
@@ -115,9 +153,11 @@ def test_damaged_object_is_detected_and_not_written(s3, folder, tmp_path, cli, c
         "results.json: SHA-256 of the downloaded bytes differs" in err
         and len(err.splitlines()) == 1
     )
-    assert not (dest / "results.json").exists()
-    assert (dest / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
-    assert not list(dest.rglob(".tmp-*"))
+    assert not dest.exists(), "a pull that failed verification put files in place"
+    # The verified objects wait in the staging folder for the next run.
+    staged = dest.parent / ".copy.pull-tmp"
+    assert (staged / "big.bin").read_bytes() == (folder / "big.bin").read_bytes()
+    assert not list(staged.rglob(".tmp-*"))
 
 
 def test_pull_skips_files_already_present(s3, folder, tmp_path):
@@ -223,3 +263,435 @@ def test_an_open_upload_of_a_changed_file_is_not_reused(s3, folder, monkeypatch)
     assert stats["parts_reused"] == 0
     assert client.get_object(Bucket="data", Key="ds/big.bin")["Body"].read() == big.read_bytes()
     assert "Uploads" not in client.list_multipart_uploads(Bucket="data")
+
+
+# ---------------------------------------------------------------- what verifies an object
+
+
+def b64sha(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def upload_plain(endpoint: str, root: Path, prefix: str) -> None:
+    """Upload ``root`` the way any other tool would: no user metadata, no checksum."""
+    import boto3
+    from botocore.config import Config
+
+    plain = boto3.client(
+        "s3", endpoint_url=endpoint, config=Config(request_checksum_calculation="when_required")
+    )
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != ".lock":
+            plain.upload_file(str(p), "data", f"{prefix}/{p.relative_to(root).as_posix()}")
+
+
+def tamper(client, key: str) -> None:
+    """Replace an object by bytes of the same length with one byte changed."""
+    data = bytearray(client.get_object(Bucket="data", Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    client.put_object(Bucket="data", Key=key, Body=bytes(data))
+
+
+def test_push_stores_service_sha256_checksums(s3, folder):
+    _, client = s3
+    push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    small = client.head_object(Bucket="data", Key="ds/results.json", ChecksumMode="ENABLED")
+    assert small["ChecksumSHA256"] == b64sha((folder / "results.json").read_bytes())
+    assert (
+        small["Metadata"]["sha256"]
+        == hashlib.sha256((folder / "results.json").read_bytes()).hexdigest()
+    )  # kept for pulls by older versions
+    big = client.head_object(Bucket="data", Key="ds/big.bin", ChecksumMode="ENABLED")
+    data = (folder / "big.bin").read_bytes()
+    parts = [data[i : i + 5 * MB] for i in range(0, len(data), 5 * MB)]
+    composite = b64sha(b"".join(hashlib.sha256(p).digest() for p in parts))
+    assert big["ChecksumSHA256"].split("-")[0] == composite  # a checksum of the parts' checksums
+
+
+@pytest.mark.parametrize("which", ["small_dataset", "small_shard_dataset"])
+def test_a_dataset_uploaded_by_another_tool_pulls_verified_by_its_manifests(
+    s3, tmp_path, cli, capsys, request, which
+):
+    from generator.dataformat.dataset import STATS_FILE
+    from generator.s3sync import RECOMPUTED
+
+    endpoint, client = s3
+    ds = request.getfixturevalue(which)
+    upload_plain(endpoint, ds, "plain")
+    # a cache the reader would trust if it parses: without a hash it is left out
+    assert RECOMPUTED == {STATS_FILE}
+    client.put_object(Bucket="data", Key=f"plain/{STATS_FILE}", Body=b'{"mean": [9]}')
+    copy = tmp_path / "copy"
+    assert cli("pull", "s3://data/plain", copy, "--endpoint-url", endpoint, "--quiet") == 0
+    assert not (copy / STATS_FILE).exists()
+    out = capsys.readouterr().out
+    data_files = len(list((ds / ("shards" if "shard" in which else "videos")).iterdir()))
+    assert f"{data_files * (1 if 'shard' in which else 2)} by the manifests' SHA-256" in out
+    assert cli("validate", copy) == 0
+
+
+def test_a_damaged_object_of_a_plain_upload_fails_and_nothing_is_put_in_place(
+    s3, small_shard_dataset, tmp_path, cli, capsys
+):
+    endpoint, client = s3
+    upload_plain(endpoint, small_shard_dataset, "plain")
+    shard = sorted(p.name for p in (small_shard_dataset / "shards").iterdir())[1]
+    tamper(client, f"plain/shards/{shard}")
+    copy = tmp_path / "copy"
+    assert cli("pull", "s3://data/plain", copy, "--endpoint-url", endpoint, "--quiet") == 1
+    err = capsys.readouterr().err
+    assert f"shards/{shard}: SHA-256 of the downloaded bytes differs from its manifest" in err
+    assert len(err.splitlines()) == 1
+    assert not copy.exists()
+
+
+def test_an_object_nothing_vouches_for_is_refused(s3, folder, tmp_path, cli, capsys):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    client.put_object(Bucket="data", Key="ds/notes.txt", Body=b"hello\n")  # no hash anywhere
+    copy = tmp_path / "copy"
+    assert cli("pull", "s3://data/ds", copy, "--endpoint-url", endpoint, "--quiet") == 1
+    err = capsys.readouterr().err
+    assert "notes.txt: nothing to verify it by" in err and len(err.splitlines()) == 1
+    assert not copy.exists()
+
+
+def test_objects_with_only_a_service_checksum_are_verified_by_it(
+    s3, folder, tmp_path, cli, capsys, monkeypatch
+):
+    """Single-part: the full object's SHA-256; multipart: the checksum of the parts' checksums."""
+    from boto3.s3.transfer import TransferConfig
+
+    endpoint, client = s3
+    upload_plain(endpoint, folder, "svc")  # metadata.json stays so: the reader checks it
+    for rel in ("results.json", "events/a.log"):
+        client.put_object(
+            Bucket="data",
+            Key=f"svc/{rel}",
+            Body=(folder / rel).read_bytes(),
+            ChecksumAlgorithm="SHA256",
+        )
+    config = TransferConfig(multipart_threshold=5 * MB, multipart_chunksize=5 * MB)
+    client.upload_file(
+        str(folder / "big.bin"),
+        "data",
+        "svc/big.bin",
+        ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+        Config=config,
+    )
+    head = client.head_object(Bucket="data", Key="svc/big.bin")
+    assert head["ETag"].strip('"').endswith("-3")  # really multipart
+    copy = tmp_path / "copy"
+    assert cli("pull", "s3://data/svc", copy, "--endpoint-url", endpoint, "--quiet") == 0
+    assert "3 by the SHA-256 checksum S3 holds" in capsys.readouterr().out
+    for rel in ("results.json", "events/a.log", "big.bin", "metadata.json"):
+        assert (copy / rel).read_bytes() == (folder / rel).read_bytes()
+
+    # Bytes damaged on the way are caught, for a multipart object too.
+    real = client.download_file
+
+    def damaging(bucket, key, filename, **kw):
+        real(bucket, key, filename, **kw)
+        if key == "svc/big.bin":
+            with open(filename, "r+b") as f:
+                f.seek(7 * MB)
+                byte = f.read(1)
+                f.seek(7 * MB)
+                f.write(bytes([byte[0] ^ 0xFF]))
+
+    monkeypatch.setattr(client, "download_file", damaging)
+    again = tmp_path / "again"
+    stats = pull("s3://data/svc", again, client, quiet=True)
+    assert stats["damaged"] == [
+        "big.bin: SHA-256 of the downloaded bytes differs from S3's checksum"
+    ]
+    assert not again.exists()
+
+
+def test_a_manifest_already_in_place_still_vouches_for_the_objects_it_lists(s3, tmp_path, cli):
+    """A manifest skipped because DIR holds it is read all the same."""
+    endpoint, client = s3
+    ds = make_dataset(cli, tmp_path / "ds", seed=1)
+    push(ds, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    video = "videos/sample_0003.pt"
+    client.put_object(Bucket="data", Key=f"ds/{video}", Body=(ds / video).read_bytes())  # no hash
+    (dest / video).unlink()
+    stats = pull("s3://data/ds", dest, client, quiet=True)
+    assert not stats["damaged"] and stats["downloaded"] == 1
+    assert stats["by"]["by the manifests' SHA-256"] == 1
+    assert cli("validate", dest) == 0
+
+
+# ---------------------------------------------------------------- requests a push makes
+
+
+def test_a_repeated_push_lists_once_and_heads_nothing(s3, folder):
+    _, client = s3
+    push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    calls = record_calls(client)
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["skipped"] == 4
+    assert Counter(op for op, _ in calls) == {"HeadBucket": 1, "ListObjectsV2": 1}
+
+    # A file changed at the same size is found from the listing too and sent again.
+    (folder / "results.json").write_text('{"val_accuracy": 0.7}\n')
+    calls.clear()
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["uploaded"] == 1 and stats["skipped"] == 3
+    ops = Counter(op for op, _ in calls)
+    assert ops["PutObject"] == 1 and ops["ListObjectsV2"] == 1 and ops["HeadObject"] <= 1
+
+
+def test_push_over_another_uploaders_copy_sends_the_files_again_with_their_hashes(s3, folder):
+    """Same bytes but nothing a pull could verify them by: skipping them would strand them."""
+    endpoint, client = s3
+    upload_plain(endpoint, folder, "ds")
+    stats = push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    assert stats["uploaded"] == 4 and stats["skipped"] == 0
+    head = client.head_object(Bucket="data", Key="ds/events/a.log", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == b64sha((folder / "events" / "a.log").read_bytes())
+
+
+# ---------------------------------------------------------------- atomic pulls
+
+
+def make_dataset(cli, out: Path, seed: int) -> Path:
+    assert cli("--n", 6, "--seed", seed, "--out", out, "--workers", 1, "--quiet") == 0
+    return out
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_a_pull_killed_over_an_existing_dataset_leaves_it_untouched_and_resumes(
+    s3, tmp_path, cli, monkeypatch
+):
+    _, client = s3
+    old = make_dataset(cli, tmp_path / "old", seed=1)
+    new = make_dataset(cli, tmp_path / "new", seed=2)
+    push(old, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    before = tree(dest)
+    push(new, "s3://data/ds", client, quiet=True)  # a newer version under the same prefix
+
+    real = client.download_file
+    fetched = []
+
+    def killed(*args, **kw):
+        if len(fetched) == 8:  # the manifest, the fingerprint and the 6 labels arrived
+            raise KeyboardInterrupt
+        fetched.append(args[1])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(client, "download_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pull("s3://data/ds", dest, client, quiet=True)
+    assert tree(dest) == before, "the old dataset was changed by a pull that did not finish"
+    assert cli("validate", dest) == 0
+
+    fetched.clear()
+    monkeypatch.setattr(
+        client, "download_file", lambda *a, **kw: fetched.append(a[1]) or real(*a, **kw)
+    )
+    stats = pull("s3://data/ds", dest, client, quiet=True)
+    assert not stats["damaged"] and tree(dest) == tree(new)
+    # what verified before the kill is kept: the manifest, the fingerprint and the 6 labels
+    assert stats["kept"] == 8 and len(fetched) == len(tree(new)) - stats["kept"]
+    assert cli("validate", dest) == 0
+    assert not (tmp_path / ".dest.pull-tmp").exists()
+
+
+def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
+    s3, tmp_path, cli, monkeypatch
+):
+    """The moves are renames, but a kill among them must not leave a mix that looks complete."""
+    import generator.s3sync as s3sync
+
+    _, client = s3
+    push(make_dataset(cli, tmp_path / "old", seed=1), "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    new = make_dataset(cli, tmp_path / "new", seed=2)
+    push(new, "s3://data/ds", client, quiet=True)
+
+    real, moved = os.replace, []
+
+    def killed(src, dst):
+        if dest in Path(dst).parents:
+            if len(moved) == 4:
+                raise KeyboardInterrupt  # the fifth move into dest never happens
+            moved.append(dst)
+        return real(src, dst)
+
+    monkeypatch.setattr(s3sync.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pull("s3://data/ds", dest, client, quiet=True)
+    monkeypatch.setattr(s3sync.os, "replace", real)
+    assert not (dest / "metadata.json").exists()  # the folder says it is incomplete
+    assert cli("validate", dest) == 1
+    stats = pull("s3://data/ds", dest, client, quiet=True)
+    assert not stats["damaged"] and tree(dest) == tree(new)
+    assert cli("validate", dest) == 0
+
+
+def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
+    s3, folder, tmp_path, monkeypatch
+):
+    import generator.s3sync as s3sync
+
+    _, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    pull("s3://data/ds", dest, client, quiet=True)
+    (folder / "results.json").write_text('{"val_accuracy": 0.8}\n')  # metadata.json unchanged
+    push(folder, "s3://data/ds", client, quiet=True)
+    real = os.replace
+
+    def killed(src, dst):
+        if Path(dst) == dest / "results.json":
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(s3sync.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pull("s3://data/ds", dest, client, quiet=True)
+    monkeypatch.setattr(s3sync.os, "replace", real)
+    assert not (dest / "metadata.json").exists()
+    assert (tmp_path / ".dest.pull-tmp" / "metadata.json").is_file()  # set aside, not lost
+    assert not pull("s3://data/ds", dest, client, quiet=True)["damaged"]
+    assert tree(dest) == tree(folder)
+
+
+def test_a_pull_that_fails_verification_writes_no_metadata(s3, folder, tmp_path, cli, capsys):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
+    before = tree(dest)
+    (folder / "metadata.json").write_text('{"v": 2}\n')
+    (folder / "results.json").write_text('{"val_accuracy": 0.6}\n')
+    push(folder, "s3://data/ds", client, quiet=True)
+    head = client.head_object(Bucket="data", Key="ds/results.json")
+    client.put_object(  # damaged: bytes that are not the ones its SHA-256 metadata describes
+        Bucket="data",
+        Key="ds/results.json",
+        Body=b'{"val_accuracy": 0.9}\n',
+        Metadata=head["Metadata"],
+    )
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 1
+    assert "results.json: SHA-256 of the downloaded bytes differs" in capsys.readouterr().err
+    assert tree(dest) == before  # neither the new metadata.json nor anything else moved in
+    fresh = tmp_path / "fresh"
+    assert cli("pull", "s3://data/ds", fresh, "--endpoint-url", endpoint, "--quiet") == 1
+    assert not (fresh / "metadata.json").exists()
+
+
+def test_pull_refuses_a_folder_that_is_not_an_earlier_pull_of_the_same_place(
+    s3, folder, tmp_path, cli, capsys
+):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n")
+    assert cli("pull", "s3://data/ds", mine, "--endpoint-url", endpoint, "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "is not empty and is not a pull of s3://data/ds" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # An earlier pull of the same place is updated; of another place, refused.
+    dest = tmp_path / "dest"
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
+    push(folder, "s3://data/other", client, quiet=True)
+    assert cli("pull", "s3://data/other", dest, "--endpoint-url", endpoint, "--quiet") == 2
+
+
+# ---------------------------------------------------------------- multipart resume
+
+
+def test_resume_is_not_fooled_by_a_change_with_the_mtime_put_back(
+    s3, folder, tmp_path, monkeypatch
+):
+    _, client = s3
+    big = folder / "big.bin"
+    os.utime(big, (time.time() - 60, time.time() - 60))
+    st = big.stat()
+    real = client.upload_part
+
+    def only_first(**kw):
+        if kw["PartNumber"] != 1:
+            raise KeyboardInterrupt
+        return real(**kw)
+
+    monkeypatch.setattr(client, "upload_part", only_first)
+    with pytest.raises(KeyboardInterrupt):
+        push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    monkeypatch.setattr(client, "upload_part", real)
+    with open(big, "r+b") as f:  # the third part, never sent, changes; same size
+        f.seek(11 * MB)
+        f.write(b"changed")
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime is put back
+    assert big.stat().st_mtime_ns == st.st_mtime_ns and big.stat().st_size == st.st_size
+
+    push(folder, "s3://data/ds", client, part_size=5 * MB, quiet=True)
+    head = client.head_object(Bucket="data", Key="ds/big.bin")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert client.get_object(Bucket="data", Key="ds/big.bin")["Body"].read() == big.read_bytes()
+    assert not pull("s3://data/ds", tmp_path / "copy", client, quiet=True)["damaged"]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "url, endpoint, says",
+    [
+        ("s3://data/a\x00b", None, "control character"),
+        ("s3://data/a\nb", None, "control character"),
+        ("s3://data/a\x7fb", None, "control character"),
+        ("s3://data/../x", None, "'.' or '..'"),
+        ("s3://data/a/./b", None, "'.' or '..'"),
+        ("s3://data/a/..", None, "'.' or '..'"),
+        ("s3://data//x", None, "empty"),
+        ("s3://data/a//b", None, "empty"),
+        ("s3:///x", None, "s3://bucket/prefix"),
+        ("s3://da ta/x", None, "bucket"),
+        ("data/x", None, "s3://bucket/prefix"),
+        ("s3://data/x", "ftp://127.0.0.1:1", "--endpoint-url"),
+        ("s3://data/x", "127.0.0.1:9000", "--endpoint-url"),
+        ("s3://data/x", "http://", "--endpoint-url"),
+        ("s3://data/x", "http://host:notaport", "--endpoint-url"),
+        ("s3://data/x", "http://host/\nx", "--endpoint-url"),
+    ],
+)
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_hostile_addresses_are_one_line_exit_2(
+    s3, folder, tmp_path, cli, capsys, url, endpoint, says, command
+):
+    real_endpoint, client = s3
+    ep = endpoint or real_endpoint
+    args = (folder, url) if command == "push" else (url, tmp_path / "dest")
+    assert cli(command, *args, "--endpoint-url", ep, "--quiet") == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.splitlines()) == 1, err
+    assert "Contents" not in client.list_objects_v2(Bucket="data")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_without_boto3_push_and_pull_say_which_extra_to_install(
+    folder, tmp_path, cli, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "boto3", None)  # an import of it now fails
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    assert cli("push", folder, "s3://data/ds") == 2
+    assert cli("pull", "s3://data/ds", tmp_path / "dest") == 2
+    msg = "error: push/pull needs boto3: pip install 'trajectory-suite[s3]'\n"
+    assert capsys.readouterr().err == msg * 2
