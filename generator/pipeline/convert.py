@@ -102,7 +102,7 @@ def convert(
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
     from generator.dataformat.dataset import read_metadata
-    from generator.pipeline.generate import GenerationError, _open_folder, fingerprint
+    from generator.pipeline.generate import GenerationError, fingerprint, open_folder
     from generator.pipeline.metadata import write_metadata
     from generator.pipeline.request import Progress, Request
     from generator.render.sample import renderer_of
@@ -124,7 +124,7 @@ def convert(
     manifests = [read_json(p) for p in src_layout.manifests()]
     layout = Layout(dst, meta["stem_width"])
     try:
-        lock, created = _open_folder(dst)
+        lock, created = open_folder(dst)
     except GenerationError as e:
         raise ConvertError(str(e)) from None
     # Only the lock's holder looks at the folder or cleans it up: a second convert into the

@@ -161,7 +161,7 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
     return layout, done
 
 
-def _open_folder(root: Path) -> tuple[object, bool]:
+def open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from trajkit.lock import FolderLock, LockedError
 
@@ -221,7 +221,7 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
-    lock, created = _open_folder(req.out)
+    lock, created = open_folder(req.out)
     done = Progress()
     try:
         layout, done = prepare_folder(req, cfg)

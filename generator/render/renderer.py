@@ -43,7 +43,7 @@ class Look:
         }
 
 
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
+def hsv(h: float, s: float, v: float) -> np.ndarray:
     k = (np.array([5.0, 3.0, 1.0]) + h * 6.0) % 6.0
     return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
@@ -53,13 +53,13 @@ def sample_look(rng: np.random.Generator, cfg: AppearanceConfig) -> Look:
     az = rng.uniform(0, 2 * np.pi)
     el = rng.uniform(np.radians(35), np.radians(75))
     return Look(
-        ball_rgb=_hsv(rng.uniform(0, 1), rng.uniform(0.6, 1.0), rng.uniform(0.85, 1.0)),
+        ball_rgb=hsv(rng.uniform(0, 1), rng.uniform(0.6, 1.0), rng.uniform(0.85, 1.0)),
         ball_radius=float(rng.uniform(cfg.ball_radius.lo, cfg.ball_radius.hi)),
-        ground_a=_hsv(ground_hue, rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.6)),
-        ground_b=_hsv(ground_hue, rng.uniform(0.1, 0.35), rng.uniform(0.25, 0.38)),
+        ground_a=hsv(ground_hue, rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.6)),
+        ground_b=hsv(ground_hue, rng.uniform(0.1, 0.35), rng.uniform(0.25, 0.38)),
         checker_size=float(rng.uniform(cfg.checker_size.lo, cfg.checker_size.hi)),
-        sky_horizon=_hsv(rng.uniform(0.5, 0.65), rng.uniform(0.05, 0.2), rng.uniform(0.8, 0.95)),
-        sky_zenith=_hsv(rng.uniform(0.55, 0.65), rng.uniform(0.35, 0.6), rng.uniform(0.6, 0.8)),
+        sky_horizon=hsv(rng.uniform(0.5, 0.65), rng.uniform(0.05, 0.2), rng.uniform(0.8, 0.95)),
+        sky_zenith=hsv(rng.uniform(0.55, 0.65), rng.uniform(0.35, 0.6), rng.uniform(0.6, 0.8)),
         light_dir=np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]),
         ambient=float(rng.uniform(0.3, 0.45)),
     )
@@ -138,7 +138,7 @@ def _rig_geometry(cams: list[Camera], size: int) -> _RigGeometry:
     )
 
 
-def _project(rig: _RigGeometry, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_points(rig: _RigGeometry, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``Camera.project`` of points (..., T, 3) by every camera: (u, v) (..., V, T, 2) and depth (..., V, T).
 
     The same products, in the same order, as ``Camera.project``, so the same bits.
@@ -174,7 +174,7 @@ def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
     return frames
 
 
-def _windows(images: np.ndarray, patch: int) -> np.ndarray:
+def patch_windows(images: np.ndarray, patch: int) -> np.ndarray:
     """Every ``patch`` x ``patch`` window of images (..., S, S), as a view (..., S-P+1, S-P+1, P, P).
 
     Indexing it with per-frame corners gathers or writes whole patches: over twice
@@ -185,7 +185,7 @@ def _windows(images: np.ndarray, patch: int) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(images, shape, images.strides + images.strides[-2:])
 
 
-def _corners(uv: np.ndarray, patches: np.ndarray, size: int) -> np.ndarray:
+def patch_corners(uv: np.ndarray, patches: np.ndarray, size: int) -> np.ndarray:
     """Top-left pixel (..., V, T, 2) as (column, row) of each patch around (u, v), kept in the image.
 
     ``patches`` (..., V) are already at most ``size``; NaN and infinite projections
@@ -215,8 +215,8 @@ def _shadow_darkening(
     are (S, S), ``corners`` (T, 2) each frame's patch corner as (column, row).
     """
     rows, cols = corners[:, 1], corners[:, 0]
-    dx = _windows(ground_x, patch)[rows, cols] - shadow.x
-    dy = _windows(ground_y, patch)[rows, cols] - shadow.y
+    dx = patch_windows(ground_x, patch)[rows, cols] - shadow.x
+    dy = patch_windows(ground_y, patch)[rows, cols] - shadow.y
     return 1.0 - shadow.strength * exp32(-(dx * dx + dy * dy) / shadow.spread_sq)
 
 
@@ -268,7 +268,7 @@ def _composite(
                     out[t, c, y, x] = _to_pixel(value, noise[t, c, y, x])
 
 
-def _shade_balls(
+def shade_balls(
     corners: np.ndarray,
     patch: int,
     uv: np.ndarray,
@@ -329,7 +329,7 @@ def _noise_bank() -> np.ndarray:
     return _NOISE_BANK
 
 
-def _noise(shape: tuple[int, ...], std: float, rng: np.random.Generator) -> np.ndarray:
+def pixel_noise(shape: tuple[int, ...], std: float, rng: np.random.Generator) -> np.ndarray:
     """This clip's noise, a view of the bank (int8 for std 2, else scaled float32)."""
     bank = _noise_bank()
     n = int(np.prod(shape))
@@ -369,14 +369,14 @@ class Renderer:
         size, views, count = self.size, len(self.cams), len(positions)
         shape = (views, count, 3, size, size)
         if self.noise_std > 0:
-            noise = _noise(shape, self.noise_std, rng)
+            noise = pixel_noise(shape, self.noise_std, rng)
         else:
             noise = np.zeros(shape, dtype=np.int8)
 
         # What the per-camera drawing needs, computed for every camera at once.
         foot = positions.copy()
         foot[:, 2] = 0.0
-        uv, depth = _project(self.rig, np.stack([foot, positions]))
+        uv, depth = project_points(self.rig, np.stack([foot, positions]))
         spread = (look.ball_radius * (1.0 + 0.15 * positions[:, 2])).astype(np.float32)
         shadow = _Shadow(
             x=positions[:, 0:1, None].astype(np.float32),
@@ -392,7 +392,7 @@ class Renderer:
         ball_sides = 2 * np.ceil(radius.max(axis=1)) + 3
         pairs = zip(shadow_sides, ball_sides, strict=True)
         patches = [[min(int(s), size) for s in pair] for pair in pairs]
-        corners = _corners(uv, np.array(patches).T, size)
+        corners = patch_corners(uv, np.array(patches).T, size)
         light, half = camera_lighting(self.rig, look)
         r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)
 
@@ -402,7 +402,7 @@ class Renderer:
         out = np.empty(shape, dtype=np.uint8)
         ball_patch = max(ball_side for _, ball_side in patches)
         if ball_patch > 0:
-            colour, coverage = _shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
+            colour, coverage = shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
         else:  # behind every camera
             colour = np.empty((views, count, 3, 0, 0), dtype=np.float32)
             coverage = colour[:, :, 0]
@@ -430,5 +430,5 @@ class Renderer:
             if alpha_out is not None and ball_side > 0:
                 rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
                 alpha = coverage[i, :, :ball_side, :ball_side]
-                _windows(alpha_out[i], ball_side)[frame, rows, cols] = alpha
+                patch_windows(alpha_out[i], ball_side)[frame, rows, cols] = alpha
         return out

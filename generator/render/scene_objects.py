@@ -22,13 +22,13 @@ from generator.render.cameras import Camera
 from generator.render.renderer import (
     Look,
     Renderer,
-    _corners,
-    _hsv,
-    _noise,
-    _project,
-    _shade_balls,
-    _windows,
     camera_lighting,
+    hsv,
+    patch_corners,
+    patch_windows,
+    pixel_noise,
+    project_points,
+    shade_balls,
 )
 from generator.render.trajectories import sample_trajectory
 
@@ -87,7 +87,7 @@ class Pillar:
 
 def target_rgb(cfg: DistractorConfig) -> np.ndarray:
     """The target's colour when distractors are on: the documented cue that tells it apart."""
-    return _hsv(cfg.target_hue, 0.9, 0.95)
+    return hsv(cfg.target_hue, 0.9, 0.95)
 
 
 def _clear(path: np.ndarray, pillars: list[Pillar], margin: float) -> bool:
@@ -112,7 +112,7 @@ def sample_pillars(
                 half_sides=rng.uniform(o_cfg.width.lo, o_cfg.width.hi, 2) / 2,
                 height=float(rng.uniform(o_cfg.height.lo, o_cfg.height.hi)),
                 yaw=float(rng.uniform(0, np.pi / 2)),
-                rgb=_hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.7)),
+                rgb=hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.7)),
             )
             if _clear(target, [pillar], o_cfg.clearance):
                 pillars.append(pillar)
@@ -133,7 +133,7 @@ def sample_distractors(
             positions, _ = sample_trajectory(rng, class_label, cfg)
             radius = float(rng.uniform(d_cfg.radius.lo, d_cfg.radius.hi))
             hue = (d_cfg.target_hue + gap + rng.uniform(0.0, 1.0 - 2 * gap)) % 1.0
-            rgb = _hsv(hue, rng.uniform(0.6, 1.0), rng.uniform(0.85, 1.0))
+            rgb = hsv(hue, rng.uniform(0.6, 1.0), rng.uniform(0.85, 1.0))
             if _clear(positions, pillars, radius):
                 balls.append(Ball(class_label, positions, radius, rgb))
                 break
@@ -234,7 +234,11 @@ class SceneDecorator:
             record["distractors"] = [b.as_dict() for b in balls]
         visible = coverage
         if pillars or balls:
-            noise = _noise(video.shape, renderer.noise_std, rng) if renderer.noise_std > 0 else None
+            noise = (
+                pixel_noise(video.shape, renderer.noise_std, rng)
+                if renderer.noise_std > 0
+                else None
+            )
             visible = self._composite(video, observed, look, coverage, pillars, balls, noise)
         if cfg.lighting is not None:
             drift = cfg.lighting.drift
@@ -265,7 +269,7 @@ class SceneDecorator:
         size = self.renderer.size
         views, count = video.shape[:2]
         pixels = size * size
-        _, target_depth = _project(self.renderer.rig, target)  # (V, T)
+        _, target_depth = project_points(self.renderer.rig, target)  # (V, T)
         balls_drawn = [self._draw_ball(ball, look, count) for ball in balls]
         visible = coverage.astype(np.float32, copy=True)
         for i, cam in enumerate(self.renderer.cams):
@@ -307,15 +311,15 @@ class SceneDecorator:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A distractor's depth (V, T), colour (V, 3, T, S, S) and coverage (V, T, S, S), shaded like the target."""
         rig, size = self.renderer.rig, self.renderer.size
-        uv, depth = _project(rig, ball.positions[:count])
+        uv, depth = project_points(rig, ball.positions[:count])
         front = depth > 0
         radius = np.where(front, rig.focal * ball.radius / np.where(front, depth, 1.0), 0.0)
         patch = min(int(2 * np.ceil(radius.max()) + 3), size)
         views = len(self.renderer.cams)
-        corners = _corners(uv, np.full(views, patch), size)
+        corners = patch_corners(uv, np.full(views, patch), size)
         light, half = camera_lighting(rig, look)
         r = radius.astype(np.float32)[..., None, None]
-        colour, alpha = _shade_balls(
+        colour, alpha = shade_balls(
             corners, patch, uv, r, light, half, replace(look, ball_rgb=ball.rgb)
         )
         alpha *= front[..., None, None]
@@ -324,6 +328,8 @@ class SceneDecorator:
         frame = np.arange(count)
         for i in range(views):
             rows, cols = corners[i, :, 1], corners[i, :, 0]
-            _windows(full_alpha[i], patch)[frame, rows, cols] = alpha[i]
-            _windows(full_colour[i], patch)[:, frame, rows, cols] = colour[i].transpose(1, 0, 2, 3)
+            patch_windows(full_alpha[i], patch)[frame, rows, cols] = alpha[i]
+            patch_windows(full_colour[i], patch)[:, frame, rows, cols] = colour[i].transpose(
+                1, 0, 2, 3
+            )
         return depth, full_colour, full_alpha

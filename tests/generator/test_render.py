@@ -93,7 +93,7 @@ def _draw_camera(frames, size, geo, cam, pos, look, alpha):
 def _reference_render(renderer, positions, look, rng, alpha_out):
     size, views, count = renderer.size, len(renderer.cams), len(positions)
     shape = (views, count, 3, size * size)
-    noise = render._noise(shape, renderer.noise_std, rng) if renderer.noise_std > 0 else None
+    noise = render.pixel_noise(shape, renderer.noise_std, rng) if renderer.noise_std > 0 else None
     out = np.empty(shape, dtype=np.uint8)
     for i, cam in enumerate(renderer.cams):
         geo = render._ray_geometry(cam, size)
@@ -190,7 +190,7 @@ def test_a_ball_under_a_pixel_wide_leaves_the_pixels_it_does_not_cover_alone(mon
     cfg = GeneratorConfig(image_size=32, frames=8, cameras={"distance": 2000.0, "fov_deg": 10.0})
     maker = SampleMaker(cfg)
     shape = (cfg.num_cameras, cfg.frames, cfg.image_size, cfg.image_size)
-    shade = render._shade_balls
+    shade = render.shade_balls
     for index in range(4):
         alpha = np.zeros(shape, np.float32)
         with warnings.catch_warnings():
@@ -202,8 +202,8 @@ def test_a_ball_under_a_pixel_wide_leaves_the_pixels_it_does_not_cover_alone(mon
             colour, coverage = shade(*args)
             return np.zeros_like(colour), coverage
 
-        monkeypatch.setattr(render, "_shade_balls", unlit)
+        monkeypatch.setattr(render, "shade_balls", unlit)
         plain, _ = maker.make(1, index)
-        monkeypatch.setattr(render, "_shade_balls", shade)
+        monkeypatch.setattr(render, "shade_balls", shade)
         uncovered = np.broadcast_to((alpha == 0)[:, :, None], video.shape)
         np.testing.assert_array_equal(video[uncovered], plain[uncovered])

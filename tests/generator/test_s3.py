@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.s3sync import MB, make_client, pull, push
+from generator.pipeline.s3sync import MB, make_client, pull, push
 
 
 @pytest.fixture
@@ -313,7 +313,7 @@ def test_a_dataset_uploaded_by_another_tool_pulls_verified_by_its_manifests(
     s3, tmp_path, cli, capsys, request, which
 ):
     from generator.dataformat.dataset import STATS_FILE
-    from generator.s3sync import RECOMPUTED
+    from generator.pipeline.s3sync import RECOMPUTED
 
     endpoint, client = s3
     ds = request.getfixturevalue(which)
@@ -513,7 +513,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
     s3, tmp_path, cli, monkeypatch
 ):
     """The moves are renames, but a kill among them must not leave a mix that looks complete."""
-    import generator.s3sync as s3sync
+    import generator.pipeline.s3sync as s3sync
 
     _, client = s3
     push(make_dataset(cli, tmp_path / "old", seed=1), "s3://data/ds", client, quiet=True)
@@ -545,7 +545,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
 def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
     s3, folder, tmp_path, monkeypatch
 ):
-    import generator.s3sync as s3sync
+    import generator.pipeline.s3sync as s3sync
 
     _, client = s3
     push(folder, "s3://data/ds", client, quiet=True)

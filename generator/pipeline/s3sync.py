@@ -9,7 +9,7 @@ push
   interrupted push is simply run again. Every object goes up with S3's SHA-256 checksum
   (``ChecksumAlgorithm="SHA256"``, checked by S3 on arrival) and with the file's SHA-256 in
   its user metadata (``x-amz-meta-sha256``). Files larger than one part go up in parts, and
-  an interrupted multipart upload is continued part by part (``generator.s3_multipart``).
+  an interrupted multipart upload is continued part by part (``trajkit.s3_multipart``).
   ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is.
 
 pull
@@ -50,14 +50,6 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from generator.dataformat.layout import LOCK, METADATA
-from generator.s3_multipart import (
-    SHA_KEY,
-    FileHashes,
-    S3Error,
-    hash_file,
-    identity,
-    upload_resumable,
-)
 from trajkit.files import (
     TMP_PREFIX,
     remove_temporaries,
@@ -66,6 +58,14 @@ from trajkit.files import (
     write_json_atomic,
 )
 from trajkit.lock import FolderLock, LockedError
+from trajkit.s3_multipart import (
+    SHA_KEY,
+    FileHashes,
+    S3Error,
+    hash_file,
+    identity,
+    upload_resumable,
+)
 
 __all__ = ["S3Error", "parse_url", "check_endpoint", "push", "pull", "main"]
 
