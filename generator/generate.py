@@ -198,10 +198,10 @@ def _open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from generator.lock import FolderLock, LockedError
 
-    if root.exists() and not root.is_dir():
-        raise GenerationError(f"--out {root} is a file, not a folder")
-    created = not root.exists()
-    try:
+    try:  # exists() raises too, for a name over the filesystem's limit
+        if root.exists() and not root.is_dir():
+            raise GenerationError(f"--out {root} is a file, not a folder")
+        created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GenerationError(f"cannot create {root}: {e.strerror}") from None
