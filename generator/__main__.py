@@ -34,6 +34,17 @@ def _seed(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 1024
+
+
+def _workers(text: str) -> int:
+    """A process count: thousands of processes only thrash (and past 2^31 loky raised)."""
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_WORKERS}, got {value}")
+    return value
+
+
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -51,7 +62,7 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="sample i depends only on (seed, i)")
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=_workers,
         default=default_workers(),
         help="processes (default: all cores)",
     )
@@ -148,12 +159,16 @@ def main_preflight(argv: list[str]) -> int:
         return 2
     done = 0
     layout = Layout(args.out)
-    for path in layout.manifests() if layout.checkpoints.is_dir() else []:
-        try:
-            done = int(read_json(path)["end"])
-        except (ValueError, KeyError, TypeError):
-            break
-    est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
+    try:
+        for path in layout.manifests() if layout.checkpoints.is_dir() else []:
+            try:
+                done = int(read_json(path)["end"])
+            except (ValueError, KeyError, TypeError):
+                break
+        est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
+    except OSError as e:  # a name over the filesystem's limit, a folder it may not read
+        print(f"error: cannot check {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(("OK: " if est.ok else "FAIL: ") + est.describe())
     return 0 if est.ok else 1
 

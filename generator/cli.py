@@ -9,15 +9,28 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
     quotes a hostile value stays one line."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(text))
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit 2."""
+    """argparse, but a bad argument is one line on stderr and exit 2.
+
+    An argument holding a control character is refused: a NUL made every path call raise,
+    and a newline in a path split the error lines that quote it.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        args = sys.argv[1:] if args is None else list(args)
+        for arg in args:
+            if isinstance(arg, str) and CONTROL.search(arg):
+                self.error(f"argument {one_line(arg)!r} holds a control character")
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)

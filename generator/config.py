@@ -6,6 +6,7 @@ seconds at ``fps`` frames per second.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -383,6 +384,8 @@ def read_yaml_mapping(path: str | Path, error: type[Exception] = ConfigError) ->
     """The settings in a YAML file (empty file: none); any failure is one-line ``error``."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            raise error(f"config {path} is not a regular file")
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
         raise error(f"cannot read config {path}: {e.strerror}") from None

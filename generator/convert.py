@@ -173,7 +173,7 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from generator.__main__ import _positive, _zstd_level, default_workers
+    from generator.__main__ import _positive, _workers, _zstd_level, default_workers
     from generator.cli import OneLineParser
     from generator.dataset import DatasetError
 
@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--shard-size", type=_positive, default=128)
     p.add_argument("--zstd-level", type=_zstd_level, default=1)
-    p.add_argument("--workers", type=_positive, default=default_workers())
+    p.add_argument("--workers", type=_workers, default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:

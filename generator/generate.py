@@ -254,6 +254,10 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
+    try:
+        new_lock = not Layout(req.out).lock.exists()
+    except OSError:  # _open_folder says why
+        new_lock = False
     lock, created = _open_folder(req.out)
     done = Progress()
     try:
@@ -291,6 +295,9 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         remove_temporaries(req.out)
         raise
     finally:
+        if new_lock and not Layout(req.out).fingerprint.exists():
+            # Refused before it became a dataset (a folder of other files): left as it was.
+            Layout(req.out).lock.unlink(missing_ok=True)
         lock.release()
         if created and not done.samples:
             _remove_if_empty(req.out)

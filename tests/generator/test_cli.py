@@ -90,7 +90,7 @@ def test_existing_dataset_needs_resume_and_is_untouched(tmp_path, cli, capsys, d
     assert cli("--n", 4, "--out", root, "--seed", 3, "--resume") == 2
     assert "different settings (seed)" in _one_line_error(capsys)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("fps: 25\nappearance: {noise_std: 1.0}\n")
+    cfg.write_text("fps: 35\nappearance: {noise_std: 1.0}\n")  # fps 25: no parabola fits
     assert cli("--n", 4, "--out", root, "--resume", "--config", cfg) == 2
     assert "config.appearance.noise_std, config.fps" in _one_line_error(capsys)
     assert cli("--n", 2, "--out", root, "--resume") == 2
