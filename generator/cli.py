@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and the Unicode line and paragraph separators: each ends a line for
+# someone (str.splitlines breaks at \x85 and \u2028 too).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def one_line(text: object) -> str:

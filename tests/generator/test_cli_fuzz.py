@@ -23,7 +23,20 @@ from hypothesis import strategies as st
 from generator.__main__ import main
 
 NUMBERS = ["-1", "0", "1e30", "nan", "inf", "-0", "0x10", "1_0", "99999999999999999999"]
-TEXT = ["", " ", "\n", "a\nb", "ünï©ødé", "\x00", "--", "-", "$(touch PWNED)", "'\""]
+TEXT = [
+    "",
+    " ",
+    "\n",
+    "a\nb",
+    "a\x85b",
+    "a\u2028b",
+    "ünï©ødé",
+    "\x00",
+    "--",
+    "-",
+    "$(touch PWNED)",
+    "'\"",
+]
 PATHS = ["empty", "fifo", "file", "binary.yaml", "list.yaml", "missing/deeper", "ds", "x" * 300]
 URLS = ["s3://", "s3://data", "s3://nobucket/p", "s3://data/../..", "http://x/y", "data/p"]
 ENDPOINTS = ["http://127.0.0.1:9", "127.0.0.1:9", "ftp://127.0.0.1:9", "http://[::1"]
@@ -225,7 +238,7 @@ def test_random_command_lines(place, capsys, name, tail):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @settings(
-    max_examples=1500,
+    max_examples=6000,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
