@@ -9,6 +9,7 @@ from pathlib import Path
 
 from generator.dataformat.shard_options import add_compression_options, shard_codec
 from trajkit.cli import (
+    MAX_WORKERS,
     OneLineParser,
     default_workers,
     exit_on_interrupt,
@@ -18,7 +19,7 @@ from trajkit.cli import (
 
 DEFAULT_OUT = Path("data/trajectories")
 POSITIVE = whole_number(1)
-ZSTD_LEVEL = whole_number(1, 19)
+WORKERS = whole_number(1, MAX_WORKERS)
 SUBCOMMANDS = ("preflight", "validate", "preview", "convert", "push", "pull")
 
 
@@ -37,7 +38,7 @@ def generate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=POSITIVE,
+        type=WORKERS,
         default=default_workers(),
         help="processes (default: all cores)",
     )
@@ -130,12 +131,16 @@ def main_preflight(argv: list[str]) -> int:
         return 2
     done = 0
     layout = Layout(args.out)
-    for path in layout.manifests() if layout.checkpoints.is_dir() else []:
-        try:
-            done = int(read_json(path)["end"])
-        except (ValueError, KeyError, TypeError):
-            break
-    est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
+    try:
+        for path in layout.manifests() if layout.checkpoints.is_dir() else []:
+            try:
+                done = int(read_json(path)["end"])
+            except (ValueError, KeyError, TypeError):
+                break
+        est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
+    except OSError as e:  # a name over the filesystem's limit, a folder it may not read
+        print(f"error: cannot check {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(("OK: " if est.ok else "FAIL: ") + est.describe())
     return 0 if est.ok else 1
 

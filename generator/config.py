@@ -7,21 +7,34 @@ seconds at ``fps`` frames per second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from trajkit.cli import describe_validation_error
 from trajkit.yamlfile import read_yaml_mapping
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
 
+# Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
+# drew a clip of nothing, instead of being named here).
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
 
 class Range(BaseModel):
     """A closed interval ``[lo, hi]`` from which a parameter is drawn uniformly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     lo: float
     hi: float
 
@@ -32,6 +45,29 @@ class Range(BaseModel):
         return self
 
 
+def _above_zero(r: Range) -> Range:
+    if r.lo <= 0:
+        raise ValueError(f"must be above 0 (a size), got lo {r.lo}")
+    return r
+
+
+def _not_negative(r: Range) -> Range:
+    if r.lo < 0:
+        raise ValueError(f"must not be negative (a magnitude), got lo {r.lo}")
+    return r
+
+
+def _fraction(r: Range) -> Range:
+    if r.lo < 0 or r.hi > 1:
+        raise ValueError(f"must lie within 0..1 (a fraction), got {r.lo}..{r.hi}")
+    return r
+
+
+SizeRange = Annotated[Range, AfterValidator(_above_zero)]
+MagnitudeRange = Annotated[Range, AfterValidator(_not_negative)]
+FractionRange = Annotated[Range, AfterValidator(_fraction)]
+
+
 def _r(lo: float, hi: float) -> Any:
     return Field(default_factory=lambda: Range(lo=lo, hi=hi))
 
@@ -39,10 +75,17 @@ def _r(lo: float, hi: float) -> Any:
 class SceneConfig(BaseModel):
     """The box the ball stays in (every position, observed and future)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     x: Range = _r(-2.5, 2.5)
     y: Range = _r(-2.5, 2.5)
     z: Range = _r(0.35, 3.0)
+
+    @pydantic.field_validator("z")
+    @classmethod
+    def _above_ground(cls, z: Range) -> Range:
+        if z.lo < 0:
+            raise ValueError(f"the box must stand on the ground (lo >= 0), got lo {z.lo}")
+        return z
 
     @property
     def extent(self) -> float:
@@ -60,7 +103,7 @@ class SceneConfig(BaseModel):
 class CameraRigConfig(BaseModel):
     """Pinhole cameras on a ring around ``look_at``, one (azimuth, elevation) pair each."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     azimuths_deg: list[float] = Field(default_factory=lambda: [20.0, 110.0, 200.0, 290.0])
     elevations_deg: list[float] = Field(default_factory=lambda: [12.0, 25.0, 40.0, 60.0])
     distance: float = Field(7.5, gt=1.0)
@@ -81,38 +124,40 @@ class CameraRigConfig(BaseModel):
 
 
 class LinearConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    speed: Range = _r(1.8, 3.2)  # m/s: 2 to 4 m travelled over the clip
+    model_config = STRICT
+    speed: MagnitudeRange = _r(1.8, 3.2)  # m/s: 2 to 4 m travelled over the clip
     max_vertical_fraction: float = Field(0.35, ge=0.0, le=1.0)
 
 
 class CircularConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    radius: Range = _r(0.8, 1.5)
-    swept_turns: Range = _r(0.55, 0.9)  # turns over the observed frames: at least half a turn
+    model_config = STRICT
+    radius: SizeRange = _r(0.8, 1.5)
+    swept_turns: MagnitudeRange = _r(
+        0.55, 0.9
+    )  # turns over the observed frames: at least half a turn
 
 
 class HelicalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    radius: Range = _r(0.6, 1.1)
-    swept_turns: Range = _r(0.8, 1.5)
-    drift: Range = _r(1.2, 2.0)  # metres along the axis over the observed frames
+    model_config = STRICT
+    radius: SizeRange = _r(0.6, 1.1)
+    swept_turns: MagnitudeRange = _r(0.8, 1.5)
+    drift: MagnitudeRange = _r(1.2, 2.0)  # metres along the axis over the observed frames
 
 
 class ParabolicConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     start_height: Range = _r(0.5, 1.4)
-    apex_fraction: Range = _r(0.3, 0.7)  # where in the observed window the apex falls
-    horizontal_speed: Range = _r(0.8, 2.2)
+    apex_fraction: FractionRange = _r(0.3, 0.7)  # where in the observed window the apex falls
+    horizontal_speed: MagnitudeRange = _r(0.8, 2.2)
     gravity: float = Field(9.81, gt=0.0)
 
 
 class AppearanceConfig(BaseModel):
     """Per-sample variation of look; none of it changes the labels."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    ball_radius: Range = _r(0.22, 0.34)
-    checker_size: Range = _r(0.4, 0.9)
+    model_config = STRICT
+    ball_radius: SizeRange = _r(0.22, 0.34)
+    checker_size: SizeRange = _r(0.4, 0.9)
     noise_std: float = Field(2.0, ge=0.0, le=50.0)  # sensor noise, in 0..255 units
 
 
@@ -124,9 +169,9 @@ class DistractorConfig(BaseModel):
     least ``min_hue_gap`` (a fraction of the colour wheel) away from it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     count: int = Field(2, ge=1, le=8)
-    radius: Range = _r(0.12, 0.42)
+    radius: SizeRange = _r(0.12, 0.42)
     target_hue: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
     min_hue_gap: float = Field(0.15, ge=0.0, le=0.45)
 
@@ -138,10 +183,10 @@ class OccluderConfig(BaseModel):
     largest ball radius), so the ball passes behind them, never through them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     count: int = Field(2, ge=1, le=8)
-    width: Range = _r(0.35, 0.8)  # metres, each side of the footprint
-    height: Range = _r(1.2, 2.8)
+    width: SizeRange = _r(0.35, 0.8)  # metres, each side of the footprint
+    height: SizeRange = _r(1.2, 2.8)
     clearance: float = Field(0.45, ge=0.0)
 
 
@@ -152,14 +197,14 @@ class LightingConfig(BaseModel):
     shared brightness term plus a per-channel colour term, each drawn within ``drift``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     drift: float = Field(0.25, gt=0.0, le=0.8)
 
 
 class GroundTruthConfig(BaseModel):
     """Per-frame ground truth in each label: the ball's pixel position, depth, visibility."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     enabled: bool = True
     masks: bool = False  # also its visible pixels, run-length encoded
 
@@ -170,7 +215,7 @@ OPTIONAL_SECTIONS = ("distractors", "occluders", "lighting", "ground_truth")
 
 
 class GeneratorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     frames: int = Field(32, ge=2, le=512)
     horizon: int = Field(5, ge=1, le=512)
     image_size: int = Field(64, ge=16, le=1024)
@@ -196,6 +241,20 @@ class GeneratorConfig(BaseModel):
                 data.pop(key, None)
         return data
 
+    @model_validator(mode="after")
+    def _renderable(self) -> GeneratorConfig:
+        """Refuse, naming the field, what would crash a worker or draw nothing to see."""
+        issues = _render_issues(self)
+        if issues:
+            raise pydantic_core.ValidationError.from_exception_data(
+                "GeneratorConfig",
+                [
+                    {"type": pydantic_core.PydanticCustomError("unrenderable", msg), "loc": loc}
+                    for loc, msg in issues
+                ],
+            )
+        return self
+
     @property
     def num_cameras(self) -> int:
         return len(self.cameras.azimuths_deg)
@@ -203,6 +262,117 @@ class GeneratorConfig(BaseModel):
     @property
     def video_shape(self) -> tuple[int, int, int, int, int]:
         return (self.num_cameras, self.frames, 3, self.image_size, self.image_size)
+
+
+# A path family must fit the scene box in at least this many of ``MAX_TRIES`` probe draws
+# (1%; a sample then runs out of draws with odds under 1 in 20,000): rarer fits made workers
+# fail mid-run. The hard level's flights fit in 1.4% of draws.
+PROBE_FITS = 10
+
+
+def _render_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Each field that makes the config unrenderable, with why: geometry first, then paths."""
+    issues: list[tuple[tuple[str, ...], str]] = []
+    scene = cfg.scene
+    lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
+    hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
+    sides = hi - lo
+    objects = [(("appearance", "ball_radius"), "the ball", cfg.appearance.ball_radius.hi)]
+    if cfg.distractors is not None:
+        objects.append((("distractors", "radius"), "a distractor", cfg.distractors.radius.hi))
+    for loc, what, radius in objects:
+        if 2 * radius > sides.min():
+            issues.append(
+                (loc, f"{what} ({2 * radius:g} m across) is larger than the scene box's "
+                 f"smallest side ({sides.min():g} m)")
+            )  # fmt: skip
+    if cfg.occluders is not None and cfg.occluders.width.hi > sides[:2].min():
+        issues.append(
+            (("occluders", "width"), f"a pillar ({cfg.occluders.width.hi:g} m wide) is larger "
+             f"than the scene box's floor ({sides[0]:g} x {sides[1]:g} m)")
+        )  # fmt: skip
+
+    from generator.render.renderer import NOISE_BANK_SIZE  # here: the renderer imports this module
+
+    values = cfg.num_cameras * cfg.frames * 3 * cfg.image_size**2
+    if values > NOISE_BANK_SIZE:
+        issues.append(
+            (("image_size",), f"a clip of {cfg.num_cameras} cameras x {cfg.frames} frames x 3 x "
+             f"{cfg.image_size}^2 pixels is {values} values, over the renderer's "
+             f"{NOISE_BANK_SIZE}: lower image_size, frames or the number of cameras")
+        )  # fmt: skip
+    issues += _camera_issues(cfg, lo, hi, max(r for _, _, r in objects))
+    if not issues:  # paths are only worth drawing in a sane scene
+        key = cfg.model_dump_json()
+        if key not in _PATH_VERDICTS:
+            if len(_PATH_VERDICTS) >= 64:
+                _PATH_VERDICTS.clear()
+            _PATH_VERDICTS[key] = _path_issues(cfg)
+        issues += _PATH_VERDICTS[key]
+    return issues
+
+
+def _camera_issues(
+    cfg: GeneratorConfig, lo: np.ndarray, hi: np.ndarray, margin: float
+) -> list[tuple[tuple[str, ...], str]]:
+    """Cameras under the ground, inside the scene box (or within a ball of it), or not seeing it."""
+    from generator.render.cameras import build_rig
+
+    issues = []
+    box_centre = (lo + hi) / 2
+    for i, cam in enumerate(build_rig(cfg)):
+        where = (
+            f"camera {i} (azimuth {cfg.cameras.azimuths_deg[i]:g}, "
+            f"elevation {cfg.cameras.elevations_deg[i]:g})"
+        )
+        centre = cam.centre
+        with np.errstate(all="ignore"):  # a camera level with the centre divides by 0
+            (u, v), depth = cam.project(box_centre)
+        inside = cfg.image_size - 0.5
+        if centre[2] <= 0:
+            msg = f"{where} is under the ground (z {centre[2]:.3g} m): raise look_at"
+        elif ((centre > lo - margin) & (centre < hi + margin)).all():
+            msg = f"{where} is inside the scene box: raise distance"
+        elif not (depth > 0 and -0.5 <= u <= inside and -0.5 <= v <= inside):
+            msg = f"{where} does not see the scene box's centre: point look_at at the box"
+        else:
+            continue
+        issues.append((("cameras",), msg))
+    return issues
+
+
+# Each config's path verdict (about 10 ms of draws), by its dump: configs are built often.
+_PATH_VERDICTS: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+
+
+def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Families whose paths rarely fit the scene box: a worker would give up on one."""
+    from generator.render.trajectories import MAX_TRIES, SAMPLERS
+
+    scene = cfg.scene
+    lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
+    hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
+    issues = []
+    t = np.arange(cfg.frames + cfg.horizon) / cfg.fps
+    for class_id, (name, sampler) in enumerate(zip(CLASS_NAMES, SAMPLERS, strict=True)):
+        rng = np.random.default_rng([0x9E0B, class_id])  # a fixed probe: the same verdict each time
+        fits = 0
+        try:
+            with np.errstate(all="ignore"):
+                for _ in range(MAX_TRIES):
+                    pos, _ = sampler(rng, t, cfg)
+                    fits += bool((pos.min(axis=0) >= lo).all() and (pos.max(axis=0) <= hi).all())
+                    if fits >= PROBE_FITS:
+                        break
+        except (ArithmeticError, ValueError) as e:
+            issues.append(((name.lower(),), f"cannot draw a {name} path: {e}"))
+            continue
+        if fits < PROBE_FITS:
+            issues.append(
+                ((name.lower(),), f"only {fits} of {MAX_TRIES} {name} paths fit in the scene box "
+                 f"(at least {PROBE_FITS} must): widen scene or narrow these ranges")
+            )  # fmt: skip
+    return issues
 
 
 class ConfigError(ValueError):

@@ -125,6 +125,9 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a name over the filesystem's limit
+        print(f"error: cannot read {args.dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
     try:  # a new folder for the picture is made, as a user asking for one expects
         args.out.parent.mkdir(parents=True, exist_ok=True)
         (contact_sheet if suffix == ".png" else animation)(video, label, meta, args.out)

@@ -14,15 +14,31 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+# C0 and C1 controls and the Unicode line and paragraph separators: each ends a line for
+# someone (str.splitlines breaks at \x85 and \u2028 too).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_WORKERS = 1024  # process counts: thousands only thrash (and past 2^31 loky raised)
+
 
 def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
     quotes a hostile value stays one line."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(text))
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit 2."""
+    """argparse, but a bad argument is one line on stderr and exit 2.
+
+    An argument holding a control character is refused: a NUL made every path call raise,
+    and a newline in a path split the error lines that quote it.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        args = sys.argv[1:] if args is None else list(args)
+        for arg in args:
+            if isinstance(arg, str) and CONTROL.search(arg):
+                self.error(f"argument {one_line(arg)!r} holds a control character")
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)
@@ -89,11 +105,11 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if maximum is not None and not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
         if value < minimum:
             rule = {0: "zero or positive", 1: "positive"}.get(minimum, f"at least {minimum}")
             raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
         return value
 
     return parse

@@ -3,6 +3,7 @@ binary, broken or non-mapping file is the same one-line error everywhere."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ def read_yaml_mapping(path: str | Path, error: type[Exception] = ValueError) -> 
     """The settings in a YAML file (empty file: none); any failure is one-line ``error``."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            raise error(f"config {path} is not a regular file")
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
         raise error(f"cannot read config {path}: {e.strerror}") from None

@@ -170,7 +170,12 @@ def main(argv: list[str]) -> int:
         "--quick", action="store_true", help="skip reading videos (labels, counts, balance only)"
     )
     args = p.parse_args(argv)
-    if not args.dir.is_dir():
+    try:
+        is_dir = args.dir.is_dir()
+    except OSError as e:  # a name over the filesystem's limit
+        print(f"error: cannot read {args.dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    if not is_dir:
         print(f"error: {args.dir} is not a folder", file=sys.stderr)
         return 2
     rep = validate(args.dir, quick=args.quick)

@@ -189,7 +189,7 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 def main(argv: list[str]) -> int:
     from generator.dataformat.dataset import DatasetError
     from generator.dataformat.shard_options import add_compression_options, shard_codec
-    from trajkit.cli import OneLineParser, default_workers, whole_number
+    from trajkit.cli import MAX_WORKERS, OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
@@ -197,7 +197,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--shard-size", type=whole_number(1), default=128)
     add_compression_options(p)
-    p.add_argument("--workers", type=whole_number(1), default=default_workers())
+    p.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     compression, level = shard_codec(p, args)

@@ -165,10 +165,10 @@ def open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from trajkit.lock import FolderLock, LockedError
 
-    if root.exists() and not root.is_dir():
-        raise GenerationError(f"--out {root} is a file, not a folder")
-    created = not root.exists()
-    try:
+    try:  # exists() raises too, for a name over the filesystem's limit
+        if root.exists() and not root.is_dir():
+            raise GenerationError(f"--out {root} is a file, not a folder")
+        created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GenerationError(f"cannot create {root}: {e.strerror}") from None
@@ -221,6 +221,10 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
+    try:
+        new_lock = not Layout(req.out).lock.exists()
+    except OSError:  # open_folder says why
+        new_lock = False
     lock, created = open_folder(req.out)
     done = Progress()
     try:
@@ -258,6 +262,9 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         remove_temporaries(req.out)
         raise
     finally:
+        if new_lock and not Layout(req.out).fingerprint.exists():
+            # Refused before it became a dataset (a folder of other files): left as it was.
+            Layout(req.out).lock.unlink(missing_ok=True)
         lock.release()
         if created and not done.samples:
             _remove_if_empty(req.out)

@@ -120,9 +120,9 @@ def check_endpoint(url: str | None) -> None:
     bad = S3Error(f"--endpoint-url must look like http(s)://host[:port], got {url!r}")
     if _has_control(url) or any(c.isspace() for c in url):
         raise bad
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
+    try:  # an unclosed IPv6 bracket raises in urlsplit, a port that is not a number in .port
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
     except ValueError:
         raise bad from None
     if (

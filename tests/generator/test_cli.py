@@ -90,7 +90,7 @@ def test_existing_dataset_needs_resume_and_is_untouched(tmp_path, cli, capsys, d
     assert cli("--n", 4, "--out", root, "--seed", 3, "--resume") == 2
     assert "different settings (seed)" in _one_line_error(capsys)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("fps: 25\nappearance: {noise_std: 1.0}\n")
+    cfg.write_text("fps: 35\nappearance: {noise_std: 1.0}\n")  # fps 25: no parabola fits
     assert cli("--n", 4, "--out", root, "--resume", "--config", cfg) == 2
     assert "config.appearance.noise_std, config.fps" in _one_line_error(capsys)
     assert cli("--n", 2, "--out", root, "--resume") == 2
@@ -112,12 +112,40 @@ def test_out_is_a_file(tmp_path, cli, capsys):
     assert "is a file" in _one_line_error(capsys)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_folder(tmp_path, cli, capsys):
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
-    assert cli("--n", 4, "--out", ro / "ds") == 2
-    assert "cannot create" in _one_line_error(capsys)
+def _under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    return tmp_path / "file" / "ds", "Not a directory"
+
+
+def _under_a_fifo(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    return tmp_path / "fifo" / "ds", "Not a directory"
+
+
+def _name_too_long(tmp_path):
+    return tmp_path / ("d" * 300) / "ds", "File name too long"
+
+
+def _read_only_parent(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder; the other cases hold for root too")
+    (tmp_path / "ro").mkdir(mode=0o500)
+    return tmp_path / "ro" / "ds", "Permission denied"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [_under_a_file, _under_a_fifo, _name_too_long, _read_only_parent],
+    ids=lambda f: f.__name__,
+)
+def test_unwritable_folder(tmp_path, cli, capsys, where):
+    """A folder that cannot be created, even by root (CI runs as root): one line, exit 2."""
+    out, reason = where(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert cli("--n", 4, "--out", out) == 2
+    err = _one_line_error(capsys)
+    assert f"cannot create {out}: {reason}" in err, err
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_second_writer_is_refused_naming_the_holder(tmp_path, cli, capsys):

@@ -61,9 +61,8 @@ def test_paths_follow_their_law_and_stay_in_the_box(index):
     cls = class_of(0, index)
     pos, params = sample_trajectory(rng, cls, cfg)
     assert pos.shape == (cfg.frames + cfg.horizon, 3)
-    s = cfg.scene
-    assert pos[:, 0].min() >= s.x.lo and pos[:, 0].max() <= s.x.hi
-    assert pos[:, 2].min() >= s.z.lo and pos[:, 2].max() <= s.z.hi
+    for axis, bounds in enumerate((cfg.scene.x, cfg.scene.y, cfg.scene.z)):
+        assert pos[:, axis].min() >= bounds.lo and pos[:, axis].max() <= bounds.hi, "xyz"[axis]
     acc = _fit_acceleration(pos, cfg.fps)
     if cls == 0:  # Linear: no acceleration
         assert np.abs(acc).max() < 1e-6

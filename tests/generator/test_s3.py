@@ -669,7 +669,7 @@ def test_resume_is_not_fooled_by_a_change_with_the_mtime_put_back(
         ("s3://data/x", "127.0.0.1:9000", "--endpoint-url"),
         ("s3://data/x", "http://", "--endpoint-url"),
         ("s3://data/x", "http://host:notaport", "--endpoint-url"),
-        ("s3://data/x", "http://host/\nx", "--endpoint-url"),
+        ("s3://data/x", "http://host/\nx", "control character"),
     ],
 )
 @pytest.mark.parametrize("command", ["push", "pull"])
@@ -679,7 +679,11 @@ def test_hostile_addresses_are_one_line_exit_2(
     real_endpoint, client = s3
     ep = endpoint or real_endpoint
     args = (folder, url) if command == "push" else (url, tmp_path / "dest")
-    assert cli(command, *args, "--endpoint-url", ep, "--quiet") == 2
+    try:  # a control character is refused by the parser (SystemExit), the rest by push/pull
+        code = cli(command, *args, "--endpoint-url", ep, "--quiet")
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert says in err and len(err.splitlines()) == 1, err
     assert "Contents" not in client.list_objects_v2(Bucket="data")
