@@ -14,21 +14,31 @@ Exit status 0 only if, for every config: no seed collapses (RankMe of the pretra
 above the random network's, and no collapse warning at the last epoch), the mean k-NN gain
 over random init is at least ``--margin`` (+0.15), and McNemar's exact test on the same held-out
 images, pooled over the seeds, gives one-sided p < ``--alpha``. Writes ``<out>/bench.json``.
+
+The (config, seed) cells are independent: they run in ``--jobs`` processes (one per core by
+default) of ``--threads`` torch threads (1). On 2 shared cores that is faster than one process
+of 2 threads, which spent 5x the CPU per epoch when other jobs took a core (README).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
+import resource
+import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from train.jepa.config import apply_overrides, load_config
-from train.jepa.evaluate import RawPixels, evaluate, load_encoder
+from train.jepa.config import ConfigError, apply_overrides, load_config
+from train.jepa.evaluate import RawPixels, eval_splits, evaluate, load_encoder
 from train.jepa.probes import mcnemar_greater
 from train.jepa.train import train
 from trajkit.cli import OneLineParser
@@ -39,14 +49,30 @@ CONFIGS = [str(ROOT / "configs/jepa/tiny.yaml"), str(ROOT / "configs/jepa/digits
 ENCODERS = ("pretrained", "random_init", "raw_pixels")
 
 
-def run_seed(config: str, out: Path, seed: int, epochs: int | None) -> dict:
-    """Pretrain one seed, then measure it, its random initialisation and the raw pixels."""
+def seed_config(config: str, out: Path, seed: int, epochs: int | None):  # noqa: ANN201
+    """The validated config of one cell (raises ``ConfigError``)."""
     raw = load_config(config)
     raw.setdefault("run", {})["seed"] = seed
-    cfg = apply_overrides(raw, argparse.Namespace(out=str(out / f"seed{seed}"), epochs=epochs))
-    start = time.perf_counter()
-    train(cfg, quiet=True, force=True)
-    train_seconds = time.perf_counter() - start
+    return apply_overrides(raw, argparse.Namespace(out=str(out / f"seed{seed}"), epochs=epochs))
+
+
+@contextmanager
+def timed(phases: dict, phase: str) -> Iterator[None]:
+    """Record the wall and CPU seconds of this process spent in ``phase`` (the profile)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    phases[phase] = {
+        "wall_seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+    }
+
+
+def run_seed(config: str, out: Path, seed: int, epochs: int | None) -> dict:
+    """Pretrain one seed, then measure it, its random initialisation and the raw pixels."""
+    cfg = seed_config(config, out, seed, epochs)
+    phases: dict[str, dict[str, float]] = {}
+    with timed(phases, "pretrain"):
+        train(cfg, quiet=True, force=True)
     epochs_logged = [
         json.loads(line)
         for line in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()
@@ -54,28 +80,50 @@ def run_seed(config: str, out: Path, seed: int, epochs: int | None) -> dict:
     ]
     speeds = [e["images_per_second"] for e in epochs_logged]
     spec = cfg.data.datasets[0]
+    with timed(phases, "eval_images"):
+        splits = eval_splits(cfg, spec, cfg.data.data_path)
     encoders = {
-        "pretrained": load_encoder(Path(cfg.run.out) / "last.pt", cfg, cfg.run.seed),
-        "random_init": load_encoder(None, cfg, cfg.run.seed),
-        "raw_pixels": RawPixels(),
+        "pretrained": lambda: load_encoder(Path(cfg.run.out) / "last.pt", cfg, cfg.run.seed),
+        "random_init": lambda: load_encoder(None, cfg, cfg.run.seed),
+        "raw_pixels": RawPixels,
     }
-    results = {
-        label: evaluate(encoder, cfg, spec, cfg.data.data_path, keep_knn_correct=True)
-        for label, encoder in encoders.items()
-    }
+    results = {}
+    for label, encoder in encoders.items():
+        with timed(phases, label):
+            results[label] = evaluate(
+                encoder(), cfg, spec, cfg.data.data_path, keep_knn_correct=True, splits=splits
+            )
     correct = {label: r.pop("knn_correct") for label, r in results.items()}
     return {
+        "config": config,
         "seed": seed,
         "epochs": cfg.optim.epochs,
-        "train_seconds": train_seconds,
+        "train_seconds": phases["pretrain"]["wall_seconds"],
         # the first epoch pays start-up costs
         "train_images_per_second": statistics.median(speeds[1:] or speeds),
         "final_epoch": epochs_logged[-1],
         **results,
         "knn_gain": results["pretrained"]["knn_accuracy"] - results["random_init"]["knn_accuracy"],
         "knn_gain_p_value": mcnemar_greater(correct["pretrained"], correct["random_init"]),
-        "knn_correct": correct,
+        # plain lists: a result crosses a process boundary
+        "knn_correct": {label: c.tolist() for label, c in correct.items()},
+        "phases": phases,
     }
+
+
+def _worker_init(threads: int) -> None:
+    """A worker leaves Ctrl-C to the parent (which stops it) and uses ``threads`` threads."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _run_cell(cell: tuple) -> tuple[int, dict | None, str | None]:
+    """``run_seed`` in a worker: ``(index, run, None)``, or ``(index, None, why)`` if it failed."""
+    index, *args = cell
+    try:
+        return index, run_seed(*args), None
+    except Exception as err:  # noqa: BLE001 - reported as one line by the parent
+        return index, None, f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
 
 
 def collapse_reasons(run: dict) -> list[str]:
@@ -105,9 +153,10 @@ def verdict(runs: list[dict], pooled_p: float, margin: float, alpha: float) -> l
 
 
 def print_run(run: dict) -> None:
+    cpu = {phase: t["cpu_seconds"] for phase, t in run["phases"].items()}
     print(
-        f"  seed {run['seed']}: {run['train_images_per_second']:.0f} images/s "
-        f"({run['epochs']} epochs in {run['train_seconds']:.0f} s), last epoch: RankMe "
+        f"  {Path(run['config']).name} seed {run['seed']}: {run['train_images_per_second']:.0f} "
+        f"images/s ({run['epochs']} epochs in {run['train_seconds']:.0f} s), last epoch: RankMe "
         f"{run['final_epoch']['rankme']:.1f}, collapse warning "
         f"{'yes' if run['final_epoch']['collapse_warning'] else 'no'}",
         flush=True,
@@ -123,18 +172,15 @@ def print_run(run: dict) -> None:
         f"{run['knn_gain_p_value']:.2g}) on {run['pretrained']['test_samples']} held-out images",
         flush=True,
     )
+    print("    CPU s: " + ", ".join(f"{phase} {t:.1f}" for phase, t in cpu.items()), flush=True)
 
 
-def bench_config(config: str, out: Path, args: argparse.Namespace) -> dict:
-    """All seeds of one config, printed as they finish, and the config's verdict."""
-    print(f"{Path(config).name}:", flush=True)
-    runs = []
-    for seed in args.seeds:
-        runs.append(run_seed(config, out, seed, args.epochs))
-        print_run(runs[-1])
+def summarise_config(config: str, runs: list[dict], args: argparse.Namespace) -> dict:
+    """One config's seeds (in seed order), pooled McNemar test and verdict, printed."""
     correct = [run.pop("knn_correct") for run in runs]
     pooled = {
-        label: torch.cat([c[label] for c in correct]) for label in ("pretrained", "random_init")
+        label: torch.tensor([x for c in correct for x in c[label]])
+        for label in ("pretrained", "random_init")
     }
     p_value = mcnemar_greater(pooled["pretrained"], pooled["random_init"])
     gains = [run["knn_gain"] for run in runs]
@@ -145,7 +191,10 @@ def bench_config(config: str, out: Path, args: argparse.Namespace) -> dict:
         f"images); median {statistics.median(r['train_images_per_second'] for r in runs):.0f} "
         "images/s"
     )
-    print(f"  {'FAIL' if failures else 'ok'}: {summary}" + "".join(f"; {f}" for f in failures))
+    print(
+        f"{Path(config).name}: {'FAIL' if failures else 'ok'}: {summary}"
+        + "".join(f"; {f}" for f in failures)
+    )
     return {
         "config": config,
         "runs": runs,
@@ -155,6 +204,24 @@ def bench_config(config: str, out: Path, args: argparse.Namespace) -> dict:
         "train_images_per_second": statistics.median(r["train_images_per_second"] for r in runs),
         "failures": failures,
     }
+
+
+def run_cells(cells: list[tuple], jobs: int, threads: int) -> Iterator[tuple]:
+    """``_run_cell`` over ``cells`` in ``jobs`` fresh processes, as each finishes.
+
+    Spawned, not forked: a worker starts with no torch thread pool inherited from the parent.
+    Ctrl-C or an early exit terminates the workers.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(threads,)) as pool:
+        yield from pool.imap_unordered(_run_cell, cells)
+        pool.close()
+        pool.join()  # reaped, so RUSAGE_CHILDREN counts their CPU
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,24 +234,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--alpha", type=float, default=0.01, help="required significance (McNemar, one-sided)"
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="cells run at once (default: the usable cores)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    wall, cpu = time.perf_counter(), time.process_time()
-    reports = [bench_config(config, args.out / Path(config).stem, args) for config in args.configs]
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
+    cells = [
+        (i, config, args.out / Path(config).stem, seed, args.epochs)
+        for i, (config, seed) in enumerate((c, s) for c in args.configs for s in args.seeds)
+    ]
+    try:
+        for _, config, out, seed, epochs in cells:
+            seed_config(config, out, seed, epochs)  # every config is checked before any work
+    except ConfigError as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    wall, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
+    children = cpu_seconds(resource.RUSAGE_CHILDREN)
+    runs: dict[int, dict] = {}
+    try:
+        for index, run, error in run_cells(cells, min(args.jobs, len(cells)), args.threads):
+            if error is not None:
+                _, config, _, seed, _ = cells[index]
+                print(f"error: {Path(config).name} seed {seed}: {error}", file=sys.stderr)
+                return 1
+            runs[index] = run
+            print_run(run)
+    except KeyboardInterrupt:
+        print("interrupted; the finished seeds' runs are in their folders", file=sys.stderr)
+        return 130
+    reports = [
+        summarise_config(config, [runs[i] for i, c, *_ in cells if c == config], args)
+        for config in args.configs
+    ]
     report = {
-        "threads": torch.get_num_threads(),
+        "jobs": min(args.jobs, len(cells)),
+        "threads": args.threads,
         "seeds": args.seeds,
         "margin": args.margin,
         "alpha": args.alpha,
         "configs": reports,
         "wall_seconds": time.perf_counter() - wall,
-        "cpu_seconds": time.process_time() - cpu,
+        # the workers' and this process's; on an idle machine wall >= cpu / cores
+        "cpu_seconds": cpu_seconds(resource.RUSAGE_SELF)
+        - cpu
+        + cpu_seconds(resource.RUSAGE_CHILDREN)
+        - children,
+        "load_average": os.getloadavg(),
     }
     write_json_atomic(args.out / "bench.json", report)
     print(
         f"{report['wall_seconds'] / 60:.1f} min, {report['cpu_seconds'] / 60:.1f} CPU min "
-        f"({report['threads']} threads)"
+        f"({report['jobs']} jobs of {report['threads']} thread(s); load average "
+        f"{report['load_average'][0]:.1f} at the end)"
     )
     failed = [Path(r["config"]).name for r in reports if r["failures"]]
     if failed:

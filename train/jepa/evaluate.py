@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from train.checkpoint import CheckpointError
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
@@ -71,6 +71,28 @@ def load_encoder(
     return encoder
 
 
+def eval_datasets(cfg: JepaConfig, spec: DatasetSpec, data_path: str) -> dict[str, Dataset]:
+    """The train and test splits with the evaluation transform, read lazily."""
+    transform = eval_transform(cfg.data)
+    return {
+        split: build_dataset(spec, data_path, split, transform, cfg.data.image_size, cfg.run.seed)
+        for split in ("train", "test")
+    }
+
+
+def eval_splits(
+    cfg: JepaConfig, spec: DatasetSpec, data_path: str, num_workers: int = 0
+) -> dict[str, TensorDataset]:
+    """``eval_datasets`` held in memory: decoded (or, for the synthetic sets, drawn) once for
+    all the encoders measured on them. For the small sets of the benchmark (~90 MB each)."""
+    splits = {}
+    for split, dataset in eval_datasets(cfg, spec, data_path).items():
+        batches = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+        images, labels = zip(*batches, strict=True)
+        splits[split] = TensorDataset(torch.cat(images), torch.cat(labels).long())
+    return splits
+
+
 def evaluate(
     encoder: nn.Module,
     cfg: JepaConfig,
@@ -82,14 +104,14 @@ def evaluate(
     batch_size: int = 256,
     num_workers: int = 0,
     keep_knn_correct: bool = False,
+    splits: dict[str, Dataset] | None = None,
 ) -> dict:
     """The measures as a JSON-ready dict; ``keep_knn_correct`` adds the test split's per-image
-    k-NN outcomes (a bool tensor, for paired comparisons between encoders)."""
-    transform = eval_transform(cfg.data)
-    splits = {
-        split: build_dataset(spec, data_path, split, transform, cfg.data.image_size, cfg.run.seed)
-        for split in ("train", "test")
-    }
+    k-NN outcomes (a bool tensor, for paired comparisons between encoders). ``splits`` (from
+    ``eval_splits``) saves building the images again for each encoder; by default they are
+    read lazily (``eval_datasets``)."""
+    if splits is None:
+        splits = eval_datasets(cfg, spec, data_path)
     (x_tr, y_tr), (x_te, y_te) = (
         extract_features(encoder, splits[s], batch_size, num_workers) for s in ("train", "test")
     )

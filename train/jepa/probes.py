@@ -14,9 +14,20 @@ def rankme(features: torch.Tensor, eps: float = RANKME_EPS) -> float:
     ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values of the ``(N, D)`` embedding
     matrix, not centred. Ranges from ~1 (collapse) to ``min(N, D)``.
     """
-    sigma = torch.linalg.svdvals(features.double())
+    sigma = singular_values(features.double())
     p = sigma / sigma.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def singular_values(x: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``x`` from the eigenvalues of its smaller Gram matrix.
+
+    For raw pixels (1,500 x 12,288) this takes about 1 s against 22 s for ``svdvals``; in float64
+    a singular value's error is ~1e-8 of the largest (eigenvalue error ~1e-16 of the largest),
+    far below RankMe's ``eps``.
+    """
+    gram = x @ x.T if x.size(0) <= x.size(1) else x.T @ x
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0)
 
 
 def knn_predict(
@@ -74,6 +85,22 @@ def mcnemar_greater(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
     return float(binomtest(a_only, a_only + b_only, 0.5, alternative="greater").pvalue)
 
 
+def row_space_coordinates(
+    x_train: torch.Tensor, x_test: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x_train`` and ``x_test`` in an orthonormal basis ``V`` of the span of ``x_train``'s rows.
+
+    From the Gram matrix ``x_train x_train^T = U S U^T``: ``x_train V = U S^1/2`` and
+    ``x_test V = x_test x_train^T U S^-1/2``. Directions whose singular value is below ~1e-6 of
+    the largest (the Gram's rounding noise) are dropped; along them the training loss is flat.
+    """
+    gram = x_train @ x_train.T
+    eigenvalues, u = torch.linalg.eigh(gram)
+    keep = eigenvalues > eigenvalues.max() * len(gram) * torch.finfo(gram.dtype).eps
+    u, root = u[:, keep], eigenvalues[keep].sqrt()
+    return u * root, (x_test @ x_train.T) @ u / root
+
+
 def linear_probe_accuracy(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
@@ -81,16 +108,43 @@ def linear_probe_accuracy(
     test_labels: torch.Tensor,
     max_iter: int = 500,
     l2: float = 1e-4,
+    row_space: bool | None = None,
 ) -> float:
-    """Multinomial logistic regression on standardised frozen features, test accuracy.
+    """Test accuracy of ``linear_probe_logits``."""
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    logits = linear_probe_logits(
+        train_features, train_labels, test_features, num_classes, max_iter, l2, row_space
+    )
+    return float((logits.argmax(1) == test_labels).float().mean())
+
+
+def linear_probe_logits(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    num_classes: int,
+    max_iter: int = 500,
+    l2: float = 1e-4,
+    row_space: bool | None = None,
+) -> torch.Tensor:
+    """Test logits of multinomial logistic regression on standardised frozen features.
 
     Full-batch L-BFGS with an L2 penalty ``l2 * ||W||^2`` (the solver of scikit-learn's
     ``LogisticRegression``): deterministic and converged, unlike a short SGD schedule.
+
+    With more features than training samples (raw pixels: 12,288 against 1,500) it is solved in
+    the span of the training rows (``row_space``, by default when ``D > N``): the optimum lies in
+    it (the loss's gradient does, and the penalty pulls the rest to 0), and starting from 0
+    every L-BFGS iterate does too, so in the coordinates of ``row_space_coordinates`` it is
+    the same problem, norm and iterates with N instead of D weights per class.
     """
     mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
     x_train = ((train_features - mean) / std).double()
     x_test = ((test_features - mean) / std).double()
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    if row_space is None:
+        row_space = x_train.size(1) > x_train.size(0)
+    if row_space:
+        x_train, x_test = row_space_coordinates(x_train, x_test)
     head = torch.nn.Linear(x_train.size(1), num_classes, dtype=torch.float64)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
@@ -112,4 +166,4 @@ def linear_probe_accuracy(
 
     opt.step(closure)
     with torch.no_grad():
-        return float((head(x_test).argmax(1) == test_labels).float().mean())
+        return head(x_test)

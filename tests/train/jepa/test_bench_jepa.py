@@ -1,6 +1,6 @@
 """``make bench-jepa`` end to end on a seconds-long config, and its verdict rules."""
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -18,17 +18,15 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_jepa", ROOT / "benchmarks/bench_jepa.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # imported by name (the repository root is on the path), so the spawned workers can too
+    return importlib.import_module("benchmarks.bench_jepa")
 
 
 def test_bench_measures_each_seed_against_random_init_and_raw_pixels(tmp_path, jepa_files, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path, optim={"epochs": 1})))
     out = tmp_path / "bench"
-    argv = ["--configs", str(config), "--out", str(out), "--seeds", "0", "3", "--threads", "1"]
+    argv = ["--configs", str(config), "--out", str(out), "--seeds", "0", "3", "--jobs", "2"]
     # a margin no run can reach: the verdict must fail, and say why
     assert _bench().main([*argv, "--margin", "2"]) == 1
     report = json.loads((out / "bench.json").read_text())
@@ -66,12 +64,40 @@ def test_bench_measures_each_seed_against_random_init_and_raw_pixels(tmp_path, j
         ][-1]
         assert run["final_epoch"]["collapse_warning"] == last_epoch["collapse_warning"]
     assert result["runs"][0]["random_init"] != result["runs"][1]["random_init"]
+    # two worker processes did the work: their CPU time is counted, and each phase's
+    assert report["jobs"] == 2 and report["cpu_seconds"] > sum(
+        t["cpu_seconds"] for run in result["runs"] for t in run["phases"].values()
+    )
+    assert set(result["runs"][0]["phases"]) == {"pretrain", "eval_images", *_bench().ENCODERS}
     assert any(f.startswith("mean k-NN gain") for f in result["failures"])
     printed = capsys.readouterr().out
     assert printed.count("raw_pixels: 20-NN") == 2 and "FAIL: tiny.yaml" in printed
     # a second run over the same folder starts over (the trainer would refuse a finished run)
     assert _bench().main([*argv, "--seeds", "0"]) == 1
     assert json.loads((out / "bench.json").read_text())["seeds"] == [0]
+
+
+def test_bench_refuses_a_bad_config_in_one_line_before_any_work(tmp_path, jepa_files, capsys):
+    good = tmp_path / "tiny.yaml"
+    good.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path, optim={"epochs": 1})))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(good.read_text()), "optim": {"epochs": 0}}))
+    out = tmp_path / "bench"
+    for configs in ([str(good), str(bad)], [str(tmp_path / "missing.yaml")]):
+        assert _bench().main(["--configs", *configs, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()  # the good config was not run either
+
+
+def test_bench_names_the_cell_that_failed_in_one_line(tmp_path, jepa_files, capsys):
+    raw = jepa_files.tiny_config(tmp_path, optim={"epochs": 1, "batch_size": 4096})
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))  # valid, but more than the data in one batch
+    argv = ["--configs", str(config), "--out", str(tmp_path / "b"), "--seeds", "5", "--jobs", "1"]
+    assert _bench().main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: tiny.yaml seed 5: ConfigError:") and err.count("\n") == 1
 
 
 def _run(seed=0, gain=0.2, rankme=(5.0, 3.0), warning=False):

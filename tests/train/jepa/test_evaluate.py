@@ -3,7 +3,7 @@ import json
 import torch
 
 from train.jepa.config import parse_config
-from train.jepa.evaluate import evaluate, load_encoder, main
+from train.jepa.evaluate import RawPixels, eval_splits, evaluate, load_encoder, main
 from train.jepa.train import train
 
 
@@ -49,3 +49,19 @@ def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
 def test_evaluate_bad_input(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synthetic"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_on_images_held_in_memory_matches_reading_them(tmp_path, jepa_files):
+    # the benchmark draws a cell's images once (eval_splits) for its three encoders
+    cfg = parse_config(jepa_files.tiny_config(tmp_path))
+    spec, path = cfg.data.datasets[0], cfg.data.data_path
+    splits = eval_splits(cfg, spec, path)
+    assert [len(splits[s]) for s in ("train", "test")] == [48, 12]
+    for encoder in (load_encoder(None, cfg, 0), RawPixels()):
+        lazy = evaluate(encoder, cfg, spec, path, probe_iters=20, keep_knn_correct=True)
+        held = evaluate(
+            encoder, cfg, spec, path, probe_iters=20, keep_knn_correct=True, splits=splits
+        )
+        assert held["knn_correct"].equal(lazy.pop("knn_correct"))
+        held.pop("knn_correct")
+        assert held == lazy

@@ -7,8 +7,11 @@ from train.jepa.probes import (
     knn_correct,
     knn_predict,
     linear_probe_accuracy,
+    linear_probe_logits,
     mcnemar_greater,
     rankme,
+    row_space_coordinates,
+    singular_values,
 )
 
 
@@ -89,3 +92,45 @@ def test_collapse_watch_is_relative_to_the_runs_best():
     restored = CollapseWatch(min_std_ratio=0.5, min_rank_ratio=0.1)
     restored.load_state_dict(watch.state_dict())
     assert restored.best_std_ratio == watch.best_std_ratio > 0
+
+
+def test_singular_values_match_svd_for_wide_and_tall_matrices():
+    g = torch.Generator().manual_seed(0)
+    for shape in ((30, 200), (200, 30)):
+        x = torch.randn(*shape, generator=g, dtype=torch.float64)
+        x[:, 0] *= 50  # one dominant direction, as raw pixels have (their mean)
+        assert torch.allclose(singular_values(x), torch.linalg.svdvals(x), rtol=1e-9, atol=1e-9)
+    rank_two = torch.randn(40, 2, generator=g).double() @ torch.randn(2, 300, generator=g).double()
+    sigma = singular_values(rank_two)
+    assert sigma.shape == (40,) and (sigma[2:] < 1e-6 * sigma[0]).all()
+
+
+def test_row_space_coordinates_keep_every_inner_product():
+    g = torch.Generator().manual_seed(1)
+    # rank 25 < 40 training rows < 300 features: the dropped directions carry nothing
+    basis = torch.randn(25, 300, generator=g, dtype=torch.float64)
+    x_train = torch.randn(40, 25, generator=g, dtype=torch.float64) @ basis
+    x_test = torch.randn(15, 300, generator=g, dtype=torch.float64)
+    z_train, z_test = row_space_coordinates(x_train, x_test)
+    assert z_train.shape == (40, 25) and z_test.shape == (15, 25)
+    assert torch.allclose(z_train @ z_train.T, x_train @ x_train.T, atol=1e-8)
+    assert torch.allclose(z_test @ z_train.T, x_test @ x_train.T, atol=1e-8)
+
+
+def test_linear_probe_in_the_row_space_matches_the_primal_solution():
+    # more features than samples, as raw pixels: the row-space solve must give the primal's
+    # logits, not merely a similar accuracy
+    g = torch.Generator().manual_seed(2)
+    centres = 2 * torch.randn(3, 200, generator=g)
+    y = torch.arange(90) % 3
+    x = centres[y] + 3 * torch.randn(90, 200, generator=g)
+    args = (x[:60], y[:60], x[60:], 3)
+    primal = linear_probe_logits(*args, l2=1e-2, row_space=False)
+    reduced = linear_probe_logits(*args, l2=1e-2, row_space=True)
+    assert torch.allclose(reduced, primal, atol=1e-5)
+    assert linear_probe_logits(*args, l2=1e-2).equal(reduced)  # D > N: the default
+    assert linear_probe_accuracy(x[:60], y[:60], x[60:], y[60:], l2=1e-2) == float(
+        (primal.argmax(1) == y[60:]).float().mean()
+    )
+    # an L2 penalty far from 1e-2 lands elsewhere: the comparison above can fail
+    assert not torch.allclose(linear_probe_logits(*args, l2=1.0, row_space=True), primal, atol=1e-3)
