@@ -57,14 +57,17 @@ bench-saliency: $(STAMP)
 # every mutant whose number ends in MUTANTS' pattern (7: about 40 per module), each run against
 # the tests of [tool.mutmut] that reach its function. MUTANTS='*' runs them all (hours).
 MUTANTS ?= *7
-MUTATE_MODULES := trajkit.files trajkit.lock generator.dataformat.writer generator.dataformat.dataset generator.dataformat.sources \
-  generator.dataformat.validate generator.dataformat.validate_shards
+MUTATE_MODULES := trajkit.files trajkit.lock generator.dataformat.layout generator.dataformat.writer \
+  generator.dataformat.dataset generator.dataformat.sources generator.dataformat.checks \
+  generator.dataformat.validate generator.dataformat.validate_shards generator.pipeline.heal \
+  generator.pipeline.s3sync
 mutate: $(STAMP)
 	rm -rf mutants
 	-$(PY) -m mutmut run $(foreach m,$(MUTATE_MODULES),"$(m).$(MUTANTS)")
 	$(PY) -m mutmut results --all true | awk -F': ' '$$2 != "not checked" { \
-	  split($$1, a, "."); t[a[2]]++; if ($$2 == "killed" || $$2 == "timeout") k[a[2]]++ } \
-	  END { for (m in t) printf "%-16s %3d/%3d killed (%.0f%%)\n", m, k[m], t[m], 100 * k[m] / t[m] }'
+	  m = $$1; gsub(/^ +/, "", m); sub(/\.[^.]*$$/, "", m); t[m]++; \
+	  if ($$2 == "killed" || $$2 == "timeout") k[m]++ } \
+	  END { for (m in t) printf "%-32s %3d/%3d killed (%.0f%%)\n", m, k[m], t[m], 100 * k[m] / t[m] }'
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
