@@ -4,14 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path, jepa_files):
     """DDP under torchrun (gloo on CPU): both ranks train on disjoint shards, rank 0 writes."""
     raw = jepa_files.tiny_config(tmp_path, optim={"epochs": 1, "batch_size": 8})
@@ -24,8 +22,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, jepa_files):
         "torch.distributed.run",
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29517",
+        "--standalone",  # a free port of its own: two suites on one machine do not collide
         "-m",
         "train.jepa",
         "--config",
