@@ -58,8 +58,14 @@ def epoch_loader(
     """A fresh loader per epoch whose worker seeds depend only on ``(seed, epoch, rank)``.
 
     Together with the epoch-seeded sampler this makes every epoch reproducible, which is what
-    lets ``--resume`` continue exactly.
+    lets ``--resume`` continue exactly. Worker processes live one epoch and draw into their own
+    copy of a dataset, so datasets that keep drawn images (``draw_all``) draw them all first,
+    here, for the workers to inherit; without workers they draw lazily in this process.
     """
+    if cfg.data.num_workers > 0:
+        for part in mixture.datasets:
+            if hasattr(part, "draw_all"):
+                part.draw_all()
     sampler.set_epoch(epoch)
     generator = torch.Generator().manual_seed((cfg.run.seed * 7919 + epoch) * 131 + rank)
     return DataLoader(

@@ -20,6 +20,10 @@ objects it did.
 
 Image ``i`` of a split depends only on ``(seed, split, i)``, so the data are the same on every
 machine; labels cycle through the classes so any prefix of a split is balanced.
+
+A dataset draws each image once and keeps it (uint8, ``CACHE_MAX_BYTES`` at most): pretraining
+reads every image every epoch, and redrawing them was about a quarter of a shapes run's CPU.
+The random augmentations run on every access as before, so the batches are unchanged.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ SHAPES = (
 CLASSES = TEXTURES  # the default kind's classes
 SYNTHETIC_CLASSES = {"textures": TEXTURES, "shapes": SHAPES}
 SPLIT_STREAMS = {"train": 0, "test": 1, "unlabeled": 2}
+CACHE_MAX_BYTES = 1 << 30  # a larger dataset is redrawn on every access instead of kept
 SUPERSAMPLE = 2  # shapes are drawn at 2x and box-filtered down, so small ones keep their outline
 
 
@@ -163,7 +168,12 @@ RENDERERS = {"textures": render_texture, "shapes": render_shapes}
 
 
 class SyntheticImages(Dataset):
-    """``(PIL image, label)`` pairs of one synthetic kind; labels cycle through the classes."""
+    """``(PIL image, label)`` pairs of one synthetic kind; labels cycle through the classes.
+
+    Each image is drawn on its first access and kept (``cache``; see ``CACHE_MAX_BYTES``).
+    DataLoader worker processes get a copy of the dataset, so what a worker draws is lost with
+    it: call ``draw_all`` before the workers start so that they inherit every image.
+    """
 
     def __init__(
         self,
@@ -173,6 +183,7 @@ class SyntheticImages(Dataset):
         seed: int = 0,
         transform=None,  # noqa: ANN001
         kind: str = "textures",
+        cache: bool = True,
     ) -> None:
         if split not in SPLIT_STREAMS:
             raise ValueError(f"split must be one of {sorted(SPLIT_STREAMS)}, got {split!r}")
@@ -182,16 +193,41 @@ class SyntheticImages(Dataset):
         self.kind, self.classes = kind, SYNTHETIC_CLASSES[kind]
         self.transform = transform
         self.targets = [i % len(self.classes) for i in range(size)]
+        shape = (size, image_size, image_size, 3)
+        self._images: np.ndarray | None = None  # allocated on the first draw
+        self._drawn = np.zeros(size, dtype=bool)
+        self.cached = cache and int(np.prod(shape, dtype=np.int64)) <= CACHE_MAX_BYTES
 
     def __len__(self) -> int:
         return self.size
 
-    def __getitem__(self, index: int):  # noqa: ANN204
+    def _draw(self, index: int) -> np.ndarray:
+        """Image ``index`` drawn from its own generator: the same whatever was drawn before."""
+        rng = np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], index])
+        return RENDERERS[self.kind](self.targets[index], rng, self.image_size)
+
+    def image_array(self, index: int) -> np.ndarray:
+        """Image ``index`` as a ``(image_size, image_size, 3)`` uint8 array, drawn at most once."""
         if not 0 <= index < self.size:
             raise IndexError(index)
-        rng = np.random.default_rng([self.seed, SPLIT_STREAMS[self.split], index])
+        if not self.cached:
+            return self._draw(index)
+        if self._images is None:
+            self._images = np.empty((self.size, self.image_size, self.image_size, 3), np.uint8)
+        if not self._drawn[index]:
+            self._images[index] = self._draw(index)
+            self._drawn[index] = True
+        return self._images[index]
+
+    def draw_all(self) -> None:
+        """Draw every image not drawn yet (before DataLoader workers copy the dataset)."""
+        if self.cached:
+            for index in np.flatnonzero(~self._drawn):
+                self.image_array(int(index))
+
+    def __getitem__(self, index: int):  # noqa: ANN204
+        image = Image.fromarray(self.image_array(index))
         label = self.targets[index]
-        image = Image.fromarray(RENDERERS[self.kind](label, rng, self.image_size))
         return (self.transform(image) if self.transform else image), label
 
 
