@@ -91,36 +91,37 @@ def run(
         teardown(ctx)
 
 
-def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001, PLR0915
+@dataclass
+class Progress:
+    """What a resume must restore besides the weights: where to start, the best epoch so
+    far, the epoch records, and the centre bias fitted once on the training split."""
+
+    start: int
+    best: float
+    best_epoch: int
+    history: list[dict]
+    cb_log: np.ndarray
+    bandwidth: float
+
+
+def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001
     state = folder.prepare(cfg, resume, create=ctx.is_main)
     torch.set_num_threads(cfg.train.threads)
     quiet = quiet or not sys.stderr.isatty() or not ctx.is_main
     data = data or build_data(cfg, quiet=quiet)
-    grid = cfg.data.image_size
     torch.manual_seed(cfg.train.seed)
     model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
     model.to(ctx.device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
-    if state is None:
-        cb_log, bandwidth = fit_centre_bias(data.train.items, grid)
-        start, best, best_epoch, history = 0, -float("inf"), 0, []
-    else:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
-        start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
-        history = folder.epoch_records()
-        if ctx.is_main:
-            folder.keep_epochs_up_to(start)
-            history = folder.epoch_records()
+    progress = _start_or_restore(cfg, folder, ctx, state, data, model, opt)
     net = DistributedDataParallel(model) if ctx.distributed else model
     writer = None
     if ctx.is_main:
         folder.write_config(cfg.model_dump(mode="json"))
         folder.write_splits(data.splits)
-        writer = folder.tensorboard(purge_step=start + 1 if start else None)
+        writer = folder.tensorboard(purge_step=progress.start + 1 if progress.start else None)
     sampler = (
         DistributedSampler(
             data.train, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.train.seed
@@ -129,92 +130,136 @@ def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa:
         else None
     )
     speeds = []
-    for epoch in range(start, cfg.train.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(
-            data.train,
-            batch_size=cfg.train.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            generator=gen,
-            collate_fn=collate,
-        )
-        net.train()
-        sums: dict[str, float] = {}
-        t0, seen = time.perf_counter(), 0
-        for batch in tqdm(
-            loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=quiet, leave=False
-        ):
-            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            logp = net(batch["image"], batch["mask"])
-            loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            n = batch["image"].shape[0]
-            seen += n
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-        elapsed = time.perf_counter() - t0
-        # every rank's sums, so the logged train loss is that of the whole epoch
-        keys = sorted(sums)
-        totals = all_reduce_sum(
-            ctx, torch.tensor([seen] + [sums[k] for k in keys], dtype=torch.float64)
-        )
-        seen, sums = int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True))
+    for epoch in range(progress.start, cfg.train.epochs):
+        seen, sums, elapsed = _train_epoch(cfg, ctx, data, net, opt, sampler, epoch, quiet)
         speeds.append(seen / max(elapsed, 1e-9))
         if ctx.is_main:
-            val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
-            record = {
-                "kind": "epoch",
-                "epoch": epoch + 1,
-                "train_samples": seen,
-                **{f"train_{k}": v / seen for k, v in sums.items()},
-                **{f"val_{k}": v for k, v in val.items()},
-            }
-            history.append(record)
-            is_best = val["info_gain"] > best
-            if is_best:
-                best, best_epoch = val["info_gain"], epoch + 1
-            folder.append_metrics(record)
-            folder.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
-                    "config": cfg.model_dump(mode="json"),
-                    "epoch": epoch + 1,
-                    "best_info_gain": best,
-                    "best_epoch": best_epoch,
-                    "centre_bias_log": torch.from_numpy(cb_log),
-                    "centre_bias_bandwidth": bandwidth,
-                    "world_size": ctx.world_size,
-                },
-                best=is_best,
+            _end_epoch(
+                cfg, ctx, folder, data, model, opt, progress, writer, epoch, seen, sums, quiet
             )
-            for k, v in record.items():
-                if k not in ("epoch", "kind"):
-                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-            writer.flush()
-            if not quiet:
-                tqdm.write(
-                    f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
-                    f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
-                    f"AUC {val['auc_judd']:.3f}"
-                )
         barrier(ctx)  # the other ranks wait while rank 0 evaluates and writes
     if not ctx.is_main:
         return {}
+    return _finish(cfg, ctx, folder, data, progress, speeds)
+
+
+def _start_or_restore(cfg, folder, ctx, state, data, model, opt) -> Progress:  # noqa: ANN001
+    """A fresh run fits the centre bias; a resumed one reloads weights, optimiser, centre
+    bias and progress, and (rank 0) drops the records of epochs after the checkpoint."""
+    if state is None:
+        cb_log, bandwidth = fit_centre_bias(data.train.items, cfg.data.image_size)
+        return Progress(0, -float("inf"), 0, [], cb_log, bandwidth)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
+    start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
+    history = folder.epoch_records()
+    if ctx.is_main:
+        folder.keep_epochs_up_to(start)
+        history = folder.epoch_records()
+    return Progress(start, best, best_epoch, history, cb_log, bandwidth)
+
+
+def _train_epoch(cfg, ctx, data, net, opt, sampler, epoch, quiet) -> tuple[int, dict, float]:  # noqa: ANN001
+    """One pass over this rank's share of the epoch's shuffle (seeded by the epoch); returns
+    every rank's samples and summed losses, so the logged train loss is the whole epoch's."""
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
+    loader = torch.utils.data.DataLoader(
+        data.train,
+        batch_size=cfg.train.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=gen,
+        collate_fn=collate,
+    )
+    net.train()
+    sums: dict[str, float] = {}
+    t0, seen = time.perf_counter(), 0
+    for batch in tqdm(
+        loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=quiet, leave=False
+    ):
+        batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+        logp = net(batch["image"], batch["mask"])
+        loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n = batch["image"].shape[0]
+        seen += n
+        for k, v in {"loss": float(loss.detach()), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v * n
+    elapsed = time.perf_counter() - t0
+    keys = sorted(sums)
+    totals = all_reduce_sum(
+        ctx, torch.tensor([seen] + [sums[k] for k in keys], dtype=torch.float64)
+    )
+    return int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True)), elapsed
+
+
+def _end_epoch(cfg, ctx, folder, data, model, opt, progress, writer, epoch, seen, sums, quiet):  # noqa: ANN001, ANN202, PLR0913
+    """Rank 0: evaluate on val, record the epoch, save ``last.pt`` (and ``best.pt`` on a
+    better information gain), log to TensorBoard and print the epoch's line."""
+    val = evaluate(model, data.val.items, progress.cb_log, cfg.train.batch_size)
+    record = {
+        "kind": "epoch",
+        "epoch": epoch + 1,
+        "train_samples": seen,
+        **{f"train_{k}": v / seen for k, v in sums.items()},
+        **{f"val_{k}": v for k, v in val.items()},
+    }
+    progress.history.append(record)
+    is_best = val["info_gain"] > progress.best
+    if is_best:
+        progress.best, progress.best_epoch = val["info_gain"], epoch + 1
+    folder.append_metrics(record)
+    folder.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
+            "config": cfg.model_dump(mode="json"),
+            "epoch": epoch + 1,
+            "best_info_gain": progress.best,
+            "best_epoch": progress.best_epoch,
+            "centre_bias_log": torch.from_numpy(progress.cb_log),
+            "centre_bias_bandwidth": progress.bandwidth,
+            "world_size": ctx.world_size,
+        },
+        best=is_best,
+    )
+    for k, v in record.items():
+        if k not in ("epoch", "kind"):
+            writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+    writer.flush()
+    if not quiet:
+        tqdm.write(
+            f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
+            f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
+            f"AUC {val['auc_judd']:.3f}"
+        )
+
+
+def _finish(cfg, ctx, folder, data, progress, speeds) -> dict:  # noqa: ANN001
+    """Rank 0: test the best epoch's weights, then the test record and ``results.json``."""
     folder.close()
-    results = _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds)
+    results = _results(
+        cfg,
+        data,
+        folder,
+        progress.history,
+        progress.best_epoch,
+        progress.cb_log,
+        progress.bandwidth,
+        speeds,
+    )
     results["world_size"] = ctx.world_size
     results["device"] = str(ctx.device)
     folder.append_metrics(
         {
             "kind": "test",
-            "epoch": best_epoch,
+            "epoch": progress.best_epoch,
             **{f"test_{k}": v for k, v in results["test"].items()},
         }
     )
