@@ -75,6 +75,8 @@ def _label_file_problems(
 
 
 def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
+    """Every check group in turn, each one line in the report; a folder whose metadata
+    cannot be read gets that one line only, a sharded set the shard checks."""
     rep = Report()
     try:
         meta = read_metadata(root)
@@ -83,18 +85,36 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         return rep
     rep.check("metadata", [], f"format v{meta['format_version']}")
     layout = Layout(root, meta["stem_width"])
+    _check_fingerprint(rep, layout, meta)
+    if meta.get("format", "pt") == "shards":
+        check_shards(root, meta, rep, quick, workers)
+        return rep
+    n = meta["total_samples"]
+    manifests = layout.manifests()
+    videos, labels = _check_files(rep, root, layout, n, manifests)
+    entries, _, prefix_ends, manifest_problems = read_manifests(layout, meta)
+    check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
+    classes = _check_labels(rep, layout, meta, entries, labels, workers)
+    _check_balance(rep, meta, classes, prefix_ends)
+    _check_videos(rep, layout, meta, entries, videos, quick, workers)
+    return rep
+
+
+def _check_fingerprint(rep: Report, layout: Layout, meta: dict) -> None:
+    """The fingerprint must agree with metadata.json, or the set was mixed from two configs."""
     try:
         check_fingerprint(layout, meta)
         fingerprint = []
     except DatasetError as e:
         fingerprint = [str(e)]
     rep.check("fingerprint", fingerprint, "agrees with metadata.json")
-    if meta.get("format", "pt") == "shards":
-        check_shards(root, meta, rep, quick, workers)
-        return rep
-    n = meta["total_samples"]
 
-    # Files: exactly the expected names, nothing else, no temporaries.
+
+def _check_files(
+    rep: Report, root: Path, layout: Layout, n: int, manifests: list[Path]
+) -> tuple[set[str], set[str]]:
+    """Exactly the expected names, nothing else, no temporaries; returns the video and label
+    names present, so the later checks read only files that exist."""
     expected_videos = {layout.video(i).name for i in range(n)}
     expected_labels = {layout.label(i).name for i in range(n)}
     videos = {p.name for p in layout.videos.iterdir()} if layout.videos.is_dir() else set()
@@ -105,7 +125,6 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         + [f"labels/{s} is missing" for s in sorted(expected_labels - labels)],
         f"{n} videos, {n} labels",
     )
-    manifests = layout.manifests()
     allowed_top = {"videos", "labels", "checkpoints", "metadata.json", LOCK, STATS_FILE}
     extra = [f"videos/{s}" for s in sorted(videos - expected_videos)]
     extra += [f"labels/{s}" for s in sorted(labels - expected_labels)]
@@ -124,12 +143,15 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         "no orphan or temporary files",
         [f"{e} (temporary)" if e in temps else f"{e} is not part of the dataset" for e in extra],
     )
+    return videos, labels
 
-    # Manifests: cover 0..n-1.
-    entries, _, prefix_ends, manifest_problems = read_manifests(layout, meta)
-    check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
 
-    # Labels: schema, consistency and checksum (a missing file is already counted above).
+def _check_labels(
+    rep: Report, layout: Layout, meta: dict, entries: dict, labels: set[str], workers: int
+) -> dict[int, int]:
+    """Schema, consistency and checksum of every present label (a missing one is already
+    counted); returns each sample's class, the manifests' filling the gaps, for the balance."""
+    n = meta["total_samples"]
     present = [i for i in range(n) if layout.label(i).name in labels]
     results = Parallel(n_jobs=workers, prefer="threads")(
         delayed(_label_file_problems)(layout, i, entries.get(i), meta) for i in present
@@ -141,14 +163,30 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         if cls is not None:
             classes[i] = cls
     rep.check("label schema", label_problem_lines, f"{len(classes)} labels")
-    classes = with_manifest_classes(classes, entries)
+    return with_manifest_classes(classes, entries)
 
-    # Balance: whole set, metadata's counts, and every checkpoint prefix.
+
+def _check_balance(
+    rep: Report, meta: dict, classes: dict[int, int], prefix_ends: list[int]
+) -> None:
+    """Whole set, metadata's counts, and every checkpoint prefix: a stopped run must still
+    leave a balanced set behind."""
     counts = Counter(CLASS_NAMES[c] for c in classes.values())
     balance = balance_problems(classes, meta, prefix_ends)
     rep.check("class balance", balance, ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES))
 
-    # Videos: type and size always (a truncated video is caught even --quick), bytes unless --quick.
+
+def _check_videos(
+    rep: Report,
+    layout: Layout,
+    meta: dict,
+    entries: dict,
+    videos: set[str],
+    quick: bool,
+    workers: int,
+) -> None:
+    """Type and size always (a truncated video is caught even --quick), bytes unless --quick."""
+    n = meta["total_samples"]
     checked = [i for i in range(n) if i in entries and layout.video(i).name in videos]
     found = Parallel(n_jobs=workers, prefer="threads")(
         delayed(_video_problems)(layout, i, entries[i], meta, quick) for i in checked
@@ -158,7 +196,6 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
         [p for ps in found for p in ps],
         "type and size" + ("" if quick else ", checksums and tensor shapes"),
     )
-    return rep
 
 
 def main(argv: list[str]) -> int:

@@ -103,119 +103,182 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     if rank == 0:
         prepare_run_folder(out, resume, force)
         out.mkdir(parents=True, exist_ok=True)
-    mixture, sampler, collator = build_pretrain_data(cfg, rank, world)
-    steps_per_epoch = len(sampler) // cfg.optim.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"{len(sampler)} samples per rank is less than one batch of {cfg.optim.batch_size}; "
-            "lower --batch-size"
-        )
-    for k in unreachable_levels(cfg, collator):
+    data = build_pretrain_data(cfg, rank, world)
+    steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
+    for k in unreachable_levels(cfg, data[2]):
         _log(
             f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
             "block; raise mask.target_scale or drop the level",
             rank,
         )
-
-    torch.manual_seed(cfg.run.seed)
-    student = HJepa(cfg).to(device)
-    target_encoder = make_target_encoder(student.encoder).to(device)
-    optimizer = torch.optim.AdamW(param_groups(student))
-    watch = CollapseWatch(cfg.collapse.min_std_ratio, cfg.collapse.min_rank_ratio)
-    start_epoch = 0
-    log = RunLog(out, enabled=rank == 0)
-    ckpt_path = out / "last.pt"
-    if resume and ckpt_path.exists():
-        ckpt = load_run_checkpoint(ckpt_path)
-        load_weights(student, ckpt["student"], ckpt_path, "student")
-        load_weights(target_encoder, ckpt["target_encoder"], ckpt_path, "target encoder")
-        load_weights(optimizer, ckpt["optimizer"], ckpt_path, "optimizer state")
-        watch.load_state_dict(ckpt["collapse"])
-        start_epoch = ckpt["epoch"]
-        log.truncate_after(start_epoch)
-        _log(f"resuming {ckpt_path} after epoch {start_epoch}", rank)
-    elif resume:
-        _log(f"no {ckpt_path} yet: starting from scratch", rank)
+    run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
+    start_epoch = run.resume() if resume else 0
     if rank == 0:
         write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode())
-
-    model = student
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    use_amp = cfg.run.amp and device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-    total_steps = cfg.optim.epochs * steps_per_epoch
-    warmup_steps = int(cfg.optim.warmup_epochs * steps_per_epoch)
-    num_levels = len(cfg.model.levels)
+    run.wrap_for_training()
     record: dict = {}
     for epoch in range(start_epoch, cfg.optim.epochs):
-        torch.manual_seed((cfg.run.seed * 7919 + epoch) * 131 + rank)
-        loader = epoch_loader(cfg, mixture, sampler, collator, epoch, rank)
-        counts = torch.zeros(len(mixture.names), dtype=torch.long)
+        record = run.train_epoch(epoch)
+        run.end_epoch(record)
+    return run.finish(record)
+
+
+def batches_per_epoch(cfg: JepaConfig, samples_per_rank: int) -> int:
+    """Whole batches per epoch and rank; none at all is a config error, not an empty run."""
+    steps_per_epoch = samples_per_rank // cfg.optim.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{samples_per_rank} samples per rank is less than one batch of "
+            f"{cfg.optim.batch_size}; lower --batch-size"
+        )
+    return steps_per_epoch
+
+
+class Pretraining:
+    """One process's share of a run: the student, its EMA target and optimiser, the collapse
+    watch and the run log, so each step of an epoch can be a method of its own."""
+
+    def __init__(
+        self,
+        cfg: JepaConfig,
+        rank: int,
+        world: int,
+        device: torch.device,
+        out: Path,
+        data: tuple,
+        steps_per_epoch: int,
+        quiet: bool,
+    ) -> None:
+        self.cfg, self.rank, self.world, self.device, self.quiet = cfg, rank, world, device, quiet
+        self.mixture, self.sampler, self.collator = data
+        self.steps_per_epoch = steps_per_epoch
+        torch.manual_seed(cfg.run.seed)
+        self.student = HJepa(cfg).to(device)
+        self.target_encoder = make_target_encoder(self.student.encoder).to(device)
+        self.optimizer = torch.optim.AdamW(param_groups(self.student))
+        self.watch = CollapseWatch(cfg.collapse.min_std_ratio, cfg.collapse.min_rank_ratio)
+        self.log = RunLog(out, enabled=rank == 0)
+        self.out, self.ckpt_path = out, out / "last.pt"
+        self.model: torch.nn.Module = self.student
+        use_amp = cfg.run.amp and device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        self.total_steps = cfg.optim.epochs * steps_per_epoch
+        self.warmup_steps = int(cfg.optim.warmup_epochs * steps_per_epoch)
+        self.num_levels = len(cfg.model.levels)
+
+    def resume(self) -> int:
+        """Reload ``last.pt`` if there is one; returns the number of epochs it finished."""
+        if not self.ckpt_path.exists():
+            _log(f"no {self.ckpt_path} yet: starting from scratch", self.rank)
+            return 0
+        ckpt = load_run_checkpoint(self.ckpt_path)
+        load_weights(self.student, ckpt["student"], self.ckpt_path, "student")
+        load_weights(self.target_encoder, ckpt["target_encoder"], self.ckpt_path, "target encoder")
+        load_weights(self.optimizer, ckpt["optimizer"], self.ckpt_path, "optimizer state")
+        self.watch.load_state_dict(ckpt["collapse"])
+        start_epoch = ckpt["epoch"]
+        self.log.truncate_after(start_epoch)
+        _log(f"resuming {self.ckpt_path} after epoch {start_epoch}", self.rank)
+        return start_epoch
+
+    def wrap_for_training(self) -> None:
+        """DistributedDataParallel over the student under ``torchrun``, after any resume: DDP
+        broadcasts rank 0's weights when it wraps them."""
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.student, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over this epoch's batches; returns the epoch's record."""
+        cfg = self.cfg
+        torch.manual_seed((cfg.run.seed * 7919 + epoch) * 131 + self.rank)
+        loader = epoch_loader(cfg, self.mixture, self.sampler, self.collator, epoch, self.rank)
+        counts = torch.zeros(len(self.mixture.names), dtype=torch.long)
         # loss, n, per-level losses, per-level cells, regulariser
-        sums = torch.zeros(3 + 2 * num_levels, dtype=torch.float64)
+        sums = torch.zeros(3 + 2 * self.num_levels, dtype=torch.float64)
         probe: list[torch.Tensor] = []
         bar = tqdm(
             loader,
-            total=steps_per_epoch,
+            total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-            disable=quiet or rank != 0 or not sys.stderr.isatty(),
+            disable=self.quiet or self.rank != 0 or not sys.stderr.isatty(),
             leave=False,
         )
         start = time.perf_counter()
         for i, ((images, dataset_ids), ctx_masks, tgt_masks) in enumerate(bar):
-            step = epoch * steps_per_epoch + i
-            lr = warmup_cosine_lr(
-                step,
-                warmup_steps,
-                total_steps,
-                cfg.optim.start_lr,
-                cfg.optim.lr,
-                cfg.optim.final_lr,
+            step = epoch * self.steps_per_epoch + i
+            schedule = self._apply_schedules(step)
+            loss, level_losses, cells, reg, features = self._train_step(
+                images, ctx_masks, tgt_masks, schedule["ema_momentum"]
             )
-            wd = cosine_weight_decay(step, total_steps, *cfg.optim.weight_decay)
-            momentum = ema_momentum(step, total_steps, *cfg.optim.ema_momentum)
-            apply_schedules(optimizer, lr, wd)
-            images = images.to(device, non_blocking=True)
-            ctx_masks = [m.to(device, non_blocking=True) for m in ctx_masks]
-            tgt_masks = [m.to(device, non_blocking=True) for m in tgt_masks]
-            with autocast:
-                targets, features = forward_target(target_encoder, images, num_levels)
-                loss, level_losses, cells, reg = model(images, ctx_masks, tgt_masks, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            ema_update(target_encoder, student.encoder, momentum)
-
             counts += torch.bincount(dataset_ids, minlength=len(counts))
             sums += torch.tensor(
                 [loss.item(), 1.0] + [v.item() for v in level_losses] + cells + [reg.item()]
             )
             if sum(len(p) for p in probe) < cfg.collapse.probe_samples:
                 probe.append(features.float().mean(1).cpu())
-            rate = (i + 1) * len(images) * world / (time.perf_counter() - start)
+            rate = (i + 1) * len(images) * self.world / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
-            if rank == 0 and (step + 1) % cfg.run.log_every == 0:
-                log.write(
-                    {
-                        "step": step + 1,
-                        "epoch": epoch + 1,
-                        "loss": loss.item(),
-                        "lr": lr,
-                        "weight_decay": wd,
-                        "ema_momentum": momentum,
-                    },
+            if self.rank == 0 and (step + 1) % cfg.run.log_every == 0:
+                self.log.write(
+                    {"step": step + 1, "epoch": epoch + 1, "loss": loss.item(), **schedule},
                     step + 1,
                 )
         elapsed = time.perf_counter() - start
-        if world > 1:
+        if self.world > 1:
             dist.all_reduce(counts)
+        return self._epoch_record(epoch, sums, counts, probe, elapsed, schedule)
+
+    def _apply_schedules(self, step: int) -> dict[str, float]:
+        """Set this step's learning rate and weight decay; returns them with the EMA momentum
+        (all three depend on the step alone, which is what makes a resume exact)."""
+        o = self.cfg.optim
+        lr = warmup_cosine_lr(
+            step, self.warmup_steps, self.total_steps, o.start_lr, o.lr, o.final_lr
+        )
+        wd = cosine_weight_decay(step, self.total_steps, *o.weight_decay)
+        momentum = ema_momentum(step, self.total_steps, *o.ema_momentum)
+        apply_schedules(self.optimizer, lr, wd)
+        return {"lr": lr, "weight_decay": wd, "ema_momentum": momentum}
+
+    def _train_step(
+        self,
+        images: torch.Tensor,
+        ctx_masks: list[torch.Tensor],
+        tgt_masks: list[torch.Tensor],
+        momentum: float,
+    ) -> tuple:
+        """One AdamW step of the student, then the target encoder's EMA; returns the loss, its
+        parts and the target features (for the collapse probe)."""
+        images = images.to(self.device, non_blocking=True)
+        ctx_masks = [m.to(self.device, non_blocking=True) for m in ctx_masks]
+        tgt_masks = [m.to(self.device, non_blocking=True) for m in tgt_masks]
+        with self.autocast:
+            targets, features = forward_target(self.target_encoder, images, self.num_levels)
+            loss, level_losses, cells, reg = self.model(images, ctx_masks, tgt_masks, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        ema_update(self.target_encoder, self.student.encoder, momentum)
+        return loss, level_losses, cells, reg, features
+
+    def _epoch_record(
+        self,
+        epoch: int,
+        sums: torch.Tensor,
+        counts: torch.Tensor,
+        probe: list[torch.Tensor],
+        elapsed: float,
+        schedule: dict[str, float],
+    ) -> dict:
+        """The epoch's means, speed, realised dataset counts, last schedules and collapse
+        statistics; a collapse warning is printed here, once per epoch."""
+        cfg, num_levels = self.cfg, self.num_levels
         n = max(sums[1].item(), 1.0)
-        stats, warning = watch.check(torch.cat(probe)[: cfg.collapse.probe_samples])
+        stats, warning = self.watch.check(torch.cat(probe)[: cfg.collapse.probe_samples])
         record = {
             "epoch": epoch + 1,
             "loss": sums[0].item() / n,
@@ -224,48 +287,56 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
                 str(k): sums[2 + num_levels + k].item() / n for k in range(num_levels)
             },
             "regularizer_loss": sums[2 + 2 * num_levels].item() / n,
-            "images_per_second": steps_per_epoch * cfg.optim.batch_size * world / elapsed,
-            "dataset_counts": dict(zip(mixture.names, counts.tolist(), strict=True)),
-            "lr": lr,
-            "weight_decay": wd,
-            "ema_momentum": momentum,
+            "images_per_second": self.steps_per_epoch * cfg.optim.batch_size * self.world / elapsed,
+            "dataset_counts": dict(zip(self.mixture.names, counts.tolist(), strict=True)),
+            **schedule,
             **stats,
             "collapse_warning": warning is not None,
         }
         if warning:
-            _log(f"WARNING epoch {epoch + 1}: {warning}", rank)
-        if rank == 0:
-            log.write(record, (epoch + 1) * steps_per_epoch)
-            _log(
-                f"epoch {epoch + 1}/{cfg.optim.epochs} loss {record['loss']:.4f} "
-                f"{record['images_per_second']:.0f} img/s rankme {stats['rankme']:.1f} "
-                f"counts {record['dataset_counts']}",
-                rank,
-            )
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "student": student.state_dict(),
-                    "target_encoder": target_encoder.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "collapse": watch.state_dict(),
-                    "epoch": epoch + 1,
-                    "config": cfg.model_dump(mode="json"),
-                },
-            )
-    log.close()
-    results = {
-        "name": cfg.name,
-        "epochs": cfg.optim.epochs,
-        "final": record,
-        "checkpoint": str(ckpt_path),
-    }
-    if rank == 0:
-        write_json_atomic(out / "results.json", results)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return results
+            _log(f"WARNING epoch {epoch + 1}: {warning}", self.rank)
+        return record
+
+    def end_epoch(self, record: dict) -> None:
+        """On rank 0: log the epoch's record, print its line, then write ``last.pt``."""
+        if self.rank != 0:
+            return
+        epoch = record["epoch"]
+        self.log.write(record, epoch * self.steps_per_epoch)
+        _log(
+            f"epoch {epoch}/{self.cfg.optim.epochs} loss {record['loss']:.4f} "
+            f"{record['images_per_second']:.0f} img/s rankme {record['rankme']:.1f} "
+            f"counts {record['dataset_counts']}",
+            self.rank,
+        )
+        save_checkpoint(
+            self.ckpt_path,
+            {
+                "student": self.student.state_dict(),
+                "target_encoder": self.target_encoder.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "collapse": self.watch.state_dict(),
+                "epoch": epoch,
+                "config": self.cfg.model_dump(mode="json"),
+            },
+        )
+
+    def finish(self, record: dict) -> dict:
+        """Close the log, write ``results.json`` (the last epoch's record) and leave the
+        process group; returns the results."""
+        self.log.close()
+        results = {
+            "name": self.cfg.name,
+            "epochs": self.cfg.optim.epochs,
+            "final": record,
+            "checkpoint": str(self.ckpt_path),
+        }
+        if self.rank == 0:
+            write_json_atomic(self.out / "results.json", results)
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return results
 
 
 def main(argv: list[str] | None = None) -> int:

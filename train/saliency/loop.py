@@ -91,36 +91,32 @@ def run(
         teardown(ctx)
 
 
-def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001, PLR0915
+@dataclass
+class Progress:
+    """What a resume must restore besides the weights: where to start, the best epoch so
+    far, the epoch records, and the centre bias fitted once on the training split."""
+
+    start: int
+    best: float
+    best_epoch: int
+    history: list[dict]
+    cb_log: np.ndarray
+    bandwidth: float
+
+
+def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001
     state = folder.prepare(cfg, resume, create=ctx.is_main)
     torch.set_num_threads(cfg.train.threads)
     quiet = quiet or not sys.stderr.isatty() or not ctx.is_main
     data = data or build_data(cfg, quiet=quiet)
-    grid = cfg.data.image_size
-    torch.manual_seed(cfg.train.seed)
-    model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
-    model.to(ctx.device)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-    )
-    if state is None:
-        cb_log, bandwidth = fit_centre_bias(data.train.items, grid)
-        start, best, best_epoch, history = 0, -float("inf"), 0, []
-    else:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
-        start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
-        history = folder.epoch_records()
-        if ctx.is_main:
-            folder.keep_epochs_up_to(start)
-            history = folder.epoch_records()
-    net = DistributedDataParallel(model) if ctx.distributed else model
+    run = SaliencyRun(cfg, folder, ctx, data, quiet)
+    progress = run.start_or_restore(state)
+    net = DistributedDataParallel(run.model) if ctx.distributed else run.model
     writer = None
     if ctx.is_main:
         folder.write_config(cfg.model_dump(mode="json"))
         folder.write_splits(data.splits)
-        writer = folder.tensorboard(purge_step=start + 1 if start else None)
+        writer = folder.tensorboard(purge_step=progress.start + 1 if progress.start else None)
     sampler = (
         DistributedSampler(
             data.train, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.train.seed
@@ -129,12 +125,65 @@ def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa:
         else None
     )
     speeds = []
-    for epoch in range(start, cfg.train.epochs):
+    for epoch in range(progress.start, cfg.train.epochs):
+        seen, sums, elapsed = run.train_epoch(net, sampler, epoch)
+        speeds.append(seen / max(elapsed, 1e-9))
+        if ctx.is_main:
+            run.end_epoch(progress, writer, epoch, seen, sums)
+        barrier(ctx)  # the other ranks wait while rank 0 evaluates and writes
+    if not ctx.is_main:
+        return {}
+    return run.finish(progress, speeds)
+
+
+class SaliencyRun:
+    """One process's share of a run: config, run folder, data, the model and its optimiser,
+    so that each step of ``_train`` is a method of its own."""
+
+    def __init__(
+        self,
+        cfg: SaliencyConfig,
+        folder: SaliencyRunFolder,
+        ctx: DistContext,
+        data: RunData,
+        quiet: bool,
+    ) -> None:
+        self.cfg, self.folder, self.ctx, self.data, self.quiet = cfg, folder, ctx, data, quiet
+        torch.manual_seed(cfg.train.seed)
+        self.model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
+        self.model.to(ctx.device)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+
+    def start_or_restore(self, state: dict | None) -> Progress:
+        """A fresh run fits the centre bias; a resumed one reloads weights, optimiser, centre
+        bias and progress, and (rank 0) drops the records of epochs after the checkpoint."""
+        if state is None:
+            cb_log, bandwidth = fit_centre_bias(self.data.train.items, self.cfg.data.image_size)
+            return Progress(0, -float("inf"), 0, [], cb_log, bandwidth)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        cb_log, bandwidth = state["centre_bias_log"].numpy(), state["centre_bias_bandwidth"]
+        start, best, best_epoch = state["epoch"], state["best_info_gain"], state["best_epoch"]
+        history = self.folder.epoch_records()
+        if self.ctx.is_main:
+            self.folder.keep_epochs_up_to(start)
+            history = self.folder.epoch_records()
+        return Progress(start, best, best_epoch, history, cb_log, bandwidth)
+
+    def train_epoch(
+        self, net: torch.nn.Module, sampler: DistributedSampler | None, epoch: int
+    ) -> tuple[int, dict[str, float], float]:
+        """One pass over this rank's share of the epoch's shuffle (seeded by the epoch);
+        returns every rank's samples and summed losses, so the logged train loss is the whole
+        epoch's, and this rank's seconds."""
+        cfg, ctx = self.cfg, self.ctx
         if sampler is not None:
             sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(
-            data.train,
+            self.data.train,
             batch_size=cfg.train.batch_size,
             shuffle=sampler is None,
             sampler=sampler,
@@ -145,81 +194,101 @@ def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa:
         sums: dict[str, float] = {}
         t0, seen = time.perf_counter(), 0
         for batch in tqdm(
-            loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=quiet, leave=False
+            loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=self.quiet, leave=False
         ):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
             logp = net(batch["image"], batch["mask"])
             loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
-            opt.zero_grad()
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
+            self.opt.step()
             n = batch["image"].shape[0]
             seen += n
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v * n
         elapsed = time.perf_counter() - t0
-        # every rank's sums, so the logged train loss is that of the whole epoch
         keys = sorted(sums)
         totals = all_reduce_sum(
             ctx, torch.tensor([seen] + [sums[k] for k in keys], dtype=torch.float64)
         )
-        seen, sums = int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True))
-        speeds.append(seen / max(elapsed, 1e-9))
-        if ctx.is_main:
-            val = evaluate(model, data.val.items, cb_log, cfg.train.batch_size)
-            record = {
-                "kind": "epoch",
-                "epoch": epoch + 1,
-                "train_samples": seen,
-                **{f"train_{k}": v / seen for k, v in sums.items()},
-                **{f"val_{k}": v for k, v in val.items()},
-            }
-            history.append(record)
-            is_best = val["info_gain"] > best
-            if is_best:
-                best, best_epoch = val["info_gain"], epoch + 1
-            folder.append_metrics(record)
-            folder.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
-                    "config": cfg.model_dump(mode="json"),
-                    "epoch": epoch + 1,
-                    "best_info_gain": best,
-                    "best_epoch": best_epoch,
-                    "centre_bias_log": torch.from_numpy(cb_log),
-                    "centre_bias_bandwidth": bandwidth,
-                    "world_size": ctx.world_size,
-                },
-                best=is_best,
-            )
-            for k, v in record.items():
-                if k not in ("epoch", "kind"):
-                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-            writer.flush()
-            if not quiet:
-                tqdm.write(
-                    f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
-                    f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
-                    f"AUC {val['auc_judd']:.3f}"
-                )
-        barrier(ctx)  # the other ranks wait while rank 0 evaluates and writes
-    if not ctx.is_main:
-        return {}
-    folder.close()
-    results = _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds)
-    results["world_size"] = ctx.world_size
-    results["device"] = str(ctx.device)
-    folder.append_metrics(
-        {
-            "kind": "test",
-            "epoch": best_epoch,
-            **{f"test_{k}": v for k, v in results["test"].items()},
+        return int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True)), elapsed
+
+    def end_epoch(
+        self,
+        progress: Progress,
+        writer,  # noqa: ANN001 (a SummaryWriter; tensorboard is imported lazily)
+        epoch: int,
+        seen: int,
+        sums: dict[str, float],
+    ) -> None:
+        """Rank 0: evaluate on val, record the epoch, save ``last.pt`` (and ``best.pt`` on a
+        better information gain), log to TensorBoard and print the epoch's line."""
+        cfg = self.cfg
+        val = evaluate(self.model, self.data.val.items, progress.cb_log, cfg.train.batch_size)
+        record = {
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            "train_samples": seen,
+            **{f"train_{k}": v / seen for k, v in sums.items()},
+            **{f"val_{k}": v for k, v in val.items()},
         }
-    )
-    folder.write_results(results)
-    return results
+        progress.history.append(record)
+        is_best = val["info_gain"] > progress.best
+        if is_best:
+            progress.best, progress.best_epoch = val["info_gain"], epoch + 1
+        self.folder.append_metrics(record)
+        self.folder.save(self._state(progress, epoch), best=is_best)
+        for k, v in record.items():
+            if k not in ("epoch", "kind"):
+                writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+        writer.flush()
+        if not self.quiet:
+            tqdm.write(
+                f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
+                f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
+                f"AUC {val['auc_judd']:.3f}"
+            )
+
+    def _state(self, progress: Progress, epoch: int) -> dict:
+        """The checkpoint after ``epoch`` (0-based): all a resume needs to retrace the run."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": {},  # constant learning rate; kept for train.checkpoint's format
+            "config": self.cfg.model_dump(mode="json"),
+            "epoch": epoch + 1,
+            "best_info_gain": progress.best,
+            "best_epoch": progress.best_epoch,
+            "centre_bias_log": torch.from_numpy(progress.cb_log),
+            "centre_bias_bandwidth": progress.bandwidth,
+            "world_size": self.ctx.world_size,
+        }
+
+    def finish(self, progress: Progress, speeds: list[float]) -> dict:
+        """Rank 0: test the best epoch's weights, then the test record and ``results.json``."""
+        folder, ctx = self.folder, self.ctx
+        folder.close()
+        results = _results(
+            self.cfg,
+            self.data,
+            folder,
+            progress.history,
+            progress.best_epoch,
+            progress.cb_log,
+            progress.bandwidth,
+            speeds,
+        )
+        results["world_size"] = ctx.world_size
+        results["device"] = str(ctx.device)
+        folder.append_metrics(
+            {
+                "kind": "test",
+                "epoch": progress.best_epoch,
+                **{f"test_{k}": v for k, v in results["test"].items()},
+            }
+        )
+        folder.write_results(results)
+        return results
 
 
 def _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds) -> dict:

@@ -204,12 +204,14 @@ class Run:
             self.cfg.trajectory_weight,
         )
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def _train_loader(self, epoch: int) -> DataLoader:
+        """This epoch's batches: the sampler's order and the workers' generator are seeded by
+        ``(seed, epoch)``, so a resumed run sees the batches the unstopped run saw."""
         cfg, ctx = self.cfg, self.ctx
         self.sampler.set_epoch(epoch)
         if hasattr(self.train_ds, "set_epoch"):  # rendered on the fly: fresh samples
             self.train_ds.set_epoch(epoch)
-        loader = DataLoader(
+        return DataLoader(
             self.train_ds,
             batch_size=cfg.batch_size,
             sampler=self.sampler,
@@ -217,51 +219,21 @@ class Run:
             pin_memory=ctx.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
         )
+
+    def _train_epoch(self, epoch: int) -> dict:
+        """One pass over the training split; returns its loss, accuracy and speed over all ranks."""
+        cfg, ctx = self.cfg, self.ctx
+        loader = self._train_loader(epoch)
         self.net.train()
         show = ctx.is_main and not cfg.quiet and sys.stderr.isatty()
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False)
         sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
         start = time.perf_counter()
         for step, batch in enumerate(bar):
-            video = self.inputs(batch["video"].to(ctx.device, non_blocking=True))
-            labels = batch["label"].to(ctx.device, non_blocking=True)
-            future = self.scale.normalise(batch["future_position"].to(ctx.device))
-            positions = (
-                self.scale.normalise(batch["positions"].to(ctx.device))
-                if cfg.trajectory_weight
-                else None
-            )
-            with torch.autocast(
-                ctx.device.type,
-                dtype=self.amp_dtype or torch.float32,
-                enabled=self.amp_dtype is not None,
-            ):
-                out = self.net(video)
-            loss = task_loss(
-                out,
-                labels,
-                future,
-                cfg.future_weight,
-                cfg.smooth_l1_beta,
-                positions,
-                cfg.trajectory_weight,
-            )
-            if broadcast_flag(ctx, not bool(torch.isfinite(loss))):
-                raise NonFiniteLossError(self._nonfinite_message(epoch, step, loss))
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            if not self.scaler.is_enabled() and not bool(torch.isfinite(norm)):
-                raise NonFiniteLossError(
-                    self._nonfinite_message(epoch, step, norm, "gradient norm")
-                )
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
+            loss, logits, labels = self._train_step(epoch, step, batch)
             n = len(labels)
             sums += torch.tensor(
-                [loss.item() * n, (out["logits"].argmax(1) == labels).sum().item(), n],
+                [loss.item() * n, (logits.argmax(1) == labels).sum().item(), n],
                 dtype=torch.float64,
             )
             if show:
@@ -279,6 +251,49 @@ class Run:
             "train_seconds": seconds,
             "train_samples_per_second": sums[2].item() / max(seconds, 1e-9),
         }
+
+    def _train_step(
+        self, epoch: int, step: int, batch: dict
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward, clipped optimiser and scheduler step; stops every rank at
+        once on a non-finite loss (or, without a grad scaler, gradient norm) before stepping.
+        Returns the loss, the logits and the labels."""
+        cfg, ctx = self.cfg, self.ctx
+        video = self.inputs(batch["video"].to(ctx.device, non_blocking=True))
+        labels = batch["label"].to(ctx.device, non_blocking=True)
+        future = self.scale.normalise(batch["future_position"].to(ctx.device))
+        positions = (
+            self.scale.normalise(batch["positions"].to(ctx.device))
+            if cfg.trajectory_weight
+            else None
+        )
+        with torch.autocast(
+            ctx.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
+            out = self.net(video)
+        loss = task_loss(
+            out,
+            labels,
+            future,
+            cfg.future_weight,
+            cfg.smooth_l1_beta,
+            positions,
+            cfg.trajectory_weight,
+        )
+        if broadcast_flag(ctx, not bool(torch.isfinite(loss))):
+            raise NonFiniteLossError(self._nonfinite_message(epoch, step, loss))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if not self.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+            raise NonFiniteLossError(self._nonfinite_message(epoch, step, norm, "gradient norm"))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss, out["logits"], labels
 
     def _nonfinite_message(
         self, epoch: int, step: int, value: torch.Tensor, what: str = "loss"
@@ -312,10 +327,7 @@ class Run:
         """Train the remaining epochs, then test the best epoch's weights; returns results."""
         cfg, ctx = self.cfg, self.ctx
         if ctx.is_main:
-            self.folder.create()
-            self.folder.write_config(cfg.model_dump(mode="json"))
-            self.folder.write_splits(self.train_ds.splits)
-            self.folder.keep_epochs_up_to(self.start_epoch - 1)
+            self._prepare_folder()
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             lr = self.optimizer.param_groups[0]["lr"]
             epoch_start = time.perf_counter()
@@ -329,22 +341,36 @@ class Run:
             if improved:
                 self.best = {"epoch": epoch, **{f"val_{k}": v for k, v in val.items()}}
             if ctx.is_main:
-                state = self._state(epoch)
-                save_checkpoint(cfg.out_dir / LAST, state)
-                if improved:
-                    save_checkpoint(cfg.out_dir / BEST, state)
-                self._log_epoch(record)
-                if not cfg.quiet:
-                    print(
-                        f"epoch {epoch}/{cfg.epochs}: loss {train['train_loss']:.4f} "
-                        f"val acc {val['accuracy']:.3f} rmse {val['future_rmse']:.3f} "
-                        f"({train['train_samples_per_second']:.1f} samples/s)",
-                        flush=True,
-                    )
+                self._save_epoch(record, improved)
             barrier(ctx)
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
         return self._finish()
+
+    def _prepare_folder(self) -> None:
+        """Rank 0: the run folder with its config and splits; on a resume, the metrics records
+        of epochs after the checkpoint are dropped, as those epochs will be trained again."""
+        self.folder.create()
+        self.folder.write_config(self.cfg.model_dump(mode="json"))
+        self.folder.write_splits(self.train_ds.splits)
+        self.folder.keep_epochs_up_to(self.start_epoch - 1)
+
+    def _save_epoch(self, record: dict, improved: bool) -> None:
+        """Rank 0: ``last.pt`` (and ``best.pt`` when the epoch improved), then the metrics,
+        TensorBoard and the epoch's line: a checkpoint is never behind the metrics it logs."""
+        cfg, epoch = self.cfg, record["epoch"]
+        state = self._state(epoch)
+        save_checkpoint(cfg.out_dir / LAST, state)
+        if improved:
+            save_checkpoint(cfg.out_dir / BEST, state)
+        self._log_epoch(record)
+        if not cfg.quiet:
+            print(
+                f"epoch {epoch}/{cfg.epochs}: loss {record['train_loss']:.4f} "
+                f"val acc {record['val_accuracy']:.3f} rmse {record['val_future_rmse']:.3f} "
+                f"({record['train_samples_per_second']:.1f} samples/s)",
+                flush=True,
+            )
 
     def _finish(self) -> dict:
         """Test the best checkpoint's weights; write the test record and ``results.json``."""
