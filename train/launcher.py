@@ -23,8 +23,11 @@ STOP_GRACE_SECONDS = 60.0
 POLL_SECONDS = 0.5
 
 
-def available_cores() -> int:
-    return default_workers()
+def share_machine(device: str, runs: int) -> tuple[int, int | None]:
+    """The GPUs to hand out one per run, or without any, the torch threads of each of ``runs``
+    CPU runs (the cores split evenly)."""
+    gpus = gpu_count(device)
+    return gpus, None if gpus else max(1, default_workers() // runs)
 
 
 def gpu_count(device: str) -> int:

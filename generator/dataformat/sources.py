@@ -314,10 +314,9 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     return raw
 
 
-class PtSource:
-    """``videos/<stem>.pt`` and ``labels/<stem>.json``, one pair per sample."""
-
-    format = "pt"
+class _FileSource:
+    """A dataset on disk, either layout: its layout, metadata, video shape and manifest index;
+    ``verify`` also hashes every video read."""
 
     def __init__(self, root: Path, meta: dict, verify: bool = False) -> None:
         self.layout = Layout(root, meta["stem_width"])
@@ -325,6 +324,12 @@ class PtSource:
         self.shape = tuple(meta["video_shape"])
         self.index = Index(self.layout, meta)
         self.verify = verify
+
+
+class PtSource(_FileSource):
+    """``videos/<stem>.pt`` and ``labels/<stem>.json``, one pair per sample."""
+
+    format = "pt"
 
     def read_video(self, index: int, mmap: bool = True) -> torch.Tensor:
         path = self.layout.video(index)
@@ -348,18 +353,11 @@ class PtSource:
         return self.read_video(index), self.read_label(index)
 
 
-class ShardSource:
+class ShardSource(_FileSource):
     """``shards/shard_<start>.tar.zst`` or ``.tar`` (plain); a sample is found by its manifest
     entry (shard, offset, length), the shard's suffix saying whether to decompress it."""
 
     format = "shards"
-
-    def __init__(self, root: Path, meta: dict, verify: bool = False) -> None:
-        self.layout = Layout(root, meta["stem_width"])
-        self.meta = meta
-        self.shape = tuple(meta["video_shape"])
-        self.index = Index(self.layout, meta)
-        self.verify = verify
 
     def read_members(self, index: int) -> tuple[bytes, bytes]:
         """The ``.npy`` and ``.json`` bytes of sample ``index``, from one frame of its shard."""

@@ -35,6 +35,22 @@ def scene_bounds(cfg: GeneratorConfig) -> dict[str, list[float]]:
     }
 
 
+def clip_metadata(cfg: GeneratorConfig) -> dict:
+    """What a reader needs to know of each clip: shape, timing and scene; the same for a
+    dataset on disk and one rendered on the fly."""
+    return {
+        "video_shape": list(cfg.video_shape),
+        "video_layout": "cameras, frames, channels, height, width",
+        "dtype": "uint8",
+        "frames": cfg.frames,
+        "horizon": cfg.horizon,
+        "future_frame_index": cfg.frames - 1 + cfg.horizon,
+        "fps": cfg.fps,
+        "scene_extent": cfg.scene.extent,
+        "scene_bounds": scene_bounds(cfg),
+    }
+
+
 def write_metadata(
     layout: Layout,
     cfg: GeneratorConfig,
@@ -64,17 +80,9 @@ def write_metadata(
         "classes": list(CLASS_NAMES),
         "generation_time_seconds": round(elapsed, 3),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "video_shape": list(cfg.video_shape),
-        "video_layout": "cameras, frames, channels, height, width",
-        "dtype": "uint8",
+        **clip_metadata(cfg),
         "seed": req.seed,
         "stem_width": layout.width,
-        "frames": cfg.frames,
-        "horizon": cfg.horizon,
-        "future_frame_index": cfg.frames - 1 + cfg.horizon,
-        "fps": cfg.fps,
-        "scene_extent": cfg.scene.extent,
-        "scene_bounds": scene_bounds(cfg),
         "cameras": cameras,
         "projection": "pixel = K (R X + t), u = column, v = row, pixel centres at integers",
         "checkpoints": [p.name for p in layout.manifests()],

@@ -15,7 +15,7 @@ import torch
 from generator.config import CLASS_NAMES, GeneratorConfig
 from generator.dataformat.dataset import SPLITS, TrajectoryDataset, channel_stats
 from generator.dataformat.layout import FORMAT_VERSION
-from generator.pipeline.metadata import rig_metadata, scene_bounds
+from generator.pipeline.metadata import clip_metadata, rig_metadata
 from generator.render.sample import RENDER_VERSION, SampleMaker
 
 
@@ -26,16 +26,8 @@ def stream_metadata(cfg: GeneratorConfig, seed: int) -> dict:
         "render_version": RENDER_VERSION,
         "format": "rendered",
         "classes": list(CLASS_NAMES),
-        "video_shape": list(cfg.video_shape),
-        "video_layout": "cameras, frames, channels, height, width",
-        "dtype": "uint8",
+        **clip_metadata(cfg),
         "seed": seed,
-        "frames": cfg.frames,
-        "horizon": cfg.horizon,
-        "future_frame_index": cfg.frames - 1 + cfg.horizon,
-        "fps": cfg.fps,
-        "scene_extent": cfg.scene.extent,
-        "scene_bounds": scene_bounds(cfg),
         "cameras": rig_metadata(cfg),
         "config": cfg.model_dump(mode="json"),
     }

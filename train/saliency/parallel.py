@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from train.launcher import LocalLauncher, available_cores, gpu_count
+from train.launcher import LocalLauncher, share_machine
 from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
 from train.saliency.layouts import open_source
@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
-    gpus = gpu_count(args.device)
-    threads = None if gpus else max(1, available_cores() // len(jobs))
+    gpus, threads = share_machine(args.device, len(jobs))
     launcher = LocalLauncher(args.out, jobs, gpus, threads, module=MODULE, summarise=write_summary)
     return launcher.run_to_end(
         f"{PROG}: stopped all runs; continue with the same command plus --resume"

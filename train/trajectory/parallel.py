@@ -17,11 +17,12 @@ from pathlib import Path
 import yaml
 
 from generator.dataformat.layout import METADATA
-from train.launcher import LocalLauncher, available_cores, gpu_count
+from train.launcher import LocalLauncher, share_machine
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, summary_rows, write_summary
 from trajkit.cli import (
     OneLineParser,
+    default_workers,
     folder_arg,
     number_arg,
     one_line,
@@ -137,12 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
-    gpus = gpu_count(args.device)
-    threads = None if gpus else max(1, available_cores() // len(names))
+    gpus, threads = share_machine(args.device, len(names))
     workers = (
         args.workers
         if args.workers is not None
-        else (2 if gpus else 0 if len(names) >= available_cores() else 1)
+        else (2 if gpus else 0 if len(names) >= default_workers() else 1)
     )
     jobs = {n: train_args(args, n, data[n], threads, workers) for n in names}
     launcher = LocalLauncher(
