@@ -88,7 +88,8 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
     positions, the image bounds from ``video_shape``, the ball's projected radius from
     its size. Labels of a dataset without ground truth have nothing to check.
     """
-    if "ground_truth" not in meta.get("config", {}):
+    section = meta.get("config", {}).get("ground_truth")
+    if not isinstance(section, dict) or section.get("enabled", True) is False:
         return []
     stem = f"label {label.get('index')}"
     gt = label.get("ground_truth")
