@@ -193,7 +193,7 @@ class DampedConfig(BaseModel):
     ``c + d A exp(-damping t) cos(2 pi f t + phase)``."""
 
     model_config = STRICT
-    amplitude: SizeRange = _r(0.8, 1.5)  # metres, at the first frame
+    amplitude: SizeRange = _r(0.8, 1.5)  # metres: the envelope at the first frame
     swept_cycles: MagnitudeRange = _r(0.4, 1.0)  # oscillations over the observed frames
     damping: MagnitudeRange = _r(0.3, 1.5)  # 1/s: the amplitude falls by exp(-damping t)
 
