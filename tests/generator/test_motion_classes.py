@@ -237,3 +237,29 @@ def test_bench_train_names_the_classes_the_data_has():
     text = bench.markdown(rows)
     assert "| line 100, circ 50, heli 25, para 0 |" in text
     assert "line 0, circ 10, heli 20, para 30, boun 40, damp 50, swit 60 |" in text
+
+
+# ------------------------------------------------------------------ the README
+
+
+def test_readmes_table_of_new_classes_gives_each_sections_defaults():
+    import re
+
+    from generator.config import BouncingConfig, DampedConfig, Range, SwitchingConfig
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for name, model in (
+        ("Bouncing", BouncingConfig),
+        ("Damped", DampedConfig),
+        ("Switching", SwitchingConfig),
+    ):
+        rows = re.findall(rf"\| {name} \| [^|]* \| `{name.lower()}`: ([^|]*) \|", readme)
+        assert len(rows) == 1, name
+        for field, value in model():
+            said = f"{value.lo}-{value.hi}" if isinstance(value, Range) else f"{value}"
+            assert f"{field} {said}" in rows[0], (name, field)
+    assert (
+        "`classes: [Linear, Circular, Helical, Parabolic, Bouncing, Damped, Switching]`" in readme
+    )
+    hard = load_config(ROOT / "configs" / "generator" / "hard.yaml")
+    assert hard.class_names == tuple(SEVEN)
