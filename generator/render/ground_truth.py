@@ -166,7 +166,6 @@ def _check_masks(
     """Each mask lies within the ball's projected disc (plus a pixel)."""
     if len(runs) != len(uv):
         return [f"{stem} camera {c}: {len(runs)} masks for {len(uv)} frames"]
-    rows, cols = np.mgrid[0:size, 0:size]
     for f, frame_runs in enumerate(runs):
         try:
             mask = decode_mask(frame_runs, size)
@@ -177,7 +176,8 @@ def _check_masks(
         if depth[f] <= 0:
             return [f"{stem} camera {c} frame {f}: mask shows a ball behind the camera"]
         reach = K[0, 0] * radius_m / depth[f] + 1.0
-        far = np.hypot(cols - uv[f, 0], rows - uv[f, 1])[mask].max()
+        rows, cols = np.nonzero(mask)  # the ball's few pixels, not the whole image
+        far = np.hypot(cols - uv[f, 0], rows - uv[f, 1]).max()
         if far > reach:
             return [
                 f"{stem} camera {c} frame {f}: mask reaches {far:.1f} px from the centre, "
