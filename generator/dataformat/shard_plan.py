@@ -52,7 +52,8 @@ def pending_shards(
         path = layout.shard(s, compression)
         return check_shard(path, list(range(s, e)), layout.stem) if path.exists() else None
 
-    with Parallel(n_jobs=workers, prefer="threads") as parallel:
+    # no mutate: threads or processes, any count: the same results
+    with Parallel(n_jobs=workers, prefer="threads") as parallel:  # pragma: no mutate
         found = parallel(delayed(check)(s, e) for s, e in planned)
     kept = [f for f in found if f is not None]
     todo = [r for r, f in zip(planned, found, strict=True) if f is None]

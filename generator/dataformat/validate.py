@@ -177,7 +177,8 @@ def _check_labels(
     manifests' filling the gaps, for the balance."""
     n = meta["total_samples"]
     present = [i for i in range(n) if layout.label(i).name in labels]
-    results = Parallel(n_jobs=workers, prefer="threads")(
+    # no mutate: threads or processes, any count: the same results
+    results = Parallel(n_jobs=workers, prefer="threads")(  # pragma: no mutate
         delayed(_label_file_problems)(layout, i, entries.get(i), meta, gt_check) for i in present
     )
     classes = {}
@@ -216,7 +217,8 @@ def _check_videos(
     """Type and size always (a truncated video is caught even --quick), bytes unless --quick."""
     n = meta["total_samples"]
     checked = [i for i in range(n) if i in entries and layout.video(i).name in videos]
-    found = Parallel(n_jobs=workers, prefer="threads")(
+    # no mutate: threads or processes, any count: the same results
+    found = Parallel(n_jobs=workers, prefer="threads")(  # pragma: no mutate
         delayed(_video_problems)(layout, i, entries[i], meta, quick) for i in checked
     )
     rep.check(

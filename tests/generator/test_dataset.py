@@ -12,6 +12,7 @@ import torch
 from generator.dataformat.dataset import (
     DatasetError,
     TrajectoryDataset,
+    channel_stats,
     load_sample,
     read_metadata,
     split_indices,
@@ -75,6 +76,33 @@ def test_augmentation_keeps_the_geometry(small_dataset):
     assert jittered.shape == plain.shape and not torch.equal(jittered, plain)
     # Colour jitter moves values, not pixels: the spatial pattern stays correlated.
     assert torch.corrcoef(torch.stack([plain.flatten(), jittered.flatten()]))[0, 1] > 0.8
+
+
+def test_augmentation_changes_brightness_by_at_most_a_quarter(small_dataset):
+    plain = TrajectoryDataset(small_dataset, "train", normalize=False)[1]["video"].double().mean()
+    ds = TrajectoryDataset(small_dataset, "train", augment=True, normalize=False)
+    torch.manual_seed(0)
+    ratios = [float(ds[1]["video"].double().mean() / plain) for _ in range(30)]
+    # brightness 0.25 scales by 0.75-1.25; contrast and saturation keep the grey mean
+    assert 0.7 < min(ratios) < 0.95 and 1.05 < max(ratios) < 1.3
+
+
+def test_split_seed_reaches_the_splits(small_dataset):
+    def val(seed):
+        return TrajectoryDataset(small_dataset, "val", split_seed=seed).indices
+
+    assert val(0) == val(0) and any(val(0) != val(seed) for seed in (1, 2, 3))
+
+
+def test_channel_stats_are_the_float64_mean_and_std_over_pixels(small_dataset):
+    ds = TrajectoryDataset(small_dataset, "train")
+    picks = ds.splits["train"][:5]
+    mean, std = channel_stats(ds.source, picks)
+    pixels = torch.stack([ds.source.read_video(i, mmap=False) for i in picks]).double() / 255.0
+    pixels = pixels.transpose(0, 3).reshape(3, -1)  # (camera, frame, channel) -> channel first
+    assert mean.dtype == std.dtype == torch.float64
+    assert torch.allclose(mean, pixels.mean(dim=1), rtol=0, atol=1e-12)
+    assert torch.allclose(std, pixels.std(dim=1, unbiased=False), rtol=0, atol=1e-12)
 
 
 def test_works_with_dataloader_workers(small_dataset):

@@ -139,19 +139,37 @@ def test_a_label_edited_after_the_last_checkpoint_is_not_sealed(made, tmp_path, 
     assert {k: v for k, v in tree_digests(root).items() if k in samples} == samples
 
 
+@pytest.mark.parametrize("damage", [delete, folder, fifo])
+def test_resume_repairs_a_damaged_sealed_label(made, damage, tmp_path, cli, capsys):
+    layout_name, original, digests = made
+    if layout_name == "shards":
+        pytest.skip("labels live inside the shards")
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    damage(Layout(root, 4).label(14))
+    assert cli("--out", root, *BASE[:-1], "--resume") == 0
+    assert "repaired 1 " in capsys.readouterr().err
+    assert tree_digests(root) == digests
+
+
 def test_a_manifest_whose_bytes_cannot_be_rendered_again_is_one_line_exit_1(
     made, tmp_path, cli, capsys
 ):
     layout_name, original, _ = made
-    if layout_name == "shards":
-        pytest.skip("one layout is enough")
     root = tmp_path / "ds"
     shutil.copytree(original, root)
     manifest_path = root / "checkpoints" / "checkpoint_20.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["samples"][2]["video_sha256"] = "0" * 64
+    if layout_name == "shards":
+        manifest["shards"][0]["sha256"] = "0" * 64
+        (root / "shards" / manifest["shards"][0]["name"]).unlink()
+        extra = SHARDS
+    else:
+        manifest["samples"][2]["video_sha256"] = "0" * 64
+        Layout(root, 4).video(12).unlink()
+        extra = []
     manifest_path.write_text(json.dumps(manifest))
-    Layout(root, 4).video(12).unlink()
-    assert cli("--out", root, *BASE, "--resume") == 1
+    assert cli("--out", root, *BASE, *extra, "--resume") == 1
     err = capsys.readouterr().err
     assert "cannot repair" in err and len(err.strip().splitlines()) == 1
+    assert "was made by another generator release or its manifest was edited" in err

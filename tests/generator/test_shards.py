@@ -468,3 +468,14 @@ def test_a_flipped_video_byte_in_a_plain_shard_is_caught_on_read(plain_shard_dat
     path.write_bytes(bytes(data))
     with pytest.raises(DatasetError, match=f"{entry['shard']}#sample_.*SHA-256"):
         ds[0]
+
+
+def test_a_shard_sample_of_another_dtype_or_shape_is_named(shard_dataset, monkeypatch):
+    from generator.dataformat import shards
+
+    ds = TrajectoryDataset(shard_dataset, "train")
+    monkeypatch.setattr(shards, "decode_video", lambda data: np.zeros((2, 3), np.int16))
+    with pytest.raises(
+        DatasetError, match=r"sample \d+ has int16 \(2, 3\), expected uint8 \(4, 32"
+    ):
+        ds[0]
