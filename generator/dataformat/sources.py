@@ -424,7 +424,7 @@ def open_source(root: str | Path, meta: dict, verify: bool = False) -> PtSource 
     """The reader of ``meta``'s layout; ``verify`` hashes every video against its manifest."""
     fmt = meta.get("format", "pt")  # datasets from before formats existed are "pt"
     if fmt in FORMATS:
-        check_fingerprint(Layout(root, meta["stem_width"]), meta)
+        check_fingerprint(Layout(root), meta)  # the stem width plays no part in it
     if fmt == "pt":
         return PtSource(Path(root), meta, verify)
     if fmt == "shards":

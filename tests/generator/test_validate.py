@@ -64,6 +64,22 @@ def test_extra_and_temporary_files_are_caught(copy):
     assert ".tmp-sample_0001.json.123 (temporary)" in text
 
 
+def test_a_stray_file_among_the_manifests_is_caught(copy):
+    (copy / "checkpoints" / "checkpoint_99.json.bak").write_text("{}")
+    failed, text = _failed(copy)
+    assert failed and "checkpoints/checkpoint_99.json.bak is not part of the dataset" in text
+
+
+@pytest.mark.parametrize("fmt", ["pt", "shards"])
+def test_a_class_with_no_samples_is_counted_as_zero(tmp_path, cli, fmt):
+    root = tmp_path / fmt
+    assert cli("--n", 2, "--out", root, "--workers", 1, "--quiet", "--format", fmt) == 0
+    rep = validate(root)
+    balance = next(line for line in rep.lines if "class balance" in line)
+    counts = [int(part.rsplit(" ", 1)[1]) for part in balance.rsplit(": ", 1)[1].split(", ")]
+    assert rep.failed == 0 and sorted(counts) == [0, 0, 1, 1], balance
+
+
 def test_imbalanced_set_is_caught(copy):
     # Relabel every Linear sample as Circular, keeping labels self-consistent.
     for p in (copy / "labels").glob("*.json"):
