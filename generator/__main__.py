@@ -168,7 +168,7 @@ def _command(name: str):
     elif name == "preview":
         from generator.preview import main
     else:
-        from generator.pipeline.s3sync import main as s3_main
+        from generator.dataformat.remote import main as s3_main
 
         return lambda argv: s3_main(name, argv)
     return main

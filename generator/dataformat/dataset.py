@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, Layout
+from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, STATS_FILE, Layout
 from generator.dataformat.sources import (
     DatasetError,
     Metadata,
@@ -67,7 +67,6 @@ def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
 
 SPLITS = ("train", "val", "test")
 SPLIT_BLOCK = 20  # split fractions are realised exactly in every block of 20 samples of a class
-STATS_FILE = "normalization.json"
 STATS_SAMPLES = 64
 
 
