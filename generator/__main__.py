@@ -164,7 +164,7 @@ def _command(name: str):
     if name == "validate":
         from generator.dataformat.validate import main
     elif name == "convert":
-        from generator.pipeline.convert import main
+        from generator.dataformat.convert import main
     elif name == "preview":
         from generator.preview import main
     else:

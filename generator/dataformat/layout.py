@@ -77,6 +77,31 @@ class Layout:
         return [p for _, p in sorted(found)]
 
 
+class FolderError(Exception):
+    """A dataset folder that cannot be created or locked; one line that says why."""
+
+
+def open_folder(root: Path) -> tuple[object, bool]:
+    """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
+    from trajkit.lock import FolderLock, LockedError
+
+    try:  # exists() raises too, for a name over the filesystem's limit
+        if root.exists() and not root.is_dir():
+            raise FolderError(f"--out {root} is a file, not a folder")
+        created = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FolderError(f"cannot create {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise FolderError(f"{root} is not writable")
+    try:
+        return FolderLock(Layout(root).lock).acquire(), created
+    except LockedError as e:
+        raise FolderError(str(e)) from None
+    except OSError as e:
+        raise FolderError(f"cannot lock {root}: {e.strerror}") from None
+
+
 def manifest_hashes(manifest: Path) -> dict[str, str]:
     """Relative path -> SHA-256 from one checkpoint manifest (``pt``: videos and labels;
     ``shards``: shards), for a copy that checks files against them; a manifest that does not
