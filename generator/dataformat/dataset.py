@@ -192,6 +192,15 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         return len(range(0, self.shape[1], self.frame_stride))
 
     @property
+    def item_shape(self) -> tuple[int, ...]:
+        """An item's ``video``: (cameras, 3, frames, H, W); ``make_loader`` sizes its slots by it."""
+        return (len(self.cameras), 3, self.num_frames, *self.shape[-2:])
+
+    @property
+    def item_dtype(self) -> torch.dtype:
+        return torch.float32 if self.normalize else torch.uint8
+
+    @property
     def scene_bounds(self) -> torch.Tensor:
         """(3, 2) world box [lo, hi] per axis, to normalise future positions."""
         b = self.meta["scene_bounds"]
