@@ -167,11 +167,11 @@ def _command(name: str):
 
         return lambda argv: validate_main(argv, check_ground_truth)
     elif name == "convert":
-        from generator.pipeline.convert import main
+        from generator.dataformat.convert import main
     elif name == "preview":
         from generator.preview import main
     else:
-        from generator.pipeline.s3sync import main as s3_main
+        from generator.dataformat.remote import main as s3_main
 
         return lambda argv: s3_main(name, argv)
     return main

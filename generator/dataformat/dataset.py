@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, Layout
+from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, STATS_FILE, Layout
 from generator.dataformat.sources import (
     DatasetError,
     Metadata,
@@ -67,7 +67,6 @@ def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
 
 SPLITS = ("train", "val", "test")
 SPLIT_BLOCK = 20  # split fractions are realised exactly in every block of 20 samples of a class
-STATS_FILE = "normalization.json"
 STATS_SAMPLES = 64
 
 
@@ -191,6 +190,15 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     @property
     def num_frames(self) -> int:
         return len(range(0, self.shape[1], self.frame_stride))
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        """An item's ``video``: (cameras, 3, frames, H, W); ``make_loader`` sizes its slots by it."""
+        return (len(self.cameras), 3, self.num_frames, *self.shape[-2:])
+
+    @property
+    def item_dtype(self) -> torch.dtype:
+        return torch.float32 if self.normalize else torch.uint8
 
     @property
     def scene_bounds(self) -> torch.Tensor:

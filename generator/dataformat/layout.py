@@ -2,7 +2,7 @@
 
     DIR/metadata.json            written last: a dataset is whole when it exists
     DIR/checkpoints/fingerprint.json  what a resume must match (config, seed, layout, renderer)
-    DIR/checkpoints/manifest_*.json   per checkpoint: every sample's hashes and class
+    DIR/checkpoints/checkpoint_*.json per checkpoint: every sample's hashes and class
     DIR/videos/, DIR/labels/     format "pt": one .pt and one .json per sample
     DIR/shards/                  format "shards": tar shards (.tar.zst or .tar)
 
@@ -23,6 +23,7 @@ MIN_STEM_WIDTH = 4
 METADATA = "metadata.json"
 FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"
+STATS_FILE = "normalization.json"  # the reader's cache of per-channel statistics
 
 
 def stem_width(n: int) -> int:
@@ -74,6 +75,48 @@ class Layout:
             if suffix.isdigit():
                 found.append((int(suffix), p))
         return [p for _, p in sorted(found)]
+
+
+class FolderError(Exception):
+    """A dataset folder that cannot be created or locked; one line that says why."""
+
+
+def open_folder(root: Path) -> tuple[object, bool]:
+    """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
+    from trajkit.lock import FolderLock, LockedError
+
+    try:  # exists() raises too, for a name over the filesystem's limit
+        if root.exists() and not root.is_dir():
+            raise FolderError(f"--out {root} is a file, not a folder")
+        created = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FolderError(f"cannot create {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise FolderError(f"{root} is not writable")
+    try:
+        return FolderLock(Layout(root).lock).acquire(), created
+    except LockedError as e:
+        raise FolderError(str(e)) from None
+    except OSError as e:
+        raise FolderError(f"cannot lock {root}: {e.strerror}") from None
+
+
+def manifest_hashes(manifest: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 from one checkpoint manifest (``pt``: videos and labels;
+    ``shards``: shards), for a copy that checks files against them; a manifest that does not
+    parse vouches for nothing."""
+    try:
+        m = json.loads(manifest.read_text())
+        found = {}
+        for e in m.get("samples") or []:
+            found[f"videos/{e['stem']}.pt"] = e["video_sha256"]
+            found[f"labels/{e['stem']}.json"] = e["label_sha256"]
+        for s in m.get("shards") or []:
+            found[f"shards/{s['name']}"] = s["sha256"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
 
 
 def label_bytes(label: dict) -> bytes:

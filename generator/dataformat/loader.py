@@ -1,4 +1,5 @@
-"""A DataLoader for ``TrajectoryDataset`` whose workers write batches into recycled shared memory.
+"""A DataLoader whose workers write batches into recycled shared memory, for ``TrajectoryDataset``
+(or any dataset whose items are dicts with a ``video`` of ``item_shape`` and ``item_dtype``).
 
 A DataLoader worker collates every batch into *fresh* shared memory, and the
 kernel must zero each new page before the copy: on the 2-core benchmark
@@ -13,6 +14,11 @@ slot comes round again. The slots are counted so that a batch stays intact
 until the loop has taken two more batches (so the previous batch can still be
 in use while the next one is processed), or until a new pass over the loader
 starts after one left unfinished; keep a batch longer with ``.clone()``.
+The workers live as long as the loader (``persistent_workers``), so one
+generation of workers counts through the slots; a loader made for one pass
+(``persistent_workers=False``, e.g. one loader per epoch, each with its own
+slots and its own worker seeds) refuses a second pass, whose new workers
+would start counting again while the first pass's may still be writing.
 With ``pin_memory=True`` the loader copies each batch into pinned memory as it
 arrives, so the batches it yields are never overwritten.
 """
@@ -22,9 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, default_collate, get_worker_info
-
-from generator.dataformat.dataset import TrajectoryDataset
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 SLOTS_BEYOND_PREFETCH = 2
 """Slots per worker over its ``prefetch_factor`` batches in flight: the batch the loop holds and the one before."""
@@ -66,13 +70,29 @@ class RecyclingCollate:
         return batch
 
 
+class OnePassLoader(DataLoader):
+    """A recycling loader without persistent workers: its slots serve one pass only."""
+
+    _passes = 0
+
+    def __iter__(self):
+        if self._passes:
+            raise RuntimeError(
+                "a make_loader(persistent_workers=False) loader serves one pass: make a new "
+                "loader (with its own slots) for the next"
+            )
+        self._passes += 1
+        return super().__iter__()
+
+
 def make_loader(
-    dataset: TrajectoryDataset,
+    dataset: Dataset,
     batch_size: int,
     *,
     num_workers: int = 2,
     prefetch_factor: int = 2,
     recycle: bool = True,
+    persistent_workers: bool | None = None,
     **options: Any,
 ) -> DataLoader:
     """A ``DataLoader`` over ``dataset``; with ``recycle`` its videos come from recycled slots (see above).
@@ -80,19 +100,26 @@ def make_loader(
     ``options`` go to ``DataLoader`` (``shuffle``, ``sampler``, ``drop_last``,
     ``pin_memory``, ``generator``, ...). Recycling keeps the workers alive
     between epochs (``persistent_workers``) so two generations of workers never
-    share the slots.
+    share the slots; with ``persistent_workers=False`` the loader serves one pass.
+    Without ``recycle``, ``persistent_workers`` is ``DataLoader``'s (default False).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers else {}
+    loader = DataLoader
     if recycle:
-        for name in ("collate_fn", "in_order", "persistent_workers", "batch_sampler"):
+        for name in ("collate_fn", "in_order", "batch_sampler"):
             if name in options:
                 raise ValueError(f"make_loader(recycle=True) sets {name} itself")
-        item_shape = (len(dataset.cameras), 3, dataset.num_frames, *dataset.shape[-2:])
-        dtype = torch.float32 if dataset.normalize else torch.uint8
         slots = (prefetch_factor if num_workers else 0) + SLOTS_BEYOND_PREFETCH
-        extra["collate_fn"] = RecyclingCollate(item_shape, dtype, batch_size, num_workers, slots)
+        extra["collate_fn"] = RecyclingCollate(
+            tuple(dataset.item_shape), dataset.item_dtype, batch_size, num_workers, slots
+        )
         if num_workers:
-            extra.update(persistent_workers=True, in_order=True)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, **extra, **options)
+            persistent = persistent_workers is not False
+            extra.update(persistent_workers=persistent, in_order=True)
+            if not persistent:
+                loader = OnePassLoader
+    elif persistent_workers is not None:
+        extra["persistent_workers"] = persistent_workers
+    return loader(dataset, batch_size=batch_size, num_workers=num_workers, **extra, **options)

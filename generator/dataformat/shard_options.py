@@ -1,4 +1,5 @@
-"""The shard compression options that ``python -m generator`` and ``convert`` share."""
+"""The shard compression options that ``python -m generator`` and ``convert`` share, and the
+layout settings they fix in a fingerprint."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def zstd_level(text: str) -> int:
     if not 1 <= value <= 19:
         raise argparse.ArgumentTypeError(f"must be 1..19, got {value}")
     return value
+
+
+def layout_settings(fmt: str, shard_size: int, level: int, compression: str) -> dict | None:
+    """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
+    if fmt != "shards":
+        return None
+    if compression == "none":
+        return {"format": "shards", "shard_size": shard_size, "compression": "none"}
+    # zstd shards predate the choice: their settings carry no "compression" key
+    return {"format": "shards", "shard_size": shard_size, "zstd_level": level}

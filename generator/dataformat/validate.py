@@ -34,8 +34,8 @@ from generator.dataformat.checks import (
     read_manifests,
     with_manifest_classes,
 )
-from generator.dataformat.dataset import STATS_FILE, DatasetError, read_metadata
-from generator.dataformat.layout import FINGERPRINT, LOCK, Layout
+from generator.dataformat.dataset import DatasetError, read_metadata
+from generator.dataformat.layout import FINGERPRINT, LOCK, STATS_FILE, Layout
 from generator.dataformat.sources import (
     check_fingerprint,
     load_video,

@@ -29,8 +29,7 @@ from generator.dataformat.checks import (
     read_manifests,
     with_manifest_classes,
 )
-from generator.dataformat.dataset import STATS_FILE
-from generator.dataformat.layout import FINGERPRINT, LOCK, SHARD_SUFFIXES, Layout
+from generator.dataformat.layout import FINGERPRINT, LOCK, SHARD_SUFFIXES, STATS_FILE, Layout
 from generator.dataformat.shards import (
     compression_of,
     dataset_compression,

@@ -8,7 +8,6 @@ label vouches for their video's SHA-256, and rendered again otherwise.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,14 +17,15 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from generator.config import GeneratorConfig
-from generator.dataformat.layout import FORMAT_VERSION, Layout, stem_width
+from generator.dataformat.layout import FORMAT_VERSION, FolderError, Layout, open_folder, stem_width
+from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
 from generator.dataformat.writer import check_written_sample
 from generator.pipeline.backends import BackendError, open_backend
-from generator.pipeline.metadata import write_metadata
+from generator.pipeline.metadata import rig_metadata
 from generator.pipeline.preflight import estimate
-from generator.pipeline.request import Progress, Request, compression_of
+from generator.pipeline.request import Request, compression_of
 from generator.pipeline.tasks import render_shard_task, render_task
-from generator.render.sample import RENDER_VERSION, renderer_of
+from generator.render.sample import RENDER_VERSION
 from trajkit.files import (
     drop_cached,
     read_json,
@@ -44,25 +44,6 @@ class GenerationError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def fingerprint(
-    cfg: GeneratorConfig,
-    seed: int,
-    width: int,
-    layout: dict | None = None,
-    render_version: int = RENDER_VERSION,
-) -> dict:
-    out = {
-        "format_version": FORMAT_VERSION,
-        "render_version": render_version,
-        "seed": seed,
-        "stem_width": width,
-        "config": cfg.model_dump(mode="json"),
-    }
-    if layout is not None:
-        out["layout"] = layout
-    return out
 
 
 def _differences(old: object, new: object, prefix: str = "") -> list[str]:
@@ -142,7 +123,7 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
             f"generator draws version {RENDER_VERSION}, whose bytes differ; finish it with the "
             "release that started it, or generate into another --out"
         )
-    new = fingerprint(cfg, req.seed, layout.width, req.layout_settings())
+    new = fingerprint(cfg, req.seed, layout.width, req.layout_settings(), RENDER_VERSION)
     diff = [d for d in _differences(old, new) if d != "stem_width"]
     if diff:
         raise GenerationError(
@@ -159,27 +140,6 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
             f"samples; generate {req.n} samples into a new --out"
         )
     return layout, done
-
-
-def open_folder(root: Path) -> tuple[object, bool]:
-    """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
-    from trajkit.lock import FolderLock, LockedError
-
-    try:  # exists() raises too, for a name over the filesystem's limit
-        if root.exists() and not root.is_dir():
-            raise GenerationError(f"--out {root} is a file, not a folder")
-        created = not root.exists()
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GenerationError(f"cannot create {root}: {e.strerror}") from None
-    if not os.access(root, os.W_OK):
-        raise GenerationError(f"{root} is not writable")
-    try:
-        return FolderLock(Layout(root).lock).acquire(), created
-    except LockedError as e:
-        raise GenerationError(str(e)) from None
-    except OSError as e:
-        raise GenerationError(f"cannot lock {root}: {e.strerror}") from None
 
 
 # ------------------------------------------------------------------ the run
@@ -225,7 +185,10 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         new_lock = not Layout(req.out).lock.exists()
     except OSError:  # open_folder says why
         new_lock = False
-    lock, created = open_folder(req.out)
+    try:
+        lock, created = open_folder(req.out)
+    except FolderError as e:
+        raise GenerationError(str(e)) from None
     done = Progress()
     try:
         layout, done = prepare_folder(req, cfg)
@@ -233,7 +196,7 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         if not layout.fingerprint.exists():
             write_json_atomic(
                 layout.fingerprint,
-                fingerprint(cfg, req.seed, layout.width, req.layout_settings()),
+                fingerprint(cfg, req.seed, layout.width, req.layout_settings(), RENDER_VERSION),
             )
         remaining = req.n - done.samples
         if req.preflight and remaining > 0:
@@ -248,7 +211,9 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
             if done.samples:
                 _heal(req, cfg, layout, parallel)
             _run_chunks(req, cfg, layout, done, parallel)
-        return write_metadata(layout, cfg, req, done)
+        return write_metadata(
+            layout, cfg, req.format, req.seed, done, rig_metadata(cfg), req.layout_settings()
+        )
     except BackendError as e:
         raise GenerationError(str(e)) from None
     except OSError as e:

@@ -1,11 +1,12 @@
-"""What a generation is asked to do (``Request``) and what it has done (``Progress``): the
-values the orchestration, the backends and the metadata writer pass between them."""
+"""What a generation is asked to do (``Request``): the values the orchestration, the backends
+and the metadata writer pass between them. What it has done is ``dataformat.metadata.Progress``."""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from generator.dataformat.shard_options import layout_settings
 
 
 @dataclass(frozen=True)
@@ -27,27 +28,10 @@ class Request:
     verify: bool = False  # --resume also hashes every kept video or shard
 
     def layout_settings(self) -> dict | None:
-        """What fixes the bytes of a shard; None for format "pt" (whose fingerprint predates formats)."""
-        if self.format != "shards":
-            return None
-        if self.compression == "none":
-            return {"format": "shards", "shard_size": self.shard_size, "compression": "none"}
-        # zstd shards predate the choice: their settings carry no "compression" key
-        return {"format": "shards", "shard_size": self.shard_size, "zstd_level": self.zstd_level}
+        """What fixes the bytes of a shard (``dataformat.shard_options.layout_settings``)."""
+        return layout_settings(self.format, self.shard_size, self.zstd_level, self.compression)
 
 
 def compression_of(layout_settings: dict | None) -> str:
     """The shard compression that fingerprint layout settings record ("zstd" if none is named)."""
     return (layout_settings or {}).get("compression", "zstd")
-
-
-@dataclass
-class Progress:
-    """Samples covered by manifests: a count and class counts, not a list (memory stays flat in --n)."""
-
-    samples: int = 0
-    classes: Counter = field(default_factory=Counter)
-
-    def add(self, entries: list[dict]) -> None:
-        self.samples += len(entries)
-        self.classes.update(int(e["class_label"]) for e in entries)

@@ -15,7 +15,8 @@ import torch
 from generator.config import GeneratorConfig
 from generator.dataformat.dataset import SPLITS, TrajectoryDataset, channel_stats
 from generator.dataformat.layout import FORMAT_VERSION
-from generator.pipeline.metadata import clip_metadata, rig_metadata
+from generator.dataformat.metadata import clip_metadata
+from generator.pipeline.metadata import rig_metadata
 from generator.render.sample import RENDER_VERSION, SampleMaker
 
 

@@ -107,7 +107,8 @@ def place(tmp_path, monkeypatch, tiny_dataset):
     from moto import mock_aws
 
     with mock_aws():
-        from generator.pipeline.s3sync import make_client, push
+        from generator.dataformat.remote import push
+        from trajkit.s3sync import make_client
 
         make_client(None).create_bucket(Bucket="data")
         push(tmp_path / "ds", "s3://data/seeded", make_client(None), 5 << 20, quiet=True)
@@ -127,7 +128,7 @@ def _alarm(signum, frame):
     raise Hang
 
 
-PULL_SIDE_FILES = (".pull-tmp", ".pulled-from")  # generator.pipeline.s3sync's, by design
+PULL_SIDE_FILES = (".pull-tmp", ".pulled-from")  # trajkit.s3sync's, by design
 
 
 def check(place: Path, capsys, name: str, argv: list[str]) -> None:

@@ -51,3 +51,44 @@ def test_options_the_loader_sets_itself_are_refused(small_dataset):
         make_loader(ds, 0)
     plain = make_loader(ds, 4, recycle=False, num_workers=0)
     assert plain.collate_fn is torch.utils.data.default_collate
+
+
+def test_a_loader_without_persistent_workers_serves_one_pass(small_dataset):
+    """Its slots belong to one generation of workers: a second pass would start another."""
+    ds = TrajectoryDataset(small_dataset, "train", normalize=False)
+    plain = list(torch.utils.data.DataLoader(ds, batch_size=5))
+    loader = make_loader(ds, 5, num_workers=1, persistent_workers=False)
+    assert not loader.persistent_workers
+    got = [
+        {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in loader
+    ]
+    assert all(batches_equal(a, b) for a, b in zip(got, plain, strict=True))
+    with pytest.raises(RuntimeError, match="one pass"):
+        iter(loader)
+    # in one process, or without recycling, nothing is shared: passes repeat
+    for loader in (
+        make_loader(ds, 5, num_workers=0, persistent_workers=False),
+        make_loader(ds, 5, num_workers=1, recycle=False, persistent_workers=False),
+    ):
+        for _ in range(2):
+            assert sum(len(b["label"]) for b in loader) == len(ds)
+
+
+class Clips(torch.utils.data.Dataset):
+    """Not a TrajectoryDataset: any dataset that names its items' video shape and dtype."""
+
+    item_shape = (2, 3, 4)
+    item_dtype = torch.int16
+
+    def __len__(self) -> int:
+        return 7
+
+    def __getitem__(self, i: int) -> dict:
+        return {"video": torch.full(self.item_shape, i, dtype=self.item_dtype), "label": i}
+
+
+def test_any_dataset_exposing_its_item_shape_is_loaded():
+    ds = Clips()
+    got = [b["video"].clone() for b in make_loader(ds, 3, num_workers=0, sampler=range(6, -1, -1))]
+    assert [v.shape[0] for v in got] == [3, 3, 1]
+    assert torch.equal(torch.cat(got), torch.stack([ds[i]["video"] for i in range(6, -1, -1)]))

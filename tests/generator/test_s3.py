@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.pipeline.s3sync import MB, make_client, pull, push
+from generator.dataformat.remote import pull, push
+from trajkit.s3sync import MB, make_client
 
 
 @pytest.fixture
@@ -313,7 +314,7 @@ def test_a_dataset_uploaded_by_another_tool_pulls_verified_by_its_manifests(
     s3, tmp_path, cli, capsys, request, which
 ):
     from generator.dataformat.dataset import STATS_FILE
-    from generator.pipeline.s3sync import RECOMPUTED
+    from generator.dataformat.remote import RECOMPUTED
 
     endpoint, client = s3
     ds = request.getfixturevalue(which)
@@ -513,7 +514,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
     s3, tmp_path, cli, monkeypatch
 ):
     """The moves are renames, but a kill among them must not leave a mix that looks complete."""
-    import generator.pipeline.s3sync as s3sync
+    import trajkit.s3sync as s3sync
 
     _, client = s3
     push(make_dataset(cli, tmp_path / "old", seed=1), "s3://data/ds", client, quiet=True)
@@ -545,7 +546,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
 def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
     s3, folder, tmp_path, monkeypatch
 ):
-    import generator.pipeline.s3sync as s3sync
+    import trajkit.s3sync as s3sync
 
     _, client = s3
     push(folder, "s3://data/ds", client, quiet=True)
@@ -699,3 +700,22 @@ def test_without_boto3_push_and_pull_say_which_extra_to_install(
     assert cli("pull", "s3://data/ds", tmp_path / "dest") == 2
     msg = "error: push/pull needs boto3: pip install 'trajectory-suite[s3]'\n"
     assert capsys.readouterr().err == msg * 2
+
+
+def test_the_dataset_knowledge_is_in_its_rules_not_in_the_generic_sync(s3, small_dataset, tmp_path):
+    """``trajkit.s3sync`` without rules knows no manifest: a plain upload of a dataset pulls
+    only with the dataset format's rules (its manifests vouch for the videos and labels)."""
+    from trajkit import s3sync
+
+    endpoint, client = s3
+    upload_plain(endpoint, small_dataset, "plain")
+    generic = s3sync.pull("s3://data/plain", tmp_path / "generic", client, quiet=True)
+    assert generic["damaged"] and not (tmp_path / "generic").exists()
+    assert any("videos/" in d and "in no manifest" in d for d in generic["damaged"])
+    copy = tmp_path / "dataset"
+    stats = pull("s3://data/plain", copy, client, quiet=True)
+    assert not stats["damaged"]
+    assert stats["by"]["by the manifests' SHA-256"] == 2 * len(
+        list((small_dataset / "videos").iterdir())
+    )
+    assert (copy / "metadata.json").read_bytes() == (small_dataset / "metadata.json").read_bytes()

@@ -83,6 +83,25 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the unbroken run"
 
 
+def test_resume_with_a_worker_and_augmentation_equals_uninterrupted(
+    dataset, tmp_path, monkeypatch, stop_after_first_epoch
+):
+    """Each epoch's loader (``make_loader``, one pass, slots of its own) seeds its worker from
+    ``(seed, epoch)``: the colour jitter a worker draws is the same after a resume."""
+    (tmp_path / "augment.yaml").write_text("augment: true\n")
+    extra = ("--workers", "1", "--config", str(tmp_path / "augment.yaml"))
+    assert train(dataset, tmp_path / "straight", *extra) == 0
+    stop_after_first_epoch()
+    broken = tmp_path / "broken"
+    assert train(dataset, broken, *extra) == 130
+    monkeypatch.undo()
+    assert train(dataset, broken, *extra, "--resume") == 0
+    assert epoch_records(broken) == epoch_records(tmp_path / "straight")
+    a = load_checkpoint(broken / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the unbroken run"
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
     dataset, tmp_path, monkeypatch, capsys
 ):

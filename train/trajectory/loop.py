@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from generator.dataformat.loader import make_loader
 from train.checkpoint import (
     BEST,
     LAST,
@@ -181,14 +182,26 @@ class Run:
 
     # ---------------------------------------------------------- loops
 
-    def _eval_loader(self, ds) -> DataLoader:
-        shard = Subset(ds, range(self.ctx.rank, len(ds), self.ctx.world_size))
-        return DataLoader(
-            shard,
-            batch_size=self.cfg.batch_size * 2,
+    def _loader(self, ds, batch_size: int, sampler, **options) -> DataLoader:
+        """A loader for one pass (``make_loader``: videos in recycled slots of its own).
+
+        Safe because every batch is used before the next is taken (moved to the device and
+        normalised in ``_train_step`` and ``evaluate``), and none is kept after its step.
+        """
+        return make_loader(
+            ds,
+            batch_size,
+            sampler=sampler,
             num_workers=self.cfg.workers,
+            persistent_workers=False,
             pin_memory=self.ctx.device.type == "cuda",
+            **options,
         )
+
+    def _eval_loader(self, ds) -> DataLoader:
+        """This rank's share of a split, in index order (every world_size-th item)."""
+        shard = range(self.ctx.rank, len(ds), self.ctx.world_size)
+        return self._loader(ds, self.cfg.batch_size * 2, shard)
 
     def _evaluate(self, ds) -> dict:
         return evaluate(
@@ -207,16 +220,14 @@ class Run:
     def _train_loader(self, epoch: int) -> DataLoader:
         """This epoch's batches: the sampler's order and the workers' generator are seeded by
         ``(seed, epoch)``, so a resumed run sees the batches the unstopped run saw."""
-        cfg, ctx = self.cfg, self.ctx
+        cfg = self.cfg
         self.sampler.set_epoch(epoch)
         if hasattr(self.train_ds, "set_epoch"):  # rendered on the fly: fresh samples
             self.train_ds.set_epoch(epoch)
-        return DataLoader(
+        return self._loader(
             self.train_ds,
-            batch_size=cfg.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.workers,
-            pin_memory=ctx.device.type == "cuda",
+            cfg.batch_size,
+            self.sampler,
             generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
         )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from generator.dataformat.layout import FORMATS, Layout
+from generator.dataformat.layout import FORMATS, FolderError, Layout, open_folder
 from trajkit.files import read_json, sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16
@@ -102,30 +102,21 @@ def convert(
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from generator.config import GeneratorConfig
     from generator.dataformat.dataset import read_metadata
-    from generator.pipeline.generate import GenerationError, fingerprint, open_folder
-    from generator.pipeline.metadata import write_metadata
-    from generator.pipeline.request import Progress, Request
-    from generator.render.sample import renderer_of
+    from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
+    from generator.dataformat.shard_options import layout_settings
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
         raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
     cfg = GeneratorConfig.model_validate(meta["config"])
-    req = Request(
-        n=meta["total_samples"],
-        out=dst,
-        seed=meta["seed"],
-        format=fmt,
-        shard_size=shard_size,
-        zstd_level=level,
-        compression=compression,
-    )
+    settings = layout_settings(fmt, shard_size, level, compression)
+    total = meta["total_samples"]
     src_layout = Layout(src, meta["stem_width"])
     manifests = [read_json(p) for p in src_layout.manifests()]
     layout = Layout(dst, meta["stem_width"])
     try:
         lock, created = open_folder(dst)
-    except GenerationError as e:
+    except FolderError as e:
         raise ConvertError(str(e)) from None
     # Only the lock's holder looks at the folder or cleans it up: a second convert into the
     # same folder fails on the lock, and removes nothing of the first one's work.
@@ -141,12 +132,12 @@ def convert(
                 cfg,
                 meta["seed"],
                 layout.width,
-                req.layout_settings(),
+                settings,
                 renderer_of(meta),
             ),
         )
         done = Progress()
-        bar = tqdm(total=req.n, unit="sample", disable=quiet or not sys.stderr.isatty())
+        bar = tqdm(total=total, unit="sample", disable=quiet or not sys.stderr.isatty())
         with bar, Parallel(n_jobs=workers, return_as="generator_unordered") as parallel:
             for m in manifests:
                 step = shard_size if fmt == "shards" else TASK_SIZE
@@ -167,7 +158,7 @@ def convert(
                     manifest["shards"] = [r["shard"] for r in results]
                 write_json_atomic(layout.manifest(m["end"]), manifest)
                 done.add(entries)
-        out = write_metadata(layout, cfg, req, done, cameras=meta["cameras"])
+        out = write_metadata(layout, cfg, fmt, meta["seed"], done, meta["cameras"], settings)
         ok = True
         return out
     finally:

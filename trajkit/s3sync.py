@@ -1,6 +1,9 @@
 """``push DIR s3://bucket/prefix`` and ``pull s3://bucket/prefix DIR``: copy any folder to and from S3.
 
-Works for a dataset or a training run folder alike.
+What a kind of folder adds is told by its ``FolderRules``: the file written last (a
+dataset's ``metadata.json``), its writers' lock, the manifests that hold the SHA-256 of
+other files, the files its own reader checks, the caches it computes again. The default
+rules know none of these; the dataset format's are ``generator.dataformat.remote.DATASET``.
 
 push
   lists the prefix once and skips a file whose object has the same size and the same hash
@@ -10,26 +13,24 @@ push
   (``ChecksumAlgorithm="SHA256"``, checked by S3 on arrival) and with the file's SHA-256 in
   its user metadata (``x-amz-meta-sha256``). Files larger than one part go up in parts, and
   an interrupted multipart upload is continued part by part (``trajkit.s3_multipart``).
-  ``metadata.json`` goes last, so a dataset's prefix looks complete only when it is.
+  The file written last goes last, so a prefix looks complete only when it is.
 
 pull
   verifies every object before anything is put in place, by the first of: its sha256
   metadata; S3's SHA-256 checksum of a single-part object (a multipart object's checksum is
   of its parts' checksums: recomputed from the parts' sizes, else the next check); the
-  SHA-256 that the dataset's checkpoint manifests record for a video, label or shard. The
-  files that hold those hashes (``metadata.json``, ``checkpoints/fingerprint.json``,
-  ``checkpoints/checkpoint_*.json``) need none: the dataset reader and ``validate`` check
-  them; ``normalization.json``, a cache, is left out without a hash (the reader computes
-  it again). Any other object without a hash fails the pull. Objects are downloaded into
-  ``.DIR.pull-tmp`` beside DIR, and moved into DIR only once every one verified, with
-  ``metadata.json`` last; a failed or interrupted pull leaves DIR as it was, and the next
-  run keeps what already verified. DIR must be new, empty, or an earlier pull of the same
-  address (recorded in ``.DIR.pulled-from`` beside it).
+  SHA-256 that the folder's manifests record (fetched first for that reason). The files
+  the folder's reader checks itself need none; a cache it computes again is left out
+  without a hash. Any other object without a hash fails the pull. Objects are downloaded
+  into ``.DIR.pull-tmp`` beside DIR, and moved into DIR only once every one verified, with
+  the file written last moved last; a failed or interrupted pull leaves DIR as it was, and
+  the next run keeps what already verified. DIR must be new, empty, or an earlier pull of
+  the same address (recorded in ``.DIR.pulled-from`` beside it).
 
-Both hold a dataset folder's ``.lock`` (``trajkit.lock``) while they run: a push or pull
-is refused while a generator writes the folder, and a generator cannot start meanwhile.
-Credentials come from boto3's usual chain (environment, ``~/.aws``, instance role);
-``--endpoint-url`` points at any S3-compatible store (MinIO, Ceph, R2).
+Both hold the folder's writer lock (``trajkit.lock``), if the rules name one and it exists,
+while they run: a push or pull is refused while a writer writes the folder, and a writer
+cannot start meanwhile. Credentials come from boto3's usual chain (environment, ``~/.aws``,
+instance role); ``--endpoint-url`` points at any S3-compatible store (MinIO, Ceph, R2).
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ import shutil
 import sys
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from generator.dataformat.layout import LOCK, METADATA
 from trajkit.files import (
     TMP_PREFIX,
     remove_temporaries,
@@ -67,21 +69,49 @@ from trajkit.s3_multipart import (
     upload_resumable,
 )
 
-__all__ = ["S3Error", "parse_url", "check_endpoint", "push", "pull", "main"]
+__all__ = ["S3Error", "FolderRules", "parse_url", "check_endpoint", "push", "pull", "main"]
 
 MB = 1 << 20
 EXTRA_HINT = "push/pull needs boto3: pip install 'trajectory-suite[s3]'"
 # Bucket names as S3 allows them, with upper case and '_' that some S3-compatible stores accept.
 BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
 MAX_KEY = 1024  # bytes, S3's limit
-# Files that hold the hashes of the others: the dataset reader and validate check them.
-UNHASHED_BY_DESIGN = re.compile(
-    r"metadata\.json|checkpoints/fingerprint\.json|checkpoints/checkpoint_\d+\.json"
-)
-MANIFEST = re.compile(r"checkpoints/checkpoint_\d+\.json")
-# Caches the dataset reader computes again when missing (generator.dataformat.dataset.STATS_FILE):
-# without a hash they are left out rather than trusted.
-RECOMPUTED = {"normalization.json"}
+STAGING_LOCK = ".lock"  # a pull's own lock in its staging folder when the rules name none
+
+
+def _no_hashes(path: Path) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class FolderRules:
+    """What a kind of folder tells push and pull; the defaults fit any folder.
+
+    ``last``: the file written last, which says the folder is whole: pushed last, moved in
+    last. ``lock``: the name of its writers' lock file, held while syncing and never copied.
+    ``manifests``: files (relative paths) holding other files' SHA-256, which
+    ``hashes_in(path)`` reads as {relative path: SHA-256}; nothing it raises may escape (a
+    manifest that does not parse vouches for nothing). ``self_checked``: files that need no
+    hash because the folder's reader checks them, reported as ``self_checked_by``.
+    ``recomputed``: caches the reader computes again, left out when they have no hash.
+    """
+
+    last: str | None = None
+    lock: str | None = None
+    manifests: re.Pattern[str] | None = None
+    hashes_in: Callable[[Path], dict[str, str]] = _no_hashes
+    self_checked: re.Pattern[str] | None = None
+    self_checked_by: str = "left to the folder's reader"
+    recomputed: frozenset[str] = frozenset()
+
+    def is_manifest(self, rel: str) -> bool:
+        return self.manifests is not None and self.manifests.fullmatch(rel) is not None
+
+    def is_self_checked(self, rel: str) -> bool:
+        return self.self_checked is not None and self.self_checked.fullmatch(rel) is not None
+
+
+ANY_FOLDER = FolderRules()
 LEFT_OUT = "left out: a cache without a hash, computed again by the reader"
 
 
@@ -185,27 +215,27 @@ def listing(client, bucket: str, prefix: str) -> dict[str, dict]:
     return found
 
 
-def local_files(root: Path) -> list[str]:
-    """Relative paths to copy: everything but the lock and temporaries, ``metadata.json`` last."""
+def local_files(root: Path, rules: FolderRules = ANY_FOLDER) -> list[str]:
+    """Relative paths to copy: everything but the lock and temporaries, the last file last."""
     rels = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and p.name != LOCK and not p.name.startswith(TMP_PREFIX)
+        if p.is_file() and p.name != rules.lock and not p.name.startswith(TMP_PREFIX)
     )
-    return sorted(rels, key=lambda r: r == METADATA)
+    return sorted(rels, key=lambda r: r == rules.last)
 
 
 @contextmanager
-def _writer_lock(root: Path):
-    """Hold the folder's generator lock, if it has one, so no generator writes it meanwhile.
+def _writer_lock(root: Path, rules: FolderRules):
+    """Hold the folder's writer lock, if it has one, so no writer writes it meanwhile.
 
-    A folder without ``.lock`` (a training run, a new folder) gets none: we leave no file behind.
+    A folder without one (a training run, a new folder) gets none: we leave no file behind.
     """
-    if not (root / LOCK).exists():
+    if rules.lock is None or not (root / rules.lock).exists():
         yield
         return
     try:
-        with FolderLock(root / LOCK):
+        with FolderLock(root / rules.lock):
             yield
     except LockedError as e:
         raise S3Error(str(e)) from None
@@ -214,17 +244,24 @@ def _writer_lock(root: Path):
 # ---------------------------------------------------------------- push
 
 
-def push(root: Path, url: str, client, part_size: int = 64 * MB, quiet: bool = False) -> dict:
+def push(
+    root: Path,
+    url: str,
+    client,
+    part_size: int = 64 * MB,
+    quiet: bool = False,
+    rules: FolderRules = ANY_FOLDER,
+) -> dict:
     """Upload ``root`` under ``url``; returns counts of uploaded and skipped files.
 
-    Refused while a generator writes ``root``: its half-made files would be copied.
+    Refused while a writer holds ``root``'s lock: its half-made files would be copied.
     """
     bucket, prefix = parse_url(url)
     if not root.is_dir():
         raise S3Error(f"{root} is not a folder")
     check_bucket(client, bucket)
-    with _writer_lock(root):
-        return _push(root, bucket, prefix, client, part_size, quiet)
+    with _writer_lock(root, rules):
+        return _push(root, bucket, prefix, client, part_size, quiet, rules)
 
 
 def _already_there(client, bucket: str, key: str, listed: dict | None, h: FileHashes) -> bool:
@@ -243,11 +280,15 @@ def _already_there(client, bucket: str, key: str, listed: dict | None, h: FileHa
     return head is not None and head.get("Metadata", {}).get(SHA_KEY) == h.sha256
 
 
-def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool) -> dict:
+def _push(
+    root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool, rules: FolderRules
+) -> dict:
     config = transfer_config(part_size)
     stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0}
     remote = listing(client, bucket, prefix)
-    for rel in tqdm(local_files(root), unit="file", disable=quiet or not sys.stderr.isatty()):
+    for rel in tqdm(
+        local_files(root, rules), unit="file", disable=quiet or not sys.stderr.isatty()
+    ):
         path, key = root / rel, _key(prefix, rel)
         h = hash_file(path, part_size)
         if _already_there(client, bucket, key, remote.get(key), h):
@@ -272,7 +313,6 @@ def _push(root: Path, bucket: str, prefix: str, client, part_size: int, quiet: b
 BY_METADATA = "by their sha256 metadata"
 BY_CHECKSUM = "by the SHA-256 checksum S3 holds"
 BY_MANIFEST = "by the manifests' SHA-256"
-BY_READER = "left to the dataset reader and validate (metadata, fingerprint, manifests)"
 DIFFERS = {
     BY_METADATA: "its sha256 metadata",
     BY_CHECKSUM: "S3's checksum",
@@ -339,28 +379,19 @@ def _check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, str
     return check
 
 
-def manifest_hashes(manifest: Path) -> dict[str, str]:
-    """rel path -> SHA-256 from one checkpoint manifest (``pt``: videos and labels; ``shards``:
-    shards); a manifest that does not parse vouches for nothing."""
-    try:
-        m = json.loads(manifest.read_text())
-        found = {}
-        for e in m.get("samples") or []:
-            found[f"videos/{e['stem']}.pt"] = e["video_sha256"]
-            found[f"labels/{e['stem']}.json"] = e["label_sha256"]
-        for s in m.get("shards") or []:
-            found[f"shards/{s['name']}"] = s["sha256"]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}
-    return {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
-
-
 def _safe_rel(rel: str) -> bool:
     parts = rel.split("/")
     return not _has_control(rel) and all(p not in ("", ".", "..") for p in parts)
 
 
-def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = False) -> dict:
+def pull(
+    url: str,
+    root: Path,
+    client,
+    part_size: int = 64 * MB,
+    quiet: bool = False,
+    rules: FolderRules = ANY_FOLDER,
+) -> dict:
     """Download every object under ``url`` into ``root``, each verified before any is put in place."""
     bucket, prefix = parse_url(url)
     source = f"s3://{bucket}/{prefix}".rstrip("/")
@@ -374,32 +405,34 @@ def pull(url: str, root: Path, client, part_size: int = 64 * MB, quiet: bool = F
     staging = target.parent / f".{target.name}.pull-tmp"
     marker = target.parent / f".{target.name}.pulled-from"
     origin = {"source": source, "endpoint": client.meta.endpoint_url}
-    _check_target(target, marker, origin, source)
+    _check_target(target, marker, origin, source, rules)
     with ExitStack() as stack:
         if target.is_dir():
-            stack.enter_context(_writer_lock(target))
+            stack.enter_context(_writer_lock(target, rules))
         staging.mkdir(parents=True, exist_ok=True)
         try:
-            stack.enter_context(FolderLock(staging / LOCK))
+            stack.enter_context(FolderLock(staging / (rules.lock or STAGING_LOCK)))
         except LockedError as e:
             raise S3Error(str(e)) from None
         remove_temporaries(staging)
         base = f"{prefix}/" if prefix else ""
-        stats = _fetch(objects, base, staging, target, bucket, client, part_size, quiet)
+        stats = _fetch(objects, base, staging, target, bucket, client, part_size, quiet, rules)
         if stats["damaged"]:
             return stats  # nothing moved: DIR is as it was, staging keeps what verified
         write_json_atomic(marker, origin)
-        has_metadata = any(k == _key(prefix, METADATA) for k in objects)
-        _move_into_place(stats.pop("to_move"), staging, target, has_metadata)
+        last = rules.last if any(k == _key(prefix, rules.last) for k in objects) else None
+        _move_into_place(stats.pop("to_move"), staging, target, last)
     shutil.rmtree(staging, ignore_errors=True)
     return stats
 
 
-def _check_target(target: Path, marker: Path, origin: dict, source: str) -> None:
+def _check_target(
+    target: Path, marker: Path, origin: dict, source: str, rules: FolderRules
+) -> None:
     """DIR is new, empty (but for a lock), or an earlier pull of the same address."""
     if target.exists() and not target.is_dir():
         raise S3Error(f"{target} is not a folder")
-    if not target.exists() or all(p.name == LOCK for p in target.iterdir()):
+    if not target.exists() or all(p.name == rules.lock for p in target.iterdir()):
         return
     try:
         earlier = json.loads(marker.read_text())
@@ -420,6 +453,7 @@ def _fetch(
     client,
     part_size: int,
     quiet: bool,
+    rules: FolderRules,
 ) -> dict:
     """Verify every object into ``staging`` (or find it already in ``target``)."""
     config = transfer_config(part_size)
@@ -428,23 +462,23 @@ def _fetch(
     rels = {}
     for key, obj in objects.items():
         rel = key[len(base) :]
-        if not rel or rel.endswith("/") or rel == LOCK:
+        if not rel or rel.endswith("/") or rel == (rules.lock or STAGING_LOCK):
             continue  # folder markers; our own lock is held for this pull
         if not _safe_rel(rel):
             stats["damaged"].append(f"{rel!r}: a name that cannot be a file inside the folder")
             continue
         rels[rel] = (key, obj)
-    # manifests first (they hold hashes of the rest), metadata.json last
-    order = sorted(rels, key=lambda r: (not MANIFEST.fullmatch(r), r == METADATA, r))
+    # manifests first (they hold hashes of the rest), the last file last
+    order = sorted(rels, key=lambda r: (not rules.is_manifest(r), r == rules.last, r))
     manifests: dict[str, str] = {}
     for rel in tqdm(order, unit="file", disable=quiet or not sys.stderr.isatty()):
         key, obj = rels[rel]
         check = _check_for(client, bucket, key, rel, manifests)
         unhashed = not check.tests
-        if unhashed and rel in RECOMPUTED:
+        if unhashed and rel in rules.recomputed:
             by[LEFT_OUT] += 1
             continue
-        if unhashed and not UNHASHED_BY_DESIGN.fullmatch(rel):
+        if unhashed and not rules.is_self_checked(rel):
             stats["damaged"].append(
                 f"{rel}: nothing to verify it by (no sha256 metadata, no SHA-256 checksum, "
                 "in no manifest)"
@@ -456,13 +490,13 @@ def _fetch(
             by[label] += 1
             if staged.is_file():
                 staged.unlink()  # an older copy from a failed run: never to be moved in
-            if MANIFEST.fullmatch(rel):
-                manifests.update(manifest_hashes(here))
+            if rules.is_manifest(rel):
+                manifests.update(rules.hashes_in(here))
             continue
         if not unhashed and staged.is_file() and (label := check.passes(staged)):
             stats["kept"] += 1
         else:
-            label = _download(client, bucket, key, obj, staged, check, config)
+            label = _download(client, bucket, key, obj, staged, check, config, rules)
             if label is None:
                 stats["damaged"].append(
                     f"{rel}: SHA-256 of the downloaded bytes differs from {check.failure}"
@@ -472,8 +506,8 @@ def _fetch(
                 continue
             stats["downloaded"] += 1
         by[label] += 1
-        if MANIFEST.fullmatch(rel):
-            manifests.update(manifest_hashes(staged))
+        if rules.is_manifest(rel):
+            manifests.update(rules.hashes_in(staged))
         if unhashed and here.is_file() and filecmp.cmp(here, staged, shallow=False):
             continue  # the same file is already in place
         stats["to_move"].append(rel)
@@ -481,7 +515,9 @@ def _fetch(
     return stats
 
 
-def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> str | None:
+def _download(
+    client, bucket, key, obj, staged: Path, check: Check, config, rules: FolderRules
+) -> str | None:
     """Download ``key`` to ``staged`` through a temporary name; the label it verified by, or None."""
     staged.parent.mkdir(parents=True, exist_ok=True)
     tmp = staged.with_name(f"{TMP_PREFIX}{staged.name}.{os.getpid()}")
@@ -489,7 +525,7 @@ def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> s
         client.download_file(bucket, key, str(tmp), Config=config)
         if tmp.stat().st_size != obj["Size"]:
             return None
-        label = check.passes(tmp) if check.tests else BY_READER
+        label = check.passes(tmp) if check.tests else rules.self_checked_by
         if label is not None:
             os.replace(tmp, staged)
         return label
@@ -497,40 +533,42 @@ def _download(client, bucket, key, obj, staged: Path, check: Check, config) -> s
         tmp.unlink(missing_ok=True)
 
 
-def _move_into_place(rels: list[str], staging: Path, target: Path, has_metadata: bool) -> None:
-    """Rename verified files into ``target``. ``metadata.json`` is taken out first (set aside
-    in ``staging`` if it stays the same) and put back last: a move cut short leaves a folder
-    that says it is incomplete, never a mix, and the next run finds it staged. A source
-    without ``metadata.json`` (a training run) has no such marker: its files just move."""
+def _move_into_place(rels: list[str], staging: Path, target: Path, last: str | None) -> None:
+    """Rename verified files into ``target``. The ``last`` file (a dataset's ``metadata.json``)
+    is taken out first (set aside in ``staging`` if it stays the same) and put back last: a
+    move cut short leaves a folder that says it is incomplete, never a mix, and the next run
+    finds it staged. A source without it (a training run) has no such marker: its files
+    just move."""
     target.mkdir(parents=True, exist_ok=True)
-    others = [rel for rel in rels if rel != METADATA]
-    if not has_metadata:
+    others = [rel for rel in rels if rel != last]
+    if last is None:
         for rel in others:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / rel, target / rel)
         return
-    if others and (target / METADATA).is_file():
-        if (staging / METADATA).is_file():
-            (target / METADATA).unlink()
+    if others and (target / last).is_file():
+        if (staging / last).is_file():
+            (target / last).unlink()
         else:
-            os.replace(target / METADATA, staging / METADATA)
+            os.replace(target / last, staging / last)
     for rel in others:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, target / rel)
     if others:
         sync_filesystem(target)
-    if (staging / METADATA).is_file():
-        os.replace(staging / METADATA, target / METADATA)
+    if (staging / last).is_file():
+        os.replace(staging / last, target / last)
         sync_filesystem(target)
 
 
 # ---------------------------------------------------------------- command line
 
 
-def main(command: str, argv: list[str]) -> int:
+def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLDER) -> int:
+    """``push`` or ``pull`` (``command``) from the command line ``argv``; ``prog`` names it in help."""
     from trajkit.cli import OneLineParser
 
-    p = OneLineParser(prog=f"python -m generator {command}", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     if command == "push":
         p.add_argument("dir", type=Path)
         p.add_argument("url", help="s3://bucket/prefix")
@@ -560,7 +598,7 @@ def main(command: str, argv: list[str]) -> int:
     try:
         client = make_client(args.endpoint_url)
         if command == "push":
-            s = push(args.dir, args.url, client, args.part_size_mb * MB, args.quiet)
+            s = push(args.dir, args.url, client, args.part_size_mb * MB, args.quiet, rules)
             print(
                 f"pushed {args.dir} to {args.url}: {s['uploaded']} files uploaded "
                 f"({s['bytes'] / 1e6:.1f} MB), {s['skipped']} already there with the same bytes"
@@ -571,7 +609,7 @@ def main(command: str, argv: list[str]) -> int:
                 )
             )
             return 0
-        s = pull(args.url, args.dir, client, args.part_size_mb * MB, args.quiet)
+        s = pull(args.url, args.dir, client, args.part_size_mb * MB, args.quiet, rules)
     except S3Error as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
