@@ -60,7 +60,7 @@ MUTANTS ?= *7
 MUTATE_MODULES := trajkit.files trajkit.lock generator.dataformat.layout generator.dataformat.writer \
   generator.dataformat.dataset generator.dataformat.sources generator.dataformat.checks \
   generator.dataformat.validate generator.dataformat.validate_shards generator.pipeline.heal \
-  trajkit.s3sync
+  trajkit.s3sync generator.dataformat.remote
 mutate: $(STAMP)
 	rm -rf mutants
 	-$(PY) -m mutmut run $(foreach m,$(MUTATE_MODULES),"$(m).$(MUTANTS)")
