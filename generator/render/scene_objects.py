@@ -18,10 +18,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from generator.config import CLASS_NAMES, DistractorConfig, GeneratorConfig
+from generator.render.blur import instants
 from generator.render.cameras import Camera
 from generator.render.renderer import (
     Look,
     Renderer,
+    blend_instants,
     camera_lighting,
     hsv,
     patch_corners,
@@ -274,7 +276,17 @@ class SceneDecorator:
         visible = coverage.astype(np.float32, copy=True)
         for i, cam in enumerate(self.renderer.cams):
             depths, alphas, colours = [], [], []  # per layer: (T * S * S,), and (3, T * S * S)
-            if pillars:
+            if pillars and cam.R.ndim == 3:  # a moving camera sees them anew in each frame
+                seen = [
+                    _pillar_layer(Camera(K=cam.K, R=cam.R[f], t=cam.t[f]), size, pillars, look)
+                    for f in range(count)
+                ]
+                d = np.stack([d for d, _ in seen])
+                depths.append(d.ravel())
+                alphas.append(np.isfinite(d).ravel().astype(np.float32))
+                colours.append(np.concatenate([c.reshape(3, -1) for _, c in seen], axis=1))
+                colours[-1] = colours[-1].astype(np.float32)
+            elif pillars:
                 d, c = _pillar_layer(cam, size, pillars, look)
                 depths.append(np.tile(d.ravel(), count))
                 alphas.append(np.tile(np.isfinite(d).ravel().astype(np.float32), count))
@@ -309,20 +321,36 @@ class SceneDecorator:
     def _draw_ball(
         self, ball: Ball, look: Look, count: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A distractor's depth (V, T), colour (V, 3, T, S, S) and coverage (V, T, S, S), shaded like the target."""
+        """A distractor's depth (V, T), colour (V, 3, T, S, S) and coverage (V, T, S, S), shaded like the target.
+
+        With ``motion_blur``, the mean of its instants (its depth is the frame time's).
+        """
         rig, size = self.renderer.rig, self.renderer.size
         uv, depth = project_points(rig, ball.positions[:count])
-        front = depth > 0
-        radius = np.where(front, rig.focal * ball.radius / np.where(front, depth, 1.0), 0.0)
-        patch = min(int(2 * np.ceil(radius.max()) + 3), size)
+        blur = self.cfg.motion_blur
+        if blur is not None:
+            uv_at, depth_at = project_points(rig, instants(ball.positions, count, blur))
+        else:
+            uv_at, depth_at = uv, depth
+        front = depth_at > 0
+        radius = np.where(front, rig.focal * ball.radius / np.where(front, depth_at, 1.0), 0.0)
         views = len(self.renderer.cams)
-        corners = patch_corners(uv, np.full(views, patch), size)
+        if blur is not None:  # a patch that holds every instant
+            lo = (uv_at - radius[..., None]).min(axis=0)
+            hi = (uv_at + radius[..., None]).max(axis=0)
+            patch = min(int(2 * np.ceil(((hi - lo) / 2).max()) + 3), size)
+            corners = patch_corners((lo + hi) / 2, np.full(views, patch), size)
+        else:
+            patch = min(int(2 * np.ceil(radius.max()) + 3), size)
+            corners = patch_corners(uv, np.full(views, patch), size)
         light, half = camera_lighting(rig, look)
         r = radius.astype(np.float32)[..., None, None]
         colour, alpha = shade_balls(
-            corners, patch, uv, r, light, half, replace(look, ball_rgb=ball.rgb)
+            corners, patch, uv_at, r, light, half, replace(look, ball_rgb=ball.rgb)
         )
         alpha *= front[..., None, None]
+        if blur is not None:
+            colour, alpha = blend_instants(colour, alpha)
         full_colour = np.zeros((views, 3, count, size, size), dtype=np.float32)
         full_alpha = np.zeros((views, count, size, size), dtype=np.float32)
         frame = np.arange(count)
