@@ -24,7 +24,7 @@ from generator.render.cameras import Camera
 from generator.render.renderer import (
     Look,
     Renderer,
-    blend_instants,
+    blurred_balls,
     camera_lighting,
     hsv,
     patch_corners,
@@ -446,12 +446,13 @@ class SceneDecorator:
             corners = patch_corners(uv, np.full(views, patch), size)
         light, half = camera_lighting(rig, look)
         r = radius.astype(np.float32)[..., None, None]
-        colour, alpha = shade_balls(
-            corners, patch, uv_at, r, light, half, replace(look, ball_rgb=ball.rgb)
-        )
-        alpha *= front[..., None, None]
-        if blur is not None:
-            colour, alpha = blend_instants(colour, alpha)
+        shaded = replace(look, ball_rgb=ball.rgb)
+        if blur is None:
+            colour, alpha = shade_balls(corners, patch, uv, r, light, half, shaded)
+            alpha *= front[..., None, None]
+        else:  # an instant behind the camera is not drawn
+            r = np.where(front[..., None, None], r, np.float32(-1.0))
+            colour, alpha = blurred_balls(corners, patch, uv_at, r, light, half, shaded)
         full_colour = np.zeros((views, 3, count, size, size), dtype=np.float32)
         full_alpha = np.zeros((views, count, size, size), dtype=np.float32)
         frame = np.arange(count)
