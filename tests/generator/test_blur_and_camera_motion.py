@@ -340,3 +340,18 @@ def test_labels_with_wrong_or_missing_poses_are_named(tmp_path, moving_dataset):
             text = "\n".join(validate(copy_root, quick=True).lines)
             found = re.search(rf"sample_0002\.json: (Value error, )?{re.escape(message)}", text)
             assert found, text
+
+
+def test_preview_draws_the_path_through_each_frames_pose(moving_dataset, tmp_path):
+    from generator.preview import _projected
+    from tests.generator.conftest import run_cli
+
+    root, cfg = moving_dataset
+    meta = read_metadata(root)
+    _, label = open_source(root, meta).read(1)
+    for f in (0, cfg.frames - 1):
+        for c, uv in enumerate(_projected(meta, label, f)):
+            assert np.allclose(uv[f], label["ground_truth"]["cameras"][c]["uv"][f])
+    out = tmp_path / "p.png"
+    assert run_cli("preview", root, "--index", 1, "--out", out) == 0
+    assert out.stat().st_size > 0
