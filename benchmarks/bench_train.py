@@ -4,7 +4,8 @@ For every level (``configs/generator/LEVEL.yaml``) and dataset seed it generates
 dataset under ``data/.bench/`` (reused when it is already there), runs
 ``python -m train.parallel`` on it and collects the runs' summaries into one table:
 validation accuracy per seed, its mean and seed-to-seed spread, future RMSE as a share
-of the scene's extent, and per-class accuracy (mean over seeds). The table is printed
+of the scene's extent, and per-class accuracy (mean over seeds; the classes are the
+dataset's, four or seven, each named by its first four letters). The table is printed
 and written to ``levels.md`` and ``levels.json`` under ``--out``. Targets checked:
 
 - easy: every extractor at 95% validation accuracy or more, future RMSE under 5% of the
@@ -31,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("easy", "medium", "hard")
-CLASS_SHORT = ("lin", "circ", "hel", "para")
 EASY_ACCURACY = 0.95
 HARD_ACCURACY = 0.90
 TARGET_RMSE_FRACTION = 0.05
@@ -44,8 +44,11 @@ def run(cmd: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
-def round_of(level: str, seed: int, args: argparse.Namespace) -> tuple[list[dict], float] | None:
-    """Generate (or reuse) one level's dataset of ``seed`` and train the extractors on it."""
+def round_of(
+    level: str, seed: int, args: argparse.Namespace
+) -> tuple[list[dict], float, list[str]] | None:
+    """Generate (or reuse) one level's dataset of ``seed`` and train the extractors on it:
+    the runs' summaries, the minutes and the dataset's classes."""
     data = args.data_root / f"train_{level}_s{seed}_{args.n}"
     if not (data / "metadata.json").exists():
         workers = str(len(os.sched_getaffinity(0)))
@@ -64,15 +67,26 @@ def round_of(level: str, seed: int, args: argparse.Namespace) -> tuple[list[dict
     summary = out / "summary.json"
     if not summary.exists():
         return None
-    return json.loads(summary.read_text())["runs"], minutes
+    classes = json.loads((data / "metadata.json").read_text())["classes"]
+    return json.loads(summary.read_text())["runs"], minutes, classes
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def table(results: dict[str, dict[int, list[dict]]], extractors: list[str]) -> list[dict]:
-    """One row per (level, extractor): accuracies per seed, mean, spread, RMSE, per class."""
+def short_names(classes: list[str]) -> list[str]:
+    """``Linear`` -> ``line``: short enough for a table cell, distinct for the seven classes."""
+    return [c[:4].lower() for c in classes]
+
+
+def table(
+    results: dict[str, dict[int, list[dict]]],
+    extractors: list[str],
+    classes: dict[str, list[str]] | None = None,
+) -> list[dict]:
+    """One row per (level, extractor): accuracies per seed, mean, spread, RMSE, per class
+    (with the level's class names from ``classes``)."""
     rows = []
     for level, by_seed in results.items():
         for name in extractors:
@@ -96,6 +110,7 @@ def table(results: dict[str, dict[int, list[dict]]], extractors: list[str]) -> l
                     "per_class": [sum(c) / len(c) for c in zip(*per_class, strict=True)]
                     if per_class
                     else None,
+                    "classes": (classes or {}).get(level),
                 }
             )
     return rows
@@ -104,16 +119,26 @@ def table(results: dict[str, dict[int, list[dict]]], extractors: list[str]) -> l
 def markdown(rows: list[dict]) -> str:
     head = (
         "| level | extractor | val acc per seed (%) | mean (%) | seed spread (pts) "
-        "| future RMSE / extent (%) | per class " + "/".join(CLASS_SHORT) + " (%) |\n"
+        "| future RMSE / extent (%) | per class (%) |\n"
         "|---|---|---|---:|---:|---:|---|\n"
     )
     lines = [
         f"| {r['level']} | {r['extractor']} | {', '.join(_pct(a) for a in r['val_accuracy'])} "
         f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {_pct(r['rmse_fraction'])} "
-        f"| {'/'.join(f'{100 * c:.0f}' for c in r['per_class']) if r['per_class'] else '-'} |"
+        f"| {_per_class(r)} |"
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"
+
+
+def _per_class(row: dict) -> str:
+    """``line 98, circ 95, ...``: each class's accuracy, named as the dataset names it."""
+    if not row["per_class"]:
+        return "-"
+    names = short_names(row.get("classes") or [])
+    if len(names) != len(row["per_class"]):
+        names = [str(c) for c in range(len(row["per_class"]))]
+    return ", ".join(f"{n} {100 * a:.0f}" for n, a in zip(names, row["per_class"], strict=True))
 
 
 def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[str]:
@@ -157,6 +182,7 @@ def main() -> int:
 
     results: dict[str, dict[int, list[dict]]] = {}
     minutes: dict[str, list[float]] = {}
+    classes: dict[str, list[str]] = {}
     for level in args.preset:
         for seed in args.seeds:
             got = round_of(level, seed, args)
@@ -165,7 +191,8 @@ def main() -> int:
                 return 1
             results.setdefault(level, {})[seed] = got[0]
             minutes.setdefault(level, []).append(got[1])
-    rows = table(results, args.extractors)
+            classes[level] = got[2]
+    rows = table(results, args.extractors, classes)
     text = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "levels.md").write_text(text)

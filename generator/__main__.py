@@ -162,7 +162,10 @@ def _command(name: str):
     if name == "preflight":
         return main_preflight
     if name == "validate":
-        from generator.dataformat.validate import main
+        from generator.dataformat.validate import main as validate_main
+        from generator.render.ground_truth import check_ground_truth
+
+        return lambda argv: validate_main(argv, check_ground_truth)
     elif name == "convert":
         from generator.pipeline.convert import main
     elif name == "preview":

@@ -7,7 +7,7 @@ seconds at ``fps`` frames per second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pydantic
@@ -25,6 +25,10 @@ from trajkit.cli import describe_validation_error
 from trajkit.yamlfile import read_yaml_mapping
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
+# Opt-in motion classes (``classes:``), each with its own section; a config that does not
+# list them draws the four above, as before.
+EXTRA_CLASS_NAMES = ("Bouncing", "Damped", "Switching")
+KNOWN_CLASS_NAMES = CLASS_NAMES + EXTRA_CLASS_NAMES
 
 # Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
 # drew a clip of nothing, instead of being named here).
@@ -152,6 +156,59 @@ class ParabolicConfig(BaseModel):
     gravity: float = Field(9.81, gt=0.0)
 
 
+# The first bounce comes after at least this share of the observed window: the ball is
+# seen in flight before it (and the throw that lands there at once has no finite speed).
+MIN_BOUNCE_FRACTION = 0.05
+
+
+class BouncingConfig(BaseModel):
+    """A ball thrown from ``start_height`` above the floor that bounces off it.
+
+    The floor is where the ball's centre may go lowest, ``scene.z.lo`` (the default
+    box's 0.35 m is just above the largest ball's radius, so the ball touches the ground).
+    The first bounce falls at ``first_bounce_fraction`` of the observed window; each
+    bounce keeps ``restitution`` of the vertical speed.
+    """
+
+    model_config = STRICT
+    start_height: MagnitudeRange = _r(0.5, 1.5)  # metres above the floor
+    first_bounce_fraction: FractionRange = _r(0.25, 0.6)
+    horizontal_speed: MagnitudeRange = _r(0.8, 2.2)
+    restitution: FractionRange = _r(0.55, 0.85)
+    gravity: float = Field(9.81, gt=0.0)
+
+    @pydantic.field_validator("first_bounce_fraction")
+    @classmethod
+    def _a_flight_first(cls, r: Range) -> Range:
+        if r.lo < MIN_BOUNCE_FRACTION:
+            raise ValueError(
+                f"must be at least {MIN_BOUNCE_FRACTION} (a flight before the first bounce), "
+                f"got lo {r.lo}"
+            )
+        return r
+
+
+class DampedConfig(BaseModel):
+    """Damped oscillation along a random direction about a point:
+    ``c + d A exp(-damping t) cos(2 pi f t + phase)``."""
+
+    model_config = STRICT
+    amplitude: SizeRange = _r(0.8, 1.5)  # metres: the envelope at the first frame
+    swept_cycles: MagnitudeRange = _r(0.4, 1.0)  # oscillations over the observed frames
+    damping: MagnitudeRange = _r(0.3, 1.5)  # 1/s: the amplitude falls by exp(-damping t)
+
+
+class SwitchingConfig(BaseModel):
+    """A path that changes law at a random frame: a straight line, then a circular arc
+    tangent to it (or the arc first, then the tangent line), at one speed throughout."""
+
+    model_config = STRICT
+    speed: MagnitudeRange = _r(1.5, 2.8)  # m/s, on both pieces
+    radius: SizeRange = _r(0.6, 1.2)  # of the arc
+    max_vertical_fraction: float = Field(0.35, ge=0.0, le=1.0)  # of the line's direction
+    switch_fraction: FractionRange = _r(0.3, 0.7)  # where in the observed frames it switches
+
+
 class AppearanceConfig(BaseModel):
     """Per-sample variation of look; none of it changes the labels."""
 
@@ -252,6 +309,8 @@ OPTIONAL_SECTIONS = (
     "motion_blur",
     "camera_motion",
 )
+# The class set and the opt-in classes' sections: likewise left out while unset.
+MOTION_SECTIONS = ("classes", "bouncing", "damped", "switching")
 
 
 class GeneratorConfig(BaseModel):
@@ -266,6 +325,10 @@ class GeneratorConfig(BaseModel):
     circular: CircularConfig = Field(default_factory=CircularConfig)
     helical: HelicalConfig = Field(default_factory=HelicalConfig)
     parabolic: ParabolicConfig = Field(default_factory=ParabolicConfig)
+    classes: list[Literal[KNOWN_CLASS_NAMES]] | None = None  # None: CLASS_NAMES
+    bouncing: BouncingConfig | None = None
+    damped: DampedConfig | None = None
+    switching: SwitchingConfig | None = None
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     distractors: DistractorConfig | None = None
     occluders: OccluderConfig | None = None
@@ -278,10 +341,51 @@ class GeneratorConfig(BaseModel):
     def _omit_unset_options(self, handler: Any) -> dict:
         """The dump without the optional sections that are off (see ``OPTIONAL_SECTIONS``)."""
         data = handler(self)
-        for key in OPTIONAL_SECTIONS:
+        for key in OPTIONAL_SECTIONS + MOTION_SECTIONS:
             if data.get(key) is None:
                 data.pop(key, None)
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _motion_sections(cls, data: Any) -> Any:
+        """The default class list is no list (the same dump); a listed opt-in class without
+        its section gets the section's defaults (so the dump records the ranges drawn)."""
+        if not isinstance(data, dict) or not isinstance(data.get("classes"), list | tuple):
+            return data
+        if list(data["classes"]) == list(CLASS_NAMES):
+            return {**data, "classes": None}
+        extra = {
+            name.lower(): {}
+            for name in EXTRA_CLASS_NAMES
+            if name in data["classes"] and data.get(name.lower()) is None
+        }
+        return {**data, **extra} if extra else data
+
+    @model_validator(mode="after")
+    def _class_set(self) -> GeneratorConfig:
+        """At least two distinct classes, and no section for a class that is not drawn."""
+        issues = []
+        if self.classes is not None:
+            twice = sorted({c for c in self.classes if self.classes.count(c) > 1})
+            if twice:
+                issues.append((("classes",), f"{', '.join(twice)} listed more than once"))
+            elif len(self.classes) < 2:
+                issues.append((("classes",), "list at least two classes"))
+        for name in EXTRA_CLASS_NAMES:
+            if getattr(self, name.lower()) is not None and name not in self.class_names:
+                issues.append(
+                    ((name.lower(),), f"set, but {name} is not in classes: add it or drop this")
+                )
+        if issues:
+            raise pydantic_core.ValidationError.from_exception_data(
+                "GeneratorConfig",
+                [
+                    {"type": pydantic_core.PydanticCustomError("classes", msg), "loc": loc}
+                    for loc, msg in issues
+                ],
+            )
+        return self
 
     @model_validator(mode="after")
     def _renderable(self) -> GeneratorConfig:
@@ -296,6 +400,11 @@ class GeneratorConfig(BaseModel):
                 ],
             )
         return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes drawn, in label order: ``class_label`` indexes this."""
+        return CLASS_NAMES if self.classes is None else tuple(self.classes)
 
     @property
     def num_cameras(self) -> int:
@@ -416,7 +525,9 @@ def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
     hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
     issues = []
     t = np.arange(cfg.frames + cfg.horizon) / cfg.fps
-    for class_id, (name, sampler) in enumerate(zip(CLASS_NAMES, SAMPLERS, strict=True)):
+    for name in cfg.class_names:
+        class_id = KNOWN_CLASS_NAMES.index(name)
+        sampler = SAMPLERS[class_id]
         rng = np.random.default_rng([0x9E0B, class_id])  # a fixed probe: the same verdict each time
         fits = 0
         try:

@@ -3,21 +3,40 @@ balance (``validate_shards`` adds the shard-specific ones)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from generator.config import CLASS_NAMES
 from generator.dataformat.layout import Layout
 from generator.dataformat.sources import (
     DatasetError,
     Label,
     Manifest,
+    label_context,
     pose_problem,
     read_model,
 )
 
 MAX_EXAMPLES = 5
+
+# Problems of one label's per-frame ground truth against the metadata's cameras, [] when it
+# holds: the renderer's independent check, handed in by the command line (this package
+# does not import the renderer).
+GroundTruthCheck = Callable[[dict, dict], list[str]]
+GROUND_TRUTH_DETAIL = "uv = K (R X + t), depth and visibility flags"  # the "ok" line
+
+
+def has_ground_truth(meta: dict) -> bool:
+    """Whether the dataset's config asked for per-frame ground truth in every label."""
+    section = meta.get("config", {}).get("ground_truth")
+    return isinstance(section, dict) and section.get("enabled", True) is not False
+
+
+def ground_truth_problems(name: str, raw: bytes, meta: dict, check: GroundTruthCheck) -> list[str]:
+    """``check``'s problems with a label that passed its schema, each naming the file."""
+    return [f"{name}: {p}" for p in check(json.loads(raw), meta)]
 
 
 class Report:
@@ -40,13 +59,13 @@ class Report:
 def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[str], int | None]:
     """Schema and consistency problems of one label's bytes, and its class if it parses."""
     try:
-        label = Label.model_validate_json(raw)
+        label = Label.model_validate_json(raw, context=label_context(meta))
     except ValidationError as e:
         return [f"{name}: {e.errors()[0]['msg']}"], None
     problems = []
     if label.index != index:
         problems.append(f"{name}: index {label.index}, expected {index}")
-    if label.class_name != CLASS_NAMES[label.class_label]:
+    if label.class_name != meta["classes"][label.class_label]:
         problems.append(
             f"{name}: class_name {label.class_name!r} does not match class {label.class_label}"
         )
@@ -98,12 +117,14 @@ def check_manifest_coverage(
     rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
 
 
-def with_manifest_classes(classes: dict[int, int], entries: dict[int, dict]) -> dict[int, int]:
+def with_manifest_classes(
+    classes: dict[int, int], entries: dict[int, dict], meta: dict
+) -> dict[int, int]:
     """``classes`` plus, for labels that could not be read, the class their manifest records:
     a damaged file is reported once, where it is, not again as an imbalance."""
     out = dict(classes)
     for i, e in entries.items():
-        if i not in out and 0 <= e["class_label"] < len(CLASS_NAMES):
+        if i not in out and 0 <= e["class_label"] < len(meta["classes"]):
             out[i] = e["class_label"]
     return out
 
@@ -111,15 +132,12 @@ def with_manifest_classes(classes: dict[int, int], entries: dict[int, dict]) -> 
 def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]) -> list[str]:
     """Class balance of the whole set, metadata's counts, and every checkpoint prefix."""
     n = meta["total_samples"]
-    counts = Counter(CLASS_NAMES[c] for c in classes.values())
+    names = meta["classes"]
+    counts = Counter(names[c] for c in classes.values())
     balance = []
-    if (
-        counts
-        and max(counts.get(c, 0) for c in CLASS_NAMES) - min(counts.get(c, 0) for c in CLASS_NAMES)
-        > 1
-    ):
+    if counts and max(counts.get(c, 0) for c in names) - min(counts.get(c, 0) for c in names) > 1:
         balance.append(f"classes are imbalanced: {dict(counts)}")
-    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in CLASS_NAMES}:
+    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in names}:
         balance.append(
             f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
         )
@@ -127,8 +145,8 @@ def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]
         pc = Counter(classes[i] for i in range(min(end, n)) if i in classes)
         if (
             pc
-            and max(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
-            - min(pc.get(c, 0) for c in range(len(CLASS_NAMES)))
+            and max(pc.get(c, 0) for c in range(len(names)))
+            - min(pc.get(c, 0) for c in range(len(names)))
             > 1
         ):
             balance.append(f"the first {end} samples are imbalanced: {dict(sorted(pc.items()))}")

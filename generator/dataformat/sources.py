@@ -30,9 +30,16 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from generator.config import CLASS_NAMES
+from generator.config import KNOWN_CLASS_NAMES
 from generator.dataformat.layout import FORMATS, Layout
 
 
@@ -123,7 +130,8 @@ class PosedCamera(_Record):
 
 
 class Label(_Record):
-    """The schema every label satisfies."""
+    """The schema every label satisfies; validated with ``context=label_context(meta)``,
+    ``class_label`` must index the dataset's classes (else any known class)."""
 
     index: int
     class_label: int
@@ -139,9 +147,10 @@ class Label(_Record):
 
     @field_validator("class_label")
     @classmethod
-    def _known_class(cls, v: int) -> int:
-        if not 0 <= v < len(CLASS_NAMES):
-            raise ValueError(f"class_label {v} is not one of 0..{len(CLASS_NAMES) - 1}")
+    def _known_class(cls, v: int, info: ValidationInfo) -> int:
+        count = (info.context or {}).get("num_classes", len(KNOWN_CLASS_NAMES))
+        if not 0 <= v < count:
+            raise ValueError(f"class_label {v} is not one of 0..{count - 1}")
         return v
 
     @field_validator("future_position")
@@ -157,6 +166,11 @@ class Label(_Record):
         if any(len(p) != 3 for p in v):
             raise ValueError("every position must have 3 coordinates")
         return v
+
+
+def label_context(meta: dict) -> dict:
+    """What a label is validated against: the number of the dataset's classes."""
+    return {"num_classes": len(meta["classes"])}
 
 
 class Entry(_Record):
@@ -337,7 +351,9 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
         raise DatasetError(f"{path}: the label's SHA-256 differs from its manifest")
     try:
         raw = json.loads(data)
-        label = Label.model_validate(raw)  # parsed once: the reader is on the training hot path
+        label = Label.model_validate(
+            raw, context=label_context(meta)
+        )  # parsed once: the reader is on the training hot path
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DatasetError(f"{path} is damaged: {e}") from None
     except ValidationError as e:

@@ -7,7 +7,10 @@ and every checkpoint prefix), label schema, tensor shape and dtype (loaded with
 temporary files. A file is read only if it is a regular file inside the folder
 (a FIFO or a link to ``/dev/zero`` would hang), a video only at the size its
 manifest records; a damaged file is one line naming it, never a traceback.
-``--quick`` checks videos' type and size but does not read them.
+``--quick`` checks videos' type and size but does not read them. A dataset made
+with ``ground_truth: {enabled: true}`` also has each label's per-frame ground truth
+re-derived from its positions and the metadata's cameras (the check is handed in by
+the command line, which knows the renderer; ``validate`` without it skips that group).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from generator.config import CLASS_NAMES
 from generator.dataformat.checks import (
+    GROUND_TRUTH_DETAIL,
+    GroundTruthCheck,
     Report,
     balance_problems,
     check_manifest_coverage,
+    ground_truth_problems,
+    has_ground_truth,
     label_problems,
     read_manifests,
     with_manifest_classes,
@@ -60,23 +66,33 @@ def _video_problems(layout: Layout, i: int, e: dict, meta: dict, quick: bool) ->
 
 
 def _label_file_problems(
-    layout: Layout, i: int, e: dict | None, meta: dict
-) -> tuple[list[str], int | None]:
-    """At most one kind of problem: unreadable, its schema, else its SHA-256; and its class."""
+    layout: Layout, i: int, e: dict | None, meta: dict, gt_check: GroundTruthCheck | None
+) -> tuple[list[str], int | None, list[str]]:
+    """At most one kind of problem: unreadable, its schema, else its SHA-256; its class;
+    and (with ``gt_check``) its ground truth's problems."""
     path = layout.label(i)
     try:
         data = read_file(path, layout.root)
     except DatasetError as err:
-        return [str(err)], None
+        return [str(err)], None, []
     problems, cls = label_problems(path.name, data, i, meta)
     if not problems and e is not None and sha256_bytes(data) != e["label_sha256"]:
         problems = [f"labels/{path.name}: SHA-256 differs from its manifest"]
-    return problems, cls
+    gt = []
+    if cls is not None and gt_check is not None:
+        gt = ground_truth_problems(f"labels/{path.name}", data, meta, gt_check)
+    return problems, cls, gt
 
 
-def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
+def validate(
+    root: Path,
+    quick: bool = False,
+    workers: int = 4,
+    ground_truth_check: GroundTruthCheck | None = None,
+) -> Report:
     """Every check group in turn, each one line in the report; a folder whose metadata
-    cannot be read gets that one line only, a sharded set the shard checks."""
+    cannot be read gets that one line only, a sharded set the shard checks.
+    ``ground_truth_check`` runs on every readable label of a dataset with ground truth."""
     rep = Report()
     try:
         meta = read_metadata(root)
@@ -86,15 +102,16 @@ def validate(root: Path, quick: bool = False, workers: int = 4) -> Report:
     rep.check("metadata", [], f"format v{meta['format_version']}")
     layout = Layout(root, meta["stem_width"])
     _check_fingerprint(rep, layout, meta)
+    gt_check = ground_truth_check if has_ground_truth(meta) else None
     if meta.get("format", "pt") == "shards":
-        check_shards(root, meta, rep, quick, workers)
+        check_shards(root, meta, rep, quick, workers, gt_check)
         return rep
     n = meta["total_samples"]
     manifests = layout.manifests()
     videos, labels = _check_files(rep, root, layout, n, manifests)
     entries, _, prefix_ends, manifest_problems = read_manifests(layout, meta)
     check_manifest_coverage(rep, n, entries, manifest_problems, len(manifests))
-    classes = _check_labels(rep, layout, meta, entries, labels, workers)
+    classes = _check_labels(rep, layout, meta, entries, labels, workers, gt_check)
     _check_balance(rep, meta, classes, prefix_ends)
     _check_videos(rep, layout, meta, entries, videos, quick, workers)
     return rep
@@ -147,23 +164,33 @@ def _check_files(
 
 
 def _check_labels(
-    rep: Report, layout: Layout, meta: dict, entries: dict, labels: set[str], workers: int
+    rep: Report,
+    layout: Layout,
+    meta: dict,
+    entries: dict,
+    labels: set[str],
+    workers: int,
+    gt_check: GroundTruthCheck | None,
 ) -> dict[int, int]:
     """Schema, consistency and checksum of every present label (a missing one is already
-    counted); returns each sample's class, the manifests' filling the gaps, for the balance."""
+    counted), and their ground truth with ``gt_check``; returns each sample's class, the
+    manifests' filling the gaps, for the balance."""
     n = meta["total_samples"]
     present = [i for i in range(n) if layout.label(i).name in labels]
     results = Parallel(n_jobs=workers, prefer="threads")(
-        delayed(_label_file_problems)(layout, i, entries.get(i), meta) for i in present
+        delayed(_label_file_problems)(layout, i, entries.get(i), meta, gt_check) for i in present
     )
     classes = {}
-    label_problem_lines = []
-    for i, (problems, cls) in zip(present, results, strict=True):
+    label_problem_lines, gt_lines = [], []
+    for i, (problems, cls, gt) in zip(present, results, strict=True):
         label_problem_lines += problems
+        gt_lines += gt
         if cls is not None:
             classes[i] = cls
     rep.check("label schema", label_problem_lines, f"{len(classes)} labels")
-    return with_manifest_classes(classes, entries)
+    if gt_check is not None:
+        rep.check("ground truth", gt_lines, f"{len(classes)} labels: {GROUND_TRUTH_DETAIL}")
+    return with_manifest_classes(classes, entries, meta)
 
 
 def _check_balance(
@@ -171,9 +198,10 @@ def _check_balance(
 ) -> None:
     """Whole set, metadata's counts, and every checkpoint prefix: a stopped run must still
     leave a balanced set behind."""
-    counts = Counter(CLASS_NAMES[c] for c in classes.values())
+    names = meta["classes"]
+    counts = Counter(names[c] for c in classes.values())
     balance = balance_problems(classes, meta, prefix_ends)
-    rep.check("class balance", balance, ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES))
+    rep.check("class balance", balance, ", ".join(f"{c} {counts.get(c, 0)}" for c in names))
 
 
 def _check_videos(
@@ -198,7 +226,9 @@ def _check_videos(
     )
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], ground_truth_check: GroundTruthCheck | None = None) -> int:
+    """The command; ``ground_truth_check`` is the renderer's check, which the command line
+    hands in (``python -m generator validate`` always does)."""
     from trajkit.cli import OneLineParser
 
     p = OneLineParser(prog="python -m generator validate", description=__doc__.splitlines()[0])
@@ -215,7 +245,7 @@ def main(argv: list[str]) -> int:
     if not is_dir:
         print(f"error: {args.dir} is not a folder", file=sys.stderr)
         return 2
-    rep = validate(args.dir, quick=args.quick)
+    rep = validate(args.dir, quick=args.quick, ground_truth_check=ground_truth_check)
     print("\n".join(rep.lines))
     print(
         f"{args.dir}: " + ("all checks hold" if not rep.failed else f"{rep.failed} check(s) FAILED")

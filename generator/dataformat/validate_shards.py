@@ -6,7 +6,8 @@ type, size and SHA-256 against its manifest line (a shard that fails is one
 line, and its samples are not read); each sample's frame decoded at its
 recorded offset, its label checked against the schema and its SHA-256, its
 ``.npy`` against the video SHA-256, shape and dtype. ``--quick`` skips hashing
-whole shards and decoding tensors (labels are still read).
+whole shards and decoding tensors (labels are still read). With a ground-truth check
+(a dataset with per-frame ground truth), each label's ground truth is checked too.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from generator.config import CLASS_NAMES
 from generator.dataformat.checks import (
+    GROUND_TRUTH_DETAIL,
+    GroundTruthCheck,
     Report,
     balance_problems,
     check_manifest_coverage,
+    ground_truth_problems,
     label_problems,
     read_manifests,
     with_manifest_classes,
@@ -60,8 +63,8 @@ def _shard_problem(layout: Layout, line: dict, quick: bool) -> str | None:
 
 
 def _sample_problems(
-    layout: Layout, e: dict, meta: dict, quick: bool
-) -> tuple[list[str], int | None]:
+    layout: Layout, e: dict, meta: dict, quick: bool, gt_check: GroundTruthCheck | None
+) -> tuple[list[str], int | None, list[str]]:
     index, stem = e["index"], e["stem"]
     where = f"shards/{e['shard']}#{stem}"
     try:
@@ -69,7 +72,7 @@ def _sample_problems(
             layout.shards / e["shard"], stem, e["offset"], e["length"]
         )
     except Exception as err:  # zstd, tar and OS errors alike: the sample cannot be read
-        return [f"{where}: cannot be read ({type(err).__name__}: {str(err)[:120]})"], None
+        return [f"{where}: cannot be read ({type(err).__name__}: {str(err)[:120]})"], None, []
     problems, cls = label_problems(f"{where}.json", label_file, index, meta)
     if sha256_bytes(label_file) != e["label_sha256"]:
         problems.append(f"{where}.json: SHA-256 differs from its manifest")
@@ -86,11 +89,21 @@ def _sample_problems(
             problems.append(f"{where}.npy is damaged: {err}")
     if cls is not None and json.loads(label_file)["video_sha256"] != e["video_sha256"]:
         problems.append(f"{where}.json does not vouch for its video")
-    return problems, cls
+    gt = []
+    if cls is not None and gt_check is not None:
+        gt = ground_truth_problems(f"{where}.json", label_file, meta, gt_check)
+    return problems, cls, gt
 
 
-def check_shards(root: Path, meta: dict, rep: Report, quick: bool, workers: int) -> None:
-    """Add the sharded layout's checks to ``rep``.
+def check_shards(
+    root: Path,
+    meta: dict,
+    rep: Report,
+    quick: bool,
+    workers: int,
+    gt_check: GroundTruthCheck | None = None,
+) -> None:
+    """Add the sharded layout's checks to ``rep`` (the ground truth's too, given ``gt_check``).
 
     A shard that fails as a whole is one line, and its samples are not read again.
     """
@@ -151,11 +164,12 @@ def check_shards(root: Path, meta: dict, rep: Report, quick: bool, workers: int)
     good = set(names) - bad
     present = [entries[i] for i in range(n) if i in entries and entries[i]["shard"] in good]
     results = Parallel(n_jobs=workers, prefer="threads")(
-        delayed(_sample_problems)(layout, e, meta, quick) for e in present
+        delayed(_sample_problems)(layout, e, meta, quick, gt_check) for e in present
     )
-    classes, sample_problems = {}, []
-    for e, (problems, cls) in zip(present, results, strict=True):
+    classes, sample_problems, gt_lines = {}, [], []
+    for e, (problems, cls, gt) in zip(present, results, strict=True):
         sample_problems += problems
+        gt_lines += gt
         if cls is not None:
             classes[int(e["index"])] = cls
     rep.check(
@@ -163,10 +177,13 @@ def check_shards(root: Path, meta: dict, rep: Report, quick: bool, workers: int)
         sample_problems,
         f"{len(classes)} labels" + ("" if quick else ", videos, checksums and tensor shapes"),
     )
-    classes = with_manifest_classes(classes, entries)
-    counts = Counter(CLASS_NAMES[c] for c in classes.values())
+    if gt_check is not None:
+        rep.check("ground truth", gt_lines, f"{len(classes)} labels: {GROUND_TRUTH_DETAIL}")
+    classes = with_manifest_classes(classes, entries, meta)
+    names = meta["classes"]
+    counts = Counter(names[c] for c in classes.values())
     rep.check(
         "class balance",
         balance_problems(classes, meta, ends),
-        ", ".join(f"{c} {counts.get(c, 0)}" for c in CLASS_NAMES),
+        ", ".join(f"{c} {counts.get(c, 0)}" for c in names),
     )

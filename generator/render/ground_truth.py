@@ -94,7 +94,8 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
     its size. A label with per-frame poses (``cameras``) is checked against those, frame
     by frame. Labels of a dataset without ground truth have nothing to check.
     """
-    if "ground_truth" not in meta.get("config", {}):
+    section = meta.get("config", {}).get("ground_truth")
+    if not isinstance(section, dict) or section.get("enabled", True) is False:
         return []
     stem = f"label {label.get('index')}"
     gt = label.get("ground_truth")
@@ -187,7 +188,6 @@ def _check_masks(
     """Each mask lies within the ball's projected disc (plus a pixel)."""
     if len(runs) != len(uv):
         return [f"{stem} camera {c}: {len(runs)} masks for {len(uv)} frames"]
-    rows, cols = np.mgrid[0:size, 0:size]
     for f, frame_runs in enumerate(runs):
         try:
             mask = decode_mask(frame_runs, size)
@@ -198,7 +198,8 @@ def _check_masks(
         if depth[f] <= 0:
             return [f"{stem} camera {c} frame {f}: mask shows a ball behind the camera"]
         reach = K[0, 0] * radius_m / depth[f] + 1.0
-        far = np.hypot(cols - uv[f, 0], rows - uv[f, 1])[mask].max()
+        rows, cols = np.nonzero(mask)  # the ball's few pixels, not the whole image
+        far = np.hypot(cols - uv[f, 0], rows - uv[f, 1]).max()
         if far > reach:
             return [
                 f"{stem} camera {c} frame {f}: mask reaches {far:.1f} px from the centre, "

@@ -35,11 +35,12 @@ def sample_seed(seed: int, index: int) -> list[int]:
     return [seed, index]
 
 
-def class_of(seed: int, index: int) -> int:
-    """Classes in shuffled blocks of four: every prefix is balanced to within one per class."""
-    block = index // NUM_CLASSES
-    order = np.random.default_rng([seed, block, 0x5EED]).permutation(NUM_CLASSES)
-    return int(order[index % NUM_CLASSES])
+def class_of(seed: int, index: int, num_classes: int = NUM_CLASSES) -> int:
+    """Classes in shuffled blocks of ``num_classes`` (four by default): every prefix is
+    balanced to within one per class."""
+    block = index // num_classes
+    order = np.random.default_rng([seed, block, 0x5EED]).permutation(num_classes)
+    return int(order[index % num_classes])
 
 
 class SampleMaker:
@@ -59,7 +60,7 @@ class SampleMaker:
         per-frame ``R`` (frames, 3, 3) and ``t`` (frames, 3), drawn from their own stream.
         """
         cfg = self.cfg
-        label_id = class_of(seed, index)
+        label_id = class_of(seed, index, len(cfg.class_names))
         rng = np.random.default_rng(sample_seed(seed, index))
         positions, params = sample_trajectory(rng, label_id, cfg)
         look = self.scene.dress(sample_look(rng, cfg.appearance))
@@ -67,7 +68,7 @@ class SampleMaker:
             "index": index,
             "seed": sample_seed(seed, index),
             "class_label": label_id,
-            "class_name": CLASS_NAMES[label_id],
+            "class_name": cfg.class_names[label_id],
             "future_frame": cfg.frames - 1 + cfg.horizon,
             "future_position": positions[cfg.frames - 1 + cfg.horizon].tolist(),
             "positions": positions.tolist(),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numba
 import numpy as np
 
-from generator.config import CLASS_NAMES, DistractorConfig, GeneratorConfig
+from generator.config import DistractorConfig, GeneratorConfig
 from generator.render.blur import instants
 from generator.render.cameras import Camera
 from generator.render.renderer import (
@@ -132,7 +132,7 @@ def sample_distractors(
     gap = d_cfg.min_hue_gap
     for _ in range(d_cfg.count):
         for _ in range(PLACEMENT_TRIES):
-            class_label = int(rng.integers(len(CLASS_NAMES)))
+            class_label = int(rng.integers(len(cfg.class_names)))
             positions, _ = sample_trajectory(rng, class_label, cfg)
             radius = float(rng.uniform(d_cfg.radius.lo, d_cfg.radius.hi))
             hue = (d_cfg.target_hue + gap + rng.uniform(0.0, 1.0 - 2 * gap)) % 1.0

@@ -1,5 +1,6 @@
 """Video files go to disk from aligned memory with direct I/O, or normally where that is refused."""
 
+import datetime
 import errno
 import fcntl
 import hashlib
@@ -7,6 +8,7 @@ import io
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from pathlib import Path
@@ -290,6 +292,49 @@ def test_memory_file_pads_to_whole_blocks_with_zeros():
     assert buf.size == 0 and buf.sha.hexdigest() == hashlib.sha256().hexdigest()
 
 
+def test_memory_file_grows_past_twice_its_size_in_one_write():
+    data = os.urandom(5 * 4096 + 3)  # more than double the capacity at once
+    buf = _memory_file(b"", capacity=4096)
+    buf.write(data)
+    assert bytes(buf.view()) == data and buf.sha.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_direct_write_is_not_written_again_through_the_page_cache(
+    tmp_path, direct_opens, monkeypatch
+):
+    def no_buffered_write(*args, **kwargs):
+        raise AssertionError("the direct write succeeded; a buffered rewrite doubles the I/O")
+
+    monkeypatch.setattr(format_writer, "open", no_buffered_write, raising=False)
+    write_memory_file(tmp_path / "f.bin", _memory_file(b"abc" * 3000))
+    assert (tmp_path / "f.bin").read_bytes() == b"abc" * 3000 and len(direct_opens) == 1
+
+
+def test_layout_dirs_can_be_made_again_over_an_existing_folder(tmp_path):
+    for fmt in ("pt", "pt", "shards", "shards"):  # resume and convert make them over what exists
+        Layout(tmp_path).make_dirs(fmt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoints",
+        "labels",
+        "shards",
+        "videos",
+    ]
+
+
+def test_sync_filesystem_syncs_the_folders_own_filesystem(tmp_path, monkeypatch):
+    seen = []
+
+    class Libc:
+        def syncfs(self, fd):
+            seen.append(os.fstat(fd).st_dev)
+            return 0
+
+    monkeypatch.setattr(files, "_libc", lambda: Libc())
+    monkeypatch.setattr(os, "sync", lambda: seen.append("sync"))
+    files.sync_filesystem(tmp_path)
+    assert seen == [os.stat(tmp_path).st_dev]
+
+
 def test_sync_filesystem_uses_syncfs_and_falls_back_to_sync(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
@@ -314,6 +359,16 @@ def test_lock_names_its_holder_and_is_free_again_after_release(tmp_path):
     second = FolderLock(path).acquire()
     second.release()
     second.release()  # twice is harmless
+
+
+def test_lock_file_says_since_when_in_iso_8601_and_is_not_executable(tmp_path):
+    path = tmp_path / ".lock"
+    with FolderLock(path):
+        since = datetime.datetime.strptime(
+            json.loads(path.read_text())["since"], "%Y-%m-%dT%H:%M:%S%z"
+        )
+        assert abs(since.timestamp() - time.time()) < 60
+        assert stat.S_IMODE(path.stat().st_mode) & 0o111 == 0
 
 
 def test_lock_held_by_unreadable_text_is_another_process(tmp_path):

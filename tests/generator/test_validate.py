@@ -224,6 +224,7 @@ def _meta(counts):
     return {
         "total_samples": sum(counts),
         "class_distribution": dict(zip(CLASS_NAMES, counts, strict=True)),
+        "classes": list(CLASS_NAMES),
     }
 
 
