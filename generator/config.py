@@ -266,9 +266,49 @@ class GroundTruthConfig(BaseModel):
     masks: bool = False  # also its visible pixels, run-length encoded
 
 
+class MotionBlurConfig(BaseModel):
+    """Each frame averages the ball (and distractors) drawn at ``samples`` instants.
+
+    The instants are spread evenly over ``shutter`` (a fraction of the frame interval),
+    centred on the frame's time, so the blur's centre stays where the label says.
+    """
+
+    model_config = STRICT
+    samples: int = Field(5, ge=2, le=32)
+    shutter: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class CameraMotionConfig(BaseModel):
+    """Per-sample, per-frame camera poses: shake (``jitter_*``) and a slow orbit about ``look_at``.
+
+    Every frame each camera is turned by up to ``jitter_deg`` about each of its axes and
+    moved by up to ``jitter_m`` along each world axis (uniform, independent per frame);
+    the whole rig orbits ``orbit_deg`` about the vertical through ``look_at`` over the
+    clip (clockwise or not at random), at its nominal pose mid-clip.
+    """
+
+    model_config = STRICT
+    jitter_deg: float = Field(0.0, ge=0.0, le=5.0)
+    jitter_m: float = Field(0.0, ge=0.0, le=0.5)
+    orbit_deg: float = Field(0.0, ge=0.0, le=180.0)
+
+    @model_validator(mode="after")
+    def _moves(self) -> CameraMotionConfig:
+        if not (self.jitter_deg or self.jitter_m or self.orbit_deg):
+            raise ValueError("jitter_deg, jitter_m or orbit_deg must be above 0 (or leave it out)")
+        return self
+
+
 # Options added after format version 1's datasets were made: left out of the config's dump
 # while unset, so an existing dataset's metadata and fingerprint stay byte-identical.
-OPTIONAL_SECTIONS = ("distractors", "occluders", "lighting", "ground_truth")
+OPTIONAL_SECTIONS = (
+    "distractors",
+    "occluders",
+    "lighting",
+    "ground_truth",
+    "motion_blur",
+    "camera_motion",
+)
 # The class set and the opt-in classes' sections: likewise left out while unset.
 MOTION_SECTIONS = ("classes", "bouncing", "damped", "switching")
 
@@ -294,6 +334,8 @@ class GeneratorConfig(BaseModel):
     occluders: OccluderConfig | None = None
     lighting: LightingConfig | None = None
     ground_truth: GroundTruthConfig | None = None
+    motion_blur: MotionBlurConfig | None = None
+    camera_motion: CameraMotionConfig | None = None
 
     @pydantic.model_serializer(mode="wrap")
     def _omit_unset_options(self, handler: Any) -> dict:
@@ -411,6 +453,8 @@ def _render_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
              f"{NOISE_BANK_SIZE}: lower image_size, frames or the number of cameras")
         )  # fmt: skip
     issues += _camera_issues(cfg, lo, hi, max(r for _, _, r in objects))
+    if cfg.camera_motion is not None and cfg.camera_motion.orbit_deg and not issues:
+        issues += _orbit_issues(cfg, lo, hi, max(r for _, _, r in objects))
     if not issues:  # paths are only worth drawing in a sane scene
         key = cfg.model_dump_json()
         if key not in _PATH_VERDICTS:
@@ -448,6 +492,24 @@ def _camera_issues(
             continue
         issues.append((("cameras",), msg))
     return issues
+
+
+def _orbit_issues(
+    cfg: GeneratorConfig, lo: np.ndarray, hi: np.ndarray, margin: float
+) -> list[tuple[tuple[str, ...], str]]:
+    """The rig at both ends of its orbit must pass the same checks as at its nominal pose."""
+    assert cfg.camera_motion is not None
+    half = cfg.camera_motion.orbit_deg / 2
+    for sign in (-1.0, 1.0):
+        azimuths = [a + sign * half for a in cfg.cameras.azimuths_deg]
+        turned = cfg.model_copy(
+            update={"cameras": cfg.cameras.model_copy(update={"azimuths_deg": azimuths})}
+        )
+        for _, msg in _camera_issues(turned, lo, hi, margin):
+            return [
+                (("camera_motion", "orbit_deg"), f"at {sign * half:+g} degrees of orbit, {msg}")
+            ]
+    return []
 
 
 # Each config's path verdict (about 10 ms of draws), by its dump: configs are built often.

@@ -16,10 +16,16 @@ import numpy as np
 from generator.dataformat.dataset import load_sample
 
 
-def _projected(meta: dict, positions: np.ndarray) -> list[np.ndarray]:
+def _projected(meta: dict, label: dict, frame: int) -> list[np.ndarray]:
+    """The label's whole path in each camera's image at ``frame``: with ``camera_motion``
+    through that frame's pose (the label's ``cameras``), else through the rig's."""
+    positions = np.asarray(label["positions"])
+    posed = label.get("cameras")
     out = []
-    for cam in meta["cameras"]:
+    for c, cam in enumerate(meta["cameras"]):
         K, R, t = (np.asarray(cam[k]) for k in ("K", "R", "t"))
+        if posed is not None:
+            R, t = np.asarray(posed[c]["R"][frame]), np.asarray(posed[c]["t"][frame])
         uvw = (positions @ R.T + t) @ K.T
         out.append(uvw[:, :2] / uvw[:, 2:3])
     return out
@@ -40,7 +46,6 @@ def contact_sheet(video: np.ndarray, label: dict, meta: dict, out: Path, columns
 
     cams, frames = video.shape[:2]
     picks = np.linspace(0, frames - 1, min(columns, frames)).round().astype(int)
-    uvs = _projected(meta, np.asarray(label["positions"]))
     fig, axes = plt.subplots(
         cams, len(picks), figsize=(1.6 * len(picks), 1.7 * cams + 0.6), squeeze=False
     )
@@ -49,7 +54,7 @@ def contact_sheet(video: np.ndarray, label: dict, meta: dict, out: Path, columns
         for j, f in enumerate(picks):
             ax = axes[c, j]
             ax.imshow(video[c, f].transpose(1, 2, 0), interpolation="nearest")
-            _overlay(ax, uvs[c], frames, upto=int(f))
+            _overlay(ax, _projected(meta, label, int(f))[c], frames, upto=int(f))
             ax.set_xlim(-0.5, size - 0.5)
             ax.set_ylim(size - 0.5, -0.5)
             ax.set_xticks([])
@@ -72,13 +77,13 @@ def animation(video: np.ndarray, label: dict, meta: dict, out: Path) -> None:
     from PIL import Image
 
     cams, frames = video.shape[:2]
-    uvs = _projected(meta, np.asarray(label["positions"]))
     cols = 2 if cams > 1 else 1
     rows = -(-cams // cols)
     size = video.shape[-1]
     images = []
     for f in range(frames):
         fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows + 0.5), squeeze=False)
+        uvs = _projected(meta, label, f)
         for c in range(rows * cols):
             ax = axes[c // cols, c % cols]
             ax.set_xticks([])

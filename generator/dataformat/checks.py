@@ -10,7 +10,14 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from generator.dataformat.layout import Layout
-from generator.dataformat.sources import DatasetError, Label, Manifest, label_context, read_model
+from generator.dataformat.sources import (
+    DatasetError,
+    Label,
+    Manifest,
+    label_context,
+    pose_problem,
+    read_model,
+)
 
 MAX_EXAMPLES = 5
 
@@ -67,6 +74,8 @@ def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[
         problems.append(f"{name}: positions must be {future + 1} points of 3 coordinates")
     elif future is not None and label.positions[future] != label.future_position:
         problems.append(f"{name}: future_position differs from positions[{future}]")
+    if "video_shape" in meta and (problem := pose_problem(label, meta)):
+        problems.append(f"{name}: {problem}")
     return problems, label.class_label
 
 

@@ -30,7 +30,14 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from generator.config import KNOWN_CLASS_NAMES
 from generator.dataformat.layout import FORMATS, Layout
@@ -100,6 +107,28 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
 
+def _matrix(v: list[list[float]], rows: int, what: str) -> None:
+    if len(v) != rows or any(len(row) != 3 for row in v):
+        raise ValueError(f"{what} must be {rows} x 3")
+
+
+class PosedCamera(_Record):
+    """One camera of a label's ``cameras`` (``camera_motion``): ``K`` (3, 3), and per frame
+    ``R`` (frames, 3, 3) and ``t`` (frames, 3)."""
+
+    K: list[list[float]]
+    R: list[list[list[float]]]
+    t: list[list[float]]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> PosedCamera:
+        _matrix(self.K, 3, "K")
+        for r in self.R:
+            _matrix(r, 3, "each R")
+        _matrix(self.t, len(self.R), "t (one per R)")
+        return self
+
+
 class Label(_Record):
     """The schema every label satisfies; validated with ``context=label_context(meta)``,
     ``class_label`` must index the dataset's classes (else any known class)."""
@@ -114,6 +143,7 @@ class Label(_Record):
     appearance: dict
     seed: list[int]
     video_sha256: str
+    cameras: list[PosedCamera] | None = None  # per-frame poses, with ``camera_motion``
 
     @field_validator("class_label")
     @classmethod
@@ -302,6 +332,19 @@ def manifest_paths(layout: Layout, meta: dict) -> list[Path]:
 # ------------------------------------------------------------------ samples
 
 
+def pose_problem(label: Label, meta: dict) -> str | None:
+    """Why a label's per-frame ``cameras`` do not fit the dataset's clips, if they do not."""
+    views, frames = meta["video_shape"][0], meta["video_shape"][1]
+    if label.cameras is None:
+        moving = "camera_motion" in (meta.get("config") or {})
+        return "no per-frame cameras, the config has camera_motion" if moving else None
+    if len(label.cameras) != views:
+        return f"poses for {len(label.cameras)} cameras, the clips have {views}"
+    if any(len(cam.R) != frames for cam in label.cameras):
+        return f"camera poses must be one per frame ({frames})"
+    return None
+
+
 def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: dict) -> dict:
     """A label's bytes: its manifest's SHA-256, the schema, its own index and its length."""
     if hashlib.sha256(data).hexdigest().encode() != expected_sha:
@@ -320,6 +363,9 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     frames = meta["video_shape"][1]
     if len(label.positions) < frames:
         raise DatasetError(f"{path}: {len(label.positions)} positions for {frames} frames")
+    problem = pose_problem(label, meta)
+    if problem:
+        raise DatasetError(f"{path}: {problem}")
     return raw
 
 

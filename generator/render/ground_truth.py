@@ -15,8 +15,13 @@ over frames:
   shows the ball, row-major run lengths alternating off/on, starting with an off
   run (possibly 0), summing to ``size * size``.
 
-``check_ground_truth`` re-derives all of it from the label's positions and the
-metadata's cameras with its own arithmetic, so a wrong projection or flag is caught.
+With ``camera_motion``, the cameras move: ``uv`` and ``depth`` of frame f use frame f's
+pose, stored in the label's own ``cameras`` (per camera ``K`` (3, 3), ``R`` (frames, 3, 3),
+``t`` (frames, 3)); the metadata's cameras are then the rig's nominal pose.
+
+``check_ground_truth`` re-derives all of it from the label's positions and cameras (the
+label's per-frame poses when it has them, else the metadata's) with its own arithmetic,
+so a wrong projection or flag is caught.
 """
 
 from __future__ import annotations
@@ -86,7 +91,8 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
 
     Independent of the renderer: plain matrix products ``K (R X + t)`` of the label's
     positions, the image bounds from ``video_shape``, the ball's projected radius from
-    its size. Labels of a dataset without ground truth have nothing to check.
+    its size. A label with per-frame poses (``cameras``) is checked against those, frame
+    by frame. Labels of a dataset without ground truth have nothing to check.
     """
     section = meta.get("config", {}).get("ground_truth")
     if not isinstance(section, dict) or section.get("enabled", True) is False:
@@ -98,6 +104,11 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
     try:
         cams = list(meta["cameras"])
         frames, size = int(meta["frames"]), int(meta["video_shape"][-1])
+        posed = label.get("cameras")
+        if posed is not None:
+            if len(posed) != len(cams):
+                return [f"{stem}: poses for {len(posed)} cameras, metadata has {len(cams)}"]
+            cams = [_per_frame(cam, frames) for cam in posed]
         X = np.asarray(label["positions"], dtype=np.float64)[:frames].reshape(frames, 3)
         radius_m = float(label["appearance"]["ball_radius"])
     except (KeyError, IndexError, TypeError, ValueError) as e:
@@ -107,7 +118,10 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
     problems = []
     for c, (cam, rec) in enumerate(zip(cams, gt["cameras"], strict=True)):
         K, R, t = (np.asarray(cam[k], dtype=np.float64) for k in ("K", "R", "t"))
-        Xc = X @ R.T + t
+        if R.ndim == 3:  # a pose per frame
+            Xc = np.einsum("fij,fj->fi", R, X) + t
+        else:
+            Xc = X @ R.T + t
         uvw = Xc @ K.T
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = uvw[:, :2] / uvw[:, 2:3]
@@ -151,6 +165,14 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
         if "mask_rle" in rec:
             problems += _check_masks(stem, c, rec["mask_rle"], uv, depth, K, radius_m, size)
     return problems
+
+
+def _per_frame(cam: dict, frames: int) -> dict:
+    """A label's camera as arrays K (3, 3), R (frames, 3, 3), t (frames, 3); ValueError if not."""
+    K = np.asarray(cam["K"], dtype=np.float64).reshape(3, 3)
+    R = np.asarray(cam["R"], dtype=np.float64).reshape(frames, 3, 3)
+    t = np.asarray(cam["t"], dtype=np.float64).reshape(frames, 3)
+    return {"K": K, "R": R, "t": t}
 
 
 def _check_masks(

@@ -112,7 +112,11 @@ def _ray_geometry(cam: Camera, size: int) -> _RayGeometry:
 
 @dataclass(frozen=True)
 class _RigGeometry:
-    """All cameras' constants stacked on a leading camera axis: one numpy call serves every camera."""
+    """All cameras' constants stacked on a leading camera axis: one numpy call serves every camera.
+
+    Moving cameras (``camera_motion``) add a frame axis after the camera's: rotations
+    (V, T, 3, 3), translations (V, T, 3); their per-pixel arrays are empty.
+    """
 
     rotations: np.ndarray  # (V, 3, 3)
     translations: np.ndarray  # (V, 1, 3)
@@ -123,12 +127,20 @@ class _RigGeometry:
     weights: np.ndarray  # (V, 3, HW)
     contrast: np.ndarray  # (V, HW)
 
+    @property
+    def moving(self) -> bool:
+        return self.rotations.ndim == 4
+
 
 def _rig_geometry(cams: list[Camera], size: int) -> _RigGeometry:
-    rays = [_ray_geometry(cam, size) for cam in cams]
+    """Moving cameras' ground and backgrounds depend on the frame: ``posed_backgrounds``."""
+    translations = np.stack([cam.t for cam in cams])
+    moving = translations.ndim == 3
+    nothing = _RayGeometry(*[np.empty((0,), dtype=np.float32)] * 4)
+    rays = [nothing if moving else _ray_geometry(cam, size) for cam in cams]
     return _RigGeometry(
         rotations=np.stack([cam.R for cam in cams]),
-        translations=np.stack([cam.t for cam in cams])[:, None, :],
+        translations=translations[:, None, :] if translations.ndim == 2 else translations,
         intrinsics=np.stack([cam.K for cam in cams]),
         focal=np.array([[cam.K[0, 0]] for cam in cams]),
         ground_x=np.stack([geo.ground_x for geo in rays]),
@@ -142,36 +154,155 @@ def project_points(rig: _RigGeometry, points: np.ndarray) -> tuple[np.ndarray, n
     """``Camera.project`` of points (..., T, 3) by every camera: (u, v) (..., V, T, 2) and depth (..., V, T).
 
     The same products, in the same order, as ``Camera.project``, so the same bits.
+    Moving cameras project frame t's point with frame t's pose.
     """
-    cam_points = matvec(rig.rotations[:, None], points[..., None, :, :]) + rig.translations
+    rotations = rig.rotations if rig.moving else rig.rotations[:, None]
+    cam_points = matvec(rotations, points[..., None, :, :]) + rig.translations
     uvw = matvec(rig.intrinsics[:, None], cam_points)
     return uvw[..., :2] / uvw[..., 2:3], cam_points[..., 2]
 
 
 def camera_lighting(rig: _RigGeometry, look: Look) -> tuple[np.ndarray, np.ndarray]:
-    """(V, 3) float32 directions, in each camera's frame, towards the light and half-way to it."""
+    """(V, 3) float32 directions, in each camera's frame, towards the light and half-way to it.
+
+    (V, T, 3) for moving cameras.
+    """
     light = matvec(rig.rotations, look.light_dir).astype(np.float32)
     half = light + np.array([0.0, 0.0, -1.0], dtype=np.float32)
-    half /= norm3(half)[:, None]
+    half /= norm3(half)[..., None]
     return light, half
 
 
-def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
-    """Every camera's static frame (V, 3, HW) in 0..255: lit checkered ground with fog, sky above."""
+def _palette(look: Look) -> tuple[np.ndarray, np.ndarray]:
+    """The background's colours (3 channels, 3 weights) and half the checker's difference (3,), float32.
+
+    Weights: lit mean ground colour, horizon colour, zenith colour.
+    """
     lit = look.ambient + (1 - look.ambient) * max(look.light_dir[2], 0.0)
     colours = np.stack(
         [lit * (look.ground_a + look.ground_b) / 2, look.sky_horizon, look.sky_zenith], axis=1
     )
-    c, w = (colours * 255.0).astype(np.float32)[:, :, None], rig.weights[:, :, None]
+    half_difference = (lit * 255.0 / 2 * (look.ground_a - look.ground_b)).astype(np.float32)
+    return (colours * 255.0).astype(np.float32), half_difference
+
+
+def _backgrounds(rig: _RigGeometry, look: Look) -> np.ndarray:
+    """Every camera's static frame (V, 3, HW) in 0..255: lit checkered ground with fog, sky above."""
+    colours, half_difference = _palette(look)
+    c, w = colours[:, :, None], rig.weights[:, :, None]
     frames = c[:, 0] * w[:, 0] + c[:, 1] * w[:, 1] + c[:, 2] * w[:, 2]
     checker = look.checker_size
     squares = np.floor(rig.ground_x / checker) + np.floor(rig.ground_y / checker)
     # squares % 2, exactly (whole numbers, as float32): float % costs ten times more.
     parity = squares - 2 * np.floor(squares * 0.5)
     sign = (2 * parity - 1) * rig.contrast  # +1 on ground_a squares, -1 on ground_b
-    half_difference = (lit * 255.0 / 2 * (look.ground_a - look.ground_b)).astype(np.float32)
     frames += half_difference[:, None] * sign[:, None, :]
     return frames
+
+
+@numba.njit(cache=True, nogil=True)
+def _posed_rays(ground_x, ground_y, dist, up, intrinsics, rotations, centres):
+    """What ``_ray_geometry`` computes, for N camera poses (N, S, S) at once, up to its ``exp``s.
+
+    ``dist`` is each ground pixel's distance along its unit ray (-1 for sky), ``up`` each
+    sky pixel's ``clip(z, 0, 1) ** 0.6``; ``intrinsics`` is (fx, cx, fy, cy), ``rotations``
+    (N, 3, 3) world to camera, ``centres`` (N, 3). The same float64 steps as numpy's, in
+    the same order, so a pose gets the bits a static camera there would.
+    """
+    count, size = dist.shape[0], dist.shape[1]
+    fx, cx, fy, cy = intrinsics[0], intrinsics[1], intrinsics[2], intrinsics[3]
+    for n in range(count):
+        R, centre = rotations[n], centres[n]
+        for y in range(size):
+            b = (y - cy) / fy
+            for x in range(size):
+                a = (x - cx) / fx
+                rx = R[0, 0] * a + R[1, 0] * b + R[2, 0]  # R^T (a, b, 1): camera to world
+                ry = R[0, 1] * a + R[1, 1] * b + R[2, 1]
+                rz = R[0, 2] * a + R[1, 2] * b + R[2, 2]
+                length = np.sqrt(rx * rx + ry * ry + rz * rz)
+                rx, ry, rz = rx / length, ry / length, rz / length
+                if rz < -1e-6:  # the ground
+                    d = -centre[2] / rz
+                    ground_x[n, y, x] = np.float32(centre[0] + rx * d)
+                    ground_y[n, y, x] = np.float32(centre[1] + ry * d)
+                    dist[n, y, x], up[n, y, x] = d, 0.0
+                else:  # the sky
+                    ground_x[n, y, x], ground_y[n, y, x] = FAR, FAR
+                    dist[n, y, x], up[n, y, x] = -1.0, min(max(rz, 0.0), 1.0) ** 0.6
+
+
+@numba.njit(cache=True, nogil=True)
+def _posed_colours(
+    out, ground_x, ground_y, dist, up, near, fade, colours, half_difference, checker
+):
+    """``_backgrounds`` of N poses (N, 3, S, S) from ``_posed_rays``' arrays and ``near`` =
+    exp(-dist / FOG_DISTANCE), ``fade`` = exp(-dist / CHECKER_FADE) (numpy's, vectorised)."""
+    count, size = dist.shape[0], dist.shape[1]
+    two, one, half = np.float32(2.0), np.float32(1.0), np.float32(0.5)
+    for n in range(count):
+        for y in range(size):
+            for x in range(size):
+                if dist[n, y, x] >= 0.0:  # the ground, fading into fog
+                    fog = 1.0 - near[n, y, x]
+                    w0, w1, w2 = np.float32(1.0 - fog), np.float32(fog), np.float32(0.0)
+                    contrast = np.float32(fade[n, y, x] * (1.0 - fog))
+                else:  # the sky: horizon colour low, zenith colour high
+                    u = up[n, y, x]
+                    w0, w1, w2 = np.float32(0.0), np.float32(1.0 - u), np.float32(u)
+                    contrast = np.float32(0.0)
+                gx, gy = ground_x[n, y, x], ground_y[n, y, x]
+                squares = np.floor(gx / checker) + np.floor(gy / checker)
+                parity = squares - two * np.floor(squares * half)
+                sign = (two * parity - one) * contrast
+                for c in range(3):
+                    value = colours[c, 0] * w0 + colours[c, 1] * w1 + colours[c, 2] * w2
+                    out[n, c, y, x] = value + half_difference[c] * sign
+
+
+def posed_backgrounds(
+    cams: list[Camera], size: int, look: Look
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moving cameras' backgrounds (V, T, 3, S, S) and ground points (V, T, S, S) for ``look``.
+
+    What ``_ray_geometry`` and ``_backgrounds`` compute for a static camera once per clip,
+    for every pose: two compiled passes around numpy's vectorised ``exp`` (numpy took
+    80 ms a clip; a compiled scalar ``exp`` was 40% of 20 ms).
+    """
+    views, count = len(cams), len(cams[0].R)
+    shape = (views * count, size, size)
+    ground_x, ground_y = np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32)
+    dist, up = np.empty(shape), np.empty(shape)
+    K = cams[0].K
+    _posed_rays(
+        ground_x,
+        ground_y,
+        dist,
+        up,
+        np.array([K[0, 0], K[0, 2], K[1, 1], K[1, 2]]),
+        np.concatenate([cam.R for cam in cams]),
+        np.concatenate([cam.centre for cam in cams]),
+    )
+    out = np.empty((views * count, 3, size, size), dtype=np.float32)
+    colours, half_difference = _palette(look)
+    near, fade = np.exp(-dist / FOG_DISTANCE), np.exp(-dist / CHECKER_FADE)
+    _posed_colours(
+        out,
+        ground_x,
+        ground_y,
+        dist,
+        up,
+        near,
+        fade,
+        colours,
+        half_difference,
+        np.float32(look.checker_size),
+    )
+    return (
+        out.reshape(views, count, 3, size, size),
+        ground_x.reshape(views, count, size, size),
+        ground_y.reshape(views, count, size, size),
+    )
 
 
 def patch_windows(images: np.ndarray, patch: int) -> np.ndarray:
@@ -212,12 +343,51 @@ def _shadow_darkening(
     """The factor (T, P, P) that darkens the ground under the ball in each frame's patch.
 
     A soft disc that widens and fades with height; ``ground_x`` and ``ground_y``
-    are (S, S), ``corners`` (T, 2) each frame's patch corner as (column, row).
+    are (S, S), or (T, S, S) for a moving camera, ``corners`` (T, 2) each frame's patch
+    corner as (column, row). A blurred shadow's terms have a leading axis of instants
+    (N, T, 1, 1): the factor is their mean.
     """
+    if shadow.x.ndim == 4:
+        return _blurred_shadow(ground_x, ground_y, corners, patch, shadow)
     rows, cols = corners[:, 1], corners[:, 0]
-    dx = patch_windows(ground_x, patch)[rows, cols] - shadow.x
-    dy = patch_windows(ground_y, patch)[rows, cols] - shadow.y
+    at = (np.arange(len(corners)), rows, cols) if ground_x.ndim == 3 else (rows, cols)
+    dx = patch_windows(ground_x, patch)[at] - shadow.x
+    dy = patch_windows(ground_y, patch)[at] - shadow.y
     return 1.0 - shadow.strength * exp32(-(dx * dx + dy * dy) / shadow.spread_sq)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_shadow(dark, ground_x, ground_y, corners, x, y, strength, spread_sq):
+    """``dark`` (T, P, P): the mean over instants (N, T) of ``_shadow_darkening``'s factor.
+
+    ``ground_x`` and ``ground_y`` are (T, S, S), or (1, S, S) for a static camera.
+    """
+    count, side = dark.shape[0], dark.shape[1]
+    share = np.float32(1.0 / x.shape[0])
+    for t in range(count):
+        g = t if ground_x.shape[0] > 1 else 0
+        col, row = corners[t, 0], corners[t, 1]
+        for i in range(side):
+            for j in range(side):
+                gx, gy = ground_x[g, row + i, col + j], ground_y[g, row + i, col + j]
+                total = np.float32(0.0)
+                for k in range(x.shape[0]):
+                    dx, dy = gx - x[k, t], gy - y[k, t]
+                    fall = np.float32(np.exp(np.float64(-(dx * dx + dy * dy) / spread_sq[k, t])))
+                    total += np.float32(1.0) - strength[k, t] * fall
+                dark[t, i, j] = total * share
+
+
+def _blurred_shadow(
+    ground_x: np.ndarray, ground_y: np.ndarray, corners: np.ndarray, patch: int, shadow: _Shadow
+) -> np.ndarray:
+    """The blurred shadow's factor (T, P, P): its terms are (N, T, 1, 1), one per instant."""
+    dark = np.empty((len(corners), patch, patch), dtype=np.float32)
+    frames = ground_x if ground_x.ndim == 3 else ground_x[None]
+    ys = ground_y if ground_y.ndim == 3 else ground_y[None]
+    terms = (shadow.x, shadow.y, shadow.strength, shadow.spread_sq)
+    _mean_shadow(dark, frames, ys, corners, *(np.ascontiguousarray(a[..., 0, 0]) for a in terms))
+    return dark
 
 
 @numba.njit(cache=True, nogil=True)
@@ -299,14 +469,16 @@ def shade_balls(
     length = np.maximum(r, dist)
     nx, ny = dx / length, dy / length
     nz = -np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))  # facing the camera
-    lx, ly, lz = light.T[:, :, None, None, None]
-    hx, hy, hz = half.T[:, :, None, None, None]
+    # (3, V, 1, 1, 1) for static cameras, (3, V, T, 1, 1) for moving ones.
+    pad = (..., *[None] * (5 - light.ndim))
+    lx, ly, lz = np.moveaxis(light, -1, 0)[pad]
+    hx, hy, hz = np.moveaxis(half, -1, 0)[pad]
     # np.clip(x, lo, hi) is np.minimum(np.maximum(x, lo), hi), without np.clip's wrappers.
     lambert = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
     spec = int_power(np.maximum(nx * hx + ny * hy + nz * hz, 0.0), SPECULAR_POWER)
     shade = look.ambient + (1 - look.ambient) * lambert
     rgb = (look.ball_rgb * 255.0).astype(np.float32)[:, None, None]
-    return rgb * shade[:, :, None] + 128.0 * spec[:, :, None], alpha
+    return rgb * shade[..., None, :, :] + 128.0 * spec[..., None, :, :], alpha
 
 
 NOISE_BANK_SIZE = 1 << 24  # 16 Mi values, shared by all samples at random offsets
@@ -357,10 +529,13 @@ class Renderer:
         look: Look,
         rng: np.random.Generator,
         alpha_out: np.ndarray | None = None,
+        instants: np.ndarray | None = None,
     ) -> np.ndarray:
         """Render ``positions`` (T, 3) from every camera: uint8 (V, T, 3, size, size).
 
         ``alpha_out``, if given as float (V, T, size, size), receives the ball's coverage.
+        ``instants`` (N, T, 3), if given, are the ball's positions within each frame's
+        shutter (``motion_blur``): the ball and its shadow are then their mean.
         What the cameras share or can compute together (projections, patch corners,
         backgrounds, the ball's shading) is done for all at once: numpy's per-call
         cost dominated the small patches. Each camera's clip is then composited
@@ -374,35 +549,35 @@ class Renderer:
             noise = np.zeros(shape, dtype=np.int8)
 
         # What the per-camera drawing needs, computed for every camera at once.
-        foot = positions.copy()
-        foot[:, 2] = 0.0
-        uv, depth = project_points(self.rig, np.stack([foot, positions]))
-        spread = (look.ball_radius * (1.0 + 0.15 * positions[:, 2])).astype(np.float32)
-        shadow = _Shadow(
-            x=positions[:, 0:1, None].astype(np.float32),
-            y=positions[:, 1:2, None].astype(np.float32),
-            strength=(0.6 * np.exp(-positions[:, 2:3, None] / 3.0)).astype(np.float32),
-            spread_sq=np.square(spread)[:, None, None],
-        )
-        reach = self.rig.focal * 2.0 * spread / np.maximum(depth[0], 1e-3)
-        radius = self.rig.focal * look.ball_radius / depth[1]  # pixels
-        # Patch sides (2, V) for shadow and ball, converted in the order cameras were drawn
-        # before, so a NaN or infinite size raises the same error.
-        shadow_sides = 2 * np.ceil(np.max(reach, axis=1)) + 3
-        ball_sides = 2 * np.ceil(radius.max(axis=1)) + 3
-        pairs = zip(shadow_sides, ball_sides, strict=True)
-        patches = [[min(int(s), size) for s in pair] for pair in pairs]
-        corners = patch_corners(uv, np.array(patches).T, size)
+        if instants is None:
+            foot = positions.copy()
+            foot[:, 2] = 0.0
+            uv, depth = project_points(self.rig, np.stack([foot, positions]))
+            shadow, reach = self._shadow(positions, look, depth[0])
+            radius = self.rig.focal * look.ball_radius / depth[1]  # pixels
+            # Patch sides (2, V) for shadow and ball, converted in the order cameras were drawn
+            # before, so a NaN or infinite size raises the same error.
+            shadow_sides = 2 * np.ceil(np.max(reach, axis=1)) + 3
+            ball_sides = 2 * np.ceil(radius.max(axis=1)) + 3
+            pairs = zip(shadow_sides, ball_sides, strict=True)
+            patches = [[min(int(s), size) for s in pair] for pair in pairs]
+            corners = patch_corners(uv, np.array(patches).T, size)
+        else:
+            corners, patches, uv, radius, shadow = self._blurred_patches(instants, look)
         light, half = camera_lighting(self.rig, look)
-        r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1)
+        r = radius.astype(np.float32)[..., None, None]  # (V, T, 1, 1), or (N, V, T, 1, 1)
 
-        ground_x = self.rig.ground_x.reshape(views, size, size)
-        ground_y = self.rig.ground_y.reshape(views, size, size)
-        backgrounds = _backgrounds(self.rig, look).reshape(views, 3, size, size)
+        if self.rig.moving:  # a background per frame
+            backgrounds, ground_x, ground_y = posed_backgrounds(self.cams, size, look)
+        else:
+            ground_x = self.rig.ground_x.reshape(views, size, size)
+            ground_y = self.rig.ground_y.reshape(views, size, size)
+            backgrounds = _backgrounds(self.rig, look).reshape(views, 3, size, size)
         out = np.empty(shape, dtype=np.uint8)
         ball_patch = max(ball_side for _, ball_side in patches)
         if ball_patch > 0:
-            colour, coverage = shade_balls(corners[1], ball_patch, uv[1], r, light, half, look)
+            shade = shade_balls if instants is None else blurred_balls
+            colour, coverage = shade(corners[1], ball_patch, uv[1], r, light, half, look)
         else:  # behind every camera
             colour = np.empty((views, count, 3, 0, 0), dtype=np.float32)
             coverage = colour[:, :, 0]
@@ -416,19 +591,141 @@ class Renderer:
             else:
                 dark = coverage[i, :, :0, :0]
             ball_side = max(ball_side, 0)
-            _composite(
-                out[i],
-                backgrounds[i],
-                noise[i],
-                corners[0, i],
-                dark,
-                corners[1, i],
-                colour[i],
-                coverage[i],
-                ball_side,
-            )
+            # A moving camera has a background per frame: one compiled pass per frame.
+            steps = [slice(f, f + 1) for f in range(count)] if self.rig.moving else [slice(None)]
+            for f, step in enumerate(steps):
+                _composite(
+                    out[i, step],
+                    backgrounds[i, f] if self.rig.moving else backgrounds[i],
+                    noise[i, step],
+                    corners[0, i, step],
+                    dark[step],
+                    corners[1, i, step],
+                    colour[i, step],
+                    coverage[i, step],
+                    ball_side,
+                )
             if alpha_out is not None and ball_side > 0:
                 rows, cols = corners[1, i, :, 1], corners[1, i, :, 0]
                 alpha = coverage[i, :, :ball_side, :ball_side]
                 patch_windows(alpha_out[i], ball_side)[frame, rows, cols] = alpha
         return out
+
+    def _shadow(
+        self, positions: np.ndarray, look: Look, foot_depth: np.ndarray
+    ) -> tuple[_Shadow, np.ndarray]:
+        """The shadow's terms for ball positions (..., T, 3), and its reach in pixels (..., V, T)."""
+        spread = (look.ball_radius * (1.0 + 0.15 * positions[..., 2])).astype(np.float32)
+        shadow = _Shadow(
+            x=positions[..., 0:1, None].astype(np.float32),
+            y=positions[..., 1:2, None].astype(np.float32),
+            strength=(0.6 * np.exp(-positions[..., 2:3, None] / 3.0)).astype(np.float32),
+            spread_sq=np.square(spread)[..., None, None],
+        )
+        reach = self.rig.focal * 2.0 * spread[..., None, :] / np.maximum(foot_depth, 1e-3)
+        return shadow, reach
+
+    def _blurred_patches(
+        self, instants: np.ndarray, look: Look
+    ) -> tuple[np.ndarray, list[list[int]], np.ndarray, np.ndarray, _Shadow]:
+        """Patches that hold the ball and its shadow at every instant (N, T, 3) of each frame.
+
+        Returns the corners (2, V, T, 2), the sides per camera, the instants' centres
+        (2, N, V, T, 2) and radii (N, V, T), and the shadow's terms (N, T, 1, 1).
+        """
+        foot = instants.copy()
+        foot[..., 2] = 0.0
+        uv, depth = project_points(self.rig, np.stack([foot, instants]))
+        shadow, reach = self._shadow(instants, look, depth[0])
+        radius = self.rig.focal * look.ball_radius / depth[1]
+        extent = np.stack([reach, radius])[..., None]  # (2, N, V, T, 1)
+        lo, hi = (uv - extent).min(axis=1), (uv + extent).max(axis=1)  # (2, V, T, 2)
+        half_side = ((hi - lo) / 2).max(axis=-1)
+        sides = 2 * np.ceil(half_side.max(axis=-1)) + 3  # (2, V): anti-aliased rims fit
+        patches = [[min(int(s), self.size) for s in pair] for pair in sides.T]
+        corners = patch_corners((lo + hi) / 2, np.array(patches).T, self.size)
+        return corners, patches, uv, radius, shadow
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_balls(colour, alpha, corners, uv, r, light, half, rgb, ambient):
+    """``shade_balls`` at N instants, fused: their mean coverage and mean premultiplied colour.
+
+    ``colour`` (V, T, 3, P, P) and ``alpha`` (V, T, P, P) are filled; ``uv`` is
+    (N, V, T, 2), ``r`` (N, V, T) float32 (negative: not drawn), ``light`` and ``half``
+    (V, T, 3). An instant adds nothing to a pixel it does not cover, so most of the
+    shading numpy did for every pixel and instant (three times the sharp clip's cost)
+    is skipped. The same float32 steps as ``shade_balls`` per instant.
+    """
+    count, views, frames = uv.shape[0], uv.shape[1], uv.shape[2]
+    side = alpha.shape[2]
+    share = np.float32(1.0 / count)
+    zero, one, half_px = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+    lit = one - ambient
+    for v in range(views):
+        for t in range(frames):
+            col, row = corners[v, t, 0], corners[v, t, 1]
+            lx, ly, lz = light[v, t, 0], light[v, t, 1], light[v, t, 2]
+            hx, hy, hz = half[v, t, 0], half[v, t, 1], half[v, t, 2]
+            for i in range(side):
+                for j in range(side):
+                    cover, red, green, blue = zero, zero, zero, zero
+                    for k in range(count):
+                        dx = np.float32(col + j - uv[k, v, t, 0])
+                        dy = np.float32(row + i - uv[k, v, t, 1])
+                        dist = np.sqrt(dx * dx + dy * dy)
+                        a = min(max(r[k, v, t] + half_px - dist, zero), one)
+                        if a <= zero:
+                            continue
+                        length = max(r[k, v, t], dist)
+                        nx, ny = dx / length, dy / length
+                        nz = -np.sqrt(min(max(one - nx * nx - ny * ny, zero), one))
+                        lambert = max(nx * lx + ny * ly + nz * lz, zero)
+                        s = max(nx * hx + ny * hy + nz * hz, zero)
+                        s2 = s * s
+                        s8 = s2 * s2 * (s2 * s2)
+                        spec = s8 * (s8 * s8)  # s ** SPECULAR_POWER (24)
+                        shade = ambient + lit * lambert
+                        glint = np.float32(128.0) * spec
+                        cover += a
+                        red += (rgb[0] * shade + glint) * a
+                        green += (rgb[1] * shade + glint) * a
+                        blue += (rgb[2] * shade + glint) * a
+                    mean = cover * share
+                    alpha[v, t, i, j] = mean
+                    scale = share / mean if mean > zero else zero
+                    colour[v, t, 0, i, j] = red * scale
+                    colour[v, t, 1, i, j] = green * scale
+                    colour[v, t, 2, i, j] = blue * scale
+
+
+def blurred_balls(
+    corners: np.ndarray,
+    patch: int,
+    uv: np.ndarray,
+    r: np.ndarray,
+    light: np.ndarray,
+    half: np.ndarray,
+    look: Look,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``shade_balls`` for a ball at N instants (``uv`` (N, V, T, 2), ``r`` (N, V, T, 1, 1)):
+    one ball of their mean coverage and mean premultiplied colour, (V, T, 3, P, P) and
+    (V, T, P, P). Blended over a background as ``value + (colour - value) * coverage``, it
+    gives the mean of the N blends wherever the instants do not overlap the shadow."""
+    views, frames = uv.shape[1], uv.shape[2]
+    colour = np.empty((views, frames, 3, patch, patch), dtype=np.float32)
+    alpha = np.empty((views, frames, patch, patch), dtype=np.float32)
+    if light.ndim == 2:  # static cameras: the same directions every frame
+        light, half = (np.repeat(d[:, None], frames, axis=1) for d in (light, half))
+    _mean_balls(
+        colour,
+        alpha,
+        np.ascontiguousarray(corners),
+        np.ascontiguousarray(uv),
+        np.ascontiguousarray(r[..., 0, 0], dtype=np.float32),
+        np.ascontiguousarray(light),
+        np.ascontiguousarray(half),
+        (look.ball_rgb * 255.0).astype(np.float32),
+        np.float32(look.ambient),
+    )
+    return colour, alpha

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from generator.config import CLASS_NAMES, GeneratorConfig
-from generator.render.cameras import build_rig
+from generator.render.blur import instants
+from generator.render.cameras import Camera, build_rig, camera_path, camera_rng
 from generator.render.ground_truth import ground_truth
 from generator.render.renderer import Renderer, sample_look
 from generator.render.scene_objects import SceneDecorator
@@ -50,9 +51,14 @@ class SampleMaker:
         self.cams = build_rig(cfg)
         self.renderer = Renderer(self.cams, cfg.image_size, cfg.appearance.noise_std)
         self.scene = SceneDecorator(cfg, self.renderer)
+        self._posed: tuple[tuple[int, int], list[Camera]] | None = None
 
     def _draw(self, seed: int, index: int) -> tuple[np.random.Generator, np.ndarray, object, dict]:
-        """What a sample is before any pixel: its rng (for the renderer), path, look and label."""
+        """What a sample is before any pixel: its rng (for the renderer), path, look and label.
+
+        With ``camera_motion``, the label's ``cameras`` holds each camera's ``K`` and its
+        per-frame ``R`` (frames, 3, 3) and ``t`` (frames, 3), drawn from their own stream.
+        """
         cfg = self.cfg
         label_id = class_of(seed, index, len(cfg.class_names))
         rng = np.random.default_rng(sample_seed(seed, index))
@@ -69,7 +75,17 @@ class SampleMaker:
             "trajectory_params": params,
             "appearance": look.as_dict(),
         }
+        if cfg.camera_motion is not None:
+            label["cameras"] = [cam.as_dict() for cam in self.moving_rig(seed, index)]
         return rng, positions, look, label
+
+    def moving_rig(self, seed: int, index: int) -> list[Camera]:
+        """Sample ``index``'s cameras, one pose per frame (``camera_motion``); the rig's otherwise."""
+        if self.cfg.camera_motion is None:
+            return self.cams
+        if self._posed is None or self._posed[0] != (seed, index):  # drawn once for label and video
+            self._posed = ((seed, index), camera_path(self.cfg, camera_rng(seed, index)))
+        return self._posed[1]
 
     def label(self, seed: int, index: int) -> dict:
         """The label fields drawn before rendering (about 0.3 ms): what checks a label on disk."""
@@ -80,20 +96,30 @@ class SampleMaker:
     ) -> tuple[np.ndarray, dict]:
         cfg = self.cfg
         rng, positions, look, label = self._draw(seed, index)
+        cams, renderer, scene = self.cams, self.renderer, self.scene
+        if cfg.camera_motion is not None:  # this sample's own poses: its own ray geometry
+            cams = self.moving_rig(seed, index)
+            renderer = Renderer(cams, cfg.image_size, cfg.appearance.noise_std)
+            scene = SceneDecorator(cfg, renderer)
+        blur = None
+        if cfg.motion_blur is not None:
+            blur = instants(positions, cfg.frames, cfg.motion_blur)
         gt = cfg.ground_truth is not None and cfg.ground_truth.enabled
-        if alpha_out is None and (gt or self.scene.active):
+        if alpha_out is None and (gt or scene.active):
             alpha_out = np.zeros(cfg.video_shape[:2] + cfg.video_shape[3:], dtype=np.float32)
-        video = self.renderer.render(positions[: cfg.frames], look, rng, alpha_out=alpha_out)
+        video = renderer.render(
+            positions[: cfg.frames], look, rng, alpha_out=alpha_out, instants=blur
+        )
         # Options beyond the default draw from ``rng`` only from here on: samples without
         # them keep their bytes.
         visible = alpha_out
-        if self.scene.active:
-            extras = self.scene.add(video, positions, look, alpha_out, rng)
+        if scene.active:
+            extras = scene.add(video, positions, look, alpha_out, rng)
             visible = extras.visible
             label.update(extras.record)
         if gt:
             label["ground_truth"] = ground_truth(
-                self.cams,
+                cams,
                 cfg.image_size,
                 positions[: cfg.frames],
                 alpha_out,

@@ -17,7 +17,11 @@ OPTIONS = {
     "occluders": {"count": 2},
     "lighting": {"drift": 0.3},
     "ground_truth": {"masks": True},
+    "motion_blur": {"samples": 4, "shutter": 0.8},
+    "camera_motion": {"jitter_deg": 0.5, "orbit_deg": 10.0},
 }
+# The label keys each option adds (its own section's name unless said here).
+ADDED_KEYS = {"lighting": {"lighting_gain"}, "motion_blur": set(), "camera_motion": {"cameras"}}
 
 
 def _hue(rgb: np.ndarray) -> float:
@@ -46,7 +50,7 @@ def test_each_option_alone_keeps_the_targets_path_and_stream(option):
         for key in ("class_label", "positions", "future_position", "trajectory_params"):
             assert label[key] == label0[key]
         added = set(label) - set(label0)
-        assert added == {option if option != "lighting" else "lighting_gain"}
+        assert added == ADDED_KEYS.get(option, {option})
         if option == "ground_truth":
             assert np.array_equal(video, video0)  # bookkeeping only: not a pixel changes
         else:

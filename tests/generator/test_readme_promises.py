@@ -259,6 +259,14 @@ GOLDEN_LEVELS = {
     2: {
         "default": "bd9b6190655cfad33b52a00d5a0e0063f48d44b05444cb02d5f699dac2451167",
         "easy": "bd9b6190655cfad33b52a00d5a0e0063f48d44b05444cb02d5f699dac2451167",
+        "medium": "4d0aed5c8e379491c4839377fab589659f40d1c5ca0734928777712762e3229c",
+        "hard": "ff7ae5e98087d5c660de850ade0cfdeac4bf472a7cba5e9a19cc603e7b0724c5",
+    },
+}
+# The medium and hard presets before motion blur and camera shake joined them (2026-12):
+# the same configs without those two sections still give these bytes.
+GOLDEN_LEVELS_WITHOUT_BLUR_AND_SHAKE = {
+    2: {
         "medium": "4591c17c931ce4ae8fb4b941d6129ca12eb03353f842746a5a212d9d06fdb9c0",
         # hard.yaml lists seven classes since 2026-12: another config, the same renderer.
         "hard": "3841f71af1ffc666768b92c1825680ea797fdb43c040d4534ace9aafae65be64",
@@ -278,16 +286,30 @@ def test_golden_bytes_of_this_renderer_version():
         assert (_sha(video.tobytes()), _sha(label_bytes(label))) == (video_sha, label_sha), index
 
 
-@pytest.mark.parametrize("level", ["default", "easy", "medium", "hard"])
-def test_shipped_configs_stay_valid_and_byte_identical(level):
-    assert RENDER_VERSION in GOLDEN_LEVELS
-    maker = SampleMaker(load_config(ROOT / "configs" / "generator" / f"{level}.yaml"))
+def _levels_digest(cfg: GeneratorConfig) -> str:
+    maker = SampleMaker(cfg)
     h = hashlib.sha256()
     for index in range(4):
         video, label = maker.make(0, index)
         h.update(video.tobytes())
         h.update(label_bytes(label))
-    assert h.hexdigest() == GOLDEN_LEVELS[RENDER_VERSION][level]
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("level", ["default", "easy", "medium", "hard"])
+def test_shipped_configs_stay_valid_and_byte_identical(level):
+    assert RENDER_VERSION in GOLDEN_LEVELS
+    cfg = load_config(ROOT / "configs" / "generator" / f"{level}.yaml")
+    assert _levels_digest(cfg) == GOLDEN_LEVELS[RENDER_VERSION][level]
+
+
+@pytest.mark.parametrize("level", ["medium", "hard"])
+def test_presets_without_blur_and_shake_keep_their_earlier_bytes(level):
+    raw = yaml.safe_load((ROOT / "configs" / "generator" / f"{level}.yaml").read_text())
+    assert raw.pop("motion_blur", None) is not None
+    raw.pop("camera_motion", None)
+    digest = _levels_digest(GeneratorConfig.model_validate(raw))
+    assert digest == GOLDEN_LEVELS_WITHOUT_BLUR_AND_SHAKE[RENDER_VERSION][level]
 
 
 # --- "a wrong value is refused naming the field" --------------------------------------------
