@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import os
+import re
 import socket
 import sys
 import time
@@ -719,3 +720,82 @@ def test_the_dataset_knowledge_is_in_its_rules_not_in_the_generic_sync(s3, small
         list((small_dataset / "videos").iterdir())
     )
     assert (copy / "metadata.json").read_bytes() == (small_dataset / "metadata.json").read_bytes()
+
+
+# ------------------------------------------------------------ the command line, exactly
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_help_shows_the_address_form(command, cli, capsys):
+    with pytest.raises(SystemExit):
+        cli(command, "--help")
+    assert re.search(r"\n  url +s3://bucket/prefix\n", capsys.readouterr().out)
+
+
+def test_part_size_defaults_to_64_mb_and_under_5_is_refused(folder, monkeypatch, cli, capsys):
+    from trajkit import s3sync
+
+    seen = {}
+
+    def fake_push(root, url, client, part_size, quiet, rules):
+        seen["part_size"] = part_size
+        return {"uploaded": 0, "bytes": 0, "skipped": 4, "parts_reused": 0}
+
+    monkeypatch.setattr(s3sync, "push", fake_push)
+    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    assert cli("push", folder, "s3://data/x") == 0
+    assert seen["part_size"] == 64 * MB
+    out = capsys.readouterr().out
+    assert (
+        out
+        == f"pushed {folder} to s3://data/x: 0 files uploaded (0.0 MB), 4 already there with the same bytes\n"
+    )
+    assert cli("push", folder, "s3://data/x", "--part-size-mb", 4) == 2
+    assert (
+        capsys.readouterr().err == "error: --part-size-mb must be at least 5 (S3's smallest part)\n"
+    )
+
+
+def test_a_service_error_is_one_line_naming_the_command(folder, monkeypatch, cli, capsys):
+    from botocore.exceptions import ClientError
+
+    from trajkit import s3sync
+
+    def refused(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(s3sync, "push", refused)
+    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    assert cli("push", folder, "s3://data/x") == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: push failed: An error occurred (AccessDenied)")
+        and err.count("\n") == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9000", "https://s3.example.org", "https://s3.example.org:443/base"]
+)
+def test_http_and_https_endpoints_are_accepted(url):
+    from trajkit.s3sync import check_endpoint
+
+    check_endpoint(url)  # raises S3Error if refused
+
+
+def test_head_is_none_only_for_a_missing_object():
+    from botocore.exceptions import ClientError
+
+    from trajkit.s3sync import _head
+
+    class Client:
+        def __init__(self, code):
+            self.code = code
+
+        def head_object(self, **kw):
+            raise ClientError({"Error": {"Code": self.code, "Message": "x"}}, "HeadObject")
+
+    for code in ("404", "NoSuchKey", "NotFound"):
+        assert _head(Client(code), "b", "k") is None
+    with pytest.raises(ClientError):
+        _head(Client("403"), "b", "k")
