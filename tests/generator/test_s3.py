@@ -722,6 +722,38 @@ def test_the_dataset_knowledge_is_in_its_rules_not_in_the_generic_sync(s3, small
     assert (copy / "metadata.json").read_bytes() == (small_dataset / "metadata.json").read_bytes()
 
 
+def test_any_folder_round_trips_with_the_generic_rules(s3, folder, tmp_path):
+    """A training run has no file written last: its files simply move into place."""
+    from trajkit import s3sync
+
+    _, client = s3
+    (folder / ".lock").unlink()
+    assert s3sync.push(folder, "s3://data/run", client, quiet=True)["uploaded"] == 4
+    stats = s3sync.pull("s3://data/run", tmp_path / "back", client, quiet=True)
+    assert not stats["damaged"] and stats["downloaded"] == 4
+    for rel in ("results.json", "events/a.log", "big.bin", "metadata.json"):
+        assert (tmp_path / "back" / rel).read_bytes() == (folder / rel).read_bytes()
+
+
+def test_a_file_changed_while_it_is_pushed_leaves_no_object(s3, folder, monkeypatch):
+    _, client = s3
+    real_upload = client.upload_file
+
+    def upload_then_change(filename, bucket, key, **kw):
+        real_upload(filename, bucket, key, **kw)
+        if filename.endswith("results.json"):
+            with open(filename, "a") as f:
+                f.write(" ")
+
+    monkeypatch.setattr(client, "upload_file", upload_then_change)
+    from trajkit.s3sync import S3Error
+
+    with pytest.raises(S3Error, match="results.json changed while it was pushed; push again"):
+        push(folder, "s3://data/r", client, quiet=True)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="data").get("Contents", [])]
+    assert "r/results.json" not in keys
+
+
 # ------------------------------------------------------------ the command line, exactly
 
 

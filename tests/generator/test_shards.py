@@ -479,3 +479,16 @@ def test_a_shard_sample_of_another_dtype_or_shape_is_named(shard_dataset, monkey
         DatasetError, match=r"sample \d+ has int16 \(2, 3\), expected uint8 \(4, 32"
     ):
         ds[0]
+
+
+@pytest.mark.parametrize(
+    "wrong", [np.zeros((4, 32, 3, 64, 32), np.uint8), np.zeros((4, 32, 3, 64, 64), np.int16)]
+)
+def test_validate_names_a_shard_sample_of_another_shape_or_dtype(shard_dataset, monkeypatch, wrong):
+    from generator.dataformat import validate_shards
+
+    monkeypatch.setattr(validate_shards, "decode_video", lambda data: wrong)
+    rep = validate(shard_dataset)
+    text = "\n".join(rep.lines)
+    want = f"#sample_0000.npy: {wrong.dtype} {list(wrong.shape)}, expected uint8 [4, 32, 3, 64, 64]"
+    assert rep.failed and want in text, text

@@ -450,3 +450,28 @@ def test_sample_writer_close_waits_for_a_write_still_running_after_a_failure(tmp
 def test_releasing_a_lock_never_taken_is_harmless(tmp_path):
     FolderLock(tmp_path / ".lock").release()
     assert not (tmp_path / ".lock").exists()
+
+
+def test_manifest_hashes_vouch_only_with_well_formed_sha256(tmp_path):
+    from generator.dataformat.layout import manifest_hashes
+
+    good, short = "a" * 64, "a" * 12
+    manifest = tmp_path / "checkpoint_4.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "samples": [
+                    {"stem": "sample_0000", "video_sha256": good, "label_sha256": short},
+                    {"stem": "sample_0001", "video_sha256": ["a"] * 64, "label_sha256": good},
+                ],
+                "shards": [{"name": "shard_0000.tar.zst", "sha256": good}],
+            }
+        )
+    )
+    assert manifest_hashes(manifest) == {
+        "videos/sample_0000.pt": good,
+        "labels/sample_0001.json": good,
+        "shards/shard_0000.tar.zst": good,
+    }
+    manifest.write_text("{not json")
+    assert manifest_hashes(manifest) == {}
