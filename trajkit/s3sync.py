@@ -290,8 +290,8 @@ def _push(
     config = transfer_config(part_size)
     stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0}
     remote = listing(client, bucket, prefix)
-    hidden = quiet or not sys.stderr.isatty()
-    # no mutate: the progress bar's unit is cosmetic
+    # no mutate: whether a progress bar shows, and its unit, are cosmetic
+    hidden = quiet or not sys.stderr.isatty()  # pragma: no mutate
     for rel in tqdm(local_files(root, rules), unit="file", disable=hidden):  # pragma: no mutate
         path, key = root / rel, _key(prefix, rel)
         h = hash_file(path, part_size)
@@ -475,8 +475,8 @@ def _fetch(
     # manifests first (they hold hashes of the rest), the last file last
     order = sorted(rels, key=lambda r: (not rules.is_manifest(r), r == rules.last, r))
     manifests: dict[str, str] = {}
-    hidden = quiet or not sys.stderr.isatty()
-    # no mutate: the progress bar's unit is cosmetic
+    # no mutate: whether a progress bar shows, and its unit, are cosmetic
+    hidden = quiet or not sys.stderr.isatty()  # pragma: no mutate
     for rel in tqdm(order, unit="file", disable=hidden):  # pragma: no mutate
         key, obj = rels[rel]
         check = _check_for(client, bucket, key, rel, manifests)

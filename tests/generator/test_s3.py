@@ -169,6 +169,7 @@ def test_pull_skips_files_already_present(s3, folder, tmp_path):
     assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
     again = pull("s3://data/ds", dest, client, quiet=True)
     assert again["skipped"] == 4 and again["downloaded"] == 0 and not again["damaged"]
+    assert sum(again["by"].values()) == 4 and min(again["by"].values()) > 0
 
 
 def test_bad_address_and_missing_bucket_are_one_line(s3, folder, cli, capsys):
@@ -614,6 +615,10 @@ def test_pull_refuses_a_folder_that_is_not_an_earlier_pull_of_the_same_place(
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
     push(folder, "s3://data/other", client, quiet=True)
     assert cli("pull", "s3://data/other", dest, "--endpoint-url", endpoint, "--quiet") == 2
+    push(
+        folder, "s3://data/dsX", client, quiet=True
+    )  # a name that only its last letter tells apart
+    assert cli("pull", "s3://data/dsX", dest, "--endpoint-url", endpoint, "--quiet") == 2
 
 
 # ---------------------------------------------------------------- multipart resume
@@ -831,3 +836,98 @@ def test_head_is_none_only_for_a_missing_object():
         assert _head(Client(code), "b", "k") is None
     with pytest.raises(ClientError):
         _head(Client("403"), "b", "k")
+
+
+def test_the_longest_prefix_s3_keys_allow_under_it():
+    from trajkit.s3sync import MAX_KEY, S3Error, parse_url
+
+    assert parse_url("s3://data/" + "p" * (MAX_KEY // 2)) == ("data", "p" * (MAX_KEY // 2))
+    with pytest.raises(S3Error, match="too long"):
+        parse_url("s3://data/" + "p" * (MAX_KEY // 2 + 1))
+
+
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        ({"Code": "NoSuchBucket"}, "bucket 'b' does not exist"),
+        ({"Code": "404"}, "bucket 'b' does not exist"),
+        ({"Code": "AccessDenied"}, "bucket 'b' cannot be used (AccessDenied)"),
+        ({}, "bucket 'b' cannot be used ()"),
+    ],
+)
+def test_check_bucket_says_missing_or_unusable(error, said):
+    from botocore.exceptions import ClientError
+
+    from trajkit.s3sync import S3Error, check_bucket
+
+    class Client:
+        def head_bucket(self, Bucket):  # noqa: N803 - boto3's name
+            raise ClientError({"Error": error}, "HeadBucket")
+
+    with pytest.raises(S3Error) as caught:
+        check_bucket(Client(), "b")
+    assert str(caught.value) == said
+
+
+@pytest.mark.parametrize(
+    "kind, etag, composite",
+    [("COMPOSITE", '"abc"', True), ("FULL_OBJECT", '"abc-3"', False), (None, '"abc-3"', True)],
+)
+def test_the_checksum_type_decides_how_an_object_is_verified(
+    kind, etag, composite, tmp_path, monkeypatch
+):
+    from trajkit import s3sync
+
+    data = b"the object's bytes"
+    (tmp_path / "f").write_bytes(data)
+    head = {
+        "ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "ETag": etag,
+    }
+    if kind:
+        head["ChecksumType"] = kind
+
+    class Client:
+        def head_object(self, **kw):
+            return head
+
+    monkeypatch.setattr(s3sync, "_composite_test", lambda *a: lambda path: "composite")
+    check = s3sync._check_for(Client(), "b", "k", "f", {})
+    [(label, test)] = check.tests
+    assert label == s3sync.BY_CHECKSUM
+    assert test(tmp_path / "f") == ("composite" if composite else True)
+
+
+def test_folder_markers_are_passed_over_not_the_end(s3, folder, tmp_path):
+    from trajkit import s3sync
+
+    _, client = s3
+    (folder / ".lock").unlink()
+    s3sync.push(folder, "s3://data/run", client, quiet=True)
+    client.put_object(Bucket="data", Key="run/events/", Body=b"")  # sorts before events/a.log
+    stats = s3sync.pull("s3://data/run", tmp_path / "back", client, quiet=True)
+    assert not stats["damaged"] and stats["downloaded"] == 4
+    assert (tmp_path / "back" / "events" / "a.log").read_bytes() == b"x" * 1000
+
+
+def test_manifests_are_read_before_the_files_they_vouch_for(s3, tmp_path):
+    """A manifest that sorts last still vouches for a file with no hash of its own."""
+    import re
+
+    from trajkit import s3sync
+
+    endpoint, client = s3
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"payload")
+    (root / "z.sha").write_text(hashlib.sha256(b"payload").hexdigest())
+    upload_plain(endpoint, root, "plain")
+
+    def hashes_in(path):
+        return {"a.bin": path.read_text()}
+
+    manifest = re.compile(r"z\.sha")
+    rules = s3sync.FolderRules(manifests=manifest, hashes_in=hashes_in, self_checked=manifest)
+    stats = s3sync.pull("s3://data/plain", tmp_path / "back", client, quiet=True, rules=rules)
+    assert not stats["damaged"], stats["damaged"]
+    assert (tmp_path / "back" / "a.bin").read_bytes() == b"payload"
