@@ -80,6 +80,33 @@ def test_a_class_with_no_samples_is_counted_as_zero(tmp_path, cli, fmt):
     assert rep.failed == 0 and sorted(counts) == [0, 0, 1, 1], balance
 
 
+def test_a_wider_stem_width_is_read_from_the_metadata(copy):
+    """Datasets over 10,000 samples name files with five digits or more."""
+    for sub in ("videos", "labels"):
+        for p in sorted((copy / sub).iterdir()):
+            p.rename(p.with_name(p.name.replace("sample_", "sample_0")))
+    for p in [copy / "metadata.json", copy / "checkpoints" / "fingerprint.json"]:
+        record = json.loads(p.read_text())
+        record["stem_width"] = 5
+        p.write_text(json.dumps(record))
+    for p in (copy / "checkpoints").glob("checkpoint_*.json"):
+        manifest = json.loads(p.read_text())
+        for e in manifest["samples"]:
+            e["stem"] = e["stem"].replace("sample_", "sample_0")
+        p.write_text(json.dumps(manifest))
+    failed, text = _failed(copy)
+    assert failed == 0, text
+
+
+def test_positions_must_run_to_the_future_frame(copy):
+    path = copy / "labels" / "sample_0004.json"
+    label = json.loads(path.read_text())
+    label["positions"] = label["positions"][:-1]
+    path.write_text(json.dumps(label))
+    failed, text = _failed(copy)
+    assert failed and "sample_0004.json: positions must be 37 points of 3 coordinates" in text
+
+
 def test_imbalanced_set_is_caught(copy):
     # Relabel every Linear sample as Circular, keeping labels self-consistent.
     for p in (copy / "labels").glob("*.json"):
