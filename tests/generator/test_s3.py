@@ -733,7 +733,9 @@ def test_any_folder_round_trips_with_the_generic_rules(s3, folder, tmp_path):
 
     _, client = s3
     (folder / ".lock").unlink()
-    assert s3sync.push(folder, "s3://data/run", client, quiet=True)["uploaded"] == 4
+    pushed = s3sync.push(folder, "s3://data/run", client, quiet=True)
+    sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
+    assert pushed["uploaded"] == 4 and pushed["bytes"] == sum(sizes)
     stats = s3sync.pull("s3://data/run", tmp_path / "back", client, quiet=True)
     assert not stats["damaged"] and stats["downloaded"] == 4
     for rel in ("results.json", "events/a.log", "big.bin", "metadata.json"):
@@ -931,3 +933,18 @@ def test_manifests_are_read_before_the_files_they_vouch_for(s3, tmp_path):
     stats = s3sync.pull("s3://data/plain", tmp_path / "back", client, quiet=True, rules=rules)
     assert not stats["damaged"], stats["damaged"]
     assert (tmp_path / "back" / "a.bin").read_bytes() == b"payload"
+
+
+def test_a_local_error_is_one_line_on_stderr(folder, monkeypatch, cli, capsys):
+    import errno
+
+    from trajkit import s3sync
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(s3sync, "push", full)
+    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    assert cli("push", folder, "s3://data/x") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: push failed: No space left on device\n"
