@@ -138,7 +138,7 @@ def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]
     # no mutate: a Counter holds no zeros, so max's default never decides
     most = max(counts.get(c, 0) for c in names) if counts else 0  # pragma: no mutate
     if counts and most - min(counts.get(c, 0) for c in names) > 1:
-        balance.append(f"classes are imbalanced: {dict(counts)}")
+        balance.append(f"classes are imbalanced: { {c: counts.get(c, 0) for c in names} }")
     if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in names}:
         balance.append(
             f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"

@@ -103,7 +103,8 @@ def validate(
     layout = Layout(root, meta["stem_width"])
     _check_fingerprint(rep, layout, meta)
     gt_check = ground_truth_check if has_ground_truth(meta) else None
-    if meta.get("format", "pt") == "shards":
+    # no mutate: a dataset from before formats has no "format", and any default but "shards" reads it as pt
+    if meta.get("format", "pt") == "shards":  # pragma: no mutate
         check_shards(root, meta, rep, quick, workers, gt_check)
         return rep
     n = meta["total_samples"]

@@ -116,7 +116,10 @@ def test_imbalanced_set_is_caught(copy):
             p.write_text(json.dumps(label))
     failed, text = _failed(copy, quick=True)
     assert "FAIL class balance: 5 problem(s)" in text
-    assert "classes are imbalanced: {'Parabolic': 6, 'Helical': 6, 'Circular': 12}" in text
+    assert (
+        "classes are imbalanced: {'Linear': 0, 'Circular': 12, 'Helical': 6, 'Parabolic': 6}"
+        in text
+    )
     assert "metadata class_distribution" in text
     assert "the first 10 samples are imbalanced: {1: 6, 2: 2, 3: 2}" in text
 
@@ -278,6 +281,14 @@ def test_whole_set_imbalance_alone():
         "classes are imbalanced: {'Linear': 3, 'Circular': 1, 'Helical': 1, 'Parabolic': 1}"
     ]
     assert balance_problems(dict(enumerate([0, 0, 1, 2, 3])), _meta([2, 1, 1, 1]), []) == []
+
+
+def test_a_class_missing_entirely_is_an_imbalance():
+    classes = dict(enumerate([0, 0, 1, 1, 2, 2]))  # no Parabolic at all
+    problems = balance_problems(classes, _meta([2, 2, 2, 0]), [])
+    assert problems == [
+        "classes are imbalanced: {'Linear': 2, 'Circular': 2, 'Helical': 2, 'Parabolic': 0}"
+    ]
 
 
 def test_metadata_counts_alone():
