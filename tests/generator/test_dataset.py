@@ -320,3 +320,17 @@ def test_metadata_from_before_formats_reads_as_pt_and_unknown_formats_are_refuse
 def test_a_missing_video_file_is_named(tmp_path):
     with pytest.raises(DatasetError, match="gone.pt is missing"):
         load_video(tmp_path / "gone.pt")
+
+
+def test_a_file_that_cannot_be_opened_is_named_with_the_reason(tmp_path, monkeypatch):
+    from generator.dataformat import sources
+
+    path = tmp_path / "f.json"
+    path.write_text("{}")
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sources, "open", refused, raising=False)
+    with pytest.raises(DatasetError, match=r"f\.json cannot be read \(Permission denied\)"):
+        sources.read_file(path, tmp_path)
