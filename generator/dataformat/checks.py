@@ -134,12 +134,11 @@ def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]
     n = meta["total_samples"]
     names = meta["classes"]
     counts = Counter(names[c] for c in classes.values())
+    per_class = {c: counts.get(c, 0) for c in names}  # every class, a missing one as 0
     balance = []
-    # no mutate: a Counter holds no zeros, so max's default never decides
-    most = max(counts.get(c, 0) for c in names) if counts else 0  # pragma: no mutate
-    if counts and most - min(counts.get(c, 0) for c in names) > 1:
-        balance.append(f"classes are imbalanced: { {c: counts.get(c, 0) for c in names} }")
-    if dict(meta["class_distribution"]) != {c: counts.get(c, 0) for c in names}:
+    if counts and max(per_class.values()) - min(per_class.values()) > 1:
+        balance.append(f"classes are imbalanced: {per_class}")
+    if dict(meta["class_distribution"]) != per_class:
         balance.append(
             f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
         )
