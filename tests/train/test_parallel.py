@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import train.slurm
 from train.checkpoint import load_checkpoint
@@ -50,6 +51,29 @@ def test_round_then_top_k_continues_only_the_best(dataset, tmp_path, capsys):
     assert last_epoch(out / best) == 2, "the best run was not continued"
     assert last_epoch(out / other) == 1, "a run outside the top K was trained again"
     assert set(summary(out)) == {"i3d", "transformer"}, "the summary forgot the earlier run"
+
+
+def test_config_is_every_runs_recipe(dataset, tmp_path):
+    recipe = tmp_path / "colour.yaml"
+    recipe.write_text("position_channels: false\nfusion_dim: 48\n")
+    out = tmp_path / "runs"
+    args = ["--extractors", "i3d", "magvit", "--epochs", "1", "--config", str(recipe)]
+    assert main([*args, "--data", str(dataset), "--out", str(out), "--workers", "0"]) == 0
+    for name in ("i3d", "magvit"):
+        used = yaml.safe_load((out / name / "config.yaml").read_text())
+        assert used["position_channels"] is False and used["fusion_dim"] == 48, name
+
+
+def test_config_may_name_a_shipped_recipe(dataset, tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        "train.trajectory.parallel.LocalLauncher.run_to_end",
+        lambda self, message: seen.update(self.jobs) or 0,
+    )
+    args = ["--extractors", "i3d", "--epochs", "1", "--config", "colour"]
+    assert main([*args, "--data", str(dataset), "--out", str(tmp_path / "runs")]) == 0
+    job = seen["i3d"]
+    assert job[job.index("--config") + 1] == str(ROOT / "configs" / "train" / "colour.yaml")
 
 
 def test_one_failed_run_does_not_stop_the_others(dataset, tmp_path):
@@ -147,6 +171,7 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
         (["--top", "2", "--epochs", "3"], "add --resume"),
         (["--top", "2", "--epochs", "3", "--resume"], "no finished run"),
         (["--extractors", "i3d", "--epochs", "x"], "--epochs"),
+        (["--extractors", "i3d", "--epochs", "1", "--config", "nope"], "neither a file nor"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected):

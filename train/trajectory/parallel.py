@@ -18,6 +18,7 @@ import yaml
 
 from generator.dataformat.layout import METADATA
 from train.launcher import LocalLauncher, share_machine
+from train.presets import config_file
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, summary_rows, write_summary
 from trajkit.cli import (
@@ -39,6 +40,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--epochs", type=number_arg(int, 0, True), required=True)
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
+    p.add_argument(
+        "--config", type=path_text, help="YAML of TrainConfig fields over the preset, for every run "
+        "(a file or a shipped name: colour)"
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--top", type=number_arg(int, 0, True), help="continue only the K best runs in --out"
@@ -86,7 +91,7 @@ def train_args(args, name: str, data: str, threads: int | None, workers: int) ->
         cmd.append("--resume")
     else:  # a resumed run keeps its preset and recipe
         cmd += ["--preset", args.preset]
-        for flag in ("batch_size", "lr", "seed"):
+        for flag in ("config", "batch_size", "lr", "seed"):
             if getattr(args, flag) is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return cmd
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             for d in sorted(set(data.values())):
                 if not (Path(d) / METADATA).is_file():
                     raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
+            if args.config:  # a file, or a shipped recipe's name (colour)
+                args.config = str(config_file("train", args.config, ValueError))
         if not args.resume:
             taken = [n for n in names if (args.out / n / "last.pt").exists()]
             if taken:
