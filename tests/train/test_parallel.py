@@ -1,5 +1,6 @@
 """python -m train.parallel: a round, --top K --resume, a failed run, Ctrl-C, slurm scripts, bad input."""
 
+import importlib.util
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import yaml
 
 import train.slurm
 from train.checkpoint import load_checkpoint
+from train.trajectory.config import build_config
 from train.trajectory.parallel import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,21 @@ def test_config_may_name_a_shipped_recipe(dataset, tmp_path, monkeypatch):
     assert main([*args, "--data", str(dataset), "--out", str(tmp_path / "runs")]) == 0
     job = seen["i3d"]
     assert job[job.index("--config") + 1] == str(ROOT / "configs" / "train" / "colour.yaml")
+
+
+def test_bench_train_levels_with_distractors_train_on_colour():
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for level in bench.LEVELS:
+        generator = yaml.safe_load((ROOT / "configs" / "generator" / f"{level}.yaml").read_text())
+        has_distractors = bool((generator.get("distractors") or {}).get("count"))
+        assert (level in bench.RECIPES) == has_distractors, level
+        if has_distractors:
+            values = {"extractor": "i3d", "data": "d", "epochs": 1, "out": "o"}
+            assert build_config(values, bench.RECIPES[level]).position_channels is False, level
 
 
 def test_one_failed_run_does_not_stop_the_others(dataset, tmp_path):

@@ -41,8 +41,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
     p.add_argument(
-        "--config", type=path_text, help="YAML of TrainConfig fields over the preset, for every run "
-        "(a file or a shipped name: colour)"
+        "--config",
+        type=path_text,
+        help="YAML of TrainConfig fields over the preset, for every run "
+        "(a file or a shipped name: colour)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
