@@ -25,6 +25,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,13 @@ def read_frame(path: Path, offset: int, length: int) -> bytes:
     return data if compression == "none" else zstandard.ZstdDecompressor().decompress(data)
 
 
+_HEADER_LOCK = threading.Lock()
+"""numpy parses a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11 can fail that
+from concurrent threads ("SystemError: AST constructor recursion depth mismatch",
+python/cpython#106905), which ``validate``'s reading threads hit. The parse is a few
+microseconds, so one lock costs nothing."""
+
+
 def decode_video(member: bytes | memoryview) -> np.ndarray:
     """A ``.npy`` member as a writable array: its header parsed, its data copied once."""
     head = io.BytesIO(member[:4096])
@@ -195,7 +203,8 @@ def decode_video(member: bytes | memoryview) -> np.ndarray:
     }.get(version)
     if read_header is None:
         raise ValueError(f"unsupported .npy version {version}")
-    shape, fortran, dtype = read_header(head)
+    with _HEADER_LOCK:
+        shape, fortran, dtype = read_header(head)
     if dtype.hasobject:
         raise ValueError("object arrays are refused (they would need pickle)")
     count = int(np.prod(shape))

@@ -492,3 +492,21 @@ def test_validate_names_a_shard_sample_of_another_shape_or_dtype(shard_dataset, 
     text = "\n".join(rep.lines)
     want = f"#sample_0000.npy: {wrong.dtype} {list(wrong.shape)}, expected uint8 [4, 32, 3, 64, 64]"
     assert rep.failed and want in text, text
+
+
+def test_npy_headers_are_parsed_one_thread_at_a_time(monkeypatch):
+    """numpy's header parse (ast.literal_eval) fails from concurrent threads on CPython 3.11."""
+    from generator.dataformat import shards
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    parse = np.lib.format.read_array_header_1_0
+    held = []
+
+    def parse_and_note(head):
+        held.append(shards._HEADER_LOCK.locked())
+        return parse(head)
+
+    monkeypatch.setattr(np.lib.format, "read_array_header_1_0", parse_and_note)
+    assert shards.decode_video(buf.getvalue()).tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert held == [True]
