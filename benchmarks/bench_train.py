@@ -37,10 +37,9 @@ EASY_ACCURACY = 0.95
 HARD_ACCURACY = 0.90
 TARGET_RMSE_FRACTION = 0.05
 TARGET_MINUTES = 30.0
-# The recipe over the tiny preset per level: with distractor balls the target is named by
-# its colour, which position channels drop (configs/train/colour.yaml says why).
-RECIPES = {"medium": ROOT / "configs" / "train" / "colour.yaml",
-           "hard": ROOT / "configs" / "train" / "colour.yaml"}  # fmt: skip
+# The shipped recipe over the tiny preset per level: with distractor balls the target is
+# named by its colour, which position channels drop (configs/train/colour.yaml says why).
+RECIPES = {"medium": "colour", "hard": "colour"}
 
 
 def run(cmd: list[str]) -> int:
@@ -65,7 +64,7 @@ def round_of(
             return None
     out = args.out / f"{level}_s{seed}"
     shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
-    recipe = ["--config", str(RECIPES[level])] if level in RECIPES else []
+    recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
     run([sys.executable, "-m", "train.parallel", "--extractors", *args.extractors,
          "--data", str(data), "--epochs", str(args.epochs), "--out", str(out), *recipe])  # fmt: skip

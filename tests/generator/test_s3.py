@@ -615,9 +615,8 @@ def test_pull_refuses_a_folder_that_is_not_an_earlier_pull_of_the_same_place(
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
     push(folder, "s3://data/other", client, quiet=True)
     assert cli("pull", "s3://data/other", dest, "--endpoint-url", endpoint, "--quiet") == 2
-    push(
-        folder, "s3://data/dsX", client, quiet=True
-    )  # a name that only its last letter tells apart
+    # a name that only its last letter tells apart
+    push(folder, "s3://data/dsX", client, quiet=True)
     assert cli("pull", "s3://data/dsX", dest, "--endpoint-url", endpoint, "--quiet") == 2
 
 

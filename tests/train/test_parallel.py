@@ -189,6 +189,7 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
         (["--top", "2", "--epochs", "3", "--resume"], "no finished run"),
         (["--extractors", "i3d", "--epochs", "x"], "--epochs"),
         (["--extractors", "i3d", "--epochs", "1", "--config", "nope"], "neither a file nor"),
+        (["--extractors", "i3d", "--epochs", "1", "--config", "no/such.yaml"], "is not a file"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected):

@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
             if args.config:  # a file, or a shipped recipe's name (colour)
                 args.config = str(config_file("train", args.config, ValueError))
+                if not Path(args.config).is_file():
+                    raise ValueError(f"--config {args.config} is not a file")
         if not args.resume:
             taken = [n for n in names if (args.out / n / "last.pt").exists()]
             if taken:
