@@ -127,7 +127,8 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     cameras); nothing that moves pixels, so every labelled position stays where
     it is drawn. Every read checks the files' type, size and label against the
     manifests; ``verify`` also hashes each video (about 0.9 ms a sample), the only
-    way to see a flipped bit inside a tensor.
+    way to see a flipped bit inside a tensor. ``stats`` (per-channel mean, std) replaces
+    the dataset's own training statistics: a trained model's, to evaluate it on other data.
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         limit: int | None = None,
         normalize: bool = True,
         verify: bool = False,
+        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -153,7 +155,8 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         self.split = split
         self.splits = split_indices(self.source.index.class_labels, fractions, split_seed)
         self.indices = self.splits[split][:limit] if limit else self.splits[split]
-        self._set_view(cameras, frame_stride, augment, normalize, self._normalization())
+        stats = stats if stats is not None else self._normalization()
+        self._set_view(cameras, frame_stride, augment, normalize, stats)
 
     def _set_view(
         self,

@@ -178,6 +178,13 @@ class Run:
             "config": self.cfg.model_dump(mode="json"),
             "best": self.best,
             "elapsed_seconds": self.elapsed,
+            "inputs": {  # what evaluating the weights on other data needs (python -m train.evaluate)
+                "mean": self.train_ds.mean,
+                "std": self.train_ds.std,
+                "scene_bounds": self.train_ds.scene_bounds,
+                "classes": list(self.meta["classes"]),
+                "video_shape": [int(n) for n in self.meta["video_shape"]],
+            },
         }
 
     # ---------------------------------------------------------- loops

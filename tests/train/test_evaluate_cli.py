@@ -1,0 +1,150 @@
+"""python -m train.evaluate: a run's weights scored on its own test split and on other data."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from generator.__main__ import main as generate
+from train.__main__ import main as train
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.evaluate import main as evaluate
+
+FAST = ["--workers", "0", "--threads", "1", "--quiet"]
+
+
+def make_dataset(where: Path, name: str, config: str, seed: int = 0, n: int = 48) -> Path:
+    (where / f"{name}.yaml").write_text(config)
+    root = where / name
+    args = ["--n", n, "--out", root, "--workers", 1, "--config", where / f"{name}.yaml"]
+    assert generate([str(a) for a in [*args, "--seed", seed, "--quiet"]]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "i3d"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "2", "--out", str(out)]
+    assert train([*argv, *FAST]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def other(dataset) -> Path:
+    """Another seed of the run's dataset's config: the same classes and clip shape."""
+    return make_dataset(dataset.parent, "other", "image_size: 32\nframes: 8\n", seed=5, n=40)
+
+
+def score(*argv) -> int:
+    try:
+        return evaluate([str(a) for a in [*argv, "--workers", 0, "--quiet"]])
+    except SystemExit as e:  # argparse
+        return e.code
+
+
+def record(run: Path, data: Path, split: str) -> dict:
+    return json.loads((run / "evaluations" / f"{data.name}.{split}.json").read_text())
+
+
+def test_own_dataset_defaults_to_the_test_split_and_repeats_the_runs_test_scores(run, dataset):
+    assert score(run, "--data", dataset) == 0
+    got = record(run, dataset, "test")
+    results = json.loads((run / "results.json").read_text())
+    assert got["split"] == "test" and got["samples"] == results["split_sizes"]["test"]
+    assert got["epoch"] == results["best_epoch"]
+    assert got["confusion"] == results["test_confusion"]
+    assert got["future_rmse"] == pytest.approx(results["test_future_rmse"], rel=1e-5)
+
+
+def test_another_dataset_is_scored_whole(run, other):
+    assert score(run, "--data", other) == 0
+    got = record(run, other, "all")
+    assert got["samples"] == 40 and sum(map(sum, got["confusion"])) == 40
+    assert got["data"] == str(other) and got["checkpoint"] == "best"
+    assert 0.0 <= got["accuracy"] <= 1.0 and got["future_rmse_fraction"] > 0
+    assert score(run, "--data", other, "--split", "val", "--checkpoint", "last") == 0
+    val = record(run, other, "val")
+    assert 0 < val["samples"] < 40 and val["checkpoint"] == "last"
+
+
+def test_checkpoint_carries_the_training_inputs(run, dataset):
+    from generator.dataformat.dataset import TrajectoryDataset
+
+    inputs = load_checkpoint(run / "best.pt")["inputs"]
+    train_ds = TrajectoryDataset(dataset, "train")
+    assert torch.equal(inputs["mean"], train_ds.mean) and torch.equal(inputs["std"], train_ds.std)
+    assert torch.equal(inputs["scene_bounds"], train_ds.scene_bounds)
+    assert inputs["classes"] == ["Linear", "Circular", "Helical", "Parabolic"]
+    assert inputs["video_shape"][:2] == [4, 8]
+
+
+def test_an_older_checkpoint_is_completed_from_the_training_data(run, other, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    state = load_checkpoint(run / "best.pt")
+    del state["inputs"]
+    save_checkpoint(old / "best.pt", state)
+    assert score(run, "--data", other) == 0 and score(old, "--data", other) == 0
+    assert record(old, other, "all")["confusion"] == record(run, other, "all")["confusion"]
+
+
+def test_an_older_checkpoint_without_its_training_data_is_one_line(run, other, tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    state = load_checkpoint(run / "best.pt")
+    del state["inputs"]
+    state["config"]["data"] = str(tmp_path / "gone")
+    save_checkpoint(old / "best.pt", state)
+    assert score(old, "--data", other) == 2
+    err = capsys.readouterr().err.strip()
+    assert "predates stored input statistics" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_dataset_of_other_classes_or_shape_is_refused(run, dataset, capsys):
+    five = make_dataset(
+        dataset.parent, "five", "image_size: 32\nframes: 8\n"
+        "classes: [Linear, Circular, Helical, Parabolic, Bouncing]\n",
+    )  # fmt: skip
+    longer = make_dataset(dataset.parent, "longer", "image_size: 32\nframes: 12\n")
+    for data, expected in ((five, "classes"), (longer, "12 frames a clip")):
+        assert score(run, "--data", data) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+        assert not (run / "evaluations" / f"{data.name}.all.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "code", "expected"),
+    [
+        (lambda run: (run / "best.pt").write_bytes(b""), 1, "empty"),
+        (lambda run: (run / "best.pt").write_bytes(b"PK\x03\x04 truncated"), 1, "damaged"),
+        (lambda run: (run / "best.pt").unlink(), 1, "missing"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line(run, other, tmp_path, capsys, damage, code, expected):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "best.pt").write_bytes((run / "best.pt").read_bytes())
+    damage(copy)
+    assert score(copy, "--data", other) == code
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+
+    os.mkfifo(fifo)
+    for argv, expected in (
+        ([tmp_path / "nope", "--data", other], "does not exist"),
+        ([run, "--data", tmp_path / "nope"], "does not exist"),
+        ([run, "--data", fifo], "does not exist"),
+        ([run, "--data", other, "--split", "holdout"], "--split"),
+        ([run, "--data", other, "--batch-size", "0"], "--batch-size"),
+        ([run], "--data"),
+    ):
+        assert score(*argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err

@@ -1,0 +1,195 @@
+"""``python -m train.evaluate RUN [RUN ...] --data DIR``: trained runs scored on any dataset.
+
+A run's own test split holds a tenth of its dataset, so two runs' accuracies differ by
+several points from sampling alone; scoring every run on one large held-out dataset (made
+with ``python -m generator`` from a seed no run trained on) compares them on the same
+clips. The weights are the run's ``best.pt`` (``--checkpoint last`` for the last epoch),
+fed as in training: the run's input statistics and scene box, which the checkpoint
+carries (a checkpoint from before that is completed from the run's training data).
+
+Each run's scores go to ``RUN/evaluations/NAME.json`` (NAME: the dataset folder's name
+and the split) and one line per run is printed. The dataset must have the run's classes,
+in its order, and its camera count and clip length. Exit status: 0 done, 1 a checkpoint
+is missing or damaged or a record cannot be written, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trajkit.cli import OneLineParser, number_arg, one_line, path_arg
+
+SPLITS = ("all", "train", "val", "test")
+ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
+
+
+class EvaluationError(ValueError):
+    """A run and a dataset that cannot be evaluated together; one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=path_arg, metavar="RUN", help="run folders")
+    p.add_argument("--data", type=path_arg, required=True, help="dataset folder to score on")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="which samples of --data: all (default for another dataset) or a split as the "
+        "run would deal it (default test, when --data is the run's own dataset)",
+    )
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--batch-size", type=number_arg(int, 0, True), default=32)
+    p.add_argument("--workers", type=number_arg(int, 0, False), default=1, help="loading processes")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--quiet", action="store_true", help="no line per run")
+    return p
+
+
+def training_inputs(state: dict, cfg) -> dict:
+    """What the run's model was fed: input statistics, scene box, classes and clip shape.
+
+    Stored in checkpoints since ``python -m train.evaluate`` exists; an older checkpoint
+    is completed from the run's training data, if that can still be read.
+    """
+    if "inputs" in state:
+        return state["inputs"]
+    from generator.dataformat.dataset import DatasetError
+    from train.trajectory.loop import datasets
+    from train.trajectory.preflight import PreflightError, check_dataset, check_render
+
+    try:
+        meta = check_render(cfg) if cfg.render is not None else check_dataset(Path(cfg.data))
+        train = datasets(cfg, meta)[0]
+    except (PreflightError, DatasetError) as e:
+        raise EvaluationError(
+            f"{cfg.out_dir}: the checkpoint predates stored input statistics and the run's "
+            f"training data cannot be read ({e})"
+        ) from None
+    return {
+        "mean": train.mean,
+        "std": train.std,
+        "scene_bounds": train.scene_bounds,
+        "classes": meta["classes"],
+        "video_shape": meta["video_shape"],
+    }
+
+
+def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path) -> None:
+    """The model's head and input sizes match the dataset's classes, cameras and frames."""
+    if list(data_meta["classes"]) != list(trained["classes"]):
+        raise EvaluationError(
+            f"{data} has classes {data_meta['classes']}; {extractor} was trained on "
+            f"{trained['classes']} (the same names in the same order are needed)"
+        )
+    for what, axis in (("cameras", 0), ("frames", 1)):
+        have, want = int(data_meta["video_shape"][axis]), int(trained["video_shape"][axis])
+        if have != want:
+            raise EvaluationError(
+                f"{data} has {have} {what} a clip; {extractor} was trained on {want}"
+            )
+
+
+def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> dict:
+    """Score one run's weights on ``args.data``; returns the record it also writes."""
+    from generator.dataformat.dataset import TrajectoryDataset
+    from generator.dataformat.loader import make_loader
+    from train.checkpoint import BEST, LAST, load_checkpoint
+    from train.trajectory.config import TrainConfig
+    from train.trajectory.evaluate import FutureScale, evaluate
+    from train.trajectory.inputs import InputPipeline
+    from trajkit.files import write_json_atomic
+
+    path = run / (BEST if args.checkpoint == "best" else LAST)
+    state = load_checkpoint(path)
+    try:
+        cfg = TrainConfig.model_validate(state["config"])
+    except ValueError as e:  # pydantic's ValidationError is one
+        raise EvaluationError(f"{path}: its config does not load ({e})") from None
+    trained = training_inputs(state, cfg)
+    check_compatible(cfg.extractor, trained, data_meta, args.data)
+    own = cfg.data is not None and Path(cfg.data).resolve() == args.data.resolve()
+    split = args.split or ("test" if own else "all")
+    ds = TrajectoryDataset(
+        args.data,
+        "test" if split == "all" else split,
+        fractions=ALL_SAMPLES if split == "all" else (0.8, 0.1, 0.1),
+        split_seed=cfg.split_seed,
+        frame_stride=cfg.frame_stride,
+        normalize=False,
+        stats=(trained["mean"], trained["std"]),
+    )
+    model = cfg.build_model(len(ds.cameras), len(trained["classes"]))
+    model.load_state_dict(state["model"])
+    pipeline = InputPipeline(
+        normalize=ds.normalize_batch,
+        subtract_background=cfg.subtract_background,
+        position_channels=cfg.position_channels,
+        downsample=cfg.downsample,
+    )
+    scores = evaluate(
+        model.to(ctx.device),
+        make_loader(ds, args.batch_size, num_workers=args.workers, persistent_workers=False),
+        FutureScale(trained["scene_bounds"]),
+        ctx,
+        len(trained["classes"]),
+        cfg.future_weight,
+        cfg.smooth_l1_beta,
+        None,
+        pipeline,
+        cfg.trajectory_weight,
+    )
+    extent = float(data_meta.get("scene_extent") or 0.0) or None
+    record = {
+        "extractor": cfg.extractor,
+        "run": str(run),
+        "checkpoint": args.checkpoint,
+        "epoch": int(state["epoch"]),
+        "data": str(args.data),
+        "split": split,
+        "classes": list(trained["classes"]),
+        **scores,
+        "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
+    }
+    (run / "evaluations").mkdir(exist_ok=True)
+    write_json_atomic(run / "evaluations" / f"{args.data.name}.{split}.json", record)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from generator.dataformat.dataset import DatasetError
+    from train.checkpoint import CheckpointError
+    from train.distributed import DeviceError, setup
+    from train.trajectory.preflight import PreflightError, check_dataset
+
+    prog = "python -m train.evaluate"
+    try:
+        data_meta = check_dataset(args.data)
+        ctx = setup(args.device)
+        for run in args.runs:
+            if not run.is_dir():
+                raise EvaluationError(f"run folder {run} does not exist")
+            record = evaluate_run(run, args, data_meta, ctx)
+            if not args.quiet:
+                print(
+                    f"{record['extractor']} ({run}, epoch {record['epoch']}): accuracy "
+                    f"{record['accuracy']:.3f} on {record['samples']} samples "
+                    f"({record['split']}), future RMSE {record['future_rmse']:.3f}",
+                    flush=True,
+                )
+    except (CheckpointError, OSError) as e:  # OSError: the record cannot be written
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 1
+    except (EvaluationError, PreflightError, DatasetError, DeviceError) as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
