@@ -228,10 +228,10 @@ def test_bench_train_names_the_classes_the_data_has():
     )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    run = {"extractor": "i3d", "val_accuracy": 0.5, "val_future_rmse_fraction": 0.1}
+    run = {"extractor": "i3d", "accuracy": 0.5, "future_rmse_fraction": 0.1}
     results = {
-        "easy": {0: [{**run, "val_per_class_accuracy": [1.0, 0.5, 0.25, 0.0]}]},
-        "hard": {0: [{**run, "val_per_class_accuracy": [0.1 * k for k in range(7)]}]},
+        "easy": {0: [{**run, "per_class_accuracy": [1.0, 0.5, 0.25, 0.0]}]},
+        "hard": {0: [{**run, "per_class_accuracy": [0.1 * k for k in range(7)]}]},
     }
     rows = bench.table(results, ["i3d"], {"easy": list(CLASS_NAMES), "hard": SEVEN})
     text = bench.markdown(rows)
@@ -263,3 +263,15 @@ def test_readmes_table_of_new_classes_gives_each_sections_defaults():
     )
     hard = load_config(ROOT / "configs" / "generator" / "hard.yaml")
     assert hard.class_names == tuple(SEVEN)
+
+
+def test_bench_train_refuses_to_score_on_a_seed_it_trains_on(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["bench_train.py", "--seeds", "0", "7", "--eval-seed", "7"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2 and "also a training seed" in capsys.readouterr().err
