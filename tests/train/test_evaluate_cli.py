@@ -148,3 +148,18 @@ def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
         assert score(*argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_a_dataset_holding_training_samples_is_flagged(run, dataset, other, capsys):
+    """The run's seed and config again, even a larger set of them, holds its training samples."""
+    bigger = make_dataset(dataset.parent, "bigger", "image_size: 32\nframes: 8\n", seed=0, n=60)
+    for data, split, shares in (
+        (bigger, "all", True),
+        (dataset, "all", True),
+        (dataset, "test", False),
+        (bigger, "test", False),
+        (other, "all", False),
+    ):
+        assert evaluate([str(run), "--data", str(data), "--split", split, "--workers", "0"]) == 0
+        assert record(run, data, split)["shares_training_samples"] is shares, (data.name, split)
+        assert ("not a held-out score" in capsys.readouterr().err) is shares, (data.name, split)

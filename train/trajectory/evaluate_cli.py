@@ -73,6 +73,8 @@ def training_inputs(state: dict, cfg) -> dict:
         "scene_bounds": train.scene_bounds,
         "classes": meta["classes"],
         "video_shape": meta["video_shape"],
+        "seed": meta.get("seed"),
+        "generator_config": meta.get("config"),
     }
 
 
@@ -89,6 +91,17 @@ def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path)
             raise EvaluationError(
                 f"{data} has {have} {what} a clip; {extractor} was trained on {want}"
             )
+
+
+def shares_training_samples(trained: dict, data_meta: dict, split: str, rendered: bool) -> bool:
+    """Sample ``i`` depends only on (seed, config), so a dataset of the run's training seed
+    and config holds its training samples, whatever its size: in every split for a run
+    trained on rendered samples, in ``all`` and ``train`` for one trained on a folder
+    (splits stay put when a dataset is extended)."""
+    seed = trained.get("seed")
+    same_seed = seed is not None and seed == data_meta.get("seed")
+    same = same_seed and trained.get("generator_config") == data_meta.get("config")
+    return same and (rendered or split in ("all", "train"))
 
 
 def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> dict:
@@ -111,6 +124,13 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
     check_compatible(cfg.extractor, trained, data_meta, args.data)
     own = cfg.data is not None and Path(cfg.data).resolve() == args.data.resolve()
     split = args.split or ("test" if own else "all")
+    overlap = shares_training_samples(trained, data_meta, split, cfg.render is not None)
+    if overlap and not args.quiet:
+        print(
+            f"note: {args.data} has the seed and generator config {cfg.extractor} trained on, "
+            "so it holds training samples: this is not a held-out score",
+            file=sys.stderr,
+        )
     ds = TrajectoryDataset(
         args.data,
         "test" if split == "all" else split,
@@ -149,6 +169,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         "data": str(args.data),
         "split": split,
         "classes": list(trained["classes"]),
+        "shares_training_samples": overlap,
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
     }

@@ -184,6 +184,8 @@ class Run:
                 "scene_bounds": self.train_ds.scene_bounds,
                 "classes": list(self.meta["classes"]),
                 "video_shape": [int(n) for n in self.meta["video_shape"]],
+                "seed": self.meta.get("seed"),
+                "generator_config": self.meta.get("config"),
             },
         }
 
