@@ -1,5 +1,6 @@
 """python -m train.parallel: a round, --top K --resume, a failed run, Ctrl-C, slurm scripts, bad input."""
 
+import argparse
 import importlib.util
 import json
 import os
@@ -199,3 +200,16 @@ def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected)
         code = e.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and expected in err and len(err.splitlines()) == 1, err
+
+
+def test_bench_train_budget_is_the_levels_unless_flags_give_it():
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    defaults = argparse.Namespace(n=None, epochs=None)
+    assert {level: bench.budget(level, defaults) for level in bench.LEVELS} == bench.BUDGETS
+    for level, (n, epochs) in bench.BUDGETS.items():  # the same compute on every level
+        assert round(n * 0.8) * epochs == 16_000, level
+    assert bench.budget("hard", argparse.Namespace(n=300, epochs=2)) == (300, 2)
