@@ -18,6 +18,12 @@ under ``--out``. Targets checked:
 - hard: no extractor above 90%, and (with two seeds or more) neighbouring extractors in
   the ranking further apart than the largest seed-to-seed spread.
 
+The table also ranks each level paired by seed: an extractor's lead over the next one on
+each seed, both trained on the same dataset and scored on the same clips. A dataset seed
+that is easier for every extractor moves their spreads but not their leads, so a lead
+held on every seed and larger than its own spread ranks the two even when their means
+are within each other's spread; the output says which neighbours it ranks so.
+
 Exit 1 when a target is missed. Usage:
 
     python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1]
@@ -138,6 +144,12 @@ def table(
                     "level": level,
                     "extractor": name,
                     "seeds": list(by_seed),
+                    "by_seed": {
+                        seed: r["accuracy"]
+                        for seed, rows_ in by_seed.items()
+                        for r in rows_
+                        if r["extractor"] == name and r["accuracy"] is not None
+                    },
                     "accuracy": accs,
                     "mean": sum(accs) / len(accs) if accs else None,
                     "spread": max(accs) - min(accs) if accs else None,
@@ -151,19 +163,56 @@ def table(
     return rows
 
 
+def ranked(rows: list[dict], level: str) -> list[dict]:
+    """``level``'s rows with a result, best mean first."""
+    return sorted(
+        (r for r in rows if r["level"] == level and r["mean"] is not None), key=lambda r: -r["mean"]
+    )
+
+
+def leads(a: dict, b: dict) -> list[float]:
+    """``a``'s lead over ``b`` on each seed both have, in seed order."""
+    return [
+        a["by_seed"][s] - b["by_seed"][s]
+        for s in a["seeds"]
+        if s in a["by_seed"] and s in b["by_seed"]
+    ]
+
+
+def paired_ranks(a: dict, b: dict) -> bool:
+    """``a`` ahead of ``b`` on every seed (two or more), by more than the leads' own spread."""
+    gaps = leads(a, b)
+    return len(gaps) > 1 and min(gaps) > 0 and sum(gaps) / len(gaps) > max(gaps) - min(gaps)
+
+
 def markdown(rows: list[dict]) -> str:
     head = (
         "| level | extractor | held-out acc per seed (%) | mean (%) | seed spread (pts) "
-        "| future RMSE / extent (%) | per class (%) |\n"
-        "|---|---|---|---:|---:|---:|---|\n"
+        "| lead over the next, per seed (pts) | future RMSE / extent (%) | per class (%) |\n"
+        "|---|---|---|---:|---:|---|---:|---|\n"
     )
-    lines = [
-        f"| {r['level']} | {r['extractor']} | {', '.join(_pct(a) for a in r['accuracy'])} "
-        f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {_pct(r['rmse_fraction'])} "
-        f"| {_per_class(r)} |"
-        for r in rows
-    ]
+    lines = []
+    for level in dict.fromkeys(r["level"] for r in rows):
+        order = ranked(rows, level)
+        order += [r for r in rows if r["level"] == level and r["mean"] is None]
+        for r, below in zip(order, [*order[1:], None], strict=True):
+            gaps = leads(r, below) if below and below["mean"] is not None else []
+            lead = ", ".join(_pct(g) for g in gaps) if gaps else "-"
+            lines.append(
+                f"| {level} | {r['extractor']} | {', '.join(_pct(a) for a in r['accuracy'])} "
+                f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {lead} "
+                f"| {_pct(r['rmse_fraction'])} | {_per_class(r)} |"
+            )
     return head + "\n".join(lines) + "\n"
+
+
+def ranking(rows: list[dict], level: str) -> str:
+    """``i3d > magvit = slowfast``: ``>`` where the paired leads rank two neighbours."""
+    order = ranked(rows, level)
+    text = order[0]["extractor"] if order else ""
+    for a, b in zip(order, order[1:], strict=False):
+        text += (" > " if paired_ranks(a, b) else " = ") + b["extractor"]
+    return text
 
 
 def _per_class(row: dict) -> str:
@@ -188,8 +237,7 @@ def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[st
                 missed.append(f"easy {r['extractor']}: future RMSE >= {TARGET_RMSE_FRACTION}")
         elif r["level"] == "hard" and max(r["accuracy"]) > HARD_ACCURACY:
             missed.append(f"hard {r['extractor']}: held-out accuracy above {HARD_ACCURACY}")
-    hard = sorted((r for r in rows if r["level"] == "hard" and r["mean"] is not None),
-                  key=lambda r: -r["mean"])  # fmt: skip
+    hard = ranked(rows, "hard")
     if len(hard) > 1 and len(hard[0]["accuracy"]) > 1:
         spread = max(r["spread"] for r in hard)
         for a, b in zip(hard, hard[1:], strict=False):
@@ -249,6 +297,10 @@ def main() -> int:
           f"{args.eval_seed}, {len(os.sched_getaffinity(0))} cores; minutes per round "
           f"{ {k: [round(m, 1) for m in v] for k, v in minutes.items()} }\n")  # fmt: skip
     print(text)
+    for level in args.preset:
+        if len(args.seeds) > 1:
+            print(f"{level}, paired by seed ('=' where a lead is not held on every seed or is "
+                  f"within its own spread): {ranking(rows, level)}")  # fmt: skip
     missed = missed_targets(rows, minutes)
     print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)))
     return 1 if missed else 0

@@ -275,3 +275,31 @@ def test_bench_train_refuses_to_score_on_a_seed_it_trains_on(monkeypatch, capsys
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert e.value.code == 2 and "also a training seed" in capsys.readouterr().err
+
+
+def test_bench_train_ranks_by_leads_paired_by_seed():
+    """An easier seed lifts every extractor: the means sit within one spread, the leads hold."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ease = {0: 0.0, 1: 0.04, 2: -0.01}  # seed 1 is 4 points easier for everyone
+    base = {"i3d": 0.70, "magvit": 0.68, "slowfast": 0.60, "transformer": 0.59}
+    flip = {0: 0.02, 1: -0.02, 2: 0.03}  # transformer's lead over... nobody: it flips
+
+    def record(name, seed):
+        acc = base[name] + ease[seed] + (flip[seed] if name == "transformer" else 0.0)
+        return {"extractor": name, "accuracy": acc, "future_rmse_fraction": 0.1,
+                "per_class_accuracy": [acc] * 7}  # fmt: skip
+
+    results = {"hard": {s: [record(n, s) for n in base] for s in ease}}
+    rows = bench.table(results, list(base), {"hard": SEVEN})
+    missed = bench.missed_targets(rows, {})
+    assert any("i3d and magvit 2.0 pts apart, within the seed spread" in m for m in missed)
+    assert bench.ranking(rows, "hard") in (
+        "i3d > magvit > transformer = slowfast",
+        "i3d > magvit > slowfast = transformer",
+    )
+    text = bench.markdown(rows)
+    assert "| hard | i3d | 70.0, 74.0, 69.0 | 71.0 | 5.0 | 2.0, 2.0, 2.0 |" in text
