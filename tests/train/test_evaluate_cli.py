@@ -163,3 +163,15 @@ def test_a_dataset_holding_training_samples_is_flagged(run, dataset, other, caps
         assert evaluate([str(run), "--data", str(data), "--split", split, "--workers", "0"]) == 0
         assert record(run, data, split)["shares_training_samples"] is shares, (data.name, split)
         assert ("not a held-out score" in capsys.readouterr().err) is shares, (data.name, split)
+
+
+def test_weights_that_do_not_fit_the_model_are_one_line(run, other, tmp_path, capsys):
+    """A checkpoint whose config names another extractor than its weights were trained as."""
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    state = load_checkpoint(run / "best.pt")
+    state["config"]["extractor"] = "magvit"
+    save_checkpoint(odd / "best.pt", state)
+    assert score(odd, "--data", other) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weights do not fit magvit" in err and len(err.splitlines()) == 1, err

@@ -131,17 +131,24 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
             "so it holds training samples: this is not a held-out score",
             file=sys.stderr,
         )
+    dealt = {"fractions": ALL_SAMPLES} if split == "all" else {}  # else the run's own deal
     ds = TrajectoryDataset(
         args.data,
         "test" if split == "all" else split,
-        fractions=ALL_SAMPLES if split == "all" else (0.8, 0.1, 0.1),
+        **dealt,
         split_seed=cfg.split_seed,
         frame_stride=cfg.frame_stride,
         normalize=False,
         stats=(trained["mean"], trained["std"]),
     )
     model = cfg.build_model(len(ds.cameras), len(trained["classes"]))
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:  # missing, unexpected or misshapen tensors
+        detail = str(e).strip().splitlines()[0]
+        raise EvaluationError(
+            f"{path}: its weights do not fit {cfg.extractor} ({detail})"
+        ) from None
     pipeline = InputPipeline(
         normalize=ds.normalize_batch,
         subtract_background=cfg.subtract_background,
@@ -182,13 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
-    from train.distributed import DeviceError, setup
+    from train.distributed import DeviceError, DistContext, pick_device
     from train.trajectory.preflight import PreflightError, check_dataset
 
     prog = "python -m train.evaluate"
     try:
         data_meta = check_dataset(args.data)
-        ctx = setup(args.device)
+        ctx = DistContext(0, 1, 0, pick_device(args.device))  # one process scores it all
         for run in args.runs:
             if not run.is_dir():
                 raise EvaluationError(f"run folder {run} does not exist")
