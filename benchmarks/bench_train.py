@@ -131,25 +131,21 @@ def table(
     rows = []
     for level, by_seed in results.items():
         for name in extractors:
-            runs = [
-                next((r for r in rows_ if r["extractor"] == name), None)
-                for rows_ in by_seed.values()
-            ]
-            runs = [r for r in runs if r and r["accuracy"] is not None]
-            accs = [r["accuracy"] for r in runs]
-            rmses = [r["future_rmse_fraction"] for r in runs if r["future_rmse_fraction"]]
-            per_class = [r["per_class_accuracy"] for r in runs if r["per_class_accuracy"]]
+            runs = {  # seed -> this extractor's record, where it has a result
+                seed: r
+                for seed, records in by_seed.items()
+                for r in records
+                if r["extractor"] == name and r["accuracy"] is not None
+            }
+            accs = [r["accuracy"] for r in runs.values()]
+            rmses = [r["future_rmse_fraction"] for r in runs.values() if r["future_rmse_fraction"]]
+            per_class = [r["per_class_accuracy"] for r in runs.values() if r["per_class_accuracy"]]
             rows.append(
                 {
                     "level": level,
                     "extractor": name,
                     "seeds": list(by_seed),
-                    "by_seed": {
-                        seed: r["accuracy"]
-                        for seed, rows_ in by_seed.items()
-                        for r in rows_
-                        if r["extractor"] == name and r["accuracy"] is not None
-                    },
+                    "by_seed": {seed: r["accuracy"] for seed, r in runs.items()},
                     "accuracy": accs,
                     "mean": sum(accs) / len(accs) if accs else None,
                     "spread": max(accs) - min(accs) if accs else None,

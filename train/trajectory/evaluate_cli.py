@@ -47,35 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def training_inputs(state: dict, cfg) -> dict:
-    """What the run's model was fed: input statistics, scene box, classes and clip shape.
-
-    Stored in checkpoints since ``python -m train.evaluate`` exists; an older checkpoint
-    is completed from the run's training data, if that can still be read.
-    """
+def stored_inputs(state: dict, cfg) -> dict:
+    """What the run's model was fed (``loop.training_inputs``), from its checkpoint; a
+    checkpoint from before they were stored is completed from the run's training data."""
     if "inputs" in state:
         return state["inputs"]
-    from generator.dataformat.dataset import DatasetError
-    from train.trajectory.loop import datasets
-    from train.trajectory.preflight import PreflightError, check_dataset, check_render
+    from generator.dataformat.dataset import DatasetError, read_metadata
+    from train.trajectory.loop import datasets, training_inputs
+    from train.trajectory.preflight import PreflightError, check_render
 
     try:
-        meta = check_render(cfg) if cfg.render is not None else check_dataset(Path(cfg.data))
-        train = datasets(cfg, meta)[0]
+        meta = check_render(cfg) if cfg.render is not None else read_metadata(Path(cfg.data))
+        return training_inputs(datasets(cfg, meta)[0], meta)
     except (PreflightError, DatasetError) as e:
         raise EvaluationError(
             f"{cfg.out_dir}: the checkpoint predates stored input statistics and the run's "
             f"training data cannot be read ({e})"
         ) from None
-    return {
-        "mean": train.mean,
-        "std": train.std,
-        "scene_bounds": train.scene_bounds,
-        "classes": meta["classes"],
-        "video_shape": meta["video_shape"],
-        "seed": meta.get("seed"),
-        "generator_config": meta.get("config"),
-    }
 
 
 def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path) -> None:
@@ -120,7 +108,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         cfg = TrainConfig.model_validate(state["config"])
     except ValueError as e:  # pydantic's ValidationError is one
         raise EvaluationError(f"{path}: its config does not load ({e})") from None
-    trained = training_inputs(state, cfg)
+    trained = stored_inputs(state, cfg)
     check_compatible(cfg.extractor, trained, data_meta, args.data)
     own = cfg.data is not None and Path(cfg.data).resolve() == args.data.resolve()
     split = args.split or ("test" if own else "all")

@@ -108,6 +108,20 @@ def datasets(cfg: TrainConfig, meta: dict) -> tuple:
     )
 
 
+def training_inputs(train_ds, meta: dict) -> dict[str, Any]:
+    """What evaluating the weights on other data needs (``python -m train.evaluate``): the
+    input statistics, scene box, classes and clip shape, and the data's seed and config."""
+    return {
+        "mean": train_ds.mean,
+        "std": train_ds.std,
+        "scene_bounds": train_ds.scene_bounds,
+        "classes": list(meta["classes"]),
+        "video_shape": [int(n) for n in meta["video_shape"]],
+        "seed": meta.get("seed"),
+        "generator_config": meta.get("config"),
+    }
+
+
 class Run:
     """The state of one run on one process; ``fit`` trains and tests it."""
 
@@ -178,15 +192,7 @@ class Run:
             "config": self.cfg.model_dump(mode="json"),
             "best": self.best,
             "elapsed_seconds": self.elapsed,
-            "inputs": {  # what evaluating the weights on other data needs (python -m train.evaluate)
-                "mean": self.train_ds.mean,
-                "std": self.train_ds.std,
-                "scene_bounds": self.train_ds.scene_bounds,
-                "classes": list(self.meta["classes"]),
-                "video_shape": [int(n) for n in self.meta["video_shape"]],
-                "seed": self.meta.get("seed"),
-                "generator_config": self.meta.get("config"),
-            },
+            "inputs": training_inputs(self.train_ds, self.meta),
         }
 
     # ---------------------------------------------------------- loops
