@@ -81,15 +81,18 @@ def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path)
             )
 
 
-def shares_training_samples(trained: dict, data_meta: dict, split: str, rendered: bool) -> bool:
-    """Sample ``i`` depends only on (seed, config), so a dataset of the run's training seed
-    and config holds its training samples, whatever its size: in every split for a run
-    trained on rendered samples, in ``all`` and ``train`` for one trained on a folder
-    (splits stay put when a dataset is extended)."""
+def same_samples(trained: dict, data_meta: dict) -> bool:
+    """Sample ``i`` depends only on (seed, config): a dataset of the run's training seed and
+    config holds the run's samples, whatever its size or path."""
     seed = trained.get("seed")
     same_seed = seed is not None and seed == data_meta.get("seed")
-    same = same_seed and trained.get("generator_config") == data_meta.get("config")
-    return same and (rendered or split in ("all", "train"))
+    return same_seed and trained.get("generator_config") == data_meta.get("config")
+
+
+def shares_training_samples(trained: dict, data_meta: dict, split: str, rendered: bool) -> bool:
+    """In every split for a run trained on rendered samples, in ``all`` and ``train`` for
+    one trained on a folder (splits stay put when a dataset is extended)."""
+    return same_samples(trained, data_meta) and (rendered or split in ("all", "train"))
 
 
 def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> dict:
@@ -110,7 +113,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         raise EvaluationError(f"{path}: its config does not load ({e})") from None
     trained = stored_inputs(state, cfg)
     check_compatible(cfg.extractor, trained, data_meta, args.data)
-    own = cfg.data is not None and Path(cfg.data).resolve() == args.data.resolve()
+    # The run's own dataset (or a copy, or an extension of it), wherever it is now.
+    own = cfg.render is None and same_samples(trained, data_meta)
     split = args.split or ("test" if own else "all")
     overlap = shares_training_samples(trained, data_meta, split, cfg.render is not None)
     if overlap and not args.quiet:
