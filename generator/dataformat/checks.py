@@ -55,6 +55,10 @@ class Report:
         else:
             self.lines.append(f"ok   {name}" + (f": {ok_detail}" if ok_detail else ""))
 
+    def skip(self, name: str, why: str) -> None:
+        """A check group that did not run: neither ok nor failed."""
+        self.lines.append(f"skip {name}: {why}")
+
 
 def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[str], int | None]:
     """Schema and consistency problems of one label's bytes, and its class if it parses."""

@@ -10,7 +10,8 @@ manifest records; a damaged file is one line naming it, never a traceback.
 ``--quick`` checks videos' type and size but does not read them. A dataset made
 with ``ground_truth: {enabled: true}`` also has each label's per-frame ground truth
 re-derived from its positions and the metadata's cameras (the check is handed in by
-the command line, which knows the renderer; ``validate`` without it skips that group).
+the command line, which knows the renderer; ``validate`` without it says the group was not
+checked).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def validate(
     layout = Layout(root, meta["stem_width"])
     _check_fingerprint(rep, layout, meta)
     gt_check = ground_truth_check if has_ground_truth(meta) else None
+    if has_ground_truth(meta) and gt_check is None:  # said, so a skipped check is not an ok
+        rep.skip("ground truth", "not checked (validate(..., ground_truth_check=...))")
     # no mutate: a dataset from before formats has no "format", and any default but "shards" reads it as pt
     if meta.get("format", "pt") == "shards":  # pragma: no mutate
         check_shards(root, meta, rep, quick, workers, gt_check)

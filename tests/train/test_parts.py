@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from generator.__main__ import main as generate
 from train.checkpoint import restore_rng_state, rng_state
 from train.trajectory.config import TrainConfigError, build_config, resumed_config
 from train.trajectory.evaluate import FutureScale, summarise, task_loss, trajectory_target
@@ -225,3 +226,19 @@ def test_preflight_counts_the_model_the_run_builds():
     assert count_parameters(cfg(trajectory_weight=0.0), 4, 7) > plain  # a wider class head
     options = cfg(trajectory_weight=0.0, extractor_options={"readout": "global"})
     assert count_parameters(options, 4, 4) != plain
+
+
+def test_a_damaged_dataset_with_ground_truth_is_refused_naming_the_failure(tmp_path):
+    """The trainer's quick validation skips the ground-truth group; its error names what
+    failed, not the skipped group."""
+    from train.trajectory import preflight
+
+    (tmp_path / "gt.yaml").write_text("image_size: 32\nframes: 8\nground_truth: {enabled: true}\n")
+    root = tmp_path / "ds"
+    args = ["--n", "24", "--out", root, "--workers", "1", "--config", tmp_path / "gt.yaml"]
+    assert generate([str(a) for a in [*args, "--quiet"]]) == 0
+    (root / "labels" / "sample_0003.json").unlink()
+    with pytest.raises(preflight.PreflightError) as info:
+        preflight.check_dataset(root)
+    message = str(info.value)
+    assert "failed validation: FAIL" in message and "skip" not in message, message

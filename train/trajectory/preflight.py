@@ -54,7 +54,7 @@ def check_dataset(root: Path) -> dict:
         raise PreflightError(str(e)) from None
     report = validate(root, quick=True, workers=2)
     if report.failed:
-        failures = [line.strip() for line in report.lines if not line.startswith("ok")]
+        failures = [line.strip() for line in report.lines if not line.startswith(("ok", "skip"))]
         first = "; ".join(failures[:2])
         raise PreflightError(
             f"dataset {root} failed validation: {first} (run python -m generator validate {root})"
