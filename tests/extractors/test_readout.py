@@ -66,8 +66,9 @@ def test_cnn_extractors_read_an_8x8_early_map_and_the_last_one(name):
     assert shapes["coarse"][-2] <= 4, shapes
 
 
-def test_transformer_reads_its_patch_token_grid():
-    model = create_extractor("transformer", "tiny").eval()
+@pytest.mark.parametrize("stem", ["tubelet", "conv"])
+def test_transformer_reads_its_patch_token_grid(stem):
+    model = create_extractor("transformer", "tiny", stem=stem).eval()
     assert isinstance(model.readout, TrajectoryReadout)
     seen = {}
     model.readout.register_forward_hook(lambda m, inp, out: seen.update(x=tuple(inp[0].shape)))
@@ -90,3 +91,12 @@ def test_embed_dim_must_split_into_steps():
     with pytest.raises(ExtractorConfigError, match="readout_fine"):
         create_extractor("i3d", "tiny", embed_dim=264, readout_steps=8)  # 33 per step
     assert create_extractor("i3d", "tiny", embed_dim=264, readout_fine=False).embed_dim == 264
+
+
+def test_transformer_conv_stem_is_convolutions_down_to_the_tubelet_grid():
+    stem = create_extractor("transformer", "tiny", stem="conv").patch_embed
+    convs = [m for m in stem if isinstance(m, torch.nn.Conv3d)]
+    strides = torch.tensor([c.stride for c in convs]).prod(0).tolist()
+    assert strides == [4, 8, 8] and len(convs) == 4  # 3 strided 3x3x3 layers, 1x1x1 out
+    assert all(c.kernel_size == (3, 3, 3) for c in convs[:-1])
+    assert convs[-1].out_channels == 96
