@@ -22,7 +22,8 @@ The table also ranks each level paired by seed: an extractor's lead over the nex
 each seed, both trained on the same dataset and scored on the same clips. A dataset seed
 that is easier for every extractor moves their spreads but not their leads, so a lead
 held on every seed and larger than its own spread ranks the two even when their means
-are within each other's spread; the output says which neighbours it ranks so.
+are within each other's spread; the output says which neighbours it ranks so, and gives
+each pair's mean lead, its standard deviation and a paired t-test over the seeds.
 
 Exit 1 when a target is missed. Usage:
 
@@ -35,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -211,6 +214,30 @@ def ranking(rows: list[dict], level: str) -> str:
     return text
 
 
+def paired_tests(rows: list[dict], level: str) -> list[str]:
+    """One line per neighbouring pair: the mean lead, its standard deviation over the
+    seeds and a paired t-test on the per-seed accuracies (two-sided)."""
+    from scipy import stats
+
+    order = ranked(rows, level)
+    lines = []
+    for a, b in zip(order, order[1:], strict=False):
+        gaps = leads(a, b)
+        if len(gaps) < 2:
+            continue
+        mean, sd = statistics.mean(gaps), statistics.stdev(gaps)
+        if sd == 0:
+            t, p = math.copysign(math.inf, mean) if mean else 0.0, 0.0 if mean else 1.0
+        else:
+            t = mean / (sd / math.sqrt(len(gaps)))
+            p = float(2 * stats.t.sf(abs(t), len(gaps) - 1))
+        lines.append(
+            f"{a['extractor']} over {b['extractor']}: lead {100 * mean:.1f} +- {100 * sd:.1f} "
+            f"pts, paired t {t:.1f} ({len(gaps) - 1} df), p {p:.3g}"
+        )
+    return lines
+
+
 def _per_class(row: dict) -> str:
     """``line 98, circ 95, ...``: each class's accuracy, named as the dataset names it."""
     if not row["per_class"]:
@@ -297,6 +324,7 @@ def main() -> int:
         if len(args.seeds) > 1:
             print(f"{level}, paired by seed ('=' where a lead is not held on every seed or is "
                   f"within its own spread): {ranking(rows, level)}")  # fmt: skip
+            print("  " + "\n  ".join(paired_tests(rows, level)))
     missed = missed_targets(rows, minutes)
     print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)))
     return 1 if missed else 0

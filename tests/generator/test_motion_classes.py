@@ -301,5 +301,10 @@ def test_bench_train_ranks_by_leads_paired_by_seed():
         "i3d > magvit > transformer = slowfast",
         "i3d > magvit > slowfast = transformer",
     )
+    tests = bench.paired_tests(rows, "hard")
+    assert tests[0] == "i3d over magvit: lead 2.0 +- 0.0 pts, paired t inf (2 df), p 0"
+    assert tests[1].startswith("magvit over ") and tests[1].endswith("(2 df), p 0")
+    # slowfast and the transformer tie on average, the lead changing sign with the seed
+    assert tests[2].endswith("lead 0.0 +- 2.6 pts, paired t 0.0 (2 df), p 1"), tests[2]
     text = bench.markdown(rows)
     assert "| hard | i3d | 70.0, 74.0, 69.0 | 71.0 | 5.0 | 2.0, 2.0, 2.0 |" in text
