@@ -97,7 +97,7 @@ def test_factory_without_embed_dim_is_rejected(clean_registry):
         ("slowfast", {"slow_stem_dim_out": 10, "beta_inv": 4}, "beta_inv"),
         ("transformer", {"embed_dim": 100, "num_heads": 3}, "num_heads"),
         ("transformer", {"tubelet": (4, 8)}, "tubelet"),
-        ("transformer", {"tubelet": (3, 8, 8)}, "tubelet"),  # the conv stem halves
+        ("transformer", {"stem": "conv", "tubelet": (3, 8, 8)}, "tubelet"),
         ("transformer", {"stem": "resnet"}, "stem"),
         ("magvit", {"latent_dim": 0}, "latent_dim"),
         ("magvit", {"temporal_downsample": (True, True)}, "temporal_downsample"),
