@@ -178,6 +178,25 @@ def test_per_extractor_settings_of_a_preset():
     assert flag.lr == 0.1
 
 
+def test_per_extractor_settings_of_a_config_file(tmp_path):
+    """One recipe file for train.parallel's four runs, one extractor's settings apart."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "position_channels: false\n"
+        "per_extractor:\n  transformer: {extractor_options: {stem: conv}, lr: 0.0005}\n"
+    )
+    values = {"data": "d", "out": "o", "epochs": 1}
+    ours = build_config({"extractor": "transformer", **values}, recipe)
+    other = build_config({"extractor": "i3d", **values}, recipe)
+    assert ours.extractor_options == {"stem": "conv"} and ours.lr == 5e-4
+    assert other.extractor_options == {} and other.lr == 1e-3 and not other.position_channels
+    model = ours.build_model(num_cameras=4, num_classes=4)
+    assert model.extractor.extractor_config.stem == "conv"
+    recipe.write_text("per_extractor: [transformer]\n")
+    with pytest.raises(TrainConfigError, match="recipe.yaml: per_extractor must map"):
+        build_config({"extractor": "i3d", **values}, recipe)
+
+
 def test_extractor_options_reach_the_extractor():
     """Through TrainConfig.build_model, the one way the trainer builds its network."""
     values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1}

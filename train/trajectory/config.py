@@ -163,6 +163,16 @@ PER_EXTRACTOR = "per_extractor"
 """Key of a preset YAML mapping an extractor's name to settings that replace the preset's for it."""
 
 
+def for_extractor(values: dict[str, Any], extractor: str | None, where: str) -> dict[str, Any]:
+    """``values`` with its ``per_extractor`` settings for ``extractor`` on top."""
+    values = dict(values)
+    specific = values.pop(PER_EXTRACTOR, None) or {}
+    if not isinstance(specific, dict) or not all(isinstance(v, dict) for v in specific.values()):
+        raise TrainConfigError(f"{where}: {PER_EXTRACTOR} must map extractor names to settings")
+    values.update(specific.get(extractor) or {})
+    return values
+
+
 def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
     """The preset's recipe, with its ``per_extractor`` settings for ``extractor`` on top.
 
@@ -170,23 +180,17 @@ def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
     lr that suits the ResNets (a 32-clip batch is memorised in 60 AdamW steps
     at 3e-4, not at all at 1e-3), so ``tiny.yaml`` gives it its own.
     """
-    values = dict(preset_values(preset))
-    specific = values.pop(PER_EXTRACTOR, None) or {}
-    if not isinstance(specific, dict) or not all(isinstance(v, dict) for v in specific.values()):
-        raise TrainConfigError(
-            f"preset {preset!r}: {PER_EXTRACTOR} must map extractor names to settings"
-        )
-    values.update(specific.get(extractor) or {})
-    return values
+    return for_extractor(preset_values(preset), extractor, f"preset {preset!r}")
 
 
 def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
-    """Preset YAML (with its settings for this extractor), then the ``config`` file (a path or a
-    shipped name), then ``values`` (flags), validated once."""
+    """Preset YAML, then the ``config`` file (a path or a shipped name), each with its
+    settings for this extractor, then ``values`` (flags), validated once."""
     preset = values.get("preset") or "tiny"
     merged = preset_for(preset, values.get("extractor"))
-    if config is not None:
-        merged.update(read_yaml(config_file("train", config, TrainConfigError)))
+    if config is not None:  # a config file may have per_extractor settings too
+        path = config_file("train", config, TrainConfigError)
+        merged.update(for_extractor(read_yaml(path), values.get("extractor"), str(path)))
     merged.update({k: v for k, v in values.items() if v is not None})
     merged["preset"] = merged.get("preset") or preset
     try:
