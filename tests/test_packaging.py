@@ -220,12 +220,11 @@ def test_the_wheel_alone_generates_trains_and_plans_saliency(tmp_path):
     assert "i3d" in run("trajgen-extractors", "list", "i3d", "--preset", "tiny")
 
 
-def test_a_shipped_config_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
+def test_a_shipped_config_is_found_by_name_from_any_folder(in_tmp_path):
     from train.jepa.config import load_config as jepa_config
     from train.saliency.config import ConfigError, load_config
     from train.trajectory.config import TrainConfigError, build_config
 
-    monkeypatch.chdir(tmp_path)
     assert jepa_config("cifar10") == jepa_config(ROOT / "configs" / "jepa" / "cifar10.yaml")
     assert load_config("baseline_tiny").name == "baseline_tiny"
     values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1}

@@ -72,9 +72,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def place(tmp_path, monkeypatch, tiny_dataset):
+def place(in_tmp_path, monkeypatch, tiny_dataset):
     """A scratch working directory holding what the table names, S3 mocked, the network closed."""
-    monkeypatch.chdir(tmp_path)
+    tmp_path = in_tmp_path
     (tmp_path / "empty").mkdir()
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "file").write_text("x")

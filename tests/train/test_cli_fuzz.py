@@ -31,9 +31,9 @@ TEXT = ["", " ", "\n", "a\nb", "ünï©ødé", "\x00", "--", "-", "$(touch PWNED
 
 
 @pytest.fixture
-def place(tmp_path, monkeypatch):
+def place(in_tmp_path, monkeypatch):
     """A scratch folder as the working directory, with the paths the table refers to."""
-    monkeypatch.chdir(tmp_path)
+    tmp_path = in_tmp_path
     monkeypatch.setattr("train.slurm.shutil.which", lambda name: None)
     (tmp_path / "empty").mkdir()
     os.mkfifo(tmp_path / "fifo")

@@ -59,11 +59,10 @@ def test_own_dataset_defaults_to_the_test_split_and_repeats_the_runs_test_scores
     assert got["future_rmse"] == pytest.approx(results["test_future_rmse"], rel=1e-5)
 
 
-def test_own_dataset_is_known_by_its_samples_not_its_path(run, dataset, tmp_path, monkeypatch):
+def test_own_dataset_is_known_by_its_samples_not_its_path(run, dataset, tmp_path, in_tmp_path):
     """A copy (or a relative --data from another folder) still deals the run's test split."""
     copy = tmp_path / "moved"
     shutil.copytree(dataset, copy)
-    monkeypatch.chdir(tmp_path)
     assert score(run, "--data", "moved") == 0
     got = json.loads((run / "evaluations" / "moved.test.json").read_text())
     results = json.loads((run / "results.json").read_text())

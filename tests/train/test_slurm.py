@@ -63,10 +63,9 @@ def no_injection(*roots: Path) -> None:
         assert not list(root.rglob("PWNED*")), "a value was executed by the shell"
 
 
-def test_trainer_script_runs_with_hostile_paths(standins, tmp_path, monkeypatch, capsys):
+def test_trainer_script_runs_with_hostile_paths(standins, tmp_path, in_tmp_path, capsys):
     base = tmp_path / HOSTILE
     out, data = base / "runs", base / "data"
-    monkeypatch.chdir(tmp_path)
     args = ["--extractors", "i3d", "--data", str(data), "--epochs", "3", "--out", str(out)]
     assert train_parallel([*args, "--launcher", "slurm", "--gpus-per-run", "2"]) == 0, (
         capsys.readouterr()
@@ -97,13 +96,12 @@ def test_printed_sbatch_command_runs_as_printed(standins, tmp_path, monkeypatch,
     no_injection(tmp_path, standins)
 
 
-def test_saliency_script_runs_with_hostile_name_and_paths(standins, tmp_path, monkeypatch, capsys):
+def test_saliency_script_runs_with_hostile_name_and_paths(standins, tmp_path, in_tmp_path, capsys):
     base = tmp_path / HOSTILE
     base.mkdir()
     config = base / "variant.yaml"
     config.write_text(yaml.safe_dump({"name": HOSTILE, "data": {"path": str(base / "data")}}))
     out = base / "runs"
-    monkeypatch.chdir(tmp_path)
     args = ["--configs", str(config), "--out", str(out), "--launcher", "slurm"]
     assert saliency_parallel(args) == 0, capsys.readouterr()
     (srun,) = decoded(recorded(standins, "srun"))
