@@ -381,26 +381,32 @@ class SceneDecorator:
         balls_drawn = [self._draw_ball(ball, look, count) for ball in balls]
         visible = coverage.astype(np.float32, copy=True)
         for i, cam in enumerate(self.renderer.cams):
-            depths, alphas, colours = [], [], []  # per layer: (T * S * S,), and (3, T * S * S)
+            # Only the pixels some layer covers are gathered, layer by layer (L, n).
+            covered = np.zeros((count, pixels), dtype=bool)
             if pillars and cam.R.ndim == 3:  # a moving camera sees them anew in each frame
                 d, c = _posed_pillars(cam, size, pillars, look)
-                depths.append(d.ravel())
-                alphas.append(np.isfinite(d).ravel().astype(np.float32))
-                colours.append(c.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float32))
-            elif pillars:
+                pillar = (d.reshape(count, pixels), c.transpose(1, 0, 2, 3).reshape(3, count, -1))
+            elif pillars:  # the same in every frame
                 d, c = _pillar_layer(cam, size, pillars, look)
-                depths.append(np.tile(d.ravel(), count))
-                alphas.append(np.tile(np.isfinite(d).ravel().astype(np.float32), count))
-                colours.append(np.tile(c.reshape(3, -1).astype(np.float32), count))
+                pillar = (d.reshape(1, pixels), c.reshape(3, 1, pixels))
+            if pillars:
+                covered |= np.isfinite(pillar[0])
+            for _, _, alpha in balls_drawn:
+                covered |= alpha[i].reshape(count, pixels) > 0
+            frame, pixel = np.nonzero(covered)
+            sel = frame * pixels + pixel
+            depths, alphas, colours = [], [], []
+            if pillars:
+                at = (np.minimum(frame, len(pillar[0]) - 1), pixel)
+                depths.append(pillar[0][at])
+                alphas.append(np.isfinite(depths[-1]).astype(np.float32))
+                colours.append(pillar[1][:, at[0], at[1]].astype(np.float32))
             for depth, colour, alpha in balls_drawn:
-                depths.append(np.repeat(depth[i], pixels))
-                alphas.append(alpha[i].ravel())
-                colours.append(colour[i].reshape(3, -1))
-            alpha_all = np.stack(alphas)
-            sel = np.flatnonzero(alpha_all.max(axis=0) > 0)
-            layer_depth, layer_alpha = np.stack(depths)[:, sel], alpha_all[:, sel]
-            layer_colour = np.stack(colours)[:, :, sel]  # (L, 3, n)
-            frame, pixel = np.divmod(sel, pixels)
+                depths.append(depth[i][frame])
+                alphas.append(alpha[i].reshape(count, pixels)[frame, pixel])
+                colours.append(colour[i].reshape(3, count, pixels)[:, frame, pixel])
+            layer_depth, layer_alpha = np.stack(depths), np.stack(alphas)
+            layer_colour = np.stack(colours)  # (L, 3, n)
             rows, cols = np.divmod(pixel, size)
             a0 = coverage[i].reshape(-1)[sel].astype(np.float32)
             nearer = layer_depth < target_depth[i][frame]  # the layer hides the target
