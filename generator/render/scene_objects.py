@@ -295,6 +295,63 @@ def _posed_pillars(
     return depth, colour
 
 
+@numba.njit(cache=True, nogil=True)
+def _paint_layers(
+    clip, frame, rows, cols, depth, alpha, colour, a0, target_depth, noise, has_noise, visible, sel
+):
+    """Blend layers far to near into ``clip`` (T, 3, S, S) at the pixels they cover; their coverage of the target into ``visible``.
+
+    Pixel ``j`` is (``frame[j]``, ``rows[j]``, ``cols[j]``), flat index ``sel[j]``; per layer
+    ``depth`` (L, n), ``alpha`` (L, n) and ``colour`` (L, 3, n). A layer nearer than the
+    target hides it; a farther one shows only where the target's coverage ``a0`` leaves
+    room. Painted pixels get ``noise`` in proportion to the paint. Compiled, as numpy's
+    version sorted and gathered whole (L, n) arrays per step; the float32 steps are the
+    same, in the same order (layers by depth, stable; the product over layers in layer
+    order), so the bytes are too.
+    """
+    one = np.float32(1.0)
+    layers, n = depth.shape
+    order = np.empty(layers, dtype=np.int64)
+    for j in range(n):
+        f, y, x = frame[j], rows[j], cols[j]
+        for k in range(layers):  # insertion sort, far to near; ties keep layer order
+            m = k
+            while m > 0 and depth[order[m - 1], j] < depth[k, j]:
+                order[m] = order[m - 1]
+                m -= 1
+            order[m] = k
+        r = np.float32(clip[f, 0, y, x])
+        g = np.float32(clip[f, 1, y, x])
+        b = np.float32(clip[f, 2, y, x])
+        keep = one
+        for k in range(layers):
+            idx = order[k]
+            a = alpha[idx, j] if depth[idx, j] < target_depth[f] else alpha[idx, j] * (one - a0[j])
+            r = r + (colour[idx, 0, j] - r) * a
+            g = g + (colour[idx, 1, j] - g) * a
+            b = b + (colour[idx, 2, j] - b) * a
+            keep = keep * (one - a)
+        if has_noise:
+            r = r + (one - keep) * np.float32(noise[f, 0, y, x])
+            g = g + (one - keep) * np.float32(noise[f, 1, y, x])
+            b = b + (one - keep) * np.float32(noise[f, 2, y, x])
+        clip[f, 0, y, x] = _byte(r)
+        clip[f, 1, y, x] = _byte(g)
+        clip[f, 2, y, x] = _byte(b)
+        hidden = one
+        for k in range(layers):
+            if depth[k, j] < target_depth[f]:
+                hidden = hidden * (one - alpha[k, j])
+        visible[sel[j]] = a0[j] * hidden
+
+
+@numba.njit(cache=True, nogil=True)
+def _byte(value):
+    """A float32 value + 0.5, clipped to [0, 255] and truncated: rounded to a byte."""
+    value = value + np.float32(0.5)
+    return np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+
+
 @dataclass(frozen=True)
 class Extras:
     """What a sample added: for the label, and the target's visible coverage (V, T, S, S)."""
@@ -409,20 +466,12 @@ class SceneDecorator:
             layer_colour = np.stack(colours)  # (L, 3, n)
             rows, cols = np.divmod(pixel, size)
             a0 = coverage[i].reshape(-1)[sel].astype(np.float32)
-            nearer = layer_depth < target_depth[i][frame]  # the layer hides the target
-            effective = layer_alpha * np.where(nearer, np.float32(1.0), 1.0 - a0)
-            out = video[i][frame, :, rows, cols].astype(np.float32).T  # (3, n)
-            keep = np.ones(len(sel), dtype=np.float32)
-            ar = np.arange(len(sel))
-            for idx in np.argsort(-layer_depth, axis=0, kind="stable"):  # far to near
-                a = effective[idx, ar]
-                out += (layer_colour[idx, :, ar].T - out) * a
-                keep *= 1.0 - a
-            if noise is not None:
-                out += (1.0 - keep) * noise[i][frame, :, rows, cols].T
-            video[i][frame, :, rows, cols] = np.clip(out + np.float32(0.5), 0.0, 255.0).T
-            hidden = np.prod(np.where(nearer, 1.0 - layer_alpha, np.float32(1.0)), axis=0)
-            visible[i].reshape(-1)[sel] = a0 * hidden
+            has_noise = noise is not None
+            _paint_layers(
+                video[i], frame, rows, cols, layer_depth, layer_alpha, layer_colour, a0,
+                target_depth[i], noise[i] if has_noise else video[i], has_noise,
+                visible[i].reshape(-1), sel,
+            )  # fmt: skip
         return visible
 
     def _draw_ball(
