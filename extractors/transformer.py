@@ -29,9 +29,10 @@ does. Not here: ViViT's initialisation from an image-pretrained ViT.
 ``stem: conv`` makes the tokens with stride-2 3x3x3 convolutions down to the
 same grid instead (ViT-C, Xiao et al., NeurIPS 2021; its padded convolutions
 keep a partial tubelet at the end). One linear map per tubelet finds a small
-ball in colour inputs slowly, or not at all: on the hard level (5,000 clips of
-seed 3, 4 epochs, ``--config colour``) the tubelet transformer stayed at chance
-(14.5% on 2,000 held-out clips) and the conv stem reached 62.9%; on the easy
+ball in colour inputs slowly, or not at all: on the hard level (5,000 clips,
+4 epochs, dataset seeds 0-3) the tubelet transformer stayed at chance (13.8-14.5%
+on 2,000 held-out clips) and the conv stem reached 61.6-65.8%, which is why
+``configs/train/colour.yaml`` gives the transformer the stem; on the easy
 level with ``--config colour`` (800 clips, 4 epochs) validation accuracy was
 41% and 77%. With position channels (the easy recipe) tubelets do a little
 better: 96.2 and 96.6% held-out on seeds 1 and 2 against 95.2 and 95.6%. It
