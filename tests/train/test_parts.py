@@ -197,7 +197,6 @@ def test_per_extractor_settings_of_a_config_file(tmp_path):
         build_config({"extractor": "i3d", **values}, recipe)
 
 
-
 def test_the_colour_recipe_gives_the_transformer_alone_the_conv_stem():
     """The medium and hard levels' recipe: tubelet tokens stay at chance there."""
     values = {"data": "d", "out": "o", "epochs": 1}
@@ -206,6 +205,7 @@ def test_the_colour_recipe_gives_the_transformer_alone_the_conv_stem():
     for name in ("i3d", "slowfast", "magvit"):
         other = build_config({"extractor": name, **values}, "colour")
         assert other.extractor_options == {} and not other.position_channels
+
 
 def test_extractor_options_reach_the_extractor():
     """Through TrainConfig.build_model, the one way the trainer builds its network."""
