@@ -170,13 +170,14 @@ def ranked(rows: list[dict], level: str) -> list[dict]:
     )
 
 
+def shared_seeds(a: dict, b: dict) -> list[int]:
+    """The seeds both rows have a result for, in seed order."""
+    return [s for s in a["seeds"] if s in a["by_seed"] and s in b["by_seed"]]
+
+
 def leads(a: dict, b: dict) -> list[float]:
     """``a``'s lead over ``b`` on each seed both have, in seed order."""
-    return [
-        a["by_seed"][s] - b["by_seed"][s]
-        for s in a["seeds"]
-        if s in a["by_seed"] and s in b["by_seed"]
-    ]
+    return [a["by_seed"][s] - b["by_seed"][s] for s in shared_seeds(a, b)]
 
 
 def paired_ranks(a: dict, b: dict) -> bool:
@@ -235,7 +236,7 @@ def paired_tests(rows: list[dict], level: str) -> list[str]:
         else:
             t = mean / (sd / math.sqrt(len(gaps)))
             p = float(2 * stats.t.sf(abs(t), len(gaps) - 1))
-        seeds = [s for s in a["seeds"] if s in a["by_seed"] and s in b["by_seed"]]
+        seeds = shared_seeds(a, b)
         with warnings.catch_warnings():  # two rows without any spread: nan, said as such
             warnings.simplefilter("ignore", RuntimeWarning)
             welch = stats.ttest_ind(

@@ -391,7 +391,7 @@ def _blurred_shadow(
 
 
 @numba.njit(cache=True, nogil=True)
-def _to_pixel(value, noise):
+def to_pixel(value, noise):
     """A float32 value plus its noise, + 0.5 so that truncation rounds, clipped to a byte."""
     value = value + np.float32(noise) + np.float32(0.5)
     return np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
@@ -417,7 +417,7 @@ def _composite(
         for c in range(channels):
             for y in range(size):
                 for x in range(size):
-                    out[t, c, y, x] = _to_pixel(background[c, y, x], noise[t, c, y, x])
+                    out[t, c, y, x] = to_pixel(background[c, y, x], noise[t, c, y, x])
         sc, sr = shadow_corners[t, 0], shadow_corners[t, 1]
         bc, br = ball_corners[t, 0], ball_corners[t, 1]
         for c in range(channels):
@@ -427,7 +427,7 @@ def _composite(
                     if br <= y < br + ball_side and bc <= x < bc + ball_side:
                         a = alpha[t, y - br, x - bc]
                         value = value + (colour[t, c, y - br, x - bc] - value) * a
-                    out[t, c, y, x] = _to_pixel(value, noise[t, c, y, x])
+                    out[t, c, y, x] = to_pixel(value, noise[t, c, y, x])
             for y in range(br, br + ball_side):
                 for x in range(bc, bc + ball_side):
                     if sr <= y < sr + shade_side and sc <= x < sc + shade_side:
@@ -435,7 +435,7 @@ def _composite(
                     value = background[c, y, x]
                     a = alpha[t, y - br, x - bc]
                     value = value + (colour[t, c, y - br, x - bc] - value) * a
-                    out[t, c, y, x] = _to_pixel(value, noise[t, c, y, x])
+                    out[t, c, y, x] = to_pixel(value, noise[t, c, y, x])
 
 
 def shade_balls(

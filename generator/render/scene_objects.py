@@ -32,6 +32,7 @@ from generator.render.renderer import (
     pixel_noise,
     project_points,
     shade_balls,
+    to_pixel,
 )
 from generator.render.trajectories import sample_trajectory
 
@@ -297,11 +298,11 @@ def _posed_pillars(
 
 @numba.njit(cache=True, nogil=True)
 def _paint_layers(
-    clip, frame, rows, cols, depth, alpha, colour, a0, target_depth, noise, has_noise, visible, sel
+    clip, frame, rows, cols, depth, alpha, colour, a0, target_depth, noise, has_noise, visible
 ):
-    """Blend layers far to near into ``clip`` (T, 3, S, S) at the pixels they cover; their coverage of the target into ``visible``.
+    """Blend layers far to near into ``clip`` (T, 3, S, S) at the pixels they cover; their coverage of the target into ``visible`` (T, S, S).
 
-    Pixel ``j`` is (``frame[j]``, ``rows[j]``, ``cols[j]``), flat index ``sel[j]``; per layer
+    Pixel ``j`` is (``frame[j]``, ``rows[j]``, ``cols[j]``); per layer
     ``depth`` (L, n), ``alpha`` (L, n) and ``colour`` (L, 3, n). A layer nearer than the
     target hides it; a farther one shows only where the target's coverage ``a0`` leaves
     room. Painted pixels get ``noise`` in proportion to the paint. Compiled, as numpy's
@@ -331,25 +332,14 @@ def _paint_layers(
             g = g + (colour[idx, 1, j] - g) * a
             b = b + (colour[idx, 2, j] - b) * a
             keep = keep * (one - a)
-        if has_noise:
-            r = r + (one - keep) * np.float32(noise[f, 0, y, x])
-            g = g + (one - keep) * np.float32(noise[f, 1, y, x])
-            b = b + (one - keep) * np.float32(noise[f, 2, y, x])
-        clip[f, 0, y, x] = _byte(r)
-        clip[f, 1, y, x] = _byte(g)
-        clip[f, 2, y, x] = _byte(b)
+        for c, value in enumerate((r, g, b)):  # + 0.0 without noise leaves every value as it is
+            grain = (one - keep) * np.float32(noise[f, c, y, x]) if has_noise else np.float32(0.0)
+            clip[f, c, y, x] = to_pixel(value, grain)
         hidden = one
         for k in range(layers):
             if depth[k, j] < target_depth[f]:
                 hidden = hidden * (one - alpha[k, j])
-        visible[sel[j]] = a0[j] * hidden
-
-
-@numba.njit(cache=True, nogil=True)
-def _byte(value):
-    """A float32 value + 0.5, clipped to [0, 255] and truncated: rounded to a byte."""
-    value = value + np.float32(0.5)
-    return np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+        visible[f, y, x] = a0[j] * hidden
 
 
 @dataclass(frozen=True)
@@ -451,7 +441,6 @@ class SceneDecorator:
             for _, _, alpha in balls_drawn:
                 covered |= alpha[i].reshape(count, pixels) > 0
             frame, pixel = np.nonzero(covered)
-            sel = frame * pixels + pixel
             depths, alphas, colours = [], [], []
             if pillars:
                 at = (np.minimum(frame, len(pillar[0]) - 1), pixel)
@@ -465,12 +454,11 @@ class SceneDecorator:
             layer_depth, layer_alpha = np.stack(depths), np.stack(alphas)
             layer_colour = np.stack(colours)  # (L, 3, n)
             rows, cols = np.divmod(pixel, size)
-            a0 = coverage[i].reshape(-1)[sel].astype(np.float32)
+            a0 = coverage[i][frame, rows, cols].astype(np.float32)
             has_noise = noise is not None
             _paint_layers(
                 video[i], frame, rows, cols, layer_depth, layer_alpha, layer_colour, a0,
-                target_depth[i], noise[i] if has_noise else video[i], has_noise,
-                visible[i].reshape(-1), sel,
+                target_depth[i], noise[i] if has_noise else video[i], has_noise, visible[i],
             )  # fmt: skip
         return visible
 
