@@ -18,6 +18,11 @@ under ``--out``. Targets checked:
 - hard: no extractor above 90%, and (with two seeds or more) neighbouring extractors in
   the ranking further apart than the largest seed-to-seed spread.
 
+With ``--train-seeds 0 1`` every dataset seed is trained twice, from two initialisations
+and batch orders, and its accuracy is the mean of the two runs (each shown beside it): two
+launches of one seed differ by a few points on hard, as much as two dataset seeds do, and
+the mean halves that part of the spread. The spread between single runs is printed too.
+
 The table also ranks each level paired by seed: an extractor's lead over the next one on
 each seed, both trained on the same dataset and scored on the same clips. A dataset seed
 that is easier for every extractor moves their spreads but not their leads, so a lead
@@ -27,7 +32,7 @@ each pair's mean lead, its standard deviation and a paired t-test over the seeds
 
 Exit 1 when a target is missed. Usage:
 
-    python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1]
+    python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1] [--train-seeds 0]
                                      [--n N] [--epochs E] [--extractors ...]
                                      [--eval-n 2000] [--eval-seed 1000]
 """
@@ -88,20 +93,22 @@ def dataset(level: str, seed: int, n: int, folder: Path) -> Path | None:
 
 
 def round_of(
-    level: str, seed: int, args: argparse.Namespace, held_out: Path
+    level: str, seed: int, train_seed: int, args: argparse.Namespace, held_out: Path
 ) -> tuple[list[dict], float, list[str]] | None:
-    """Generate (or reuse) one level's dataset of ``seed``, train the extractors on it and
-    score them on ``held_out``: the runs' held-out records, the minutes and the classes."""
+    """Generate (or reuse) one level's dataset of ``seed``, train the extractors on it from
+    ``train_seed`` and score them on ``held_out``: the runs' held-out records, the minutes
+    and the classes."""
     n, epochs = budget(level, args)
     data = dataset(level, seed, n, args.data_root / f"train_{level}_s{seed}_{n}")
     if data is None:
         return None
-    out = args.out / f"{level}_s{seed}"
+    out = args.out / f"{level}_s{seed}_t{train_seed}"
     shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
     recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
     run([sys.executable, "-m", "train.parallel", "--extractors", *args.extractors,
-         "--data", str(data), "--epochs", str(epochs), "--out", str(out), *recipe])  # fmt: skip
+         "--data", str(data), "--epochs", str(epochs), "--out", str(out),
+         "--seed", str(train_seed), *recipe])  # fmt: skip
     minutes = (time.monotonic() - start) / 60
     runs = [out / name for name in args.extractors if (out / name / "best.pt").exists()]
     if runs:
@@ -131,25 +138,30 @@ def table(
     classes: dict[str, list[str]] | None = None,
 ) -> list[dict]:
     """One row per (level, extractor) from the held-out records (``train.evaluate``'s):
-    accuracies per seed, mean, spread, RMSE, per class (named from ``classes``)."""
+    accuracies per dataset seed (the mean of that seed's runs, one per training seed),
+    their mean and spread, RMSE, per class (named from ``classes``)."""
     rows = []
     for level, by_seed in results.items():
         for name in extractors:
-            runs = {  # seed -> this extractor's record, where it has a result
-                seed: r
+            scored = {  # dataset seed -> this extractor's records with a result
+                seed: [r for r in records if r["extractor"] == name and r["accuracy"] is not None]
                 for seed, records in by_seed.items()
-                for r in records
-                if r["extractor"] == name and r["accuracy"] is not None
             }
-            accs = [r["accuracy"] for r in runs.values()]
-            rmses = [r["future_rmse_fraction"] for r in runs.values() if r["future_rmse_fraction"]]
-            per_class = [r["per_class_accuracy"] for r in runs.values() if r["per_class_accuracy"]]
+            runs = {seed: records for seed, records in scored.items() if records}
+            everything = [r for records in runs.values() for r in records]
+            by_seed_runs = {seed: [r["accuracy"] for r in rs] for seed, rs in runs.items()}
+            accs = [statistics.mean(a) for a in by_seed_runs.values()]
+            rmses = [r["future_rmse_fraction"] for r in everything if r["future_rmse_fraction"]]
+            per_class = [r["per_class_accuracy"] for r in everything if r["per_class_accuracy"]]
+            single = [a for each in by_seed_runs.values() for a in each]
             rows.append(
                 {
                     "level": level,
                     "extractor": name,
                     "seeds": list(by_seed),
-                    "by_seed": {seed: r["accuracy"] for seed, r in runs.items()},
+                    "runs": by_seed_runs,
+                    "run_spread": max(single) - min(single) if single else None,
+                    "by_seed": dict(zip(by_seed_runs, accs, strict=True)),
                     "accuracy": accs,
                     "mean": sum(accs) / len(accs) if accs else None,
                     "spread": max(accs) - min(accs) if accs else None,
@@ -200,11 +212,21 @@ def markdown(rows: list[dict]) -> str:
             gaps = leads(r, below) if below and below["mean"] is not None else []
             lead = ", ".join(_pct(g) for g in gaps) if gaps else "-"
             lines.append(
-                f"| {level} | {r['extractor']} | {', '.join(_pct(a) for a in r['accuracy'])} "
+                f"| {level} | {r['extractor']} | {per_seed(r)} "
                 f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {lead} "
                 f"| {_pct(r['rmse_fraction'])} | {_per_class(r)} |"
             )
     return head + "\n".join(lines) + "\n"
+
+
+def per_seed(row: dict) -> str:
+    """``74.5, 76.2``; with several runs per dataset seed ``74.5 (73.9/75.1), ...``."""
+    cells = []
+    for seed, accuracy in row["by_seed"].items():
+        runs = row["runs"][seed]
+        each = f" ({'/'.join(_pct(a) for a in runs)})" if len(runs) > 1 else ""
+        cells.append(_pct(accuracy) + each)
+    return ", ".join(cells)
 
 
 def ranking(rows: list[dict], level: str) -> str:
@@ -290,7 +312,10 @@ def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[st
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", nargs="+", choices=LEVELS, default=["easy"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="dataset seeds")
+    p.add_argument("--train-seeds", nargs="+", type=int, default=[0],
+                   help="training seeds: one run per dataset seed and training seed; the "
+                   "table's accuracy for a dataset seed is its runs' mean")  # fmt: skip
     p.add_argument("--n", type=int, help="training samples per dataset (default: BUDGETS)")
     p.add_argument("--epochs", type=int, help="default: BUDGETS")
     p.add_argument("--extractors", nargs="+", default=["i3d", "slowfast", "transformer", "magvit"])
@@ -299,6 +324,8 @@ def main() -> int:
     p.add_argument("--eval-n", type=int, default=2000, help="held-out samples per level")
     p.add_argument("--eval-seed", type=int, default=1000, help="the held-out sets' seed")
     args = p.parse_args()
+    if min(args.train_seeds) < 0:
+        p.error("--train-seeds must be 0 or more")
     if args.eval_seed in args.seeds:
         p.error(
             f"--eval-seed {args.eval_seed} is also a training seed; the held-out set must not be"
@@ -314,13 +341,14 @@ def main() -> int:
             print(f"{level}: the held-out set could not be generated")
             return 1
         for seed in args.seeds:
-            got = round_of(level, seed, args, held_out)
-            if got is None:
-                print(f"{level} seed {seed}: the dataset could not be generated")
-                return 1
-            results.setdefault(level, {})[seed] = got[0]
-            minutes.setdefault(level, []).append(got[1])
-            classes[level] = got[2]
+            for train_seed in args.train_seeds:
+                got = round_of(level, seed, train_seed, args, held_out)
+                if got is None:
+                    print(f"{level} seed {seed}: the dataset could not be generated")
+                    return 1
+                results.setdefault(level, {}).setdefault(seed, []).extend(got[0])
+                minutes.setdefault(level, []).append(got[1])
+                classes[level] = got[2]
     rows = table(results, args.extractors, classes)
     text = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -328,10 +356,14 @@ def main() -> int:
     (args.out / "levels.json").write_text(json.dumps({"rows": rows, "minutes": minutes}, indent=1))
     budgets = {level: budget(level, args) for level in args.preset}
     print(f"\n{len(args.extractors)} extractors, (samples, epochs) {budgets}, "
-          f"seeds {args.seeds}, scored on {args.eval_n} held-out samples of seed "
+          f"dataset seeds {args.seeds}, training seeds {args.train_seeds}, scored on {args.eval_n} held-out samples of seed "
           f"{args.eval_seed}, {len(os.sched_getaffinity(0))} cores; minutes per round "
           f"{ {k: [round(m, 1) for m in v] for k, v in minutes.items()} }\n")  # fmt: skip
     print(text)
+    if len(args.train_seeds) > 1:
+        print("single runs' spread (max - min over every dataset and training seed): "
+              + ", ".join(f"{r['level']} {r['extractor']} {_pct(r['run_spread'])}"
+                          for r in rows if r["run_spread"] is not None))  # fmt: skip
     for level in args.preset:
         if len(args.seeds) > 1:
             print(f"{level}, paired by seed ('=' where a lead is not held on every seed or is "

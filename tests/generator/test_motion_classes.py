@@ -312,3 +312,46 @@ def test_bench_train_ranks_by_leads_paired_by_seed():
     assert "lead 0.0 +- 2.6 pts, paired t 0.0 (2 df), p 1; unpaired" in tests[2], tests[2]
     text = bench.markdown(rows)
     assert "| hard | i3d | 70.0, 74.0, 69.0 | 71.0 | 5.0 | 2.0, 2.0, 2.0 |" in text
+
+
+def test_bench_train_averages_the_runs_of_a_dataset_seed(monkeypatch):
+    """Two training seeds per dataset seed: the seed's accuracy is their mean, the spread is
+    between dataset seeds, and the table shows the single runs."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def record(name, acc):
+        if acc is None:  # a run without a result
+            return {"extractor": name, "accuracy": None, "future_rmse_fraction": None,
+                    "per_class_accuracy": None}  # fmt: skip
+        return {"extractor": name, "accuracy": acc, "future_rmse_fraction": acc / 10,
+                "per_class_accuracy": [acc] * 7}  # fmt: skip
+
+    results = {
+        "hard": {
+            0: [record("i3d", 0.70), record("magvit", 0.60), record("i3d", 0.74)],
+            1: [
+                record("i3d", 0.75),
+                record("magvit", 0.62),
+                record("i3d", 0.73),
+                record("magvit", None),
+            ],  # fmt: skip
+        }
+    }
+    rows = {r["extractor"]: r for r in bench.table(results, ["i3d", "magvit"], {"hard": SEVEN})}
+    i3d, magvit = rows["i3d"], rows["magvit"]
+    assert i3d["accuracy"] == pytest.approx([0.72, 0.74])
+    assert i3d["spread"] == pytest.approx(0.02) and i3d["run_spread"] == pytest.approx(0.05)
+    assert i3d["rmse_fraction"] == pytest.approx(0.073)
+    assert magvit["runs"] == {0: [0.60], 1: [0.62]}  # the failed run counts for nothing
+    assert bench.leads(i3d, magvit) == pytest.approx([0.12, 0.12])
+    assert "| hard | i3d | 72.0 (70.0/74.0), 74.0 (75.0/73.0) | 73.0 | 2.0 | 12.0, 12.0 |" in (
+        bench.markdown(list(rows.values()))
+    )
+    monkeypatch.setattr("sys.argv", ["bench_train.py", "--train-seeds", "-1"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2
