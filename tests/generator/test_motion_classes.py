@@ -355,3 +355,29 @@ def test_bench_train_averages_the_runs_of_a_dataset_seed(monkeypatch):
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "rounds"),
+    [([], [(0, 0), (1, 1)]), (["--train-seeds", "0", "5"], [(0, 0), (0, 5), (1, 0), (1, 5)])],
+)
+def test_bench_train_trains_each_dataset_seed_from_its_own_seed_unless_told(
+    monkeypatch, tmp_path, flags, rounds
+):
+    """One initialisation shared by every dataset seed would decide the paired leads."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+    monkeypatch.setattr(bench, "dataset", lambda level, seed, n, folder: folder)
+    monkeypatch.setattr(
+        bench,
+        "round_of",
+        lambda level, seed, t, args, held: calls.append((seed, t)) or ([], 1.0, SEVEN),
+    )
+    argv = ["bench_train.py", "--preset", "hard", "--seeds", "0", "1", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", [*argv, *flags])
+    assert bench.main() == 1  # no run, no result
+    assert calls == rounds
