@@ -156,7 +156,7 @@ def table(
             accs = [statistics.mean(a) for a in by_seed_runs.values()]
             rmses = [r["future_rmse_fraction"] for r in everything if r["future_rmse_fraction"]]
             per_class = [r["per_class_accuracy"] for r in everything if r["per_class_accuracy"]]
-            single = [a for each in by_seed_runs.values() for a in each]
+            single = [r["accuracy"] for r in everything]
             rows.append(
                 {
                     "level": level,
@@ -359,8 +359,8 @@ def main() -> int:
     (args.out / "levels.json").write_text(json.dumps({"rows": rows, "minutes": minutes}, indent=1))
     budgets = {level: budget(level, args) for level in args.preset}
     print(f"\n{len(args.extractors)} extractors, (samples, epochs) {budgets}, "
-          f"dataset seeds {args.seeds}, training seeds {args.train_seeds or 'the dataset seeds'}, scored on {args.eval_n} held-out samples of seed "
-          f"{args.eval_seed}, {len(os.sched_getaffinity(0))} cores; minutes per round "
+          f"dataset seeds {args.seeds}, training seeds {args.train_seeds or 'the dataset seeds'}, "
+          f"scored on {args.eval_n} held-out samples of seed {args.eval_seed}, {len(os.sched_getaffinity(0))} cores; minutes per round "
           f"{ {k: [round(m, 1) for m in v] for k, v in minutes.items()} }\n")  # fmt: skip
     print(text)
     if len(args.train_seeds or []) > 1:

@@ -222,12 +222,18 @@ def test_the_trainer_learns_seven_classes_from_disk(seven, tmp_path):
 # ------------------------------------------------------------------ the benchmark's table
 
 
-def test_bench_train_names_the_classes_the_data_has():
+@pytest.fixture
+def bench():
+    """``benchmarks/bench_train.py`` as a module, fresh for each test (some patch it)."""
     spec = importlib.util.spec_from_file_location(
         "bench_train", ROOT / "benchmarks" / "bench_train.py"
     )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_train_names_the_classes_the_data_has(bench):
     run = {"extractor": "i3d", "accuracy": 0.5, "future_rmse_fraction": 0.1}
     results = {
         "easy": {0: [{**run, "per_class_accuracy": [1.0, 0.5, 0.25, 0.0]}]},
@@ -265,25 +271,15 @@ def test_readmes_table_of_new_classes_gives_each_sections_defaults():
     assert hard.class_names == tuple(SEVEN)
 
 
-def test_bench_train_refuses_to_score_on_a_seed_it_trains_on(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_bench_train_refuses_to_score_on_a_seed_it_trains_on(bench, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["bench_train.py", "--seeds", "0", "7", "--eval-seed", "7"])
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert e.value.code == 2 and "also a training seed" in capsys.readouterr().err
 
 
-def test_bench_train_ranks_by_leads_paired_by_seed():
+def test_bench_train_ranks_by_leads_paired_by_seed(bench):
     """An easier seed lifts every extractor: the means sit within one spread, the leads hold."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     ease = {0: 0.0, 1: 0.04, 2: -0.01}  # seed 1 is 4 points easier for everyone
     base = {"i3d": 0.70, "magvit": 0.68, "slowfast": 0.60, "transformer": 0.59}
     flip = {0: 0.02, 1: -0.02, 2: 0.03}  # transformer's lead over... nobody: it flips
@@ -314,14 +310,9 @@ def test_bench_train_ranks_by_leads_paired_by_seed():
     assert "| hard | i3d | 70.0, 74.0, 69.0 | 71.0 | 5.0 | 2.0, 2.0, 2.0 |" in text
 
 
-def test_bench_train_averages_the_runs_of_a_dataset_seed(monkeypatch):
+def test_bench_train_averages_the_runs_of_a_dataset_seed(bench, monkeypatch):
     """Two training seeds per dataset seed: the seed's accuracy is their mean, the spread is
     between dataset seeds, and the table shows the single runs."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
 
     def record(name, acc):
         if acc is None:  # a run without a result
@@ -362,14 +353,9 @@ def test_bench_train_averages_the_runs_of_a_dataset_seed(monkeypatch):
     [([], [(0, 0), (1, 1)]), (["--train-seeds", "0", "5"], [(0, 0), (0, 5), (1, 0), (1, 5)])],
 )
 def test_bench_train_trains_each_dataset_seed_from_its_own_seed_unless_told(
-    monkeypatch, tmp_path, flags, rounds
+    bench, monkeypatch, tmp_path, flags, rounds
 ):
     """One initialisation shared by every dataset seed would decide the paired leads."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     calls = []
     monkeypatch.setattr(bench, "dataset", lambda level, seed, n, folder: folder)
     monkeypatch.setattr(
