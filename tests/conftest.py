@@ -1,9 +1,12 @@
 """Fixtures every test package may use."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from joblib.externals.loky import get_reusable_executor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -17,3 +20,14 @@ def in_tmp_path(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     get_reusable_executor().shutdown(wait=True)
+
+
+@pytest.fixture
+def bench():
+    """``benchmarks/bench_train.py`` as a module, fresh for each test (some patch it)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

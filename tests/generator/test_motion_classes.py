@@ -1,7 +1,6 @@
 """The opt-in motion classes (``classes:``): config, balance, determinism, stream = disk,
 validate, reader and trainer with seven classes; nothing changes for a config without them."""
 
-import importlib.util
 import json
 from collections import Counter
 
@@ -220,17 +219,6 @@ def test_the_trainer_learns_seven_classes_from_disk(seven, tmp_path):
 
 
 # ------------------------------------------------------------------ the benchmark's table
-
-
-@pytest.fixture
-def bench():
-    """``benchmarks/bench_train.py`` as a module, fresh for each test (some patch it)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bench_train_names_the_classes_the_data_has(bench):

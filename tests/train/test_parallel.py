@@ -1,7 +1,6 @@
 """python -m train.parallel: a round, --top K --resume, a failed run, Ctrl-C, slurm scripts, bad input."""
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -79,12 +78,7 @@ def test_config_may_name_a_shipped_recipe(dataset, tmp_path, monkeypatch):
     assert job[job.index("--config") + 1] == str(ROOT / "configs" / "train" / "colour.yaml")
 
 
-def test_bench_train_levels_with_distractors_train_on_colour():
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_bench_train_levels_with_distractors_train_on_colour(bench):
     for level in bench.LEVELS:
         generator = yaml.safe_load((ROOT / "configs" / "generator" / f"{level}.yaml").read_text())
         has_distractors = bool((generator.get("distractors") or {}).get("count"))
@@ -202,12 +196,7 @@ def test_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys, args, expected)
     assert code == 2 and expected in err and len(err.splitlines()) == 1, err
 
 
-def test_bench_train_budget_is_the_levels_unless_flags_give_it():
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_bench_train_budget_is_the_levels_unless_flags_give_it(bench):
     defaults = argparse.Namespace(n=None, epochs=None)
     assert {level: bench.budget(level, defaults) for level in bench.LEVELS} == bench.BUDGETS
     for level, (n, epochs) in bench.BUDGETS.items():  # the same compute on every level
