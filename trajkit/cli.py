@@ -67,7 +67,10 @@ def caused_by_interrupt(exc: BaseException | None) -> bool:
 
 
 def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
-    """Run ``command``; Ctrl-C anywhere inside it is ``interrupted: message`` and exit 130."""
+    """Run ``command``; Ctrl-C or SIGTERM anywhere inside it is ``interrupted: message`` and
+    exit 130. SIGTERM (``kill``, ``timeout``) would otherwise end the process on the spot
+    and leave its worker processes running without it."""
+    previous = stop_on_signals()
     try:
         return command()
     except BaseException as e:
@@ -75,6 +78,8 @@ def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
             raise
         print(f"interrupted: {message}", file=sys.stderr)
         return 130
+    finally:
+        restore_signals(previous)
 
 
 def number_arg(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:

@@ -446,13 +446,34 @@ def _whole_samples(root: Path, temporaries: bool = False) -> int:
 N_CTRL_C = 300
 
 
-def test_ctrl_c_is_one_line_exit_130_and_keeps_whole_samples(tmp_path):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-run."""
+def _group_gone(pgid: int, wait: float = 20.0) -> bool:
+    """Whether every process of the group ``pgid`` has ended (within ``wait`` seconds); the
+    group is killed either way, so a failed check leaves nothing running."""
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    return False
+
+
+@pytest.mark.parametrize(
+    "signum, to_group",
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-to-the-group", "sigterm-to-the-main-process"],
+)
+def test_ctrl_c_is_one_line_exit_130_and_keeps_whole_samples(tmp_path, signum, to_group):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM to the
+    main process alone (``kill``, ``timeout``) mid-run: the same stop, and no worker process
+    outlives the run."""
     out, tiny = tmp_path / "ds", tmp_path / "tiny.yaml"
     tiny.write_text(
         "frames: 4\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
     )
-    args = ["--n", N_CTRL_C, "--out", out, "--workers", "1", "--checkpoint-every", "20", "--quiet"]
+    args = ["--n", N_CTRL_C, "--out", out, "--workers", "2", "--checkpoint-every", "20", "--quiet"]
     args += ["--config", tiny]  # small samples: the resume that completes the run is quick
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "generator", *map(str, args)]
@@ -465,10 +486,15 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_whole_samples(tmp_path):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    (os.killpg if to_group else os.kill)(proc.pid, signum)
+    try:  # workers left running keep stderr open: communicate() waits for them too
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run (or a worker it left running) did not end within 60 s")
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [f"interrupted: {INTERRUPTED['generate']}"], err
+    assert _group_gone(proc.pid), "worker processes outlived the run"
     # A worker killed mid-write may leave its temporary file (never a sample's own name);
     # the resume removes it.
     kept = _whole_samples(out, temporaries=True)
