@@ -7,7 +7,7 @@ import sys
 from extractors.config import PRESET_NAMES, ExtractorConfigError
 from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
-from trajkit.cli import OneLineParser, one_line
+from trajkit.cli import OneLineParser, one_line, quiet_on_closed_output
 
 
 def _human(n: int) -> str:
@@ -46,6 +46,7 @@ def format_table(
     )
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m extractors", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -14,6 +14,7 @@ from trajkit.cli import (
     default_workers,
     exit_on_interrupt,
     one_line,
+    quiet_on_closed_output,
     whole_number,
 )
 
@@ -177,6 +178,7 @@ def _command(name: str):
     return main
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and not argv[0].startswith("-"):

@@ -1,12 +1,15 @@
 """What every command line here shares: bad input is one line on stderr and exit 2, Ctrl-C is
-one line and exit 130, and the argument types that make both hold."""
+one line and exit 130, a closed output pipe (``| head``) is a quiet exit 1, and the argument
+types that make these hold."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import re
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -80,6 +83,43 @@ def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
         return 130
     finally:
         restore_signals(previous)
+
+
+def _reader_gone(stream) -> bool:
+    """Whether ``stream`` is a pipe whose reader has closed it (Linux and macOS flag such a
+    pipe's write end with POLLERR); False for a file, a terminal or a stream without a
+    descriptor."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def quiet_on_closed_output(main: Callable[..., int]) -> Callable[..., int]:
+    """``main`` whose output pipe closed early (``prog | head -1``) exits 1 without a
+    traceback, as Python's documentation advises (the "Note on SIGPIPE" in ``signal``). A
+    BrokenPipeError from anything else (a socket, a worker's pipe) still raises."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs) -> int:
+        try:
+            code = main(*args, **kwargs)
+            sys.stdout.flush()  # what is still buffered fails here, not at interpreter exit
+            return code
+        except BrokenPipeError:
+            gone = [s for s in (sys.stdout, sys.stderr) if _reader_gone(s)]
+            if not gone:
+                raise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for stream in gone:  # the interpreter's last flush must not fail again
+                os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+            return 1
+
+    return run
 
 
 def number_arg(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
 from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
-from trajkit.cli import OneLineParser
+from trajkit.cli import OneLineParser, quiet_on_closed_output
 
 CHUNK = 1 << 20
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
@@ -205,6 +205,7 @@ def verify_imagenet(root: Path, subset: list[str] | None) -> list[str]:
     return problems
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m train.jepa.download", description=__doc__.split("\n")[0])
     downloadable = [n for n, s in IMAGE_SETS.items() if s.archive or s.manual]

@@ -28,7 +28,7 @@ from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
-from trajkit.cli import OneLineParser
+from trajkit.cli import OneLineParser, quiet_on_closed_output
 from trajkit.files import write_json_atomic
 
 
@@ -156,6 +156,7 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input."""
     parser = OneLineParser(prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0])

@@ -38,7 +38,7 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
-from trajkit.cli import OneLineParser
+from trajkit.cli import OneLineParser, quiet_on_closed_output
 from trajkit.files import write_atomic, write_json_atomic
 
 
@@ -339,6 +339,7 @@ class Pretraining:
         return results
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input, 130 interrupted."""
     parser = OneLineParser(prog="python -m train.jepa", description=__doc__.split("\n")[0])

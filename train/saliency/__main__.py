@@ -16,9 +16,10 @@ from train.distributed import DeviceError
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
-from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg
+from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg, quiet_on_closed_output
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
     ap.add_argument(

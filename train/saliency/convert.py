@@ -18,7 +18,7 @@ from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError, SaliencySource
-from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg
+from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg, quiet_on_closed_output
 
 
 def convert(src: SaliencySource, dst: Path, to: str, *, quiet: bool = True) -> int:
@@ -78,6 +78,7 @@ def compare(a: SaliencySource, b: SaliencySource) -> list[str]:
     return problems
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(
         prog="python -m train.saliency.convert", description=__doc__.split("\n\n")[1]

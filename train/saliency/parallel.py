@@ -21,7 +21,14 @@ from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
-from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line, path_arg
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    number_arg,
+    one_line,
+    path_arg,
+    quiet_on_closed_output,
+)
 
 PROG = "python -m train.saliency.parallel"
 CONFIGS = preset_dir("saliency")
@@ -81,6 +88,7 @@ def plan(args) -> dict[str, list[str]]:
     return {name: run_args(args, config, name) for name, config in names.items()}
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -18,7 +18,7 @@ import numpy as np
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
-from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line
+from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line, quiet_on_closed_output
 
 SIZES = ((60, 80), (80, 60), (64, 64), (48, 96))
 OBJECT_SHARE = 0.85  # of fixations on objects; the rest follow a central Gaussian
@@ -57,6 +57,7 @@ def write_synthetic(dst: Path, n: int, seed: int = 0) -> Path:
     return Path(dst)
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(
         prog="python -m train.saliency.synthetic", description=__doc__.split("\n\n")[0]

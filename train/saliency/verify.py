@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource
-from trajkit.cli import OneLineParser, one_line, path_arg
+from trajkit.cli import OneLineParser, one_line, path_arg, quiet_on_closed_output
 
 
 def inventory(src: SaliencySource, *, quiet: bool = True) -> dict:
@@ -77,6 +77,7 @@ def report(inv: dict) -> str:
     return "\n".join(lines)
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m train.saliency.verify", description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=path_arg)

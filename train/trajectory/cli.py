@@ -18,6 +18,7 @@ from trajkit.cli import (
     one_line,
     path_arg,
     path_text,
+    quiet_on_closed_output,
     restore_signals,
     stop_on_signals,
 )
@@ -98,6 +99,7 @@ def resolve_config(args: argparse.Namespace):
     return build_config(explicit, args.config), None
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = stop_on_signals()

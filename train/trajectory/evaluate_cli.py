@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trajkit.cli import OneLineParser, number_arg, one_line, path_arg
+from trajkit.cli import OneLineParser, number_arg, one_line, path_arg, quiet_on_closed_output
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -177,6 +177,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
     return record
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from generator.dataformat.dataset import DatasetError

@@ -28,6 +28,7 @@ from trajkit.cli import (
     number_arg,
     one_line,
     path_text,
+    quiet_on_closed_output,
 )
 
 
@@ -99,6 +100,7 @@ def train_args(args, name: str, data: str, threads: int | None, workers: int) ->
     return cmd
 
 
+@quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "python -m train.parallel"

@@ -1,0 +1,80 @@
+"""``prog | head -1``: a reader that closes the pipe early ends a command quietly (exit 1,
+nothing on stderr), and what the command wrote to disk is kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trajkit.cli import quiet_on_closed_output
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "frames: 4\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
+
+
+def run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
+    """``python -m ARGS`` whose stdout is a pipe nobody reads any more."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("closed")
+    config = folder / "tiny.yaml"
+    config.write_text(TINY)
+    out = folder / "ds"
+    done = run_into_closed_pipe(
+        "generator", "--n", "8", "--out", str(out), "--workers", "1", "--config", str(config)
+    )
+    assert (done.returncode, done.stderr) == (1, "")
+    return out
+
+
+def test_generate_into_a_closed_pipe_keeps_the_whole_dataset(tiny_dataset):
+    """The summary line is the only stdout write, after the dataset is complete."""
+    assert (tiny_dataset / "metadata.json").exists()
+    check = subprocess.run(
+        [sys.executable, "-m", "generator", "validate", str(tiny_dataset), "--quick"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("extractors", "list"), ("generator", "validate", "--quick")],
+    ids=["extractors-list", "generator-validate"],
+)
+def test_a_closed_output_pipe_is_a_quiet_exit_1(tiny_dataset, command):
+    args = [*command, str(tiny_dataset)] if command[0] == "generator" else list(command)
+    done = run_into_closed_pipe(*args)
+    assert done.returncode == 1
+    assert done.stderr == ""  # no traceback, not even the failed flush at exit
+
+
+def test_a_broken_pipe_that_is_not_the_output_still_raises():
+    """A worker's or a socket's pipe breaking is an error to report, not a reader gone."""
+
+    @quiet_on_closed_output
+    def main() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        main()
