@@ -33,11 +33,15 @@ held on every seed and larger than its own spread ranks the two even when their 
 are within each other's spread; the output says which neighbours it ranks so, and gives
 each pair's mean lead, its standard deviation and a paired t-test over the seeds.
 
+``--reuse`` reads a round already scored under ``--out`` (every extractor trained on the
+same dataset for the same epochs from the same training seed, and scored on the same
+held-out set) instead of training it again, so seeds run on another day join one table.
+
 Exit 1 when a target is missed. Usage:
 
     python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1] [--train-seeds 0 1]
                                      [--n N] [--epochs E] [--extractors ...]
-                                     [--eval-n 2000] [--eval-seed 1000]
+                                     [--eval-n 2000] [--eval-seed 1000] [--reuse]
 """
 
 from __future__ import annotations
@@ -97,15 +101,21 @@ def dataset(level: str, seed: int, n: int, folder: Path) -> Path | None:
 
 def round_of(
     level: str, seed: int, train_seed: int, args: argparse.Namespace, held_out: Path
-) -> tuple[list[dict], float, list[str]] | None:
+) -> tuple[list[dict], float | None, list[str]] | None:
     """Generate (or reuse) one level's dataset of ``seed``, train the extractors on it from
     ``train_seed`` and score them on ``held_out``: the runs' held-out records, the minutes
-    and the classes."""
+    (None for a round ``--reuse`` read) and the classes."""
     n, epochs = budget(level, args)
     data = dataset(level, seed, n, args.data_root / f"train_{level}_s{seed}_{n}")
     if data is None:
         return None
     out = args.out / f"{level}_s{seed}_t{train_seed}"
+    if args.reuse:
+        records = scored_round(out, args.extractors, data, epochs, train_seed, held_out)
+        if records is not None:
+            print(f"{out.name}: reusing its scored runs", flush=True)
+            classes = json.loads((data / "metadata.json").read_text())["classes"]
+            return records, None, classes
     shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
     recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
@@ -124,6 +134,33 @@ def round_of(
             records.append(json.loads(record.read_text()))
     classes = json.loads((data / "metadata.json").read_text())["classes"]
     return records, minutes, classes
+
+
+def scored_round(
+    out: Path, extractors: list[str], data: Path, epochs: int, train_seed: int, held_out: Path
+) -> list[dict] | None:
+    """The held-out records of a round already in ``out``, when every extractor's run there
+    trained on ``data`` for ``epochs`` from ``train_seed`` and was scored on ``held_out``;
+    else None. A record is written only after its round's training ended (a round starts in
+    an emptied folder), so one that is there is a finished round's."""
+    import yaml
+
+    records = []
+    for name in extractors:
+        try:
+            cfg = yaml.safe_load((out / name / "config.yaml").read_text())
+            record = json.loads(
+                (out / name / "evaluations" / f"{held_out.name}.all.json").read_text()
+            )
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+        if not isinstance(cfg, dict) or not isinstance(record, dict):
+            return None
+        trained = (cfg.get("extractor"), cfg.get("data"), cfg.get("epochs"), cfg.get("seed"))
+        if trained != (name, str(data), epochs, train_seed) or record.get("data") != str(held_out):
+            return None
+        records.append(record)
+    return records
 
 
 def _pct(value: float | None) -> str:
@@ -326,6 +363,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "data" / ".bench" / "train_runs")
     p.add_argument("--eval-n", type=int, default=2000, help="held-out samples per level")
     p.add_argument("--eval-seed", type=int, default=1000, help="the held-out sets' seed")
+    p.add_argument("--reuse", action="store_true",
+                   help="read a round already scored under --out (same data, epochs, training "
+                   "seed and held-out set) instead of training it again")  # fmt: skip
     args = p.parse_args()
     if args.train_seeds and min(args.train_seeds) < 0:
         p.error("--train-seeds must be 0 or more")
@@ -350,7 +390,8 @@ def main() -> int:
                     print(f"{level} seed {seed}: the dataset could not be generated")
                     return 1
                 results.setdefault(level, {}).setdefault(seed, []).extend(got[0])
-                minutes.setdefault(level, []).append(got[1])
+                if got[1] is not None:  # a reused round was not timed
+                    minutes.setdefault(level, []).append(got[1])
                 classes[level] = got[2]
     rows = table(results, args.extractors, classes)
     text = markdown(rows)

@@ -202,3 +202,38 @@ def test_bench_train_budget_is_the_levels_unless_flags_give_it(bench):
     for level, (n, epochs) in bench.BUDGETS.items():  # the same compute on every level
         assert round(n * 0.8) * epochs == 16_000, level
     assert bench.budget("hard", argparse.Namespace(n=300, epochs=2)) == (300, 2)
+
+
+def test_bench_train_reuse_reads_a_scored_round_only_when_it_matches(bench, tmp_path, monkeypatch):
+    """--reuse: a round scored with the same data, epochs, training seed and held-out set is
+    read, not trained; any difference (or a missing or broken file) trains it afresh."""
+    data, held_out = tmp_path / "train_hard_s3_5000", tmp_path / "eval_hard_s1000_2000"
+    data.mkdir()
+    (data / "metadata.json").write_text(json.dumps({"classes": ["Linear", "Circular"]}))
+    out = tmp_path / "runs"
+    for name in ("i3d", "magvit"):
+        run = out / "hard_s3_t1" / name
+        (run / "evaluations").mkdir(parents=True)
+        config = {"extractor": name, "data": str(data), "epochs": 8, "seed": 1}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        record = {"extractor": name, "data": str(held_out), "accuracy": 0.5}
+        (run / "evaluations" / f"{held_out.name}.all.json").write_text(json.dumps(record))
+    args = argparse.Namespace(
+        n=5000, epochs=8, reuse=True, out=out, data_root=tmp_path, extractors=["i3d", "magvit"]
+    )
+    commands = []
+    monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
+    records, minutes, classes = bench.round_of("hard", 3, 1, args, held_out)
+    assert [r["extractor"] for r in records] == ["i3d", "magvit"] and minutes is None
+    assert classes == ["Linear", "Circular"] and commands == []
+
+    scored = bench.scored_round
+    assert scored(out / "hard_s3_t1", ["i3d"], data, 4, 1, held_out) is None  # other epochs
+    assert scored(out / "hard_s3_t1", ["i3d"], data, 8, 0, held_out) is None  # other seed
+    assert scored(out / "hard_s3_t1", ["i3d"], data, 8, 1, tmp_path / "eval_x") is None
+    assert scored(out / "hard_s3_t1", ["i3d", "slowfast"], data, 8, 1, held_out) is None
+    (out / "hard_s3_t1" / "magvit" / "config.yaml").write_text("[unclosed")
+    assert scored(out / "hard_s3_t1", ["i3d", "magvit"], data, 8, 1, held_out) is None
+    bench.round_of("hard", 3, 1, args, held_out)  # the broken round is trained again
+    assert commands and "train.parallel" in commands[0]
+    assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
