@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,7 +106,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint; anything unusable (missing, empty, truncated, not ours) is a
     one-line CheckpointError naming the file."""
     try:
-        if path.stat().st_size == 0:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block the read, a folder fail it
+            raise CheckpointError(f"{path} is not a regular file")
+        if status.st_size == 0:
             raise CheckpointError(f"{path} is damaged: it is empty (0 bytes)")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

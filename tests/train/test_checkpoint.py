@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,12 @@ def test_resume_from_a_damaged_checkpoint_exits_1_naming_it(tmp_path, capsys, ki
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(last) in err and "Traceback" not in err, err
     assert last.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_checkpoint_that_is_no_regular_file_is_refused_without_reading_it(tmp_path, kind):
+    """A FIFO would block ``torch.load`` until someone writes to it: refused on sight."""
+    path = tmp_path / "last.pt"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        load_checkpoint(path)
