@@ -44,10 +44,15 @@ def pick_device(request: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def env_rank() -> int:
+    """This process's rank as ``torchrun`` set it (0 alone): known before ``setup``."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device_request: str) -> DistContext:
     """Join the ``torchrun`` process group if there is one; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = env_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_request, local_rank)
     if world_size > 1 and not dist.is_initialized():

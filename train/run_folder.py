@@ -7,6 +7,7 @@
     runs/NAME/best.pt         checkpoint of the best validation epoch
     runs/NAME/tensorboard/    TensorBoard events
     runs/NAME/results.json    the summary train.trajectory.parallel reads
+    runs/NAME/.lock           held by the one process writing the folder
 
 TensorBoard writes its own event files (appending, not atomically); everything
 else goes through :mod:`generator.dataformat.writer`.
@@ -15,18 +16,67 @@ else goes through :mod:`generator.dataformat.writer`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from train.distributed import env_rank
 from trajkit.files import write_atomic, write_json_atomic
+from trajkit.lock import FolderLock, LockedError
 
 CONFIG = "config.yaml"
 SPLITS = "splits.json"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 TENSORBOARD = "tensorboard"
+LOCK = ".lock"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process is writing the run folder, or it cannot be created; one line."""
+
+
+@contextmanager
+def writing_to(root: Path) -> Iterator[None]:
+    """Hold ``root/.lock`` while this process trains into ``root`` (made if missing), from
+    before it reads ``last.pt`` to its last write: a second command on the same --out is
+    refused instead of interleaving its epochs with ours (or, starting over, deleting them).
+    Only the writing process locks (rank 0 under torchrun). A folder made here that holds
+    nothing but the lock when we leave is removed again."""
+    if env_rank() != 0:
+        yield
+        return
+    root = Path(root)
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(root / LOCK).acquire()
+    except LockedError as e:
+        raise RunFolderBusy(str(e)) from None
+    except OSError as e:
+        _remove_if_unused(root, created)
+        raise RunFolderBusy(f"cannot create or lock {root}: {e.strerror or e}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        _remove_if_unused(root, created)
+
+
+def _remove_if_unused(root: Path, created: bool) -> None:
+    """Remove ``root`` if this run made it and left nothing in it but the lock (a refused
+    config, a missing dataset)."""
+    if not created:
+        return
+    try:
+        if {p.name for p in root.iterdir()} <= {LOCK}:
+            (root / LOCK).unlink(missing_ok=True)
+            root.rmdir()
+    except OSError:
+        pass
 
 
 class RunFolder:

@@ -38,6 +38,7 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
+from train.run_folder import RunFolderBusy, writing_to
 from trajkit.cli import OneLineParser, quiet_on_closed_output
 from trajkit.files import write_atomic, write_json_atomic
 
@@ -100,27 +101,28 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     """
     rank, world, device = setup_distributed()
     out = Path(cfg.run.out)
-    if rank == 0:
-        prepare_run_folder(out, resume, force)
-        out.mkdir(parents=True, exist_ok=True)
-    data = build_pretrain_data(cfg, rank, world)
-    steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
-    for k in unreachable_levels(cfg, data[2]):
-        _log(
-            f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
-            "block; raise mask.target_scale or drop the level",
-            rank,
-        )
-    run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
-    start_epoch = run.resume() if resume else 0
-    if rank == 0:
-        write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode())
-    run.wrap_for_training()
-    record: dict = {}
-    for epoch in range(start_epoch, cfg.optim.epochs):
-        record = run.train_epoch(epoch)
-        run.end_epoch(record)
-    return run.finish(record)
+    with writing_to(out):  # held from the check for last.pt to the last write
+        if rank == 0:
+            prepare_run_folder(out, resume, force)
+            out.mkdir(parents=True, exist_ok=True)
+        data = build_pretrain_data(cfg, rank, world)
+        steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
+        for k in unreachable_levels(cfg, data[2]):
+            _log(
+                f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
+                "block; raise mask.target_scale or drop the level",
+                rank,
+            )
+        run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
+        start_epoch = run.resume() if resume else 0
+        if rank == 0:
+            write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode())
+        run.wrap_for_training()
+        record: dict = {}
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            record = run.train_epoch(epoch)
+            run.end_epoch(record)
+        return run.finish(record)
 
 
 def batches_per_epoch(cfg: JepaConfig, samples_per_rank: int) -> int:
@@ -355,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = apply_overrides(read_yaml(args.config), args)
         train(cfg, resume=args.resume, quiet=args.quiet, force=args.force)
-    except (ConfigError, DatasetMissing) as err:
+    except (ConfigError, DatasetMissing, RunFolderBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except CheckpointError as err:

@@ -3,7 +3,8 @@
 Trains one saliency variant into a run folder (default ``runs/saliency/<name>``); under
 ``torchrun --nproc_per_node N -m train.saliency ...`` with DistributedDataParallel.
 Exit 0 on success, 1 on damaged data (a stimulus file, a checkpoint), 2 on bad input
-(config, data folder, run folder, device), with one line on stderr.
+(config, data folder, run folder or another process writing it, device), with one line on
+stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from train.checkpoint import CheckpointError
 from train.distributed import DeviceError
+from train.run_folder import RunFolderBusy
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StimulusFileError, CheckpointError) as err:  # damaged data: exit 1
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
-    except (ConfigError, LayoutError, RunFolderError, DeviceError) as err:
+    except (ConfigError, LayoutError, RunFolderError, RunFolderBusy, DeviceError) as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     if not results:  # a torchrun rank other than 0: rank 0 reports

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
 from train.distributed import DistContext, all_reduce_sum, barrier, setup, teardown
+from train.run_folder import writing_to
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
 from train.saliency.config import ConfigError, SaliencyConfig
@@ -86,7 +87,8 @@ def run(
     """
     ctx = setup(device)
     try:
-        return _train(cfg, SaliencyRunFolder(out), ctx, resume, quiet, data)
+        with writing_to(Path(out)):
+            return _train(cfg, SaliencyRunFolder(out), ctx, resume, quiet, data)
     finally:
         teardown(ctx)
 

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import LAST, CheckpointError
     from train.distributed import DeviceError, setup, teardown
+    from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
     from train.trajectory.loop import NonFiniteLossError, Run
     from train.trajectory.preflight import PreflightError, preflight
@@ -121,11 +122,15 @@ def run(args: argparse.Namespace) -> int:
     prog = "python -m train"
     ctx = None
     try:
-        cfg, state = resolve_config(args)
-        meta = preflight(cfg)
-        ctx = setup(cfg.device)
-        run = Run(cfg, ctx, meta, resume=state)
-        results = run.fit()
+        with writing_to(args.out):
+            cfg, state = resolve_config(args)
+            meta = preflight(cfg)
+            ctx = setup(cfg.device)
+            run = Run(cfg, ctx, meta, resume=state)
+            results = run.fit()
+    except RunFolderBusy as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 2
     except CheckpointError as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 1
