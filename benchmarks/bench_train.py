@@ -58,6 +58,8 @@ import time
 import warnings
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("easy", "medium", "hard")
 EASY_ACCURACY = 0.95
@@ -144,8 +146,6 @@ def scored_round(
     trained on ``data`` for ``epochs`` from ``train_seed`` and was scored on ``held_out``;
     else None. A record is written only after its round's training ended (a round starts in
     an emptied folder), so one that is there is a finished round's."""
-    import yaml
-
     records = []
     for name in extractors:
         try:

@@ -102,9 +102,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     rank, world, device = setup_distributed()
     out = Path(cfg.run.out)
     with writing_to(out):  # held from the check for last.pt to the last write
-        if rank == 0:
+        if rank == 0:  # writing_to made the folder
             prepare_run_folder(out, resume, force)
-            out.mkdir(parents=True, exist_ok=True)
         data = build_pretrain_data(cfg, rank, world)
         steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
         for k in unreachable_levels(cfg, data[2]):

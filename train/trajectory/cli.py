@@ -128,9 +128,6 @@ def run(args: argparse.Namespace) -> int:
             ctx = setup(cfg.device)
             run = Run(cfg, ctx, meta, resume=state)
             results = run.fit()
-    except RunFolderBusy as e:
-        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
-        return 2
     except CheckpointError as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 1
@@ -140,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         DeviceError,
         DatasetError,
         ExtractorConfigError,
+        RunFolderBusy,
     ) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
