@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from train.run_folder import RunFolderBusy, writing_to
 from train.summary import SUMMARY_MD, RunStatus
-from trajkit.cli import default_workers, restore_signals, stop_on_signals
+from trajkit.cli import default_workers, one_line, restore_signals, stop_on_signals
 
 STOP_GRACE_SECONDS = 60.0
 POLL_SECONDS = 0.5
@@ -117,8 +118,17 @@ class LocalLauncher:
             raise
         return list(self.statuses.values())
 
-    def run_to_end(self, stopped_hint: str) -> int:
-        """Run every job, print the summary; exit status 0, 1 if a run failed, 130 on Ctrl-C."""
+    def run_to_end(self, prog: str, stopped_hint: str) -> int:
+        """Run every job, print the summary; exit status 0, 1 if a run failed, 2 if another
+        launcher holds ``out`` (both would rewrite its summary), 130 on Ctrl-C."""
+        try:
+            with writing_to(self.out):
+                return self._run_to_end(stopped_hint)
+        except RunFolderBusy as e:
+            print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+            return 2
+
+    def _run_to_end(self, stopped_hint: str) -> int:
         where = (
             f"{self.gpus} GPU(s), one per run"
             if self.gpus

@@ -15,8 +15,10 @@ import yaml
 
 import train.slurm
 from train.checkpoint import load_checkpoint
+from train.run_folder import LOCK
 from train.trajectory.config import build_config
 from train.trajectory.parallel import main
+from trajkit.lock import FolderLock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +72,7 @@ def test_config_may_name_a_shipped_recipe(dataset, tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(
         "train.trajectory.parallel.LocalLauncher.run_to_end",
-        lambda self, message: seen.update(self.jobs) or 0,
+        lambda self, prog, message: seen.update(self.jobs) or 0,
     )
     args = ["--extractors", "i3d", "--epochs", "1", "--config", "colour"]
     assert main([*args, "--data", str(dataset), "--out", str(tmp_path / "runs")]) == 0
@@ -86,6 +88,18 @@ def test_bench_train_levels_with_distractors_train_on_colour(bench):
         if has_distractors:
             values = {"extractor": "i3d", "data": "d", "epochs": 1, "out": "o"}
             assert build_config(values, bench.RECIPES[level]).position_channels is False, level
+
+
+def test_a_second_launch_on_a_held_folder_is_refused_and_starts_nothing(dataset, tmp_path, capsys):
+    """Two launchers on one --out would both rewrite summary.md and comparison.png."""
+    out = tmp_path / "runs"
+    out.mkdir()
+    args = ["--extractors", "i3d", "--epochs", "1", "--data", str(dataset), "--out", str(out)]
+    with FolderLock(out / LOCK):  # the first launcher, mid-round
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is being written by process" in err, err
+    assert [p.name for p in out.iterdir()] == [LOCK]  # no run started, no summary written
 
 
 def test_one_failed_run_does_not_stop_the_others(dataset, tmp_path):

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     gpus, threads = share_machine(args.device, len(jobs))
     launcher = LocalLauncher(args.out, jobs, gpus, threads, module=MODULE, summarise=write_summary)
     return launcher.run_to_end(
-        f"{PROG}: stopped all runs; continue with the same command plus --resume"
+        PROG, f"{PROG}: stopped all runs; continue with the same command plus --resume"
     )
 
 

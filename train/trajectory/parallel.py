@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         summarise=lambda out, statuses: write_summary(out, with_earlier_runs(out, statuses)),
     )
     return launcher.run_to_end(
+        prog,
         f"{prog}: stopped all runs; continue with: python -m train.parallel --resume "
-        f"--epochs {args.epochs} --out {args.out}"
+        f"--epochs {args.epochs} --out {args.out}",
     )
 
 

@@ -9,7 +9,9 @@ import yaml
 
 import train.slurm
 from train.checkpoint import load_checkpoint
+from train.run_folder import LOCK
 from train.saliency.parallel import main
+from trajkit.lock import FolderLock
 
 
 def variants(tiny_config, data: Path, **train) -> list[str]:
@@ -64,6 +66,16 @@ def test_one_failed_run_does_not_stop_the_other(tiny_config, synth, tmp_path):
     assert rows["baseline_tiny"]["status"] == "done"
     assert rows["entropy_reg_tiny"]["status"] == "failed"
     assert "cannot be read as an image" in rows["entropy_reg_tiny"]["error"]
+
+
+def test_a_second_launch_on_a_held_folder_is_refused(tiny_config, synth, tmp_path, capsys):
+    out = tmp_path / "runs"
+    out.mkdir()
+    with FolderLock(out / LOCK):  # the first launcher, mid-round
+        assert main(["--configs", *variants(tiny_config, synth), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is being written by process" in err, err
+    assert [p.name for p in out.iterdir()] == [LOCK]
 
 
 def test_a_missing_data_folder_is_refused_before_any_run(tiny_config, synth, tmp_path, capsys):
