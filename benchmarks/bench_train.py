@@ -36,6 +36,8 @@ each pair's mean lead, its standard deviation and a paired t-test over the seeds
 ``--reuse`` reads a round already scored under ``--out`` (every extractor trained on the
 same dataset for the same epochs from the same training seed, and scored on the same
 held-out set) instead of training it again, so seeds run on another day join one table.
+Ctrl-C or SIGTERM stops the step under way (the generator or the round's runs stop
+cleanly) and exits 130.
 
 Exit 1 when a target is missed. Usage:
 
@@ -51,6 +53,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,6 +62,8 @@ import warnings
 from pathlib import Path
 
 import yaml
+
+from trajkit.cli import exit_on_interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("easy", "medium", "hard")
@@ -84,9 +89,18 @@ def budget(level: str, args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(cmd: list[str]) -> int:
+    """``cmd``'s exit status. On Ctrl-C or SIGTERM the child gets one SIGINT and is waited
+    for, so it stops its own runs and workers (``subprocess.call`` would SIGKILL it and
+    leave them training on)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print("$ " + " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT, env=env)
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        child.wait()
+        raise
 
 
 def dataset(level: str, seed: int, n: int, folder: Path) -> Path | None:
@@ -420,4 +434,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_interrupt(main, "bench_train stopped; --reuse keeps the rounds scored so far"))

@@ -251,3 +251,45 @@ def test_bench_train_reuse_reads_a_scored_round_only_when_it_matches(bench, tmp_
     bench.round_of("hard", 3, 1, args, held_out)  # the broken round is trained again
     assert commands and "train.parallel" in commands[0]
     assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
+
+
+CHILD = """
+import signal, sys, time
+from pathlib import Path
+def stop(signum, frame):
+    time.sleep(0.5)  # stopping its runs takes a while
+    Path(sys.argv[1], "stopped").write_text("")
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop)
+Path(sys.argv[1], "started").write_text("")
+time.sleep(60)
+"""
+
+BENCH_RUNS_CHILD = """
+import importlib.util, sys
+from trajkit.cli import exit_on_interrupt
+spec = importlib.util.spec_from_file_location("bench_train", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+sys.exit(exit_on_interrupt(lambda: bench.run([sys.executable, "-c", sys.argv[2], sys.argv[3]]), "x"))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_bench_train_stopped_lets_its_child_stop_its_runs(tmp_path, signum):
+    """A stopped bench forwards one SIGINT to its generator or train.parallel and waits, so
+    they stop their own runs; before, subprocess.call SIGKILLed the child and its four
+    training runs went on without it."""
+    script = str(ROOT / "benchmarks" / "bench_train.py")
+    bench = subprocess.Popen(
+        [sys.executable, "-c", BENCH_RUNS_CHILD, script, CHILD, str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not (tmp_path / "started").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    bench.send_signal(signum)
+    _, err = bench.communicate(timeout=60)
+    assert bench.returncode == 130 and err.strip() == "interrupted: x", err
+    assert (tmp_path / "stopped").exists(), "the child was killed before it could stop"
