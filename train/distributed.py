@@ -45,7 +45,10 @@ def pick_device(request: str, local_rank: int = 0) -> torch.device:
 
 
 def env_rank() -> int:
-    """This process's rank as ``torchrun`` set it (0 alone): known before ``setup``."""
+    """This process's rank as ``torchrun`` set it, known before ``setup``: 0 alone (a
+    ``RANK`` left in the environment of a one-process run does not make it a non-writer)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
     return int(os.environ.get("RANK", "0"))
 
 

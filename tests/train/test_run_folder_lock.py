@@ -52,7 +52,11 @@ def test_the_lock_is_free_again_after_the_run_and_for_other_ranks(tmp_path, monk
         with pytest.raises(RunFolderBusy, match="is being written by process"):
             with writing_to(tmp_path):
                 pass
-        monkeypatch.setenv("RANK", "1")  # torchrun's other ranks write nothing: no lock
+        monkeypatch.setenv("RANK", "1")  # alone (no WORLD_SIZE), still the writer: locked
+        with pytest.raises(RunFolderBusy):
+            with writing_to(tmp_path):
+                pass
+        monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's other ranks write nothing: no lock
         with writing_to(tmp_path):
             pass
 
