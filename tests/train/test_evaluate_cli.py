@@ -152,7 +152,8 @@ def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
     for argv, expected in (
         ([tmp_path / "nope", "--data", other], "does not exist"),
         ([run, "--data", tmp_path / "nope"], "does not exist"),
-        ([run, "--data", fifo], "does not exist"),
+        ([run, "--data", fifo], "is not a folder"),
+        ([fifo, "--data", other], "run folder " + str(fifo) + " is not a folder"),
         ([run, "--data", other, "--split", "holdout"], "--split"),
         ([run, "--data", other, "--batch-size", "0"], "--batch-size"),
         ([run], "--data"),
@@ -160,6 +161,17 @@ def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
         assert score(*argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_a_file_where_the_evaluations_folder_should_be_is_one_line(run, other, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    (copy / "evaluations").write_text("not a folder")
+    assert score(copy, "--data", other) == 2
+    err = capsys.readouterr().err.strip()
+    assert "evaluations is not a folder" in err and len(err.splitlines()) == 1, err
+    assert (copy / "evaluations").read_text() == "not a folder"
 
 
 def test_a_dataset_holding_training_samples_is_flagged(run, dataset, other, capsys):

@@ -105,6 +105,9 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
     from train.trajectory.inputs import InputPipeline
     from trajkit.files import write_json_atomic
 
+    records = run / "evaluations"
+    if records.exists() and not records.is_dir():  # found now, not after the scoring
+        raise EvaluationError(f"{records} is not a folder; move it away to score {run}")
     path = run / (BEST if args.checkpoint == "best" else LAST)
     state = load_checkpoint(path)
     try:
@@ -172,8 +175,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
     }
-    (run / "evaluations").mkdir(exist_ok=True)
-    write_json_atomic(run / "evaluations" / f"{args.data.name}.{split}.json", record)
+    records.mkdir(exist_ok=True)
+    write_json_atomic(records / f"{args.data.name}.{split}.json", record)
     return record
 
 
@@ -191,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = DistContext(0, 1, 0, pick_device(args.device))  # one process scores it all
         for run in args.runs:
             if not run.is_dir():
-                raise EvaluationError(f"run folder {run} does not exist")
+                problem = "is not a folder" if run.exists() else "does not exist"
+                raise EvaluationError(f"run folder {run} {problem}")
             record = evaluate_run(run, args, data_meta, ctx)
             if not args.quiet:
                 print(

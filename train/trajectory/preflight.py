@@ -44,6 +44,8 @@ def check_dataset(root: Path) -> dict:
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.validate import validate
 
+    if root.exists() and not root.is_dir():
+        raise PreflightError(f"dataset folder {root} is not a folder")
     if not root.is_dir():
         raise PreflightError(
             f"dataset folder {root} does not exist (make one with python -m generator)"
