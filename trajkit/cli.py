@@ -85,6 +85,28 @@ def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
         restore_signals(previous)
 
 
+def out_of_memory(error: BaseException) -> str | None:
+    """``error`` as one line when it is a failed allocation (``MemoryError``, torch's CPU
+    allocator, CUDA's ``OutOfMemoryError``), else None: a batch too large for the machine is
+    a setting to lower, not a crash to debug."""
+    text = str(error)
+    if not isinstance(error, MemoryError) and not (
+        isinstance(error, RuntimeError)
+        and ("out of memory" in text.lower() or "can't allocate memory" in text)
+    ):
+        return None
+    asked = re.search(r"(?i)tried to allocate (\d+ bytes|[\d.]+ ?[KMGT]?i?B)", text)
+    if asked and asked.group(1).endswith(" bytes"):
+        size = f"{int(asked.group(1).split()[0]) / 2**30:.3g} GiB"
+    else:
+        size = asked.group(1) if asked else None
+    return (
+        "out of memory"
+        + (f" (a tensor of {size})" if size else "")
+        + ("; lower the batch size or the data workers")
+    )
+
+
 def _reader_gone(stream) -> bool:
     """Whether ``stream`` is a pipe whose reader has closed it (Linux and macOS flag such a
     pipe's write end with POLLERR); False for a file, a terminal or a stream without a

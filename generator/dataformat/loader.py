@@ -112,8 +112,10 @@ def make_loader(
             if name in options:
                 raise ValueError(f"make_loader(recycle=True) sets {name} itself")
         slots = (prefetch_factor if num_workers else 0) + SLOTS_BEYOND_PREFETCH
+        # No batch holds more items than the sampler (or the dataset) gives.
+        rows = max(1, min(batch_size, len(options.get("sampler") or dataset)))
         extra["collate_fn"] = RecyclingCollate(
-            tuple(dataset.item_shape), dataset.item_dtype, batch_size, num_workers, slots
+            tuple(dataset.item_shape), dataset.item_dtype, rows, num_workers, slots
         )
         if num_workers:
             persistent = persistent_workers is not False

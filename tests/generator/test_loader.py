@@ -92,3 +92,15 @@ def test_any_dataset_exposing_its_item_shape_is_loaded():
     got = [b["video"].clone() for b in make_loader(ds, 3, num_workers=0, sampler=range(6, -1, -1))]
     assert [v.shape[0] for v in got] == [3, 3, 1]
     assert torch.equal(torch.cat(got), torch.stack([ds[i]["video"] for i in range(6, -1, -1)]))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_batch_size_beyond_the_data_is_one_batch_of_it_all(workers):
+    """As DataLoader has it; the slots are sized by the items there are, so a batch size of
+    10^11 (a config typo) is not a 10^18-byte allocation."""
+    ds = Clips()
+    for sampler in (None, range(2, 5)):
+        loader = make_loader(ds, 10**11, num_workers=workers, sampler=sampler)
+        assert loader.collate_fn.slots.shape[2] == len(sampler or ds)
+        (batch,) = [b["video"].clone() for b in loader]
+        assert torch.equal(batch, torch.stack([ds[i]["video"] for i in sampler or range(7)]))

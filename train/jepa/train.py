@@ -39,7 +39,7 @@ from train.jepa.schedules import (
     warmup_cosine_lr,
 )
 from train.run_folder import RunFolderBusy, writing_to
-from trajkit.cli import OneLineParser, quiet_on_closed_output
+from trajkit.cli import OneLineParser, out_of_memory, quiet_on_closed_output
 from trajkit.files import write_atomic, write_json_atomic
 
 
@@ -361,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as err:
+        if (oom := out_of_memory(err)) is None:
+            raise
+        print(f"error: {oom}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; run again with --resume to continue", file=sys.stderr)

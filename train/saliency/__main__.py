@@ -18,7 +18,14 @@ from train.run_folder import RunFolderBusy
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
-from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    one_line,
+    out_of_memory,
+    path_arg,
+    quiet_on_closed_output,
+)
 
 
 @quiet_on_closed_output
@@ -55,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, LayoutError, RunFolderError, RunFolderBusy, DeviceError) as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        if (oom := out_of_memory(err)) is None:
+            raise
+        print(f"error: {oom}", file=sys.stderr)
+        return 1
     if not results:  # a torchrun rank other than 0: rank 0 reports
         return 0
     v = results["val"]

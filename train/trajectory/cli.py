@@ -16,6 +16,7 @@ from trajkit.cli import (
     folder_arg,
     number_arg,
     one_line,
+    out_of_memory,
     path_arg,
     path_text,
     quiet_on_closed_output,
@@ -143,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except NonFiniteLossError as e:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:
+        if (oom := out_of_memory(e)) is None:
+            raise
+        print(f"{prog}: error: {oom}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
