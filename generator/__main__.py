@@ -17,6 +17,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
     whole_number,
 )
+from trajkit.seeds import MAX_SEED
 
 DEFAULT_OUT = Path("data/trajectories")
 POSITIVE = whole_number(1)
@@ -35,7 +36,10 @@ def generate_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=DEFAULT_OUT, help=f"dataset folder (default {DEFAULT_OUT})"
     )
     p.add_argument(
-        "--seed", type=whole_number(0), default=0, help="sample i depends only on (seed, i)"
+        "--seed",
+        type=whole_number(0, MAX_SEED),
+        default=0,
+        help="sample i depends only on (seed, i)",
     )
     p.add_argument(
         "--workers",

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 
@@ -156,7 +157,7 @@ class RegularizerConfig(_Strict):
 
 class RunConfig(_Strict):
     out: str = Field("runs/jepa", min_length=1)
-    seed: int = 0
+    seed: Seed = 0
     amp: bool = True  # bf16 autocast, CUDA only
     log_every: int = Field(20, ge=1)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from train.presets import config_file
 from trajkit.cli import describe_validation_error
+from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 
@@ -29,7 +30,7 @@ class DataConfig(_Strict):
     fit: Literal["resize", "letterbox"] = "letterbox"
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
-    split_seed: int = 0
+    split_seed: Seed = 0
     max_train_stimuli: int | None = Field(None, ge=2, description="cap for quick runs")
     max_val_stimuli: int | None = Field(None, ge=1)
 
@@ -67,7 +68,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    seed: int = 0
+    seed: Seed = 0
     threads: int = Field(1, ge=1, description="torch CPU threads")
 
 

@@ -18,7 +18,15 @@ import numpy as np
 from train.saliency.density import fixation_density
 from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
-from trajkit.cli import OneLineParser, folder_arg, number_arg, one_line, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    folder_arg,
+    number_arg,
+    one_line,
+    quiet_on_closed_output,
+    whole_number,
+)
+from trajkit.seeds import MAX_SEED
 
 SIZES = ((60, 80), (80, 60), (64, 64), (48, 96))
 OBJECT_SHARE = 0.85  # of fixations on objects; the rest follow a central Gaussian
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("out", type=folder_arg)
     ap.add_argument("--n", type=number_arg(int, 0, True), default=200, help="stimuli to write")
-    ap.add_argument("--seed", type=number_arg(int, 0, False), default=0)
+    ap.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     args = ap.parse_args(argv)
     if args.out.is_dir() and any(args.out.iterdir()):
         print(

@@ -22,7 +22,9 @@ from trajkit.cli import (
     quiet_on_closed_output,
     restore_signals,
     stop_on_signals,
+    whole_number,
 )
+from trajkit.seeds import MAX_SEED
 
 FLAGS = (
     "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "YAML or a shipped generator config's name (default: default)",
     )
     p.add_argument(
-        "--render-seed", type=number_arg(int, 0, False), help="with --render (default 0)"
+        "--render-seed", type=whole_number(0, MAX_SEED), help="with --render (default 0)"
     )
     p.add_argument(
         "--epoch-samples",
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
     p.add_argument("--workers", type=number_arg(int, 0, False), help="data-loading processes")
     p.add_argument("--threads", type=number_arg(int, 0, True), help="torch CPU threads")
-    p.add_argument("--seed", type=number_arg(int, 0, False))
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument(
         "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from train.presets import config_file, preset_file, preset_names
 from trajkit.cli import describe_validation_error
+from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class TrainConfig(BaseModel):
         description="train on samples rendered on the fly instead of --data: a generator config "
         "YAML or the name of a shipped one (configs/generator: default, easy, ...)",
     )
-    render_seed: int = Field(0, ge=0, description="the rendered dataset's seed (--render)")
+    render_seed: Seed = Field(0, description="the rendered dataset's seed (--render)")
     epoch_samples: int = Field(
         1600, gt=0, description="fresh training samples per epoch (--render)"
     )
@@ -100,8 +101,8 @@ class TrainConfig(BaseModel):
         description="average k x k pixel blocks before anything else (train.trajectory.inputs)",
     )
     frame_stride: int = Field(1, ge=1)
-    split_seed: int = Field(0, ge=0)
-    seed: int = Field(0, ge=0)
+    split_seed: Seed = 0
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["bf16", "fp16", "fp32"] = Field(
         "bf16", description="autocast dtype on CUDA; the CPU always trains in fp32"

@@ -29,7 +29,9 @@ from trajkit.cli import (
     one_line,
     path_text,
     quiet_on_closed_output,
+    whole_number,
 )
+from trajkit.seeds import MAX_SEED
 
 
 def build_parser() -> OneLineParser:
@@ -59,7 +61,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--batch-size", type=number_arg(int, 0, True))
     p.add_argument("--lr", type=number_arg(float, 0.0, True))
     p.add_argument("--workers", type=number_arg(int, 0, False), help="data workers per run")
-    p.add_argument("--seed", type=number_arg(int, 0, False))
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED))
     return p
 
 
