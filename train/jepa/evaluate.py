@@ -126,7 +126,7 @@ def evaluate(
             x_tr, y_tr, x_te, y_te, max_iter=probe_iters
         ),
         "knn_accuracy": float(correct.float().mean()),
-        "knn_k": k,
+        "knn_k": min(k, len(y_tr)),  # the k used: at most every training sample votes
         "knn_temperature": temperature,
         "rankme": rankme(x_tr),
     }
@@ -172,9 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=0)
     args = parser.parse_args(argv)
     ckpt = Path(args.checkpoint)
+    suffix = "_random_init" if args.random_init else ""
+    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
     try:
         if not ckpt.is_file():
-            raise ConfigError(f"checkpoint {ckpt} not found")
+            what = "is not a regular file" if ckpt.exists() else "not found"
+            raise ConfigError(f"checkpoint {ckpt} {what}")
+        if out.exists() and not out.is_file():  # found now, not after the features
+            raise ConfigError(f"--out {out} is not a regular file")
         state = load_run_checkpoint(ckpt, ("target_encoder", "config"))
         try:
             cfg = parse_config(state["config"])
@@ -202,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     result.update(checkpoint=str(ckpt), random_init=args.random_init)
-    suffix = "_random_init" if args.random_init else ""
-    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
-    write_json_atomic(out, result)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, result)
+    except OSError as err:
+        print(f"error: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(summary_line(result))
     return 0
 

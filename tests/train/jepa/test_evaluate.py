@@ -1,4 +1,5 @@
 import json
+import os
 
 import torch
 
@@ -49,6 +50,25 @@ def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
 def test_evaluate_bad_input(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synthetic"]) == 2
     assert "not found" in capsys.readouterr().err
+    os.mkfifo(tmp_path / "fifo.pt")
+    for where in ("fifo.pt", "."):  # neither blocks on a read or is called missing
+        assert main(["--checkpoint", str(tmp_path / where), "--dataset", "synthetic"]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+
+
+def test_evaluate_records_the_k_it_used_and_checks_out_first(tmp_path, jepa_files, capsys):
+    cfg = parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 1}))
+    train(cfg, quiet=True)
+    capsys.readouterr()
+    args = ["--checkpoint", str(tmp_path / "run" / "last.pt"), "--dataset", "synthetic"]
+    (tmp_path / "taken").mkdir()
+    assert main([*args, "--out", str(tmp_path / "taken")]) == 2  # before any feature is made
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out {tmp_path / 'taken'} is not a regular file", err
+    out = tmp_path / "new" / "folder" / "eval.json"
+    assert main([*args, "--k", "1000", "--probe-iters", "5", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["knn_k"] == 48  # every training image, not 1000
+    assert "48-NN" in capsys.readouterr().out
 
 
 def test_evaluate_on_images_held_in_memory_matches_reading_them(tmp_path, jepa_files):
