@@ -23,6 +23,7 @@ from train.saliency.records import (
     StimulusFileError,
     StimulusRef,
     points_from_mask,
+    regular_file,
 )
 
 STIMULI = "Stimuli"
@@ -46,6 +47,7 @@ def looks_like(root: Path) -> bool:
 
 
 def read_locs(path: Path) -> np.ndarray:
+    regular_file(path)
     try:
         return np.asarray(loadmat(path)[LOCS_VARIABLE]) > 0
     except (OSError, KeyError, ValueError, TypeError, NotImplementedError) as err:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.saliency.records import Sample, StimulusFileError, StimulusRef, as_rgb
+from train.saliency.records import Sample, StimulusFileError, StimulusRef, as_rgb, regular_file
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 
@@ -16,6 +16,7 @@ STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 def read_image(path: Path, mode: str) -> np.ndarray:
     """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty or damaged file
     is a one-line StimulusFileError naming it, not PIL's traceback."""
+    regular_file(path)
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert(mode))

@@ -34,7 +34,14 @@ import numpy as np
 from PIL import Image
 
 from train.saliency.image_files import read_image, read_map
-from train.saliency.records import LayoutError, SaliencySource, Sample, StimulusRef, as_rgb
+from train.saliency.records import (
+    LayoutError,
+    SaliencySource,
+    Sample,
+    StimulusRef,
+    as_rgb,
+    regular_file,
+)
 from trajkit.files import write_atomic
 
 STIMULI_FILE = "stimuli.hdf5"
@@ -145,7 +152,7 @@ class PysaliencyHdf5(SaliencySource):
     def __init__(self, root: Path):
         root = Path(root)
         for name in (STIMULI_FILE, FIXATIONS_FILE):
-            if not (root / name).is_file():
+            if not regular_file(root / name).is_file():
                 raise LayoutError(
                     f"{root}: {name} missing; the pysaliency layout needs both "
                     f"{STIMULI_FILE} and {FIXATIONS_FILE}"

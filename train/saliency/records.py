@@ -23,6 +23,15 @@ class StimulusFileError(LayoutError):
     unknown layout is a bad argument (exit 2)."""
 
 
+def regular_file(path: Path) -> Path:
+    """``path`` unless something other than a file stands there: a FIFO would block the
+    reader for ever, a folder fail with a decoder's message. A missing path passes (its
+    reader names it)."""
+    if path.exists() and not path.is_file():
+        raise StimulusFileError(f"{path} is listed but is not a regular file")
+    return path
+
+
 @dataclass(frozen=True)
 class StimulusRef:
     """One stimulus: ``key`` is its path relative to the stimulus folder (``Action/001.jpg``)."""

@@ -13,7 +13,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from train.saliency.layouts import open_source, where_to_get
-from train.saliency.records import LayoutError, SaliencySource
+from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
 from trajkit.cli import OneLineParser, one_line, path_arg, quiet_on_closed_output
 
 
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         src = open_source(args.root)
-    except LayoutError as err:
+    except LayoutError as err:  # a damaged file the layout lists is bad data, not a bad argument
         print(one_line(f"error: {err}"), file=sys.stderr)
-        return 2
+        return 1 if isinstance(err, StimulusFileError) else 2
     if len(src) == 0:
         print(
             one_line(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def truncated(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:40])
 
 
+def fifo(path: Path) -> None:
+    """Opening it would block for ever."""
+    path.unlink()
+    os.mkfifo(path)
+
+
+def folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
 def uncapped(path: Path) -> str:
     """The config with every stimulus used, so the damaged one is read."""
     raw = yaml.safe_load(path.read_text())
@@ -41,7 +53,7 @@ def images(synth, tmp_path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("damage", [broken_link, emptied, truncated])
+@pytest.mark.parametrize("damage", [broken_link, emptied, truncated, fifo, folder])
 def test_training_names_the_stimulus(tiny_config, images, tmp_path, capsys, damage):
     victim = sorted((images / "ALLSTIMULI").iterdir())[3]
     damage(victim)
@@ -68,9 +80,22 @@ def test_a_file_listed_in_stimuli_hdf5_but_missing(images, tiny_config, tmp_path
     assert len(err.splitlines()) == 1 and listed[0].name in err, err
 
 
-def test_verify_names_the_damaged_stimulus(images, capsys):
+@pytest.mark.parametrize("name", ["stimuli.hdf5", "fixations.hdf5"])
+def test_a_fifo_for_an_hdf5_file_is_one_line(images, tiny_config, tmp_path, capsys, name):
+    pytest.importorskip("h5py")
+    h5 = tmp_path / "h5"
+    assert convert([str(images), str(h5), "--to", "hdf5", "--quiet"]) == 0
+    fifo(h5 / name)
+    capsys.readouterr()
+    assert verify([str(h5), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{name} is listed but is not a regular file" in err, err
+
+
+@pytest.mark.parametrize("damage", [emptied, fifo])
+def test_verify_names_the_damaged_stimulus(images, capsys, damage):
     victim = sorted((images / "ALLSTIMULI").iterdir())[0]
-    emptied(victim)
+    damage(victim)
     assert verify([str(images), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and victim.name in err, err
