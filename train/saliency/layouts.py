@@ -22,7 +22,8 @@ def detect_layout(root: str | Path) -> str:
     """Return ``"hdf5"``, ``"mit1003-images"`` or ``"cat2000-images"``; raise LayoutError."""
     root = Path(root)
     if not root.is_dir():
-        raise LayoutError(f"{root}: no such folder; {EXPECTED}")
+        problem = "not a folder" if root.exists() else "no such folder"
+        raise LayoutError(f"{root}: {problem}; {EXPECTED}")
     if pysaliency_hdf5.looks_like(root):
         return "hdf5"
     if mit1003.looks_like(root):

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,12 @@ def test_bad_arguments_are_one_line(tmp_path):
             env={"PYTHONPATH": str(ROOT)},
         )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (module, r.stderr)
+
+
+def test_a_file_or_fifo_given_as_the_dataset_is_not_a_folder(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("file", "fifo"):
+        assert main([str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {tmp_path / name}: not a folder;"), err
