@@ -1,7 +1,7 @@
 """What a run folder holds and how each file is written (rank 0 only, atomically).
 
     runs/NAME/config.yaml     the validated config
-    runs/NAME/splits.json     the dataset's train/val/test indices
+    runs/NAME/splits.json     the train/val/test indices (lists, or {start, stop} ranges)
     runs/NAME/metrics.jsonl   one line per epoch, then one for the test split
     runs/NAME/last.pt         checkpoint after the latest epoch
     runs/NAME/best.pt         checkpoint of the best validation epoch
@@ -16,7 +16,7 @@ else goes through :mod:`generator.dataformat.writer`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,8 +92,10 @@ class RunFolder:
         text = yaml.safe_dump(config, sort_keys=False)
         write_atomic(self.root / CONFIG, text.encode())
 
-    def write_splits(self, splits: dict[str, list[int]]) -> None:
-        write_json_atomic(self.root / SPLITS, {k: list(map(int, v)) for k, v in splits.items()})
+    def write_splits(self, splits: dict[str, Sequence[int]]) -> None:
+        """Each split's indices as a list, or as ``{"start": a, "stop": b}`` (a half-open
+        range, as Python's) when they are one: a rendered run's training stream."""
+        write_json_atomic(self.root / SPLITS, {k: _indices_json(v) for k, v in splits.items()})
 
     def read_metrics(self) -> list[dict]:
         return read_metrics(self.root)
@@ -125,6 +127,12 @@ class RunFolder:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _indices_json(indices: Sequence[int]) -> list[int] | dict[str, int]:
+    if isinstance(indices, range) and indices.step == 1:
+        return {"start": indices.start, "stop": indices.stop}
+    return list(map(int, indices))
 
 
 def read_metrics(root: Path) -> list[dict]:

@@ -103,9 +103,10 @@ class RenderedTrajectoryDataset(TrajectoryDataset):
         }
         self.epoch = 1
         self.indices = self._indices()
-        # What a run folder's splits.json records: every sample ``epochs`` epochs will read.
+        # What a run folder's splits.json records: every sample ``epochs`` epochs will read,
+        # kept as ranges (an unbounded stream's training indices would not fit in a list).
         train = range(self.train_start, self.train_start + epochs * epoch_samples)
-        self.splits = {"train": list(train), **{k: list(v) for k, v in self.ranges.items()}}
+        self.splits = {"train": train, **self.ranges}
         # The normalisation statistics come from the first training samples, as on disk.
         first = self.train_start
         mean, std = channel_stats(
