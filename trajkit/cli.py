@@ -57,12 +57,22 @@ def describe_validation_error(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# torch's error when a DataLoader worker died of the stop signal the whole process group got
+# (Ctrl-C, Slurm's scancel, kill -TERM -PGID), sometimes before the main process got its own.
+_WORKER_STOPPED = re.compile(
+    r"DataLoader worker \(pid[^)]*\) is killed by signal: (Interrupt|Terminated)"
+)
+
+
 def caused_by_interrupt(exc: BaseException | None) -> bool:
-    """Whether Ctrl-C is behind ``exc``: a library may catch the KeyboardInterrupt and raise
-    its own error from it (pydantic does, inside a serializer)."""
+    """Whether Ctrl-C or SIGTERM is behind ``exc``: a library may catch the KeyboardInterrupt
+    and raise its own error from it (pydantic does, inside a serializer), and a DataLoader
+    reports its workers' deaths by the same signal as an error of its own."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, RuntimeError) and _WORKER_STOPPED.search(str(exc))
+        ):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -221,6 +231,16 @@ def stop_on_signals() -> dict:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
     return previous
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A DataLoader's ``worker_init_fn``: a stop sent to the whole process group (Ctrl-C,
+    Slurm's scancel, ``kill -TERM -PGID``) is left to the main process, which shuts its
+    workers down. A worker the signal killed first makes torch raise "DataLoader worker is
+    killed by signal" in the main process mid-step, and again from the loader's destructor.
+    A worker whose main process dies still leaves (torch's watchdog)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def restore_signals(previous: dict) -> None:

@@ -28,7 +28,7 @@ from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
-from trajkit.cli import OneLineParser, quiet_on_closed_output
+from trajkit.cli import OneLineParser, ignore_stop_signals, quiet_on_closed_output
 from trajkit.files import write_json_atomic
 
 
@@ -48,7 +48,10 @@ def extract_features(
     encoder.eval()
     device = next(encoder.parameters(), torch.empty(0)).device
     feats, labels = [], []
-    for images, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, worker_init_fn=ignore_stop_signals
+    )
+    for images, y in loader:
         feats.append(encoder(images.to(device)).float().mean(1).cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels).long()
@@ -87,7 +90,9 @@ def eval_splits(
     all the encoders measured on them. For the small sets of the benchmark (~90 MB each)."""
     splits = {}
     for split, dataset in eval_datasets(cfg, spec, data_path).items():
-        batches = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+        batches = DataLoader(
+            dataset, batch_size=256, num_workers=num_workers, worker_init_fn=ignore_stop_signals
+        )
         images, labels = zip(*batches, strict=True)
         splits[split] = TensorDataset(torch.cat(images), torch.cat(labels).long())
     return splits

@@ -10,6 +10,7 @@ the schedules only on the step.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -39,7 +40,13 @@ from train.jepa.schedules import (
     warmup_cosine_lr,
 )
 from train.run_folder import RunFolderBusy, writing_to
-from trajkit.cli import OneLineParser, out_of_memory, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    caused_by_interrupt,
+    exit_on_interrupt,
+    out_of_memory,
+    quiet_on_closed_output,
+)
 from trajkit.files import write_atomic, write_json_atomic
 
 
@@ -353,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    return exit_on_interrupt(lambda: _run(args), "run again with --resume to continue")
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         cfg = apply_overrides(read_yaml(args.config), args)
         train(cfg, resume=args.resume, quiet=args.quiet, force=args.force)
@@ -363,11 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
-        if (oom := out_of_memory(err)) is None:
+        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
             raise
         print(f"error: {oom}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; run again with --resume to continue", file=sys.stderr)
-        return 130
     return 0

@@ -9,6 +9,7 @@ stderr.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from train.saliency.records import LayoutError, StimulusFileError
 from train.saliency.run_folder import RunFolderError
 from trajkit.cli import (
     OneLineParser,
+    caused_by_interrupt,
+    exit_on_interrupt,
     folder_arg,
     one_line,
     out_of_memory,
@@ -44,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
+    return exit_on_interrupt(
+        lambda: _run(args),
+        "the run's last.pt holds its last finished epoch; continue with --resume",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         raw = cfg.model_dump(mode="json")
@@ -63,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:
-        if (oom := out_of_memory(err)) is None:
+        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
             raise
         print(f"error: {oom}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import sys
 
 from trajkit.cli import (
     OneLineParser,
+    caused_by_interrupt,
     folder_arg,
     number_arg,
     one_line,
@@ -147,18 +148,18 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as e:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
         return 1
-    except (MemoryError, RuntimeError) as e:
+    except (KeyboardInterrupt, MemoryError, RuntimeError) as e:
+        if caused_by_interrupt(e):
+            print(
+                f"{prog}: interrupted; {args.out / LAST} holds the last finished epoch, "
+                "continue with --resume",
+                file=sys.stderr,
+            )
+            return 130
         if (oom := out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {oom}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(
-            f"{prog}: interrupted; {args.out / LAST} holds the last finished epoch, "
-            "continue with --resume",
-            file=sys.stderr,
-        )
-        return 130
     finally:
         if ctx is not None:
             teardown(ctx)

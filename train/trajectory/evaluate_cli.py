@@ -19,7 +19,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from trajkit.cli import OneLineParser, number_arg, one_line, path_arg, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    caused_by_interrupt,
+    exit_on_interrupt,
+    number_arg,
+    one_line,
+    out_of_memory,
+    path_arg,
+    quiet_on_closed_output,
+)
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -183,6 +192,15 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return exit_on_interrupt(
+        lambda: score_runs(args),
+        "python -m train.evaluate: the runs scored before it keep their records",
+    )
+
+
+def score_runs(args: argparse.Namespace) -> int:
+    """Score every run in turn; exit 0, 1 (damaged checkpoint, unwritable record, out of
+    memory), 2 (bad input)."""
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
     from train.distributed import DeviceError, DistContext, pick_device
@@ -210,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     except (EvaluationError, PreflightError, DatasetError, DeviceError) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except (MemoryError, RuntimeError) as e:
+        if caused_by_interrupt(e) or (oom := out_of_memory(e)) is None:
+            raise
+        print(f"{prog}: error: {oom}", file=sys.stderr)
+        return 1
     return 0
