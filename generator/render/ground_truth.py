@@ -160,7 +160,7 @@ def check_ground_truth(label: dict, meta: dict) -> list[str]:
             f = wrong[0]
             problems.append(
                 f"{stem} camera {c} frame {f}: visibility {status[f]!r}, geometry and "
-                f"visible_fraction {fraction[f]:.3g} say {expected[f]!r}"
+                f"visible_fraction {fraction[f]:.3g} say {str(expected[f])!r}"
             )
         if "mask_rle" in rec:
             problems += _check_masks(stem, c, rec["mask_rle"], uv, depth, K, radius_m, size)

@@ -119,6 +119,8 @@ def test_a_wrong_visibility_flag_is_caught(rendered, flag):
                 cam["visibility"][f] = flag
                 problems = check_ground_truth(label, meta)
                 assert len(problems) == 1 and f"camera {c} frame {f}" in problems[0]
+                assert f"visibility {flag!r}, geometry" in problems[0]  # plain names, no np.str_
+                assert "np." not in problems[0] and f"say {status!r}" in problems[0], problems[0]
                 return
     pytest.fail("every flag already equal")
 
