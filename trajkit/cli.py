@@ -110,11 +110,8 @@ def out_of_memory(error: BaseException) -> str | None:
         size = f"{int(asked.group(1).split()[0]) / 2**30:.3g} GiB"
     else:
         size = asked.group(1) if asked else None
-    return (
-        "out of memory"
-        + (f" (a tensor of {size})" if size else "")
-        + ("; lower the batch size or the data workers")
-    )
+    detail = f" (a tensor of {size})" if size else ""
+    return f"out of memory{detail}; lower the batch size or the data workers"
 
 
 def _reader_gone(stream) -> bool:
