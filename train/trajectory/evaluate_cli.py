@@ -114,9 +114,9 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
     from train.trajectory.inputs import InputPipeline
     from trajkit.files import write_json_atomic
 
-    records = run / "evaluations"
-    if records.exists() and not records.is_dir():  # found now, not after the scoring
-        raise EvaluationError(f"{records} is not a folder; move it away to score {run}")
+    evaluations = run / "evaluations"
+    if evaluations.exists() and not evaluations.is_dir():  # found now, not after the scoring
+        raise EvaluationError(f"{evaluations} is not a folder; move it away to score {run}")
     path = run / (BEST if args.checkpoint == "best" else LAST)
     state = load_checkpoint(path)
     try:
@@ -184,8 +184,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
     }
-    records.mkdir(exist_ok=True)
-    write_json_atomic(records / f"{args.data.name}.{split}.json", record)
+    evaluations.mkdir(exist_ok=True)
+    write_json_atomic(evaluations / f"{args.data.name}.{split}.json", record)
     return record
 
 
