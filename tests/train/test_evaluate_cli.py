@@ -199,3 +199,43 @@ def test_weights_that_do_not_fit_the_model_are_one_line(run, other, tmp_path, ca
     assert score(odd, "--data", other) == 2
     err = capsys.readouterr().err.strip()
     assert "weights do not fit magvit" in err and len(err.splitlines()) == 1, err
+
+
+def test_the_clips_file_holds_every_clip_and_agrees_with_the_record(run, other):
+    from generator.dataformat.dataset import load_sample
+    from train.trajectory.clips import read_clips
+
+    assert score(run, "--data", other) == 0
+    got = record(run, other, "all")
+    clips = read_clips(run / "evaluations" / got["clips"])
+    assert clips["index"].tolist() == list(range(40))
+    assert clips["label"].tolist() == [load_sample(other, i)[1]["class_label"] for i in range(40)]
+    right = clips["predicted"] == clips["label"]
+    assert right.mean() == pytest.approx(got["accuracy"])
+    confusion = [[0] * 4 for _ in range(4)]
+    for y, p in zip(clips["label"], clips["predicted"], strict=True):
+        confusion[y][p] += 1
+    assert confusion == got["confusion"]
+    rmse = float((clips["future_error"] ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(got["future_rmse"], rel=1e-4)
+
+
+def test_runs_scored_together_are_compared_clip_by_clip(run, dataset, other, tmp_path, capsys):
+    from train.trajectory.clips import mcnemar_p, read_clips
+
+    second = tmp_path / "second"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "1", "--out", str(second)]
+    assert train([*argv, "--seed", "1", *FAST]) == 0
+    capsys.readouterr()
+    assert evaluate([str(run), str(second), "--data", str(other), "--workers", "0"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    a, b = record(run, other, "all"), record(second, other, "all")
+    if a["accuracy"] < b["accuracy"]:
+        a, b = b, a
+    ca, cb = (read_clips(Path(r["run"]) / "evaluations" / r["clips"]) for r in (a, b))
+    ra, rb = ca["predicted"] == ca["label"], cb["predicted"] == cb["label"]
+    a_only, b_only = int((ra & ~rb).sum()), int((rb & ~ra).sum())
+    assert line.startswith(f"i3d ({a['run']}) over i3d ({b['run']}): ")
+    assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f} pts on 40 clips" in line
+    assert f"right only in one {a_only} against {b_only}" in line
+    assert f"McNemar p {mcnemar_p(a_only, b_only):.3g}" in line

@@ -102,11 +102,15 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     trajectory_weight: float = 0.0,
+    clips: list[torch.Tensor] | None = None,
 ) -> dict:
     """Metrics over this rank's shard, summed across ranks (shards must not overlap).
 
     ``inputs`` turns a batch's ``video`` into the model's input (a
     :class:`train.trajectory.inputs.InputPipeline`); by default the video is used as is.
+    ``clips``, when given, gets one ``(B, 4)`` float64 tensor per batch of this rank's
+    shard: each clip's sample index, label, predicted class and future error (world
+    units), for paired comparisons of runs scored on the same clips.
     """
     was_training = model.training
     model.eval()
@@ -135,6 +139,10 @@ def evaluate(
         confusion += torch.bincount(idx, minlength=num_classes**2).view(num_classes, -1).double()
         world = scale.to_world(out["future"].float())
         sums[0] += ((world - future) ** 2).sum().item()
+        if clips is not None:
+            error = (world - future).norm(dim=1)
+            columns = (batch["index"], labels.cpu(), pred.cpu(), error.cpu())
+            clips.append(torch.stack([c.double() for c in columns], dim=1))
         sums[1] += loss.item() * len(labels)
         sums[2] += len(labels)
     confusion = all_reduce_sum(ctx, confusion)

@@ -16,6 +16,7 @@ is missing or damaged or a record cannot be written, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -104,11 +105,16 @@ def shares_training_samples(trained: dict, data_meta: dict, split: str, rendered
     return same_samples(trained, data_meta) and (rendered or split in ("all", "train"))
 
 
-def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> dict:
-    """Score one run's weights on ``args.data``; returns the record it also writes."""
+def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> tuple[dict, dict]:
+    """Score one run's weights on ``args.data``; returns the record and the per-clip
+    columns it also writes (``train.trajectory.clips``)."""
+    import numpy as np
+    import torch
+
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
     from train.checkpoint import BEST, LAST, load_checkpoint
+    from train.trajectory.clips import COLUMNS, as_columns, write_clips
     from train.trajectory.config import TrainConfig
     from train.trajectory.evaluate import FutureScale, evaluate
     from train.trajectory.inputs import InputPipeline
@@ -159,6 +165,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         position_channels=cfg.position_channels,
         downsample=cfg.downsample,
     )
+    clips: list[torch.Tensor] = []
     scores = evaluate(
         model.to(ctx.device),
         make_loader(ds, args.batch_size, num_workers=args.workers, persistent_workers=False),
@@ -170,6 +177,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         None,
         pipeline,
         cfg.trajectory_weight,
+        clips,
     )
     extent = float(data_meta.get("scene_extent") or 0.0) or None
     record = {
@@ -183,10 +191,34 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> d
         "shares_training_samples": overlap,
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
+        "clips": f"{args.data.name}.{split}.clips.csv",
     }
     evaluations.mkdir(exist_ok=True)
+    rows = torch.cat(clips).numpy() if clips else np.zeros((0, len(COLUMNS)))
+    write_clips(evaluations / record["clips"], rows)
     write_json_atomic(evaluations / f"{args.data.name}.{split}.json", record)
-    return record
+    return record, as_columns(rows)
+
+
+def paired_lines(scored: list[tuple[dict, dict]]) -> list[str]:
+    """One line per pair of runs scored here, best first: the lead and McNemar's test."""
+    from train.trajectory.clips import paired
+
+    scored = sorted(scored, key=lambda rc: -rc[0]["accuracy"])
+    order = [record for record, _ in scored]
+    lines = []
+    for i, j in itertools.combinations(range(len(order)), 2):
+        try:
+            score = paired(scored[i][1], scored[j][1])
+        except ValueError as e:  # one run scored on its own test split, the other on all
+            lines.append(f"{order[i]['run']} and {order[j]['run']}: not compared ({e})")
+            continue
+        lines.append(
+            f"{order[i]['extractor']} ({order[i]['run']}) over {order[j]['extractor']} "
+            f"({order[j]['run']}): {100 * score.lead:+.1f} pts on {score.clips} clips, right "
+            f"only in one {score.a_only} against {score.b_only}, McNemar p {score.p:.3g}"
+        )
+    return lines
 
 
 @quiet_on_closed_output
@@ -210,11 +242,13 @@ def score_runs(args: argparse.Namespace) -> int:
     try:
         data_meta = check_dataset(args.data)
         ctx = DistContext(0, 1, 0, pick_device(args.device))  # one process scores it all
+        scored = []
         for run in args.runs:
             if not run.is_dir():
                 problem = "is not a folder" if run.exists() else "does not exist"
                 raise EvaluationError(f"run folder {run} {problem}")
-            record = evaluate_run(run, args, data_meta, ctx)
+            record, clips = evaluate_run(run, args, data_meta, ctx)
+            scored.append((record, clips))
             if not args.quiet:
                 print(
                     f"{record['extractor']} ({run}, epoch {record['epoch']}): accuracy "
@@ -222,6 +256,8 @@ def score_runs(args: argparse.Namespace) -> int:
                     f"({record['split']}), future RMSE {record['future_rmse']:.3f}",
                     flush=True,
                 )
+        if len(scored) > 1 and not args.quiet:
+            print("\n".join(paired_lines(scored)))
     except (CheckpointError, OSError) as e:  # OSError: the record cannot be written
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 1
