@@ -33,6 +33,11 @@ held on every seed and larger than its own spread ranks the two even when their 
 are within each other's spread; the output says which neighbours it ranks so, and gives
 each pair's mean lead, its standard deviation and a paired t-test over the seeds.
 
+Within each round the two runs of a pair are also compared clip by clip (McNemar's exact
+test on the clips only one of them got right, from ``train.evaluate``'s clips files). That
+p covers the held-out clips' noise only, so it says whether two trained models differ; a
+retrained model moves by more, which the seeds above measure.
+
 ``--reuse`` reads a round already scored under ``--out`` (every extractor trained on the
 same dataset for the same epochs from the same training seed, and scored on the same
 held-out set) instead of training it again, so seeds run on another day join one table.
@@ -327,6 +332,48 @@ def paired_tests(rows: list[dict], level: str) -> list[str]:
     return lines
 
 
+def clip_tests(
+    results: dict[str, dict[int, list[dict]]], rows: list[dict], level: str
+) -> list[str]:
+    """One line per neighbouring pair: in each round (both runs scored on the same held-out
+    clips), the lead and McNemar's p, then in how many rounds the lead is significant.
+
+    These measure the clips' noise only: a lead significant in every round yet changing
+    with the training seed says the runs differ, not the extractors. Records without a
+    clips file (scored before they were written) are left out."""
+    from train.trajectory.clips import paired, read_clips
+
+    rounds: dict[str, dict[str, dict]] = {}  # round folder name -> extractor -> its clips
+    for records in results.get(level, {}).values():
+        for r in records:
+            if not r.get("clips") or not r.get("run"):
+                continue
+            run = Path(r["run"])
+            try:
+                clips = read_clips(run / "evaluations" / r["clips"])
+            except ValueError:
+                continue
+            rounds.setdefault(run.parent.name, {})[r["extractor"]] = clips
+    lines = []
+    order = ranked(rows, level)
+    for a, b in zip(order, order[1:], strict=False):
+        scores = {}
+        for name, runs in rounds.items():
+            try:
+                scores[name] = paired(runs[a["extractor"]], runs[b["extractor"]])
+            except (KeyError, ValueError):  # a run missing, or scored on other clips
+                continue
+        if not scores:
+            continue
+        each = ", ".join(f"{name} {100 * s.lead:+.1f} (p {s.p:.2g})" for name, s in scores.items())
+        held = sum(s.lead > 0 and s.p < 0.05 for s in scores.values())
+        lines.append(
+            f"{a['extractor']} over {b['extractor']}: {each}; ahead at p < 0.05 in {held} "
+            f"of {len(scores)} rounds"
+        )
+    return lines
+
+
 def _per_class(row: dict) -> str:
     """``line 98, circ 95, ...``: each class's accuracy, named as the dataset names it."""
     if not row["per_class"]:
@@ -428,6 +475,9 @@ def main() -> int:
             print(f"{level}, paired by seed ('=' where a lead is not held on every seed or is "
                   f"within its own spread): {ranking(rows, level)}")  # fmt: skip
             print("  " + "\n  ".join(paired_tests(rows, level)))
+        if clip_lines := clip_tests(results, rows, level):
+            print(f"{level}, clip by clip within each round (McNemar's exact test):")
+            print("  " + "\n  ".join(clip_lines))
     missed = missed_targets(rows, minutes)
     print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)))
     return 1 if missed else 0

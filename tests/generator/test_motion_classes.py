@@ -336,6 +336,40 @@ def test_bench_train_averages_the_runs_of_a_dataset_seed(bench, monkeypatch):
     assert e.value.code == 2
 
 
+def test_bench_train_tests_each_rounds_leads_clip_by_clip(bench, tmp_path):
+    """Per round, McNemar's test on the clips the two runs scored: significant where one
+    run wins most of the clips only one of them got right, not where they split evenly."""
+    from train.trajectory.clips import mcnemar_p, write_clips
+
+    labels = np.zeros(100)
+    right = {  # round -> extractor -> clips it got right
+        "hard_s0_t0": {"i3d": range(0, 60), "magvit": range(30, 60)},  # 30 against 0
+        "hard_s1_t0": {"i3d": range(0, 60), "magvit": range(5, 60)},  # 5 against 0
+    }
+    results = {"hard": {}}
+    for seed, (name, runs) in enumerate(right.items()):
+        for extractor, ok in runs.items():
+            run = tmp_path / name / extractor
+            (run / "evaluations").mkdir(parents=True)
+            predicted = np.where(np.isin(np.arange(100), list(ok)), 0, 1)
+            write_clips(run / "evaluations" / "e.clips.csv",
+                        np.stack([np.arange(100), labels, predicted, labels], 1))  # fmt: skip
+            results["hard"].setdefault(seed, []).append(
+                {"extractor": extractor, "accuracy": len(ok) / 100, "run": str(run),
+                 "clips": "e.clips.csv", "future_rmse_fraction": 0.1, "per_class_accuracy": None}
+            )  # fmt: skip
+    results["hard"][1].append(  # scored before clips files: left out, not an error
+        {"extractor": "slowfast", "accuracy": 0.1, "run": str(tmp_path / "old"),
+         "clips": None, "future_rmse_fraction": 0.1, "per_class_accuracy": None}
+    )  # fmt: skip
+    rows = bench.table(results, ["i3d", "magvit", "slowfast"])
+    (line,) = bench.clip_tests(results, rows, "hard")
+    assert line == (
+        f"i3d over magvit: hard_s0_t0 +30.0 (p {mcnemar_p(30, 0):.2g}), "
+        f"hard_s1_t0 +5.0 (p {mcnemar_p(5, 0):.2g}); ahead at p < 0.05 in 1 of 2 rounds"
+    )
+
+
 @pytest.mark.parametrize(
     ("flags", "rounds"),
     [([], [(0, 0), (1, 1)]), (["--train-seeds", "0", "5"], [(0, 0), (0, 5), (1, 0), (1, 5)])],
