@@ -114,6 +114,8 @@ def convert(
     src_layout = Layout(src, meta["stem_width"])
     manifests = [read_json(p) for p in src_layout.manifests()]
     layout = Layout(dst, meta["stem_width"])
+    if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
+        raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")
     try:
         lock, created = open_folder(dst)
     except FolderError as e:

@@ -90,3 +90,17 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_half_dataset(small_dataset, t
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not dst.exists()
+
+
+def test_a_folder_inside_the_source_is_refused_and_the_source_stays_valid(
+    small_dataset, tmp_path, cli, capsys
+):
+    """A converted copy inside the source would make the source fail validate (an orphan
+    folder), and a link to the source is the source."""
+    (tmp_path / "link").symlink_to(small_dataset)
+    for dst in (small_dataset / "sub", small_dataset, tmp_path / "link" / "sub"):
+        assert cli(*convert_args(small_dataset, dst)) == 2
+        err = capsys.readouterr().err.strip()
+        assert "inside" in err and len(err.splitlines()) == 1, err
+    assert not (small_dataset / "sub").exists()
+    assert cli("validate", small_dataset, "--quick") == 0
