@@ -114,6 +114,15 @@ def out_of_memory(error: BaseException) -> str | None:
     return f"out of memory{detail}; lower the batch size or the data workers"
 
 
+def failed_io(error: OSError) -> str | None:
+    """``error`` as one line naming its file (``No space left on device: runs/i3d/last.pt``),
+    or None for a BrokenPipeError, which ``quiet_on_closed_output`` deals with."""
+    if isinstance(error, BrokenPipeError):
+        return None
+    where = f": {error.filename}" if error.filename else ""
+    return one_line(f"{error.strerror or error}{where}")
+
+
 def _reader_gone(stream) -> bool:
     """Whether ``stream`` is a pipe whose reader has closed it (Linux and macOS flag such a
     pipe's write end with POLLERR); False for a file, a terminal or a stream without a

@@ -34,9 +34,25 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise
+        failed = _failed_write(e)
+        if failed is None:
+            raise
+        # Named for ``path``: a full disk fails a write or a close with no file name, and
+        # torch.save wraps the failure in a RuntimeError of its own.
+        raise OSError(failed.errno, failed.strerror, str(path)) from e
+
+
+def _failed_write(error: BaseException) -> OSError | None:
+    """The OSError with an errno behind ``error`` (itself or one it arose from), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen and not isinstance(error, KeyboardInterrupt):
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 @contextmanager

@@ -190,6 +190,42 @@ def test_fsync_false_skips_it(tmp_path, fsyncs):
     assert json.loads((tmp_path / "b").read_text()) == [1]
 
 
+def test_a_full_disk_is_an_oserror_naming_the_file_even_inside_torch_save(tmp_path, monkeypatch):
+    """ENOSPC at a write or a close names no file, and torch.save turns it into a
+    RuntimeError of its own; the error that leaves is the errno, named for the target."""
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"old")
+    real_write = io.BufferedWriter.write
+
+    class Full(io.BufferedWriter):
+        def write(self, data):
+            if len(data) > 8:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(self, data)
+
+    monkeypatch.setattr(files, "open", lambda p, mode: Full(io.FileIO(p, mode)), raising=False)
+    with pytest.raises(OSError) as e:
+        files.save_torch_atomic({"w": torch.zeros(100)}, path)
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(path))
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["last.pt"]
+    with pytest.raises(OSError) as e:  # as torch's zip writer reports the failed write
+        with files.open_atomic(path):
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos")  # noqa: B904 - torch chains it so
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(path))
+    with pytest.raises(FileNotFoundError) as e:  # the subclass is kept
+        files.write_atomic(tmp_path / "gone" / "f", b"x")
+    assert e.value.filename == str(tmp_path / "gone" / "f")
+    with pytest.raises(KeyboardInterrupt):  # a stop stays a stop
+        with files.open_atomic(path):
+            try:
+                raise OSError(errno.EIO, "I/O error")
+            except OSError:
+                raise KeyboardInterrupt from None
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"old")

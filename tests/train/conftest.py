@@ -1,6 +1,9 @@
+import errno
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 from generator.__main__ import main as generate
 
@@ -31,3 +34,38 @@ def stop_after_first_epoch(monkeypatch):
         return fit(self, stop)
 
     return lambda: monkeypatch.setattr(Run, "fit", fit_interrupted_after_first_epoch)
+
+
+@pytest.fixture
+def disk_full_after_first_last_pt():
+    """A context in which every later save of a ``last.pt`` fails as a full disk does: half
+    written, then ENOSPC with no file name. The first one is written, so a run stops at its
+    second epoch with epoch 1's checkpoint to resume from."""
+    real = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        temporary = Path(getattr(f, "name", ""))
+        if temporary.name.startswith(".tmp-last.pt") and (temporary.parent / "last.pt").exists():
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    @contextmanager
+    def full():
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(torch, "save", save)
+            yield
+
+    return full
+
+
+def assert_stopped_on_the_full_disk(capsys, run: Path) -> None:
+    """One error line naming the full disk and the file (after the epochs' log lines, which
+    the JEPA trainer prints), last.pt whole at epoch 1, no temporary."""
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if not line.startswith("epoch ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"No space left on device: {run / 'last.pt'}" in errors[0], err
+    assert "--resume" in errors[0], err
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".tmp-")]

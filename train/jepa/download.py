@@ -15,6 +15,7 @@ Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -31,6 +32,7 @@ from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from trajkit.cli import OneLineParser, quiet_on_closed_output
 
 CHUNK = 1 << 20
+TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
 DISK_MARGIN = 1.1  # ask for 10% more than the estimate
 
@@ -93,7 +95,7 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=60)
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as err:
         if err.code == 416:  # nothing left to send: the partial file is complete
             os.replace(part, dest)
@@ -114,12 +116,27 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
             desc=dest.name,
             disable=quiet or not sys.stderr.isatty(),
         )
-        with open(part, mode) as f, bar:
-            while block := response.read(CHUNK):
-                f.write(block)
-                bar.update(len(block))
-            f.flush()
-            os.fsync(f.fileno())
+        # Unbuffered, so what was written is in the part whatever stops the loop, and a full
+        # disk cannot fail a second time when the file closes.
+        with open(part, mode, buffering=0) as f, bar:
+            try:
+                # read1: what has arrived, so a stall keeps the bytes before it in the part
+                while block := response.read1(CHUNK):
+                    view = memoryview(block)
+                    while view:
+                        view = view[f.write(view) :]
+                    bar.update(len(block))
+                os.fsync(f.fileno())
+            except (OSError, http.client.HTTPException) as err:  # a stall, a reset, a full disk
+                raise DownloadError(
+                    f"download of {url} stopped after {f.tell()} bytes "
+                    f"({err or type(err).__name__}); run the same command again to resume it"
+                ) from None
+            if total is not None and f.tell() != total:
+                raise DownloadError(
+                    f"download of {url} ended after {f.tell()} of {total} bytes (the connection "
+                    "closed); run the same command again to resume it"
+                )
     os.replace(part, dest)
 
 

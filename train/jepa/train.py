@@ -44,6 +44,7 @@ from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
+    failed_io,
     out_of_memory,
     quiet_on_closed_output,
 )
@@ -372,6 +373,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk or quota, a folder gone read-only
+        if (line := failed_io(err)) is None:
+            raise
+        print(f"error: {line}; the run's last.pt holds its last finished epoch, run again "
+              "with --resume to continue", file=sys.stderr)  # fmt: skip
         return 1
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:

@@ -23,6 +23,7 @@ from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
+    failed_io,
     folder_arg,
     one_line,
     out_of_memory,
@@ -72,6 +73,12 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigError, LayoutError, RunFolderError, RunFolderBusy, DeviceError) as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk or quota, a folder gone read-only
+        if (line := failed_io(err)) is None:
+            raise
+        print(f"error: {line}; the run's last.pt holds its last finished epoch, continue "
+              "with --resume", file=sys.stderr)  # fmt: skip
+        return 1
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
             raise

@@ -14,6 +14,7 @@ import sys
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
+    failed_io,
     folder_arg,
     number_arg,
     one_line,
@@ -147,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except NonFiniteLossError as e:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk or quota, a folder gone read-only
+        if (line := failed_io(e)) is None:
+            raise
+        print(f"{prog}: error: {line}; {args.out / LAST} still holds the last finished epoch; "
+              "continue with --resume", file=sys.stderr)  # fmt: skip
         return 1
     except (KeyboardInterrupt, MemoryError, RuntimeError) as e:
         if caused_by_interrupt(e):

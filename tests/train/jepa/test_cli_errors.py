@@ -103,3 +103,16 @@ def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
     assert trainer.main(["--config", config, flag, "0"]) == 2
     assert flag.removeprefix("--").replace("-", "_") in _one_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_is_one_line_and_resume_goes_on(
+    tmp_path, jepa_files, disk_full_after_first_last_pt, capsys
+):
+    from tests.train.conftest import assert_stopped_on_the_full_disk
+
+    config = _config(tmp_path, jepa_files)
+    with disk_full_after_first_last_pt():
+        assert trainer.main(["--config", config, "--quiet"]) == 1
+    assert_stopped_on_the_full_disk(capsys, tmp_path / "run")
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 0
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2

@@ -1,8 +1,10 @@
 """The real download path against a loopback HTTP server serving tiny archives."""
 
+import errno
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     files: dict = {}
     log: list = []
     honour_range = True
+    cut_after: int | None = None  # send this many bytes of the body, then stall or hang up
+    stall_seconds = 0.0
 
     def _send(self, body: bool) -> None:
         data = self.files.get(self.path.lstrip("/"))
@@ -36,7 +40,12 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        if body:
+        if body and self.cut_after is not None:
+            self.wfile.write(data[start : start + self.cut_after])
+            self.wfile.flush()
+            time.sleep(self.stall_seconds)
+            self.close_connection = True
+        elif body:
             self.wfile.write(data[start:])
 
     def do_GET(self):  # noqa: N802
@@ -52,6 +61,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     _RangeHandler.files, _RangeHandler.log, _RangeHandler.honour_range = {}, [], True
+    _RangeHandler.cut_after, _RangeHandler.stall_seconds = None, 0.0
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -165,3 +175,46 @@ def test_unknown_name_is_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "invalid choice: 'mnist'" in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("cut", ["connection closed", "stalled", "disk full"])
+def test_a_download_cut_short_keeps_its_part_and_resumes(tmp_path, server, monkeypatch, cut):
+    """A server that hangs up or goes silent mid-body, or a disk that fills: one error line,
+    the bytes received kept in the .part, and the next run asks for the rest only."""
+    url, handler = server
+    body = bytes(range(256)) * 400
+    handler.files["f.bin"] = body
+    dest = tmp_path / "f.bin"
+    with monkeypatch.context() as m:
+        if cut == "disk full":
+            real_open = open
+
+            def filling(path, mode="r", **kwargs):
+                f = real_open(path, mode, **kwargs)
+                if Path(path).name == "f.bin.part":
+                    write = f.write
+                    m.setattr(f, "write", lambda b: _full_after(f, write, b, 30_000), raising=False)
+                return f
+
+            m.setattr("builtins.open", filling)
+        else:
+            handler.cut_after = 30_000
+            handler.stall_seconds = 3.0 if cut == "stalled" else 0.0
+            m.setattr(download, "TIMEOUT_SECONDS", 0.5)
+        with pytest.raises(download.DownloadError) as e:
+            download.fetch(f"{url}/f.bin", dest)
+    message = str(e.value)
+    assert "\n" not in message and "run the same command again to resume" in message
+    assert "after 30000" in message, message
+    assert (tmp_path / "f.bin.part").read_bytes() == body[:30_000] and not dest.exists()
+    handler.cut_after = None
+    download.fetch(f"{url}/f.bin", dest)
+    assert dest.read_bytes() == body and ("GET", "/f.bin", "bytes=30000-") in handler.log
+
+
+def _full_after(f, write, block, limit: int) -> int:
+    """``write`` as a disk with ``limit`` bytes free: a short write, then ENOSPC."""
+    room = limit - f.tell()
+    if room <= 0:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return write(bytes(block[:room]))

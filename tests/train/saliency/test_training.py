@@ -183,3 +183,16 @@ def test_unreadable_config_is_one_line(tmp_path, text, expected):
         load_config(bad)
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_full_disk_is_one_line_and_resume_goes_on(
+    tiny_config, tmp_path, synth, disk_full_after_first_last_pt, capsys
+):
+    from tests.train.conftest import assert_stopped_on_the_full_disk
+
+    cfg, out = tiny_config("baseline", synth), tmp_path / "run"
+    with disk_full_after_first_last_pt():
+        assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 1
+    assert_stopped_on_the_full_disk(capsys, out)
+    assert main(["--config", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
