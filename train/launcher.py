@@ -18,7 +18,13 @@ from pathlib import Path
 
 from train.run_folder import RunFolderBusy, writing_to
 from train.summary import SUMMARY_MD, RunStatus
-from trajkit.cli import default_workers, one_line, restore_signals, stop_on_signals
+from trajkit.cli import (
+    default_workers,
+    failed_io,
+    one_line,
+    restore_signals,
+    stop_on_signals,
+)
 
 STOP_GRACE_SECONDS = 60.0
 POLL_SECONDS = 0.5
@@ -59,6 +65,7 @@ class LocalLauncher:
         self.statuses = {n: RunStatus(n) for n in jobs}
         self.procs: dict[str, tuple[subprocess.Popen, float, int | None]] = {}
         self.free_gpus = list(range(gpus))
+        self._summary_error: str | None = None
 
     def _start(self, name: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -127,6 +134,13 @@ class LocalLauncher:
         except RunFolderBusy as e:
             print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
             return 2
+        except OSError as e:  # a run's log could not be opened; the runs were stopped
+            if (line := failed_io(e)) is None:
+                raise
+            print(
+                f"{prog}: error: {line}; {stopped_hint.removeprefix(f'{prog}: ')}", file=sys.stderr
+            )
+            return 1
 
     def _run_to_end(self, stopped_hint: str) -> int:
         where = (
@@ -147,6 +161,8 @@ class LocalLauncher:
         finally:
             restore_signals(previous)
         rows = self.summarise()
+        if rows is None:
+            return 1
         print((self.out / SUMMARY_MD).read_text())
         return 1 if any(r["status"] == "failed" for r in rows) else 0
 
@@ -168,8 +184,18 @@ class LocalLauncher:
                 st.status = "interrupted"
         self.summarise()
 
-    def summarise(self) -> list[dict]:
-        return self._write_summary(self.out, list(self.statuses.values()))
+    def summarise(self) -> list[dict] | None:
+        """Rewrite the comparison; None when it cannot be written (a full disk), said once
+        per reason: the runs go on, each keeps its own folder."""
+        try:
+            return self._write_summary(self.out, list(self.statuses.values()))
+        except OSError as e:
+            if (line := failed_io(e)) is None:
+                raise
+            if line != self._summary_error:
+                print(f"cannot write the summary in {self.out}: {line}", file=sys.stderr)
+                self._summary_error = line
+            return None
 
 
 def last_line(path: Path) -> str | None:

@@ -122,7 +122,7 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     for ax in (ax_acc, ax_loss):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:  # not only the unlabelled 95% line
             ax.legend(fontsize=9)
 
     names = [r["extractor"] for r in rows]

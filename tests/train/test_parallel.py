@@ -293,3 +293,44 @@ def test_bench_train_stopped_lets_its_child_stop_its_runs(tmp_path, signum):
     _, err = bench.communicate(timeout=60)
     assert bench.returncode == 130 and err.strip() == "interrupted: x", err
     assert (tmp_path / "stopped").exists(), "the child was killed before it could stop"
+
+
+@pytest.mark.parametrize("fails", ["once", "always"])
+def test_a_summary_that_cannot_be_written_does_not_stop_the_runs(
+    dataset, tmp_path, capsys, monkeypatch, fails
+):
+    """A full disk when the comparison is rewritten: said once, every run trains on; the
+    final summary unwritten is exit 1."""
+    import errno
+
+    import train.trajectory.parallel as parallel
+
+    real, calls = parallel.write_summary, []
+
+    def write_summary(out, statuses):
+        calls.append(len(calls))
+        if fails == "always" or len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "summary.md"))
+        return real(out, statuses)
+
+    monkeypatch.setattr(parallel, "write_summary", write_summary)
+    out = tmp_path / "runs"
+    args = ["--extractors", "i3d", "magvit", "--epochs", "1", "--data", str(dataset)]
+    code = main([*args, "--out", str(out), "--workers", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"cannot write the summary in {out}: No space left on device: {out}/summary.md"]
+    assert all(last_epoch(out / name) == 1 for name in ("i3d", "magvit"))
+    assert len(calls) == 3  # after each run, then at the end
+    if fails == "once":
+        assert code == 0 and set(summary(out)) == {"i3d", "magvit"}
+    else:
+        assert code == 1 and not (out / "summary.json").exists()
+
+
+def test_a_log_that_cannot_be_opened_stops_the_round_in_one_line(dataset, tmp_path, capsys):
+    out = tmp_path / "runs"
+    (out / "i3d" / "train.log").mkdir(parents=True)  # a folder where the log goes
+    args = ["--extractors", "i3d", "--epochs", "1", "--data", str(dataset), "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Is a directory" in err and "--resume" in err, err
