@@ -239,3 +239,11 @@ def test_runs_scored_together_are_compared_clip_by_clip(run, dataset, other, tmp
     assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f} pts on 40 clips" in line
     assert f"right only in one {a_only} against {b_only}" in line
     assert f"McNemar p {mcnemar_p(a_only, b_only):.3g}" in line
+
+
+def test_data_given_as_dot_is_named_by_its_folder(run, other, monkeypatch):
+    monkeypatch.chdir(other)
+    assert score(run, "--data", ".") == 0
+    got = record(run, other, "all")
+    assert got["clips"] == f"{other.name}.all.clips.csv" and got["samples"] == 40
+    assert not list((run / "evaluations").glob(".all*"))

@@ -180,6 +180,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         clips,
     )
     extent = float(data_meta.get("scene_extent") or 0.0) or None
+    name = args.data.resolve().name  # "--data ." is the folder's own name
     record = {
         "extractor": cfg.extractor,
         "run": str(run),
@@ -191,12 +192,12 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         "shares_training_samples": overlap,
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
-        "clips": f"{args.data.name}.{split}.clips.csv",
+        "clips": f"{name}.{split}.clips.csv",
     }
     evaluations.mkdir(exist_ok=True)
     rows = torch.cat(clips).numpy() if clips else np.zeros((0, len(COLUMNS)))
     write_clips(evaluations / record["clips"], rows)
-    write_json_atomic(evaluations / f"{args.data.name}.{split}.json", record)
+    write_json_atomic(evaluations / f"{name}.{split}.json", record)
     return record, as_columns(rows)
 
 
