@@ -19,6 +19,9 @@ from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError, SaliencySource
 from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg, quiet_on_closed_output
+from trajkit.lock import FolderLock, LockedError
+
+LOCK = ".lock"  # held while converting, removed after
 
 
 def convert(src: SaliencySource, dst: Path, to: str, *, quiet: bool = True) -> int:
@@ -94,23 +97,47 @@ def main(argv: list[str] | None = None) -> int:
     except LayoutError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
-    if args.dst.is_dir() and any(args.dst.iterdir()):
+    if src.layout == args.to:
+        print(one_line(f"error: {args.src} is already in {args.to} layout"), file=sys.stderr)
+        return 2
+    created = not args.dst.exists()
+    lock_was_there = (args.dst / LOCK).exists()  # another tool's: left as it is
+    try:  # a second convert into the same folder waits for nothing: it is refused
+        args.dst.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(args.dst / LOCK).acquire()
+    except (LockedError, OSError) as err:
+        print(one_line(f"error: {err}"), file=sys.stderr)
+        return 2
+    try:
+        return _convert_locked(args, src, created, quiet)
+    finally:
+        lock.release()
+        if not lock_was_there:  # the copy is the layout's files only
+            (args.dst / LOCK).unlink(missing_ok=True)
+
+
+def _convert_locked(args, src: SaliencySource, created: bool, quiet: bool) -> int:
+    if any(p.name != LOCK for p in args.dst.iterdir()):
         print(
             one_line(f"error: {args.dst} exists and is not empty; give a new folder"),
             file=sys.stderr,
         )
         return 2
-    if src.layout == args.to:
-        print(one_line(f"error: {args.src} is already in {args.to} layout"), file=sys.stderr)
-        return 2
     print(f"found {src.describe()}")
-    created = not args.dst.exists()
     try:
         n = convert(src, args.dst, args.to, quiet=quiet)
         problems = compare(src, open_source(args.dst))
     except (LayoutError, OSError) as err:  # a damaged source file, a full disk: no half copy
         if created:
             shutil.rmtree(args.dst, ignore_errors=True)
+        else:  # the empty folder it was given, emptied again
+            for p in args.dst.iterdir():
+                if p.name == LOCK:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     for p in problems[:20]:

@@ -78,3 +78,51 @@ def test_hdf5_export_follows_pysaliency_schema(mit1003_dir, tmp_path):
         assert np.isnan(f["train_xs"][1, 2]) and not np.isnan(f["train_xs"][2, 3])
         assert f["scanpath_attributes"].attrs["__attributes__"] == b"[]"
         assert f.attrs["scanpath_attribute_mapping"] == b"{}"
+
+
+def test_a_second_convert_into_the_same_folder_is_refused(tmp_path, mit1003_dir, capsys):
+    """Both saw an empty folder and both wrote into it; now the second is one line, exit 2,
+    and the first's copy is whole and holds no lock file afterwards."""
+    from trajkit.lock import FolderLock
+
+    out = tmp_path / "h5"
+    out.mkdir()
+    with FolderLock(out / ".lock"):  # the first convert, mid-copy
+        assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is being written by process" in err, err
+    assert [p.name for p in out.iterdir()] == [".lock"]
+    (out / ".lock").unlink()
+    assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fixation_maps", "fixations.hdf5", "stimuli", "stimuli.hdf5"
+    ]  # fmt: skip
+
+
+def test_a_refused_folder_keeps_another_tools_lock_file(tmp_path, mit1003_dir, capsys):
+    out = tmp_path / "dataset"
+    out.mkdir()
+    (out / ".lock").write_text('{"pid": 1}')
+    (out / "metadata.json").write_text("{}")
+    assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / ".lock").exists() and (out / "metadata.json").read_text() == "{}"
+
+
+def test_a_failed_copy_into_a_given_empty_folder_leaves_it_empty(
+    tmp_path, mit1003_dir, capsys, monkeypatch
+):
+    import errno
+
+    import train.saliency.convert as module
+
+    def half_then_full(src, dst, to, quiet=True):
+        (dst / "stimuli.hdf5").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module, "convert", half_then_full)
+    out = tmp_path / "given"
+    out.mkdir()
+    assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 1
+    assert "No space left" in capsys.readouterr().err
+    assert out.is_dir() and list(out.iterdir()) == []
