@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from generator.dataformat.dataset import load_sample
+from trajkit.files import open_atomic
 
 
 def _projected(meta: dict, label: dict, frame: int) -> list[np.ndarray]:
@@ -38,7 +40,9 @@ def _overlay(ax, uv: np.ndarray, frames: int, upto: int | None = None) -> None:
     ax.plot(uv[-1, 0], uv[-1, 1], "x", color="red", ms=6, mew=1.5)
 
 
-def contact_sheet(video: np.ndarray, label: dict, meta: dict, out: Path, columns: int = 8) -> None:
+def contact_sheet(
+    video: np.ndarray, label: dict, meta: dict, out: BinaryIO, columns: int = 8
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,11 +69,11 @@ def contact_sheet(video: np.ndarray, label: dict, meta: dict, out: Path, columns
                 ax.set_ylabel(meta["cameras"][c].get("name", f"cam{c}"), fontsize=8)
     fig.suptitle(_title(label, meta), fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, format="png")
     plt.close(fig)
 
 
-def animation(video: np.ndarray, label: dict, meta: dict, out: Path) -> None:
+def animation(video: np.ndarray, label: dict, meta: dict, out: BinaryIO) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,7 +104,7 @@ def animation(video: np.ndarray, label: dict, meta: dict, out: Path) -> None:
         fig.canvas.draw()
         images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
         plt.close(fig)
-    images[0].save(out, save_all=True, append_images=images[1:], duration=100, loop=0)
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
 
 
 def _title(label: dict, meta: dict) -> str:
@@ -133,9 +137,11 @@ def main(argv: list[str]) -> int:
     except OSError as e:  # a name over the filesystem's limit
         print(f"error: cannot read {args.dir}: {e.strerror or e}", file=sys.stderr)
         return 2
+    draw = contact_sheet if suffix == ".png" else animation
     try:  # a new folder for the picture is made, as a user asking for one expects
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        (contact_sheet if suffix == ".png" else animation)(video, label, meta, args.out)
+        with open_atomic(args.out, fsync=False) as f:  # a failed write keeps the old picture
+            draw(video, label, meta, f)
     except OSError as e:
         print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1

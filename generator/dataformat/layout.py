@@ -11,6 +11,7 @@ See docs/architecture.md for the whole format.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -98,7 +99,11 @@ def open_folder(root: Path) -> tuple[object, bool]:
         return FolderLock(Layout(root).lock).acquire(), created
     except LockedError as e:
         raise FolderError(str(e)) from None
-    except OSError as e:
+    except OSError as e:  # a full disk fails the lock's note of its holder
+        if created:  # the folder made here goes too, unless another process wrote into it
+            Layout(root).lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                root.rmdir()
         raise FolderError(f"cannot lock {root}: {e.strerror}") from None
 
 

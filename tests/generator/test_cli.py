@@ -240,6 +240,53 @@ def test_preview_into_a_new_folder_and_onto_an_unwritable_path(
     assert "cannot write" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("suffix", [".png", ".gif"])
+def test_a_preview_that_cannot_be_written_keeps_the_old_picture(
+    small_dataset, tmp_path, cli, capsys, monkeypatch, suffix
+):
+    """A full disk mid-picture: before, the old picture became a 0-byte file."""
+    import errno
+
+    import generator.preview as preview
+
+    def half_then_full(video, label, meta, out):
+        out.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / f"sheet{suffix}"
+    out.write_bytes(b"the old picture")
+    monkeypatch.setattr(
+        preview, "contact_sheet" if suffix == ".png" else "animation", half_then_full
+    )
+    assert cli("preview", small_dataset, "--index", 0, "--out", out) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == b"the old picture" and [p.name for p in tmp_path.iterdir()] == [
+        out.name
+    ]
+
+
+def test_a_folder_made_for_a_dataset_that_cannot_be_locked_is_removed(tmp_path, monkeypatch):
+    """A full disk fails the lock's note of its holder: the empty folder made for it goes,
+    a folder the user made stays."""
+    import errno
+
+    from generator.dataformat.layout import FolderError, open_folder
+    from trajkit.lock import FolderLock
+
+    def full(self):
+        self.path.touch()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FolderLock, "acquire", full)
+    with pytest.raises(FolderError, match="cannot lock .*No space left on device"):
+        open_folder(tmp_path / "new" / "ds")
+    assert not (tmp_path / "new" / "ds").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(FolderError):
+        open_folder(tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+
+
 @pytest.mark.parametrize("typo, hint", [("validat", "did you mean 'validate'?"), ("frob", "")])
 def test_unknown_command_is_named_not_taken_for_a_generation(tmp_path, cli, capsys, typo, hint):
     assert cli(typo, tmp_path) == 2
