@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from importlib.metadata import packages_distributions
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-OWN = {"trajkit", "generator", "extractors", "train", "configs"}
+OWN = {"trajkit", "generator", "extractors", "train"}
 SHIPPED = ("trajkit", "generator", "extractors", "train")
 
 
@@ -150,7 +151,7 @@ def build_wheel(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in (*SHIPPED, "configs"):
+    for name in SHIPPED:
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     subprocess.run(
@@ -186,6 +187,11 @@ def throwaway_venv(where: Path, wheel: Path) -> Path:
 
 def test_the_wheel_alone_generates_trains_and_plans_saliency(tmp_path):
     wheel = build_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        top = {name.split("/")[0] for name in archive.namelist() if ".dist-info/" not in name}
+        shipped = [n for n in archive.namelist() if n.startswith("trajkit/configs/")]
+    assert top == set(SHIPPED)  # no generic top-level name (configs) to clash with others'
+    assert len(shipped) == len(list((ROOT / "configs").glob("*/*.yaml"))) > 0
     bin_dir = throwaway_venv(tmp_path / "venv", wheel)
     work = tmp_path / "elsewhere"  # no checkout here or above
     work.mkdir()

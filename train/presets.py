@@ -1,8 +1,9 @@
 """The shipped configs, found the same way in a checkout and in an installed wheel.
 
-``configs/`` at the top of the repository is where a user edits and copies from. The
-wheel installs that folder as ``configs`` beside ``train`` (package data), so one
-lookup relative to this file finds it in both cases. A config argument is either a
+``configs/`` at the top of the repository is where a user edits and copies from: a link
+to ``trajkit/configs``, which the wheel installs as package data of ``trajkit`` (a
+top-level ``configs`` package in site-packages would clash with any other project's),
+so one lookup relative to this file finds it in both cases. A config argument is either a
 file or the name of a shipped one (``tiny``, ``cifar10``, ``baseline_tiny``).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "trajkit" / "configs"
 
 
 def preset_dir(kind: str) -> Path:
