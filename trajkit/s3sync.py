@@ -410,6 +410,8 @@ def pull(
     marker = target.parent / f".{target.name}.pulled-from"
     origin = {"source": source, "endpoint": client.meta.endpoint_url}
     _check_target(target, marker, origin, source, rules)
+    base = f"{prefix}/" if prefix else ""
+    _check_space(objects, base, staging, target, source)
     with ExitStack() as stack:
         if target.is_dir():
             stack.enter_context(_writer_lock(target, rules))
@@ -419,7 +421,6 @@ def pull(
         except LockedError as e:
             raise S3Error(str(e)) from None
         remove_temporaries(staging)
-        base = f"{prefix}/" if prefix else ""
         stats = _fetch(objects, base, staging, target, bucket, client, part_size, quiet, rules)
         if stats["damaged"]:
             return stats  # nothing moved: DIR is as it was, staging keeps what verified
@@ -428,6 +429,29 @@ def pull(
         _move_into_place(stats.pop("to_move"), staging, target, last)
     shutil.rmtree(staging, ignore_errors=True)
     return stats
+
+
+def _check_space(
+    objects: dict[str, dict], base: str, staging: Path, target: Path, source: str
+) -> None:
+    """Refuse up front a pull the disk cannot hold (it would fill it and fail midway):
+    the listed sizes of the objects not already in ``staging`` or ``target`` whole."""
+    need = 0
+    for key, obj in objects.items():
+        rel, size = key[len(base) :], int(obj.get("Size") or 0)
+        here = [staging / rel, target / rel] if rel and _safe_rel(rel) else []
+        if not any(p.is_file() and p.stat().st_size == size for p in here):
+            need += size
+    existing = staging
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise S3Error(
+            f"not enough disk space for {source} in {target.parent}: {need / 1e6:.1f} MB to "
+            f"download, {free / 1e6:.1f} MB free",
+            exit_code=1,
+        )
 
 
 def _check_target(

@@ -172,6 +172,34 @@ def test_pull_skips_files_already_present(s3, folder, tmp_path):
     assert sum(again["by"].values()) == 4 and min(again["by"].values()) > 0
 
 
+def test_a_pull_the_disk_cannot_hold_is_refused_before_any_download(
+    s3, folder, tmp_path, cli, capsys, monkeypatch
+):
+    """Before, it downloaded until the disk was full; what is already here whole needs no room."""
+    import collections
+
+    import trajkit.s3sync as sync
+
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != ".lock")
+    free = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, total - 1))
+    calls = record_calls(client)
+    dest = tmp_path / "new" / "copy"
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not enough disk space" in err, err
+    assert f"{total / 1e6:.1f} MB to download" in err, err
+    assert not (tmp_path / "new").exists() and not any(op == "GetObject" for op, _ in calls)
+    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, total))
+    assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
+    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, 0))
+    assert (
+        pull("s3://data/ds", dest, client, quiet=True)["skipped"] == 4
+    )  # all here: no room needed
+
+
 def test_bad_address_and_missing_bucket_are_one_line(s3, folder, cli, capsys):
     endpoint, _ = s3
     assert cli("push", folder, "data/ds", "--endpoint-url", endpoint) == 2
