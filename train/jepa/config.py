@@ -25,7 +25,7 @@ from trajkit.yamlfile import read_yaml_mapping
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float) -> None:

@@ -40,7 +40,7 @@ class TrainConfigError(ValueError):
 class TrainConfig(BaseModel):
     """Everything that decides what a run learns, plus how it executes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     extractor: str
     preset: Literal["tiny", "base"] = "tiny"

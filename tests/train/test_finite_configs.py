@@ -1,0 +1,40 @@
+"""An infinite or NaN number in any trainer's config is refused when it is read, naming the
+field: before, `lr: .inf` trained until the loss was NaN (python -m train) or ended in
+"best.pt is missing" (train.saliency), and `--lr inf` trained on (train.jepa)."""
+
+import math
+
+import pytest
+import yaml
+
+from train.jepa.config import ConfigError as JepaConfigError
+from train.jepa.config import load_config as jepa_yaml
+from train.jepa.config import parse_config as jepa_config
+from train.presets import preset_file
+from train.saliency.config import ConfigError as SaliencyConfigError
+from train.saliency.config import parse_config as saliency_config
+from train.trajectory.config import TrainConfigError, build_config
+
+BAD = [math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("value", BAD, ids=str)
+def test_trajectory(value):
+    with pytest.raises(TrainConfigError, match="lr: Input should be a finite number"):
+        build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, "lr": value})
+
+
+@pytest.mark.parametrize("value", BAD, ids=str)
+def test_jepa(value):
+    raw = jepa_yaml(preset_file("jepa", "tiny"))
+    raw["optim"]["lr"] = value
+    with pytest.raises(JepaConfigError, match="optim.lr: Input should be a finite number"):
+        jepa_config(raw)
+
+
+@pytest.mark.parametrize("value", BAD, ids=str)
+def test_saliency(value):
+    raw = yaml.safe_load(preset_file("saliency", "baseline_tiny").read_text())
+    raw["train"]["lr"] = value
+    with pytest.raises(SaliencyConfigError, match="train.lr: Input should be a finite number"):
+        saliency_config(raw)
