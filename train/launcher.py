@@ -135,8 +135,7 @@ class LocalLauncher:
             print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
             return 2
         except OSError as e:  # a run's log could not be opened; the runs were stopped
-            if (line := failed_io(e)) is None:
-                raise
+            line = failed_io(e)
             print(
                 f"{prog}: error: {line}; {stopped_hint.removeprefix(f'{prog}: ')}", file=sys.stderr
             )
@@ -190,8 +189,7 @@ class LocalLauncher:
         try:
             return self._write_summary(self.out, list(self.statuses.values()))
         except OSError as e:
-            if (line := failed_io(e)) is None:
-                raise
+            line = failed_io(e)
             if line != self._summary_error:
                 print(f"cannot write the summary in {self.out}: {line}", file=sys.stderr)
                 self._summary_error = line

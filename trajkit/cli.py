@@ -114,11 +114,11 @@ def out_of_memory(error: BaseException) -> str | None:
     return f"out of memory{detail}; lower the batch size or the data workers"
 
 
-def failed_io(error: OSError) -> str | None:
-    """``error`` as one line naming its file (``No space left on device: runs/i3d/last.pt``),
-    or None for a BrokenPipeError, which ``quiet_on_closed_output`` deals with."""
+def failed_io(error: OSError) -> str:
+    """``error`` as one line naming its file (``No space left on device: runs/i3d/last.pt``).
+    A BrokenPipeError is raised again: ``quiet_on_closed_output`` deals with it."""
     if isinstance(error, BrokenPipeError):
-        return None
+        raise error
     where = f": {error.filename}" if error.filename else ""
     return one_line(f"{error.strerror or error}{where}")
 

@@ -375,10 +375,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk or quota, a folder gone read-only
-        if (line := failed_io(err)) is None:
-            raise
-        print(f"error: {line}; the run's last.pt holds its last finished epoch, run again "
-              "with --resume to continue", file=sys.stderr)  # fmt: skip
+        print(f"error: {failed_io(err)}; the run's last.pt holds its last finished epoch, "
+              "run again with --resume to continue", file=sys.stderr)  # fmt: skip
         return 1
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:

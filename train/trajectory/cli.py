@@ -150,10 +150,8 @@ def run(args: argparse.Namespace) -> int:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
         return 1
     except OSError as e:  # a full disk or quota, a folder gone read-only
-        if (line := failed_io(e)) is None:
-            raise
-        print(f"{prog}: error: {line}; {args.out / LAST} still holds the last finished epoch; "
-              "continue with --resume", file=sys.stderr)  # fmt: skip
+        print(f"{prog}: error: {failed_io(e)}; {args.out / LAST} still holds the last "
+              "finished epoch; continue with --resume", file=sys.stderr)  # fmt: skip
         return 1
     except (KeyboardInterrupt, MemoryError, RuntimeError) as e:
         if caused_by_interrupt(e):
