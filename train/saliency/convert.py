@@ -18,7 +18,14 @@ from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError, SaliencySource
-from trajkit.cli import OneLineParser, folder_arg, one_line, path_arg, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    folder_arg,
+    one_line,
+    path_arg,
+    quiet_on_closed_output,
+)
 from trajkit.lock import FolderLock, LockedError
 
 LOCK = ".lock"  # held while converting, removed after
@@ -91,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--to", choices=["images", "hdf5"], required=True)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    return exit_on_interrupt(
+        lambda: _convert(args), f"nothing of {args.dst} was kept; run the same command again"
+    )
+
+
+def _convert(args) -> int:
     quiet = args.quiet or not sys.stderr.isatty()
     try:
         src = open_source(args.src)
@@ -127,17 +140,10 @@ def _convert_locked(args, src: SaliencySource, created: bool, quiet: bool) -> in
     try:
         n = convert(src, args.dst, args.to, quiet=quiet)
         problems = compare(src, open_source(args.dst))
-    except (LayoutError, OSError) as err:  # a damaged source file, a full disk: no half copy
-        if created:
-            shutil.rmtree(args.dst, ignore_errors=True)
-        else:  # the empty folder it was given, emptied again
-            for p in args.dst.iterdir():
-                if p.name == LOCK:
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
+    except BaseException as err:  # a damaged source, a full disk, Ctrl-C: no half copy
+        _remove_copy(args.dst, created)
+        if not isinstance(err, (LayoutError, OSError)):
+            raise
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     for p in problems[:20]:
@@ -150,6 +156,20 @@ def _convert_locked(args, src: SaliencySource, created: bool, quiet: bool) -> in
         return 1
     print(f"converted {n} stimuli to {args.dst} ({args.to}); loader output checked identical")
     return 0
+
+
+def _remove_copy(dst: Path, created: bool) -> None:
+    """The folder made for the copy, or what was copied into the empty one given."""
+    if created:
+        shutil.rmtree(dst, ignore_errors=True)
+        return
+    for p in dst.iterdir():
+        if p.name == LOCK:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

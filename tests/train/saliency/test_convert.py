@@ -1,3 +1,5 @@
+import errno
+
 import numpy as np
 import pytest
 
@@ -109,20 +111,30 @@ def test_a_refused_folder_keeps_another_tools_lock_file(tmp_path, mit1003_dir, c
     assert (out / ".lock").exists() and (out / "metadata.json").read_text() == "{}"
 
 
-def test_a_failed_copy_into_a_given_empty_folder_leaves_it_empty(
-    tmp_path, mit1003_dir, capsys, monkeypatch
+@pytest.mark.parametrize("given", [True, False], ids=["given empty folder", "new folder"])
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), 1, "No space left"),
+        (KeyboardInterrupt(), 130, "interrupted: nothing of"),  # Ctrl-C, or SIGTERM
+    ],
+    ids=["full disk", "stopped"],
+)
+def test_a_copy_cut_short_leaves_no_half_copy(
+    tmp_path, mit1003_dir, capsys, monkeypatch, stop, code, said, given
 ):
-    import errno
-
+    """Before, a SIGTERM left a half copy that a later run refused as "not empty"."""
     import train.saliency.convert as module
 
-    def half_then_full(src, dst, to, quiet=True):
+    def half_then_stop(src, dst, to, quiet=True):
         (dst / "stimuli.hdf5").write_bytes(b"half")
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise stop
 
-    monkeypatch.setattr(module, "convert", half_then_full)
-    out = tmp_path / "given"
-    out.mkdir()
-    assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 1
-    assert "No space left" in capsys.readouterr().err
-    assert out.is_dir() and list(out.iterdir()) == []
+    monkeypatch.setattr(module, "convert", half_then_stop)
+    out = tmp_path / "out"
+    if given:
+        out.mkdir()
+    assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == code
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1, err
+    assert (out.is_dir() and list(out.iterdir()) == []) if given else not out.exists()
