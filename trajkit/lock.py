@@ -1,4 +1,5 @@
-"""One writer per dataset folder: an advisory ``flock`` on ``<root>/.lock``.
+"""One writer per folder: an advisory ``flock`` on ``<root>/.lock``; and ``new_folder``, a
+folder written whole or not at all.
 
 The kernel drops a flock when its holder dies, however it dies, so a lock
 left by a dead process is simply taken over; the file's text (pid, host,
@@ -10,13 +11,20 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
 class LockedError(RuntimeError):
     """Another live process holds the folder."""
+
+
+class NewFolderError(ValueError):
+    """A folder ``new_folder`` cannot start: not empty, being written, or not creatable."""
 
 
 class FolderLock:
@@ -68,3 +76,41 @@ def _describe(raw: bytes) -> str:
         return f"process {info['pid']} on {info['host']} (since {info['since']})"
     except (ValueError, KeyError, UnicodeDecodeError):
         return "another process"
+
+
+@contextmanager
+def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
+    """``root``, new or empty, locked while the block writes into it. If the block fails or
+    is stopped (Ctrl-C, SIGTERM), what it wrote is removed, and ``root`` too when it was
+    made here: a half-written folder would pass for a whole one, and block the next run."""
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(root / lock_name).acquire()
+    except LockedError as e:
+        raise NewFolderError(str(e)) from None
+    except OSError as e:
+        raise NewFolderError(f"cannot write {root}: {e.strerror or e}") from None
+    try:
+        if any(p.name != lock_name for p in root.iterdir()):
+            raise NewFolderError(f"{root} exists and is not empty; give a new folder")
+        try:
+            yield root
+        except BaseException:
+            _remove_written(root, created, lock_name)
+            raise
+    finally:
+        lock.release()
+
+
+def _remove_written(root: Path, created: bool, lock_name: str) -> None:
+    if created:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for p in root.iterdir():
+        if p.name == lock_name:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

@@ -7,7 +7,6 @@ the same stimuli, identical pixels, the same fixation points.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,9 +25,7 @@ from trajkit.cli import (
     path_arg,
     quiet_on_closed_output,
 )
-from trajkit.lock import FolderLock, LockedError
-
-LOCK = ".lock"  # held while converting, removed after
+from trajkit.lock import NewFolderError, new_folder
 
 
 def convert(src: SaliencySource, dst: Path, to: str, *, quiet: bool = True) -> int:
@@ -113,37 +110,15 @@ def _convert(args) -> int:
     if src.layout == args.to:
         print(one_line(f"error: {args.src} is already in {args.to} layout"), file=sys.stderr)
         return 2
-    created = not args.dst.exists()
-    lock_was_there = (args.dst / LOCK).exists()  # another tool's: left as it is
-    try:  # a second convert into the same folder waits for nothing: it is refused
-        args.dst.mkdir(parents=True, exist_ok=True)
-        lock = FolderLock(args.dst / LOCK).acquire()
-    except (LockedError, OSError) as err:
+    try:
+        with new_folder(args.dst):
+            print(f"found {src.describe()}")
+            n = convert(src, args.dst, args.to, quiet=quiet)
+            problems = compare(src, open_source(args.dst))
+    except NewFolderError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
-    try:
-        return _convert_locked(args, src, created, quiet)
-    finally:
-        lock.release()
-        if not lock_was_there:  # the copy is the layout's files only
-            (args.dst / LOCK).unlink(missing_ok=True)
-
-
-def _convert_locked(args, src: SaliencySource, created: bool, quiet: bool) -> int:
-    if any(p.name != LOCK for p in args.dst.iterdir()):
-        print(
-            one_line(f"error: {args.dst} exists and is not empty; give a new folder"),
-            file=sys.stderr,
-        )
-        return 2
-    print(f"found {src.describe()}")
-    try:
-        n = convert(src, args.dst, args.to, quiet=quiet)
-        problems = compare(src, open_source(args.dst))
-    except BaseException as err:  # a damaged source, a full disk, Ctrl-C: no half copy
-        _remove_copy(args.dst, created)
-        if not isinstance(err, (LayoutError, OSError)):
-            raise
+    except (LayoutError, OSError) as err:  # a damaged source, a full disk: no half copy
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     for p in problems[:20]:
@@ -156,20 +131,6 @@ def _convert_locked(args, src: SaliencySource, created: bool, quiet: bool) -> in
         return 1
     print(f"converted {n} stimuli to {args.dst} ({args.to}); loader output checked identical")
     return 0
-
-
-def _remove_copy(dst: Path, created: bool) -> None:
-    """The folder made for the copy, or what was copied into the empty one given."""
-    if created:
-        shutil.rmtree(dst, ignore_errors=True)
-        return
-    for p in dst.iterdir():
-        if p.name == LOCK:
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

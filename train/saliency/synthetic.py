@@ -20,12 +20,14 @@ from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
 from trajkit.cli import (
     OneLineParser,
+    exit_on_interrupt,
     folder_arg,
     number_arg,
     one_line,
     quiet_on_closed_output,
     whole_number,
 )
+from trajkit.lock import NewFolderError, new_folder
 from trajkit.seeds import MAX_SEED
 
 SIZES = ((60, 80), (80, 60), (64, 64), (48, 96))
@@ -74,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=number_arg(int, 0, True), default=200, help="stimuli to write")
     ap.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     args = ap.parse_args(argv)
-    if args.out.is_dir() and any(args.out.iterdir()):
-        print(
-            one_line(f"error: {args.out} exists and is not empty; give a new folder"),
-            file=sys.stderr,
-        )
-        return 2
+    return exit_on_interrupt(
+        lambda: _write(args), f"nothing of {args.out} was kept; run the same command again"
+    )
+
+
+def _write(args) -> int:
     try:
-        write_synthetic(args.out, args.n, args.seed)
+        with new_folder(args.out):  # a half-written set would pass for a smaller one
+            write_synthetic(args.out, args.n, args.seed)
+    except NewFolderError as e:
+        print(one_line(f"error: {e}"), file=sys.stderr)
+        return 2
     except OSError as e:
         print(one_line(f"error: cannot write {args.out}: {e}"), file=sys.stderr)
         return 1

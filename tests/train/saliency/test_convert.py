@@ -83,8 +83,7 @@ def test_hdf5_export_follows_pysaliency_schema(mit1003_dir, tmp_path):
 
 
 def test_a_second_convert_into_the_same_folder_is_refused(tmp_path, mit1003_dir, capsys):
-    """Both saw an empty folder and both wrote into it; now the second is one line, exit 2,
-    and the first's copy is whole and holds no lock file afterwards."""
+    """Both saw an empty folder and both wrote into it; now the second is one line, exit 2."""
     from trajkit.lock import FolderLock
 
     out = tmp_path / "h5"
@@ -97,7 +96,7 @@ def test_a_second_convert_into_the_same_folder_is_refused(tmp_path, mit1003_dir,
     (out / ".lock").unlink()
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "fixation_maps", "fixations.hdf5", "stimuli", "stimuli.hdf5"
+        ".lock", "fixation_maps", "fixations.hdf5", "stimuli", "stimuli.hdf5"
     ]  # fmt: skip
 
 
@@ -137,4 +136,22 @@ def test_a_copy_cut_short_leaves_no_half_copy(
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == code
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1, err
-    assert (out.is_dir() and list(out.iterdir()) == []) if given else not out.exists()
+    kept = [p.name for p in out.iterdir()] if out.exists() else None
+    assert kept == ([".lock"] if given else None)  # the lock stays, as in every locked folder
+
+
+def test_a_synthetic_set_cut_short_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """Before, SIGTERM left the stimuli written so far, a smaller set that verified clean."""
+    import train.saliency.synthetic as synthetic
+
+    real = synthetic.write_sample
+
+    def stop_at_third(dst, sample, density):
+        if sample.key == "synthetic_0002.jpeg":
+            raise KeyboardInterrupt
+        real(dst, sample, density)
+
+    monkeypatch.setattr(synthetic, "write_sample", stop_at_third)
+    out = tmp_path / "syn" / "MIT1003"
+    assert synthetic.main([str(out), "--n", "5"]) == 130
+    assert "interrupted: nothing of" in capsys.readouterr().err and not out.exists()
