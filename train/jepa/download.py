@@ -14,6 +14,7 @@ Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.client
 import os
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
 from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
-from trajkit.cli import OneLineParser, quiet_on_closed_output
+from trajkit.cli import OneLineParser, exit_on_interrupt, quiet_on_closed_output
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
@@ -232,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-archive", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    return exit_on_interrupt(
+        lambda: _download(args),
+        "what arrived is kept in the .part file; run the same command again to resume it",
+    )
+
+
+def _download(args: argparse.Namespace) -> int:
     data_path = Path(args.data_path)
     image_set = IMAGE_SETS[args.name]
     if image_set.manual:

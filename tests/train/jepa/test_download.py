@@ -218,3 +218,18 @@ def _full_after(f, write, block, limit: int) -> int:
     if room <= 0:
         raise OSError(errno.ENOSPC, "No space left on device")
     return write(bytes(block[:room]))
+
+
+def test_a_stopped_download_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) mid-transfer: before, a traceback; the .part stays for the next run."""
+
+    def stopped(url, dest, quiet=True):
+        (dest.parent / (dest.name + ".part")).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "fetch", stopped)
+    monkeypatch.setattr(download, "remote_size", lambda url: 4)  # no note about its size
+    code = download.main(["cifar10", "--data-path", str(tmp_path), "--base-url", "http://x"])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and len(err.splitlines()) == 1 and ".part" in err, err
+    assert (tmp_path / "cifar10" / "cifar-10-python.tar.gz.part").read_bytes() == b"half"
