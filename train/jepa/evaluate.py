@@ -28,7 +28,14 @@ from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
 from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
-from trajkit.cli import OneLineParser, ignore_stop_signals, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    caused_by_interrupt,
+    exit_on_interrupt,
+    ignore_stop_signals,
+    out_of_memory,
+    quiet_on_closed_output,
+)
 from trajkit.files import write_json_atomic
 
 
@@ -176,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=_positive(int), default=256)
     parser.add_argument("--num-workers", type=int, default=0)
     args = parser.parse_args(argv)
+    return exit_on_interrupt(lambda: _evaluate(args), "nothing was written; run it again")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     suffix = "_random_init" if args.random_init else ""
     out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
@@ -211,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetMissing, ValueError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
+            raise
+        print(f"error: {oom}", file=sys.stderr)
+        return 1
     result.update(checkpoint=str(ckpt), random_init=args.random_init)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

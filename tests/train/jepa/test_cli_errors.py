@@ -116,3 +116,29 @@ def test_a_full_disk_is_one_line_and_resume_goes_on(
     assert_stopped_on_the_full_disk(capsys, tmp_path / "run")
     assert trainer.main(["--config", config, "--quiet", "--resume"]) == 0
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted: nothing was written"),  # Ctrl-C, or SIGTERM
+        (RuntimeError("CPU: out of memory. Tried to allocate 30.00 GiB"), 1, "out of memory"),
+    ],
+    ids=["stopped", "out of memory"],
+)
+def test_evaluate_stopped_or_out_of_memory_is_one_line(
+    tmp_path, jepa_files, capsys, monkeypatch, stop, code, said
+):
+    """Before, a traceback (Ctrl-C, a failed allocation) or a silent 143 (SIGTERM)."""
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    capsys.readouterr()
+
+    def stopped(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(evaluate, "evaluate", stopped)
+    last = tmp_path / "run" / "last.pt"
+    assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == code
+    assert said in _one_line(capsys)
+    assert not list(last.parent.glob("eval_*.json"))
