@@ -6,6 +6,7 @@ is named with where to get it), 2 when DIR is no layout we know.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
-from trajkit.cli import OneLineParser, one_line, path_arg, quiet_on_closed_output
+from trajkit.cli import OneLineParser, exit_on_interrupt, one_line, path_arg, quiet_on_closed_output
 
 
 def inventory(src: SaliencySource, *, quiet: bool = True) -> dict:
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the inventory as JSON")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    return exit_on_interrupt(lambda: _verify(args), "verify reads only; nothing was changed")
+
+
+def _verify(args: argparse.Namespace) -> int:
     try:
         src = open_source(args.root)
     except LayoutError as err:  # a damaged file the layout lists is bad data, not a bad argument

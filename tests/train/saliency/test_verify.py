@@ -66,3 +66,15 @@ def test_a_file_or_fifo_given_as_the_dataset_is_not_a_folder(tmp_path, capsys):
         assert main([str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {tmp_path / name}: not a folder;"), err
+
+
+def test_a_stopped_verify_is_one_line_exit_130(mit1003_dir, capsys, monkeypatch):
+    import train.saliency.verify as verify
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM
+
+    monkeypatch.setattr(verify, "inventory", stopped)
+    assert verify.main([str(mit1003_dir)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "interrupted: verify reads only; nothing was changed"
