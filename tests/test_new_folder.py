@@ -41,3 +41,16 @@ def test_a_folder_with_files_or_a_writer_is_refused_untouched(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NewFolderError, match="cannot write"), new_folder(tmp_path / "file" / "d"):
         pass
+
+
+def test_a_folder_made_for_a_lock_that_fails_goes_again(tmp_path, monkeypatch):
+    import errno
+
+    def full(self):
+        self.path.touch()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FolderLock, "acquire", full)
+    with pytest.raises(NewFolderError, match="No space left"), new_folder(tmp_path / "new"):
+        pass
+    assert not (tmp_path / "new").exists()

@@ -89,7 +89,9 @@ def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
         lock = FolderLock(root / lock_name).acquire()
     except LockedError as e:
         raise NewFolderError(str(e)) from None
-    except OSError as e:
+    except OSError as e:  # a full disk fails the lock's note of its holder
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
         raise NewFolderError(f"cannot write {root}: {e.strerror or e}") from None
     try:
         if any(p.name != lock_name for p in root.iterdir()):
