@@ -321,7 +321,7 @@ def test_a_summary_that_cannot_be_written_does_not_stop_the_runs(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"cannot write the summary in {out}: No space left on device: {out}/summary.md"]
     assert all(last_epoch(out / name) == 1 for name in ("i3d", "magvit"))
-    assert len(calls) == 3  # after each run, then at the end
+    assert len(calls) in (2, 3)  # after each poll that saw a run end (one or both), then at the end
     if fails == "once":
         assert code == 0 and set(summary(out)) == {"i3d", "magvit"}
     else:
