@@ -121,6 +121,17 @@ def test_disk_check_refuses_a_folder_without_room_for_two_checkpoints(tmp_path, 
         preflight.check_disk(tmp_path / "run", 10_000_000)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, 0, need))
     preflight.check_disk(tmp_path / "run", 10_000_000)  # exactly enough: no error
+    # resuming: the checkpoints already there are replaced in place, so they count as room
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "best.pt"):
+        with open(run / name, "wb") as f:
+            f.truncate(10_000_000 * 12)  # sparse: a checkpoint's size, no disk
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, 0, need - 24 * 10**7))
+    preflight.check_disk(run, 10_000_000)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(need * 2, 0, need - 24 * 10**7 - 1))
+    with pytest.raises(preflight.PreflightError, match="free"):
+        preflight.check_disk(run, 10_000_000)
 
 
 def test_position_channels_keep_where_the_ball_is_after_spatial_averaging():

@@ -80,7 +80,11 @@ def existing_ancestor(path: Path) -> Path:
 
 
 def check_disk(out: Path, parameters: int) -> None:
-    need = checkpoint_bytes(parameters)
+    """Room for the run's checkpoints; those already in ``out`` (a resumed run's) are
+    replaced in place, so their bytes count as room: after a full disk stopped a run,
+    freeing a little must be enough to resume it."""
+    present = sum(p.stat().st_size for p in (out / "last.pt", out / "best.pt") if p.is_file())
+    need = max(checkpoint_bytes(parameters) - present, DISK_MARGIN_BYTES)
     free = shutil.disk_usage(existing_ancestor(out)).free
     if free < need:
         raise PreflightError(
