@@ -25,7 +25,7 @@ import yaml
 
 from train.distributed import env_rank
 from trajkit.files import write_atomic, write_json_atomic
-from trajkit.lock import FolderLock, LockedError
+from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
 CONFIG = "config.yaml"
 SPLITS = "splits.json"
@@ -57,26 +57,15 @@ def writing_to(root: Path) -> Iterator[None]:
     except LockedError as e:
         raise RunFolderBusy(str(e)) from None
     except OSError as e:
-        _remove_if_unused(root, created)
+        if created:
+            remove_if_unused(root, LOCK)
         raise RunFolderBusy(f"cannot create or lock {root}: {e.strerror or e}") from None
     try:
         yield
     finally:
         lock.release()
-        _remove_if_unused(root, created)
-
-
-def _remove_if_unused(root: Path, created: bool) -> None:
-    """Remove ``root`` if this run made it and left nothing in it but the lock (a refused
-    config, a missing dataset)."""
-    if not created:
-        return
-    try:
-        if {p.name for p in root.iterdir()} <= {LOCK}:
-            (root / LOCK).unlink(missing_ok=True)
-            root.rmdir()
-    except OSError:
-        pass
+        if created:  # nothing but the lock in it: a refused config, a missing dataset
+            remove_if_unused(root, LOCK)
 
 
 class RunFolder:

@@ -78,6 +78,17 @@ def _describe(raw: bytes) -> str:
         return "another process"
 
 
+def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:
+    """Remove ``root`` if it holds nothing but its lock file: for a folder made to be
+    written that nothing was written into (a refused run, a lock a full disk failed)."""
+    try:
+        if {p.name for p in root.iterdir()} <= {lock_name}:
+            (root / lock_name).unlink(missing_ok=True)
+            root.rmdir()
+    except OSError:
+        pass
+
+
 @contextmanager
 def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
     """``root``, new or empty, locked while the block writes into it. If the block fails or
@@ -91,7 +102,7 @@ def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
         raise NewFolderError(str(e)) from None
     except OSError as e:  # a full disk fails the lock's note of its holder
         if created:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_if_unused(root, lock_name)
         raise NewFolderError(f"cannot write {root}: {e.strerror or e}") from None
     try:
         if any(p.name != lock_name for p in root.iterdir()):

@@ -11,7 +11,6 @@ See docs/architecture.md for the whole format.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -84,7 +83,7 @@ class FolderError(Exception):
 
 def open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
-    from trajkit.lock import FolderLock, LockedError
+    from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
     try:  # exists() raises too, for a name over the filesystem's limit
         if root.exists() and not root.is_dir():
@@ -101,9 +100,7 @@ def open_folder(root: Path) -> tuple[object, bool]:
         raise FolderError(str(e)) from None
     except OSError as e:  # a full disk fails the lock's note of its holder
         if created:  # the folder made here goes too, unless another process wrote into it
-            Layout(root).lock.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                root.rmdir()
+            remove_if_unused(root, Layout(root).lock.name)
         raise FolderError(f"cannot lock {root}: {e.strerror}") from None
 
 
