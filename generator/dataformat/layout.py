@@ -81,6 +81,15 @@ class FolderError(Exception):
     """A dataset folder that cannot be created or locked; one line that says why."""
 
 
+def enclosing_dataset(root: Path) -> Path | None:
+    """The dataset folder (whole or under way) that holds ``root``, if one does."""
+    for folder in Path(os.path.realpath(root)).parents:
+        layout = Layout(folder)
+        if layout.metadata.is_file() or layout.fingerprint.is_file():
+            return folder
+    return None
+
+
 def open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from trajkit.lock import FolderLock, LockedError, remove_if_unused
@@ -88,6 +97,11 @@ def open_folder(root: Path) -> tuple[object, bool]:
     try:  # exists() raises too, for a name over the filesystem's limit
         if root.exists() and not root.is_dir():
             raise FolderError(f"--out {root} is a file, not a folder")
+        holder = enclosing_dataset(root)
+        if holder is not None:  # it would become a stray folder of that dataset
+            raise FolderError(
+                f"--out {root} is inside the dataset {holder}; choose a folder outside it"
+            )
         created = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -105,6 +105,28 @@ def test_foreign_folder_is_refused(tmp_path, cli, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_new_dataset_inside_another_is_refused(small_dataset, tmp_path, cli, capsys, digests):
+    """A dataset written into another one would be a stray folder there, failing its
+    validate; so would one under a dataset still being generated (no metadata.json yet)."""
+    before = digests(small_dataset)
+    (tmp_path / "link").symlink_to(small_dataset)
+    under_way = tmp_path / "under_way"
+    (under_way / "checkpoints").mkdir(parents=True)
+    (under_way / "checkpoints" / "fingerprint.json").write_text("{}")
+    for out, holder in (
+        (small_dataset / "sub", small_dataset),
+        (small_dataset / "videos" / "deeper" / "x", small_dataset),
+        (tmp_path / "link" / "sub", small_dataset),
+        (under_way / "sub", under_way),
+    ):
+        assert cli("--n", 4, "--out", out) == 2
+        assert f"inside the dataset {holder.resolve()};" in _one_line_error(capsys)
+        assert not out.exists()
+    assert digests(small_dataset) == before
+    assert cli("validate", small_dataset, "--quick") == 0
+    assert cli("--n", 4, "--out", tmp_path / "beside", "--quiet") == 0  # a sibling is fine
+
+
 def test_out_is_a_file(tmp_path, cli, capsys):
     f = tmp_path / "file"
     f.write_text("x")
