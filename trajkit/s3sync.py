@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import filecmp
 import json
+import math
 import os
 import re
 import shutil
@@ -170,10 +171,17 @@ def _key(prefix: str, rel: str) -> str:
     return f"{prefix}/{rel}" if prefix else rel
 
 
-def make_client(endpoint_url: str | None):
-    import boto3
+TIMEOUT_SECONDS = 60.0
+"""How long a connection may take to open, or stay silent, before the request is retried
+(botocore's default too); retries follow boto3's settings (``AWS_MAX_ATTEMPTS``)."""
 
-    return boto3.client("s3", endpoint_url=endpoint_url)
+
+def make_client(endpoint_url: str | None, timeout: float = TIMEOUT_SECONDS):
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=timeout, read_timeout=timeout)
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def transfer_config(part_size: int = 64 * MB):
@@ -607,10 +615,22 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         p.add_argument("dir", type=Path)
     p.add_argument("--endpoint-url", help="any S3-compatible endpoint (default: AWS)")
     p.add_argument("--part-size-mb", type=int, default=64, help="multipart part size (>= 5)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT_SECONDS,
+        help="seconds a connection may take to open or stay silent (default: %(default)g)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.part_size_mb < 5:
         print("error: --part-size-mb must be at least 5 (S3's smallest part)", file=sys.stderr)
+        return 2
+    if not 0 < args.timeout < math.inf:
+        print(
+            f"error: --timeout must be a positive number of seconds, got {args.timeout:g}",
+            file=sys.stderr,
+        )
         return 2
     try:
         parse_url(args.url)
@@ -621,12 +641,17 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
     try:
         import boto3  # noqa: F401 - the optional extra, named if missing
         from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            ReadTimeoutError,
+        )
     except ImportError:
         print(f"error: {EXTRA_HINT}", file=sys.stderr)
         return 2
     try:
-        client = make_client(args.endpoint_url)
+        client = make_client(args.endpoint_url, args.timeout)
         if command == "push":
             s = push(args.dir, args.url, client, args.part_size_mb * MB, args.quiet, rules)
             print(
@@ -644,7 +669,12 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except (Boto3Error, BotoCoreError, ClientError) as e:
-        print(f"error: {command} failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        waited = (
+            f" (silent for {args.timeout:g} s on each try; --timeout sets the wait)"
+            if isinstance(e, (ConnectTimeoutError, ReadTimeoutError))
+            else ""
+        )
+        print(f"error: {command} failed: {str(e).splitlines()[0]}{waited}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"error: {command} failed: {e.strerror or e}", file=sys.stderr)

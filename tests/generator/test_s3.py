@@ -808,7 +808,7 @@ def test_part_size_defaults_to_64_mb_and_under_5_is_refused(folder, monkeypatch,
         return {"uploaded": 0, "bytes": 0, "skipped": 4, "parts_reused": 0}
 
     monkeypatch.setattr(s3sync, "push", fake_push)
-    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 0
     assert seen["part_size"] == 64 * MB
     out = capsys.readouterr().out
@@ -831,7 +831,7 @@ def test_a_service_error_is_one_line_naming_the_command(folder, monkeypatch, cli
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
 
     monkeypatch.setattr(s3sync, "push", refused)
-    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 2
     err = capsys.readouterr().err
     assert (
@@ -971,7 +971,60 @@ def test_a_local_error_is_one_line_on_stderr(folder, monkeypatch, cli, capsys):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(s3sync, "push", full)
-    monkeypatch.setattr(s3sync, "make_client", lambda url: None)
+    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "error: push failed: No space left on device\n"
+
+
+@pytest.fixture
+def silent_endpoint():
+    """An endpoint that accepts connections and never answers (a hung proxy or store)."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:  # closed at the end of the test
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_silent_endpoint_fails_after_timeout_in_one_line(
+    command, folder, tmp_path, silent_endpoint, monkeypatch, cli, capsys
+):
+    """boto3 waits 60 s per try by default; --timeout bounds the wait, and the error says so."""
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_MAX_ATTEMPTS": "2",
+    }.items():
+        monkeypatch.setenv(k, v)
+    places = [folder, "s3://data/x"] if command == "push" else ["s3://data/x", tmp_path / "new"]
+    args = [command, *places, "--endpoint-url", silent_endpoint, "--timeout", "0.5"]
+    assert cli(*args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {command} failed: Read timeout on endpoint URL")
+    assert err.endswith("(silent for 0.5 s on each try; --timeout sets the wait)\n")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(value, folder, cli, capsys):
+    assert cli("push", folder, "s3://data/x", "--timeout", value) == 2
+    assert capsys.readouterr().err == (
+        f"error: --timeout must be a positive number of seconds, got {float(value):g}\n"
+    )
