@@ -23,10 +23,27 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_WORKERS = 1024  # process counts: thousands only thrash (and past 2^31 loky raised)
 
 
+# What torch's DataLoader makes of an error raised in a worker: the same type, holding the
+# worker's whole traceback; the last unindented line of it is the error itself.
+WORKER_TRACEBACK = re.compile(
+    r"Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback[^\n]*\n"
+    r"(?:.*\n)*(?:[A-Za-z_][\w.]*: )?(?P<message>[^\s\n][^\n]*)\n"
+)
+
+
 def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
-    quotes a hostile value stays one line."""
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    quotes a hostile value stays one line. An error a DataLoader worker raised keeps only
+    its own message, not the worker's traceback."""
+    text = WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(text))
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def first_line(error: object) -> str:
+    """The first line of an error's own message, for errors whose later lines are detail
+    (pydantic's field list)."""
+    text = WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(error))
+    return one_line(text.split("\n", 1)[0])
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -239,14 +256,21 @@ def stop_on_signals() -> dict:
     return previous
 
 
-def ignore_stop_signals(worker_id: int = 0) -> None:
+def leave_stops_to_main_process(worker_id: int = 0) -> None:
     """A DataLoader's ``worker_init_fn``: a stop sent to the whole process group (Ctrl-C,
     Slurm's scancel, ``kill -TERM -PGID``) is left to the main process, which shuts its
-    workers down. A worker the signal killed first makes torch raise "DataLoader worker is
-    killed by signal" in the main process mid-step, and again from the loader's destructor.
-    A worker whose main process dies still leaves (torch's watchdog)."""
+    workers down. A worker the signal killed made torch raise "DataLoader worker is killed
+    by signal" in the main process mid-step, and again from the loader's destructor; so
+    SIGINT is ignored, and SIGTERM ends the worker with exit status 0, which torch's watch
+    on its workers does not report. SIGTERM still ends it: torch's last resort for a worker
+    that did not stop when asked, which an ignored SIGTERM turned into a hang at exit. A
+    worker whose main process dies still leaves (torch's watchdog)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _leave_quietly)
+
+
+def _leave_quietly(signum: int, frame: object) -> None:
+    os._exit(0)
 
 
 def restore_signals(previous: dict) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
-from trajkit.cli import ignore_stop_signals
+from trajkit.cli import leave_stops_to_main_process
 
 SLOTS_BEYOND_PREFETCH = 2
 """Slots per worker over its ``prefetch_factor`` batches in flight: the batch the loop holds and the one before."""
@@ -107,7 +107,7 @@ def make_loader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    options.setdefault("worker_init_fn", ignore_stop_signals)  # the main process stops them
+    options.setdefault("worker_init_fn", leave_stops_to_main_process)  # the main process stops them
     extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers else {}
     loader = DataLoader
     if recycle:

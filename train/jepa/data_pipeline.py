@@ -10,7 +10,7 @@ from train.jepa.datasets import build_dataset
 from train.jepa.masks import MultiBlockMaskCollator
 from train.jepa.mixture import MixtureDataset, MixtureSampler
 from train.jepa.transforms import pretrain_transform
-from trajkit.cli import ignore_stop_signals
+from trajkit.cli import leave_stops_to_main_process
 
 
 def dataset_names(cfg: JepaConfig) -> list[str]:
@@ -79,5 +79,5 @@ def epoch_loader(
         pin_memory=torch.cuda.is_available(),
         generator=generator,
         persistent_workers=False,
-        worker_init_fn=ignore_stop_signals,  # a stop is the main process's to handle
+        worker_init_fn=leave_stops_to_main_process,  # a stop is the main process's to handle
     )

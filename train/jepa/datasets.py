@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
@@ -41,6 +41,23 @@ Builder = Callable[..., Dataset]
 
 class DatasetMissing(RuntimeError):
     """Data not on disk (or corrupted); the message says how to get it."""
+
+
+class DamagedImage(DatasetMissing):
+    """An image of an ImageFolder set that does not decode (0 bytes, truncated, not an image)."""
+
+
+def read_image(path: str) -> Image.Image:
+    """torchvision's PIL loader, but a file that does not decode is one line naming it, where
+    PIL's own error names no file (a truncated JPEG) or an open file object."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # PIL raises all three for broken files
+        why = "no image format recognised" if isinstance(err, UnidentifiedImageError) else err
+        raise DamagedImage(
+            f"{path} is not a readable image ({why}); replace or remove it"
+        ) from None
 
 
 def imagenet100_classes(path: Path = IMAGENET100_FILE) -> list[str]:
@@ -120,8 +137,8 @@ def _image_folders(classes: Callable[[], list[str]] | None) -> Builder:
         if not folder.is_dir():
             raise _missing(spec.kind, root, f"no folder {folder}")
         if classes is None:
-            return tvd.ImageFolder(str(folder), transform=transform)
-        return ClassSubsetImageFolder(folder, classes(), transform=transform)
+            return tvd.ImageFolder(str(folder), transform=transform, loader=read_image)
+        return ClassSubsetImageFolder(folder, classes(), transform=transform, loader=read_image)
 
     return build
 

@@ -32,7 +32,9 @@ from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
-    ignore_stop_signals,
+    first_line,
+    leave_stops_to_main_process,
+    one_line,
     out_of_memory,
     quiet_on_closed_output,
 )
@@ -56,7 +58,10 @@ def extract_features(
     device = next(encoder.parameters(), torch.empty(0)).device
     feats, labels = [], []
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, worker_init_fn=ignore_stop_signals
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        worker_init_fn=leave_stops_to_main_process,
     )
     for images, y in loader:
         feats.append(encoder(images.to(device)).float().mean(1).cpu())
@@ -98,7 +103,10 @@ def eval_splits(
     splits = {}
     for split, dataset in eval_datasets(cfg, spec, data_path).items():
         batches = DataLoader(
-            dataset, batch_size=256, num_workers=num_workers, worker_init_fn=ignore_stop_signals
+            dataset,
+            batch_size=256,
+            num_workers=num_workers,
+            worker_init_fn=leave_stops_to_main_process,
         )
         images, labels = zip(*batches, strict=True)
         splits[split] = TensorDataset(torch.cat(images), torch.cat(labels).long())
@@ -217,10 +225,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.num_workers,
         )
     except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except (ConfigError, DatasetMissing, ValueError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:

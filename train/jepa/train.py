@@ -45,6 +45,7 @@ from trajkit.cli import (
     caused_by_interrupt,
     exit_on_interrupt,
     failed_io,
+    one_line,
     out_of_memory,
     quiet_on_closed_output,
 )
@@ -369,10 +370,10 @@ def _run(args: argparse.Namespace) -> int:
         cfg = apply_overrides(read_yaml(args.config), args)
         train(cfg, resume=args.resume, quiet=args.quiet, force=args.force)
     except (ConfigError, DatasetMissing, RunFolderBusy) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk or quota, a folder gone read-only
         print(f"error: {failed_io(err)}; the run's last.pt holds its last finished epoch, "

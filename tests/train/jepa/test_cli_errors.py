@@ -142,3 +142,58 @@ def test_evaluate_stopped_or_out_of_memory_is_one_line(
     assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == code
     assert said in _one_line(capsys)
     assert not list(last.parent.glob("eval_*.json"))
+
+
+@pytest.mark.slow  # trains a run; the parts are tested fast in test_worker_errors, test_datasets
+def test_a_damaged_image_read_by_a_worker_is_one_line_and_the_command_ends(tmp_path, jepa_files):
+    """An ImageFolder image that does not decode, met by a DataLoader worker: the worker's
+    traceback used to be the message, and the process then hung at exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[3]
+    for split in ("train", "val"):
+        for c in ("n01440764", "n01443537"):
+            (tmp_path / "data" / "imagenet" / split / c).mkdir(parents=True)
+            for i in range(8):
+                image = Image.new("RGB", (20, 16), (i * 30, 0, 0))
+                image.save(tmp_path / "data" / "imagenet" / split / c / f"{i}.JPEG")
+    config = _config(
+        tmp_path,
+        jepa_files,
+        data={"datasets": [{"kind": "imagenet"}], "num_workers": 2},
+        optim={"epochs": 1, "batch_size": 8, "warmup_epochs": 0},
+    )
+
+    def run(module, *args):
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", module, *args],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                cwd=root,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{module} hung after the error")
+
+    done = run("train.jepa", "--config", config, "--quiet")
+    assert done.returncode == 0, done.stderr
+    for split in ("train", "val"):  # a damaged image in each split
+        (tmp_path / "data" / "imagenet" / split / "n01443537" / "5.JPEG").write_bytes(b"")
+    ckpt = str(tmp_path / "run" / "last.pt")
+    evaluate_args = ["--checkpoint", ckpt, "--dataset", "imagenet", "--num-workers", "2"]
+    for done in (  # evaluate first: --force removes the run it evaluates
+        run("train.jepa.evaluate", *evaluate_args),
+        run("train.jepa", "--config", config, "--quiet", "--force"),
+    ):
+        assert done.returncode == 2, done.stderr
+        bad = tmp_path / "data" / "imagenet"
+        assert done.stderr.startswith(f"error: {bad}/"), done.stderr
+        assert done.stderr.endswith(
+            "/n01443537/5.JPEG is not a readable image (no image format recognised); "
+            "replace or remove it\n"
+        )

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from PIL import Image
 from train.jepa.config import ConfigError, DatasetSpec, parse_config
 from train.jepa.datasets import (
     ClassSubsetImageFolder,
+    DamagedImage,
     DatasetMissing,
     build_dataset,
     imagenet100_classes,
@@ -84,6 +87,31 @@ def test_imagenet100_missing_class_is_named(tmp_path):
     _image_folder(tmp_path / "in", imagenet100_classes()[:99], per_class=1)
     with pytest.raises(DatasetMissing, match="lacks 1 of the 100"):
         ClassSubsetImageFolder(tmp_path / "in" / "train", imagenet100_classes())
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (lambda b: b"", "no image format recognised"),
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b"GIF89a not really", "no image format recognised"),
+    ],
+    ids=["0 bytes", "truncated", "not an image"],
+)
+@pytest.mark.parametrize("kind", ["imagenet", "imagenet100"])
+def test_an_image_that_does_not_decode_is_named(tmp_path, kind, damage, why):
+    """PIL names no file for a truncated JPEG; the error must, and say what to do."""
+    _image_folder(tmp_path / "imagenet", imagenet100_classes(), per_class=1)
+    data = build_dataset(DatasetSpec(kind=kind), tmp_path, "train")
+    path = Path(data.samples[3][0])
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    noisy.save(path, format="JPEG")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DamagedImage, match=why) as caught:
+        data[3]
+    assert str(caught.value).startswith(f"{path} is not a readable image (")
+    assert str(caught.value).endswith("; replace or remove it")
+    assert data[4][0].size == (20, 16)  # the others still read
 
 
 def test_missing_dataset_message(tmp_path):
