@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
+from trajkit.cli import error_message
+
 PRESET_NAMES: tuple[str, ...] = ("tiny", "base")
 """Presets every extractor must define; others may be added per extractor."""
 
@@ -61,5 +63,5 @@ def describe_validation_error(cls: type[BaseModel], exc: ValidationError) -> str
             known = ", ".join(cls.model_fields)
             parts.append(f"{field}: unknown field (known: {known})")
         else:
-            parts.append(f"{field}: {err['msg']}{got}")
+            parts.append(f"{field}: {error_message(err)}{got}")
     return f"{cls.__name__}: " + "; ".join(parts)

@@ -66,12 +66,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def describe_validation_error(e: ValidationError) -> str:
-    """All pydantic errors on one line, each as ``field.path: message``."""
+    """All pydantic errors on one line, each as ``field.path: message`` (a check of the
+    whole config: the message alone)."""
     parts = []
     for err in e.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {error_message(err)}" if where else error_message(err))
     return "; ".join(parts)
+
+
+def error_message(err: dict) -> str:
+    """One pydantic error's message, without the "Value error, " pydantic puts before the
+    words of a validator of ours."""
+    return err["msg"].removeprefix("Value error, ")
 
 
 # torch's error when a DataLoader worker died of the stop signal the whole process group got

@@ -18,6 +18,7 @@ from generator.dataformat.sources import (
     pose_problem,
     read_model,
 )
+from trajkit.cli import error_message
 
 MAX_EXAMPLES = 5
 
@@ -65,7 +66,7 @@ def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[
     try:
         label = Label.model_validate_json(raw, context=label_context(meta))
     except ValidationError as e:
-        return [f"{name}: {e.errors()[0]['msg']}"], None
+        return [f"{name}: {error_message(e.errors()[0])}"], None
     problems = []
     if label.index != index:
         problems.append(f"{name}: index {label.index}, expected {index}")

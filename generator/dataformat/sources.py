@@ -41,6 +41,7 @@ from pydantic import (
 
 from generator.config import KNOWN_CLASS_NAMES
 from generator.dataformat.layout import FORMATS, Layout
+from trajkit.cli import error_message
 
 
 class DatasetError(ValueError):
@@ -86,7 +87,7 @@ def read_file(path: Path, root: Path, size: int | None = None) -> bytes:
 def schema_error(path: Path, e: ValidationError) -> DatasetError:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return DatasetError(f"{path} is damaged: {where + ': ' if where else ''}{err['msg']}")
+    return DatasetError(f"{path} is damaged: {where + ': ' if where else ''}{error_message(err)}")
 
 
 def read_model(path: Path, root: Path, model: type[BaseModel]) -> tuple[BaseModel, dict]:

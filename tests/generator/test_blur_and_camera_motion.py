@@ -338,7 +338,7 @@ def test_labels_with_wrong_or_missing_poses_are_named(tmp_path, moving_dataset):
             shutil.copytree(root, copy_root)
             (copy_root / "labels" / "sample_0002.json").write_bytes(data)
             text = "\n".join(validate(copy_root, quick=True).lines)
-            found = re.search(rf"sample_0002\.json: (Value error, )?{re.escape(message)}", text)
+            found = re.search(rf"sample_0002\.json: {re.escape(message)}", text)
             assert found, text
 
 

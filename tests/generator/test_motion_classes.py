@@ -190,7 +190,7 @@ def test_validate_names_a_class_name_or_label_outside_the_class_set(seven, tmp_p
     _relabel(copy, 5, class_label=7)
     text = "\n".join(validate(copy).lines)
     assert f"sample_0002.json: class_name {wrong!r} does not match class" in text
-    assert "sample_0005.json: Value error, class_label 7 is not one of 0..6" in text
+    assert "sample_0005.json: class_label 7 is not one of 0..6" in text
 
 
 def test_a_four_class_dataset_refuses_a_fifth_class(small_dataset, tmp_path):
@@ -201,7 +201,7 @@ def test_a_four_class_dataset_refuses_a_fifth_class(small_dataset, tmp_path):
     _relabel(copy, 1, class_label=4, class_name="Bouncing")
     rep = validate(copy)
     assert rep.failed and any(
-        "sample_0001.json: Value error, class_label 4 is not one of 0..3" in x for x in rep.lines
+        "sample_0001.json: class_label 4 is not one of 0..3" in x for x in rep.lines
     )
 
 

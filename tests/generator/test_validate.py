@@ -137,7 +137,7 @@ def test_label_schema_violation_is_named(copy):
     label["future_position"] = [1.0, 2.0]
     p.write_text(json.dumps(label))
     failed, text = _failed(copy, quick=True)
-    assert "sample_0004.json: Value error, future_position must have 3 coordinates" in text
+    assert "sample_0004.json: future_position must have 3 coordinates" in text
 
 
 def test_missing_folder_is_bad_input(tmp_path, cli, capsys):

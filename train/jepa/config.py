@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from trajkit.cli import describe_validation_error
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -201,20 +202,11 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message is one line for the user."""
 
 
-def _one_line(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        msg = e["msg"].removeprefix("Value error, ")
-        where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 def parse_config(raw: dict) -> JepaConfig:
     try:
         return JepaConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"invalid config: {_one_line(err)}") from None
+        raise ConfigError(f"invalid config: {describe_validation_error(err)}") from None
 
 
 def load_config(path: str | Path) -> dict:
