@@ -17,6 +17,14 @@ from generator.dataformat.remote import pull, push
 from trajkit.s3sync import MB, make_client
 
 
+def fake_credentials(monkeypatch, **extra: str) -> None:
+    """Credentials through boto3's env chain, never the machine's own profile."""
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    for k, v in {**env, "AWS_DEFAULT_REGION": "us-east-1", **extra}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
 @pytest.fixture
 def s3(monkeypatch, tmp_path):
     """A moto S3 server on 127.0.0.1 for one test; credentials come through boto3's env chain."""
@@ -27,13 +35,7 @@ def s3(monkeypatch, tmp_path):
         port = s.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_credentials(monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # multipart resume state
     endpoint = f"http://127.0.0.1:{port}"
     # moto keeps its state per process, not per server: start every test from an empty store.
@@ -1006,12 +1008,7 @@ def test_a_silent_endpoint_fails_after_timeout_in_one_line(
     command, folder, tmp_path, silent_endpoint, monkeypatch, cli, capsys
 ):
     """boto3 waits 60 s per try by default; --timeout bounds the wait, and the error says so."""
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_MAX_ATTEMPTS": "2",
-    }.items():
-        monkeypatch.setenv(k, v)
+    fake_credentials(monkeypatch, AWS_MAX_ATTEMPTS="2")
     places = [folder, "s3://data/x"] if command == "push" else ["s3://data/x", tmp_path / "new"]
     args = [command, *places, "--endpoint-url", silent_endpoint, "--timeout", "0.5"]
     assert cli(*args) == 2
