@@ -35,15 +35,17 @@ def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
     quotes a hostile value stays one line. An error a DataLoader worker raised keeps only
     its own message, not the worker's traceback."""
-    text = WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(text))
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], _own_message(text))
 
 
 def first_line(error: object) -> str:
     """The first line of an error's own message, for errors whose later lines are detail
     (pydantic's field list)."""
-    text = WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(error))
-    return one_line(text.split("\n", 1)[0])
+    return one_line(_own_message(error).split("\n", 1)[0])
+
+
+def _own_message(text: object) -> str:
+    return WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(text))
 
 
 class OneLineParser(argparse.ArgumentParser):

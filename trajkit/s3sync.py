@@ -670,7 +670,7 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         return e.exit_code
     except (Boto3Error, BotoCoreError, ClientError) as e:
         waited = (
-            f" (silent for {args.timeout:g} s on each try; --timeout sets the wait)"
+            f" (no answer within {args.timeout:g} s on each try; --timeout sets the wait)"
             if isinstance(e, (ConnectTimeoutError, ReadTimeoutError))
             else ""
         )

@@ -1015,7 +1015,7 @@ def test_a_silent_endpoint_fails_after_timeout_in_one_line(
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1, err
     assert err.startswith(f"error: {command} failed: Read timeout on endpoint URL")
-    assert err.endswith("(silent for 0.5 s on each try; --timeout sets the wait)\n")
+    assert err.endswith("(no answer within 0.5 s on each try; --timeout sets the wait)\n")
     assert not (tmp_path / "new").exists()
 
 
