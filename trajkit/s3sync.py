@@ -604,7 +604,7 @@ def _move_into_place(rels: list[str], staging: Path, target: Path, last: str | N
 
 def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLDER) -> int:
     """``push`` or ``pull`` (``command``) from the command line ``argv``; ``prog`` names it in help."""
-    from trajkit.cli import OneLineParser
+    from trajkit.cli import OneLineParser, failed_io
 
     p = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     if command == "push":
@@ -676,9 +676,10 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         )
         print(f"error: {command} failed: {str(e).splitlines()[0]}{waited}", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"error: {command} failed: {e.strerror or e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # a full disk, a folder gone read-only: exit 1, as the generator's
+        kept = "; what arrived whole is kept, run it again" if command == "pull" else ""
+        print(f"error: {command} failed: {failed_io(e)}{kept}", file=sys.stderr)
+        return 1
     if s["damaged"]:
         print(
             f"error: {len(s['damaged'])} object(s) failed verification; nothing was put in "

@@ -970,13 +970,19 @@ def test_a_local_error_is_one_line_on_stderr(folder, monkeypatch, cli, capsys):
     from trajkit import s3sync
 
     def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device", "DIR/videos/x.pt")
 
     monkeypatch.setattr(s3sync, "push", full)
+    monkeypatch.setattr(s3sync, "pull", full)
     monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
-    assert cli("push", folder, "s3://data/x") == 2
+    assert cli("push", folder, "s3://data/x") == 1  # not bad input: the generator's exit 1
     out, err = capsys.readouterr()
-    assert out == "" and err == "error: push failed: No space left on device\n"
+    assert out == "" and err == "error: push failed: No space left on device: DIR/videos/x.pt\n"
+    assert cli("pull", "s3://data/x", folder / "new") == 1
+    assert capsys.readouterr().err == (
+        "error: pull failed: No space left on device: DIR/videos/x.pt; "
+        "what arrived whole is kept, run it again\n"
+    )
 
 
 @pytest.fixture
