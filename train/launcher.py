@@ -27,6 +27,10 @@ from trajkit.cli import (
 )
 
 STOP_GRACE_SECONDS = 60.0
+# A launcher stopped outside its runs' lifetime (before they start, or as they end).
+INTERRUPTED = (
+    "runs already started keep their last.pt; continue with the same command plus --resume"
+)
 POLL_SECONDS = 0.5
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 
-from train.distributed import env_rank
 from trajkit.files import write_atomic, write_json_atomic
 from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
@@ -46,6 +45,8 @@ def writing_to(root: Path) -> Iterator[None]:
     refused instead of interleaving its epochs with ours (or, starting over, deleting them).
     Only the writing process locks (rank 0 under torchrun). A folder made here that holds
     nothing but the lock when we leave is removed again."""
+    from train.distributed import env_rank  # torch: launchers import this module, not torch
+
     if env_rank() != 0:
         yield
         return

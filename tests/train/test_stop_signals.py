@@ -97,3 +97,45 @@ def test_a_stop_is_one_line_exit_130(command, stop, dataset, tmp_path, monkeypat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "interrupted" in err, err
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers are put back
+
+
+def _stopped(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "module, target, argv",
+    [
+        ("train.trajectory.cli", "run", ["--extractor", "i3d", "--epochs", "1", "--out", "r"]),
+        ("train.trajectory.parallel", "launch", ["--epochs", "1", "--out", "r"]),
+        ("train.saliency.parallel", "launch", ["--out", "r"]),
+    ],
+    ids=["train", "train.parallel", "train.saliency.parallel"],
+)
+def test_a_stop_before_training_starts_is_one_line_exit_130(
+    module, target, argv, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C while torch loads (a few seconds on a busy machine) was a traceback in the
+    launchers and in train (whose handler began after the imports)."""
+    import importlib
+
+    owner = importlib.import_module(module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(owner, target, _stopped)
+    assert owner.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("interrupted: "), err
+    assert "--resume" in err
+
+
+@pytest.mark.parametrize("module", ["train.trajectory.parallel", "train.saliency.parallel"])
+def test_the_launchers_load_torch_only_once_they_can_be_stopped(module):
+    """Their module imports run before any signal handler: torch there made Ctrl-C a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.stdout.strip() == "False", done.stderr

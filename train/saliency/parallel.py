@@ -11,10 +11,11 @@ Ctrl-C stops all, each keeping its ``last.pt`` for ``--resume``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from train.launcher import LocalLauncher, share_machine
+from train.launcher import INTERRUPTED, LocalLauncher, share_machine
 from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
 from train.saliency.layouts import open_source
@@ -23,6 +24,7 @@ from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 from trajkit.cli import (
     OneLineParser,
+    exit_on_interrupt,
     folder_arg,
     number_arg,
     one_line,
@@ -91,6 +93,10 @@ def plan(args) -> dict[str, list[str]]:
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return exit_on_interrupt(lambda: launch(args), INTERRUPTED)  # as train.parallel's
+
+
+def launch(args: argparse.Namespace) -> int:
     try:
         jobs = plan(args)
     except (ConfigError, LayoutError, ValueError) as e:

@@ -14,6 +14,7 @@ import sys
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
+    exit_on_interrupt,
     failed_io,
     folder_arg,
     number_arg,
@@ -22,8 +23,6 @@ from trajkit.cli import (
     path_arg,
     path_text,
     quiet_on_closed_output,
-    restore_signals,
-    stop_on_signals,
     whole_number,
 )
 from trajkit.seeds import MAX_SEED
@@ -107,11 +106,11 @@ def resolve_config(args: argparse.Namespace):
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    previous = stop_on_signals()
-    try:
-        return run(args)
-    finally:
-        restore_signals(previous)
+    # a stop anywhere, torch's import included, is one line and exit 130
+    return exit_on_interrupt(
+        lambda: run(args),
+        f"{args.out / 'last.pt'} holds the last finished epoch, continue with --resume",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,15 +152,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: {failed_io(e)}; {args.out / LAST} still holds the last "
               "finished epoch; continue with --resume", file=sys.stderr)  # fmt: skip
         return 1
-    except (KeyboardInterrupt, MemoryError, RuntimeError) as e:
-        if caused_by_interrupt(e):
-            print(
-                f"{prog}: interrupted; {args.out / LAST} holds the last finished epoch, "
-                "continue with --resume",
-                file=sys.stderr,
-            )
-            return 130
-        if (oom := out_of_memory(e)) is None:
+    except (MemoryError, RuntimeError) as e:
+        if caused_by_interrupt(e) or (oom := out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {oom}", file=sys.stderr)
         return 1

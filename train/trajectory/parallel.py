@@ -11,19 +11,21 @@ run ``summary.json``, ``summary.md`` and ``comparison.png`` are rewritten.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import yaml
 
 from generator.dataformat.layout import METADATA
-from train.launcher import LocalLauncher, share_machine
+from train.launcher import INTERRUPTED, LocalLauncher, share_machine
 from train.presets import config_file
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, summary_rows, write_summary
 from trajkit.cli import (
     OneLineParser,
     default_workers,
+    exit_on_interrupt,
     folder_arg,
     number_arg,
     one_line,
@@ -105,6 +107,12 @@ def train_args(args, name: str, data: str, threads: int | None, workers: int) ->
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A stop while the runs run is the launcher's; this covers the checks before, torch's
+    # import included, where Ctrl-C was a traceback.
+    return exit_on_interrupt(lambda: launch(args), INTERRUPTED)
+
+
+def launch(args: argparse.Namespace) -> int:
     prog = "python -m train.parallel"
     from extractors import list_extractors
 
