@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import math
 import os
 import re
@@ -280,6 +281,25 @@ def leave_stops_to_main_process(worker_id: int = 0) -> None:
 
 def _leave_quietly(signum: int, frame: object) -> None:
     os._exit(0)
+
+
+def load_modules(*names: str) -> None:
+    """Import ``names`` (torch and what builds on it: seconds on a busy machine) with a stop
+    noted, not raised: a KeyboardInterrupt inside an import can leave a library half loaded
+    (numpy then refuses to load again, a traceback) or be swallowed by it (the run went on).
+    A stop noted is one line and exit 130 once they are in; nothing has been written yet."""
+    noted = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda got, frame: noted.append(got))
+    try:
+        for name in names:
+            importlib.import_module(name)
+    finally:
+        restore_signals(previous)
+    if noted:
+        print("interrupted: stopped while loading; nothing was written", file=sys.stderr)
+        raise SystemExit(130)
 
 
 def restore_signals(previous: dict) -> None:

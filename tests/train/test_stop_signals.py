@@ -139,3 +139,35 @@ def test_the_launchers_load_torch_only_once_they_can_be_stopped(module):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_modules_load_is_noted_then_one_line_exit_130(
+    signum, tmp_path, monkeypatch, capsys
+):
+    """Raised inside an import, the stop could leave a library half loaded or be swallowed by
+    it; noted, the import completes and the stop is one line after it."""
+    import sys
+
+    from trajkit.cli import load_modules
+
+    (tmp_path / "slow_library.py").write_text(
+        f"import os, signal\nos.kill(os.getpid(), {int(signum)})\nLOADED = True\n"
+    )
+    (tmp_path / "calm_library.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        load_modules("calm_library")
+        assert capsys.readouterr().err == ""
+        with pytest.raises(SystemExit) as stopped:
+            load_modules("slow_library", "calm_library")
+        assert stopped.value.code == 130
+        assert sys.modules["slow_library"].LOADED  # the import ran to its end
+        assert (
+            capsys.readouterr().err == "interrupted: stopped while loading; nothing was written\n"
+        )
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        for name in ("slow_library", "calm_library"):
+            sys.modules.pop(name, None)

@@ -13,18 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from train.checkpoint import CheckpointError
-from train.distributed import DeviceError
 from train.run_folder import RunFolderBusy
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
-from train.saliency.run_folder import RunFolderError
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
     failed_io,
     folder_arg,
+    load_modules,
     one_line,
     out_of_memory,
     path_arg,
@@ -48,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
+    load_modules("train.saliency.loop")  # torch
     return exit_on_interrupt(
         lambda: _run(args),
         "the run's last.pt holds its last finished epoch; continue with --resume",
@@ -55,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from train.checkpoint import CheckpointError
+    from train.distributed import DeviceError
+    from train.saliency.run_folder import RunFolderError
+
     try:
         cfg = load_config(args.config)
         raw = cfg.model_dump(mode="json")

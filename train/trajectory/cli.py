@@ -17,6 +17,7 @@ from trajkit.cli import (
     exit_on_interrupt,
     failed_io,
     folder_arg,
+    load_modules,
     number_arg,
     one_line,
     out_of_memory,
@@ -106,7 +107,7 @@ def resolve_config(args: argparse.Namespace):
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # a stop anywhere, torch's import included, is one line and exit 130
+    load_modules("torch", "extractors")
     return exit_on_interrupt(
         lambda: run(args),
         f"{args.out / 'last.pt'} holds the last finished epoch, continue with --resume",

@@ -24,6 +24,7 @@ from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
+    load_modules,
     number_arg,
     one_line,
     out_of_memory,
@@ -225,6 +226,7 @@ def paired_lines(scored: list[tuple[dict, dict]]) -> list[str]:
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    load_modules("torch", "extractors", "generator.dataformat.dataset")
     return exit_on_interrupt(
         lambda: score_runs(args),
         "python -m train.evaluate: the runs scored before it keep their records",

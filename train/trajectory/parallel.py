@@ -27,6 +27,7 @@ from trajkit.cli import (
     default_workers,
     exit_on_interrupt,
     folder_arg,
+    load_modules,
     number_arg,
     one_line,
     path_text,
@@ -107,8 +108,8 @@ def train_args(args, name: str, data: str, threads: int | None, workers: int) ->
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # A stop while the runs run is the launcher's; this covers the checks before, torch's
-    # import included, where Ctrl-C was a traceback.
+    load_modules("extractors")  # torch, for the list of known extractors
+    # A stop while the runs run is the launcher's; this covers the checks before and after.
     return exit_on_interrupt(lambda: launch(args), INTERRUPTED)
 
 
