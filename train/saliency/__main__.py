@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # these load torch: here, after main's load_modules, not when the module is imported
     from train.checkpoint import CheckpointError
     from train.distributed import DeviceError
     from train.saliency.run_folder import RunFolderError
