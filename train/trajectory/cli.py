@@ -108,9 +108,11 @@ def resolve_config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors")
+    from train.checkpoint import LAST  # torch: loaded above
+
     return exit_on_interrupt(
         lambda: run(args),
-        f"{args.out / 'last.pt'} holds the last finished epoch, continue with --resume",
+        f"{args.out / LAST} holds the last finished epoch, continue with --resume",
     )
 
 
