@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from train.jepa.config import ConfigError, apply_overrides, load_config
-from train.jepa.evaluate import RawPixels, eval_splits, evaluate, load_encoder
+from train.jepa.evaluation import RawPixels, eval_splits, evaluate, load_encoder
 from train.jepa.probes import mcnemar_greater
 from train.jepa.train import train
 from trajkit.cli import OneLineParser

@@ -128,8 +128,16 @@ def test_a_stop_before_training_starts_is_one_line_exit_130(
     assert "--resume" in err
 
 
-@pytest.mark.parametrize("module", ["train.trajectory.parallel", "train.saliency.parallel"])
-def test_the_launchers_load_torch_only_once_they_can_be_stopped(module):
+@pytest.mark.parametrize(
+    "module",
+    [
+        "train.trajectory.parallel",
+        "train.saliency.parallel",
+        "train.jepa.evaluate",
+        "train.jepa.download",
+    ],
+)
+def test_commands_load_torch_only_once_they_can_be_stopped(module):
     """Their module imports run before any signal handler: torch there made Ctrl-C a traceback."""
     import subprocess
     import sys

@@ -9,7 +9,9 @@ prints the manual steps and verifies the folder structure it finds.
 
 ``--base-url`` (or ``JEPA_DOWNLOAD_BASE_URL``) replaces the server, keeping the file name: for a
 mirror, and for the tests, which serve small archives from a loopback server.
-Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad input.
+Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad input,
+130 stopped. ``train.jepa.datasets`` (torch) is imported inside the functions that read it, so
+that the command loads torch in ``main`` where a stop is one line (``load_modules``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
-from train.jepa.datasets import IMAGE_SETS, DatasetMissing, build_dataset
-from trajkit.cli import OneLineParser, exit_on_interrupt, quiet_on_closed_output
+from trajkit.cli import OneLineParser, exit_on_interrupt, load_modules, quiet_on_closed_output
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
@@ -52,6 +53,8 @@ class Archive:
 
 def archive_for(name: str, base_url: str | None = None) -> Archive:
     """The archive torchvision's loader for ``name`` expects (read at call time)."""
+    from train.jepa.datasets import IMAGE_SETS
+
     cls = IMAGE_SETS[name].archive
     url = cls.url if not base_url else f"{base_url.rstrip('/')}/{cls.filename}"
     return Archive(url, cls.filename, cls.tgz_md5, IMAGE_SETS[name].unpacked_ratio)
@@ -143,6 +146,8 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
 
 def verify_loadable(name: str, data_path: Path) -> None:
     """Open both splits with torchvision's loaders, which check every file's MD5."""
+    from train.jepa.datasets import build_dataset
+
     spec = DatasetSpec(kind=name)
     for split in ("pretrain", "test"):
         build_dataset(spec, data_path, split)
@@ -151,6 +156,8 @@ def verify_loadable(name: str, data_path: Path) -> None:
 def download_archive(
     name: str, data_path: Path, base_url: str | None, quiet: bool, keep_archive: bool = False
 ) -> Path:
+    from train.jepa.datasets import IMAGE_SETS, DatasetMissing
+
     folder = data_path / (IMAGE_SETS[name].folder or name)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -225,6 +232,9 @@ def verify_imagenet(root: Path, subset: list[str] | None) -> list[str]:
 
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
+    load_modules("train.jepa.datasets")  # torch, and the names of the datasets
+    from train.jepa.datasets import IMAGE_SETS
+
     parser = OneLineParser(prog="python -m train.jepa.download", description=__doc__.split("\n")[0])
     downloadable = [n for n, s in IMAGE_SETS.items() if s.archive or s.manual]
     parser.add_argument("name", choices=downloadable)
@@ -240,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from train.jepa.datasets import IMAGE_SETS
+
     data_path = Path(args.data_path)
     image_set = IMAGE_SETS[args.name]
     if image_set.manual:

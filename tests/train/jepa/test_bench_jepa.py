@@ -10,7 +10,7 @@ import yaml
 
 from train.jepa.config import parse_config
 from train.jepa.datasets import build_dataset
-from train.jepa.evaluate import evaluate, load_encoder
+from train.jepa.evaluation import evaluate, load_encoder
 from train.jepa.probes import knn_correct
 from train.jepa.transforms import eval_transform
 

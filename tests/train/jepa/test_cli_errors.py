@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from train.jepa import download, evaluate
+from train.jepa import download, evaluate, evaluation
 from train.jepa import train as trainer
 
 
@@ -137,7 +137,7 @@ def test_evaluate_stopped_or_out_of_memory_is_one_line(
     def stopped(*args, **kwargs):
         raise stop
 
-    monkeypatch.setattr(evaluate, "evaluate", stopped)
+    monkeypatch.setattr(evaluation, "evaluate", stopped)
     last = tmp_path / "run" / "last.pt"
     assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == code
     assert said in _one_line(capsys)

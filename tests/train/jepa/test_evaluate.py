@@ -4,7 +4,8 @@ import os
 import torch
 
 from train.jepa.config import parse_config
-from train.jepa.evaluate import RawPixels, eval_splits, evaluate, load_encoder, main
+from train.jepa.evaluate import main
+from train.jepa.evaluation import RawPixels, eval_splits, evaluate, load_encoder
 from train.jepa.train import train
 
 
