@@ -23,6 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from train.checkpoint import CheckpointError, save_checkpoint
+from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
 from train.jepa.config import ConfigError, JepaConfig, add_override_arguments, apply_overrides
@@ -83,54 +84,42 @@ def unreachable_levels(cfg: JepaConfig, collator, batches: int = 20) -> list[int
     return [k for k in range(1, len(seen)) if seen[k] == 0]
 
 
-RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.yaml")
-
-
-def prepare_run_folder(out: Path, resume: bool, force: bool) -> None:
-    """Refuse to overwrite a run unless asked to continue it or to start over (``force``)."""
-    if resume or not (out / "last.pt").exists():
-        return
-    if not force:
-        raise ConfigError(
-            f"{out} already holds a run (last.pt): pass --resume to continue it, --force to "
-            "start over, or choose another --out"
-        )
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    board = out / "tensorboard"
-    if board.is_dir():
-        for event in board.glob("events.out.tfevents.*"):
-            event.unlink()
-
-
 def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: bool = False) -> dict:
     """Run (or finish) the pretraining described by ``cfg``; returns the results dict.
 
-    Without ``resume`` a folder holding a run is refused, unless ``force`` starts over.
+    Without ``resume`` a folder holding a run is refused, unless ``force`` starts over (the
+    old run is set aside until the new one writes ``last.pt``: ``train.jepa.start_over``).
     """
     rank, world, device = setup_distributed()
     out = Path(cfg.run.out)
     with writing_to(out):  # held from the check for last.pt to the last write
         if rank == 0:  # writing_to made the folder
-            prepare_run_folder(out, resume, force)
-        data = build_pretrain_data(cfg, rank, world)
-        steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
-        for k in unreachable_levels(cfg, data[2]):
-            _log(
-                f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
-                "block; raise mask.target_scale or drop the level",
-                rank,
-            )
-        run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
-        start_epoch = run.resume() if resume else 0
-        if rank == 0:
-            write_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode())
-        run.wrap_for_training()
-        record: dict = {}
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            record = run.train_epoch(epoch)
-            run.end_epoch(record)
-        return run.finish(record)
+            if settled := start_over.prepare_run_folder(out, resume, force):
+                _log(settled, rank)
+        try:
+            data = build_pretrain_data(cfg, rank, world)
+            steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
+            for k in unreachable_levels(cfg, data[2]):
+                _log(
+                    f"warning: level {k} ({2**k}x{2**k} cells) is never fully covered by a target "
+                    "block; raise mask.target_scale or drop the level",
+                    rank,
+                )
+            run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
+            start_epoch = run.resume() if resume else 0
+            if rank == 0:
+                write_atomic(
+                    out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode()
+                )
+            run.wrap_for_training()
+            record: dict = {}
+            for epoch in range(start_epoch, cfg.optim.epochs):
+                record = run.train_epoch(epoch)
+                run.end_epoch(record)
+            return run.finish(record)
+        finally:
+            if rank == 0:  # the set-aside run: dropped once replaced, else put back
+                start_over.settle(out)
 
 
 def batches_per_epoch(cfg: JepaConfig, samples_per_rank: int) -> int:
@@ -330,6 +319,7 @@ class Pretraining:
                 "config": self.cfg.model_dump(mode="json"),
             },
         )
+        start_over.settle(self.out)  # a run --force set aside is replaced now: dropped
 
     def finish(self, record: dict) -> dict:
         """Close the log, write ``results.json`` (the last epoch's record) and leave the

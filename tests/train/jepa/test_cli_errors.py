@@ -57,6 +57,100 @@ def test_a_finished_run_is_not_overwritten_without_resume_or_force(tmp_path, jep
         trainer.main(["--config", config, "--resume", "--force"])
 
 
+def _run_bytes(run) -> dict:
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.mark.parametrize(
+    "failure, code",
+    [
+        ("missing data", 2),
+        ("stopped in the first epoch", 130),
+        ("damaged image in the first epoch", 2),
+    ],
+)
+def test_force_keeps_the_old_run_until_the_new_one_has_a_checkpoint(
+    tmp_path, jepa_files, capsys, monkeypatch, failure, code
+):
+    """Before, --force deleted the old run first: a typo in --data-path, a damaged image or
+    Ctrl-C in the new run's first epoch left neither run."""
+    from train.jepa.datasets import DamagedImage
+
+    run = tmp_path / "run"
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    (run / "notes.txt").write_text("mine")
+    before = _run_bytes(run)
+    argv = ["--config", config, "--quiet", "--force", "--epochs", "2"]
+    if failure == "missing data":
+        argv += ["--dataset", "cifar10", "--data-path", str(tmp_path / "typo")]
+    else:
+        error = KeyboardInterrupt() if "stopped" in failure else DamagedImage("x.jpg is damaged")
+
+        def fails(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(trainer.Pretraining, "train_epoch", fails)
+    capsys.readouterr()
+    assert trainer.main(argv) == code
+    _one_line(capsys)
+    assert _run_bytes(run) == before
+    monkeypatch.undo()
+    assert trainer.main(["--config", config, "--quiet", "--resume", "--epochs", "2"]) == 0
+
+
+def test_force_drops_the_old_run_once_the_new_one_has_its_first_checkpoint(
+    tmp_path, jepa_files, monkeypatch
+):
+    run = tmp_path / "run"
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    old_events = sorted((run / "tensorboard").iterdir())
+    seen = []
+
+    def second_epoch_sees(self, epoch):
+        if epoch == 1:  # after the new run's first last.pt
+            seen.append(sorted(p.name for p in run.iterdir()))
+            raise KeyboardInterrupt
+        return train_epoch(self, epoch)
+
+    train_epoch = trainer.Pretraining.train_epoch
+    monkeypatch.setattr(trainer.Pretraining, "train_epoch", second_epoch_sees)
+    argv = ["--config", config, "--quiet", "--force", "--epochs", "2"]
+    assert trainer.main(argv) == 130  # stopped in epoch 2: the new run's epoch 1 is kept
+    assert seen and ".replaced" not in seen[0]
+    assert torch.load(run / "last.pt", weights_only=True)["config"]["optim"]["epochs"] == 2
+    assert not any(p in old_events for p in (run / "tensorboard").iterdir())
+
+
+def test_a_run_set_aside_by_a_killed_force_start_is_put_back(tmp_path, jepa_files, capsys):
+    """A kill (no handler runs) between setting the old run aside and the new one's first
+    last.pt: the next command on the folder puts it back."""
+    from train.jepa.start_over import prepare_run_folder
+
+    run = tmp_path / "run"
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    before = _run_bytes(run)
+    prepare_run_folder(run, resume=False, force=True)  # what --force did before the kill
+    (run / "config.yaml").write_text("the new run's")  # and what the new run wrote
+    (run / "tensorboard" / "events.out.tfevents.new").write_bytes(b"new")
+    assert not (run / "last.pt").exists()
+    capsys.readouterr()
+    assert trainer.main(["--config", config, "--quiet", "--resume", "--epochs", "2"]) == 0
+    assert "put back" in capsys.readouterr().err
+    assert not (run / ".replaced").exists()
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    assert (run / "tensorboard").exists() and not (
+        run / "tensorboard" / "events.out.tfevents.new"
+    ).exists()
+    assert set(before) <= set(_run_bytes(run))
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "not a checkpoint"])
 def test_resume_and_evaluate_refuse_a_damaged_checkpoint(tmp_path, jepa_files, capsys, damage):
     config = _config(tmp_path, jepa_files, optim={"epochs": 1})
