@@ -92,8 +92,16 @@ class RunFolder:
 
     def keep_epochs_up_to(self, epoch: int) -> None:
         """On resume: drop records written after the checkpoint, so the log matches an unbroken run."""
-        kept = [r for r in self.read_metrics() if r.get("kind") == "epoch" and r["epoch"] <= epoch]
+        kept = [r for r in self.epoch_records() if r["epoch"] <= epoch]
         self._write_records(kept)
+
+    def epoch_records(self) -> list[dict]:
+        """The log's per-epoch records (a hand-made one without a whole-number epoch is not)."""
+        return [
+            r
+            for r in self.read_metrics()
+            if r.get("kind") == "epoch" and type(r.get("epoch")) is int
+        ]
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         self._write_records([*self.read_metrics(), record])
@@ -126,16 +134,20 @@ def _indices_json(indices: Sequence[int]) -> list[int] | dict[str, int]:
 
 
 def read_metrics(root: Path) -> list[dict]:
-    """Records of ``root/metrics.jsonl`` (empty if none); a damaged line is skipped."""
+    """Records of ``root/metrics.jsonl`` (empty if none, or not a regular file: a FIFO would
+    block the read); a line that is not a JSON object (cut off by a full disk, edited by
+    hand) is skipped."""
     path = Path(root) / METRICS
-    if not path.exists():
+    if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().decode(errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

@@ -83,6 +83,22 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the unbroken run"
 
 
+def test_resume_drops_log_lines_that_are_not_epoch_records(
+    dataset, tmp_path, monkeypatch, stop_after_first_epoch
+):
+    """A line cut off by a full disk, or not a record at all, was a traceback on --resume."""
+    assert train(dataset, tmp_path / "straight") == 0
+    stop_after_first_epoch()
+    broken = tmp_path / "broken"
+    assert train(dataset, broken) == 130
+    monkeypatch.undo()
+    with open(broken / "metrics.jsonl", "ab") as log:
+        log.write(b'5\n{"kind": "epoch"}\n{"kind": "epoch", "epoch": "2"}\n\xff\xfe\n')
+        log.write(b'{"kind": "epoch", "epoch": 2, "val_acc')  # cut off
+    assert train(dataset, broken, "--resume") == 0
+    assert epoch_records(broken) == epoch_records(tmp_path / "straight")
+
+
 def test_resume_with_a_worker_and_augmentation_equals_uninterrupted(
     dataset, tmp_path, monkeypatch, stop_after_first_epoch
 ):

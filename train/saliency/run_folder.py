@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
 from train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from train.run_folder import CONFIG
 from train.run_folder import RunFolder as TrainerRunFolder
 from train.saliency.config import SaliencyConfig
+from trajkit.yamlfile import read_yaml_mapping
 
 
 class RunFolderError(ValueError):
@@ -48,9 +47,9 @@ class SaliencyRunFolder(TrainerRunFolder):
             )
         if resume and self.last.exists():
             saved = self.root / CONFIG
-            if saved.exists() and _without_epochs(saved.read_text()) != _without_epochs(
-                yaml.safe_dump(cfg.model_dump(mode="json"))
-            ):
+            if saved.exists() and _without_epochs(
+                read_yaml_mapping(saved, RunFolderError)
+            ) != _without_epochs(cfg.model_dump(mode="json")):
                 raise RunFolderError(
                     f"{saved} differs from this config (other than train.epochs); "
                     "resume with the same config or use another --out"
@@ -60,16 +59,16 @@ class SaliencyRunFolder(TrainerRunFolder):
             self.create()
         return None
 
-    def epoch_records(self) -> list[dict]:
-        return [r for r in self.read_metrics() if r.get("kind") == "epoch"]
-
     def save(self, state: dict[str, Any], *, best: bool) -> None:
         save_checkpoint(self.last, state)
         if best:
             save_checkpoint(self.best, state)
 
 
-def _without_epochs(config_yaml: str) -> str:
-    raw = yaml.safe_load(config_yaml)
-    raw.get("train", {}).pop("epochs", None)
-    return json.dumps(raw, sort_keys=True)
+def _without_epochs(raw: dict) -> str:
+    """The config as compared on resume, without ``train.epochs`` (a resume may raise it);
+    ``default=str``: a hand-edited file may hold YAML dates, which JSON has not."""
+    train = raw.get("train")
+    if isinstance(train, dict):
+        raw = {**raw, "train": {k: v for k, v in train.items() if k != "epochs"}}
+    return json.dumps(raw, sort_keys=True, default=str)

@@ -406,7 +406,7 @@ class Run:
         test = self._evaluate(self.test_ds)
         results: dict[str, Any] = {}
         if ctx.is_main:
-            records = [r for r in self.folder.read_metrics() if r.get("kind") == "epoch"]
+            records = self.folder.epoch_records()
             self.folder.append_metrics(
                 {
                     "kind": "test",

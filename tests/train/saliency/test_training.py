@@ -125,6 +125,42 @@ def test_resume_with_a_changed_config_is_refused(tiny_config, tmp_path, synth, c
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # epoch 1 and its test line
 
 
+@pytest.mark.parametrize(
+    "damage", ["fifo", "empty", "not a mapping", "broken yaml", "not utf-8", "a folder", "a date"]
+)
+def test_resume_with_a_damaged_saved_config_is_one_line(
+    tiny_config, tmp_path, synth, capsys, damage
+):
+    """config.yaml was read bare: a FIFO hung for ever, other damage was a traceback."""
+    import os
+
+    cfg = tiny_config("baseline", synth, epochs=1)
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    saved = out / "config.yaml"
+    last = (out / "last.pt").read_bytes()
+    saved.unlink()
+    if damage == "fifo":
+        os.mkfifo(saved)
+    elif damage == "a folder":
+        saved.mkdir()
+    else:
+        text = {
+            "empty": b"",
+            "not a mapping": b"5\n",
+            "broken yaml": b"train: [\n",
+            "not utf-8": b"\xff",
+            "a date": b"when: 2020-01-01\n",
+        }[damage]
+        saved.write_bytes(text)
+    capsys.readouterr()
+    argv = ["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(saved) in err, err
+    assert (out / "last.pt").read_bytes() == last
+
+
 def test_damaged_last_pt_is_one_line_exit_1(tiny_config, tmp_path, synth, capsys):
     cfg = tiny_config("baseline", synth, epochs=1)
     out = tmp_path / "run"
