@@ -22,6 +22,7 @@ from pydantic import ValidationError
 # someone (str.splitlines breaks at \x85 and \u2028 too).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_WORKERS = 1024  # process counts: thousands only thrash (and past 2^31 loky raised)
+MAX_THREADS = 1024  # torch threads: at 5,000 a run spun for minutes past SIGTERM, 100,000 crashed
 
 
 # What torch's DataLoader makes of an error raised in a worker: the same type, holding the

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from train.presets import config_file
-from trajkit.cli import describe_validation_error
+from trajkit.cli import MAX_THREADS, describe_validation_error
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -69,7 +69,7 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     seed: Seed = 0
-    threads: int = Field(1, ge=1, description="torch CPU threads")
+    threads: int = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
 
 
 class SaliencyConfig(_Strict):

@@ -23,7 +23,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
-from train.distributed import DistContext, all_reduce_sum, barrier, setup, teardown
+from train.distributed import DistContext, all_reduce_sum, barrier, set_threads, setup, teardown
 from train.run_folder import writing_to
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
@@ -108,7 +108,7 @@ class Progress:
 
 def _train(cfg, folder, ctx: DistContext, resume, quiet, data) -> dict:  # noqa: ANN001
     state = folder.prepare(cfg, resume, create=ctx.is_main)
-    torch.set_num_threads(cfg.train.threads)
+    set_threads(cfg.train.threads)
     quiet = quiet or not sys.stderr.isatty() or not ctx.is_main
     data = data or build_data(cfg, quiet=quiet)
     run = SaliencyRun(cfg, folder, ctx, data, quiet)

@@ -12,6 +12,8 @@ import argparse
 import sys
 
 from trajkit.cli import (
+    MAX_THREADS,
+    MAX_WORKERS,
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
@@ -68,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=number_arg(int, 0, True), help="per process")
     p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
-    p.add_argument("--workers", type=number_arg(int, 0, False), help="data-loading processes")
-    p.add_argument("--threads", type=number_arg(int, 0, True), help="torch CPU threads")
+    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), help="data-loading processes")
+    p.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch CPU threads")
     p.add_argument("--seed", type=whole_number(0, MAX_SEED))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument(

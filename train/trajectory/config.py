@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from train.presets import config_file, preset_file, preset_names
-from trajkit.cli import describe_validation_error
+from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -107,8 +107,10 @@ class TrainConfig(BaseModel):
     precision: Literal["bf16", "fp16", "fp32"] = Field(
         "bf16", description="autocast dtype on CUDA; the CPU always trains in fp32"
     )
-    workers: int = Field(2, ge=0, description="data-loading processes")
-    threads: int | None = Field(None, gt=0, description="torch threads (default: torch's)")
+    workers: int = Field(2, ge=0, le=MAX_WORKERS, description="data-loading processes")
+    threads: int | None = Field(
+        None, gt=0, le=MAX_THREADS, description="torch threads (default: torch's)"
+    )
     compile: bool = False
     quiet: bool = False
 

@@ -28,7 +28,7 @@ from train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag
+from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, set_threads
 from train.run_folder import RunFolder
 from train.trajectory.config import TrainConfig
 from train.trajectory.evaluate import FutureScale, evaluate, task_loss
@@ -131,7 +131,7 @@ class Run:
         self.cfg, self.ctx, self.meta = cfg, ctx, meta
         self.folder = RunFolder(cfg.out_dir)
         if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+            set_threads(cfg.threads)
         self.train_ds, self.val_ds, self.test_ds = datasets(cfg, meta)
         self.scale = FutureScale(self.train_ds.scene_bounds)
         self.num_classes = len(meta["classes"])
