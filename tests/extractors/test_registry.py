@@ -95,7 +95,7 @@ def test_factory_without_embed_dim_is_rejected(clean_registry):
         ("i3d", {"model_depth": 34}, "model_depth"),
         ("slowfast", {"alpha": 0}, "alpha"),
         ("slowfast", {"slow_stem_dim_out": 10, "beta_inv": 4}, "beta_inv"),
-        ("transformer", {"embed_dim": 100, "num_heads": 3}, "num_heads"),
+        ("transformer", {"embed_dim": 96, "num_heads": 5}, "num_heads"),
         ("transformer", {"tubelet": (4, 8)}, "tubelet"),
         ("transformer", {"stem": "conv", "tubelet": (3, 8, 8)}, "tubelet"),
         ("transformer", {"stem": "resnet"}, "stem"),
@@ -109,6 +109,21 @@ def test_bad_config_value_names_the_field(name, overrides, field):
         create_extractor(name, **overrides)
     message = str(info.value)
     assert field in message and "\n" not in message, message
+
+
+def test_a_huge_bad_value_is_shown_short():
+    """A YAML alias bomb (a million items through ten-way aliases) made a 5 MB error line."""
+    import yaml
+
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [
+        f"{q}: &{q} [{', '.join(['*' + p] * 10)}]" for p, q in zip("abcde", "bcdef", strict=True)
+    ]
+    bomb = yaml.safe_load("\n".join(lines))["f"]  # 10**6 strings, shared
+    with pytest.raises(ExtractorConfigError) as info:
+        create_extractor("i3d", embed_dim=bomb)
+    message = str(info.value)
+    assert "embed_dim" in message and len(message) < 1000, len(message)
 
 
 def test_unknown_preset_is_named():
