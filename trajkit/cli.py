@@ -107,17 +107,18 @@ def caused_by_interrupt(exc: BaseException | None) -> bool:
     return False
 
 
-def exit_on_interrupt(command: Callable[[], int], message: str) -> int:
+def exit_on_interrupt(command: Callable[[], int], message: str | Callable[[], str]) -> int:
     """Run ``command``; Ctrl-C or SIGTERM anywhere inside it is ``interrupted: message`` and
-    exit 130. SIGTERM (``kill``, ``timeout``) would otherwise end the process on the spot
-    and leave its worker processes running without it."""
+    exit 130 (a callable ``message`` says it as things stand at the stop). SIGTERM (``kill``,
+    ``timeout``) would otherwise end the process on the spot and leave its worker processes
+    running without it."""
     previous = stop_on_signals()
     try:
         return command()
     except BaseException as e:
         if not caused_by_interrupt(e):
             raise
-        print(f"interrupted: {message}", file=sys.stderr)
+        print(f"interrupted: {message() if callable(message) else message}", file=sys.stderr)
         return 130
     finally:
         restore_signals(previous)

@@ -83,6 +83,30 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the unbroken run"
 
 
+def test_the_stop_line_says_what_is_kept(
+    dataset, tmp_path, monkeypatch, capsys, stop_after_first_epoch
+):
+    """A stop before the first epoch ended pointed at a last.pt that was not there."""
+
+    def stopped_in_epoch_1(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_module.Run, "fit", stopped_in_epoch_1)
+    early, late = tmp_path / "early", tmp_path / "late"
+    assert train(dataset, early) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted: no epoch finished") and "\n" not in err, err
+    assert not (early / "last.pt").exists()
+    monkeypatch.undo()
+    stop_after_first_epoch()
+    assert train(dataset, late) == 130
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"interrupted: {late / 'last.pt'} holds the last finished epoch, continue with --resume"
+    )
+
+
 def test_resume_drops_log_lines_that_are_not_epoch_records(
     dataset, tmp_path, monkeypatch, stop_after_first_epoch
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from trajkit.cli import (
     MAX_THREADS,
@@ -110,18 +111,23 @@ def resolve_config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors")
-    from train.checkpoint import LAST  # torch: loaded above
+    return exit_on_interrupt(lambda: run(args), lambda: what_is_kept(args.out))
 
-    return exit_on_interrupt(
-        lambda: run(args),
-        f"{args.out / LAST} holds the last finished epoch, continue with --resume",
-    )
+
+def what_is_kept(out: Path) -> str:
+    """What a stopped run leaves to continue from: a stop before the first epoch ended left
+    no last.pt, and pointing at one sent users after a file that is not there."""
+    from train.checkpoint import LAST
+
+    if (out / LAST).is_file():
+        return f"{out / LAST} holds the last finished epoch, continue with --resume"
+    return f"no epoch finished, {out} holds no checkpoint: run the same command again"
 
 
 def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
-    from train.checkpoint import LAST, CheckpointError
+    from train.checkpoint import CheckpointError
     from train.distributed import DeviceError, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
@@ -154,8 +160,7 @@ def run(args: argparse.Namespace) -> int:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
         return 1
     except OSError as e:  # a full disk or quota, a folder gone read-only
-        print(f"{prog}: error: {failed_io(e)}; {args.out / LAST} still holds the last "
-              "finished epoch; continue with --resume", file=sys.stderr)  # fmt: skip
+        print(f"{prog}: error: {failed_io(e)}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as e:
         if caused_by_interrupt(e) or (oom := out_of_memory(e)) is None:
