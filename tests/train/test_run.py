@@ -107,6 +107,30 @@ def test_the_stop_line_says_what_is_kept(
     )
 
 
+def test_resume_trains_on_the_run_s_own_samples(dataset, tmp_path, capsys):
+    """--data on --resume may point at a moved copy of the run's dataset, not at other
+    samples: epoch 2 silently trained on another seed (or another clip length)."""
+    import shutil
+
+    from generator.__main__ import main as generate
+
+    out = tmp_path / "run"
+    assert train(dataset, out, epochs=1) == 0
+    other = tmp_path / "other"
+    (tmp_path / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    args = ["--n", "48", "--out", other, "--seed", "5", "--config", tmp_path / "gen.yaml"]
+    assert generate([str(a) for a in [*args, "--workers", "1", "--quiet"]]) == 0
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert train(other, out, "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    assert "other samples than this run trained on" in err and "\n" not in err, err
+    assert (out / "last.pt").read_bytes() == before
+    moved = tmp_path / "moved"
+    shutil.copytree(dataset, moved)
+    assert train(moved, out, "--resume") == 0
+
+
 def test_resume_drops_log_lines_that_are_not_epoch_records(
     dataset, tmp_path, monkeypatch, stop_after_first_epoch
 ):

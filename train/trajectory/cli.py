@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with writing_to(args.out):
             cfg, state = resolve_config(args)
-            meta = preflight(cfg)
+            meta = preflight(cfg, state.get("inputs") if state else None)
             ctx = setup(cfg.device)
             run = Run(cfg, ctx, meta, resume=state)
             results = run.fit()

@@ -92,18 +92,10 @@ def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path)
             )
 
 
-def same_samples(trained: dict, data_meta: dict) -> bool:
-    """Sample ``i`` depends only on (seed, config): a dataset of the run's training seed and
-    config holds the run's samples, whatever its size or path."""
-    seed = trained.get("seed")
-    same_seed = seed is not None and seed == data_meta.get("seed")
-    return same_seed and trained.get("generator_config") == data_meta.get("config")
-
-
-def shares_training_samples(trained: dict, data_meta: dict, split: str, rendered: bool) -> bool:
+def shares_training_samples(samples_match: bool, split: str, rendered: bool) -> bool:
     """In every split for a run trained on rendered samples, in ``all`` and ``train`` for
     one trained on a folder (splits stay put when a dataset is extended)."""
-    return same_samples(trained, data_meta) and (rendered or split in ("all", "train"))
+    return samples_match and (rendered or split in ("all", "train"))
 
 
 def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> tuple[dict, dict]:
@@ -119,6 +111,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     from train.trajectory.config import TrainConfig
     from train.trajectory.evaluate import FutureScale, evaluate
     from train.trajectory.inputs import InputPipeline
+    from train.trajectory.preflight import same_samples
     from trajkit.files import write_json_atomic
 
     evaluations = run / "evaluations"
@@ -133,9 +126,10 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     trained = stored_inputs(state, cfg)
     check_compatible(cfg.extractor, trained, data_meta, args.data)
     # The run's own dataset (or a copy, or an extension of it), wherever it is now.
-    own = cfg.render is None and same_samples(trained, data_meta)
+    samples = same_samples(trained, data_meta)
+    own = cfg.render is None and samples
     split = args.split or ("test" if own else "all")
-    overlap = shares_training_samples(trained, data_meta, split, cfg.render is not None)
+    overlap = shares_training_samples(samples, split, cfg.render is not None)
     if overlap and not args.quiet:
         print(
             f"note: {args.data} has the seed and generator config {cfg.extractor} trained on, "

@@ -68,6 +68,14 @@ def check_dataset(root: Path) -> dict:
     return meta
 
 
+def same_samples(trained: dict, data_meta: dict) -> bool:
+    """Sample ``i`` depends only on (seed, config): a dataset of the run's training seed and
+    config holds the run's samples, whatever its size or path."""
+    seed = trained.get("seed")
+    same_seed = seed is not None and seed == data_meta.get("seed")
+    return same_seed and trained.get("generator_config") == data_meta.get("config")
+
+
 def checkpoint_bytes(parameters: int) -> int:
     return 2 * 2 * 3 * 4 * parameters + DISK_MARGIN_BYTES
 
@@ -106,10 +114,17 @@ def check_render(cfg: TrainConfig) -> dict:
     return stream_metadata(gen, cfg.render_seed)
 
 
-def preflight(cfg: TrainConfig) -> dict:
-    """All checks; returns the dataset metadata."""
+def preflight(cfg: TrainConfig, trained: dict | None = None) -> dict:
+    """All checks; returns the dataset metadata. ``trained``: a resumed run's
+    ``loop.training_inputs``, from its checkpoint."""
     check_extractor(cfg.extractor)
     meta = check_render(cfg) if cfg.render is not None else check_dataset(Path(cfg.data))
+    if trained is not None and cfg.render is None and not same_samples(trained, meta):
+        raise PreflightError(
+            f"--resume: {cfg.data} holds other samples than this run trained on (seed "
+            f"{meta.get('seed')!r}, the run's {trained.get('seed')!r}, or another generator "
+            "config); give --data the run's dataset (a copy or a moved one is fine)"
+        )
     check_disk(
         cfg.out_dir,
         count_parameters(cfg, int(meta["video_shape"][0]), len(meta["classes"])),
