@@ -230,6 +230,12 @@ def test_damaged_dataset_and_existing_run_are_refused(dataset, tmp_path, capsys)
     assert "--resume" in capsys.readouterr().err
     assert train(dataset, out, "--resume", "--lr", "0.5", epochs=1) == 2
     assert "cannot change lr" in capsys.readouterr().err
+    more = tmp_path / "more"
+    assert train(dataset, more, epochs=2) == 0
+    results = (more / "results.json").read_bytes()
+    assert train(dataset, more, "--resume", epochs=1) == 2
+    assert "--epochs 1 is fewer than the 2 epochs" in capsys.readouterr().err
+    assert (more / "results.json").read_bytes() == results
     assert (out / "last.pt").read_bytes() == before, "a refused run touched the checkpoint"
 
 

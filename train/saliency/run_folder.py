@@ -54,7 +54,13 @@ class SaliencyRunFolder(TrainerRunFolder):
                     f"{saved} differs from this config (other than train.epochs); "
                     "resume with the same config or use another --out"
                 )
-            return load_checkpoint(self.last)
+            state = load_checkpoint(self.last)
+            if cfg.train.epochs < state["epoch"]:  # results would say fewer than they hold
+                raise RunFolderError(
+                    f"--epochs {cfg.train.epochs} is fewer than the {state['epoch']} epochs "
+                    f"{self.last} already finished"
+                )
+            return state
         if create:
             self.create()
         return None

@@ -91,7 +91,13 @@ def resolve_config(args: argparse.Namespace):
     last = args.out / LAST
     if args.resume and last.exists():
         state = load_checkpoint(last)
-        return resumed_config(state["config"], explicit), state
+        cfg = resumed_config(state["config"], explicit)
+        if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
+            raise TrainConfigError(
+                f"--epochs {cfg.epochs} is fewer than the {state['epoch']} epochs {last} "
+                "already finished"
+            )
+        return cfg, state
     if last.exists():
         raise TrainConfigError(
             f"{args.out} already holds a run (last.pt): pass --resume to continue it, "

@@ -125,6 +125,18 @@ def test_resume_with_a_changed_config_is_refused(tiny_config, tmp_path, synth, c
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # epoch 1 and its test line
 
 
+def test_resume_to_fewer_epochs_than_finished_is_refused(tiny_config, tmp_path, synth, capsys):
+    """It rewrote results.json for fewer epochs than the log and the checkpoint hold."""
+    cfg = tiny_config("baseline", synth, epochs=2)
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    results = (out / "results.json").read_bytes()
+    argv = ["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "1", "--quiet"]
+    assert main(argv) == 2
+    assert "--epochs 1 is fewer than the 2 epochs" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == results
+
+
 @pytest.mark.parametrize(
     "damage", ["fifo", "empty", "not a mapping", "broken yaml", "not utf-8", "a folder", "a date"]
 )
