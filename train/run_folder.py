@@ -16,6 +16,7 @@ else goes through :mod:`generator.dataformat.writer`.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,6 +119,7 @@ class RunFolder:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
+            quiet_tensorboard_thread_errors()
             self._writer = SummaryWriter(self.root / TENSORBOARD, purge_step=purge_step)
         return self._writer
 
@@ -125,6 +127,23 @@ class RunFolder:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def quiet_tensorboard_thread_errors() -> None:
+    """TensorBoard's writer thread hands a failed write (a full disk) to the main thread,
+    which raises it at its next write, then raises it again itself: Python printed that
+    thread's traceback after the trainer's one error line. This hook keeps that copy quiet."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_tensorboard", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        writer_thread = type(args.thread).__name__ == "_AsyncWriterThread"
+        if not (writer_thread and issubclass(args.exc_type, OSError)):
+            previous(args)
+
+    hook.quiets_tensorboard = True
+    threading.excepthook = hook
 
 
 def _indices_json(indices: Sequence[int]) -> list[int] | dict[str, int]:
