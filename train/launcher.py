@@ -19,6 +19,7 @@ from pathlib import Path
 from train.run_folder import RunFolderBusy, writing_to
 from train.summary import SUMMARY_MD, RunStatus
 from trajkit.cli import (
+    caused_by_interrupt,
     default_workers,
     failed_io,
     one_line,
@@ -130,8 +131,9 @@ class LocalLauncher:
         return list(self.statuses.values())
 
     def run_to_end(self, prog: str, stopped_hint: str) -> int:
-        """Run every job, print the summary; exit status 0, 1 if a run failed, 2 if another
-        launcher holds ``out`` (both would rewrite its summary), 130 on Ctrl-C."""
+        """Run every job, print the summary; exit status 0, 1 if a run failed or the last
+        summary could not be written, 2 if another launcher holds ``out`` (both would rewrite
+        its summary), 130 on Ctrl-C."""
         try:
             with writing_to(self.out):
                 return self._run_to_end(stopped_hint)
@@ -188,12 +190,15 @@ class LocalLauncher:
         self.summarise()
 
     def summarise(self) -> list[dict] | None:
-        """Rewrite the comparison; None when it cannot be written (a full disk), said once
-        per reason: the runs go on, each keeps its own folder."""
+        """Rewrite the comparison; None when it cannot be written (a full disk, or a bug in the
+        report), said once per reason: the runs go on, each keeps its own folder. Only a stop
+        (Ctrl-C, SIGTERM) ends them."""
         try:
             return self._write_summary(self.out, list(self.statuses.values()))
-        except OSError as e:
-            line = failed_io(e)
+        except Exception as e:
+            if caused_by_interrupt(e):  # a library's own error around a Ctrl-C
+                raise KeyboardInterrupt from e
+            line = failed_io(e) if isinstance(e, OSError) else one_line(f"{type(e).__name__}: {e}")
             if line != self._summary_error:
                 print(f"cannot write the summary in {self.out}: {line}", file=sys.stderr)
                 self._summary_error = line

@@ -2,21 +2,40 @@
 
 Rewritten after every finished run, so a long round can be read while it goes
 on. Each run is read from its own folder (``results.json``, ``metrics.jsonl``);
-the launcher adds its status and, for a failed run, the error.
+the launcher adds its status and, for a failed run, the error. A damaged file
+leaves its run's numbers (or curves) out, with one warning, never the others'.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
+from io import BytesIO
 from pathlib import Path
 
-from train.run_folder import read_metrics, read_results
-from trajkit.files import write_atomic, write_json_atomic
+from train.run_folder import METRICS, RESULTS, read_metrics
+from trajkit.cli import one_line
+from trajkit.files import read_json, write_atomic, write_json_atomic
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 COMPARISON_PNG = "comparison.png"
+# What the report reads of results.json as numbers (COUNTS as whole ones) and of each epoch
+# in metrics.jsonl: a string or a list there made the ranking, the table or the plot raise.
+COUNTS = ("parameters", "epochs", "best_epoch")
+NUMBERS = (
+    "val_accuracy",
+    "test_accuracy",
+    "val_future_rmse",
+    "val_future_rmse_fraction",
+    "test_future_rmse",
+    "train_samples_per_second",
+    "wall_time_seconds",
+)
+CURVES = ("epoch", "val_accuracy", "val_loss", "train_loss")
+
+_warned: set[str] = set()
 
 
 @dataclass
@@ -38,10 +57,60 @@ def rank_key(row: dict) -> tuple:
     return (-(acc if acc is not None else -1.0), rmse if rmse is not None else float("inf"))
 
 
+def warn_once(line: str) -> None:
+    """``warning: line`` on stderr, once per process: the summary is rewritten after every run."""
+    if line not in _warned:
+        _warned.add(line)
+        print(one_line(f"warning: {line}"), file=sys.stderr)
+
+
+def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def run_results(run_dir: Path) -> dict:
+    """``run_dir/results.json`` ({} while the run has none). A damaged one is a ValueError
+    naming it: not a regular file (a FIFO would block the read), not UTF-8 JSON, not an
+    object, or a field the report reads that is not a number."""
+    path = run_dir / RESULTS
+    if not path.exists():
+        return {}
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    results = read_json(path)
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} is damaged (not a JSON object)")
+    for key in (*COUNTS, *NUMBERS):
+        value = results.get(key)
+        if value is not None and not _is_number(value, int if key in COUNTS else (int, float)):
+            raise ValueError(f"{path} is damaged ({key} is {value!r}, not a number)")
+    return results
+
+
+def epoch_curves(run_dir: Path) -> list[dict]:
+    """The epoch records of ``run_dir/metrics.jsonl``, for the plot. One without numbers for
+    the curves (a string, a missing key) made the plot raise: the run's curves are left out,
+    with one warning."""
+    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
+    if all(_is_number(r.get(k)) for r in epochs for k in CURVES):
+        return epochs
+    warn_once(
+        f"{run_dir / METRICS} is damaged (an epoch without numbers for {', '.join(CURVES)}); "
+        f"its curves are left out of {COMPARISON_PNG}"
+    )
+    return []
+
+
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
+    """One row per run, best first; a run whose results.json is damaged is listed without
+    its numbers, with one warning: one bad file must not cost the others their report."""
     rows = []
     for st in statuses:
-        results = read_results(out / st.name) or {}
+        try:
+            results = run_results(out / st.name)
+        except ValueError as e:
+            warn_once(f"{e}; left out of the summary")
+            results = {}
         rows.append(
             {
                 "extractor": st.name,
@@ -100,7 +169,7 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     fig, (ax_acc, ax_loss, ax_bar) = plt.subplots(1, 3, figsize=(16, 4.8))
     colours = plt.get_cmap("tab10")
     for i, r in enumerate(rows):
-        epochs = [m for m in read_metrics(Path(r["run_dir"])) if m.get("kind") == "epoch"]
+        epochs = epoch_curves(Path(r["run_dir"]))
         if not epochs:
             continue
         x = [m["epoch"] for m in epochs]
@@ -151,11 +220,10 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     ax_bar.legend(fontsize=9, loc="upper right", ncol=2)
     fig.tight_layout()
     path = out / COMPARISON_PNG
-    tmp = out / f".tmp-{COMPARISON_PNG}"
-    fig.savefig(tmp, format="png", dpi=110)
+    png = BytesIO()  # no temporary file of a fixed name in out: a FIFO there blocked the save
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    write_atomic(path, tmp.read_bytes())
-    tmp.unlink()
+    write_atomic(path, png.getbuffer())
     return path
 
 

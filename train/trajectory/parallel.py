@@ -15,13 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from generator.dataformat.layout import METADATA
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine
 from train.presets import config_file
+from train.run_folder import CONFIG, RESULTS
 from train.slurm import SlurmError, submit, time_limit
-from train.summary import RunStatus, rank_key, summary_rows, write_summary
+from train.summary import RunStatus, rank_key, run_results, write_summary
 from trajkit.cli import (
     OneLineParser,
     default_workers,
@@ -35,6 +34,7 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.seeds import MAX_SEED
+from trajkit.yamlfile import read_yaml_mapping
 
 
 def build_parser() -> OneLineParser:
@@ -69,25 +69,29 @@ def build_parser() -> OneLineParser:
 
 
 def existing_runs(out: Path) -> list[str]:
-    return sorted(p.parent.name for p in out.glob("*/config.yaml"))
+    return sorted(p.parent.name for p in out.glob(f"*/{CONFIG}"))
 
 
 def choose_top(out: Path, k: int, among: list[str] | None) -> list[str]:
-    """The K best finished runs in ``out`` by validation accuracy (then future RMSE)."""
-    names = among or existing_runs(out)
-    rows = [
-        r for r in summary_rows(out, [RunStatus(n) for n in names]) if r["val_accuracy"] is not None
-    ]
-    if not rows:
-        raise ValueError(f"--top: no finished run with results.json in {out}; run a round first")
-    return [r["extractor"] for r in sorted(rows, key=rank_key)[:k]]
+    """The K best finished runs in ``out`` by validation accuracy (then future RMSE). A damaged
+    results.json is an error naming it, not a run left out: the best run might be the one."""
+    results = {n: run_results(out / n) for n in among or existing_runs(out)}
+    finished = [n for n, r in results.items() if r.get("val_accuracy") is not None]
+    if not finished:
+        raise ValueError(f"--top: no finished run with {RESULTS} in {out}; run a round first")
+    return sorted(finished, key=lambda n: rank_key(results[n]))[:k]
 
 
 def run_data(out: Path, name: str) -> str | None:
-    try:
-        return yaml.safe_load((out / name / "config.yaml").read_text()).get("data")
-    except (OSError, yaml.YAMLError, AttributeError):
+    """The dataset a run trained on, from its config.yaml (None without one); a damaged
+    config (a FIFO, binary, not a mapping) is a ValueError naming it."""
+    path = out / name / CONFIG
+    if not path.exists():
         return None
+    data = read_yaml_mapping(path).get("data")
+    if data is not None and not isinstance(data, str):
+        raise ValueError(f"config {path}: data must be a dataset folder, got {data!r}")
+    return data
 
 
 def train_args(args, name: str, data: str, threads: int | None, workers: int) -> list[str]:
