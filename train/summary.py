@@ -87,6 +87,16 @@ def run_results(run_dir: Path) -> dict:
     return results
 
 
+def results_for_report(run_dir: Path) -> dict:
+    """``run_results``, or {} with one warning when it is damaged: one bad file must not cost
+    the other runs their report."""
+    try:
+        return run_results(run_dir)
+    except ValueError as e:
+        warn_once(f"{e}; left out of the summary")
+        return {}
+
+
 def epoch_curves(run_dir: Path) -> list[dict]:
     """The epoch records of ``run_dir/metrics.jsonl``, for the plot. One without numbers for
     the curves (a string, a missing key) made the plot raise: the run's curves are left out,
@@ -106,11 +116,7 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     its numbers, with one warning: one bad file must not cost the others their report."""
     rows = []
     for st in statuses:
-        try:
-            results = run_results(out / st.name)
-        except ValueError as e:
-            warn_once(f"{e}; left out of the summary")
-            results = {}
+        results = results_for_report(out / st.name)
         rows.append(
             {
                 "extractor": st.name,

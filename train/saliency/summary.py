@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.run_folder import read_results
-from train.summary import RunStatus, write_tables
+from train.summary import RunStatus, results_for_report, write_tables
 
 TEST_METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
 
@@ -19,8 +18,8 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     """One row per run, best validation information gain first (unfinished runs last)."""
     rows = []
     for st in statuses:
-        results = read_results(out / st.name) or {}
-        test = results.get("test") or {}
+        results = results_for_report(out / st.name)
+        test = results.get("test") if isinstance(results.get("test"), dict) else {}
         rows.append(
             {
                 "variant": st.name,

@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 import train.slurm
@@ -119,3 +120,30 @@ def test_bad_input_is_one_line_exit_2(tiny_config, synth, tmp_path, capsys):
     (run / "last.pt").write_bytes(b"x")
     assert main(["--configs", base, "--out", str(tmp_path / "o")]) == 2
     assert "add --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["a list", "a FIFO", "a text test record"])
+def test_a_damaged_results_json_leaves_only_that_variant_out(tmp_path, capsys, damage):
+    """Read bare, a list was a traceback in the report and a FIFO hung it."""
+    from train.saliency.summary import write_summary
+    from train.summary import RunStatus
+
+    good = {"epochs": 1, "best_epoch": 1, "val_info_gain": 0.5, "test": {"nss": 1.0}}
+    for name in ("good", "bad"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(good))
+    bad = tmp_path / "bad" / "results.json"
+    if damage == "a FIFO":
+        bad.unlink()
+        os.mkfifo(bad)
+    else:
+        bad.write_text("[1]" if damage == "a list" else json.dumps({**good, "test": "x"}))
+    rows = write_summary(tmp_path, [RunStatus("good", "done"), RunStatus("bad", "done")])
+    by_name = {r["variant"]: r for r in rows}
+    assert by_name["good"]["val_info_gain"] == 0.5 and by_name["good"]["test_nss"] == 1.0
+    assert by_name["bad"]["test_nss"] is None
+    err = capsys.readouterr().err.strip()
+    if damage == "a text test record":
+        assert err == ""
+    else:
+        assert err.startswith(f"warning: {bad}") and "\n" not in err, err
