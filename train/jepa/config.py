@@ -202,6 +202,46 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message is one line for the user."""
 
 
+RUNTIME_FIELDS = frozenset(
+    {
+        "name",
+        "data.data_path",
+        "data.num_workers",
+        "optim.epochs",
+        "run.out",
+        "run.amp",
+        "run.log_every",
+    }
+)
+"""Settings a ``--resume`` may change: where the data and the run are, how the run executes and
+logs, not what it learns (as ``train.trajectory.config.RUNTIME_FIELDS``). ``optim.epochs`` is
+among them so a run can be extended; the schedules then stretch to the new length."""
+
+
+def check_resume(saved: JepaConfig, cfg: JepaConfig) -> None:
+    """Refuse a ``--resume`` that changes what the run learns: a new lr, or a batch size (the
+    steps per epoch) that moves the lr, weight-decay and EMA schedules mid-run."""
+    old, new = _settings(saved), _settings(cfg)
+    changed = sorted(k for k in old if k not in RUNTIME_FIELDS and old[k] != new[k])
+    if changed:
+        what = ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in changed)
+        raise ConfigError(
+            f"--resume cannot change {what}; use the run's settings or start a new run "
+            "(another --out, or --force)"
+        )
+
+
+def _settings(cfg: JepaConfig) -> dict:
+    """``section.field`` -> value (lists such as ``data.datasets`` compared whole)."""
+    flat = {}
+    for section, values in cfg.model_dump(mode="json").items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            flat[section] = values
+    return flat
+
+
 def parse_config(raw: dict) -> JepaConfig:
     try:
         return JepaConfig.model_validate(raw)

@@ -31,7 +31,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
-from trajkit.cli import OneLineParser, exit_on_interrupt, load_modules, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    load_modules,
+    one_line,
+    quiet_on_closed_output,
+)
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
@@ -68,13 +74,47 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# What a server that hangs up (RemoteDisconnected), answers no HTTP (BadStatusLine, a header
+# line over 64 KiB) or is silent (TimeoutError) raises; URLError, an OSError, wraps the rest.
+SERVER_FAILURES = (OSError, http.client.HTTPException)
+
+
+def server_failure(url: str, err: BaseException) -> DownloadError:
+    """``err`` (one of SERVER_FAILURES) as one line naming ``url``."""
+    why = err.reason if isinstance(err, urllib.error.URLError) else f"{type(err).__name__}: {err}"
+    return DownloadError(
+        one_line(f"download of {url} failed ({why}); run the same command again to resume it")
+    )
+
+
 def remote_size(url: str) -> int | None:
+    """The size the server gives for ``url`` (None: none, or HEAD refused). A server that
+    hangs up, is silent or does not speak HTTP is a DownloadError here, not a traceback."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30) as r:
-            length = r.headers.get("Content-Length")
-            return int(length) if length else None
-    except (urllib.error.URLError, ValueError):
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_SECONDS
+        ) as r:
+            return content_length(r, url)
+    except urllib.error.HTTPError:
         return None
+    except SERVER_FAILURES as err:
+        raise server_failure(url, err) from None
+
+
+def content_length(response: http.client.HTTPResponse, url: str) -> int | None:
+    """The response's Content-Length (None if absent); a value that is no byte count is the
+    server's fault, refused before anything is written."""
+    length = response.headers.get("Content-Length")
+    if not length:
+        return None
+    try:
+        if (size := int(length)) >= 0:
+            return size
+    except ValueError:
+        pass
+    raise DownloadError(
+        one_line(f"download of {url} failed: the server sent Content-Length {length!r}")
+    )
 
 
 def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
@@ -105,13 +145,13 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
             os.replace(part, dest)
             return
         raise DownloadError(f"download of {url} failed: HTTP {err.code}") from None
-    except urllib.error.URLError as err:
-        raise DownloadError(f"download of {url} failed: {err.reason}") from None
+    except SERVER_FAILURES as err:
+        raise server_failure(url, err) from None
     with response:
         resumed = have and response.status == 206
         mode, start = ("ab", have) if resumed else ("wb", 0)
-        length = response.headers.get("Content-Length")
-        total = start + int(length) if length else None
+        length = content_length(response, url)
+        total = start + length if length is not None else None
         bar = tqdm(
             total=total,
             initial=start,

@@ -6,43 +6,68 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from train.run_folder import METRICS, quiet_tensorboard_thread_errors, read_metrics
 from trajkit.files import write_atomic
 
 
 class RunLog:
     def __init__(self, folder: Path, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.path = folder / "metrics.jsonl"
+        self.path = folder / METRICS
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
+            quiet_tensorboard_thread_errors()
+
             self.writer = SummaryWriter(str(folder / "tensorboard"))
 
     def write(self, record: dict, step: int) -> None:
+        """Append ``record``. A full disk fails the write with no file name: it is added, so
+        the error line says which file (a cut-off line is dropped by the next resume)."""
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as err:
+            if err.filename:
+                raise
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
         for key, value in _flatten(record).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
 
-    def truncate_after(self, epoch: int) -> None:
-        """On resume, drop records of epochs that the checkpoint does not cover."""
-        if not (self.enabled and self.path.exists()):
-            return
-        kept = [
-            line
-            for line in self.path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("epoch", 0) <= epoch
-        ]
-        write_atomic(self.path, "".join(line + "\n" for line in kept).encode())
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def keep_epochs_up_to(folder: Path, epoch: int) -> None:
+    """On resume: drop the records of epochs the checkpoint does not cover, and a line that is
+    no whole record (cut off by a stop, a full disk) as ``read_metrics`` does. A log with
+    nothing to drop is not rewritten."""
+    path = folder / METRICS
+    if not path.is_file():  # a FIFO would block the comparison's read
+        return
+    kept = [r for r in read_metrics(folder) if _epoch(r) <= epoch]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
+    if text != path.read_bytes():
+        write_atomic(path, text)
+
+
+def epoch_record(folder: Path, epoch: int) -> dict:
+    """The record ``epoch`` ended with in ``folder``'s log (``{}`` if it lacks it): what a
+    finished run's ``results.json`` holds, rebuilt if a stop came before that file."""
+    ends = [r for r in read_metrics(folder) if r.get("epoch") == epoch and "step" not in r]
+    return ends[-1] if ends else {}
+
+
+def _epoch(record: dict) -> float:
+    """A record's epoch; one without a number there (edited by hand) counts as past any."""
+    epoch = record.get("epoch", 0)
+    return epoch if type(epoch) in (int, float) else float("inf")
 
 
 def _flatten(record: dict, prefix: str = "") -> dict:

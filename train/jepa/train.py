@@ -22,17 +22,24 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from train.checkpoint import CheckpointError, save_checkpoint
+from train.checkpoint import LAST, CheckpointError, save_checkpoint
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
-from train.jepa.config import ConfigError, JepaConfig, add_override_arguments, apply_overrides
+from train.jepa.config import (
+    ConfigError,
+    JepaConfig,
+    add_override_arguments,
+    apply_overrides,
+    check_resume,
+    parse_config,
+)
 from train.jepa.config import load_config as read_yaml
 from train.jepa.data_pipeline import build_pretrain_data, epoch_loader
 from train.jepa.datasets import DatasetMissing
 from train.jepa.hierarchy import covered_cells
 from train.jepa.model import HJepa, ema_update, forward_target, make_target_encoder
-from train.jepa.run_log import RunLog
+from train.jepa.run_log import RunLog, epoch_record, keep_epochs_up_to
 from train.jepa.schedules import (
     apply_schedules,
     cosine_weight_decay,
@@ -40,7 +47,7 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
-from train.run_folder import RunFolderBusy, writing_to
+from train.run_folder import RESULTS, RunFolderBusy, read_results, writing_to
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
@@ -97,6 +104,15 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
             if settled := start_over.prepare_run_folder(out, resume, force):
                 _log(settled, rank)
         try:
+            ckpt = resume_point(cfg, out / LAST, rank) if resume else None
+            if ckpt is not None and ckpt["epoch"] >= cfg.optim.epochs:
+                _log(
+                    f"{out / LAST} already holds {ckpt['epoch']} epochs (the config asks for "
+                    f"{cfg.optim.epochs}): nothing to do; raise --epochs to train on",
+                    rank,
+                )
+                end_distributed(world)
+                return finished(cfg, out, ckpt["epoch"], rank)
             data = build_pretrain_data(cfg, rank, world)
             steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
             for k in unreachable_levels(cfg, data[2]):
@@ -106,7 +122,7 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
                     rank,
                 )
             run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
-            start_epoch = run.resume() if resume else 0
+            start_epoch = run.resume(ckpt) if ckpt is not None else 0
             if rank == 0:
                 write_atomic(
                     out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode()
@@ -120,6 +136,48 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
         finally:
             if rank == 0:  # the set-aside run: dropped once replaced, else put back
                 start_over.settle(out)
+
+
+def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
+    """The checkpoint ``--resume`` continues from (None: no run yet). Read before anything is
+    written, so a checkpoint that is damaged or was trained with other learning settings than
+    ``cfg`` (``check_resume``) leaves the run as it was."""
+    if not path.exists():
+        _log(f"no {path} yet: starting from scratch", rank)
+        return None
+    ckpt = load_run_checkpoint(path)
+    try:
+        saved = parse_config(ckpt["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{path} holds an unusable config: {err}") from None
+    check_resume(saved, cfg)
+    return ckpt
+
+
+def finished(cfg: JepaConfig, out: Path, epochs: int, rank: int) -> dict:
+    """A finished run is left as it is, but for what a stop can leave: a line cut off in the
+    log (dropped, as by any resume) and no ``results.json`` (stopped right after the last
+    ``last.pt``: written from the log's last epoch record). Returns the results."""
+    if rank == 0:
+        keep_epochs_up_to(out, epochs)
+    if (out / RESULTS).exists():
+        return read_results(out) or {}
+    results = run_results(cfg, out / LAST, epochs, epoch_record(out, epochs))
+    if rank == 0:
+        write_json_atomic(out / RESULTS, results)
+    return results
+
+
+def run_results(cfg: JepaConfig, ckpt_path: Path, epochs: int, record: dict) -> dict:
+    """What ``results.json`` holds: the run's last epoch record and its checkpoint."""
+    return {"name": cfg.name, "epochs": epochs, "final": record, "checkpoint": str(ckpt_path)}
+
+
+def end_distributed(world: int) -> None:
+    """Leave the process group under ``torchrun`` once every rank is done."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def batches_per_epoch(cfg: JepaConfig, samples_per_rank: int) -> int:
@@ -157,7 +215,7 @@ class Pretraining:
         self.optimizer = torch.optim.AdamW(param_groups(self.student))
         self.watch = CollapseWatch(cfg.collapse.min_std_ratio, cfg.collapse.min_rank_ratio)
         self.log = RunLog(out, enabled=rank == 0)
-        self.out, self.ckpt_path = out, out / "last.pt"
+        self.out, self.ckpt_path = out, out / LAST
         self.model: torch.nn.Module = self.student
         use_amp = cfg.run.amp and device.type == "cuda"
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
@@ -165,18 +223,15 @@ class Pretraining:
         self.warmup_steps = int(cfg.optim.warmup_epochs * steps_per_epoch)
         self.num_levels = len(cfg.model.levels)
 
-    def resume(self) -> int:
-        """Reload ``last.pt`` if there is one; returns the number of epochs it finished."""
-        if not self.ckpt_path.exists():
-            _log(f"no {self.ckpt_path} yet: starting from scratch", self.rank)
-            return 0
-        ckpt = load_run_checkpoint(self.ckpt_path)
+    def resume(self, ckpt: dict) -> int:
+        """Load ``ckpt`` (``last.pt``, from ``resume_point``); returns the epochs it finished."""
         load_weights(self.student, ckpt["student"], self.ckpt_path, "student")
         load_weights(self.target_encoder, ckpt["target_encoder"], self.ckpt_path, "target encoder")
         load_weights(self.optimizer, ckpt["optimizer"], self.ckpt_path, "optimizer state")
         self.watch.load_state_dict(ckpt["collapse"])
         start_epoch = ckpt["epoch"]
-        self.log.truncate_after(start_epoch)
+        if self.rank == 0:
+            keep_epochs_up_to(self.out, start_epoch)
         _log(f"resuming {self.ckpt_path} after epoch {start_epoch}", self.rank)
         return start_epoch
 
@@ -325,17 +380,10 @@ class Pretraining:
         """Close the log, write ``results.json`` (the last epoch's record) and leave the
         process group; returns the results."""
         self.log.close()
-        results = {
-            "name": self.cfg.name,
-            "epochs": self.cfg.optim.epochs,
-            "final": record,
-            "checkpoint": str(self.ckpt_path),
-        }
+        results = run_results(self.cfg, self.ckpt_path, self.cfg.optim.epochs, record)
         if self.rank == 0:
-            write_json_atomic(self.out / "results.json", results)
-        if self.world > 1:
-            dist.barrier()
-            dist.destroy_process_group()
+            write_json_atomic(self.out / RESULTS, results)
+        end_distributed(self.world)
         return results
 
 

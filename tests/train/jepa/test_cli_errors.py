@@ -180,13 +180,17 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, jepa_files, 
     raw["model"]["embed_dim"] = 48
     open(wider, "w").write(yaml.safe_dump(raw))
     capsys.readouterr()
-    assert trainer.main(["--config", wider, "--quiet", "--resume"]) == 1
-    assert "another architecture" in _one_line(capsys)
-    # evaluate builds the network from the checkpoint's own config: make that config lie
+    # a config of another model is refused before the checkpoint's weights are read
+    assert trainer.main(["--config", wider, "--quiet", "--resume"]) == 2
+    assert "cannot change model.embed_dim 32 -> 48" in _one_line(capsys)
+    # resume and evaluate build the network from the checkpoint's config: make that config lie
     last = tmp_path / "run" / "last.pt"
     state = torch.load(last, weights_only=True)
     state["config"]["model"]["depth"] = 3
     torch.save(state, last)
+    deeper = _config(tmp_path, jepa_files, optim={"epochs": 2}, model={"depth": 3})
+    assert trainer.main(["--config", deeper, "--quiet", "--resume"]) == 1
+    assert "another architecture" in _one_line(capsys)
     assert evaluate.main(["--checkpoint", str(last), "--dataset", "synthetic"]) == 1
     assert "another architecture" in _one_line(capsys)
 
@@ -291,3 +295,99 @@ def test_a_damaged_image_read_by_a_worker_is_one_line_and_the_command_ends(tmp_p
             "/n01443537/5.JPEG is not a readable image (no image format recognised); "
             "replace or remove it\n"
         )
+
+
+def test_resume_of_a_finished_run_leaves_it_as_it_was(tmp_path, jepa_files, capsys):
+    """Before, it rewrote results.json with ``"final": {}``, losing the last epoch's record."""
+    run = tmp_path / "run"
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    before = _run_bytes(run)
+    capsys.readouterr()
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 0
+    assert _run_bytes(run) == before
+    assert "nothing to do" in _one_line(capsys)
+    # what a stop can leave is mended: a missing results.json (stopped right after the last
+    # last.pt) is written from the log, and a line cut off in the log is dropped
+    (run / "results.json").unlink()
+    with open(run / "metrics.jsonl", "a") as log:
+        log.write('{"epoch": 2, "loss": 1.1')
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 0
+    assert _run_bytes(run) == before
+
+
+def test_a_metrics_line_cut_off_by_a_full_disk_names_the_file_and_resume_drops_it(
+    tmp_path, jepa_files, capsys, monkeypatch
+):
+    """Before, the error line named no file, and every --resume after it was a traceback
+    (a JSONDecodeError on the cut-off line)."""
+    import errno
+    import json
+
+    from train.jepa import run_log
+
+    class DiskFillsMidWrite:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):  # half the line, then ENOSPC with no file name, as a disk does
+            self.f.write(text[: len(text) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = tmp_path / "run"
+
+    def filling(path, mode="r", **kwargs):
+        f = open(path, mode, **kwargs)
+        return DiskFillsMidWrite(f) if mode == "a" and (run / "last.pt").exists() else f
+
+    config = _config(tmp_path, jepa_files)
+    with monkeypatch.context() as m:
+        m.setattr(run_log, "open", filling, raising=False)
+        assert trainer.main(["--config", config, "--quiet"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("epoch")]
+    assert len(errors) == 1 and f"No space left on device: {run / 'metrics.jsonl'};" in errors[0]
+    assert not (run / "metrics.jsonl").read_text().endswith("\n")  # the cut-off line
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "step" not in r] == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_resume_refuses_a_checkpoint_that_is_no_regular_file(tmp_path, jepa_files, capsys):
+    """Before, a FIFO for last.pt made --resume wait for a writer for ever."""
+    import os
+
+    config = _config(tmp_path, jepa_files)
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "last.pt")
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 1
+    assert (
+        _one_line(capsys)
+        == f"error: checkpoint {tmp_path / 'run' / 'last.pt'} is not a regular file"
+    )
+
+
+def test_resume_refuses_changed_learning_settings(tmp_path, jepa_files, capsys):
+    """Before, --resume took a new lr and batch size (so steps per epoch: the lr, weight-decay
+    and EMA schedules jumped mid-run) and rewrote config.yaml."""
+    run = tmp_path / "run"
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    before = _run_bytes(run)
+    capsys.readouterr()
+    argv = ["--config", config, "--quiet", "--resume", "--epochs", "2"]
+    assert trainer.main([*argv, "--lr", "0.5", "--batch-size", "8"]) == 2
+    err = _one_line(capsys)
+    assert "--resume cannot change optim.batch_size 16 -> 8, optim.lr 0.001 -> 0.5;" in err, err
+    assert _run_bytes(run) == before
+    # what does not change the learning may: more epochs, the data's place, the workers
+    moved = _config(tmp_path, jepa_files, optim={"epochs": 1}, data={"num_workers": 1})
+    argv = ["--config", moved, "--quiet", "--resume", "--epochs", "2"]
+    assert trainer.main([*argv, "--data-path", str(tmp_path / "elsewhere")]) == 0
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2

@@ -1,8 +1,10 @@
 """The real download path against a loopback HTTP server serving tiny archives."""
 
+import contextlib
 import errno
 import hashlib
 import http.server
+import socket
 import threading
 import time
 from pathlib import Path
@@ -233,3 +235,70 @@ def test_a_stopped_download_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 130 and len(err.splitlines()) == 1 and ".part" in err, err
     assert (tmp_path / "cifar10" / "cifar-10-python.tar.gz.part").read_bytes() == b"half"
+
+
+_WRONG_ANSWERS = {
+    "hangs up": b"",  # RemoteDisconnected
+    "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n",  # BadStatusLine
+    "bad length": b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nbody",  # int() fails
+    "header too long": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",  # LineTooLong
+    "silent": None,  # TimeoutError
+}
+
+
+@pytest.fixture
+def wrong_server():
+    """A loopback server that reads each request and answers it as ``state["answer"]`` says
+    (None: never), then hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    state, done, held = {"answer": b""}, threading.Event(), []
+
+    def serve():
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := conn.recv(4096)):
+                request += chunk
+            if state["answer"] is None:
+                held.append(conn)  # silent: open, nothing sent
+                continue
+            with contextlib.suppress(OSError), conn:
+                conn.sendall(state["answer"])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", state
+    done.set()
+    thread.join()
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize("answer", list(_WRONG_ANSWERS))
+def test_a_server_that_answers_wrongly_is_one_line_and_keeps_the_part(
+    tmp_path, monkeypatch, capsys, wrong_server, answer
+):
+    """Before, a 27-59-line traceback (RemoteDisconnected, BadStatusLine, ValueError,
+    LineTooLong, TimeoutError after 30 s), from the HEAD of the size estimate or the GET."""
+    url, state = wrong_server
+    state["answer"] = _WRONG_ANSWERS[answer]
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
+    part = tmp_path / "cifar10" / (tvd.CIFAR10.filename + ".part")
+    part.parent.mkdir()
+    part.write_bytes(b"what arrived before")
+    # the whole command: the HEAD of the disk-space estimate meets it first
+    code = download.main(["cifar10", "--data-path", str(tmp_path), "--base-url", url])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: download of {url}/{tvd.CIFAR10.filename} failed"), err
+    # the GET of a resumed download
+    with pytest.raises(download.DownloadError) as e:
+        download.fetch(f"{url}/{tvd.CIFAR10.filename}", part.with_suffix(""))
+    assert "\n" not in str(e.value) and f"download of {url}/" in str(e.value), e.value
+    assert part.read_bytes() == b"what arrived before"
