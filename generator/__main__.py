@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import difflib
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -118,8 +121,8 @@ def main_generate(argv: list[str]) -> int:
 def main_preflight(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.dataformat.layout import Layout
+    from generator.dataformat.sources import DatasetError, Manifest, read_model
     from generator.pipeline.preflight import estimate
-    from trajkit.files import read_json
 
     p = OneLineParser(
         prog="python -m generator preflight", description="Disk estimate and verdict."
@@ -138,9 +141,9 @@ def main_preflight(argv: list[str]) -> int:
     layout = Layout(args.out)
     try:
         for path in layout.manifests() if layout.checkpoints.is_dir() else []:
-            try:
-                done = int(read_json(path)["end"])
-            except (ValueError, KeyError, TypeError):
+            try:  # a regular file only: a FIFO would hang
+                done = read_model(path, layout.root, Manifest)[0].end
+            except DatasetError:
                 break
         est = estimate(cfg, max(args.n - done, 0), args.out, args.format)
     except OSError as e:  # a name over the filesystem's limit, a folder it may not read
@@ -200,5 +203,30 @@ def main(argv: list[str] | None = None) -> int:
     return exit_on_interrupt(lambda: main_generate(argv), INTERRUPTED["generate"])
 
 
+def run() -> None:
+    """``python -m generator``: ``main``, then the process's exit, a stop until its very end
+    being one line and exit 130.
+
+    ``exit_on_interrupt`` gives the signals back when the command returns, and the
+    interpreter's exit after it (torch's and numba's teardown: 0.3-0.6 s) had no handler: a
+    Ctrl-C there exited 0, a SIGTERM 143, unannounced. So the exit functions (joblib's
+    temporary folders, multiprocessing's children) run under a handler, and the teardown,
+    which writes nothing, is skipped.
+    """
+    argv = sys.argv[1:]
+    name = argv[0] if argv and argv[0] in SUBCOMMANDS else "generate"
+    code = main(argv)
+
+    def stopped(signum: int, frame: object) -> None:
+        os.write(2, f"interrupted: {INTERRUPTED[name]}\n".encode())
+        os._exit(130)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stopped)
+    sys.stderr.flush()  # main flushed stdout (quiet_on_closed_output)
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -135,10 +135,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def remove_temporaries(folder: str | os.PathLike) -> int:
-    """Delete leftover temporary files (from a crash) below ``folder``; return how many."""
+def remove_temporaries(folder: str | os.PathLike, *, recursive: bool = True) -> int:
+    """Delete leftover temporary files (from a crash) below ``folder`` (only in it, unless
+    ``recursive``); return how many."""
     removed = 0
-    for p in Path(folder).rglob(f"{TMP_PREFIX}*"):
+    found = Path(folder).rglob if recursive else Path(folder).glob
+    for p in found(f"{TMP_PREFIX}*"):
         if p.is_file():
             p.unlink(missing_ok=True)
             removed += 1

@@ -23,6 +23,10 @@ class LockedError(RuntimeError):
     """Another live process holds the folder."""
 
 
+class ForeignLockError(LockedError):
+    """The lock file holds something other than a holder's note: someone else's file."""
+
+
 class NewFolderError(ValueError):
     """A folder ``new_folder`` cannot start: not empty, being written, or not creatable."""
 
@@ -42,6 +46,16 @@ class FolderLock:
             raise LockedError(
                 f"{self.path.parent} is being written by {holder}; wait for it to finish or stop it"
             ) from None
+        try:  # the note below replaces the file's text: never someone else's file
+            held = os.pread(fd, 4096, 0)
+        except OSError:
+            _unlock(fd)
+            raise
+        if held and _holder(held) is None:
+            _unlock(fd)
+            raise ForeignLockError(
+                f"{self.path} is not a lock file of this project; move it away or choose another folder"
+            )
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -70,12 +84,25 @@ class FolderLock:
         self.release()
 
 
-def _describe(raw: bytes) -> str:
+def _unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def _holder(raw: bytes) -> dict | None:
+    """The note a holder wrote (pid, host, start time), or None for any other text."""
     try:
         info = json.loads(raw.decode())
-        return f"process {info['pid']} on {info['host']} (since {info['since']})"
-    except (ValueError, KeyError, UnicodeDecodeError):
+        return info if isinstance(info, dict) and {"pid", "host", "since"} <= info.keys() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _describe(raw: bytes) -> str:
+    info = _holder(raw)
+    if info is None:
         return "another process"
+    return f"process {info['pid']} on {info['host']} (since {info['since']})"
 
 
 def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from generator.dataformat.layout import FORMATS, FolderError, Layout, open_folder
-from trajkit.files import read_json, sync_filesystem, write_json_atomic
+from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
+from trajkit.files import sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16
 
@@ -104,6 +104,7 @@ def convert(
     from generator.dataformat.dataset import read_metadata
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
+    from generator.dataformat.sources import Manifest, read_model
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -112,10 +113,11 @@ def convert(
     settings = layout_settings(fmt, shard_size, level, compression)
     total = meta["total_samples"]
     src_layout = Layout(src, meta["stem_width"])
-    manifests = [read_json(p) for p in src_layout.manifests()]
+    manifests = [read_model(p, src, Manifest)[1] for p in src_layout.manifests()]
     layout = Layout(dst, meta["stem_width"])
     if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
         raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")
+    new_lock = lock_is_new(dst)
     try:
         lock, created = open_folder(dst)
     except FolderError as e:
@@ -123,6 +125,8 @@ def convert(
     # Only the lock's holder looks at the folder or cleans it up: a second convert into the
     # same folder fails on the lock, and removes nothing of the first one's work.
     if any(p.name != layout.lock.name for p in dst.iterdir()):
+        if new_lock:  # refused: the folder is left as it was
+            layout.lock.unlink(missing_ok=True)
         lock.release()
         raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
     ok = False

@@ -67,6 +67,10 @@ class Layout:
             d.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
 
+    def folders(self) -> tuple[Path, ...]:
+        """Every folder this generator writes files into (and so leaves temporaries in)."""
+        return (self.root, self.videos, self.labels, self.shards, self.checkpoints)
+
     def manifests(self) -> list[Path]:
         """Chunk manifests in sample order."""
         found = []
@@ -88,6 +92,11 @@ def enclosing_dataset(root: Path) -> Path | None:
         if layout.metadata.is_file() or layout.fingerprint.is_file():
             return folder
     return None
+
+
+def lock_is_new(root: Path) -> bool:
+    """Whether ``root`` has no lock file yet: one that a refusal made is removed again."""
+    return not os.path.lexists(Layout(root).lock)
 
 
 def open_folder(root: Path) -> tuple[object, bool]:

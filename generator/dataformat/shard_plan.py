@@ -14,6 +14,7 @@ from joblib import Parallel, delayed
 
 from generator.dataformat.layout import SHARD_SUFFIXES, Layout
 from generator.dataformat.shards import check_shard
+from generator.dataformat.sources import DatasetError, regular_size
 
 
 def shard_ranges(start: int, end: int, shard_size: int) -> list[tuple[int, int]]:
@@ -50,7 +51,11 @@ def pending_shards(
 
     def check(s: int, e: int) -> dict | None:
         path = layout.shard(s, compression)
-        return check_shard(path, list(range(s, e)), layout.stem) if path.exists() else None
+        try:  # only a regular file is read: a FIFO would hang the check
+            regular_size(path, layout.root)
+        except DatasetError:
+            return None
+        return check_shard(path, list(range(s, e)), layout.stem)
 
     # no mutate: threads or processes, any count: the same results
     with Parallel(n_jobs=workers, prefer="threads") as parallel:  # pragma: no mutate

@@ -72,11 +72,14 @@ def regular_size(path: Path, root: Path) -> int:
     return st.st_size
 
 
-def read_file(path: Path, root: Path, size: int | None = None) -> bytes:
-    """The bytes of a regular file inside ``root``; ``size``, if given, is what it must hold."""
+def read_file(path: Path, root: Path, size: int | None = None, limit: int | None = None) -> bytes:
+    """The bytes of a regular file inside ``root``; ``size``, if given, is what it must hold,
+    and ``limit`` the most that a file small by design may (a huge one is not read whole)."""
     found = regular_size(path, root)
     if size is not None and found != size:
         raise DatasetError(f"{path} has {found} bytes; its manifest records {size}")
+    if limit is not None and found > limit:
+        raise DatasetError(f"{path} is damaged: {found} bytes, more than such a file holds")
     try:
         with open(path, "rb") as f:
             return f.read(found)
@@ -90,9 +93,11 @@ def schema_error(path: Path, e: ValidationError) -> DatasetError:
     return DatasetError(f"{path} is damaged: {where + ': ' if where else ''}{error_message(err)}")
 
 
-def read_model(path: Path, root: Path, model: type[BaseModel]) -> tuple[BaseModel, dict]:
+def read_model(
+    path: Path, root: Path, model: type[BaseModel], limit: int | None = None
+) -> tuple[BaseModel, dict]:
     """A JSON file checked against ``model``: the model and the plain dict."""
-    data = read_file(path, root)
+    data = read_file(path, root, limit=limit)
     try:
         return model.model_validate_json(data), json.loads(data)
     except ValidationError as e:

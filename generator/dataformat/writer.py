@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.dataformat.layout import Layout, label_bytes
+from generator.dataformat.sources import read_file
 from trajkit.files import replacing, sha256_bytes, write_atomic
 
 BLOCK = 4096  # direct I/O wants block-aligned lengths and addresses: 4 KiB suits 512 B and 4 KiB sectors
@@ -185,12 +186,15 @@ class SampleWriter:
 
 
 def check_written_sample(layout: Layout, index: int) -> dict | None:
-    """The manifest entry of a sample already on disk if its label vouches for its video, else None."""
+    """The manifest entry of a sample already on disk if its label vouches for its video, else None.
+
+    Only regular files are read (``read_file``): a FIFO would hang, a link to a device never end.
+    """
     try:
-        data = layout.label(index).read_bytes()
+        data = read_file(layout.label(index), layout.root)
         label = json.loads(data)
-        video_file = layout.video(index).read_bytes()
-    except (OSError, ValueError):
+        video_file = read_file(layout.video(index), layout.root)
+    except ValueError:  # DatasetError (not a regular file, unreadable) or bad JSON
         return None
     if not isinstance(label, dict) or label.get("index") != index:
         return None

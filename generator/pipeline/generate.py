@@ -8,6 +8,7 @@ label vouches for their video's SHA-256, and rendered again otherwise.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,25 +18,29 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from generator.config import GeneratorConfig
-from generator.dataformat.layout import FORMAT_VERSION, FolderError, Layout, open_folder, stem_width
+from generator.dataformat.layout import (
+    FORMAT_VERSION,
+    FolderError,
+    Layout,
+    lock_is_new,
+    open_folder,
+    stem_width,
+)
 from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
+from generator.dataformat.sources import DatasetError, Fingerprint, Manifest, read_model
 from generator.dataformat.writer import check_written_sample
 from generator.pipeline.backends import BackendError, open_backend
+from generator.pipeline.heal import make_room
 from generator.pipeline.metadata import rig_metadata
 from generator.pipeline.preflight import estimate
 from generator.pipeline.request import Request, compression_of
 from generator.pipeline.tasks import render_shard_task, render_task
 from generator.render.sample import RENDER_VERSION
-from trajkit.files import (
-    drop_cached,
-    read_json,
-    remove_temporaries,
-    sync_filesystem,
-    write_json_atomic,
-)
+from trajkit.files import drop_cached, remove_temporaries, sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16  # samples per joblib task (format "pt"): amortises dispatch, keeps the bar moving
 FLUSH_EVERY = 256  # samples between syncs that evict them from the page cache (_flush)
+MAX_FINGERPRINT = 1 << 20  # bytes: a config dump is a few kB; more is not a fingerprint
 
 
 class GenerationError(Exception):
@@ -56,28 +61,37 @@ def _differences(old: object, new: object, prefix: str = "") -> list[str]:
 # ------------------------------------------------------------------ planning
 
 
-def _completed(layout: Layout) -> Progress:
-    """Samples covered by manifests, in order; a damaged manifest and those after it are dropped."""
+def _completed(layout: Layout) -> tuple[Progress, list[Path], str]:
+    """Samples covered by manifests, in order; then the first damaged manifest and those
+    after it, which only ``--resume`` may drop, and what is wrong with the first. Each
+    manifest is read only as a regular file and checked against its schema."""
     done = Progress()
     manifests = layout.manifests()
     for k, path in enumerate(manifests):
         try:
-            manifest = read_json(path)
+            _, manifest = read_model(path, layout.root, Manifest)
             chunk = manifest["samples"]
             if manifest["start"] != done.samples or [e["index"] for e in chunk] != list(
                 range(manifest["start"], manifest["end"])
             ):
-                raise ValueError(f"{path} does not continue the chunks before it")
-        except (ValueError, KeyError, TypeError) as e:
-            print(
-                f"warning: ignoring checkpoint manifest ({e}); its samples will be re-checked",
-                file=sys.stderr,
-            )
-            for later in manifests[k:]:
-                later.unlink(missing_ok=True)
-            break
+                raise DatasetError(f"{path} does not continue the chunks before it")
+        except DatasetError as e:
+            return done, manifests[k:], str(e)
         done.add(chunk)
-    return done
+    return done, [], ""
+
+
+def _drop_manifests(damaged: list[Path], why: str) -> None:
+    """``--resume``: forget a damaged manifest and those after it; their samples are re-checked."""
+    print(
+        f"warning: ignoring checkpoint manifest ({why}); its samples will be re-checked",
+        file=sys.stderr,
+    )
+    for path in damaged:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress]:
@@ -94,11 +108,11 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
         layout.make_dirs(req.format)
         return layout, Progress()
     try:
-        old = read_json(probe.fingerprint)
-    except ValueError as e:
+        _, old = read_model(probe.fingerprint, root, Fingerprint, limit=MAX_FINGERPRINT)
+    except DatasetError as e:
         raise GenerationError(f"cannot resume: {e}") from None
-    layout = Layout(root, old.get("stem_width", stem_width(req.n)))
-    done = _completed(layout)
+    layout = Layout(root, old["stem_width"])
+    done, damaged, why = _completed(layout)
     if not req.resume:
         raise GenerationError(
             f"{root} already holds a dataset ({done.samples} samples checkpointed); "
@@ -139,6 +153,8 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
             f"{root} uses {layout.width}-digit file names, which hold at most {10**layout.width} "
             f"samples; generate {req.n} samples into a new --out"
         )
+    if damaged:  # the folder is accepted: repairs may start
+        _drop_manifests(damaged, why)
     return layout, done
 
 
@@ -181,18 +197,16 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     """Run (or resume) generation; returns the metadata written at the end."""
     if req.n <= 0:
         raise GenerationError(f"--n must be a positive number of samples, got {req.n}")
-    try:
-        new_lock = not Layout(req.out).lock.exists()
-    except OSError:  # open_folder says why
-        new_lock = False
+    new_lock = lock_is_new(req.out)
     try:
         lock, created = open_folder(req.out)
     except FolderError as e:
         raise GenerationError(str(e)) from None
     done = Progress()
+    layout = None  # until the folder is accepted, nothing in it is touched
     try:
         layout, done = prepare_folder(req, cfg)
-        remove_temporaries(layout.root)
+        _remove_temporaries(layout)
         if not layout.fingerprint.exists():
             write_json_atomic(
                 layout.fingerprint,
@@ -217,14 +231,14 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
     except BackendError as e:
         raise GenerationError(str(e)) from None
     except OSError as e:
-        remove_temporaries(req.out)
+        _remove_temporaries(layout)
         raise GenerationError(
             f"write failed in {req.out} ({e.strerror or e}); {done.samples} whole samples are "
             "checkpointed and kept: fix the cause (free disk space) and run again with --resume",
             exit_code=1,
         ) from None
     except BaseException:
-        remove_temporaries(req.out)
+        _remove_temporaries(layout)
         raise
     finally:
         if new_lock and not Layout(req.out).fingerprint.exists():
@@ -233,6 +247,13 @@ def generate(req: Request, cfg: GeneratorConfig) -> dict:
         lock.release()
         if created and not done.samples:
             _remove_if_empty(req.out)
+
+
+def _remove_temporaries(layout: Layout | None) -> None:
+    """Remove what a crashed run left half-written, only in the folders the generator writes,
+    and only in a folder accepted as its own: a refused ``--out`` is left as it was."""
+    for folder in layout.folders() if layout is not None else ():
+        remove_temporaries(folder, recursive=False)
 
 
 def _heal(req: Request, cfg: GeneratorConfig, layout: Layout, parallel: Parallel) -> None:
@@ -281,6 +302,8 @@ def _chunk_calls(
         )
         kept = [e for f in found for e in f["samples"]]
         kept_shards = [f["shard"] for f in found]
+        for s, _ in ranges:
+            make_room(layout.shard(s, req.compression))
         calls = [
             delayed(render_shard_task)(
                 cfg_json, req.seed, root, layout.width, req.zstd_level, s, e, req.compression
@@ -291,6 +314,9 @@ def _chunk_calls(
         kept, todo = _pending(layout, start, end, req.workers)
         if kept:
             kept, todo = _labels_as_drawn(layout, kept, todo, cfg_json, req.seed)
+        for i in todo:
+            make_room(layout.video(i))
+            make_room(layout.label(i))
         tasks = [todo[i : i + TASK_SIZE] for i in range(0, len(todo), TASK_SIZE)]
         calls = [delayed(render_task)(cfg_json, req.seed, root, layout.width, t) for t in tasks]
     if kept and not req.quiet:

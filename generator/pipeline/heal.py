@@ -16,9 +16,9 @@ from pathlib import Path
 from joblib import Parallel, delayed
 
 from generator.dataformat.layout import Layout
-from generator.dataformat.sources import DatasetError, read_file, regular_size
+from generator.dataformat.sources import DatasetError, Manifest, read_file, read_model, regular_size
 from generator.pipeline.tasks import render_shard_task, render_task
-from trajkit.files import read_json, sha256_bytes, sha256_file
+from trajkit.files import sha256_bytes, sha256_file
 
 TASK_SIZE = 16
 
@@ -46,7 +46,7 @@ def label_intact(path: Path, root: Path, sha: str) -> bool:
 
 def _sealed(layout: Layout) -> list[dict]:
     """The manifests a resume keeps (``generate._completed`` has dropped damaged ones)."""
-    return [read_json(p) for p in layout.manifests()]
+    return [read_model(p, layout.root, Manifest)[1] for p in layout.manifests()]
 
 
 def damaged_samples(layout: Layout, verify: bool, workers: int) -> list[dict]:
@@ -76,7 +76,7 @@ def damaged_shards(layout: Layout, verify: bool) -> list[dict]:
     ]
 
 
-def _clear(path: Path) -> None:
+def make_room(path: Path) -> None:
     """Make room for a file: a rename replaces a FIFO or a link, but not a folder."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -93,7 +93,7 @@ def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
     if req.format == "shards":
         shards = damaged_shards(layout, req.verify)
         for s in shards:
-            _clear(layout.shards / s["name"])
+            make_room(layout.shards / s["name"])
         calls = [
             delayed(render_shard_task)(
                 cfg_json,
@@ -108,7 +108,7 @@ def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
             for s in shards
         ]
         for want, got in zip(shards, parallel(calls), strict=True):
-            if got["shard"]["sha256"] != want["sha256"]:
+            if (got["shard"]["sha256"], got["shard"]["bytes"]) != (want["sha256"], want["bytes"]):
                 raise HealError(
                     f"shard {want['name']} rendered again differs from its manifest: the dataset "
                     "was made by another generator release or its manifest was edited"
@@ -118,14 +118,19 @@ def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
     want = {e["index"]: e for e in damaged}
     indices = sorted(want)
     for i in indices:
-        _clear(layout.video(i))
-        _clear(layout.label(i))
+        make_room(layout.video(i))
+        make_room(layout.label(i))
     tasks = [indices[k : k + TASK_SIZE] for k in range(0, len(indices), TASK_SIZE)]
     calls = [delayed(render_task)(cfg_json, req.seed, root, layout.width, t) for t in tasks]
     for entries in parallel(calls):
         for e in entries:
             w = want[e["index"]]
-            if (e["video_sha256"], e["label_sha256"]) != (w["video_sha256"], w["label_sha256"]):
+            keys = (
+                "video_sha256",
+                "label_sha256",
+                "video_bytes",
+            )  # a wrong size: re-rendered each time
+            if [e[k] for k in keys] != [w[k] for k in keys]:
                 raise HealError(
                     f"sample {e['index']} rendered again differs from its manifest: the dataset "
                     "was made by another generator release or its manifest was edited"

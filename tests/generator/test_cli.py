@@ -105,6 +105,40 @@ def test_foreign_folder_is_refused(tmp_path, cli, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def _snapshot(root):
+    """Every entry under ``root``: a file's bytes, or None for a folder."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _foreign_folder(root, lock):
+    (root / "sub").mkdir(parents=True)
+    (root / ".tmp-precious").write_text("p")
+    (root / "sub" / ".tmp-notes").write_text("n")
+    (root / "readme.txt").write_text("a")
+    if lock is not None:
+        (root / ".lock").write_text(lock)
+
+
+@pytest.mark.parametrize("lock", [None, "my lock", ""])
+def test_a_refused_folder_is_left_byte_for_byte(small_dataset, tmp_path, cli, capsys, lock):
+    """Neither generate nor convert removes a file called .tmp-* from a folder it refuses,
+    nor empties a .lock that is someone else's file, nor leaves a .lock of its own."""
+    out = tmp_path / "mine"
+    _foreign_folder(out, lock)
+    before = _snapshot(out)
+    assert cli("--n", 4, "--out", out, "--workers", 1) == 2
+    err = _one_line_error(capsys)
+    assert ("not a lock file" if lock else "not a dataset of this generator") in err
+    assert _snapshot(out) == before
+    assert cli("convert", small_dataset, out, "--format", "pt", "--workers", 1) == 2
+    err = _one_line_error(capsys)
+    assert ("not a lock file" if lock else "is not empty") in err
+    assert _snapshot(out) == before
+
+
 def test_a_new_dataset_inside_another_is_refused(small_dataset, tmp_path, cli, capsys, digests):
     """A dataset written into another one would be a stray folder there, failing its
     validate; so would one under a dataset still being generated (no metadata.json yet)."""

@@ -104,3 +104,25 @@ def test_a_folder_inside_the_source_is_refused_and_the_source_stays_valid(
         assert "inside" in err and len(err.splitlines()) == 1, err
     assert not (small_dataset / "sub").exists()
     assert cli("validate", small_dataset, "--quick") == 0
+
+
+def test_a_damaged_source_manifest_is_one_line_exit_1(small_dataset, tmp_path, cli, capsys):
+    """An empty manifest, a folder or a symlink loop in its place: one line, nothing written."""
+    import shutil
+
+    for damage in ("empty", "folder", "loop"):
+        src = tmp_path / damage
+        shutil.copytree(small_dataset, src)
+        path = src / "checkpoints" / "checkpoint_20.json"
+        path.unlink()
+        if damage == "empty":
+            path.write_bytes(b"")
+        elif damage == "folder":
+            path.mkdir()
+        else:
+            path.symlink_to(path)
+        dst = tmp_path / f"{damage}_new"
+        assert cli(*convert_args(src, dst)) == 1
+        err = capsys.readouterr().err
+        assert "checkpoint_20.json" in err and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err and not dst.exists()

@@ -508,6 +508,57 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_whole_samples(tmp_path, signum, t
     assert check.returncode == 0
 
 
+# ``python -m generator`` with a stop sent at its very end: after its last step (which also
+# notes any worker process still running), or from its last exit function.
+STOP_AT_THE_END = """
+import atexit, os, signal, sys
+from pathlib import Path
+import generator.pipeline.generate as g
+how, when = sys.argv.pop(1), sys.argv.pop(1)
+
+def stop():
+    os.killpg(0, signal.SIGINT) if how == "ctrl-c" else os.kill(os.getpid(), signal.SIGTERM)
+
+def last_step(*args, real=g.write_metadata, **kwargs):
+    out = real(*args, **kwargs)
+    kids = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+    if any(b"popen_loky" in Path(f"/proc/{k}/cmdline").read_bytes() for k in kids):
+        print("workers still running at the last step", file=sys.stderr)
+    stop()
+    return out
+
+if when == "exit":
+    atexit.register(stop)
+else:
+    g.write_metadata = last_step
+import runpy
+runpy.run_module("generator", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("when", ["last-step", "exit"])
+def test_a_stop_at_the_very_end_is_one_line_and_130(tmp_path, how, when):
+    """A stop as the dataset is finished (Ctrl-C to the whole group, or SIGTERM) is the same
+    stop as any other: the workers have ended by then, and the process's exit is covered."""
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(
+        "frames: 4\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
+    )
+    args = ["--n", 4, "--out", tmp_path / "ds", "--workers", 2, "--checkpoint-every", 2]
+    proc = subprocess.run(
+        [sys.executable, "-c", STOP_AT_THE_END, how, when, *map(str, args), "--quiet"]
+        + ["--config", str(tiny)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"interrupted: {INTERRUPTED['generate']}"]
+
+
 def test_disk_space_is_checked_before_every_chunk(tmp_path, monkeypatch, capsys):
     """The disk 'fills' once the first chunk is sealed: one line, exit 1, the chunk kept whole."""
     import shutil

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,134 @@ def test_a_manifest_whose_bytes_cannot_be_rendered_again_is_one_line_exit_1(
     err = capsys.readouterr().err
     assert "cannot repair" in err and len(err.strip().splitlines()) == 1
     assert "was made by another generator release or its manifest was edited" in err
+
+
+def _state(root: Path) -> dict[str, object]:
+    """Every entry under ``root``: a regular file's bytes, else its kind (a FIFO is not read)."""
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        mode = os.lstat(p).st_mode
+        out[str(p.relative_to(root))] = p.read_bytes() if stat.S_ISREG(mode) else stat.S_IFMT(mode)
+    return out
+
+
+def cut_to_5_bytes(p):
+    p.write_bytes(p.read_bytes()[:5])
+
+
+MISSING = object()
+
+
+def _edit_entry(key, value=MISSING):
+    def edit(p):
+        manifest = json.loads(p.read_text())
+        if value is MISSING:
+            del manifest["samples"][1][key]
+        else:
+            manifest["samples"][1][key] = value
+        p.write_text(json.dumps(manifest))
+
+    edit.__name__ = f"entry_{key}_{'missing' if value is MISSING else type(value).__name__}"
+    return edit
+
+
+MANIFEST_DAMAGE = [
+    cut_to_5_bytes,
+    folder,
+    fifo,
+    link_to_device,
+    _edit_entry("video_sha256"),
+    _edit_entry("stem"),
+    _edit_entry("video_bytes", "big"),
+    _edit_entry("video_bytes", None),
+]
+
+
+@pytest.mark.parametrize("damage", MANIFEST_DAMAGE, ids=lambda d: d.__name__)
+def test_a_damaged_manifest_is_kept_without_resume_and_repaired_with_it(
+    made, damage, tmp_path, subprocess_cli, cli
+):
+    """Without --resume nothing changes (one line, exit 2), and the intact manifests after
+    the damaged one stay; with it the dataset is whole again. In a subprocess with a
+    timeout: a FIFO once hung the run."""
+    layout_name, original, digests = made
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    damage(root / "checkpoints" / "checkpoint_10.json")
+    extra = SHARDS if layout_name == "shards" else []
+    before = _state(root)
+    run = subprocess_cli("--out", root, *BASE, *extra, timeout=120)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "pass --resume" in run.stderr
+    assert _state(root) == before
+    run = subprocess_cli("--out", root, *BASE, *extra, "--resume", timeout=120)
+    assert run.returncode == 0, run.stderr
+    samples = {k: v for k, v in digests.items() if not k.startswith("checkpoints/")}
+    assert {k: v for k, v in tree_digests(root).items() if k in samples} == samples
+    assert cli("validate", root) == 0
+
+
+@pytest.mark.parametrize("damage", [fifo, link_to_device], ids=lambda d: d.__name__)
+def test_a_fifo_or_device_for_fingerprint_or_manifest_is_one_line(
+    made, damage, tmp_path, subprocess_cli
+):
+    """generate (with and without --resume), preflight and convert never read a FIFO (it
+    hung them) or a link to /dev/zero (read whole); each says so in one line."""
+    layout_name, original, _ = made
+    extra = SHARDS if layout_name == "shards" else []
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    damage(root / "checkpoints" / "fingerprint.json")
+    for resume in ([], ["--resume"]):
+        run = subprocess_cli("--out", root, *BASE, *extra, *resume, timeout=120)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "fingerprint.json is" in run.stderr
+    shutil.rmtree(root)
+    shutil.copytree(original, root)
+    damage(root / "checkpoints" / "checkpoint_20.json")
+    run = subprocess_cli("preflight", "--n", N, "--out", root, timeout=120)
+    assert run.returncode == 0 and "OK: 14 samples need" in run.stdout, run.stderr
+    run = subprocess_cli("convert", root, tmp_path / "new", "--format", "pt", timeout=120)
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "checkpoint_20.json is" in run.stderr and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("damage", [fifo, link_to_device, folder], ids=lambda d: d.__name__)
+def test_a_fifo_or_device_after_the_last_checkpoint_is_rendered_again(
+    made, damage, tmp_path, subprocess_cli
+):
+    """An unsealed video, label or shard that is not a regular file is rendered again."""
+    layout_name, original, digests = made
+    extra = SHARDS if layout_name == "shards" else []
+    paths = (
+        [Path("shards/shard_0020.tar.zst")]
+        if layout_name == "shards"
+        else [Path("videos/sample_0021.pt"), Path("labels/sample_0022.json")]
+    )
+    for path in paths:
+        root = tmp_path / path.stem
+        shutil.copytree(original, root)
+        (root / "checkpoints" / "checkpoint_24.json").unlink()  # samples 20-23: not sealed yet
+        (root / "metadata.json").unlink()
+        damage(root / path)
+        run = subprocess_cli("--out", root, *BASE, *extra, "--resume", timeout=120)
+        assert run.returncode == 0, run.stderr
+        samples = {k: v for k, v in digests.items() if not k.startswith("checkpoints/")}
+        assert {k: v for k, v in tree_digests(root).items() if k in samples} == samples
+
+
+def test_a_manifest_recording_a_wrong_size_is_one_line_exit_1(made, tmp_path, cli, capsys):
+    """A size no rendering gives (it was rendered again on every resume, and the manifest
+    kept failing validate) is refused like any other edited manifest."""
+    layout_name, original, _ = made
+    root = tmp_path / "ds"
+    shutil.copytree(original, root)
+    path = root / "checkpoints" / "checkpoint_20.json"
+    manifest = json.loads(path.read_text())
+    record = manifest["shards"][0] if layout_name == "shards" else manifest["samples"][1]
+    record["bytes" if layout_name == "shards" else "video_bytes"] = 10**30
+    path.write_text(json.dumps(manifest))
+    extra = SHARDS if layout_name == "shards" else []
+    assert cli("--out", root, *BASE, *extra, "--resume") == 1
+    err = capsys.readouterr().err
+    assert "cannot repair" in err and len(err.strip().splitlines()) == 1, err

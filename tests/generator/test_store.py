@@ -22,7 +22,7 @@ from generator.dataformat import writer as format_writer
 from generator.dataformat.layout import Layout
 from generator.dataformat.writer import MemoryFile, SampleWriter, write_memory_file
 from trajkit import files
-from trajkit.lock import FolderLock, LockedError
+from trajkit.lock import FolderLock, ForeignLockError, LockedError
 
 
 @pytest.fixture
@@ -417,6 +417,11 @@ def test_lock_held_by_unreadable_text_is_another_process(tmp_path):
             FolderLock(path).acquire()
     finally:
         os.close(holder)
+    # Released, the file is no holder's note: someone's file, refused and left as it was.
+    with pytest.raises(ForeignLockError, match="is not a lock file of this project"):
+        FolderLock(path).acquire()
+    assert path.read_bytes() == b"\xff garbage"
+    path.write_text("")
     with FolderLock(path):  # the kernel released it with its holder
         pass
 

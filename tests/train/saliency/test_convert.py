@@ -106,8 +106,9 @@ def test_a_refused_folder_keeps_another_tools_lock_file(tmp_path, mit1003_dir, c
     (out / ".lock").write_text('{"pid": 1}')
     (out / "metadata.json").write_text("{}")
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 2
-    assert "not empty" in capsys.readouterr().err
-    assert (out / ".lock").exists() and (out / "metadata.json").read_text() == "{}"
+    assert "is not a lock file of this project" in capsys.readouterr().err  # nor emptied
+    assert (out / ".lock").read_text() == '{"pid": 1}'
+    assert (out / "metadata.json").read_text() == "{}"
 
 
 @pytest.mark.parametrize("given", [True, False], ids=["given empty folder", "new folder"])
