@@ -31,6 +31,25 @@ class NewFolderError(ValueError):
     """A folder ``new_folder`` cannot start: not empty, being written, or not creatable."""
 
 
+_HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close its copies of the parent's lock
+    descriptors. Closing a copy does not release a flock the parent still holds, but a copy
+    left open kept the lock after a ``kill -9`` of the parent until the workers noticed (about
+    5 s), and a ``--resume`` in that window was refused naming the dead process."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 class FolderLock:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -64,10 +83,12 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
-        if self._fd is None:
+        if self._fd not in _HELD:  # never taken, or a forked child's copy (closed at the fork)
+            self._fd = None
             return
         # The file stays: unlinking it would let a waiter lock an orphaned inode.
         try:
@@ -75,6 +96,7 @@ class FolderLock:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
+            _HELD.discard(self._fd)
             self._fd = None
 
     def __enter__(self) -> FolderLock:

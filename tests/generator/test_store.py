@@ -516,3 +516,31 @@ def test_manifest_hashes_vouch_only_with_well_formed_sha256(tmp_path):
     }
     manifest.write_text("{not json")
     assert manifest_hashes(manifest) == {}
+
+
+CHILD_OUTLIVES_PARENT = """
+import os, sys, time
+from trajkit.lock import FolderLock
+
+FolderLock(sys.argv[1]).acquire()
+if os.fork() == 0:  # a DataLoader worker, say
+    time.sleep(60)
+    os._exit(0)
+os._exit(0)  # the parent dies holding the lock, as under kill -9
+"""
+
+
+def test_a_lock_goes_with_its_process_not_with_the_children_it_forked(tmp_path):
+    """A forked DataLoader worker kept the run folder's lock about 5 s after a kill -9 of
+    its trainer: a --resume then was refused naming the dead process."""
+    import subprocess
+    import sys
+
+    lock = tmp_path / ".lock"
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", CHILD_OUTLIVES_PARENT, str(lock)]
+    subprocess.run(argv, cwd=root, check=True, timeout=60)
+    try:
+        FolderLock(lock).acquire().release()  # the child still sleeps
+    finally:
+        subprocess.run(["pkill", "-f", "a DataLoader worker, say"], check=False)
