@@ -9,11 +9,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from train.checkpoint import LAST
 from train.jepa.config import ConfigError
+from train.run_folder import CONFIG, METRICS, RESULTS, TENSORBOARD
 
 SET_ASIDE = ".replaced"
-RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.yaml")
-EVENTS = "tensorboard/events.out.tfevents.*"
+RUN_FILES = (LAST, METRICS, RESULTS, CONFIG)
+EVENTS = f"{TENSORBOARD}/events.out.tfevents.*"
 
 
 def run_files(out: Path) -> list[Path]:
@@ -26,7 +28,7 @@ def prepare_run_folder(out: Path, resume: bool, force: bool) -> str | None:
     which sets it aside). Returns what it did to a folder an earlier ``--force`` start left,
     for the log, or None."""
     settled = settle(out)
-    if resume or not (out / "last.pt").exists():
+    if resume or not (out / LAST).exists():
         return settled
     if not force:
         raise ConfigError(
@@ -47,7 +49,7 @@ def settle(out: Path) -> str | None:
     aside = out / SET_ASIDE
     if not aside.is_dir():
         return None
-    if (out / "last.pt").exists():
+    if (out / LAST).exists():
         shutil.rmtree(aside)
         return None
     for path in run_files(out):
