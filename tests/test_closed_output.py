@@ -78,3 +78,57 @@ def test_a_broken_pipe_that_is_not_the_output_still_raises():
 
     with pytest.raises(BrokenPipeError):
         main()
+
+
+def test_an_output_that_refuses_writes_is_one_line(tiny_dataset):
+    """``validate DS > report.txt`` on a full disk: the reason in one line, exit 1."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "generator", "validate", "--quick", str(tiny_dataset)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
+    assert done.returncode == 1
+    assert done.stderr == "error: cannot write the output: No space left on device\n"
+
+
+def test_an_output_without_the_characters_gets_escapes(tiny_dataset, tmp_path):
+    """A path the output's encoding cannot spell (``PYTHONIOENCODING=ascii``) is escaped as on
+    stderr, not a UnicodeEncodeError."""
+    named = tmp_path / "donn\u00e9es"
+    named.symlink_to(tiny_dataset, target_is_directory=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "validate", "--quick", str(named)],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"},
+        timeout=300,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert b"donn\\xe9es: all checks hold" in done.stdout
+
+
+def test_a_write_error_of_the_output_is_not_taken_for_the_commands_own(monkeypatch, capsys):
+    """A handler of the command's own OSErrors (a full disk at its checkpoint) must not see a
+    failed print as one of them."""
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+    @quiet_on_closed_output
+    def main() -> int:
+        try:
+            print("epoch 1 done")
+        except OSError:
+            return 3  # "cannot write last.pt"
+        return 0
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main() == 1
+    assert capsys.readouterr().err == "error: cannot write the output: No space left on device\n"

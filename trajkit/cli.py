@@ -165,28 +165,83 @@ def _reader_gone(stream) -> bool:
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
+class OutputFailed(Exception):
+    """Standard output refused a write (a full disk behind ``> report.txt``, ``/dev/full``)."""
+
+
+class _CheckedOutput:
+    """``sys.stdout`` for the length of a command: a failed write is ``OutputFailed``, so no
+    handler of the command's own file errors takes it for one of them (a BrokenPipeError
+    stays itself); a character the output's encoding lacks (``PYTHONIOENCODING=ascii``, a C
+    locale) is written as a backslash escape, as stderr does, not a UnicodeEncodeError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._checked(self._stream.write, text)
+        except UnicodeEncodeError:
+            encoding = getattr(self._stream, "encoding", None) or "ascii"
+            escaped = text.encode(encoding, "backslashreplace").decode(encoding)
+            return self._checked(self._stream.write, escaped)
+
+    def flush(self) -> None:
+        self._checked(self._stream.flush)
+
+    @staticmethod
+    def _checked(call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputFailed(e.strerror or str(e)) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def quiet_on_closed_output(main: Callable[..., int]) -> Callable[..., int]:
     """``main`` whose output pipe closed early (``prog | head -1``) exits 1 without a
-    traceback, as Python's documentation advises (the "Note on SIGPIPE" in ``signal``). A
-    BrokenPipeError from anything else (a socket, a worker's pipe) still raises."""
+    traceback, as Python's documentation advises (the "Note on SIGPIPE" in ``signal``); an
+    output that refuses a write is one line and exit 1. A BrokenPipeError from anything
+    else (a socket, a worker's pipe) still raises."""
 
     @functools.wraps(main)
     def run(*args, **kwargs) -> int:
+        stdout = sys.stdout
+        sys.stdout = _CheckedOutput(stdout)
         try:
             code = main(*args, **kwargs)
             sys.stdout.flush()  # what is still buffered fails here, not at interpreter exit
             return code
+        except OutputFailed as e:
+            print(f"error: cannot write the output: {one_line(e)}", file=sys.stderr)
+            _discard_output([stdout])
+            return 1
         except BrokenPipeError:
-            gone = [s for s in (sys.stdout, sys.stderr) if _reader_gone(s)]
+            gone = [s for s in (stdout, sys.stderr) if _reader_gone(s)]
             if not gone:
                 raise
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            for stream in gone:  # the interpreter's last flush must not fail again
-                os.dup2(devnull, stream.fileno())
-            os.close(devnull)
+            _discard_output(gone)
             return 1
+        finally:
+            sys.stdout = stdout
 
     return run
+
+
+def _discard_output(streams: list) -> None:
+    """Point ``streams`` at /dev/null, so the interpreter's last flush of what they still
+    buffer does not fail again (a second message, exit status 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in streams:
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # no descriptor (a test's capture)
+            pass
+    os.close(devnull)
 
 
 def number_arg(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:
