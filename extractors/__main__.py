@@ -7,7 +7,7 @@ import sys
 from extractors.config import PRESET_NAMES, ExtractorConfigError
 from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
-from trajkit.cli import OneLineParser, one_line, quiet_on_closed_output
+from trajkit.cli import OneLineParser, entry_point, one_line, quiet_on_closed_output
 
 
 def _human(n: int) -> str:
@@ -71,5 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m extractors and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

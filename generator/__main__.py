@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import difflib
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
     default_workers,
+    entry_point,
     exit_on_interrupt,
     one_line,
     quiet_on_closed_output,
@@ -203,29 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     return exit_on_interrupt(lambda: main_generate(argv), INTERRUPTED["generate"])
 
 
-def run() -> None:
-    """``python -m generator``: ``main``, then the process's exit, a stop until its very end
-    being one line and exit 130.
-
-    ``exit_on_interrupt`` gives the signals back when the command returns, and the
-    interpreter's exit after it (torch's and numba's teardown: 0.3-0.6 s) had no handler: a
-    Ctrl-C there exited 0, a SIGTERM 143, unannounced. So the exit functions (joblib's
-    temporary folders, multiprocessing's children) run under a handler, and the teardown,
-    which writes nothing, is skipped.
-    """
-    argv = sys.argv[1:]
-    name = argv[0] if argv and argv[0] in SUBCOMMANDS else "generate"
-    code = main(argv)
-
-    def stopped(signum: int, frame: object) -> None:
-        os.write(2, f"interrupted: {INTERRUPTED[name]}\n".encode())
-        os._exit(130)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stopped)
-    sys.stderr.flush()  # main flushed stdout (quiet_on_closed_output)
-    atexit._run_exitfuncs()
-    os._exit(code)
+run = entry_point(main)  # python -m generator and the trajgen script
 
 
 if __name__ == "__main__":

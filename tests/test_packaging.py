@@ -21,6 +21,8 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from trajkit.cli import entry_point
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OWN = {"trajkit", "generator", "extractors", "train"}
@@ -126,12 +128,15 @@ def test_without_dask_its_backend_names_the_extra(monkeypatch):
             pass
 
 
-def test_every_console_script_is_an_entry_point_main():
+def test_every_console_script_is_an_entry_point_run():
+    """Each script runs what ``python -m`` runs: ``trajkit.cli.entry_point(main)``, so a stop
+    at its exit is one line there too."""
     scripts = PYPROJECT["scripts"]
     assert all(name == "trajgen" or name.startswith("trajgen-") for name in scripts)
     for name, target in scripts.items():
         module, func = target.split(":")
-        assert callable(getattr(importlib.import_module(module), func)), name
+        run = getattr(importlib.import_module(module), func)
+        assert func == "run" and run.func is entry_point(run.args[0]).func, name
     modules = {t.split(":")[0].removesuffix(".__main__") for t in scripts.values()}
     runnable = {  # every `python -m` entry point of the shipped packages
         ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__main__")

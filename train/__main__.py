@@ -1,8 +1,9 @@
 """``python -m train``: one trajectory training run (``train.trajectory.cli``)."""
 
-import sys
-
 from train.trajectory.cli import main
+from trajkit.cli import entry_point
+
+run = entry_point(main)  # python -m train and its console script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -5,6 +5,7 @@ types that make these hold."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import importlib
 import math
@@ -122,6 +123,41 @@ def exit_on_interrupt(command: Callable[[], int], message: str | Callable[[], st
         return 130
     finally:
         restore_signals(previous)
+
+
+def entry_point(main: Callable[[], int]) -> Callable[[], None]:
+    """What ``python -m`` and the console script run: ``main``, then the process's exit, a
+    stop until its very end being one line and exit 130.
+
+    ``exit_on_interrupt`` gives the signals back when the command returns, and the exit
+    after it had no handler: a Ctrl-C in an exit function (joblib's temporary folders,
+    multiprocessing's children, thread joins) was a traceback, in torch's and numba's
+    teardown (0.3-0.6 s) a silent exit, a SIGTERM a silent 143. So the exit functions run
+    under a handler that says the command had ended, and the teardown, which writes
+    nothing, is skipped (CPython runs the exit functions only at its own exit otherwise).
+    """
+    return functools.partial(_run_to_exit, main)
+
+
+def _run_to_exit(main: Callable[[], int]) -> None:
+    try:
+        code = main()
+    except SystemExit as e:  # --help, a usage error: a number here, never a message
+        code = e.code or 0
+
+    def stopped(signum: int, frame: object) -> None:
+        os.write(2, f"interrupted: the command had ended (exit {code}) before the stop\n".encode())
+        os._exit(130)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stopped)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # reported by the command (quiet_on_closed_output)
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def out_of_memory(error: BaseException) -> str | None:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from train.jepa.config import DatasetSpec
 from trajkit.cli import (
     OneLineParser,
+    entry_point,
     exit_on_interrupt,
     load_modules,
     one_line,
@@ -315,5 +316,7 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m train.jepa.download and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

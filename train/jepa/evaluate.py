@@ -16,6 +16,7 @@ from train.jepa.config import ConfigError, DatasetSpec, parse_config
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
+    entry_point,
     exit_on_interrupt,
     first_line,
     load_modules,
@@ -117,5 +118,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m train.jepa.evaluate and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -51,6 +51,7 @@ from train.run_folder import RESULTS, RunFolderBusy, read_results, writing_to
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
+    entry_point,
     exit_on_interrupt,
     failed_io,
     one_line,
@@ -423,3 +424,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {oom}", file=sys.stderr)
         return 1
     return 0
+
+
+run = entry_point(main)  # the trajgen-jepa script; python -m train.jepa loads torch first

@@ -19,6 +19,7 @@ from train.saliency.records import LayoutError, StimulusFileError
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
+    entry_point,
     exit_on_interrupt,
     failed_io,
     folder_arg,
@@ -97,5 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m train.saliency and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -19,6 +19,7 @@ from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError, SaliencySource
 from trajkit.cli import (
     OneLineParser,
+    entry_point,
     exit_on_interrupt,
     folder_arg,
     one_line,
@@ -133,5 +134,7 @@ def _convert(args) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m train.saliency.convert and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -24,6 +24,7 @@ from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 from trajkit.cli import (
     OneLineParser,
+    entry_point,
     exit_on_interrupt,
     folder_arg,
     number_arg,
@@ -125,5 +126,7 @@ def launch(args: argparse.Namespace) -> int:
     )
 
 
+run = entry_point(main)  # python -m train.saliency.parallel and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

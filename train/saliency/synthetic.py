@@ -20,6 +20,7 @@ from train.saliency.mit1003 import write_sample
 from train.saliency.records import Sample
 from trajkit.cli import (
     OneLineParser,
+    entry_point,
     exit_on_interrupt,
     folder_arg,
     number_arg,
@@ -95,5 +96,7 @@ def _write(args) -> int:
     return 0
 
 
+run = entry_point(main)  # python -m train.saliency.synthetic and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -15,7 +15,14 @@ from tqdm import tqdm
 
 from train.saliency.layouts import open_source, where_to_get
 from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
-from trajkit.cli import OneLineParser, exit_on_interrupt, one_line, path_arg, quiet_on_closed_output
+from trajkit.cli import (
+    OneLineParser,
+    entry_point,
+    exit_on_interrupt,
+    one_line,
+    path_arg,
+    quiet_on_closed_output,
+)
 
 
 def inventory(src: SaliencySource, *, quiet: bool = True) -> dict:
@@ -112,5 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if inv["missing_fixations"] else 0
 
 
+run = entry_point(main)  # python -m train.saliency.verify and its console script
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
