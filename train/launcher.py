@@ -33,6 +33,7 @@ INTERRUPTED = (
     "runs already started keep their last.pt; continue with the same command plus --resume"
 )
 POLL_SECONDS = 0.5
+LOG = "train.log"  # a run's output, in its folder
 
 
 def share_machine(device: str, runs: int) -> tuple[int, int | None]:
@@ -80,7 +81,7 @@ class LocalLauncher:
         elif self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
         (self.out / name).mkdir(parents=True, exist_ok=True)
-        log = open(self.out / name / "train.log", "a")  # noqa: SIM115  closed when the run ends
+        log = open(self.out / name / LOG, "a")  # noqa: SIM115  closed when the run ends
         proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.jobs[name]],
             stdout=log,
@@ -107,7 +108,7 @@ class LocalLauncher:
             st.status = "done" if code == 0 else ("interrupted" if code == 130 else "failed")
             if code != 0:
                 reason = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
-                last = last_line(self.out / name / "train.log")
+                last = last_line(self.out / name / LOG)
                 st.error = f"{reason}: {last}" if last else reason
             if gpu is not None:
                 self.free_gpus.append(gpu)
@@ -133,7 +134,11 @@ class LocalLauncher:
     def run_to_end(self, prog: str, stopped_hint: str) -> int:
         """Run every job, print the summary; exit status 0, 1 if a run failed or the last
         summary could not be written, 2 if another launcher holds ``out`` (both would rewrite
-        its summary), 130 on Ctrl-C."""
+        its summary) or a run's log is no regular file, 130 on Ctrl-C."""
+        if odd := [p for n in self.jobs if (p := self.out / n / LOG).exists() and not p.is_file()]:
+            # a FIFO blocked the open for ever; checked before any run starts
+            print(one_line(f"{prog}: error: {odd[0]} is not a regular file"), file=sys.stderr)
+            return 2
         try:
             with writing_to(self.out):
                 return self._run_to_end(stopped_hint)
@@ -154,7 +159,7 @@ class LocalLauncher:
             else f"CPU, {self.threads} thread(s) per run"
         )
         print(
-            f"training {', '.join(self.jobs)} on {where}; logs in {self.out}/NAME/train.log",
+            f"training {', '.join(self.jobs)} on {where}; logs in {self.out}/NAME/{LOG}",
             flush=True,
         )
         previous = stop_on_signals()
@@ -206,6 +211,10 @@ class LocalLauncher:
 
 
 def last_line(path: Path) -> str | None:
+    """The last line of a run's log (None without one, or if it is no regular file: a FIFO
+    put there while the run ran would block the read)."""
+    if not path.is_file():
+        return None
     try:
         lines = [x.strip() for x in path.read_text(errors="replace").splitlines() if x.strip()]
     except OSError:

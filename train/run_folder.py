@@ -35,6 +35,19 @@ TENSORBOARD = "tensorboard"
 LOCK = ".lock"
 
 
+@contextmanager
+def named_failures(path: Path) -> Iterator[None]:
+    """An OSError raised inside without a file name is raised again naming ``path``: a full
+    disk fails a write with none (TensorBoard's writer thread hands its error to the next
+    write or flush), and the trainer's one error line (``failed_io``) must say where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from err
+
+
 class RunFolderBusy(RuntimeError):
     """Another process is writing the run folder, or it cannot be created; one line."""
 
@@ -120,13 +133,16 @@ class RunFolder:
             from torch.utils.tensorboard import SummaryWriter
 
             quiet_tensorboard_thread_errors()
-            self._writer = SummaryWriter(self.root / TENSORBOARD, purge_step=purge_step)
+            with named_failures(self.root / TENSORBOARD):  # it writes its first event now
+                self._writer = SummaryWriter(self.root / TENSORBOARD, purge_step=purge_step)
         return self._writer
 
     def close(self) -> None:
+        """Close the TensorBoard writer, whose last events are written now."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            with named_failures(self.root / TENSORBOARD):
+                writer.close()
 
 
 def quiet_tensorboard_thread_errors() -> None:

@@ -111,6 +111,19 @@ def epoch_curves(run_dir: Path) -> list[dict]:
     return []
 
 
+def epochs_with_numbers(path: Path, records: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """The epoch ``records`` (of the log at ``path``) that hold a number for each of ``keys``.
+    One without (edited by hand, damaged) made a sum over them raise or come out wrong: it is
+    left out, with one warning naming the log."""
+    kept = [r for r in records if all(_is_number(r.get(k)) for k in keys)]
+    if len(kept) < len(records):
+        warn_once(
+            f"{path} is damaged (an epoch without numbers for {', '.join(keys)}); "
+            f"that epoch is left out of {RESULTS}"
+        )
+    return kept
+
+
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     """One row per run, best first; a run whose results.json is damaged is listed without
     its numbers, with one warning: one bad file must not cost the others their report."""
@@ -139,10 +152,12 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     return sorted(rows, key=rank_key)
 
 
-def _fmt(value, spec: str, scale: float = 1.0) -> str:
+def _fmt(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: ``value`` (times ``scale``) and its unit, or a bare "-" when missing
+    (the unit after it made "-%")."""
     if value is None:
         return "-"
-    return format(value * scale if scale != 1.0 else value, spec)
+    return format(value * scale if scale != 1.0 else value, spec) + unit
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -152,13 +167,14 @@ def markdown_table(rows: list[dict]) -> str:
     )
     lines = []
     for r in rows:
-        wall = r["wall_time_seconds"]
         lines.append(
             f"| {r['extractor']} | {r['status']} | {_fmt(r['parameters'], ',d')} "
-            f"| {_fmt(r['val_accuracy'], '.1f', 100)}% | {_fmt(r['test_accuracy'], '.1f', 100)}% "
-            f"| {_fmt(r['val_future_rmse'], '.3f')} | {_fmt(r['val_future_rmse_fraction'], '.2f', 100)}% "
+            f"| {_fmt(r['val_accuracy'], '.1f', 100, '%')} "
+            f"| {_fmt(r['test_accuracy'], '.1f', 100, '%')} "
+            f"| {_fmt(r['val_future_rmse'], '.3f')} "
+            f"| {_fmt(r['val_future_rmse_fraction'], '.2f', 100, '%')} "
             f"| {_fmt(r['train_samples_per_second'], '.1f')} "
-            f"| {'-' if wall is None else f'{wall / 60:.1f} min'} |"
+            f"| {_fmt(r['wall_time_seconds'], '.1f', 1 / 60, ' min')} |"
         )
     failed = [f"- **{r['extractor']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
     return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")

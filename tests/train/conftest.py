@@ -69,3 +69,23 @@ def assert_stopped_on_the_full_disk(capsys, run: Path) -> None:
     assert "--resume" in errors[0], err
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
     assert not [p.name for p in run.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.fixture
+def tensorboard_disk_full(monkeypatch):
+    """Every TensorBoard event write fails as on a full disk, with no file name: its writer
+    thread's error, which the trainer gets at its next write or flush."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RecordWriter, "write", full)
+
+
+def assert_stopped_naming_tensorboard(capsys, run: Path) -> None:
+    """One error line naming the run's TensorBoard folder (it named no file at all)."""
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if not line.startswith(("epoch ", "resuming "))]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"No space left on device: {run / 'tensorboard'};" in errors[0], err

@@ -6,7 +6,7 @@ import json
 
 from train.trajectory.cli import main as train
 
-from .conftest import assert_stopped_on_the_full_disk
+from .conftest import assert_stopped_naming_tensorboard, assert_stopped_on_the_full_disk
 
 FAST = ["--workers", "0", "--threads", "1", "--quiet"]
 
@@ -22,6 +22,15 @@ def test_a_full_disk_stops_the_run_in_one_line_and_resume_goes_on(
     assert train(["--out", str(run), "--resume", *FAST]) == 0
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+
+
+def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
+    dataset, tmp_path, tensorboard_disk_full, capsys
+):
+    run = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "1", "--out", str(run)]
+    assert train([*argv, *FAST]) == 1
+    assert_stopped_naming_tensorboard(capsys, run)
 
 
 SCRIPT = """

@@ -330,8 +330,43 @@ def test_a_summary_that_cannot_be_written_does_not_stop_the_runs(
 
 def test_a_log_that_cannot_be_opened_stops_the_round_in_one_line(dataset, tmp_path, capsys):
     out = tmp_path / "runs"
-    (out / "i3d" / "train.log").mkdir(parents=True)  # a folder where the log goes
+    out.mkdir()
+    (out / "i3d").write_text("")  # a file where the run's folder (and its log) goes
     args = ["--extractors", "i3d", "--epochs", "1", "--data", str(dataset), "--out", str(out)]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Is a directory" in err and "--resume" in err, err
+    assert len(err.splitlines()) == 1 and "File exists" in err and "--resume" in err, err
+
+
+LOG_IS_A_FIFO = """
+import sys
+from pathlib import Path
+from train.launcher import last_line
+from train.trajectory.parallel import main
+print(last_line(Path(sys.argv[1])))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_run_log_that_is_no_regular_file_is_refused_before_any_run_starts(
+    dataset, tmp_path, capsys
+):
+    """A FIFO at a run's train.log made the launcher wait on its open for ever (and reading a
+    failed run's last line from one would too); a folder there failed after the other runs
+    had started. One line, exit 2, nothing starts."""
+    out = tmp_path / "runs"
+    log = out / "magvit" / "train.log"
+    log.parent.mkdir(parents=True)
+    os.mkfifo(log)
+    args = ["--extractors", "i3d", "magvit", "--epochs", "1", "--data", str(dataset)]
+    argv = [sys.executable, "-c", LOG_IS_A_FIFO, str(log), *args]
+    done = subprocess.run(
+        [*argv, "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (2, "None\n"), done.stderr
+    assert done.stderr == f"python -m train.parallel: error: {log} is not a regular file\n"
+    os.unlink(log)
+    log.mkdir()
+    assert main([*args, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{log} is not a regular file")
+    assert sorted(p.name for p in out.rglob("*")) == ["magvit", "train.log"]  # nothing started

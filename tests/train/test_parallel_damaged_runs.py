@@ -76,6 +76,18 @@ def test_a_damaged_results_json_leaves_only_that_runs_numbers_out(tmp_path, caps
     assert err_lines(capsys) == [] and good.is_dir()
 
 
+def test_a_missing_number_is_a_bare_dash_in_the_table(tmp_path):
+    """A run without results (failed, still queued) showed "-%" for its accuracies."""
+    finished_run(tmp_path / "good")
+    statuses = [RunStatus("good", status="done"), RunStatus("bad", status="failed", error="x")]
+    write_summary(tmp_path, statuses)
+    rows = (tmp_path / "summary.md").read_text().splitlines()[2:4]
+    assert rows == [
+        "| good | done | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
+        "| bad | failed | - | - | - | - | - | - | - |",
+    ]
+
+
 @pytest.mark.parametrize(
     "record",
     [{**EPOCH, "val_accuracy": "x"}, {"kind": "epoch", "epoch": 1}, {**EPOCH, "epoch": "1"}],

@@ -147,6 +147,38 @@ def test_resume_drops_log_lines_that_are_not_epoch_records(
     assert epoch_records(broken) == epoch_records(tmp_path / "straight")
 
 
+def test_an_epoch_record_without_a_sample_count_is_left_out_of_the_results(
+    dataset, tmp_path, capsys
+):
+    """An epoch record kept by --resume without a number for train_samples (edited by hand,
+    damaged) made the results a KeyError traceback (a string there, a TypeError): it is left
+    out of them with one warning, the log keeps it."""
+    out = tmp_path / "run"
+    assert train(dataset, out, epochs=1) == 0
+    log = out / "metrics.jsonl"
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    records[0]["train_samples"] = "38"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    capsys.readouterr()
+    assert train(dataset, out, "--resume", epochs=2) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"warning: {log} is damaged (an epoch without numbers for train_samples, "
+        "train_seconds, val_accuracy); that epoch is left out of results.json"
+    ), err
+    kept = [json.loads(x) for x in log.read_text().splitlines()]
+    assert kept[0]["train_samples"] == "38" and [r["kind"] for r in kept][1:] == ["epoch", "test"]
+    results = json.loads((out / "results.json").read_text())
+    speed = kept[1]["train_samples"] / kept[1]["train_seconds"]
+    assert results["train_samples_per_second"] == pytest.approx(speed)
+    assert results["final_val_accuracy"] == kept[1]["val_accuracy"]
+    del kept[1]["train_samples"]  # the last epoch's: nothing left to train, the results again
+    log.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    assert train(dataset, out, "--resume", epochs=2) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_samples_per_second"] is None and results["final_val_accuracy"] is None
+
+
 def test_resume_with_a_worker_and_augmentation_equals_uninterrupted(
     dataset, tmp_path, monkeypatch, stop_after_first_epoch
 ):

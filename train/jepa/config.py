@@ -206,8 +206,12 @@ RUNTIME_FIELDS = frozenset(
     {
         "name",
         "data.data_path",
+        "data.datasets.root",
         "data.num_workers",
         "optim.epochs",
+        "collapse.probe_samples",
+        "collapse.min_std_ratio",
+        "collapse.min_rank_ratio",
         "run.out",
         "run.amp",
         "run.log_every",
@@ -215,7 +219,9 @@ RUNTIME_FIELDS = frozenset(
 )
 """Settings a ``--resume`` may change: where the data and the run are, how the run executes and
 logs, not what it learns (as ``train.trajectory.config.RUNTIME_FIELDS``). ``optim.epochs`` is
-among them so a run can be extended; the schedules then stretch to the new length."""
+among them so a run can be extended; the schedules then stretch to the new length. Each
+dataset's ``root`` is where its files are, not which images (its ``kind``, size and weight
+stay); the collapse watch only measures and warns, on features training computes anyway."""
 
 
 def check_resume(saved: JepaConfig, cfg: JepaConfig) -> None:
@@ -232,13 +238,17 @@ def check_resume(saved: JepaConfig, cfg: JepaConfig) -> None:
 
 
 def _settings(cfg: JepaConfig) -> dict:
-    """``section.field`` -> value (lists such as ``data.datasets`` compared whole)."""
+    """``section.field`` -> value (lists such as ``data.datasets`` compared whole, but for the
+    datasets' roots, which are ``data.datasets.root``: a moved dataset is the same one)."""
     flat = {}
     for section, values in cfg.model_dump(mode="json").items():
         if isinstance(values, dict):
             flat.update({f"{section}.{k}": v for k, v in values.items()})
         else:
             flat[section] = values
+    specs = flat["data.datasets"]
+    flat["data.datasets"] = [{k: v for k, v in s.items() if k != "root"} for s in specs]
+    flat["data.datasets.root"] = [s["root"] for s in specs]
     return flat
 
 

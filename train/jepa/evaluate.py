@@ -69,14 +69,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     ckpt = Path(args.checkpoint)
     suffix = "_random_init" if args.random_init else ""
-    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
     try:
-        if not ckpt.is_file():
-            what = "is not a regular file" if ckpt.exists() else "not found"
-            raise ConfigError(f"checkpoint {ckpt} {what}")
+        if not ckpt.exists():  # a wrong argument; no regular file (exit 1) is load_run_checkpoint's
+            raise ConfigError(f"checkpoint {ckpt} not found")
+        state = load_run_checkpoint(ckpt, ("target_encoder", "config"))
+        # beside the checkpoint, named once it is known to be a file ("/" has no name)
+        out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")
         if out.exists() and not out.is_file():  # found now, not after the features
             raise ConfigError(f"--out {out} is not a regular file")
-        state = load_run_checkpoint(ckpt, ("target_encoder", "config"))
         try:
             cfg = parse_config(state["config"])
         except ConfigError as err:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from train.run_folder import METRICS, quiet_tensorboard_thread_errors, read_metrics
+from train.run_folder import (
+    METRICS,
+    TENSORBOARD,
+    named_failures,
+    quiet_tensorboard_thread_errors,
+    read_metrics,
+)
 from trajkit.files import write_atomic
 
 
@@ -14,34 +20,32 @@ class RunLog:
     def __init__(self, folder: Path, enabled: bool = True) -> None:
         self.enabled = enabled
         self.path = folder / METRICS
+        self.tensorboard = folder / TENSORBOARD
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             quiet_tensorboard_thread_errors()
-
-            self.writer = SummaryWriter(str(folder / "tensorboard"))
+            with named_failures(self.tensorboard):  # it writes its first event now
+                self.writer = SummaryWriter(str(self.tensorboard))
 
     def write(self, record: dict, step: int) -> None:
         """Append ``record``. A full disk fails the write with no file name: it is added, so
         the error line says which file (a cut-off line is dropped by the next resume)."""
         if not self.enabled:
             return
-        try:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
-        except OSError as err:
-            if err.filename:
-                raise
-            raise OSError(err.errno, err.strerror, str(self.path)) from err
-        for key, value in _flatten(record).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self.writer.add_scalar(key, value, step)
-        self.writer.flush()
+        with named_failures(self.path), open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        with named_failures(self.tensorboard):
+            for key, value in _flatten(record).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with named_failures(self.tensorboard):
+                self.writer.close()
 
 
 def keep_epochs_up_to(folder: Path, epoch: int) -> None:

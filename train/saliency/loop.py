@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
 from train.distributed import DistContext, all_reduce_sum, barrier, set_threads, setup, teardown
-from train.run_folder import writing_to
+from train.run_folder import TENSORBOARD, named_failures, writing_to
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
 from train.saliency.config import ConfigError, SaliencyConfig
@@ -240,10 +240,11 @@ class SaliencyRun:
             progress.best, progress.best_epoch = val["info_gain"], epoch + 1
         self.folder.append_metrics(record)
         self.folder.save(self._state(progress, epoch), best=is_best)
-        for k, v in record.items():
-            if k not in ("epoch", "kind"):
-                writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
-        writer.flush()
+        with named_failures(self.folder.root / TENSORBOARD):
+            for k, v in record.items():
+                if k not in ("epoch", "kind"):
+                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            writer.flush()
         if not self.quiet:
             tqdm.write(
                 f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "

@@ -29,10 +29,14 @@ from train.checkpoint import (
     save_checkpoint,
 )
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, set_threads
-from train.run_folder import RunFolder
+from train.run_folder import TENSORBOARD, RunFolder, named_failures
+from train.summary import epochs_with_numbers
 from train.trajectory.config import TrainConfig
 from train.trajectory.evaluate import FutureScale, evaluate, task_loss
 from train.trajectory.inputs import InputPipeline
+
+# What results.json reads of each epoch record of metrics.jsonl (a resume keeps those it finds).
+RESULT_NUMBERS = ("train_samples", "train_seconds", "val_accuracy")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -337,17 +341,18 @@ class Run:
     def _log_epoch(self, record: dict) -> None:
         self.folder.append_metrics(record)
         tb = self.folder.tensorboard(purge_step=self.start_epoch)
-        e = record["epoch"]
-        tb.add_scalar("lr", record["lr"], e)
-        for key in ("loss", "accuracy"):
-            tb.add_scalar(f"train/{key}", record[f"train_{key}"], e)
-        for key in ("loss", "accuracy", "future_rmse"):
-            tb.add_scalar(f"val/{key}", record[f"val_{key}"], e)
-        tb.add_scalar("train/samples_per_second", record["train_samples_per_second"], e)
-        for c, acc in enumerate(record["val_per_class_accuracy"]):
-            if acc is not None:
-                tb.add_scalar(f"val_class/{self.meta['classes'][c]}", acc, e)
-        tb.flush()
+        with named_failures(self.folder.root / TENSORBOARD):
+            e = record["epoch"]
+            tb.add_scalar("lr", record["lr"], e)
+            for key in ("loss", "accuracy"):
+                tb.add_scalar(f"train/{key}", record[f"train_{key}"], e)
+            for key in ("loss", "accuracy", "future_rmse"):
+                tb.add_scalar(f"val/{key}", record[f"val_{key}"], e)
+            tb.add_scalar("train/samples_per_second", record["train_samples_per_second"], e)
+            for c, acc in enumerate(record["val_per_class_accuracy"]):
+                if acc is not None:
+                    tb.add_scalar(f"val_class/{self.meta['classes'][c]}", acc, e)
+            tb.flush()
 
     def fit(self, on_epoch_end: Callable[[int], None] | None = None) -> dict:
         """Train the remaining epochs, then test the best epoch's weights; returns results."""
@@ -422,8 +427,10 @@ class Run:
 
     def _results(self, records: list[dict], test: dict) -> dict:
         extent = float(self.meta.get("scene_extent") or 0.0) or None
+        records = epochs_with_numbers(self.folder.metrics_path, records, RESULT_NUMBERS)
         samples = sum(r["train_samples"] for r in records)
         seconds = sum(r["train_seconds"] for r in records)
+        final = records[-1] if records and records[-1]["epoch"] == self.cfg.epochs else {}
         best = self.best
         results = {
             "extractor": self.cfg.extractor,
@@ -432,7 +439,7 @@ class Run:
             "parameters": self.parameters,
             "best_epoch": best["epoch"],
             **{k: v for k, v in best.items() if k.startswith("val_")},
-            "final_val_accuracy": records[-1]["val_accuracy"] if records else None,
+            "final_val_accuracy": final.get("val_accuracy"),  # None: the last epoch's is damaged
             **{f"test_{k}": v for k, v in test.items()},
             "scene_extent": extent,
             "val_future_rmse_fraction": best["val_future_rmse"] / extent if extent else None,

@@ -216,6 +216,15 @@ def test_a_full_disk_is_one_line_and_resume_goes_on(
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2
 
 
+def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
+    tmp_path, jepa_files, tensorboard_disk_full, capsys
+):
+    from tests.train.conftest import assert_stopped_naming_tensorboard
+
+    assert trainer.main(["--config", _config(tmp_path, jepa_files), "--quiet"]) == 1
+    assert_stopped_naming_tensorboard(capsys, tmp_path / "run")
+
+
 @pytest.mark.parametrize(
     ("stop", "code", "said"),
     [
@@ -371,6 +380,36 @@ def test_resume_refuses_a_checkpoint_that_is_no_regular_file(tmp_path, jepa_file
         _one_line(capsys)
         == f"error: checkpoint {tmp_path / 'run' / 'last.pt'} is not a regular file"
     )
+
+
+def test_resume_may_move_the_datasets_and_retune_the_collapse_watch(tmp_path, jepa_files, capsys):
+    """A dataset's root (where its images are) and the collapse watch's settings (it measures
+    and warns, on features training computes anyway) were refused by --resume; the weights
+    are those of a resume that kept them. Other images (another size) are still refused."""
+    import shutil
+
+    def config(root: str, **overrides) -> str:
+        data = {"datasets": [{"kind": "synthetic", "synthetic_size": 48, "root": root}]}
+        return _config(tmp_path, jepa_files, data=data, **overrides)
+
+    assert trainer.main(["--config", config("a", optim={"epochs": 1}), "--quiet"]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "kept")
+    kept = config("a", run={"out": str(tmp_path / "kept"), "log_every": 1})
+    assert trainer.main(["--config", kept, "--quiet", "--resume"]) == 0
+    watch = {"probe_samples": 32, "min_std_ratio": 0.1, "min_rank_ratio": 0.2}
+    moved = config(str(tmp_path / "b"), collapse=watch)
+    assert trainer.main(["--config", moved, "--quiet", "--resume"]) == 0
+    resumed, same = (
+        torch.load(tmp_path / run / "last.pt", weights_only=True) for run in ("run", "kept")
+    )
+    assert resumed["epoch"] == 2 and resumed["config"]["collapse"] == watch
+    assert all(torch.equal(resumed["student"][k], v) for k, v in same["student"].items())
+    before = _run_bytes(tmp_path / "run")
+    capsys.readouterr()
+    other = _config(tmp_path, jepa_files, data={"datasets": [{"kind": "synthetic"}]})
+    assert trainer.main(["--config", other, "--quiet", "--resume", "--epochs", "3"]) == 2
+    assert "--resume cannot change data.datasets" in _one_line(capsys)
+    assert _run_bytes(tmp_path / "run") == before
 
 
 def test_resume_refuses_changed_learning_settings(tmp_path, jepa_files, capsys):

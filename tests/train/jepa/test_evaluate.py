@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -7,6 +10,8 @@ from train.jepa.config import parse_config
 from train.jepa.evaluate import main
 from train.jepa.evaluation import RawPixels, eval_splits, evaluate, load_encoder
 from train.jepa.train import train
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
@@ -49,12 +54,29 @@ def test_evaluate_cli_writes_json_and_one_line(tmp_path, jepa_files, capsys):
 
 
 def test_evaluate_bad_input(tmp_path, capsys):
+    """A missing checkpoint is a wrong argument (exit 2); one that is no regular file is an
+    unreadable checkpoint (exit 1, as the README says), a folder or "/" included: "/" was a
+    traceback (no name to put the results beside)."""
     assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synthetic"]) == 2
     assert "not found" in capsys.readouterr().err
+    for folder in (tmp_path, Path("/")):
+        assert main(["--checkpoint", str(folder), "--dataset", "synthetic"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: checkpoint {folder} is not a regular file", err
+
+
+def test_evaluate_a_fifo_checkpoint_is_exit_1_without_waiting(tmp_path):
     os.mkfifo(tmp_path / "fifo.pt")
-    for where in ("fifo.pt", "."):  # neither blocks on a read or is called missing
-        assert main(["--checkpoint", str(tmp_path / where), "--dataset", "synthetic"]) == 2
-        assert "is not a regular file" in capsys.readouterr().err
+    argv = ["-m", "train.jepa.evaluate", "--checkpoint", str(tmp_path / "fifo.pt")]
+    done = subprocess.run(
+        [sys.executable, *argv, "--dataset", "synthetic"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"error: checkpoint {tmp_path / 'fifo.pt'} is not a regular file\n"
 
 
 def test_evaluate_records_the_k_it_used_and_checks_out_first(tmp_path, jepa_files, capsys):

@@ -244,3 +244,13 @@ def test_a_full_disk_is_one_line_and_resume_goes_on(
     assert_stopped_on_the_full_disk(capsys, out)
     assert main(["--config", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 0
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
+    tiny_config, tmp_path, synth, tensorboard_disk_full, capsys
+):
+    from tests.train.conftest import assert_stopped_naming_tensorboard
+
+    cfg, out = tiny_config("baseline", synth), tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 1
+    assert_stopped_naming_tensorboard(capsys, out)
