@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from extractors.config import PRESET_NAMES, ExtractorConfigError
+from extractors.config import PRESET_NAMES
 from extractors.cost import PRESET_CLIP_SHAPES, extractor_cost
 from extractors.registry import UnknownExtractorError, get_extractor, list_extractors
-from trajkit.cli import OneLineParser, entry_point, one_line, quiet_on_closed_output
+from trajkit.cli import OneLineParser, entry_point, first_line, one_line, quiet_on_closed_output
 
 
 def _human(n: int) -> str:
@@ -19,19 +19,27 @@ def _human(n: int) -> str:
 
 def format_table(
     names: list[str], presets: list[str], clip_shapes: dict[str, tuple[int, ...]]
-) -> str:
+) -> tuple[str, list[str]]:
+    """The table, and one warning line per extractor and error that left its cells as "?":
+    a plugin whose model fails to build or run must not take the other rows down."""
     header = ["name", "preset", "params", "MACs/clip", "description"]
     rows = []
+    failed: dict[tuple[str, str], list[str]] = {}  # (name, error) -> the presets it failed at
     for name in names:
         entry = get_extractor(name)
         for i, preset in enumerate(presets):
-            params, macs = extractor_cost(name, preset, clip_shapes[preset])
+            try:
+                params, macs = map(_human, extractor_cost(name, preset, clip_shapes[preset]))
+            except Exception as exc:  # anything a third party's factory or forward raises
+                params = macs = "?"
+                error = first_line(f"{type(exc).__name__}: {exc}")
+                failed.setdefault((name, error), []).append(preset)
             rows.append(
                 [
                     name if i == 0 else "",
                     preset,
-                    _human(params),
-                    _human(macs),
+                    params,
+                    macs,
                     entry.description if i == 0 else "",
                 ]
             )
@@ -41,9 +49,17 @@ def format_table(
         for row in [header, *rows]
     ]
     shapes = ", ".join(f"{p} {'x'.join(str(s) for s in clip_shapes[p])}" for p in presets)
-    return "\n".join(
+    table = "\n".join(
         [*lines, f"(MACs: one camera's clip as trained, {shapes}; FlopCounterMode FLOPs / 2)"]
     )
+    warnings = [
+        one_line(
+            f"warning: extractor {name!r} ({get_extractor(name).module}) could not be "
+            f"measured at {', '.join(at)}: {error}"
+        )
+        for (name, error), at in failed.items()
+    ]
+    return table, warnings
 
 
 @quiet_on_closed_output
@@ -60,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    names = list(dict.fromkeys(args.names)) or list_extractors()  # a name given twice: one row
     try:
-        names = args.names or list_extractors()
         for name in names:
             get_extractor(name)
-        print(format_table(names, args.preset or list(PRESET_NAMES), PRESET_CLIP_SHAPES))
-    except (UnknownExtractorError, ExtractorConfigError) as exc:
-        print(one_line(f"error: {exc}"), file=sys.stderr)
+    except UnknownExtractorError as exc:  # a bad argument, said as argparse says its own
+        print(f"{lister.prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    presets = list(dict.fromkeys(args.preset or PRESET_NAMES))
+    table, unmeasured = format_table(names, presets, PRESET_CLIP_SHAPES)
+    for warning in unmeasured:
+        print(warning, file=sys.stderr)
+    print(table)
     return 0
 
 

@@ -10,6 +10,7 @@ attention; not counted: norms, activations, pooling (elementwise work).
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import torch
@@ -33,8 +34,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, clip_shape: tuple[int, ...] = CLIP_SHAPE) -> int:
-    """Multiply-accumulates of ``model`` on one clip (batch 1), in eval mode."""
-    device = next(model.parameters()).device
+    """Multiply-accumulates of ``model`` on one clip (batch 1), in eval mode, on the device of
+    its weights (the default device for a model without any: a parameter-free one is fine)."""
+    weights = chain(model.parameters(), model.buffers())
+    device = next((w.device for w in weights), torch.get_default_device())
     was_training = model.training
     model.eval()
     try:
@@ -51,4 +54,4 @@ def extractor_cost(
     """``(parameters, MACs per clip)`` of extractor ``name`` at ``preset``, built on meta."""
     with torch.device("meta"):
         model = create_extractor(name, preset, **overrides)
-    return count_parameters(model), count_macs(model, clip_shape)
+        return count_parameters(model), count_macs(model, clip_shape)

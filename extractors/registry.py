@@ -40,7 +40,8 @@ imported, e.g. in the plugin's ``pyproject.toml``::
 Plugins load once, on the first lookup (:func:`create_extractor`,
 :func:`get_extractor`, :func:`list_extractors`). A plugin that fails to import
 gives a :class:`PluginLoadWarning` and is skipped: one broken package does not
-take the built-in extractors down with it.
+take the built-in extractors down with it. Python shows such a warning as one line,
+``warning: extractor plugin ...``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from extractors.config import PRESET_NAMES, ExtractorConfig
+from trajkit.cli import one_line
 
 ENTRY_POINT_GROUP = "trajectory_extractors"
 
@@ -77,6 +79,19 @@ class DuplicateExtractorError(ValueError):
 
 class PluginLoadWarning(UserWarning):
     """A ``trajectory_extractors`` entry point could not be loaded."""
+
+
+def _format_plugin_warning(message, category, filename, lineno, line=None) -> str:
+    """A :class:`PluginLoadWarning` as one line, ``warning: ...``: Python's format adds this
+    module's file and line and the source line of the lookup, which say nothing to whoever
+    installed the plugin. Other warnings keep their format."""
+    if issubclass(category, PluginLoadWarning):
+        return f"warning: {one_line(message)}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+
+_python_formatwarning = warnings.formatwarning
+warnings.formatwarning = _format_plugin_warning
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from torch import nn
 
 from extractors import registry
 from extractors.__main__ import main as cli_main
 from extractors.config import ExtractorConfig, ExtractorConfigError
+from extractors.cost import extractor_cost
 from extractors.registry import (
     DuplicateExtractorError,
     UnknownExtractorError,
@@ -224,7 +228,91 @@ def test_cli_list_shows_every_extractor_and_preset(capsys):
     assert "3x32x64x64" in lines[-1]
 
 
-def test_cli_unknown_name_exits_2(capsys):
+def test_cli_unknown_name_exits_2_said_as_argparse_says_its_errors(capsys):
     assert cli_main(["list", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown extractor 'nope'") and err.count("\n") == 1
+    assert err.startswith("python -m extractors list: error: unknown extractor 'nope'; known: ")
+    assert err.count("\n") == 1
+
+
+def test_cli_names_and_presets_given_twice_are_shown_once(capsys):
+    assert cli_main(["list", "i3d", "i3d", "--preset", "tiny", "--preset", "tiny"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:-1]] == [["i3d", "tiny"]], lines
+    assert lines[-1].count("tiny") == 1, lines[-1]
+
+
+class Parameterless(nn.Module):
+    """A fixed projection, no weights: it has MACs but no parameters."""
+
+    embed_dim = 3
+
+    def __init__(self, config: ToyConfig) -> None:
+        super().__init__()
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4)) @ torch.eye(3)
+
+
+def test_a_parameter_free_extractor_is_measured(clean_registry):
+    register_extractor("fixed", description="no weights", config=ToyConfig)(Parameterless)
+    assert extractor_cost("fixed", "tiny") == (0, 9)  # a 3 x 3 matrix product
+
+
+class Exploding(Toy):
+    def forward(self, x):
+        raise ValueError("forward\nexploded")
+
+
+def test_cli_an_extractor_that_cannot_run_is_one_warning_and_the_rest_print(clean_registry, capsys):
+    register_extractor("boom", description="explodes", config=ToyConfig)(Exploding)
+    assert cli_main(["list", "boom", "i3d"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"warning: extractor 'boom' ({__name__}) could not be measured at tiny, base: "
+        "ValueError: forward\n"
+    )
+    rows = [line.split()[:4] for line in captured.out.splitlines()[1:5]]
+    assert rows == [
+        ["boom", "tiny", "?", "?"],
+        ["base", "?", "?"],
+        ["i3d", "tiny", "446.81k", "22.66M"],
+        ["base", "28.11M", "9.29G"],
+    ]
+
+
+def test_cli_plugin_problems_are_one_line_each(tmp_path):
+    """In a process of its own, as a user sees it: Python's own format took two lines a
+    warning (this module's file and line, then the source line of the lookup)."""
+    _install_plugin(
+        tmp_path,
+        "traj_hostile",
+        "traj_hostile_ext",
+        """
+        [trajectory_extractors]
+        broken = traj_hostile_missing
+        boom = traj_hostile_ext
+        """,
+        PLUGIN_MODULE.replace("meancolour", "boom").replace(
+            "return x.mean(dim=(2, 3, 4)) * self.scale", "raise ValueError('forward exploded')"
+        ),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "extractors", "list", "boom", "i3d", "--preset", "tiny"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "warning: extractor plugin 'broken' (traj_hostile_missing) failed to load: "
+        "ModuleNotFoundError: No module named 'traj_hostile_missing'",
+        "warning: extractor 'boom' (traj_hostile_ext) could not be measured at tiny: "
+        "ValueError: forward exploded",
+    ]
+    assert [line.split()[:4] for line in done.stdout.splitlines()[1:3]] == [
+        ["boom", "tiny", "?", "?"],
+        ["i3d", "tiny", "446.81k", "22.66M"],
+    ]
