@@ -83,6 +83,8 @@ def main_generate(argv: list[str]) -> int:
 
     parser = generate_parser()
     args = parser.parse_args(argv)
+    if args.scheduler is not None and args.backend != "dask":
+        parser.error("--scheduler is a Dask scheduler's address: it needs --backend dask")
     compression, level = shard_codec(parser, args)
     try:
         cfg = load_config(args.config)
@@ -120,6 +122,7 @@ def main_preflight(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.dataformat.layout import Layout
     from generator.dataformat.sources import DatasetError, Manifest, read_model
+    from generator.pipeline.generate import GenerationError, check_out
     from generator.pipeline.preflight import estimate
 
     p = OneLineParser(
@@ -132,7 +135,8 @@ def main_preflight(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)
-    except ConfigError as e:
+        check_out(args.out)  # what generate would refuse of --out itself
+    except (ConfigError, GenerationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     done = 0

@@ -29,6 +29,10 @@ CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
 # list them draws the four above, as before.
 EXTRA_CLASS_NAMES = ("Bouncing", "Damped", "Switching")
 KNOWN_CLASS_NAMES = CLASS_NAMES + EXTRA_CLASS_NAMES
+# A clip's bounds, which a dataset's metadata.json is held to as well.
+MIN_FRAMES, MAX_FRAMES = 2, 512
+MAX_HORIZON = 512
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 # Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
 # drew a clip of nothing, instead of being named here).
@@ -315,9 +319,9 @@ MOTION_SECTIONS = ("classes", "bouncing", "damped", "switching")
 
 class GeneratorConfig(BaseModel):
     model_config = STRICT
-    frames: int = Field(32, ge=2, le=512)
-    horizon: int = Field(5, ge=1, le=512)
-    image_size: int = Field(64, ge=16, le=1024)
+    frames: int = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
+    horizon: int = Field(5, ge=1, le=MAX_HORIZON)
+    image_size: int = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
     fps: float = Field(30.0, gt=0.0)
     scene: SceneConfig = Field(default_factory=SceneConfig)
     cameras: CameraRigConfig = Field(default_factory=CameraRigConfig)

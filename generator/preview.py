@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from generator.dataformat.dataset import load_sample
+from generator.dataformat.layout import enclosing_dataset
 from trajkit.files import open_atomic
 
 
@@ -128,6 +129,13 @@ def main(argv: list[str]) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in (".png", ".gif"):
         print(f"error: --out must end in .png or .gif, got {args.out.name!r}", file=sys.stderr)
+        return 2
+    holder = enclosing_dataset(args.out)
+    if holder is not None:  # a stray file there fails validate, and a push would carry it
+        print(
+            f"error: --out {args.out} is inside the dataset {holder}; write it elsewhere",
+            file=sys.stderr,
+        )
         return 2
     try:
         video, label, meta = load_sample(args.dir, args.index)

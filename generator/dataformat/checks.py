@@ -17,6 +17,7 @@ from generator.dataformat.sources import (
     label_context,
     pose_problem,
     read_model,
+    uncovered,
 )
 from trajkit.cli import error_message
 
@@ -45,13 +46,14 @@ class Report:
         self.failed = 0
         self.lines: list[str] = []
 
-    def check(self, name: str, problems: list[str], ok_detail: str = "") -> None:
-        if problems:
+    def check(self, name: str, problems: list[str], ok_detail: str = "", unlisted: int = 0) -> None:
+        """One check's line (and its first problems); ``unlisted`` counts problems too many
+        to list (files a metadata claims past what the folder holds)."""
+        count = len(problems) + unlisted
+        if count:
             self.failed += 1
-            more = (
-                f" (+{len(problems) - MAX_EXAMPLES} more)" if len(problems) > MAX_EXAMPLES else ""
-            )
-            self.lines.append(f"FAIL {name}: {len(problems)} problem(s){more}")
+            more = f" (+{count - MAX_EXAMPLES} more)" if count > MAX_EXAMPLES else ""
+            self.lines.append(f"FAIL {name}: {count} problem(s){more}")
             self.lines.extend(f"       - {p}" for p in problems[:MAX_EXAMPLES])
         else:
             self.lines.append(f"ok   {name}" + (f": {ok_detail}" if ok_detail else ""))
@@ -114,11 +116,9 @@ def check_manifest_coverage(
     rep: Report, n: int, entries: dict, problems: list[str], manifests: int
 ) -> None:
     """The "checkpoint manifests" check: ``problems`` reading them, plus samples none lists."""
-    uncovered = [i for i in range(n) if i not in entries]
-    if uncovered:
-        problems.append(
-            f"{len(uncovered)} samples are in no checkpoint manifest (first: {uncovered[0]})"
-        )
+    missing, first = uncovered(n, entries)
+    if missing:
+        problems.append(f"{missing} samples are in no checkpoint manifest (first: {first})")
     rep.check("checkpoint manifests", problems, f"{manifests} manifests cover all samples")
 
 
@@ -147,8 +147,8 @@ def balance_problems(classes: dict[int, int], meta: dict, prefix_ends: list[int]
         balance.append(
             f"metadata class_distribution {meta['class_distribution']} != labels {dict(counts)}"
         )
-    for end in prefix_ends:
-        pc = Counter(classes[i] for i in range(min(end, n)) if i in classes)
+    for end in prefix_ends:  # over the classes found, not up to a manifest's claimed end
+        pc = Counter(c for i, c in classes.items() if i < min(end, n))
         if (
             pc
             and max(pc.get(c, 0) for c in range(len(names)))

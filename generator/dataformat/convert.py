@@ -19,6 +19,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
+from trajkit.cli import describe_validation_error
 from trajkit.files import sync_filesystem, write_json_atomic
 
 TASK_SIZE = 16
@@ -100,8 +101,10 @@ def convert(
     compression: str = "zstd",
 ) -> dict:
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
+    from pydantic import ValidationError
+
     from generator.config import GeneratorConfig
-    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
     from generator.dataformat.sources import Manifest, read_model
@@ -109,7 +112,11 @@ def convert(
     meta = read_metadata(src)
     if fmt not in FORMATS:
         raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
-    cfg = GeneratorConfig.model_validate(meta["config"])
+    try:
+        cfg = GeneratorConfig.model_validate(meta["config"])
+    except ValidationError as e:  # the config of no generator: the source is damaged
+        where = src / "metadata.json"
+        raise DatasetError(f"{where} is damaged: config: {describe_validation_error(e)}") from None
     settings = layout_settings(fmt, shard_size, level, compression)
     total = meta["total_samples"]
     src_layout = Layout(src, meta["stem_width"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from generator.dataformat.sources import (
     DatasetError,
     Metadata,
     open_source,
+    parse_json,
     read_file,
     schema_error,
 )
@@ -33,10 +33,7 @@ def read_metadata(root: str | Path) -> dict:
         raise DatasetError(
             f"{path} is missing: the dataset is incomplete (finish it with python -m generator --resume)"
         )
-    try:
-        meta = json.loads(read_file(path, root))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{path} is damaged: {e}") from None
+    meta = parse_json(path, read_file(path, root))
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
         raise DatasetError(
@@ -214,7 +211,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         path = self.root / STATS_FILE
         n = self.meta["total_samples"]
         try:
-            stats = json.loads(read_file(path, self.root))
+            stats = parse_json(path, read_file(path, self.root))
             if stats.get("total_samples") == n:
                 return torch.tensor(stats["mean"]), torch.tensor(stats["std"])
         except (ValueError, KeyError, TypeError, AttributeError):

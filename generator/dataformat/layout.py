@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -20,6 +21,7 @@ FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or ta
 # How shards are stored, by ``--compression``: each sample a zstd frame, or a plain tar.
 SHARD_SUFFIXES = {"zstd": ".tar.zst", "none": ".tar"}
 MIN_STEM_WIDTH = 4
+MAX_STEM_WIDTH = 200  # the longest name, a temporary shard's, then fits a filesystem's 255 bytes
 METADATA = "metadata.json"
 FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"
@@ -47,6 +49,14 @@ class Layout:
 
     def stem(self, index: int) -> str:
         return f"sample_{index:0{self.width}d}"
+
+    def index_of(self, stem: str) -> int | None:
+        """The index whose stem is ``stem``, None for a name that is no sample's: a check that
+        starts from the names a folder holds costs what it holds, not what a metadata claims."""
+        digits = stem.removeprefix("sample_")
+        if not (digits.isascii() and digits.isdigit()) or self.stem(int(digits)) != stem:
+            return None
+        return int(digits)
 
     def video(self, index: int) -> Path:
         return self.videos / f"{self.stem(index)}.pt"
@@ -89,7 +99,8 @@ def enclosing_dataset(root: Path) -> Path | None:
     """The dataset folder (whole or under way) that holds ``root``, if one does."""
     for folder in Path(os.path.realpath(root)).parents:
         layout = Layout(folder)
-        if layout.metadata.is_file() or layout.fingerprint.is_file():
+        # os.path.isfile: a name too long to look up holds no dataset (Path.is_file raises)
+        if os.path.isfile(layout.metadata) or os.path.isfile(layout.fingerprint):
             return folder
     return None
 
@@ -99,24 +110,38 @@ def lock_is_new(root: Path) -> bool:
     return not os.path.lexists(Layout(root).lock)
 
 
+def check_folder(root: Path) -> bool:
+    """Whether ``root`` exists, after refusing what cannot become a dataset folder: a file, a
+    path through one, a folder inside a dataset or one we may not write. Nothing is written,
+    so ``preflight`` gives the verdict ``open_folder`` would."""
+    try:  # unlike exists(), tells a missing folder from a path through a file or a link loop
+        mode: int | None = os.stat(root).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise FolderError(f"cannot create {root}: {e.strerror}") from None
+    exists = mode is not None
+    if exists and not stat.S_ISDIR(mode):
+        raise FolderError(f"--out {root} is a file, not a folder")
+    holder = enclosing_dataset(root)
+    if holder is not None:  # it would become a stray folder of that dataset
+        raise FolderError(
+            f"--out {root} is inside the dataset {holder}; choose a folder outside it"
+        )
+    if exists and not os.access(root, os.W_OK):
+        raise FolderError(f"{root} is not writable")
+    return exists
+
+
 def open_folder(root: Path) -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
-    try:  # exists() raises too, for a name over the filesystem's limit
-        if root.exists() and not root.is_dir():
-            raise FolderError(f"--out {root} is a file, not a folder")
-        holder = enclosing_dataset(root)
-        if holder is not None:  # it would become a stray folder of that dataset
-            raise FolderError(
-                f"--out {root} is inside the dataset {holder}; choose a folder outside it"
-            )
-        created = not root.exists()
+    created = not check_folder(root)
+    try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FolderError(f"cannot create {root}: {e.strerror}") from None
-    if not os.access(root, os.W_OK):
-        raise FolderError(f"{root} is not writable")
     try:
         return FolderLock(Layout(root).lock).acquire(), created
     except LockedError as e:

@@ -327,7 +327,8 @@ def check_shard(path: Path, indices: list[int], stem_of: Callable[[int], str]) -
             video_file, data = members[f"{stem}.npy"], bytes(members[f"{stem}.json"])
             label = json.loads(data)
             video_sha = sha256_bytes(video_file)
-            if label.get("index") != index or label.get("video_sha256") != video_sha:
+            vouches = isinstance(label, dict) and label.get("video_sha256") == video_sha
+            if not vouches or label.get("index") != index:
                 return None
             entries.append(
                 {
@@ -345,7 +346,8 @@ def check_shard(path: Path, indices: list[int], stem_of: Callable[[int], str]) -
         _, _, tail = next(frames)
         if tail != END_OF_ARCHIVE or next(frames, None) is not None:
             return None
-    except (OSError, ValueError, KeyError, StopIteration, zstandard.ZstdError):
+    # damaged bytes: RecursionError for JSON nested too deeply
+    except (OSError, ValueError, KeyError, StopIteration, RecursionError, zstandard.ZstdError):
         return None
     return {
         "samples": entries,

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -39,9 +41,17 @@ from pydantic import (
     model_validator,
 )
 
-from generator.config import KNOWN_CLASS_NAMES
-from generator.dataformat.layout import FORMATS, Layout
-from trajkit.cli import error_message
+from generator.config import (
+    KNOWN_CLASS_NAMES,
+    MAX_FRAMES,
+    MAX_HORIZON,
+    MAX_IMAGE_SIZE,
+    MIN_FRAMES,
+    MIN_IMAGE_SIZE,
+)
+from generator.dataformat.layout import FORMATS, MAX_STEM_WIDTH, MIN_STEM_WIDTH, Layout, stem_width
+from trajkit.cli import error_message, first_line
+from trajkit.seeds import MAX_SEED
 
 
 class DatasetError(ValueError):
@@ -87,6 +97,17 @@ def read_file(path: Path, root: Path, size: int | None = None, limit: int | None
         raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
 
 
+def parse_json(path: Path, data: bytes) -> Any:
+    """JSON bytes as Python; bad UTF-8 or syntax, nesting too deep for the parser, a number
+    past Python's 4,300 digits: each a ``DatasetError`` naming the file."""
+    try:
+        return json.loads(data)
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError among them
+        raise DatasetError(f"{path} is damaged: {first_line(e)}") from None
+    except RecursionError:
+        raise DatasetError(f"{path} is damaged: nested too deeply") from None
+
+
 def schema_error(path: Path, e: ValidationError) -> DatasetError:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
@@ -108,9 +129,10 @@ def read_model(
 
 
 class _Record(BaseModel):
-    """Strict JSON types (no "5" for 5); extra keys are allowed."""
+    """Strict JSON types (no "5" for 5), and no NaN or infinity (Python's JSON reads them; no
+    generator writes one); extra keys are allowed."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
 
 def _matrix(v: list[list[float]], rows: int, what: str) -> None:
@@ -222,7 +244,8 @@ class Camera(_Record):
 
 
 class Metadata(_Record):
-    """``metadata.json``; keys older datasets may lack have defaults."""
+    """``metadata.json``; keys older datasets may lack have defaults, and the values must be
+    what a generator writes (``_as_generated``)."""
 
     format_version: int
     render_version: int = 1
@@ -263,6 +286,62 @@ class Metadata(_Record):
             raise ValueError("must not be negative")
         return v
 
+    @model_validator(mode="after")
+    def _as_generated(self) -> Metadata:
+        """Refuse what no generator writes: counts, names, shape and timing that contradict
+        one another or the config's bounds (a reader would allocate, or a stem be formatted
+        to, a size no dataset has)."""
+        problem = _count_problem(self) or _clip_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _count_problem(md: Metadata) -> str | None:
+    counts = md.class_distribution
+    if set(counts) != set(md.classes) or min(counts.values(), default=0) < 0:
+        return f"class_distribution must count each of the classes {md.classes}"
+    if sum(counts.values()) != md.total_samples:
+        return f"total_samples {md.total_samples} is not the sum of class_distribution"
+    if not MIN_STEM_WIDTH <= md.stem_width <= MAX_STEM_WIDTH:
+        return f"stem_width {md.stem_width} is not {MIN_STEM_WIDTH}..{MAX_STEM_WIDTH}"
+    if stem_width(md.total_samples) > md.stem_width:
+        return f"stem_width {md.stem_width} cannot name {md.total_samples} samples"
+    if not 0 <= md.seed <= MAX_SEED:
+        return f"seed {md.seed} is not 0..{MAX_SEED}"
+    if md.generation_time_seconds < 0:
+        return "generation_time_seconds must not be negative"
+    return None
+
+
+def _clip_problem(md: Metadata) -> str | None:
+    views, frames, channels, height, width = md.video_shape
+    if views != len(md.cameras):
+        return f"video_shape has {views} cameras, cameras lists {len(md.cameras)}"
+    if not MIN_FRAMES <= frames <= MAX_FRAMES:
+        return f"video_shape's frames must be {MIN_FRAMES}..{MAX_FRAMES}"
+    if md.frames not in (None, frames):
+        return f"frames {md.frames} differs from video_shape's {frames}"
+    if channels != 3 or height != width or not MIN_IMAGE_SIZE <= width <= MAX_IMAGE_SIZE:
+        sides = f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE}"
+        return f"video_shape must end in 3 channels of square images, {sides} pixels a side"
+    if md.horizon is not None and not 1 <= md.horizon <= MAX_HORIZON:
+        return f"horizon must be 1..{MAX_HORIZON}"
+    future = md.future_frame_index
+    if future is not None and md.horizon is not None and future != frames - 1 + md.horizon:
+        return "future_frame_index must be frames - 1 + horizon"
+    if md.fps is not None and md.fps <= 0:
+        return "fps must be above 0"
+    bounds = md.scene_bounds
+    if bounds is not None and (
+        sorted(bounds) != ["x", "y", "z"]
+        or any(len(b) != 2 or b[0] > b[1] for b in bounds.values())
+    ):
+        return "scene_bounds must give x, y and z as [lo, hi]"
+    if md.scene_extent is not None and md.scene_extent <= 0:
+        return "scene_extent must be above 0"
+    return None
+
 
 class Fingerprint(_Record):
     """``checkpoints/fingerprint.json``: what ``--resume`` checks; it must agree with the metadata."""
@@ -298,10 +377,10 @@ class Index:
             m, _ = read_model(path, layout.root, Manifest)
             entries.update((e.index, e) for e in m.samples)
             shards.update((s.name, s) for s in m.shards or [])
-        missing = [i for i in range(n) if i not in entries]
+        missing, first = uncovered(n, entries)
         if missing:
             raise DatasetError(
-                f"{layout.root}: {len(missing)} samples are in no checkpoint manifest (first {missing[0]})"
+                f"{layout.root}: {missing} samples are in no checkpoint manifest (first {first})"
             )
         rows = [entries[i] for i in range(n)]
         self.class_labels = [e.class_label for e in rows]
@@ -323,6 +402,13 @@ class Index:
             self.shard_of = np.array([number[e.shard] for e in rows], dtype=np.int32)
             self.offset = np.array([e.offset for e in rows], dtype=np.int64)
             self.length = np.array([e.length for e in rows], dtype=np.int64)
+
+
+def uncovered(n: int, listed: Collection[int]) -> tuple[int, int | None]:
+    """How many of samples ``0..n-1`` are not ``listed``, and the first: counted over what is
+    listed, so a sample count that no folder holds costs no more than a true one."""
+    missing = n - sum(1 for i in listed if 0 <= i < n)
+    return missing, next(i for i in itertools.count() if i not in listed) if missing else None
 
 
 def manifest_paths(layout: Layout, meta: dict) -> list[Path]:
@@ -355,13 +441,9 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     """A label's bytes: its manifest's SHA-256, the schema, its own index and its length."""
     if hashlib.sha256(data).hexdigest().encode() != expected_sha:
         raise DatasetError(f"{path}: the label's SHA-256 differs from its manifest")
-    try:
-        raw = json.loads(data)
-        label = Label.model_validate(
-            raw, context=label_context(meta)
-        )  # parsed once: the reader is on the training hot path
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{path} is damaged: {e}") from None
+    raw = parse_json(path, data)
+    try:  # parsed once: the reader is on the training hot path
+        label = Label.model_validate(raw, context=label_context(meta))
     except ValidationError as e:
         raise schema_error(path, e) from None
     if label.index != index:

@@ -1,9 +1,10 @@
 """``python -m generator validate DIR``: can every file of this dataset be trusted?
 
 Checks, each reported on its own line: metadata and fingerprint (strict
-schemas, and they must agree), file counts and names, class balance (whole set
-and every checkpoint prefix), label schema, tensor shape and dtype (loaded with
-``weights_only=True``), SHA-256 against the manifests, and no orphan or
+schemas, and they must agree; metadata no generator writes, such as counts that do not
+add up or a shape past the config's bounds, is refused), file counts and names, class
+balance (whole set and every checkpoint prefix), label schema, tensor shape and dtype
+(loaded with ``weights_only=True``), SHA-256 against the manifests, and no orphan or
 temporary files. A file is read only if it is a regular file inside the folder
 (a FIFO or a link to ``/dev/zero`` would hang), a video only at the size its
 manifest records; a damaged file is one line naming it, never a traceback.
@@ -17,6 +18,7 @@ checked).
 from __future__ import annotations
 
 import io
+import itertools
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,6 +27,7 @@ from joblib import Parallel, delayed
 
 from generator.dataformat.checks import (
     GROUND_TRUTH_DETAIL,
+    MAX_EXAMPLES,
     GroundTruthCheck,
     Report,
     balance_problems,
@@ -42,6 +45,7 @@ from generator.dataformat.sources import (
     load_video,
     read_file,
     regular_size,
+    uncovered,
 )
 from generator.dataformat.validate_shards import check_shards
 from trajkit.files import TMP_PREFIX, sha256_bytes
@@ -131,24 +135,51 @@ def _check_fingerprint(rep: Report, layout: Layout, meta: dict) -> None:
     rep.check("fingerprint", fingerprint, "agrees with metadata.json")
 
 
+def _samples_present(
+    layout: Layout, folder: Path, suffix: str, n: int
+) -> tuple[set[int], list[str]]:
+    """The samples of ``0..n-1`` that have a file in ``folder``, and the names there that are
+    none of theirs; read from the folder, so the cost is what it holds, not what is claimed."""
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    present, strays = set(), []
+    for name in names:
+        i = layout.index_of(name.removesuffix(suffix)) if name.endswith(suffix) else None
+        if i is not None and i < n:
+            present.add(i)
+        else:
+            strays.append(f"{folder.name}/{name}")
+    return present, strays
+
+
+def _missing(kind: str, path_of, n: int, present: set[int]) -> tuple[list[str], int]:
+    """The first of ``0..n-1`` with no file of ``kind``, as many as a report shows, and how
+    many more are missing."""
+    count, first = uncovered(n, present)
+    absent = (i for i in itertools.count(first or 0) if i not in present)
+    shown = [
+        f"{kind}/{path_of(i).name} is missing"
+        for i in itertools.islice(absent, min(count, MAX_EXAMPLES))
+    ]
+    return shown, count - len(shown)
+
+
 def _check_files(
     rep: Report, root: Path, layout: Layout, n: int, manifests: list[Path]
-) -> tuple[set[str], set[str]]:
-    """Exactly the expected names, nothing else, no temporaries; returns the video and label
-    names present, so the later checks read only files that exist."""
-    expected_videos = {layout.video(i).name for i in range(n)}
-    expected_labels = {layout.label(i).name for i in range(n)}
-    videos = {p.name for p in layout.videos.iterdir()} if layout.videos.is_dir() else set()
-    labels = {p.name for p in layout.labels.iterdir()} if layout.labels.is_dir() else set()
+) -> tuple[set[int], set[int]]:
+    """Exactly the expected names, nothing else, no temporaries; returns the samples whose
+    video and whose label are present, so the later checks read only files that exist."""
+    videos, extra = _samples_present(layout, layout.videos, ".pt", n)
+    labels, stray_labels = _samples_present(layout, layout.labels, ".json", n)
+    missing_videos, unlisted_videos = _missing("videos", layout.video, n, videos)
+    missing_labels, unlisted_labels = _missing("labels", layout.label, n, labels)
     rep.check(
         "counts",
-        [f"videos/{s} is missing" for s in sorted(expected_videos - videos)]
-        + [f"labels/{s} is missing" for s in sorted(expected_labels - labels)],
+        missing_videos + missing_labels,
         f"{n} videos, {n} labels",
+        unlisted=unlisted_videos + unlisted_labels,
     )
     allowed_top = {"videos", "labels", "checkpoints", "metadata.json", LOCK, STATS_FILE}
-    extra = [f"videos/{s}" for s in sorted(videos - expected_videos)]
-    extra += [f"labels/{s}" for s in sorted(labels - expected_labels)]
+    extra += stray_labels
     extra += [p.name for p in root.iterdir() if p.name not in allowed_top]
     extra += (
         [
@@ -172,15 +203,14 @@ def _check_labels(
     layout: Layout,
     meta: dict,
     entries: dict,
-    labels: set[str],
+    labels: set[int],
     workers: int,
     gt_check: GroundTruthCheck | None,
 ) -> dict[int, int]:
     """Schema, consistency and checksum of every present label (a missing one is already
     counted), and their ground truth with ``gt_check``; returns each sample's class, the
     manifests' filling the gaps, for the balance."""
-    n = meta["total_samples"]
-    present = [i for i in range(n) if layout.label(i).name in labels]
+    present = sorted(labels)
     # no mutate: threads or processes, any count: the same results
     results = Parallel(n_jobs=workers, prefer="threads")(  # pragma: no mutate
         delayed(_label_file_problems)(layout, i, entries.get(i), meta, gt_check) for i in present
@@ -215,13 +245,12 @@ def _check_videos(
     layout: Layout,
     meta: dict,
     entries: dict,
-    videos: set[str],
+    videos: set[int],
     quick: bool,
     workers: int,
 ) -> None:
     """Type and size always (a truncated video is caught even --quick), bytes unless --quick."""
-    n = meta["total_samples"]
-    checked = [i for i in range(n) if i in entries and layout.video(i).name in videos]
+    checked = sorted(i for i in videos if i in entries)
     # no mutate: threads or processes, any count: the same results
     found = Parallel(n_jobs=workers, prefer="threads")(  # pragma: no mutate
         delayed(_video_problems)(layout, i, entries[i], meta, quick) for i in checked

@@ -164,7 +164,7 @@ def check_shards(
     )
 
     good = set(names) - bad
-    present = [entries[i] for i in range(n) if i in entries and entries[i]["shard"] in good]
+    present = [entries[i] for i in sorted(entries) if 0 <= i < n and entries[i]["shard"] in good]
     # no mutate: threads or processes, any count: the same results
     results = Parallel(n_jobs=workers, prefer="threads")(  # pragma: no mutate
         delayed(_sample_problems)(layout, e, meta, quick, gt_check) for e in present

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import mmap
 import os
 import queue
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.dataformat.layout import Layout, label_bytes
-from generator.dataformat.sources import read_file
+from generator.dataformat.sources import DatasetError, parse_json, read_file
 from trajkit.files import replacing, sha256_bytes, write_atomic
 
 BLOCK = 4096  # direct I/O wants block-aligned lengths and addresses: 4 KiB suits 512 B and 4 KiB sectors
@@ -185,16 +184,18 @@ class SampleWriter:
             self._thread.shutdown(wait=True)
 
 
-def check_written_sample(layout: Layout, index: int) -> dict | None:
+def check_written_sample(layout: Layout, index: int, video_limit: int) -> dict | None:
     """The manifest entry of a sample already on disk if its label vouches for its video, else None.
 
-    Only regular files are read (``read_file``): a FIFO would hang, a link to a device never end.
+    Only regular files are read (``read_file``): a FIFO would hang, a link to a device never end;
+    and a video only up to ``video_limit`` bytes (what a sample's video can hold): a larger
+    one is damaged, not read whole.
     """
     try:
         data = read_file(layout.label(index), layout.root)
-        label = json.loads(data)
-        video_file = read_file(layout.video(index), layout.root)
-    except ValueError:  # DatasetError (not a regular file, unreadable) or bad JSON
+        label = parse_json(layout.label(index), data)
+        video_file = read_file(layout.video(index), layout.root, limit=video_limit)
+    except DatasetError:  # not a regular file, unreadable, too large, or bad JSON
         return None
     if not isinstance(label, dict) or label.get("index") != index:
         return None

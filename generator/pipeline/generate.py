@@ -8,6 +8,7 @@ label vouches for their video's SHA-256, and rendered again otherwise.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -22,6 +23,7 @@ from generator.dataformat.layout import (
     FORMAT_VERSION,
     FolderError,
     Layout,
+    check_folder,
     lock_is_new,
     open_folder,
     stem_width,
@@ -32,7 +34,7 @@ from generator.dataformat.writer import check_written_sample
 from generator.pipeline.backends import BackendError, open_backend
 from generator.pipeline.heal import make_room
 from generator.pipeline.metadata import rig_metadata
-from generator.pipeline.preflight import estimate
+from generator.pipeline.preflight import estimate, video_file_bytes
 from generator.pipeline.request import Request, compression_of
 from generator.pipeline.tasks import render_shard_task, render_task
 from generator.render.sample import RENDER_VERSION
@@ -94,15 +96,35 @@ def _drop_manifests(damaged: list[Path], why: str) -> None:
             path.unlink(missing_ok=True)
 
 
+def _holds_data(root: Path) -> bool:
+    """Whether the folder ``root`` holds more than its lock; refused if that is not a dataset
+    of this generator. A fingerprint that is a link (a loop, say) is the dataset's, and
+    reading it says what is wrong with it."""
+    probe = Layout(root)
+    has_data = any(p.name != probe.lock.name for p in root.iterdir())
+    if has_data and not os.path.lexists(probe.fingerprint):
+        raise GenerationError(
+            f"{root} holds files that are not a dataset of this generator; choose an empty or new --out"
+        )
+    return has_data
+
+
+def check_out(root: Path) -> None:
+    """Refuse the ``--out`` that ``generate`` would refuse (``check_folder``, and a folder of
+    other files), writing nothing: ``preflight``'s verdict on it."""
+    try:
+        exists = check_folder(root)
+    except FolderError as e:
+        raise GenerationError(str(e)) from None
+    if exists:
+        _holds_data(root)
+
+
 def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress]:
     """Check the (locked) output folder against the request; return its layout and completed entries."""
     root = req.out
     probe = Layout(root)
-    has_data = any(p.name != probe.lock.name for p in root.iterdir())
-    if has_data and not probe.fingerprint.exists():
-        raise GenerationError(
-            f"{root} holds files that are not a dataset of this generator; choose an empty or new --out"
-        )
+    has_data = _holds_data(root)
     if not has_data:
         layout = Layout(root, stem_width(req.n))
         layout.make_dirs(req.format)
@@ -161,10 +183,15 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
 # ------------------------------------------------------------------ the run
 
 
-def _pending(layout: Layout, start: int, end: int, workers: int) -> tuple[list[dict], list[int]]:
-    """Samples in [start, end) already whole on disk (entries) and those still to render."""
+def _pending(
+    layout: Layout, start: int, end: int, workers: int, video_limit: int
+) -> tuple[list[dict], list[int]]:
+    """Samples in [start, end) already whole on disk (entries) and those still to render; a
+    video over ``video_limit`` bytes is not read (a huge sparse file would be, whole)."""
     with Parallel(n_jobs=workers, prefer="threads") as parallel:
-        checked = parallel(delayed(check_written_sample)(layout, i) for i in range(start, end))
+        checked = parallel(
+            delayed(check_written_sample)(layout, i, video_limit) for i in range(start, end)
+        )
     kept = [e for e in checked if e is not None]
     todo = [i for i, e in zip(range(start, end), checked, strict=True) if e is None]
     return kept, todo
@@ -288,11 +315,11 @@ def _remove_if_empty(root: Path) -> None:
 
 
 def _chunk_calls(
-    req: Request, cfg_json: str, layout: Layout, start: int, end: int
+    req: Request, cfg: GeneratorConfig, layout: Layout, start: int, end: int
 ) -> tuple[list[dict], list[dict], list]:
     """Entries of samples in [start, end) already whole on disk, summaries of whole shards
     among them, and the tasks that make the rest."""
-    root = str(layout.root)
+    root, cfg_json = str(layout.root), cfg.model_dump_json()
     kept_shards: list[dict] = []
     if req.format == "shards":
         from generator.dataformat.shard_plan import pending_shards
@@ -311,7 +338,7 @@ def _chunk_calls(
             for s, e in ranges
         ]
     else:
-        kept, todo = _pending(layout, start, end, req.workers)
+        kept, todo = _pending(layout, start, end, req.workers, video_file_bytes(cfg))
         if kept:
             kept, todo = _labels_as_drawn(layout, kept, todo, cfg_json, req.seed)
         for i in todo:
@@ -391,7 +418,6 @@ def _check_done(futures: list[Future]) -> list[Future]:
 def _run_chunks(
     req: Request, cfg: GeneratorConfig, layout: Layout, done: Progress, parallel: Parallel
 ) -> None:
-    cfg_json = cfg.model_dump_json()
     show = not req.quiet and sys.stderr.isatty()
     bar = tqdm(total=req.n, initial=done.samples, unit="sample", disable=not show, smoothing=0.1)
     # Flushes (sync, evict) and seals (sync, manifest) run in order in one thread while
@@ -412,7 +438,7 @@ def _run_chunks(
                         exit_code=1,
                     )
             t0 = time.perf_counter()
-            kept, kept_shards, calls = _chunk_calls(req, cfg_json, layout, start, end)
+            kept, kept_shards, calls = _chunk_calls(req, cfg, layout, start, end)
             bar.update(len(kept))
             entries, shards = list(kept), list(kept_shards)
             unflushed: list[Path] = []

@@ -63,6 +63,11 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def video_file_bytes(cfg: GeneratorConfig) -> int:
+    """The most a sample's ``.pt`` video file holds: its tensor and torch.save's overhead."""
+    return int(np.prod(cfg.video_shape)) + TORCH_SAVE_OVERHEAD
+
+
 def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
     """On-disk bytes of one sample: video file + label + manifest entry, block-rounded (pt),
     or the sample's uncompressed tar record + manifest entry (shards)."""
@@ -72,7 +77,7 @@ def bytes_per_sample(cfg: GeneratorConfig, fmt: str = "pt") -> int:
 
         video = _round_tar(len(npy_header(zeros)) + zeros.nbytes)
     else:
-        video = _round_block(zeros.nbytes + TORCH_SAVE_OVERHEAD)
+        video = _round_block(video_file_bytes(cfg))
     # A label's size barely varies; measure a representative one with full-precision floats.
     horizon = cfg.frames + cfg.horizon
     fake = {
