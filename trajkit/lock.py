@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from trajkit.files import TMP_PREFIX
+
 
 class LockedError(RuntimeError):
     """Another live process holds the folder."""
@@ -140,37 +142,59 @@ def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:
 
 @contextmanager
 def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
-    """``root``, new or empty, locked while the block writes into it. If the block fails or
-    is stopped (Ctrl-C, SIGTERM), what it wrote is removed, and ``root`` too when it was
-    made here: a half-written folder would pass for a whole one, and block the next run."""
-    created = not root.exists()
+    """A locked temporary folder for the block to write, that becomes ``root`` (new, or an
+    empty folder) only when the block ends: a half-written folder at ``root`` would pass for
+    a whole one and block the next run. The temporary is hidden beside a new ``root`` (one
+    rename publishes it) or inside a given one (its entries are moved up: replacing the
+    folder would strand a shell sitting in it). A block that fails or is stopped (Ctrl-C,
+    SIGTERM) leaves nothing; the next run for ``root`` removes what a killed one left."""
+    given = root.exists()
+    work = root / f"{TMP_PREFIX}new" if given else root.with_name(f"{TMP_PREFIX}{root.name}")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = FolderLock(root / lock_name).acquire()
+        _refuse_if_full(root, work)
+        if work.is_dir() and any(work.iterdir()) and not (work / lock_name).is_file():
+            raise NewFolderError(f"{work} is in the way and not a temporary of ours; move it away")
+        work.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(work / lock_name).acquire()
     except LockedError as e:
         raise NewFolderError(str(e)) from None
     except OSError as e:  # a full disk fails the lock's note of its holder
-        if created:
-            remove_if_unused(root, lock_name)
+        remove_if_unused(work, lock_name)
         raise NewFolderError(f"cannot write {root}: {e.strerror or e}") from None
     try:
-        if any(p.name != lock_name for p in root.iterdir()):
-            raise NewFolderError(f"{root} exists and is not empty; give a new folder")
+        _clear(work, lock_name)  # what a killed run left: its lock is ours now
+        _refuse_if_full(root, work)  # a run that published while this one started
         try:
-            yield root
+            yield work
+            if given:
+                for p in sorted(work.iterdir()):
+                    if p.name != lock_name:
+                        p.rename(root / p.name)
+            else:
+                work.rename(root)
+                work = root
         except BaseException:
-            _remove_written(root, created, lock_name)
+            if given:
+                _clear(root, work.name)  # what was moved up before the stop
+            shutil.rmtree(work, ignore_errors=True)
             raise
     finally:
         lock.release()
+        if work == root:
+            (root / lock_name).unlink(missing_ok=True)  # a finished folder needs no lock
+        else:
+            remove_if_unused(work, lock_name)
 
 
-def _remove_written(root: Path, created: bool, lock_name: str) -> None:
-    if created:
-        shutil.rmtree(root, ignore_errors=True)
-        return
-    for p in root.iterdir():
-        if p.name == lock_name:
+def _refuse_if_full(root: Path, work: Path) -> None:
+    if root.exists() and any(p.name != work.name for p in root.iterdir()):
+        raise NewFolderError(f"{root} exists and is not empty; give a new folder")
+
+
+def _clear(folder: Path, keep: str) -> None:
+    """Remove everything in ``folder`` but ``keep`` (symlinks removed, not followed)."""
+    for p in folder.iterdir():
+        if p.name == keep:
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

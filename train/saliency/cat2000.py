@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.io import loadmat, savemat
+from scipy.io.matlab import MatReadError
 
 from train.saliency.image_files import fixation_mask, image_sample, write_image, write_map
 from train.saliency.records import (
@@ -22,7 +23,6 @@ from train.saliency.records import (
     Sample,
     StimulusFileError,
     StimulusRef,
-    points_from_mask,
     regular_file,
 )
 
@@ -50,7 +50,7 @@ def read_locs(path: Path) -> np.ndarray:
     regular_file(path)
     try:
         return np.asarray(loadmat(path)[LOCS_VARIABLE]) > 0
-    except (OSError, KeyError, ValueError, TypeError, NotImplementedError) as err:
+    except (OSError, KeyError, ValueError, TypeError, NotImplementedError, MatReadError) as err:
         raise StimulusFileError(
             f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({err})"
         ) from None
@@ -77,17 +77,17 @@ class Cat2000Images(SaliencySource):
 
     def map_path(self, ref: StimulusRef) -> Path | None:
         p = self.root / MAPS / ref.key
-        return p if p.is_file() else None
+        return p if p.exists() else None  # a FIFO or folder there is named by its reader
 
     def locs_path(self, ref: StimulusRef) -> Path | None:
         p = (self.root / LOCS / ref.key).with_suffix(".mat")
-        return p if p.is_file() else None
+        return p if p.exists() else None
 
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
-        locs = self.locs_path(ref)
-        fixations = points_from_mask(read_locs(locs)) if locs else np.zeros((0, 2))
-        return image_sample(ref, self.root / STIMULI / ref.key, fixations, self.map_path(ref))
+        return image_sample(
+            ref, self.root / STIMULI / ref.key, self.locs_path(ref), read_locs, self.map_path(ref)
+        )
 
 
 def write_sample(dst: Path, sample: Sample, fmap: np.ndarray) -> None:

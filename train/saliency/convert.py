@@ -16,7 +16,7 @@ from tqdm import tqdm
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
 from train.saliency.layouts import open_source
-from train.saliency.records import LayoutError, SaliencySource
+from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
 from trajkit.cli import (
     OneLineParser,
     entry_point,
@@ -105,17 +105,17 @@ def _convert(args) -> int:
     quiet = args.quiet or not sys.stderr.isatty()
     try:
         src = open_source(args.src)
-    except LayoutError as err:
+    except LayoutError as err:  # a damaged file the layout lists is bad data, as in verify
         print(one_line(f"error: {err}"), file=sys.stderr)
-        return 2
+        return 1 if isinstance(err, StimulusFileError) else 2
     if src.layout == args.to:
         print(one_line(f"error: {args.src} is already in {args.to} layout"), file=sys.stderr)
         return 2
     try:
-        with new_folder(args.dst):
+        with new_folder(args.dst) as work:
             print(f"found {src.describe()}")
-            n = convert(src, args.dst, args.to, quiet=quiet)
-            problems = compare(src, open_source(args.dst))
+            n = convert(src, work, args.to, quiet=quiet)
+            problems = compare(src, open_source(work))
     except NewFolderError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2

@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 import shutil
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from train.saliency.records import Sample, StimulusFileError, StimulusRef, as_rgb, regular_file
+from train.saliency.records import (
+    Sample,
+    StimulusFileError,
+    StimulusRef,
+    as_rgb,
+    points_from_mask,
+    regular_file,
+)
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 
 
 def read_image(path: Path, mode: str) -> np.ndarray:
-    """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty or damaged file
-    is a one-line StimulusFileError naming it, not PIL's traceback."""
+    """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty, damaged or
+    oversized file is a one-line StimulusFileError naming it, not PIL's traceback (nor its
+    DecompressionBombWarning, two lines of its own before the error)."""
     regular_file(path)
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert(mode))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise StimulusFileError(f"{path} is listed but missing on disk") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
         detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise StimulusFileError(f"{path} cannot be read as an image ({detail})") from None
 
@@ -32,18 +50,36 @@ def read_map(path: Path) -> np.ndarray:
 
 
 def image_sample(
-    ref: StimulusRef, stimulus: Path, fixations: np.ndarray, map_path: Path | None
+    ref: StimulusRef,
+    stimulus: Path,
+    points: Path | None,
+    read_points: Callable[[Path], np.ndarray],
+    map_path: Path | None,
 ) -> Sample:
-    """A ``Sample`` from a stimulus file, its fixations and its map file (if shipped)."""
+    """A ``Sample`` from a stimulus file, its fixation-point mask (``points``, decoded by
+    ``read_points``) and its map file, each if shipped."""
     image = as_rgb(read_image(stimulus, "RGB"))
+    size = image.shape[:2]
+    mask = fitted(read_points(points), points, size) if points else None
     return Sample(
         ref.key,
         ref.category,
         image,
-        fixations,
-        read_map(map_path) if map_path else None,
+        np.zeros((0, 2)) if mask is None else points_from_mask(mask),
+        fitted(read_map(map_path), map_path, size) if map_path else None,
         extra={"stimulus_file": stimulus, "map_file": map_path},
     )
+
+
+def fitted(array: np.ndarray, path: Path, size: tuple[int, int]) -> np.ndarray:
+    """``array``, read from ``path``, if it is a (H, W) map of a stimulus of ``size``; one of
+    another shape is a damaged file: its fixations would land elsewhere in the image."""
+    if array.shape != tuple(size):
+        raise StimulusFileError(
+            f"{path} is {'x'.join(map(str, array.shape))} but its stimulus is "
+            f"{size[0]}x{size[1]}; a fixation map must match its stimulus's size"
+        )
+    return array
 
 
 def fixation_mask(fixations: np.ndarray, size: tuple[int, int], on: int) -> np.ndarray:

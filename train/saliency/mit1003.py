@@ -30,7 +30,6 @@ from train.saliency.records import (
     SaliencySource,
     Sample,
     StimulusRef,
-    points_from_mask,
 )
 
 STIMULI = "ALLSTIMULI"
@@ -65,21 +64,21 @@ class Mit1003Images(SaliencySource):
 
     def map_path(self, ref: StimulusRef) -> Path | None:
         p = self.root / MAPS / f"{Path(ref.key).stem}_fixMap.jpg"
-        return p if p.is_file() else None
+        return p if p.exists() else None  # a FIFO or folder there is named by its reader
 
     def points_path(self, ref: StimulusRef) -> Path | None:
         stem = Path(ref.key).stem
         for folder in (POINTS, MAPS):
             p = self.root / folder / f"{stem}_fixPts.jpg"
-            if p.is_file():
+            if p.exists():
                 return p
         return None
 
     def load(self, index: int) -> Sample:
         ref = self.refs[index]
-        pts_path = self.points_path(ref)
-        fixations = points_from_mask(read_mask(pts_path)) if pts_path else np.zeros((0, 2))
-        return image_sample(ref, self.stimulus_path(ref), fixations, self.map_path(ref))
+        return image_sample(
+            ref, self.stimulus_path(ref), self.points_path(ref), read_mask, self.map_path(ref)
+        )
 
 
 def write_sample(dst: Path, sample: Sample, fmap: np.ndarray) -> None:

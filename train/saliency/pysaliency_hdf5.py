@@ -33,15 +33,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.saliency.image_files import read_image, read_map
+from train.saliency.image_files import fitted, read_image, read_map
 from train.saliency.records import (
     LayoutError,
     SaliencySource,
     Sample,
+    StimulusFileError,
     StimulusRef,
     as_rgb,
     regular_file,
 )
+from trajkit.cli import first_line
 from trajkit.files import write_atomic
 
 STIMULI_FILE = "stimuli.hdf5"
@@ -146,6 +148,16 @@ def read_fixations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+def _read(reader, path: Path):
+    """``reader(path)``; a damaged file is one line naming it (bad data, as a missing stimulus)."""
+    try:
+        return reader(path)
+    except LayoutError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
+        raise StimulusFileError(f"{path}: unreadable pysaliency HDF5 ({first_line(err)})") from None
+
+
 class PysaliencyHdf5(SaliencySource):
     layout = "hdf5"
 
@@ -157,11 +169,8 @@ class PysaliencyHdf5(SaliencySource):
                     f"{root}: {name} missing; the pysaliency layout needs both "
                     f"{STIMULI_FILE} and {FIXATIONS_FILE}"
                 )
-        try:
-            refs, self.files, self.arrays = read_stimuli(root / STIMULI_FILE)
-            x, y, n = read_fixations(root / FIXATIONS_FILE)
-        except (OSError, KeyError) as err:
-            raise LayoutError(f"{root}: unreadable pysaliency HDF5 ({err})") from err
+        refs, self.files, self.arrays = _read(read_stimuli, root / STIMULI_FILE)
+        x, y, n = _read(read_fixations, root / FIXATIONS_FILE)
         super().__init__(root, refs)
         self.dataset = "CAT2000" if any(r.category for r in refs) else "MIT1003"
         order = np.argsort(n, kind="stable")
@@ -173,7 +182,7 @@ class PysaliencyHdf5(SaliencySource):
         stem = Path(MAPS_DIR) / Path(ref.key).with_suffix("")
         for suffix in (".jpg", ".png"):
             p = self.root / stem.with_suffix(suffix)
-            if p.is_file():
+            if p.exists():  # a FIFO or folder there is named by its reader
                 return p
         return None
 
@@ -187,11 +196,12 @@ class PysaliencyHdf5(SaliencySource):
         map_path = self.map_path(ref)
         extra["map_file"] = map_path
         fixations = self._xy[self._bounds[index] : self._bounds[index + 1]]
-        fmap = read_map(map_path) if map_path else None
+        image = as_rgb(np.asarray(image, dtype=np.uint8))
+        fmap = fitted(read_map(map_path), map_path, image.shape[:2]) if map_path else None
         return Sample(
             ref.key,
             ref.category,
-            as_rgb(np.asarray(image, dtype=np.uint8)),
+            image,
             fixations.copy(),
             fmap,
             extra=extra,

@@ -82,7 +82,7 @@ def report(inv: dict) -> str:
         )
     if not inv["missing_fixations"] and not inv["missing_maps"]:
         lines.append("nothing missing")
-    return "\n".join(lines)
+    return "\n".join(map(one_line, lines))  # a newline in a file name splits no line
 
 
 @quiet_on_closed_output

@@ -84,19 +84,18 @@ def test_hdf5_export_follows_pysaliency_schema(mit1003_dir, tmp_path):
 
 def test_a_second_convert_into_the_same_folder_is_refused(tmp_path, mit1003_dir, capsys):
     """Both saw an empty folder and both wrote into it; now the second is one line, exit 2."""
-    from trajkit.lock import FolderLock
+    from trajkit.lock import new_folder
 
     out = tmp_path / "h5"
     out.mkdir()
-    with FolderLock(out / ".lock"):  # the first convert, mid-copy
+    with new_folder(out):  # the first convert, mid-copy
         assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is being written by process" in err, err
-    assert [p.name for p in out.iterdir()] == [".lock"]
-    (out / ".lock").unlink()
+    assert list(out.iterdir()) == []
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        ".lock", "fixation_maps", "fixations.hdf5", "stimuli", "stimuli.hdf5"
+        "fixation_maps", "fixations.hdf5", "stimuli", "stimuli.hdf5"
     ]  # fmt: skip
 
 
@@ -106,7 +105,7 @@ def test_a_refused_folder_keeps_another_tools_lock_file(tmp_path, mit1003_dir, c
     (out / ".lock").write_text('{"pid": 1}')
     (out / "metadata.json").write_text("{}")
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == 2
-    assert "is not a lock file of this project" in capsys.readouterr().err  # nor emptied
+    assert "is not empty" in capsys.readouterr().err  # nor emptied
     assert (out / ".lock").read_text() == '{"pid": 1}'
     assert (out / "metadata.json").read_text() == "{}"
 
@@ -138,7 +137,8 @@ def test_a_copy_cut_short_leaves_no_half_copy(
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1, err
     kept = [p.name for p in out.iterdir()] if out.exists() else None
-    assert kept == ([".lock"] if given else None)  # the lock stays, as in every locked folder
+    assert kept == ([] if given else None)
+    assert not list(tmp_path.glob(".tmp-*"))  # nor its temporary
 
 
 def test_a_synthetic_set_cut_short_leaves_nothing(tmp_path, capsys, monkeypatch):
