@@ -8,6 +8,7 @@ tuples of arrays and ints that the safe unpickler refuses).
 from __future__ import annotations
 
 import random
+import re
 import signal
 import stat
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trajkit.cli import failed_io
 from trajkit.files import save_torch_atomic
 
 LAST = "last.pt"
@@ -95,6 +97,17 @@ def interrupts_deferred() -> Iterator[None]:
         signal.raise_signal(signum)
 
 
+def what_is_kept(out: str | Path | None) -> str:
+    """What a stopped run leaves to continue from, for the trainers' stop and error lines: a
+    stop before the first epoch ended left no last.pt, and pointing at one sent users after a
+    file that is not there. ``out`` is None while the config that names it is being read."""
+    if out is None:
+        return "no run had started, nothing was written"
+    if (Path(out) / LAST).is_file():
+        return f"{Path(out) / LAST} holds the last finished epoch, continue with --resume"
+    return f"no epoch finished, {out} holds no checkpoint: run the same command again"
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically, interrupts deferred: a crash mid-save leaves the previous checkpoint
     whole, and Ctrl-C waits for the new one."""
@@ -103,25 +116,48 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint; anything unusable (missing, empty, truncated, not ours) is a
-    one-line CheckpointError naming the file."""
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode):  # a FIFO would block the read, a folder fail it
-            raise CheckpointError(f"{path} is not a regular file")
-        if status.st_size == 0:
-            raise CheckpointError(f"{path} is damaged: it is empty (0 bytes)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except CheckpointError:
-        raise
-    except Exception as e:  # torch raises many types for a damaged zip or pickle
-        detail = (str(e).strip().splitlines() or ["no detail"])[0][:200]
-        raise CheckpointError(f"{path} is damaged: {type(e).__name__}: {detail}") from None
+    """Load a checkpoint; anything unusable (missing, unreadable, empty, truncated, not ours) is
+    a one-line CheckpointError naming the file."""
+    state = read_checkpoint(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a training checkpoint (a {type(state).__name__})")
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a training checkpoint (lacks {', '.join(missing)})")
     return state
+
+
+# How a weights-only load names the class a foreign pickle needs.
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def read_checkpoint(path: Path) -> Any:
+    """What ``torch.load`` (weights only) reads from ``path``, or a one-line CheckpointError
+    saying what is wrong: missing, unreachable (a symbolic link loop, no permission), no
+    regular file, empty, or bytes torch cannot read. The file is opened here, so a failure to
+    reach it is told from damage inside it: torch's own reader says "[Errno 22] Invalid
+    argument" for a truncated zip, and its errors for other damage are advice about
+    ``weights_only``."""
+    try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block the read, a folder fail it
+            raise CheckpointError(f"{path} is not a regular file")
+        if status.st_size == 0:
+            raise CheckpointError(f"{path} is damaged: it is empty (0 bytes)")
+        file = path.open("rb")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read the checkpoint: {failed_io(e)}") from None
+    with file:
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for a damaged zip or pickle
+            foreign = _UNSAFE_GLOBAL.search(str(e))
+            if foreign:
+                raise CheckpointError(
+                    f"{path} is not a training checkpoint (it pickles {foreign[1]})"
+                ) from None
+            raise CheckpointError(
+                f"{path} is damaged or truncated: not a checkpoint torch can read"
+            ) from None

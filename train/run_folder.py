@@ -168,6 +168,17 @@ def _indices_json(indices: Sequence[int]) -> list[int] | dict[str, int]:
     return list(map(int, indices))
 
 
+def appendable_metrics(root: Path) -> Path:
+    """``root/metrics.jsonl`` for a writer that appends to it (``train.jepa``'s log). Something
+    other than a regular file there (a FIFO, whose open for appending waits for a reader for
+    ever) holds no records for ``read_metrics``, and the other trainers' atomic writes replace
+    it: so it is replaced here too, by an empty log, before the first record."""
+    path = Path(root) / METRICS
+    if path.exists() and not path.is_file():
+        write_atomic(path, b"")
+    return path
+
+
 def read_metrics(root: Path) -> list[dict]:
     """Records of ``root/metrics.jsonl`` (empty if none, or not a regular file: a FIFO would
     block the read); a line that is not a JSON object (cut off by a full disk, edited by

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -64,7 +65,8 @@ def warn_once(line: str) -> None:
         print(one_line(f"warning: {line}"), file=sys.stderr)
 
 
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
+def is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    """Whether a value read from JSON is a number (JSON's true is no count)."""
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
@@ -82,16 +84,16 @@ def run_results(run_dir: Path) -> dict:
         raise ValueError(f"{path} is damaged (not a JSON object)")
     for key in (*COUNTS, *NUMBERS):
         value = results.get(key)
-        if value is not None and not _is_number(value, int if key in COUNTS else (int, float)):
+        if value is not None and not is_number(value, int if key in COUNTS else (int, float)):
             raise ValueError(f"{path} is damaged ({key} is {value!r}, not a number)")
     return results
 
 
-def results_for_report(run_dir: Path) -> dict:
-    """``run_results``, or {} with one warning when it is damaged: one bad file must not cost
-    the other runs their report."""
+def results_for_report(run_dir: Path, read: Callable[[Path], dict] = run_results) -> dict:
+    """``read(run_dir)`` (``run_results``, or a report's own checks on top of it), or {} with
+    one warning when it is damaged: one bad file must not cost the other runs their report."""
     try:
-        return run_results(run_dir)
+        return read(run_dir)
     except ValueError as e:
         warn_once(f"{e}; left out of the summary")
         return {}
@@ -102,7 +104,7 @@ def epoch_curves(run_dir: Path) -> list[dict]:
     the curves (a string, a missing key) made the plot raise: the run's curves are left out,
     with one warning."""
     epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
-    if all(_is_number(r.get(k)) for r in epochs for k in CURVES):
+    if all(is_number(r.get(k)) for r in epochs for k in CURVES):
         return epochs
     warn_once(
         f"{run_dir / METRICS} is damaged (an epoch without numbers for {', '.join(CURVES)}); "
@@ -115,7 +117,7 @@ def epochs_with_numbers(path: Path, records: list[dict], keys: tuple[str, ...]) 
     """The epoch ``records`` (of the log at ``path``) that hold a number for each of ``keys``.
     One without (edited by hand, damaged) made a sum over them raise or come out wrong: it is
     left out, with one warning naming the log."""
-    kept = [r for r in records if all(_is_number(r.get(k)) for k in keys)]
+    kept = [r for r in records if all(is_number(r.get(k)) for k in keys)]
     if len(kept) < len(records):
         warn_once(
             f"{path} is damaged (an epoch without numbers for {', '.join(keys)}); "

@@ -83,9 +83,13 @@ def tensorboard_disk_full(monkeypatch):
     monkeypatch.setattr(RecordWriter, "write", full)
 
 
-def assert_stopped_naming_tensorboard(capsys, run: Path) -> None:
-    """One error line naming the run's TensorBoard folder (it named no file at all)."""
+def assert_stopped_naming_tensorboard(capsys, run: Path) -> str:
+    """One error line naming the run's TensorBoard folder (it named no file at all); returns it."""
     err = capsys.readouterr().err.strip()
     errors = [line for line in err.splitlines() if not line.startswith(("epoch ", "resuming "))]
     assert len(errors) == 1 and "Traceback" not in err, err
     assert f"No space left on device: {run / 'tensorboard'};" in errors[0], err
+    return errors[0]
+
+
+NO_EPOCH_FINISHED = "no epoch finished, {run} holds no checkpoint: run the same command again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 from train.__main__ import main
 from train.checkpoint import CheckpointError, load_checkpoint
+from train.jepa.evaluate import main as jepa_evaluate
 from train.run_folder import LOCK
 
 
@@ -29,12 +31,52 @@ DAMAGE = {
 
 @pytest.mark.parametrize("kind", DAMAGE)
 def test_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
+    """Said in words, not as torch's: a truncated zip was "[Errno 22] Invalid argument", other
+    damage advice about ``weights_only``."""
     path = tmp_path / "last.pt"
     path.write_bytes(DAMAGE[kind](whole_checkpoint(path)))
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
-    message = str(caught.value)
-    assert str(path) in message and "damaged" in message and "\n" not in message
+    assert str(caught.value) == (
+        f"{path} is damaged: it is empty (0 bytes)"
+        if kind == "empty"
+        else f"{path} is damaged or truncated: not a checkpoint torch can read"
+    )
+
+
+def test_a_foreign_pickle_is_not_a_training_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    torch.save({"model": argparse.Namespace(w=1)}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert (
+        str(caught.value) == f"{path} is not a training checkpoint (it pickles argparse.Namespace)"
+    )
+
+
+def symbolic_link_loop(tmp_path: Path) -> Path:
+    loop = tmp_path / "last.pt"
+    loop.symlink_to(loop)
+    return loop
+
+
+def test_a_symbolic_link_loop_is_said_so(tmp_path):
+    """It was "damaged: OSError: [Errno 40] ..."."""
+    loop = symbolic_link_loop(tmp_path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(loop)
+    assert (
+        str(caught.value)
+        == f"cannot read the checkpoint: Too many levels of symbolic links: {loop}"
+    )
+
+
+def test_jepa_evaluate_tells_a_symbolic_link_loop_from_a_missing_checkpoint(tmp_path, capsys):
+    """A loop does not "exist": it was "checkpoint ... not found"."""
+    loop = symbolic_link_loop(tmp_path)
+    assert jepa_evaluate(["--checkpoint", str(loop), "--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: checkpoint {loop}: Too many levels of symbolic links\n"
 
 
 def test_a_torch_file_that_is_no_mapping_is_not_a_checkpoint(tmp_path):

@@ -45,8 +45,22 @@ def score(*argv) -> int:
         return e.code
 
 
-def record(run: Path, data: Path, split: str) -> dict:
-    return json.loads((run / "evaluations" / f"{data.name}.{split}.json").read_text())
+def record(run: Path, data: Path, split: str, checkpoint: str = "best") -> dict:
+    stem = f"{data.name}.{split}" + ("" if checkpoint == "best" else f".{checkpoint}")
+    return json.loads((run / "evaluations" / f"{stem}.json").read_text())
+
+
+def assert_clips_agree(run: Path, got: dict) -> None:
+    """The clips file a record names holds the clips it scored (its confusion and RMSE)."""
+    from train.trajectory.clips import read_clips
+
+    clips = read_clips(run / "evaluations" / got["clips"])
+    confusion = [[0] * len(got["classes"]) for _ in got["classes"]]
+    for y, p in zip(clips["label"], clips["predicted"], strict=True):
+        confusion[y][p] += 1
+    assert confusion == got["confusion"]
+    rmse = float((clips["future_error"] ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(got["future_rmse"], rel=1e-4)
 
 
 def test_own_dataset_defaults_to_the_test_split_and_repeats_the_runs_test_scores(run, dataset):
@@ -77,7 +91,7 @@ def test_another_dataset_is_scored_whole(run, other):
     assert got["data"] == str(other) and got["checkpoint"] == "best"
     assert 0.0 <= got["accuracy"] <= 1.0 and got["future_rmse_fraction"] > 0
     assert score(run, "--data", other, "--split", "val", "--checkpoint", "last") == 0
-    val = record(run, other, "val")
+    val = record(run, other, "val", "last")
     assert 0 < val["samples"] < 40 and val["checkpoint"] == "last"
 
 
@@ -115,12 +129,18 @@ def test_an_older_checkpoint_without_its_training_data_is_one_line(run, other, t
 
 
 def test_a_dataset_of_other_classes_or_shape_is_refused(run, dataset, capsys):
+    """Another frame size too: a run trained on 32 px was scored on 48 px without a word."""
     five = make_dataset(
         dataset.parent, "five", "image_size: 32\nframes: 8\n"
         "classes: [Linear, Circular, Helical, Parabolic, Bouncing]\n",
     )  # fmt: skip
     longer = make_dataset(dataset.parent, "longer", "image_size: 32\nframes: 12\n")
-    for data, expected in ((five, "classes"), (longer, "12 frames a clip")):
+    larger = make_dataset(dataset.parent, "larger", "image_size: 48\nframes: 8\n", n=20)
+    for data, expected in (
+        (five, "classes"),
+        (longer, "12 frames a clip"),
+        (larger, "frames of 48x48 pixels; i3d was trained on 32x32"),
+    ):
         assert score(run, "--data", data) == 2
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
@@ -245,5 +265,90 @@ def test_data_given_as_dot_is_named_by_its_folder(run, other, monkeypatch):
     monkeypatch.chdir(other)
     assert score(run, "--data", ".") == 0
     got = record(run, other, "all")
-    assert got["clips"] == f"{other.name}.all.clips.csv" and got["samples"] == 40
+    assert got["clips"].startswith(f"{other.name}.all.") and got["samples"] == 40
     assert not list((run / "evaluations").glob(".all*"))
+
+
+def test_each_checkpoint_and_dataset_keeps_its_own_record(run, other, tmp_path, capsys):
+    """--checkpoint last replaced best.pt's record, and a dataset of the same folder name
+    elsewhere replaced the first one's: a researcher's saved scores vanished."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    assert score(copy, "--data", other) == 0
+    assert score(copy, "--data", other, "--checkpoint", "last") == 0
+    best, last = record(copy, other, "all"), record(copy, other, "all", "last")
+    assert (best["checkpoint"], last["checkpoint"]) == ("best", "last")
+    assert best["clips"] != last["clips"]
+    for got in (best, last):
+        assert_clips_agree(copy, got)
+    namesake = make_dataset(tmp_path, other.name, "image_size: 32\nframes: 8\n", seed=9, n=20)
+    kept = {p.name: p.read_bytes() for p in (copy / "evaluations").iterdir()}
+    capsys.readouterr()
+    assert score(copy, "--data", namesake) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds the scores on another dataset named other" in err, err
+    assert len(err.splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in (copy / "evaluations").iterdir()} == kept
+    moved = tmp_path / "elsewhere" / other.name  # the same samples in another place: the same
+    shutil.copytree(other, moved)
+    assert score(copy, "--data", moved) == 0
+    assert record(copy, other, "all")["data"] == str(moved)
+
+
+def test_a_stop_before_the_record_leaves_the_old_record_and_its_clips(
+    run, other, tmp_path, monkeypatch
+):
+    """The clips file was written before the record, under the name the old record gave
+    it: a stop between the two left a record describing other clips."""
+    import trajkit.files
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    assert score(copy, "--data", other) == 0
+    before = record(copy, other, "all")
+    shutil.copyfile(copy / "last.pt", copy / "best.pt")  # other weights, other clips
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trajkit.files, "write_json_atomic", stopped)
+    assert score(copy, "--data", other) == 130
+    monkeypatch.undo()
+    assert record(copy, other, "all") == before
+    assert_clips_agree(copy, before)
+    assert score(copy, "--data", other) == 0
+    after = record(copy, other, "all")
+    assert after["epoch"] == 2 and after["clips"] != before["clips"]
+    assert_clips_agree(copy, after)
+    assert not (copy / "evaluations" / before["clips"]).exists(), "the replaced clips stay"
+
+
+def test_a_second_evaluation_of_the_run_at_once_is_one_line(run, other, tmp_path, capsys):
+    """Two at once wrote their clips and records in turn, one's record over the other's clips."""
+    from trajkit.lock import FolderLock
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "evaluations").mkdir(exist_ok=True)
+    with FolderLock(copy / "evaluations" / ".lock"):
+        assert score(copy, "--data", other, "--checkpoint", "last") == 2
+    err = capsys.readouterr().err.strip()
+    assert "is being written by process" in err and len(err.splitlines()) == 1, err
+    assert not (copy / "evaluations" / f"{other.name}.all.last.json").exists()
+
+
+def test_a_dataset_below_the_training_minimum_is_scored(run, dataset, capsys):
+    """12 held-out clips were refused as 'the splits need at least 20', even for --split all;
+    a split the run's deal leaves empty is said as such."""
+    small = make_dataset(dataset.parent, "small", "image_size: 32\nframes: 8\n", seed=9, n=12)
+    assert score(run, "--data", small) == 0
+    assert record(run, small, "all")["samples"] == 12
+    assert score(run, "--data", small, "--split", "val") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{small} has no samples in the val split as {run} deals it (12 in all); "
+        "--split all scores every one"
+    ), err
+    assert len(err.splitlines()) == 1, err

@@ -9,17 +9,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.summary import RunStatus, results_for_report, write_tables
+from train.run_folder import RESULTS
+from train.summary import RunStatus, is_number, results_for_report, run_results, write_tables
 
 TEST_METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
 
 
+def variant_results(run_dir: Path) -> dict:
+    """``run_results`` with the fields only this report reads checked too, so that a damaged
+    one leaves that variant's numbers out with one warning: a text ``val_info_gain`` or test
+    metric, or an ``entropy`` that is no object or has a weight but no direction, made the
+    ranking or the table raise, and no variant had a summary."""
+    results = run_results(run_dir)
+    if problem := _damage(results):
+        raise ValueError(f"{run_dir / RESULTS} is damaged ({problem})")
+    return results
+
+
+def _damage(results: dict) -> str | None:
+    """What is wrong with ``val_info_gain``, ``test`` or ``entropy`` of ``results``, or None."""
+    test, entropy = results.get("test") or {}, results.get("entropy") or {}
+    for key, value in (("test", test), ("entropy", entropy)):
+        if not isinstance(value, dict):
+            return f"{key} is {value!r}, not an object"
+    numbers = {
+        "val_info_gain": results.get("val_info_gain"),
+        **{f"test {k}": test.get(k) for k in TEST_METRICS},
+        "entropy weight": entropy.get("weight"),
+    }
+    for key, value in numbers.items():
+        if value is not None and not is_number(value):
+            return f"{key} is {value!r}, not a number"
+    if entropy.get("weight") and not isinstance(entropy.get("direction"), str):
+        return f"entropy direction is {entropy.get('direction')!r}, not a name"
+    return None
+
+
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
-    """One row per run, best validation information gain first (unfinished runs last)."""
+    """One row per run, best validation information gain first (unfinished runs last); a run
+    whose results.json is damaged is listed without its numbers, with one warning."""
     rows = []
     for st in statuses:
-        results = results_for_report(out / st.name)
-        test = results.get("test") if isinstance(results.get("test"), dict) else {}
+        results = results_for_report(out / st.name, variant_results)
+        test = results.get("test") or {}
         rows.append(
             {
                 "variant": st.name,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from train.trajectory.config import STREAM_SAMPLES
 from trajkit.cli import (
     MAX_THREADS,
     MAX_WORKERS,
@@ -55,12 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--epoch-samples",
-        type=number_arg(int, 0, True),
+        type=whole_number(1, STREAM_SAMPLES),
         help="with --render: fresh training samples per epoch (default 1600)",
     )
     p.add_argument(
         "--eval-samples",
-        type=number_arg(int, 0, True),
+        type=whole_number(1, STREAM_SAMPLES),
         help="with --render: validation samples, and as many for test (default 200)",
     )
     p.add_argument("--epochs", type=number_arg(int, 0, True), help="total epochs")
@@ -117,23 +117,15 @@ def resolve_config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors")
+    from train.checkpoint import what_is_kept  # torch: loaded above
+
     return exit_on_interrupt(lambda: run(args), lambda: what_is_kept(args.out))
-
-
-def what_is_kept(out: Path) -> str:
-    """What a stopped run leaves to continue from: a stop before the first epoch ended left
-    no last.pt, and pointing at one sent users after a file that is not there."""
-    from train.checkpoint import LAST
-
-    if (out / LAST).is_file():
-        return f"{out / LAST} holds the last finished epoch, continue with --resume"
-    return f"no epoch finished, {out} holds no checkpoint: run the same command again"
 
 
 def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
-    from train.checkpoint import CheckpointError
+    from train.checkpoint import CheckpointError, what_is_kept
     from train.distributed import DeviceError, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError

@@ -1,5 +1,5 @@
-"""Per-clip scores of a run (``RUN/evaluations/DATA.SPLIT.clips.csv``) and the paired
-comparison of two runs scored on the same clips.
+"""Per-clip scores of a run (``RUN/evaluations/DATA.SPLIT.HASH.clips.csv``, named in its
+record ``DATA.SPLIT.json``) and the paired comparison of two runs scored on the same clips.
 
 Two runs' accuracies on one held-out set differ partly by which clips each happened to
 get right. McNemar's exact test looks only at the clips where exactly one of the two is

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from train.presets import config_file, preset_file, preset_names
 from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error
-from trajkit.seeds import Seed
+from trajkit.seeds import MAX_SEED, Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -23,14 +23,23 @@ if TYPE_CHECKING:
 
 
 RUNTIME_FIELDS = frozenset(
-    {"epochs", "device", "workers", "threads", "compile", "quiet", "out", "data"}
+    {"epochs", "device", "workers", "threads", "compile", "quiet", "out", "data", "render"}
 )
 """Fields a ``--resume`` may change: they alter how the run executes, not what it learns.
 
 ``epochs`` is among them so a short round can be continued to more epochs
 (the ``python -m train.parallel --top K`` workflow); the cosine schedule then stretches
-to the new length from the step reached.
+to the new length from the step reached. ``data`` and ``render`` may name another path:
+preflight compares what it holds or renders with what the run trained on, not its path.
 """
+
+RENDER_ONLY = ("render_seed", "epoch_samples", "eval_samples")
+"""Settings of samples rendered on the fly: a run on a dataset folder would store and never use them."""
+
+STREAM_SAMPLES = MAX_SEED + 1
+"""Indices a rendered stream may draw, 0..MAX_SEED: sample ``i`` is drawn from, and labelled
+with, ``[seed, i]``, so ``i`` stays in the seeds' range; a run's validation, test and every
+epoch's training samples must fit in it."""
 
 
 class TrainConfigError(ValueError):
@@ -52,10 +61,13 @@ class TrainConfig(BaseModel):
     )
     render_seed: Seed = Field(0, description="the rendered dataset's seed (--render)")
     epoch_samples: int = Field(
-        1600, gt=0, description="fresh training samples per epoch (--render)"
+        1600, gt=0, le=STREAM_SAMPLES, description="fresh training samples per epoch (--render)"
     )
     eval_samples: int = Field(
-        200, gt=0, description="validation samples, and as many test samples (--render)"
+        200,
+        gt=0,
+        le=STREAM_SAMPLES,
+        description="validation samples, and as many test samples (--render)",
     )
     out: str
     epochs: int = Field(gt=0)
@@ -118,6 +130,12 @@ class TrainConfig(BaseModel):
     def _one_source(self) -> TrainConfig:
         if (self.data is None) == (self.render is None):
             raise ValueError("give exactly one of data (a dataset folder) and render")
+        drawn = 2 * self.eval_samples + self.epochs * self.epoch_samples
+        if self.render is not None and drawn > STREAM_SAMPLES:
+            raise ValueError(
+                f"2 x eval_samples + epochs x epoch_samples is {drawn:,} rendered samples, more "
+                f"than the {STREAM_SAMPLES:,} indices of a stream (0..{MAX_SEED}, the seed range)"
+            )
         return self
 
     @property
@@ -196,14 +214,40 @@ def build_config(values: dict[str, Any], config: Path | str | None = None) -> Tr
         merged.update(for_extractor(read_yaml(path), values.get("extractor"), str(path)))
     merged.update({k: v for k, v in values.items() if v is not None})
     merged["preset"] = merged.get("preset") or preset
+    refuse_render_settings(merged, merged.get("render"))
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as e:
         raise TrainConfigError(describe_validation_error(e)) from None
 
 
+def refuse_render_settings(values: dict[str, Any], render: str | None) -> None:
+    """Settings of rendered samples given to a run on a dataset folder: refused, since the
+    run would store them in its config and never use them."""
+    given = [k for k in RENDER_ONLY if values.get(k) is not None]
+    if render is None and given:
+        names = ", ".join(f"{k} (--{k.replace('_', '-')})" for k in given)
+        raise TrainConfigError(
+            f"{names}: for samples rendered on the fly (--render) only; a run on a dataset "
+            "folder (--data) does not use them"
+        )
+
+
 def resumed_config(saved: dict[str, Any], explicit: dict[str, Any]) -> TrainConfig:
-    """The saved config with the explicitly given flags on top; learning settings may not change."""
+    """The saved config with the explicitly given flags on top; learning settings may not
+    change, nor where the samples come from (a dataset folder or the render stream)."""
+    render = saved.get("render")
+    if render is not None and explicit.get("data") is not None:
+        raise TrainConfigError(
+            f"--resume: the run trained on samples rendered on the fly (--render {render}); "
+            "--data cannot replace them: drop --data"
+        )
+    if render is None and explicit.get("render") is not None:
+        raise TrainConfigError(
+            f"--resume: the run trained on the dataset folder {saved.get('data')}; --render "
+            "cannot replace it: drop --render (a moved copy of that dataset goes to --data)"
+        )
+    refuse_render_settings(explicit, render)
     changed = sorted(
         k
         for k, v in explicit.items()

@@ -7,16 +7,19 @@ clips. The weights are the run's ``best.pt`` (``--checkpoint last`` for the last
 fed as in training: the run's input statistics and scene box, which the checkpoint
 carries (a checkpoint from before that is completed from the run's training data).
 
-Each run's scores go to ``RUN/evaluations/NAME.json`` (NAME: the dataset folder's name
-and the split) and one line per run is printed. The dataset must have the run's classes,
-in its order, and its camera count and clip length. Exit status: 0 done, 1 a checkpoint
-is missing or damaged or a record cannot be written, 2 bad input.
+Each run's scores go to ``RUN/evaluations/NAME.json`` (NAME: the dataset folder's name,
+the split and, for ``--checkpoint last``, ``last``), which names its per-clip file, and one
+line per run is printed. A record of another dataset of the same folder name is refused,
+not replaced. The dataset must have the run's classes, in its order, and its camera count,
+clip length and frame size. Exit status: 0 done, 1 a checkpoint is missing or damaged or a
+record cannot be written, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -78,18 +81,106 @@ def stored_inputs(state: dict, cfg) -> dict:
 
 
 def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path) -> None:
-    """The model's head and input sizes match the dataset's classes, cameras and frames."""
+    """The model's head and input sizes match the dataset's classes, cameras, frames and
+    frame size (a model of global pooling scored other sizes without a word)."""
     if list(data_meta["classes"]) != list(trained["classes"]):
         raise EvaluationError(
             f"{data} has classes {data_meta['classes']}; {extractor} was trained on "
             f"{trained['classes']} (the same names in the same order are needed)"
         )
+    have, want = data_meta["video_shape"], trained["video_shape"]
     for what, axis in (("cameras", 0), ("frames", 1)):
-        have, want = int(data_meta["video_shape"][axis]), int(trained["video_shape"][axis])
-        if have != want:
+        if int(have[axis]) != int(want[axis]):
             raise EvaluationError(
-                f"{data} has {have} {what} a clip; {extractor} was trained on {want}"
+                f"{data} has {int(have[axis])} {what} a clip; {extractor} was trained on "
+                f"{int(want[axis])}"
             )
+    size, trained_size = [int(n) for n in have[-2:]], [int(n) for n in want[-2:]]
+    if size != trained_size:
+        raise EvaluationError(
+            f"{data} has frames of {size[0]}x{size[1]} pixels; {extractor} was trained on "
+            f"{trained_size[0]}x{trained_size[1]}"
+        )
+
+
+def record_stem(data: Path, split: str, checkpoint: str) -> str:
+    """A record's name without ``.json``: ``DATA.SPLIT`` for best.pt (the name that readers,
+    ``benchmarks/bench_train.py`` among them, look up), ``DATA.SPLIT.last`` for last.pt, so
+    scoring one checkpoint does not replace the other's record."""
+    name = data.resolve().name  # "--data ." is the folder's own name
+    return f"{name}.{split}" if checkpoint == "best" else f"{name}.{split}.{checkpoint}"
+
+
+def dataset_identity(meta: dict) -> str:
+    """What a dataset holds, as a short hash of its seed, generator config, renderer version
+    and size: it tells two folders of one name apart, and a moved copy from the original."""
+    from generator.dataformat.metadata import renderer_of
+    from trajkit.files import sha256_bytes
+
+    held = {
+        "seed": meta.get("seed"),
+        "config": meta.get("config"),
+        "render_version": renderer_of(meta),
+        "samples": meta.get("total_samples"),
+    }
+    return sha256_bytes(json.dumps(held, sort_keys=True).encode())[:12]
+
+
+def replaced_record(path: Path, identity: str, data: Path) -> dict | None:
+    """The record at ``path`` that scoring ``data`` replaces (None if there is none). A
+    record of another dataset of the same folder name is refused: it was overwritten, and a
+    researcher's saved scores vanished. One written before records named their dataset's
+    identity is known by its ``data`` path."""
+    from trajkit.files import read_json
+
+    if not path.exists():
+        return None
+    try:
+        if not path.is_file():  # a FIFO would block the read
+            raise ValueError(f"{path} is not a regular file")
+        old = read_json(path)
+        if not isinstance(old, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+    except ValueError as e:
+        raise EvaluationError(f"{e}; it is not a record of ours: move it away") from None
+    if "dataset" in old:
+        same = old["dataset"] == identity
+    else:
+        same = Path(str(old.get("data"))).resolve() == data.resolve()
+    if not same:
+        raise EvaluationError(
+            f"{path} holds the scores on another dataset named {data.resolve().name} "
+            f"({old.get('data')}, {old.get('samples')} clips scored); move it away to score "
+            f"{data}"
+        )
+    return old
+
+
+def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -> None:
+    """``stem.json`` and the per-clip file it names, under the folder's lock (two evaluations
+    at once). The clips file is named by its rows' hash and written first, the record last,
+    then the clips file of the record replaced is removed: a stop or a second evaluation in
+    between never leaves a record describing another run's or checkpoint's clips."""
+    from train.run_folder import LOCK
+    from train.trajectory.clips import write_clips
+    from trajkit.files import sha256_bytes, write_json_atomic
+    from trajkit.lock import FolderLock, LockedError
+
+    evaluations.mkdir(exist_ok=True)
+    try:
+        lock = FolderLock(evaluations / LOCK).acquire()
+    except LockedError as e:
+        raise EvaluationError(str(e)) from None
+    try:
+        old = replaced_record(evaluations / f"{stem}.json", record["dataset"], data)
+        record["clips"] = f"{stem}.{sha256_bytes(rows.tobytes())[:12]}.clips.csv"
+        write_clips(evaluations / record["clips"], rows)
+        write_json_atomic(evaluations / f"{stem}.json", record)
+        stale = str((old or {}).get("clips") or "")
+        if stale.endswith(".clips.csv") and stale != record["clips"] and Path(stale).name == stale:
+            (evaluations / stale).unlink(missing_ok=True)
+    finally:
+        lock.release()
 
 
 def shares_training_samples(samples_match: bool, split: str, rendered: bool) -> bool:
@@ -107,12 +198,11 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
     from train.checkpoint import BEST, LAST, load_checkpoint
-    from train.trajectory.clips import COLUMNS, as_columns, write_clips
+    from train.trajectory.clips import COLUMNS, as_columns
     from train.trajectory.config import TrainConfig
     from train.trajectory.evaluate import FutureScale, evaluate
     from train.trajectory.inputs import InputPipeline
     from train.trajectory.preflight import same_samples
-    from trajkit.files import write_json_atomic
 
     evaluations = run / "evaluations"
     if evaluations.exists() and not evaluations.is_dir():  # found now, not after the scoring
@@ -129,6 +219,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     samples = same_samples(trained, data_meta)
     own = cfg.render is None and samples
     split = args.split or ("test" if own else "all")
+    stem, identity = record_stem(args.data, split, args.checkpoint), dataset_identity(data_meta)
+    replaced_record(evaluations / f"{stem}.json", identity, args.data)  # before the scoring
     overlap = shares_training_samples(samples, split, cfg.render is not None)
     if overlap and not args.quiet:
         print(
@@ -146,6 +238,11 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         normalize=False,
         stats=(trained["mean"], trained["std"]),
     )
+    if not len(ds):
+        raise EvaluationError(
+            f"{args.data} has no samples in the {split} split as {run} deals it "
+            f"({data_meta['total_samples']} in all); --split all scores every one"
+        )
     model = cfg.build_model(len(ds.cameras), len(trained["classes"]))
     try:
         model.load_state_dict(state["model"])
@@ -175,24 +272,21 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         clips,
     )
     extent = float(data_meta.get("scene_extent") or 0.0) or None
-    name = args.data.resolve().name  # "--data ." is the folder's own name
     record = {
         "extractor": cfg.extractor,
         "run": str(run),
         "checkpoint": args.checkpoint,
         "epoch": int(state["epoch"]),
         "data": str(args.data),
+        "dataset": identity,
         "split": split,
         "classes": list(trained["classes"]),
         "shares_training_samples": overlap,
         **scores,
         "future_rmse_fraction": scores["future_rmse"] / extent if extent else None,
-        "clips": f"{name}.{split}.clips.csv",
     }
-    evaluations.mkdir(exist_ok=True)
     rows = torch.cat(clips).numpy() if clips else np.zeros((0, len(COLUMNS)))
-    write_clips(evaluations / record["clips"], rows)
-    write_json_atomic(evaluations / f"{name}.{split}.json", record)
+    write_record(evaluations, stem, record, rows, args.data)
     return record, as_columns(rows)
 
 

@@ -8,6 +8,7 @@ for a second copy while it renames; a margin covers logs and TensorBoard.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,11 @@ import torch
 from train.trajectory.config import TrainConfig
 
 DISK_MARGIN_BYTES = 64 * 2**20
+MIN_SAMPLES = 20  # the splits' minimum, for a run on a dataset folder
+SHUFFLE_BYTES = 48
+"""Memory a rendered epoch's training sample takes at the epoch's start: DistributedSampler
+shuffles the whole epoch at once (torch.randperm's int64, the Python list made of it, its
+rank's slice); measured 48 bytes a sample at 2e7 samples."""
 
 
 class PreflightError(ValueError):
@@ -40,7 +46,8 @@ def count_parameters(cfg: TrainConfig, num_cameras: int, num_classes: int) -> in
 
 
 def check_dataset(root: Path) -> dict:
-    """Quick validation (metadata, counts, labels, balance); returns the metadata."""
+    """Quick validation (metadata, counts, labels, balance); returns the metadata. Training's
+    minimum size is ``preflight``'s: ``train.evaluate`` scores smaller sets whole."""
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.validate import validate
 
@@ -61,19 +68,30 @@ def check_dataset(root: Path) -> dict:
         raise PreflightError(
             f"dataset {root} failed validation: {first} (run python -m generator validate {root})"
         )
-    if meta["total_samples"] < 20:
-        raise PreflightError(
-            f"dataset {root} holds {meta['total_samples']} samples; the splits need at least 20"
-        )
     return meta
 
 
 def same_samples(trained: dict, data_meta: dict) -> bool:
-    """Sample ``i`` depends only on (seed, config): a dataset of the run's training seed and
-    config holds the run's samples, whatever its size or path."""
+    """Sample ``i`` depends only on (seed, config): a dataset or a render stream of the run's
+    training seed and config holds the run's samples, whatever its size or path."""
     seed = trained.get("seed")
     same_seed = seed is not None and seed == data_meta.get("seed")
     return same_seed and trained.get("generator_config") == data_meta.get("config")
+
+
+def other_samples(cfg: TrainConfig, trained: dict, meta: dict) -> str:
+    """Why a resume is refused: its --data or --render gives other samples than the run's."""
+    if cfg.render is not None:  # the seed cannot change on resume: the config did
+        return (
+            f"--resume: {cfg.render} renders other samples than this run trained on (another "
+            "generator config); give --render the run's generator config (a copy elsewhere "
+            "is fine)"
+        )
+    return (
+        f"--resume: {cfg.data} holds other samples than this run trained on (seed "
+        f"{meta.get('seed')!r}, the run's {trained.get('seed')!r}, or another generator "
+        "config); give --data the run's dataset (a copy or a moved one is fine)"
+    )
 
 
 def checkpoint_bytes(parameters: int) -> int:
@@ -114,17 +132,43 @@ def check_render(cfg: TrainConfig) -> dict:
     return stream_metadata(gen, cfg.render_seed)
 
 
+def physical_memory() -> int | None:
+    """The machine's memory in bytes (None where the system does not say)."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * size if pages > 0 and size > 0 else None
+
+
+def check_shuffle_memory(epoch_samples: int) -> None:
+    """An epoch too large to shuffle in memory is refused naming --epoch-samples: it failed
+    at the first epoch as 'out of memory ... lower the batch size'."""
+    need, have = SHUFFLE_BYTES * epoch_samples, physical_memory()
+    if have is not None and need > have:
+        raise PreflightError(
+            f"--epoch-samples {epoch_samples:,}: shuffling an epoch takes about "
+            f"{need / 2**30:.0f} GiB, more than this machine's {have / 2**30:.0f} GiB of memory; "
+            "give fewer samples an epoch and more epochs"
+        )
+
+
 def preflight(cfg: TrainConfig, trained: dict | None = None) -> dict:
     """All checks; returns the dataset metadata. ``trained``: a resumed run's
     ``loop.training_inputs``, from its checkpoint."""
     check_extractor(cfg.extractor)
-    meta = check_render(cfg) if cfg.render is not None else check_dataset(Path(cfg.data))
-    if trained is not None and cfg.render is None and not same_samples(trained, meta):
-        raise PreflightError(
-            f"--resume: {cfg.data} holds other samples than this run trained on (seed "
-            f"{meta.get('seed')!r}, the run's {trained.get('seed')!r}, or another generator "
-            "config); give --data the run's dataset (a copy or a moved one is fine)"
-        )
+    if cfg.render is not None:
+        check_shuffle_memory(cfg.epoch_samples)
+        meta = check_render(cfg)
+    else:
+        meta = check_dataset(Path(cfg.data))
+        if meta["total_samples"] < MIN_SAMPLES:
+            raise PreflightError(
+                f"dataset {cfg.data} holds {meta['total_samples']} samples; the splits need "
+                f"at least {MIN_SAMPLES}"
+            )
+    if trained is not None and not same_samples(trained, meta):
+        raise PreflightError(other_samples(cfg, trained, meta))
     check_disk(
         cfg.out_dir,
         count_parameters(cfg, int(meta["video_shape"][0]), len(meta["classes"])),

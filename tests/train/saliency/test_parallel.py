@@ -122,28 +122,44 @@ def test_bad_input_is_one_line_exit_2(tiny_config, synth, tmp_path, capsys):
     assert "add --resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage", ["a list", "a FIFO", "a text test record"])
+DAMAGE = {
+    "a list": "[1]",
+    "a FIFO": None,
+    "a text test record": {"test": "x"},
+    "a text val_info_gain": {"val_info_gain": "x"},
+    "a text test metric": {"test": {"nss": "x"}},
+    "a text entropy": {"entropy": "x"},
+    "an entropy without direction": {"entropy": {"weight": 0.1}},
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
 def test_a_damaged_results_json_leaves_only_that_variant_out(tmp_path, capsys, damage):
-    """Read bare, a list was a traceback in the report and a FIFO hung it."""
+    """Read bare, a list was a traceback in the report and a FIFO hung it; a text number or
+    entropy (a TypeError, ValueError, AttributeError or KeyError) lost every variant's report."""
     from train.saliency.summary import write_summary
     from train.summary import RunStatus
 
-    good = {"epochs": 1, "best_epoch": 1, "val_info_gain": 0.5, "test": {"nss": 1.0}}
+    good = {
+        "epochs": 1,
+        "best_epoch": 1,
+        "val_info_gain": 0.5,
+        "test": {"nss": 1.0},
+        "entropy": {"weight": 0.1, "direction": "maximize"},
+    }
     for name in ("good", "bad"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(good))
     bad = tmp_path / "bad" / "results.json"
-    if damage == "a FIFO":
+    if damage is None:
         bad.unlink()
         os.mkfifo(bad)
     else:
-        bad.write_text("[1]" if damage == "a list" else json.dumps({**good, "test": "x"}))
+        bad.write_text(damage if isinstance(damage, str) else json.dumps({**good, **damage}))
     rows = write_summary(tmp_path, [RunStatus("good", "done"), RunStatus("bad", "done")])
     by_name = {r["variant"]: r for r in rows}
     assert by_name["good"]["val_info_gain"] == 0.5 and by_name["good"]["test_nss"] == 1.0
-    assert by_name["bad"]["test_nss"] is None
+    assert by_name["bad"]["test_nss"] is None and by_name["bad"]["val_info_gain"] is None
+    assert "| good | done | maximize x0.1 |" in (tmp_path / "summary.md").read_text()
     err = capsys.readouterr().err.strip()
-    if damage == "a text test record":
-        assert err == ""
-    else:
-        assert err.startswith(f"warning: {bad}") and "\n" not in err, err
+    assert err.startswith(f"warning: {bad}") and "\n" not in err, err
