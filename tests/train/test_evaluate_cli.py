@@ -176,6 +176,7 @@ def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
         ([fifo, "--data", other], "run folder " + str(fifo) + " is not a folder"),
         ([run, "--data", other, "--split", "holdout"], "--split"),
         ([run, "--data", other, "--batch-size", "0"], "--batch-size"),
+        ([run, "--data", other, "--workers", "5000"], "--workers: must be 0..1024"),
         ([run], "--data"),
     ):
         assert score(*argv) == 2, argv

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from trajkit.cli import (
+    MAX_WORKERS,
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
@@ -33,7 +34,10 @@ from trajkit.cli import (
     out_of_memory,
     path_arg,
     quiet_on_closed_output,
+    whole_number,
 )
+from trajkit.files import read_json, sha256_bytes, write_json_atomic
+from trajkit.lock import FolderLock, LockedError
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -55,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--batch-size", type=number_arg(int, 0, True), default=32)
-    p.add_argument("--workers", type=number_arg(int, 0, False), default=1, help="loading processes")
+    p.add_argument(
+        "--workers", type=whole_number(0, MAX_WORKERS), default=1, help="loading processes"
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--quiet", action="store_true", help="no line per run")
     return p
@@ -115,7 +121,6 @@ def dataset_identity(meta: dict) -> str:
     """What a dataset holds, as a short hash of its seed, generator config, renderer version
     and size: it tells two folders of one name apart, and a moved copy from the original."""
     from generator.dataformat.metadata import renderer_of
-    from trajkit.files import sha256_bytes
 
     held = {
         "seed": meta.get("seed"),
@@ -131,8 +136,6 @@ def replaced_record(path: Path, identity: str, data: Path) -> dict | None:
     record of another dataset of the same folder name is refused: it was overwritten, and a
     researcher's saved scores vanished. One written before records named their dataset's
     identity is known by its ``data`` path."""
-    from trajkit.files import read_json
-
     if not path.exists():
         return None
     try:
@@ -163,8 +166,6 @@ def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -
     between never leaves a record describing another run's or checkpoint's clips."""
     from train.run_folder import LOCK
     from train.trajectory.clips import write_clips
-    from trajkit.files import sha256_bytes, write_json_atomic
-    from trajkit.lock import FolderLock, LockedError
 
     evaluations.mkdir(exist_ok=True)
     try:
