@@ -70,8 +70,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     suffix = "_random_init" if args.random_init else ""
     try:
-        if not ckpt.exists():  # a wrong argument; no regular file (exit 1) is load_run_checkpoint's
-            raise ConfigError(f"checkpoint {ckpt} not found")
+        try:  # a path to no file is a wrong argument; no regular file (exit 1) is load_run_checkpoint's
+            ckpt.stat()
+        except FileNotFoundError:
+            raise ConfigError(f"checkpoint {ckpt} not found") from None
+        except OSError as err:  # a symbolic link loop, a file where a folder should be
+            raise ConfigError(f"checkpoint {ckpt}: {err.strerror}") from None
         state = load_run_checkpoint(ckpt, ("target_encoder", "config"))
         # beside the checkpoint, named once it is known to be a file ("/" has no name)
         out = Path(args.out) if args.out else ckpt.with_name(f"eval_{args.dataset}{suffix}.json")

@@ -9,6 +9,7 @@ from pathlib import Path
 from train.run_folder import (
     METRICS,
     TENSORBOARD,
+    appendable_metrics,
     named_failures,
     quiet_tensorboard_thread_errors,
     read_metrics,
@@ -19,7 +20,8 @@ from trajkit.files import write_atomic
 class RunLog:
     def __init__(self, folder: Path, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.path = folder / METRICS
+        # a FIFO at metrics.jsonl blocked the first write for ever: replaced, as other trainers do
+        self.path = appendable_metrics(folder) if enabled else folder / METRICS
         self.tensorboard = folder / TENSORBOARD
         self.writer = None
         if enabled:
@@ -49,9 +51,10 @@ class RunLog:
 
 
 def keep_epochs_up_to(folder: Path, epoch: int) -> None:
-    """On resume: drop the records of epochs the checkpoint does not cover, and a line that is
-    no whole record (cut off by a stop, a full disk) as ``read_metrics`` does. A log with
-    nothing to drop is not rewritten."""
+    """At a run's start: drop the records of epochs the checkpoint does not cover (every record,
+    with no checkpoint: an attempt stopped before its first ``last.pt`` left them), and a line
+    that is no whole record (cut off by a stop, a full disk) as ``read_metrics`` does. A log
+    with nothing to drop is not rewritten."""
     path = folder / METRICS
     if not path.is_file():  # a FIFO would block the comparison's read
         return

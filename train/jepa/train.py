@@ -22,7 +22,7 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from train.checkpoint import LAST, CheckpointError, save_checkpoint
+from train.checkpoint import LAST, CheckpointError, save_checkpoint, what_is_kept
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -124,7 +124,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
                 )
             run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
             start_epoch = run.resume(ckpt) if ckpt is not None else 0
-            if rank == 0:
+            if rank == 0:  # epochs past the checkpoint are trained again, all of them without one
+                keep_epochs_up_to(out, start_epoch)
                 write_atomic(
                     out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")).encode()
                 )
@@ -231,8 +232,6 @@ class Pretraining:
         load_weights(self.optimizer, ckpt["optimizer"], self.ckpt_path, "optimizer state")
         self.watch.load_state_dict(ckpt["collapse"])
         start_epoch = ckpt["epoch"]
-        if self.rank == 0:
-            keep_epochs_up_to(self.out, start_epoch)
         _log(f"resuming {self.ckpt_path} after epoch {start_epoch}", self.rank)
         return start_epoch
 
@@ -401,12 +400,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    return exit_on_interrupt(lambda: _run(args), "run again with --resume to continue")
+    args.old_run = None  # the last.pt a --force start found, once the config is read
+    return exit_on_interrupt(lambda: _run(args), lambda: _what_is_kept(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = apply_overrides(read_yaml(args.config), args)
+        args.out = cfg.run.out  # the run folder, for the stop and error lines
+        args.old_run = _file_identity(Path(args.out) / LAST) if args.force else None
         train(cfg, resume=args.resume, quiet=args.quiet, force=args.force)
     except (ConfigError, DatasetMissing, RunFolderBusy) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
@@ -415,8 +417,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk or quota, a folder gone read-only
-        print(f"error: {failed_io(err)}; the run's last.pt holds its last finished epoch, "
-              "run again with --resume to continue", file=sys.stderr)  # fmt: skip
+        print(f"error: {failed_io(err)}; {_what_is_kept(args)}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
@@ -424,6 +425,28 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {oom}", file=sys.stderr)
         return 1
     return 0
+
+
+def _what_is_kept(args: argparse.Namespace) -> str:
+    """``what_is_kept``, but a ``--force`` start that ended before its first ``last.pt`` put the
+    old run back (``start_over.settle``): that ``last.pt`` is the old run's, so ``--resume``
+    would continue the old run, and the line says so."""
+    if args.old_run is not None and _file_identity(Path(args.out) / LAST) == args.old_run:
+        return (
+            f"no epoch of the new run finished and the old run is back in {args.out} as it "
+            "was: --resume continues the old run, --force starts over again"
+        )
+    return what_is_kept(args.out)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (None: none): renames, which set a run aside and put it back,
+    keep it; a new ``last.pt``, written to a temporary and renamed over, changes it."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
 
 
 run = entry_point(main)  # the trajgen-jepa script; python -m train.jepa loads torch first

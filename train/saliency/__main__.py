@@ -2,7 +2,8 @@
 
 Trains one saliency variant into a run folder (default ``runs/saliency/<name>``); under
 ``torchrun --nproc_per_node N -m train.saliency ...`` with DistributedDataParallel.
-Exit 0 on success, 1 on damaged data (a stimulus file, a checkpoint), 2 on bad input
+Exit 0 on success, 1 on damaged data (a stimulus file, a checkpoint) or a run whose validation
+information gain was never finite (no best epoch to test), 2 on bad input
 (config, data folder, run folder or another process writing it, device), with one line on
 stderr.
 """
@@ -48,16 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
     load_modules("train.saliency.loop")  # torch
-    return exit_on_interrupt(
-        lambda: _run(args),
-        "the run's last.pt holds its last finished epoch; continue with --resume",
-    )
+    from train.checkpoint import what_is_kept  # torch: loaded above
+
+    return exit_on_interrupt(lambda: _run(args), lambda: what_is_kept(args.out))
 
 
 def _run(args: argparse.Namespace) -> int:
     # these load torch: here, after main's load_modules, not when the module is imported
-    from train.checkpoint import CheckpointError
+    from train.checkpoint import CheckpointError, what_is_kept
     from train.distributed import DeviceError
+    from train.saliency.loop import NoBestEpoch
     from train.saliency.run_folder import RunFolderError
 
     try:
@@ -70,17 +71,16 @@ def _run(args: argparse.Namespace) -> int:
         cfg = parse_config(raw, "command line")
         from train.saliency.loop import run
 
-        out = args.out or Path("runs/saliency") / cfg.name
+        out = args.out = args.out or Path("runs/saliency") / cfg.name  # for the stop line too
         results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
-    except (StimulusFileError, CheckpointError) as err:  # damaged data: exit 1
+    except (StimulusFileError, CheckpointError, NoBestEpoch) as err:  # damaged data, a NaN run
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     except (ConfigError, LayoutError, RunFolderError, RunFolderBusy, DeviceError) as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
     except OSError as err:  # a full disk or quota, a folder gone read-only
-        print(f"error: {failed_io(err)}; the run's last.pt holds its last finished epoch, "
-              "continue with --resume", file=sys.stderr)  # fmt: skip
+        print(f"error: {failed_io(err)}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
         if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
@@ -89,12 +89,16 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     if not results:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    v = results["val"]
-    print(
+    line = (
         f"{cfg.name}: best epoch {results['best_epoch']}/{results['epochs']}  "
-        f"val IG over centre bias {v['info_gain']:+.4f} bit/fix  NSS {v['nss']:.3f}  "
-        f"AUC-Judd {v['auc_judd']:.3f}  CC {v['cc']:.3f}  KL {v['kl']:.3f}  SIM {v['sim']:.3f}  -> {out}"
+        f"val IG over centre bias {results['val_info_gain']:+.4f} bit/fix"
     )
+    if v := results["val"]:  # None: the log lacks the best epoch's record (a warning said so)
+        line += (
+            f"  NSS {v['nss']:.3f}  AUC-Judd {v['auc_judd']:.3f}  CC {v['cc']:.3f}  "
+            f"KL {v['kl']:.3f}  SIM {v['sim']:.3f}"
+        )
+    print(f"{line}  -> {out}")
     return 0
 
 

@@ -11,6 +11,7 @@ gloo on the CPU, NCCL on GPUs): each rank takes its shard of every epoch's shuff
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
 from train.distributed import DistContext, all_reduce_sum, barrier, set_threads, setup, teardown
-from train.run_folder import TENSORBOARD, named_failures, writing_to
+from train.run_folder import RESULTS, TENSORBOARD, named_failures, writing_to
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
 from train.saliency.config import ConfigError, SaliencyConfig
@@ -34,6 +35,12 @@ from train.saliency.losses import saliency_loss
 from train.saliency.model import SaliencyNet
 from train.saliency.run_folder import SaliencyRunFolder
 from train.saliency.splits import split_indices
+from train.summary import warn_once
+
+
+class NoBestEpoch(Exception):
+    """No epoch had a finite validation information gain (a model gone NaN, a validation set
+    that cannot be scored): no epoch ranks above another, so there is no best one to test."""
 
 
 @dataclass
@@ -235,7 +242,7 @@ class SaliencyRun:
             **{f"val_{k}": v for k, v in val.items()},
         }
         progress.history.append(record)
-        is_best = val["info_gain"] > progress.best
+        is_best = math.isfinite(val["info_gain"]) and val["info_gain"] > progress.best
         if is_best:
             progress.best, progress.best_epoch = val["info_gain"], epoch + 1
         self.folder.append_metrics(record)
@@ -268,19 +275,18 @@ class SaliencyRun:
         }
 
     def finish(self, progress: Progress, speeds: list[float]) -> dict:
-        """Rank 0: test the best epoch's weights, then the test record and ``results.json``."""
+        """Rank 0: test the best epoch's weights, then the test record and ``results.json``.
+        With no finite validation score there is no best epoch: NoBestEpoch, rather than
+        test and report the last one as if it had been chosen."""
         folder, ctx = self.folder, self.ctx
         folder.close()
-        results = _results(
-            self.cfg,
-            self.data,
-            folder,
-            progress.history,
-            progress.best_epoch,
-            progress.cb_log,
-            progress.bandwidth,
-            speeds,
-        )
+        if progress.best_epoch == 0:
+            raise NoBestEpoch(
+                f"the validation information gain of {folder.root} was never finite (NaN or "
+                f"infinite in all {self.cfg.train.epochs} epochs, see {folder.metrics_path}): "
+                f"no epoch is best, so nothing was tested; {folder.last} holds the last epoch"
+            )
+        results = _results(self.cfg, self.data, folder, progress, speeds)
         results["world_size"] = ctx.world_size
         results["device"] = str(ctx.device)
         folder.append_metrics(
@@ -294,22 +300,30 @@ class SaliencyRun:
         return results
 
 
-def _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds) -> dict:
+def _results(
+    cfg: SaliencyConfig,
+    data: RunData,
+    folder: SaliencyRunFolder,
+    progress: Progress,
+    speeds: list[float],
+) -> dict:
+    """``results.json``: the best epoch's validation numbers beside its weights' test ones.
+    The epoch count (all of the config's are done) and the best information gain (the
+    checkpoint's) are not read from the log, which may have been edited."""
     best_state = load_checkpoint(folder.best)
     model = SaliencyNet(cfg.model.encoder, cfg.model.width, cfg.model.centre_bias_size)
     model.load_state_dict(best_state["model"])
-    best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
     return {
         "variant": cfg.name,
         "dataset": data.dataset,
         "layout": data.layout,
-        "epochs": len(history),
-        "best_epoch": best_epoch,
-        "val_info_gain": best_val["info_gain"],
-        "val": best_val,
-        "test": evaluate(model, data.test.items, cb_log, cfg.train.batch_size),
+        "epochs": cfg.train.epochs,
+        "best_epoch": progress.best_epoch,
+        "val_info_gain": progress.best,
+        "val": _best_val(folder, progress),
+        "test": evaluate(model, data.test.items, progress.cb_log, cfg.train.batch_size),
         "entropy": cfg.entropy.model_dump(),
-        "centre_bias_bandwidth": bandwidth,
+        "centre_bias_bandwidth": progress.bandwidth,
         "stimuli": {
             "train": len(data.train),
             "val": len(data.val),
@@ -318,3 +332,18 @@ def _results(cfg, data, folder, history, best_epoch, cb_log, bandwidth, speeds) 
         },
         "train_samples_per_second": float(np.mean(speeds)) if speeds else None,
     }
+
+
+def _best_val(folder: SaliencyRunFolder, progress: Progress) -> dict | None:
+    """The best epoch's validation numbers, from its record in the log: the one of that
+    epoch with the information gain the checkpoint holds. It was taken by position, so a
+    record missing from the log or one added by hand gave another epoch's numbers or an
+    IndexError; without it they are None, with one warning."""
+    for record in reversed(progress.history):
+        if record["epoch"] == progress.best_epoch and record.get("val_info_gain") == progress.best:
+            return {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+    warn_once(
+        f"{folder.metrics_path} holds no record of the best epoch, {progress.best_epoch}: "
+        f"its validation numbers other than the information gain are left out of {RESULTS}"
+    )
+    return None

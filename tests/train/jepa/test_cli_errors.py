@@ -219,10 +219,14 @@ def test_a_full_disk_is_one_line_and_resume_goes_on(
 def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
     tmp_path, jepa_files, tensorboard_disk_full, capsys
 ):
-    from tests.train.conftest import assert_stopped_naming_tensorboard
+    """The writer is made before the first epoch: the line said that last.pt held the last
+    finished epoch, and there was none."""
+    from tests.train.conftest import NO_EPOCH_FINISHED, assert_stopped_naming_tensorboard
 
+    run = tmp_path / "run"
     assert trainer.main(["--config", _config(tmp_path, jepa_files), "--quiet"]) == 1
-    assert_stopped_naming_tensorboard(capsys, tmp_path / "run")
+    line = assert_stopped_naming_tensorboard(capsys, run)
+    assert line.endswith(NO_EPOCH_FINISHED.format(run=run)), line
 
 
 @pytest.mark.parametrize(
@@ -380,6 +384,30 @@ def test_resume_refuses_a_checkpoint_that_is_no_regular_file(tmp_path, jepa_file
         _one_line(capsys)
         == f"error: checkpoint {tmp_path / 'run' / 'last.pt'} is not a regular file"
     )
+
+
+def test_a_fifo_at_metrics_jsonl_is_replaced_as_by_the_other_trainers(tmp_path, jepa_files):
+    """The log was opened for appending: a FIFO there made a fresh run wait for a reader for
+    ever. ``python -m train`` treats it as an empty log and replaces it; so does this one."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = _config(tmp_path, jepa_files, optim={"epochs": 1})
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "metrics.jsonl")
+    argv = [sys.executable, "-m", "train.jepa", "--config", config, "--quiet"]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[3]
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("python -m train.jepa hung on the FIFO")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "step" not in r] == [1]
 
 
 def test_resume_may_move_the_datasets_and_retune_the_collapse_watch(tmp_path, jepa_files, capsys):

@@ -137,6 +137,34 @@ def test_resume_to_fewer_epochs_than_finished_is_refused(tiny_config, tmp_path, 
     assert (out / "results.json").read_bytes() == results
 
 
+@pytest.mark.parametrize("edit", ["best epoch's record removed", "a record added before it"])
+def test_results_take_the_best_epoch_s_record_by_its_epoch_not_its_place(
+    tiny_config, tmp_path, synth, capsys, edit
+):
+    """results.json took the log's record at the best epoch's position: a record removed by
+    hand was an IndexError (a traceback), one added gave another epoch's numbers."""
+    cfg, out = tiny_config("baseline", synth, epochs=1), tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    before = json.loads((out / "results.json").read_text())
+    log = out / "metrics.jsonl"
+    epoch = [x for x in log.read_text().splitlines() if json.loads(x)["kind"] == "epoch"]
+    made = json.dumps({**json.loads(epoch[0]), "epoch": 0, "val_info_gain": 9.0, "val_nss": 9.0})
+    log.write_text("" if edit == "best epoch's record removed" else f"{made}\n{epoch[0]}\n")
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 0
+    after = json.loads((out / "results.json").read_text())
+    assert (after["epochs"], after["best_epoch"]) == (1, 1)
+    assert after["val_info_gain"] == before["val_info_gain"]
+    err = capsys.readouterr().err.strip()
+    if edit == "a record added before it":
+        assert after["val"] == before["val"] and err == "", err
+    else:
+        assert after["val"] is None
+        assert err.startswith(f"warning: {log} holds no record of the best epoch, 1") and (
+            "\n" not in err
+        ), err
+
+
 @pytest.mark.parametrize(
     "damage", ["fifo", "empty", "not a mapping", "broken yaml", "not utf-8", "a folder", "a date"]
 )
@@ -249,8 +277,11 @@ def test_a_full_disk_is_one_line_and_resume_goes_on(
 def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
     tiny_config, tmp_path, synth, tensorboard_disk_full, capsys
 ):
-    from tests.train.conftest import assert_stopped_naming_tensorboard
+    """The writer is made before the first epoch: the line said that last.pt held the last
+    finished epoch, and there was none."""
+    from tests.train.conftest import NO_EPOCH_FINISHED, assert_stopped_naming_tensorboard
 
     cfg, out = tiny_config("baseline", synth), tmp_path / "run"
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 1
-    assert_stopped_naming_tensorboard(capsys, out)
+    line = assert_stopped_naming_tensorboard(capsys, out)
+    assert line.endswith(NO_EPOCH_FINISHED.format(run=out)), line
