@@ -10,13 +10,12 @@ command line, Python).
 
 from __future__ import annotations
 
-import reprlib
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
-from trajkit.cli import error_message
+from trajkit.cli import error_message, short_repr
 
 PRESET_NAMES: tuple[str, ...] = ("tiny", "base")
 """Presets every extractor must define; others may be added per extractor."""
@@ -54,22 +53,12 @@ class ExtractorConfig(BaseModel):
             raise ExtractorConfigError(describe_validation_error(cls, exc)) from None
 
 
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 16, 60, 60
-
-
-def _short_repr(value: object) -> str:
-    """A bad value as an error line shows it: a few items, two levels deep (a YAML alias
-    bomb's million-item list made a 5 MB line)."""
-    return _SHORT.repr(value)
-
-
 def describe_validation_error(cls: type[BaseModel], exc: ValidationError) -> str:
     """One line per pydantic error, joined with '; ', each naming its field."""
     parts = []
     for err in exc.errors(include_url=False):
         field = ".".join(str(p) for p in err["loc"]) or "(config)"
-        got = f" (got {_short_repr(err['input'])})" if err["type"] != "missing" else ""
+        got = f" (got {short_repr(err['input'])})" if err["type"] != "missing" else ""
         if err["type"] == "extra_forbidden":
             known = ", ".join(cls.model_fields)
             parts.append(f"{field}: unknown field (known: {known})")

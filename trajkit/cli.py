@@ -11,6 +11,7 @@ import importlib
 import math
 import os
 import re
+import reprlib
 import select
 import signal
 import sys
@@ -33,11 +34,29 @@ WORKER_TRACEBACK = re.compile(
     r"(?:.*\n)*(?:[A-Za-z_][\w.]*: )?(?P<message>[^\s\n][^\n]*)\n"
 )
 
+# Python's refusal of a number too long to convert: its advice, sys.set_int_max_str_digits(),
+# is a call that the user of a command cannot make.
+INT_DIGITS_LIMIT = re.compile(
+    r"Exceeds the limit \((\d+) digits\) for integer string conversion[^;\n]*"
+    r"; use sys\.set_int_max_str_digits\(\) to increase the limit"
+)
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 16, 60, 60
+
+
+def short_repr(value: object) -> str:
+    """A value as an error line quotes it: a few items, two levels deep, a long number's first
+    and last digits (a YAML alias bomb's million-item list made a 5 MB line, a 4,000-digit
+    number read from a file filled the screen)."""
+    return _SHORT.repr(value)
+
 
 def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
     quotes a hostile value stays one line. An error a DataLoader worker raised keeps only
-    its own message, not the worker's traceback."""
+    its own message, not the worker's traceback; Python's refusal of a too long number says
+    what it read, not what a programmer would call."""
     return CONTROL.sub(lambda m: repr(m.group())[1:-1], _own_message(text))
 
 
@@ -48,7 +67,8 @@ def first_line(error: object) -> str:
 
 
 def _own_message(text: object) -> str:
-    return WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(text))
+    own = WORKER_TRACEBACK.sub(lambda m: m.group("message"), str(text))
+    return INT_DIGITS_LIMIT.sub(lambda m: f"a number of more than {int(m[1]):,} digits", own)
 
 
 class OneLineParser(argparse.ArgumentParser):

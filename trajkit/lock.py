@@ -82,8 +82,12 @@ class FolderLock:
             "host": socket.gethostname(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:  # a full disk fails the note: the lock and its descriptor must not outlive it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            _unlock(fd)
+            raise
         self._fd = fd
         _HELD.add(fd)
         return self

@@ -19,7 +19,7 @@ from generator.dataformat.sources import (
     read_model,
     uncovered,
 )
-from trajkit.cli import error_message
+from trajkit.cli import error_message, short_repr
 
 MAX_EXAMPLES = 5
 
@@ -71,7 +71,7 @@ def label_problems(name: str, raw: bytes, index: int, meta: dict) -> tuple[list[
         return [f"{name}: {error_message(e.errors()[0])}"], None
     problems = []
     if label.index != index:
-        problems.append(f"{name}: index {label.index}, expected {index}")
+        problems.append(f"{name}: index {short_repr(label.index)}, expected {index}")
     if label.class_name != meta["classes"][label.class_label]:
         problems.append(
             f"{name}: class_name {label.class_name!r} does not match class {label.class_label}"

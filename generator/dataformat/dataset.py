@@ -19,6 +19,11 @@ from generator.dataformat.sources import (
     read_file,
     schema_error,
 )
+from trajkit.cli import short_repr
+
+# A metadata.json is a few kB (its camera rig and config); one far larger is not one, and a huge
+# sparse file would be read whole.
+MAX_METADATA_BYTES = 16 << 20
 
 __all__ = ["DatasetError", "TrajectoryDataset", "load_sample", "read_metadata", "split_indices"]
 
@@ -33,15 +38,17 @@ def read_metadata(root: str | Path) -> dict:
         raise DatasetError(
             f"{path} is missing: the dataset is incomplete (finish it with python -m generator --resume)"
         )
-    meta = parse_json(path, read_file(path, root))
+    meta = parse_json(path, read_file(path, root, limit=MAX_METADATA_BYTES))
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
         raise DatasetError(
-            f"{path} has format_version {version!r}; this reader knows {FORMAT_VERSION}"
+            f"{path} has format_version {short_repr(version)}; this reader knows {FORMAT_VERSION}"
         )
     fmt = meta.get("format", "pt")
     if fmt not in FORMATS:
-        raise DatasetError(f"{path} has format {fmt!r}; this reader knows {', '.join(FORMATS)}")
+        raise DatasetError(
+            f"{path} has format {short_repr(fmt)}; this reader knows {', '.join(FORMATS)}"
+        )
     try:
         Metadata.model_validate(meta)
     except ValidationError as e:

@@ -50,7 +50,7 @@ from generator.config import (
     MIN_IMAGE_SIZE,
 )
 from generator.dataformat.layout import FORMATS, MAX_STEM_WIDTH, MIN_STEM_WIDTH, Layout, stem_width
-from trajkit.cli import error_message, first_line
+from trajkit.cli import error_message, first_line, short_repr
 from trajkit.seeds import MAX_SEED
 
 
@@ -95,6 +95,25 @@ def read_file(path: Path, root: Path, size: int | None = None, limit: int | None
             return f.read(found)
     except OSError as e:
         raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
+
+
+# The largest label measured, the "hard" config with every ground-truth option (masks too) at
+# 128 px: 65.6 kB for 4 cameras x 42 positions (32 frames, horizon 10), under 400 bytes per
+# camera and position with under one byte of mask runs per pixel row; the rest (appearance,
+# pillars) under 4 kB. The bound allows 16 times that, whatever options are on.
+LABEL_BYTES_PER_VIEW_POSITION = 512
+LABEL_BYTES_FIXED = 4096
+LABEL_MARGIN = 16
+
+
+def label_limit(video_shape: Collection[int], horizon: int | None) -> int:
+    """The most bytes a label of clips of ``video_shape`` (cameras, frames, 3, H, W) may hold:
+    a generous bound, so a larger file is damaged and not read whole (a 100 GB sparse one was
+    a MemoryError). ``horizon`` None (older metadata) allows the longest."""
+    views, frames, _, size, _ = video_shape
+    positions = frames + (MAX_HORIZON if horizon is None else horizon)
+    per_view_position = LABEL_BYTES_PER_VIEW_POSITION + size
+    return LABEL_MARGIN * (LABEL_BYTES_FIXED + views * positions * per_view_position)
 
 
 def parse_json(path: Path, data: bytes) -> Any:
@@ -178,7 +197,7 @@ class Label(_Record):
     def _known_class(cls, v: int, info: ValidationInfo) -> int:
         count = (info.context or {}).get("num_classes", len(KNOWN_CLASS_NAMES))
         if not 0 <= v < count:
-            raise ValueError(f"class_label {v} is not one of 0..{count - 1}")
+            raise ValueError(f"class_label {short_repr(v)} is not one of 0..{count - 1}")
         return v
 
     @field_validator("future_position")
@@ -300,15 +319,15 @@ class Metadata(_Record):
 def _count_problem(md: Metadata) -> str | None:
     counts = md.class_distribution
     if set(counts) != set(md.classes) or min(counts.values(), default=0) < 0:
-        return f"class_distribution must count each of the classes {md.classes}"
+        return f"class_distribution must count each of the classes {short_repr(md.classes)}"
     if sum(counts.values()) != md.total_samples:
-        return f"total_samples {md.total_samples} is not the sum of class_distribution"
+        return f"total_samples {short_repr(md.total_samples)} is not the sum of class_distribution"
     if not MIN_STEM_WIDTH <= md.stem_width <= MAX_STEM_WIDTH:
-        return f"stem_width {md.stem_width} is not {MIN_STEM_WIDTH}..{MAX_STEM_WIDTH}"
+        return f"stem_width {short_repr(md.stem_width)} is not {MIN_STEM_WIDTH}..{MAX_STEM_WIDTH}"
     if stem_width(md.total_samples) > md.stem_width:
-        return f"stem_width {md.stem_width} cannot name {md.total_samples} samples"
+        return f"stem_width {md.stem_width} cannot name {short_repr(md.total_samples)} samples"
     if not 0 <= md.seed <= MAX_SEED:
-        return f"seed {md.seed} is not 0..{MAX_SEED}"
+        return f"seed {short_repr(md.seed)} is not 0..{MAX_SEED}"
     if md.generation_time_seconds < 0:
         return "generation_time_seconds must not be negative"
     return None
@@ -317,11 +336,11 @@ def _count_problem(md: Metadata) -> str | None:
 def _clip_problem(md: Metadata) -> str | None:
     views, frames, channels, height, width = md.video_shape
     if views != len(md.cameras):
-        return f"video_shape has {views} cameras, cameras lists {len(md.cameras)}"
+        return f"video_shape has {short_repr(views)} cameras, cameras lists {len(md.cameras)}"
     if not MIN_FRAMES <= frames <= MAX_FRAMES:
         return f"video_shape's frames must be {MIN_FRAMES}..{MAX_FRAMES}"
     if md.frames not in (None, frames):
-        return f"frames {md.frames} differs from video_shape's {frames}"
+        return f"frames {short_repr(md.frames)} differs from video_shape's {frames}"
     if channels != 3 or height != width or not MIN_IMAGE_SIZE <= width <= MAX_IMAGE_SIZE:
         sides = f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE}"
         return f"video_shape must end in 3 channels of square images, {sides} pixels a side"
@@ -447,7 +466,9 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
     except ValidationError as e:
         raise schema_error(path, e) from None
     if label.index != index:
-        raise DatasetError(f"{path}: the label says index {label.index}, expected {index}")
+        raise DatasetError(
+            f"{path}: the label says index {short_repr(label.index)}, expected {index}"
+        )
     frames = meta["video_shape"][1]
     if len(label.positions) < frames:
         raise DatasetError(f"{path}: {len(label.positions)} positions for {frames} frames")
@@ -489,7 +510,8 @@ class PtSource(_FileSource):
 
     def read_label(self, index: int) -> dict:
         path = self.layout.label(index)
-        data = read_file(path, self.layout.root)
+        limit = label_limit(self.shape, self.meta.get("horizon"))
+        data = read_file(path, self.layout.root, limit=limit)
         return check_label(path, data, index, self.index.label_sha[index], self.meta)
 
     def read(self, index: int) -> tuple[torch.Tensor, dict]:
@@ -564,7 +586,7 @@ def open_source(root: str | Path, meta: dict, verify: bool = False) -> PtSource 
     if fmt == "shards":
         return ShardSource(Path(root), meta, verify)
     raise DatasetError(
-        f"{Path(root) / 'metadata.json'} has format {fmt!r}; this reader knows {', '.join(FORMATS)}"
+        f"{Path(root) / 'metadata.json'} has format {short_repr(fmt)}; this reader knows {', '.join(FORMATS)}"
     )
 
 

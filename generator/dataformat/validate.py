@@ -42,12 +42,14 @@ from generator.dataformat.dataset import DatasetError, read_metadata
 from generator.dataformat.layout import FINGERPRINT, LOCK, STATS_FILE, Layout
 from generator.dataformat.sources import (
     check_fingerprint,
+    label_limit,
     load_video,
     read_file,
     regular_size,
     uncovered,
 )
 from generator.dataformat.validate_shards import check_shards
+from trajkit.cli import short_repr
 from trajkit.files import TMP_PREFIX, sha256_bytes
 
 
@@ -58,7 +60,8 @@ def _video_problems(layout: Layout, i: int, e: dict, meta: dict, quick: bool) ->
     try:
         size = regular_size(path, layout.root)
         if size != e["video_bytes"]:
-            return [f"videos/{path.name}: {size} bytes, its manifest records {e['video_bytes']}"]
+            recorded = short_repr(e["video_bytes"])
+            return [f"videos/{path.name}: {size} bytes, its manifest records {recorded}"]
         if quick:
             return []
         data = read_file(path, layout.root, size)
@@ -77,7 +80,9 @@ def _label_file_problems(
     and (with ``gt_check``) its ground truth's problems."""
     path = layout.label(i)
     try:
-        data = read_file(path, layout.root)
+        data = read_file(
+            path, layout.root, limit=label_limit(meta["video_shape"], meta.get("horizon"))
+        )
     except DatasetError as err:
         return [str(err)], None, []
     problems, cls = label_problems(path.name, data, i, meta)

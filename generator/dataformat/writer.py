@@ -184,15 +184,17 @@ class SampleWriter:
             self._thread.shutdown(wait=True)
 
 
-def check_written_sample(layout: Layout, index: int, video_limit: int) -> dict | None:
+def check_written_sample(
+    layout: Layout, index: int, video_limit: int, label_limit: int
+) -> dict | None:
     """The manifest entry of a sample already on disk if its label vouches for its video, else None.
 
     Only regular files are read (``read_file``): a FIFO would hang, a link to a device never end;
-    and a video only up to ``video_limit`` bytes (what a sample's video can hold): a larger
-    one is damaged, not read whole.
+    and a video or label only up to ``video_limit`` or ``label_limit`` bytes (what a sample's
+    can hold): a larger one is damaged, not read whole.
     """
     try:
-        data = read_file(layout.label(index), layout.root)
+        data = read_file(layout.label(index), layout.root, limit=label_limit)
         label = parse_json(layout.label(index), data)
         video_file = read_file(layout.video(index), layout.root, limit=video_limit)
     except DatasetError:  # not a regular file, unreadable, too large, or bad JSON

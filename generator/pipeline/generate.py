@@ -29,7 +29,13 @@ from generator.dataformat.layout import (
     stem_width,
 )
 from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
-from generator.dataformat.sources import DatasetError, Fingerprint, Manifest, read_model
+from generator.dataformat.sources import (
+    DatasetError,
+    Fingerprint,
+    Manifest,
+    label_limit,
+    read_model,
+)
 from generator.dataformat.writer import check_written_sample
 from generator.pipeline.backends import BackendError, open_backend
 from generator.pipeline.heal import make_room
@@ -184,13 +190,15 @@ def prepare_folder(req: Request, cfg: GeneratorConfig) -> tuple[Layout, Progress
 
 
 def _pending(
-    layout: Layout, start: int, end: int, workers: int, video_limit: int
+    layout: Layout, start: int, end: int, workers: int, video_limit: int, label_bytes: int
 ) -> tuple[list[dict], list[int]]:
     """Samples in [start, end) already whole on disk (entries) and those still to render; a
-    video over ``video_limit`` bytes is not read (a huge sparse file would be, whole)."""
+    video over ``video_limit`` bytes or a label over ``label_bytes`` is not read (a huge
+    sparse file would be, whole) but rendered again."""
     with Parallel(n_jobs=workers, prefer="threads") as parallel:
         checked = parallel(
-            delayed(check_written_sample)(layout, i, video_limit) for i in range(start, end)
+            delayed(check_written_sample)(layout, i, video_limit, label_bytes)
+            for i in range(start, end)
         )
     kept = [e for e in checked if e is not None]
     todo = [i for i, e in zip(range(start, end), checked, strict=True) if e is None]
@@ -287,7 +295,8 @@ def _heal(req: Request, cfg: GeneratorConfig, layout: Layout, parallel: Parallel
     from generator.pipeline.heal import HealError, heal
 
     try:
-        repaired = heal(req, cfg.model_dump_json(), layout, parallel)
+        labels = label_limit(cfg.video_shape, cfg.horizon)
+        repaired = heal(req, cfg.model_dump_json(), layout, parallel, labels)
     except HealError as e:
         raise GenerationError(f"cannot repair {layout.root}: {e}", exit_code=1) from None
     if repaired and not req.quiet:
@@ -338,7 +347,8 @@ def _chunk_calls(
             for s, e in ranges
         ]
     else:
-        kept, todo = _pending(layout, start, end, req.workers, video_file_bytes(cfg))
+        labels = label_limit(cfg.video_shape, cfg.horizon)
+        kept, todo = _pending(layout, start, end, req.workers, video_file_bytes(cfg), labels)
         if kept:
             kept, todo = _labels_as_drawn(layout, kept, todo, cfg_json, req.seed)
         for i in todo:

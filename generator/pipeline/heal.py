@@ -37,9 +37,10 @@ def file_intact(path: Path, root: Path, size: int | None, sha: str, verify: bool
         return False
 
 
-def label_intact(path: Path, root: Path, sha: str) -> bool:
+def label_intact(path: Path, root: Path, sha: str, limit: int) -> bool:
+    """A regular file of SHA-256 ``sha``; one over ``limit`` bytes is damaged, not read."""
     try:
-        return sha256_bytes(read_file(path, root)) == sha
+        return sha256_bytes(read_file(path, root, limit=limit)) == sha
     except DatasetError:
         return False
 
@@ -49,14 +50,15 @@ def _sealed(layout: Layout) -> list[dict]:
     return [read_model(p, layout.root, Manifest)[1] for p in layout.manifests()]
 
 
-def damaged_samples(layout: Layout, verify: bool, workers: int) -> list[dict]:
-    """Manifest entries of "pt" samples whose video or label is not as recorded."""
+def damaged_samples(layout: Layout, verify: bool, workers: int, label_bytes: int) -> list[dict]:
+    """Manifest entries of "pt" samples whose video or label is not as recorded (a label over
+    ``label_bytes``, the most one can hold, is damaged)."""
 
     def broken(e: dict) -> bool:
         i = e["index"]
         root = layout.root
         video = file_intact(layout.video(i), root, e.get("video_bytes"), e["video_sha256"], verify)
-        return not (video and label_intact(layout.label(i), root, e["label_sha256"]))
+        return not (video and label_intact(layout.label(i), root, e["label_sha256"], label_bytes))
 
     entries = [e for m in _sealed(layout) for e in m["samples"]]
     # no mutate: threads or processes, any count: the same results
@@ -86,8 +88,9 @@ class HealError(Exception):
     """A sample rendered again did not give the bytes its manifest records."""
 
 
-def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
-    """Render again every damaged sample of the sealed chunks; returns how many were repaired."""
+def heal(req, cfg_json: str, layout: Layout, parallel: Parallel, label_bytes: int) -> int:
+    """Render again every damaged sample of the sealed chunks (``label_bytes``: the most a
+    label holds); returns how many were repaired."""
 
     root = str(layout.root)
     if req.format == "shards":
@@ -114,7 +117,7 @@ def heal(req, cfg_json: str, layout: Layout, parallel: Parallel) -> int:
                     "was made by another generator release or its manifest was edited"
                 )
         return sum(s["end"] - s["start"] for s in shards)
-    damaged = damaged_samples(layout, req.verify, req.workers)
+    damaged = damaged_samples(layout, req.verify, req.workers, label_bytes)
     want = {e["index"]: e for e in damaged}
     indices = sorted(want)
     for i in indices:

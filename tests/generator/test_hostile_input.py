@@ -99,9 +99,32 @@ def test_a_sample_count_no_folder_holds_is_one_line_not_a_hang(
     ],
 )
 def test_a_huge_integer_in_metadata_is_one_line(small_dataset, tmp_path, cli, capsys, key, raw):
+    """A short line: a value it quotes shows its first and last digits (all 401 were printed)."""
     root = _copy(small_dataset, tmp_path / "ds")
     _edit_metadata(root, **{key: raw})
-    assert "metadata.json is damaged: " in _metadata_failure(cli, capsys, root)
+    line = _metadata_failure(cli, capsys, root)
+    assert "metadata.json is damaged: " in line
+    assert str(BIG) not in line and len(line) < 300, line
+
+
+def test_a_huge_size_in_a_manifest_is_quoted_short(small_dataset, tmp_path, cli, capsys):
+    root = _copy(small_dataset, tmp_path / "ds")
+    manifest = root / "checkpoints" / "checkpoint_10.json"
+    text = manifest.read_text()
+    manifest.write_text(re.sub(r'"video_bytes": \d+', f'"video_bytes": {BIG}', text, count=1))
+    assert cli("validate", root, "--quick") == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "its manifest records" in x)
+    assert str(BIG) not in line and len(line) < 200, line
+
+
+@pytest.mark.parametrize("key", ["format_version", "format"])
+def test_a_huge_format_is_quoted_short(small_dataset, tmp_path, cli, capsys, key):
+    root = _copy(small_dataset, tmp_path / "ds")
+    _edit_metadata(root, **{key: str(BIG)})
+    line = _metadata_failure(cli, capsys, root)
+    assert f"metadata.json has {key} " in line
+    assert str(BIG) not in line and len(line) < 300, line
 
 
 # ---------------------------------------------------------------- 2: unparseable JSON and YAML
@@ -109,12 +132,14 @@ def test_a_huge_integer_in_metadata_is_one_line(small_dataset, tmp_path, cli, ca
 
 @pytest.mark.parametrize(
     "text, why",
-    [("[" * 100_000, "nested too deeply"), ("1" * 5000, "Exceeds the limit (4300 digits)")],
+    [("[" * 100_000, "nested too deeply"), ("1" * 5000, "a number of more than 4,300 digits")],
     ids=["nested", "5000-digit"],
 )
 def test_metadata_python_cannot_parse_is_one_line_everywhere(
     small_dataset, tmp_path, cli, capsys, text, why
 ):
+    """Python's own words for a 5,000-digit number advised sys.set_int_max_str_digits(), a
+    call the user of a command cannot make."""
     root = _copy(small_dataset, tmp_path / "ds")
     _write_metadata(root, text)
     assert why in _metadata_failure(cli, capsys, root)
@@ -137,7 +162,7 @@ def test_convert_of_a_config_no_generator_loads_is_one_line(small_dataset, tmp_p
     "text, why",
     [
         ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply to read"),
-        ("frames: 1" + "0" * 5000 + "\n", "Exceeds the limit (4300 digits)"),
+        ("frames: 1" + "0" * 5000 + "\n", "is not valid YAML: a number of more than 4,300 digits"),
     ],
     ids=["nested", "5000-digit"],
 )
@@ -334,3 +359,81 @@ def test_a_huge_sparse_unsealed_video_is_rendered_again_not_read(
     run = subprocess_cli(*args, "--resume", timeout=240)
     assert run.returncode == 0, run.stderr
     assert digests(root) == digests(small_dataset)
+
+
+# ---------------------------------------------------------------- 10: a huge label
+
+
+def _huge_label(root, index: int) -> None:
+    with open(Layout(root).label(index), "r+b") as f:
+        f.truncate(100 * 2**30)
+
+
+@pytest.mark.timeout(180)
+def test_a_huge_sparse_label_is_one_line_in_validate_and_the_reader(
+    small_dataset, tmp_path, subprocess_cli
+):
+    """A 100 GB label was read whole: validate ended in a MemoryError traceback."""
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.sources import DatasetError, open_source
+
+    root = _copy(small_dataset, tmp_path / "ds")
+    _huge_label(root, 5)
+    run = subprocess_cli("validate", root, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    problems = [line for line in run.stdout.splitlines() if line.startswith("       - ")]
+    assert len(problems) == 1, run.stdout
+    assert (
+        "sample_0005.json is damaged: 107374182400 bytes, more than such a file holds"
+        in (problems[0])
+    )
+    with pytest.raises(DatasetError, match="more than such a file holds"):
+        open_source(root, read_metadata(root)).read_label(5)
+
+
+def test_a_huge_sparse_metadata_is_one_line_everywhere_it_is_read(
+    small_dataset, tmp_path, subprocess_cli
+):
+    """A 100 GB metadata.json was read whole: validate (and every reader) a MemoryError."""
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.sources import DatasetError
+
+    root = _copy(small_dataset, tmp_path / "ds")
+    os.truncate(root / "metadata.json", 100 << 30)
+    run = subprocess_cli("validate", root, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "metadata.json is damaged: 107374182400 bytes, more than such a file holds" in run.stdout
+    with pytest.raises(DatasetError, match="more than such a file holds"):
+        read_metadata(root)
+
+
+@pytest.mark.timeout(300)
+def test_a_huge_sparse_label_sealed_or_not_is_rendered_again_not_read(
+    small_dataset, tmp_path, subprocess_cli, digests
+):
+    root = _copy(small_dataset, tmp_path / "ds")
+    (root / "checkpoints" / "checkpoint_24.json").unlink()  # samples 20-23: not sealed yet
+    (root / "metadata.json").unlink()
+    _huge_label(root, 5)  # sealed: healed
+    _huge_label(root, 21)  # unsealed: not kept
+    args = ["--n", 24, "--out", root, "--workers", 1, "--checkpoint-every", 10]
+    run = subprocess_cli(*args, "--resume", timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert "repaired 1 checkpointed samples" in run.stderr, run.stderr
+    assert digests(root) == digests(small_dataset)
+
+
+def test_the_label_bound_is_16_times_the_largest_label_of_every_ground_truth_option(tmp_path, cli):
+    """The hard level with every ground-truth option, at 128 px: its labels are the largest a
+    shipped config makes (masks grow with the image)."""
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.sources import label_limit
+
+    raw = yaml.safe_load((ROOT / "configs" / "generator" / "hard.yaml").read_text())
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**raw, **GROUND_TRUTH, "image_size": 128, "frames": 32}))
+    root = tmp_path / "ds"
+    assert cli("--n", 4, "--out", root, "--config", config, "--workers", 1, "--quiet") == 0
+    largest = max(p.stat().st_size for p in (root / "labels").iterdir())
+    meta = read_metadata(root)
+    assert 16 * largest <= label_limit(meta["video_shape"], meta["horizon"])

@@ -129,7 +129,7 @@ def test_sample_writer_writes_what_torch_save_would_and_labels_vouch_for_it(tmp_
         label = json.loads(layout.label(i).read_bytes())
         sha = hashlib.sha256(data).hexdigest()
         assert label == {"index": i, "class_label": i % 4, "video_sha256": sha}
-        assert entry == format_writer.check_written_sample(layout, i, 1 << 20)
+        assert entry == format_writer.check_written_sample(layout, i, 1 << 20, 1 << 20)
     assert not list(tmp_path.rglob(f"{files.TMP_PREFIX}*"))
 
 
@@ -294,14 +294,14 @@ def test_check_written_sample_refuses_what_its_label_does_not_vouch_for(tmp_path
     layout = _layout(tmp_path)
     with SampleWriter(layout) as writer:
         writer.add(0, torch.zeros(3, dtype=torch.uint8), {"index": 0, "class_label": 2})
-    assert format_writer.check_written_sample(layout, 0, 1 << 20)["class_label"] == 2
-    assert format_writer.check_written_sample(layout, 1, 1 << 20) is None  # not written
+    assert format_writer.check_written_sample(layout, 0, 1 << 20, 1 << 20)["class_label"] == 2
+    assert format_writer.check_written_sample(layout, 1, 1 << 20, 1 << 20) is None  # not written
     label = json.loads(layout.label(0).read_text())
     layout.label(0).write_text(json.dumps({**label, "index": 5}))
-    assert format_writer.check_written_sample(layout, 0, 1 << 20) is None
+    assert format_writer.check_written_sample(layout, 0, 1 << 20, 1 << 20) is None
     layout.label(0).write_text(json.dumps(label))
     layout.video(0).write_bytes(layout.video(0).read_bytes() + b"!")
-    assert format_writer.check_written_sample(layout, 0, 1 << 20) is None
+    assert format_writer.check_written_sample(layout, 0, 1 << 20, 1 << 20) is None
 
 
 def test_only_einval_turns_direct_io_off(tmp_path, monkeypatch):
@@ -491,6 +491,25 @@ def test_sample_writer_close_waits_for_a_write_still_running_after_a_failure(tmp
 def test_releasing_a_lock_never_taken_is_harmless(tmp_path):
     FolderLock(tmp_path / ".lock").release()
     assert not (tmp_path / ".lock").exists()
+
+
+def test_a_lock_whose_note_a_full_disk_fails_closes_its_descriptor_and_is_free(
+    tmp_path, monkeypatch
+):
+    """The descriptor stayed open, and with it the flock: the process's later lock on the
+    folder said it was busy, by the process itself."""
+    path = tmp_path / ".lock"
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    opened = len(os.listdir("/proc/self/fd"))
+    with monkeypatch.context() as m:
+        m.setattr(os, "pwrite", full)
+        with pytest.raises(OSError, match="No space left"):
+            FolderLock(path).acquire()
+    assert len(os.listdir("/proc/self/fd")) == opened
+    FolderLock(path).acquire().release()
 
 
 def test_manifest_hashes_vouch_only_with_well_formed_sha256(tmp_path):
