@@ -302,7 +302,7 @@ def test_a_stop_before_the_record_leaves_the_old_record_and_its_clips(
 ):
     """The clips file was written before the record, under the name the old record gave
     it: a stop between the two left a record describing other clips."""
-    import trajkit.files
+    import train.trajectory.evaluate_cli as evaluate_cli
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -314,7 +314,7 @@ def test_a_stop_before_the_record_leaves_the_old_record_and_its_clips(
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trajkit.files, "write_json_atomic", stopped)
+    monkeypatch.setattr(evaluate_cli, "write_json_atomic", stopped)
     assert score(copy, "--data", other) == 130
     monkeypatch.undo()
     assert record(copy, other, "all") == before
