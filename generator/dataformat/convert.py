@@ -15,12 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from joblib import Parallel, delayed
+from joblib import delayed
 from tqdm import tqdm
 
 from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
 from trajkit.cli import describe_validation_error
 from trajkit.files import sync_filesystem, write_json_atomic
+from trajkit.workers import process_pool
 
 TASK_SIZE = 16
 
@@ -151,7 +152,7 @@ def convert(
         )
         done = Progress()
         bar = tqdm(total=total, unit="sample", disable=quiet or not sys.stderr.isatty())
-        with bar, Parallel(n_jobs=workers, return_as="generator_unordered") as parallel:
+        with bar, process_pool(workers) as parallel:
             for m in manifests:
                 step = shard_size if fmt == "shards" else TASK_SIZE
                 ranges = [(s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from joblib import Parallel, parallel_config
 
 from generator.pipeline.request import Request
+from trajkit.workers import process_pool
 
 BACKENDS = ("loky", "dask")
 CONNECT_TIMEOUT = "10s"
@@ -25,27 +26,12 @@ class BackendError(RuntimeError):
     """The cluster cannot be reached or used; the message is one line."""
 
 
-def _stop_workers() -> None:
-    """End loky's worker processes before the run's last steps, inside its stop handler.
-
-    Left to the interpreter's exit, they were shut down after the handler was gone: a
-    Ctrl-C there printed their tracebacks and exited 0, a SIGTERM exited 143 unannounced.
-    """
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
-
-
 @contextmanager
 def open_backend(req: Request) -> Iterator[Parallel]:
     """A ``Parallel`` yielding task results as they finish, on the requested backend."""
     if req.backend == "loky":
-        try:
-            with Parallel(n_jobs=req.workers, return_as="generator_unordered") as parallel:
-                yield parallel
-        finally:
-            if req.workers > 1:  # one worker runs in this process
-                _stop_workers()
+        with process_pool(req.workers) as parallel:
+            yield parallel
         return
     if req.backend != "dask":
         raise BackendError(f"unknown backend {req.backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -126,3 +126,17 @@ def test_a_damaged_source_manifest_is_one_line_exit_1(small_dataset, tmp_path, c
         err = capsys.readouterr().err
         assert "checkpoint_20.json" in err and len(err.strip().splitlines()) == 1, err
         assert "Traceback" not in err and not dst.exists()
+
+
+def test_a_convert_with_worker_processes_ends_when_it_is_done(small_dataset, tmp_path):
+    """Its loky workers were left to the interpreter's exit, which joined them until their
+    idle timeout: every convert with two workers or more sat 5 minutes after its last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "convert", str(small_dataset), str(tmp_path / "new")]
+        + ["--format", "shards", "--workers", "2", "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
