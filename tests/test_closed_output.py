@@ -132,3 +132,17 @@ def test_a_write_error_of_the_output_is_not_taken_for_the_commands_own(monkeypat
     monkeypatch.setattr(sys, "stdout", Full())
     assert main() == 1
     assert capsys.readouterr().err == "error: cannot write the output: No space left on device\n"
+
+
+def test_a_command_started_with_stdout_closed_runs_as_with_nowhere_to_print(tiny_dataset):
+    """``prog >&-``: Python has no sys.stdout and print drops what it is given; the wrapper
+    of the output and the exit's flush were an AttributeError traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "validate", "--quick", str(tiny_dataset)],
+        preexec_fn=lambda: os.close(1),
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    assert (done.returncode, done.stderr) == (0, "")

@@ -174,8 +174,8 @@ def _run_to_exit(main: Callable[[], int]) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # reported by the command (quiet_on_closed_output)
-            pass
+        except (AttributeError, OSError, ValueError):  # closed at the start (None), or
+            pass  # failing, which the command reported (quiet_on_closed_output)
     atexit._run_exitfuncs()
     os._exit(code)
 
@@ -267,10 +267,12 @@ def quiet_on_closed_output(main: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(main)
     def run(*args, **kwargs) -> int:
         stdout = sys.stdout
-        sys.stdout = _CheckedOutput(stdout)
+        if stdout is not None:  # None: started with stdout closed (``>&-``), print drops it
+            sys.stdout = _CheckedOutput(stdout)
         try:
             code = main(*args, **kwargs)
-            sys.stdout.flush()  # what is still buffered fails here, not at interpreter exit
+            if sys.stdout is not None:  # what is still buffered fails here, not at exit
+                sys.stdout.flush()
             return code
         except OutputFailed as e:
             print(f"error: cannot write the output: {one_line(e)}", file=sys.stderr)
