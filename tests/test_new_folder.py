@@ -1,5 +1,6 @@
 """trajkit.lock.new_folder: a folder written whole or not at all, by one writer."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,21 +69,45 @@ def test_a_block_that_stops_leaves_nothing_of_its_own(tmp_path, stop):
     assert list(given.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["given"]
 
 
-def test_a_stop_while_the_entries_move_up_leaves_nothing(tmp_path, monkeypatch):
+def test_what_others_write_into_the_given_folder_meanwhile_is_kept(tmp_path):
+    """Entries were moved up into the given folder one by one, and a stop or a clash removed
+    everything in it: files someone else put there during the run were deleted."""
     given = tmp_path / "given"
     given.mkdir()
-    real = Path.rename
+    with pytest.raises(NewFolderError, match="not empty any more"), new_folder(given) as work:
+        (work / "ALLSTIMULI").mkdir()
+        (given / "ALLSTIMULI").mkdir()
+        (given / "ALLSTIMULI" / "mine.jpeg").write_text("keep")
+        (given / "notes.txt").write_text("keep")
+    assert sorted(p.name for p in given.rglob("*")) == ["ALLSTIMULI", "mine.jpeg", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["given"]  # our temporary is gone
+    with pytest.raises(KeyboardInterrupt), new_folder(tmp_path / "again") as work:
+        (tmp_path / "again").mkdir()
+        (tmp_path / "again" / "theirs").write_text("keep")
+        raise KeyboardInterrupt
+    assert (tmp_path / "again" / "theirs").read_text() == "keep"
 
-    def stop_at_second(self, target):
-        if self.name == "b":
-            raise KeyboardInterrupt
-        return real(self, target)
 
-    monkeypatch.setattr(Path, "rename", stop_at_second)
-    with pytest.raises(KeyboardInterrupt), new_folder(given) as work:
-        (work / "a").write_text("1")
-        (work / "b").write_text("1")
-    assert list(given.iterdir()) == []
+@pytest.mark.parametrize("kind", ["link to a finished folder", "file", "dangling link"])
+def test_something_else_at_the_temporary_s_name_is_refused_untouched(tmp_path, kind):
+    """A link there led the run to empty and fill the folder it points to (any folder a
+    command has finished with holds an empty .lock)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("important")
+    (victim / ".lock").write_text("")
+    temporary = tmp_path / ".tmp-out"
+    if kind == "file":
+        temporary.write_text("mine")
+    else:
+        temporary.symlink_to(victim if kind.startswith("link") else tmp_path / "nowhere")
+    with (
+        pytest.raises(NewFolderError, match=r"\.tmp-out is in the way and not a temporary"),
+        new_folder(tmp_path / "out"),
+    ):
+        pass
+    assert (victim / "keep.txt").read_text() == "important"
+    assert os.path.lexists(temporary) and not (tmp_path / "out").exists()
 
 
 def test_a_folder_in_the_way_of_the_temporary_is_not_removed(tmp_path):

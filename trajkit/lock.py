@@ -8,6 +8,7 @@ start time) is there to name the holder in the error a second writer gets.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -147,15 +148,20 @@ def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:
 @contextmanager
 def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
     """A locked temporary folder for the block to write, that becomes ``root`` (new, or an
-    empty folder) only when the block ends: a half-written folder at ``root`` would pass for
-    a whole one and block the next run. The temporary is hidden beside a new ``root`` (one
-    rename publishes it) or inside a given one (its entries are moved up: replacing the
-    folder would strand a shell sitting in it). A block that fails or is stopped (Ctrl-C,
-    SIGTERM) leaves nothing; the next run for ``root`` removes what a killed one left."""
-    given = root.exists()
-    work = root / f"{TMP_PREFIX}new" if given else root.with_name(f"{TMP_PREFIX}{root.name}")
+    empty folder) by one rename when the block ends: a half-written folder at ``root`` would
+    pass for a whole one and block the next run. The temporary, ``.tmp-NAME``, is hidden
+    beside ``root``; an empty ``root`` is replaced by it (a shell whose working folder was
+    ``root`` then sits in the old, deleted one). A block that fails or is stopped (Ctrl-C,
+    SIGTERM) leaves nothing; the next run for ``root`` removes what a killed one left. What
+    is not ours is never removed: anything written into ``root`` meanwhile makes the rename
+    fail, and a ``.tmp-NAME`` that is a link, a file or a folder without our lock is refused.
+    """
+    root = Path(os.path.abspath(root))  # "." has no name to put the temporary beside
+    work = root.with_name(f"{TMP_PREFIX}{root.name}")
     try:
-        _refuse_if_full(root, work)
+        _refuse_if_full(root)
+        if work.is_symlink() or (os.path.lexists(work) and not work.is_dir()):
+            raise NewFolderError(f"{work} is in the way and not a temporary of ours; move it away")
         if work.is_dir() and any(work.iterdir()) and not (work / lock_name).is_file():
             raise NewFolderError(f"{work} is in the way and not a temporary of ours; move it away")
         work.mkdir(parents=True, exist_ok=True)
@@ -164,34 +170,36 @@ def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
         raise NewFolderError(str(e)) from None
     except OSError as e:  # a full disk fails the lock's note of its holder
         remove_if_unused(work, lock_name)
-        raise NewFolderError(f"cannot write {root}: {e.strerror or e}") from None
+        raise NewFolderError(f"cannot write {work}: {e.strerror or e}") from None
+    published = False
     try:
         _clear(work, lock_name)  # what a killed run left: its lock is ours now
-        _refuse_if_full(root, work)  # a run that published while this one started
+        _refuse_if_full(root)  # a run that published while this one started
         try:
             yield work
-            if given:
-                for p in sorted(work.iterdir()):
-                    if p.name != lock_name:
-                        p.rename(root / p.name)
-            else:
-                work.rename(root)
-                work = root
+            try:
+                os.rename(work, root)  # over an empty folder only: nothing in it is lost
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise NewFolderError(
+                        f"{root} is not empty any more (written to during the run); nothing "
+                        "there was changed, give a new folder"
+                    ) from None
+                raise
+            published = True
         except BaseException:
-            if given:
-                _clear(root, work.name)  # what was moved up before the stop
             shutil.rmtree(work, ignore_errors=True)
             raise
     finally:
         lock.release()
-        if work == root:
+        if published:
             (root / lock_name).unlink(missing_ok=True)  # a finished folder needs no lock
         else:
             remove_if_unused(work, lock_name)
 
 
-def _refuse_if_full(root: Path, work: Path) -> None:
-    if root.exists() and any(p.name != work.name for p in root.iterdir()):
+def _refuse_if_full(root: Path) -> None:
+    if root.is_dir() and any(root.iterdir()):
         raise NewFolderError(f"{root} exists and is not empty; give a new folder")
 
 
