@@ -353,3 +353,27 @@ def test_a_dataset_below_the_training_minimum_is_scored(run, dataset, capsys):
         "--split all scores every one"
     ), err
     assert len(err.splitlines()) == 1, err
+
+
+def test_hostile_records_are_one_line_and_delete_nothing_of_another(run, other, tmp_path, capsys):
+    """A record naming another record's clips file had that file deleted; an old-format record
+    whose data held a NUL was a traceback; a JSON object of no record was called another
+    dataset's scores."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    assert score(copy, "--data", other, "--checkpoint", "last") == 0
+    last = record(copy, other, "all", "last")
+    mine = copy / "evaluations" / "other.all.json"
+    mine.write_text(json.dumps({**last, "checkpoint": "best", "clips": last["clips"]}))
+    assert score(copy, "--data", other) == 0
+    assert (copy / "evaluations" / last["clips"]).is_file(), "another record's clips deleted"
+    capsys.readouterr()
+    for hostile, said in (
+        ({"extractor": "i3d", "checkpoint": "best", "data": "a\x00b"}, "another dataset"),
+        ({"a": 1}, "is not a record of ours"),
+    ):
+        mine.write_text(json.dumps(hostile))
+        assert score(copy, "--data", other) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from trajkit.cli import (
     out_of_memory,
     path_arg,
     quiet_on_closed_output,
+    short_repr,
     whole_number,
 )
 from trajkit.files import read_json, sha256_bytes, write_json_atomic
@@ -146,15 +148,17 @@ def replaced_record(path: Path, identity: str, data: Path) -> dict | None:
             raise ValueError(f"{path} does not hold a JSON object")
     except ValueError as e:
         raise EvaluationError(f"{e}; it is not a record of ours: move it away") from None
+    if not {"extractor", "checkpoint", "data"} <= old.keys():
+        raise EvaluationError(f"{path} is not a record of ours: move it away")
     if "dataset" in old:
         same = old["dataset"] == identity
-    else:
-        same = Path(str(old.get("data"))).resolve() == data.resolve()
+    else:  # a record from before identities: its path ("a\0b" names no folder)
+        same = "\0" not in str(old["data"]) and Path(str(old["data"])).resolve() == data.resolve()
     if not same:
         raise EvaluationError(
             f"{path} holds the scores on another dataset named {data.resolve().name} "
-            f"({old.get('data')}, {old.get('samples')} clips scored); move it away to score "
-            f"{data}"
+            f"({short_repr(old.get('data'))}, {short_repr(old.get('samples'))} clips scored); "
+            f"move it away to score {data}"
         )
     return old
 
@@ -178,8 +182,10 @@ def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -
         write_clips(evaluations / record["clips"], rows)
         write_json_atomic(evaluations / f"{stem}.json", record)
         stale = str((old or {}).get("clips") or "")
-        if stale.endswith(".clips.csv") and stale != record["clips"] and Path(stale).name == stale:
-            (evaluations / stale).unlink(missing_ok=True)
+        if stale != record["clips"] and re.fullmatch(
+            rf"{re.escape(stem)}\.[0-9a-f]{{12}}\.clips\.csv", stale
+        ):
+            (evaluations / stale).unlink(missing_ok=True)  # only this record's own, by its name
     finally:
         lock.release()
 
