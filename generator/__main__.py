@@ -51,7 +51,11 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint-every", type=POSITIVE, default=2000, help="samples per checkpoint manifest"
     )
-    p.add_argument("--config", type=Path, help="YAML file of generator settings (see configs/)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML file of generator settings, or a shipped one's name (easy, medium, hard)",
+    )
     p.add_argument("--resume", action="store_true", help="continue or extend the dataset in --out")
     p.add_argument(
         "--verify",

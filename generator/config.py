@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from trajkit.cli import describe_validation_error
+from trajkit.presets import config_file
 from trajkit.yamlfile import read_yaml_mapping
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
@@ -559,7 +560,7 @@ class ConfigError(ValueError):
 def load_config(path: str | Path | None) -> GeneratorConfig:
     if path is None:
         return GeneratorConfig()
-    raw = read_yaml_mapping(path, ConfigError)
+    raw = read_yaml_mapping(config_file("generator", path, ConfigError), ConfigError)
     try:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:

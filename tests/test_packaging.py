@@ -212,7 +212,7 @@ def test_the_wheel_alone_generates_trains_and_plans_saliency(tmp_path):
         assert proc.returncode == 0, f"{argv}: {proc.stderr[-2000:]}"
         return proc.stdout
 
-    where = run("python", "-c", "import train.presets as p; print(p.CONFIG_ROOT)").strip()
+    where = run("python", "-c", "import trajkit.presets as p; print(p.CONFIG_ROOT)").strip()
     assert Path(where).is_relative_to(tmp_path / "venv"), where
     (work / "small.yaml").write_text("image_size: 32\nframes: 8\n")
     run(

@@ -384,3 +384,14 @@ def test_an_error_not_caused_by_ctrl_c_is_not_called_an_interruption(monkeypatch
     monkeypatch.setattr(entry, "_command", lambda name: lambda argv: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         entry.main(["validate", "x"])
+
+
+def test_a_shipped_config_is_taken_by_its_name(tmp_path, capsys):
+    """As every other command's --config: ``--config hard`` was "cannot read config hard"."""
+    from generator.config import ConfigError, load_config
+    from trajkit.presets import preset_file
+
+    for name in ("easy", "medium", "hard"):
+        assert load_config(name) == load_config(preset_file("generator", name))
+    with pytest.raises(ConfigError, match="neither a file nor a shipped generator config"):
+        load_config("hardest")

@@ -10,10 +10,10 @@ import yaml
 from train.jepa.config import ConfigError as JepaConfigError
 from train.jepa.config import load_config as jepa_yaml
 from train.jepa.config import parse_config as jepa_config
-from train.presets import preset_file
 from train.saliency.config import ConfigError as SaliencyConfigError
 from train.saliency.config import parse_config as saliency_config
 from train.trajectory.config import TrainConfigError, build_config
+from trajkit.presets import preset_file
 
 BAD = [math.inf, -math.inf, math.nan]
 

@@ -261,7 +261,7 @@ def parse_config(raw: dict) -> JepaConfig:
 
 def load_config(path: str | Path) -> dict:
     """A config file, or the name of a shipped one (``cifar10``)."""
-    from train.presets import config_file
+    from trajkit.presets import config_file
 
     return read_yaml_mapping(config_file("jepa", path, ConfigError), ConfigError)
 

@@ -8,8 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from train.presets import config_file
 from trajkit.cli import MAX_THREADS, describe_validation_error
+from trajkit.presets import config_file
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 

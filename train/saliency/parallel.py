@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine
-from train.presets import config_file, preset_dir
 from train.saliency.config import ConfigError, load_config
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
@@ -32,6 +31,7 @@ from trajkit.cli import (
     path_arg,
     quiet_on_closed_output,
 )
+from trajkit.presets import config_file, preset_dir
 
 PROG = "python -m train.saliency.parallel"
 CONFIGS = preset_dir("saliency")

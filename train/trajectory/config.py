@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from train.presets import config_file, preset_file, preset_names
 from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error
+from trajkit.presets import config_file, preset_file, preset_names
 from trajkit.seeds import MAX_SEED, Seed
 from trajkit.yamlfile import read_yaml_mapping
 

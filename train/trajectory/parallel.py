@@ -17,7 +17,6 @@ from pathlib import Path
 
 from generator.dataformat.layout import METADATA
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine
-from train.presets import config_file
 from train.run_folder import CONFIG, RESULTS
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
@@ -33,6 +32,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
     whole_number,
 )
+from trajkit.presets import config_file
 from trajkit.seeds import MAX_SEED
 from trajkit.yamlfile import read_yaml_mapping
 

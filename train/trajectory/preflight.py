@@ -123,7 +123,7 @@ def check_render(cfg: TrainConfig) -> dict:
     """The generator config of a ``--render`` run loads; returns its stream's metadata."""
     from generator.config import ConfigError, load_config
     from generator.pipeline.stream import stream_metadata
-    from train.presets import config_file
+    from trajkit.presets import config_file
 
     try:
         gen = load_config(config_file("generator", cfg.render, PreflightError))

@@ -3,7 +3,7 @@
 ``configs/`` at the top of the repository is where a user edits and copies from: a link
 to ``trajkit/configs``, which the wheel installs as package data of ``trajkit`` (a
 top-level ``configs`` package in site-packages would clash with any other project's),
-so one lookup relative to this file finds it in both cases. A config argument is either a
+so one lookup beside this file finds it in both cases. A config argument is either a
 file or the name of a shipped one (``tiny``, ``cifar10``, ``baseline_tiny``).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "trajkit" / "configs"
+CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 
 
 def preset_dir(kind: str) -> Path:
