@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trajkit.cli import short_repr
+
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 
 
@@ -35,11 +37,14 @@ def config_file(kind: str, value: str | Path, error: type[Exception]) -> Path:
     """A config file given as a path or as a shipped preset's name; a bare name that is
     neither is ``error`` naming the shipped ones."""
     path = Path(value)
-    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
-        raise error(f"config {str(value)!r} is not a regular file")
-    if path.is_file() or len(path.parts) > 1:  # a path: its reader names what is wrong with it
-        return path
-    shipped = preset_file(kind, str(value))
+    try:
+        if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
+            raise error(f"config {str(value)!r} is not a regular file")
+        if path.is_file() or len(path.parts) > 1:  # a path: its reader names what is wrong with it
+            return path
+        shipped = preset_file(kind, str(value))
+    except OSError as e:  # a name over the filesystem's limit, a folder it may not search
+        raise error(f"cannot read config {short_repr(str(value))}: {e.strerror or e}") from None
     if shipped is not None:
         return shipped
     known = ", ".join(preset_names(kind)) or "none"
