@@ -23,9 +23,6 @@ import torch
 from trajkit.cli import failed_io
 from trajkit.files import save_torch_atomic
 
-LAST = "last.pt"
-BEST = "best.pt"
-
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing or cannot be loaded; the message names the file."""
@@ -95,17 +92,6 @@ def interrupts_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
     for signum in dict.fromkeys(caught):
         signal.raise_signal(signum)
-
-
-def what_is_kept(out: str | Path | None) -> str:
-    """What a stopped run leaves to continue from, for the trainers' stop and error lines: a
-    stop before the first epoch ended left no last.pt, and pointing at one sent users after a
-    file that is not there. ``out`` is None while the config that names it is being read."""
-    if out is None:
-        return "no run had started, nothing was written"
-    if (Path(out) / LAST).is_file():
-        return f"{Path(out) / LAST} holds the last finished epoch, continue with --resume"
-    return f"no epoch finished, {out} holds no checkpoint: run the same command again"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

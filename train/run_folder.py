@@ -33,6 +33,8 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 TENSORBOARD = "tensorboard"
 LOCK = ".lock"
+LAST = "last.pt"  # the checkpoint a --resume continues from
+BEST = "best.pt"  # the best epoch's, which the final test scores
 
 
 @contextmanager
@@ -46,6 +48,17 @@ def named_failures(path: Path) -> Iterator[None]:
         if err.filename:
             raise
         raise OSError(err.errno, err.strerror, str(path)) from err
+
+
+def what_is_kept(out: str | Path | None) -> str:
+    """What a stopped run leaves to continue from, for the trainers' stop and error lines: a
+    stop before the first epoch ended left no last.pt, and pointing at one sent users after a
+    file that is not there. ``out`` is None while the config that names it is being read."""
+    if out is None:
+        return "no run had started, nothing was written"
+    if (Path(out) / LAST).is_file():
+        return f"{Path(out) / LAST} holds the last finished epoch, continue with --resume"
+    return f"no epoch finished, {out} holds no checkpoint: run the same command again"
 
 
 class RunFolderBusy(RuntimeError):

@@ -9,9 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from train.checkpoint import LAST
 from train.jepa.config import ConfigError
-from train.run_folder import CONFIG, METRICS, RESULTS, TENSORBOARD
+from train.run_folder import CONFIG, LAST, METRICS, RESULTS, TENSORBOARD
 
 SET_ASIDE = ".replaced"
 RUN_FILES = (LAST, METRICS, RESULTS, CONFIG)

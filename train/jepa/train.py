@@ -22,7 +22,7 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from train.checkpoint import LAST, CheckpointError, save_checkpoint, what_is_kept
+from train.checkpoint import CheckpointError, save_checkpoint
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -47,7 +47,7 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
-from train.run_folder import RESULTS, RunFolderBusy, read_results, writing_to
+from train.run_folder import LAST, RESULTS, RunFolderBusy, read_results, what_is_kept, writing_to
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,

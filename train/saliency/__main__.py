@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from train.run_folder import RunFolderBusy
+from train.run_folder import RunFolderBusy, what_is_kept
 from train.saliency.config import ConfigError, load_config, parse_config
 from train.saliency.records import LayoutError, StimulusFileError
 from trajkit.cli import (
@@ -49,14 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
     load_modules("train.saliency.loop")  # torch
-    from train.checkpoint import what_is_kept  # torch: loaded above
-
     return exit_on_interrupt(lambda: _run(args), lambda: what_is_kept(args.out))
 
 
 def _run(args: argparse.Namespace) -> int:
     # these load torch: here, after main's load_modules, not when the module is imported
-    from train.checkpoint import CheckpointError, what_is_kept
+    from train.checkpoint import CheckpointError
     from train.distributed import DeviceError
     from train.saliency.loop import NoBestEpoch
     from train.saliency.run_folder import RunFolderError

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from train.run_folder import CONFIG
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.run_folder import BEST, CONFIG, LAST
 from train.run_folder import RunFolder as TrainerRunFolder
 from train.saliency.config import SaliencyConfig
 from trajkit.yamlfile import read_yaml_mapping

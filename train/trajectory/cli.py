@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from train.run_folder import LAST, what_is_kept
 from train.trajectory.config import STREAM_SAMPLES
 from trajkit.cli import (
     MAX_THREADS,
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace):
     """The config of this invocation and the checkpoint to resume from (or None)."""
-    from train.checkpoint import LAST, load_checkpoint
+    from train.checkpoint import load_checkpoint
     from train.trajectory.config import TrainConfigError, build_config, resumed_config
 
     explicit = {k: getattr(args, k) for k in FLAGS}
@@ -117,15 +118,13 @@ def resolve_config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors")
-    from train.checkpoint import what_is_kept  # torch: loaded above
-
     return exit_on_interrupt(lambda: run(args), lambda: what_is_kept(args.out))
 
 
 def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
-    from train.checkpoint import CheckpointError, what_is_kept
+    from train.checkpoint import CheckpointError
     from train.distributed import DeviceError, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError

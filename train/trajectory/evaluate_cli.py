@@ -204,7 +204,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
 
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
-    from train.checkpoint import BEST, LAST, load_checkpoint
+    from train.checkpoint import load_checkpoint
+    from train.run_folder import BEST, LAST
     from train.trajectory.clips import COLUMNS, as_columns
     from train.trajectory.config import TrainConfig
     from train.trajectory.evaluate import FutureScale, evaluate

@@ -21,15 +21,13 @@ from tqdm import tqdm
 
 from generator.dataformat.loader import make_loader
 from train.checkpoint import (
-    BEST,
-    LAST,
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
 )
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, set_threads
-from train.run_folder import TENSORBOARD, RunFolder, named_failures
+from train.run_folder import BEST, LAST, TENSORBOARD, RunFolder, named_failures
 from train.summary import epochs_with_numbers
 from train.trajectory.config import TrainConfig
 from train.trajectory.evaluate import FutureScale, evaluate, task_loss
