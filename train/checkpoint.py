@@ -7,6 +7,7 @@ tuples of arrays and ints that the safe unpickler refuses).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -132,6 +133,10 @@ def read_checkpoint(path: Path) -> Any:
             raise CheckpointError(f"{path} is damaged: it is empty (0 bytes)")
         file = path.open("rb")
     except FileNotFoundError:
+        if path.is_symlink():  # there to `ls`, so "missing" alone would puzzle
+            raise CheckpointError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which is missing"
+            ) from None
         raise CheckpointError(f"{path} is missing") from None
     except OSError as e:
         raise CheckpointError(f"cannot read the checkpoint: {failed_io(e)}") from None

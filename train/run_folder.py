@@ -16,6 +16,7 @@ else goes through :mod:`generator.dataformat.writer`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,13 @@ TENSORBOARD = "tensorboard"
 LOCK = ".lock"
 LAST = "last.pt"  # the checkpoint a --resume continues from
 BEST = "best.pt"  # the best epoch's, which the final test scores
+
+
+def holds_checkpoint(path: Path) -> bool:
+    """Whether anything is at ``path``, a broken or looping symbolic link included: ``exists``
+    says no for those, and a ``--resume`` then started a new run over a checkpoint it could
+    not read instead of saying why it cannot."""
+    return os.path.lexists(path)
 
 
 @contextmanager

@@ -107,3 +107,27 @@ def test_a_checkpoint_that_is_no_regular_file_is_refused_without_reading_it(tmp_
     os.mkfifo(path) if kind == "fifo" else path.mkdir()
     with pytest.raises(CheckpointError, match="is not a regular file"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("link", ["loop", "dangling"])
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_last_pt_link_that_leads_nowhere_is_not_taken_for_no_run(tmp_path, capsys, link, resume):
+    """``Path.exists`` says no for such a link: ``--resume`` started a new run from epoch 1,
+    and the run's first save would have replaced the link."""
+    run = tmp_path / "run"
+    run.mkdir()
+    last = run / "last.pt"
+    last.symlink_to(last if link == "loop" else tmp_path / "moved.pt")
+    argv = ["--out", str(run), "--extractor", "i3d", "--epochs", "1", "--data", str(tmp_path)]
+    assert main([*argv, "--quiet"] + (["--resume"] if resume else [])) == (1 if resume else 2)
+    err = capsys.readouterr().err
+    if not resume:
+        said = f"{run} already holds a run (last.pt)"
+    elif link == "loop":
+        said = f"cannot read the checkpoint: Too many levels of symbolic links: {last}"
+    else:
+        said = f"{last} is a symbolic link to {tmp_path / 'moved.pt'}, which is missing"
+    assert err.count("\n") == 1 and said in err, err
+    assert last.is_symlink() and sorted(p.name for p in run.iterdir() if p.name != LOCK) == [
+        "last.pt"
+    ]

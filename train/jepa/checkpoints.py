@@ -3,31 +3,19 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import torch
 
-from train.checkpoint import CheckpointError
+from train.checkpoint import CheckpointError, read_checkpoint
 
 CHECKPOINT_KEYS = ("student", "target_encoder", "optimizer", "collapse", "epoch", "config")
 
 
 def load_run_checkpoint(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
-    """A ``train.jepa`` checkpoint, or one line naming the file: missing, no regular file,
-    damaged (0 bytes, truncated) or not one of ours."""
-    try:
-        # a FIFO would block torch.load for ever (train.checkpoint.load_checkpoint's check)
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise CheckpointError(f"checkpoint {path} is not a regular file")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} not found") from None
-    except CheckpointError:
-        raise
-    except Exception as err:  # torch raises many types for a damaged zip or pickle
-        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint ({why})") from None
+    """A ``train.jepa`` checkpoint, or one line naming the file: what ``read_checkpoint``
+    refuses (missing, unreachable, no regular file, damaged), or not one of ours."""
+    state = read_checkpoint(path)
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a train.jepa checkpoint (lacks {', '.join(missing)})")

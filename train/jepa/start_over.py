@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from train.jepa.config import ConfigError
-from train.run_folder import CONFIG, LAST, METRICS, RESULTS, TENSORBOARD
+from train.run_folder import CONFIG, LAST, METRICS, RESULTS, TENSORBOARD, holds_checkpoint
 
 SET_ASIDE = ".replaced"
 RUN_FILES = (LAST, METRICS, RESULTS, CONFIG)
@@ -27,7 +27,7 @@ def prepare_run_folder(out: Path, resume: bool, force: bool) -> str | None:
     which sets it aside). Returns what it did to a folder an earlier ``--force`` start left,
     for the log, or None."""
     settled = settle(out)
-    if resume or not (out / LAST).exists():
+    if resume or not holds_checkpoint(out / LAST):
         return settled
     if not force:
         raise ConfigError(

@@ -47,7 +47,15 @@ from train.jepa.schedules import (
     param_groups,
     warmup_cosine_lr,
 )
-from train.run_folder import LAST, RESULTS, RunFolderBusy, read_results, what_is_kept, writing_to
+from train.run_folder import (
+    LAST,
+    RESULTS,
+    RunFolderBusy,
+    holds_checkpoint,
+    read_results,
+    what_is_kept,
+    writing_to,
+)
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
@@ -144,7 +152,7 @@ def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
     """The checkpoint ``--resume`` continues from (None: no run yet). Read before anything is
     written, so a checkpoint that is damaged or was trained with other learning settings than
     ``cfg`` (``check_resume``) leaves the run as it was."""
-    if not path.exists():
+    if not holds_checkpoint(path):
         _log(f"no {path} yet: starting from scratch", rank)
         return None
     ckpt = load_run_checkpoint(path)

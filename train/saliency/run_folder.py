@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from train.checkpoint import load_checkpoint, save_checkpoint
-from train.run_folder import BEST, CONFIG, LAST
+from train.run_folder import BEST, CONFIG, LAST, holds_checkpoint
 from train.run_folder import RunFolder as TrainerRunFolder
 from train.saliency.config import SaliencyConfig
 from trajkit.yamlfile import read_yaml_mapping
@@ -41,11 +41,11 @@ class SaliencyRunFolder(TrainerRunFolder):
         ``create=False`` only checks (the ranks of a ``torchrun`` job other than 0).
         Raises RunFolderError, or train.checkpoint.CheckpointError for a damaged last.pt.
         """
-        if self.last.exists() and not resume:
+        if holds_checkpoint(self.last) and not resume:
             raise RunFolderError(
                 f"{self.root} already holds a run; add --resume or choose another --out"
             )
-        if resume and self.last.exists():
+        if resume and holds_checkpoint(self.last):
             saved = self.root / CONFIG
             if saved.exists() and _without_epochs(
                 read_yaml_mapping(saved, RunFolderError)

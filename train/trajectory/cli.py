@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train.run_folder import LAST, what_is_kept
+from train.run_folder import LAST, holds_checkpoint, what_is_kept
 from train.trajectory.config import STREAM_SAMPLES
 from trajkit.cli import (
     MAX_THREADS,
@@ -90,7 +90,7 @@ def resolve_config(args: argparse.Namespace):
     explicit = {k: getattr(args, k) for k in FLAGS}
     explicit["out"] = str(args.out)
     last = args.out / LAST
-    if args.resume and last.exists():
+    if args.resume and holds_checkpoint(last):
         state = load_checkpoint(last)
         cfg = resumed_config(state["config"], explicit)
         if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
@@ -99,7 +99,7 @@ def resolve_config(args: argparse.Namespace):
                 "already finished"
             )
         return cfg, state
-    if last.exists():
+    if holds_checkpoint(last):
         raise TrainConfigError(
             f"{args.out} already holds a run (last.pt): pass --resume to continue it, "
             "or choose another --out"

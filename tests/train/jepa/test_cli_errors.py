@@ -380,10 +380,20 @@ def test_resume_refuses_a_checkpoint_that_is_no_regular_file(tmp_path, jepa_file
     (tmp_path / "run").mkdir()
     os.mkfifo(tmp_path / "run" / "last.pt")
     assert trainer.main(["--config", config, "--quiet", "--resume"]) == 1
-    assert (
-        _one_line(capsys)
-        == f"error: checkpoint {tmp_path / 'run' / 'last.pt'} is not a regular file"
+    assert _one_line(capsys) == f"error: {tmp_path / 'run' / 'last.pt'} is not a regular file"
+
+
+def test_resume_over_a_last_pt_link_loop_is_one_line(tmp_path, jepa_files, capsys):
+    """The loop was taken for no run: ``--resume`` started from scratch over it."""
+    config = _config(tmp_path, jepa_files)
+    last = tmp_path / "run" / "last.pt"
+    last.parent.mkdir()
+    last.symlink_to(last)
+    assert trainer.main(["--config", config, "--quiet", "--resume"]) == 1
+    assert _one_line(capsys) == (
+        f"error: cannot read the checkpoint: Too many levels of symbolic links: {last}"
     )
+    assert last.is_symlink() and not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def test_a_fifo_at_metrics_jsonl_is_replaced_as_by_the_other_trainers(tmp_path, jepa_files):

@@ -62,7 +62,7 @@ def test_evaluate_bad_input(tmp_path, capsys):
     for folder in (tmp_path, Path("/")):
         assert main(["--checkpoint", str(folder), "--dataset", "synthetic"]) == 1
         err = capsys.readouterr().err.strip()
-        assert err == f"error: checkpoint {folder} is not a regular file", err
+        assert err == f"error: {folder} is not a regular file", err
 
 
 def test_evaluate_a_fifo_checkpoint_is_exit_1_without_waiting(tmp_path):
@@ -76,7 +76,7 @@ def test_evaluate_a_fifo_checkpoint_is_exit_1_without_waiting(tmp_path):
         timeout=120,
     )
     assert done.returncode == 1, done.stderr
-    assert done.stderr == f"error: checkpoint {tmp_path / 'fifo.pt'} is not a regular file\n"
+    assert done.stderr == f"error: {tmp_path / 'fifo.pt'} is not a regular file\n"
 
 
 def test_evaluate_records_the_k_it_used_and_checks_out_first(tmp_path, jepa_files, capsys):

@@ -285,3 +285,15 @@ def test_a_full_disk_at_tensorboard_s_first_write_names_its_folder(
     assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 1
     line = assert_stopped_naming_tensorboard(capsys, out)
     assert line.endswith(NO_EPOCH_FINISHED.format(run=out)), line
+
+
+def test_resume_over_a_last_pt_link_loop_is_one_line_exit_1(tiny_config, tmp_path, synth, capsys):
+    """The loop was taken for no run: ``--resume`` trained from epoch 1 and replaced it."""
+    cfg = tiny_config("baseline", synth, epochs=1)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").symlink_to(out / "last.pt")
+    assert main(["--config", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "symbolic links" in err and str(out / "last.pt") in err, err
+    assert (out / "last.pt").is_symlink() and not (out / "metrics.jsonl").exists()
