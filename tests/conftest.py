@@ -1,12 +1,27 @@
 """Fixtures every test package may use."""
 
 import importlib.util
+import signal
 from pathlib import Path
 
 import pytest
 from joblib.externals.loky import get_reusable_executor
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def stop_handlers_as_in_a_terminal():
+    """Each test starts, and leaves, with the stop handlers Python has when started from a
+    terminal. A background job (``make test &``, a CI runner without a terminal) starts with
+    SIGINT ignored, and in-process ``main`` calls install their own: a Ctrl-C test then passed
+    or failed by which tests had run before it (1 whole run in 4, and always alone)."""
+    wanted = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    for signum, handler in wanted.items():
+        signal.signal(signum, handler)
+    yield
+    for signum, handler in wanted.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture
