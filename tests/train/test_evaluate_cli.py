@@ -326,18 +326,36 @@ def test_a_stop_before_the_record_leaves_the_old_record_and_its_clips(
     assert not (copy / "evaluations" / before["clips"]).exists(), "the replaced clips stay"
 
 
-def test_a_second_evaluation_of_the_run_at_once_is_one_line(run, other, tmp_path, capsys):
-    """Two at once wrote their clips and records in turn, one's record over the other's clips."""
+def test_a_second_evaluation_of_the_run_at_once_is_one_line(
+    run, other, tmp_path, capsys, monkeypatch
+):
+    """Two at once wrote their clips and records in turn, one's record over the other's
+    clips; then the second was refused, but only after all its scoring."""
+    import train.trajectory.evaluate as scoring
     from trajkit.lock import FolderLock
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     (copy / "evaluations").mkdir(exist_ok=True)
+    scored = []
+    monkeypatch.setattr(scoring, "evaluate", lambda *a, **k: scored.append(1) or {})
     with FolderLock(copy / "evaluations" / ".lock"):
         assert score(copy, "--data", other, "--checkpoint", "last") == 2
+    assert scored == [], "it scored before finding the folder taken"
     err = capsys.readouterr().err.strip()
     assert "is being written by process" in err and len(err.splitlines()) == 1, err
     assert not (copy / "evaluations" / f"{other.name}.all.last.json").exists()
+
+
+def test_a_scoring_that_fails_leaves_no_evaluations_folder(run, other, tmp_path, capsys):
+    """The folder (and its lock) is made before the scoring, and removed if nothing came of it."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    (copy / "best.pt").write_bytes(b"damaged")
+    assert score(copy, "--data", other) == 1
+    assert "damaged" in capsys.readouterr().err
+    assert not (copy / "evaluations").exists()
 
 
 def test_a_dataset_below_the_training_minimum_is_scored(run, dataset, capsys):

@@ -22,6 +22,8 @@ import itertools
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from trajkit.cli import (
@@ -39,7 +41,7 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.files import read_json, sha256_bytes, write_json_atomic
-from trajkit.lock import FolderLock, LockedError
+from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -163,31 +165,51 @@ def replaced_record(path: Path, identity: str, data: Path) -> dict | None:
     return old
 
 
-def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -> None:
-    """``stem.json`` and the per-clip file it names, under the folder's lock (two evaluations
-    at once). The clips file is named by its rows' hash and written first, the record last,
-    then the clips file of the record replaced is removed: a stop or a second evaluation in
-    between never leaves a record describing another run's or checkpoint's clips."""
+@contextmanager
+def evaluations_locked(run: Path) -> Iterator[Path]:
+    """``run/evaluations``, made if missing, with its lock held from before the scoring to
+    the record: a second evaluation of the run at once is refused at its start (it was
+    refused only when writing, after all its scoring). A folder made here that holds
+    nothing but the lock when we leave (the scoring failed) is removed again."""
     from train.run_folder import LOCK
-    from train.trajectory.clips import write_clips
 
-    evaluations.mkdir(exist_ok=True)
+    evaluations = run / "evaluations"
+    if evaluations.exists() and not evaluations.is_dir():
+        raise EvaluationError(f"{evaluations} is not a folder; move it away to score {run}")
+    created = not evaluations.exists()
     try:
+        evaluations.mkdir(exist_ok=True)
         lock = FolderLock(evaluations / LOCK).acquire()
-    except LockedError as e:
-        raise EvaluationError(str(e)) from None
+    except (LockedError, OSError) as e:
+        if created:
+            remove_if_unused(evaluations, LOCK)
+        if isinstance(e, LockedError):
+            raise EvaluationError(str(e)) from None
+        raise
     try:
-        old = replaced_record(evaluations / f"{stem}.json", record["dataset"], data)
-        record["clips"] = f"{stem}.{sha256_bytes(rows.tobytes())[:12]}.clips.csv"
-        write_clips(evaluations / record["clips"], rows)
-        write_json_atomic(evaluations / f"{stem}.json", record)
-        stale = str((old or {}).get("clips") or "")
-        if stale != record["clips"] and re.fullmatch(
-            rf"{re.escape(stem)}\.[0-9a-f]{{12}}\.clips\.csv", stale
-        ):
-            (evaluations / stale).unlink(missing_ok=True)  # only this record's own, by its name
+        yield evaluations
     finally:
         lock.release()
+        if created:
+            remove_if_unused(evaluations, LOCK)
+
+
+def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -> None:
+    """``stem.json`` and the per-clip file it names, under the folder's lock
+    (``evaluations_locked``). The clips file is named by its rows' hash and written first,
+    the record last, then the clips file of the record replaced is removed: a stop in
+    between never leaves a record describing another run's or checkpoint's clips."""
+    from train.trajectory.clips import write_clips
+
+    old = replaced_record(evaluations / f"{stem}.json", record["dataset"], data)
+    record["clips"] = f"{stem}.{sha256_bytes(rows.tobytes())[:12]}.clips.csv"
+    write_clips(evaluations / record["clips"], rows)
+    write_json_atomic(evaluations / f"{stem}.json", record)
+    stale = str((old or {}).get("clips") or "")
+    if stale != record["clips"] and re.fullmatch(
+        rf"{re.escape(stem)}\.[0-9a-f]{{12}}\.clips\.csv", stale
+    ):
+        (evaluations / stale).unlink(missing_ok=True)  # only this record's own, by its name
 
 
 def shares_training_samples(samples_match: bool, split: str, rendered: bool) -> bool:
@@ -197,8 +219,9 @@ def shares_training_samples(samples_match: bool, split: str, rendered: bool) -> 
 
 
 def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> tuple[dict, dict]:
-    """Score one run's weights on ``args.data``; returns the record and the per-clip
-    columns it also writes (``train.trajectory.clips``)."""
+    """Score one run's weights on ``args.data``, ``run/evaluations`` locked
+    (``evaluations_locked``); returns the record and the per-clip columns it also writes
+    (``train.trajectory.clips``)."""
     import numpy as np
     import torch
 
@@ -212,9 +235,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     from train.trajectory.inputs import InputPipeline
     from train.trajectory.preflight import same_samples
 
-    evaluations = run / "evaluations"
-    if evaluations.exists() and not evaluations.is_dir():  # found now, not after the scoring
-        raise EvaluationError(f"{evaluations} is not a folder; move it away to score {run}")
+    evaluations = run / "evaluations"  # locked by the caller (evaluations_locked)
     path = run / (BEST if args.checkpoint == "best" else LAST)
     state = load_checkpoint(path)
     try:
@@ -346,7 +367,8 @@ def score_runs(args: argparse.Namespace) -> int:
             if not run.is_dir():
                 problem = "is not a folder" if run.exists() else "does not exist"
                 raise EvaluationError(f"run folder {run} {problem}")
-            record, clips = evaluate_run(run, args, data_meta, ctx)
+            with evaluations_locked(run):
+                record, clips = evaluate_run(run, args, data_meta, ctx)
             scored.append((record, clips))
             if not args.quiet:
                 print(
