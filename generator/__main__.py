@@ -125,7 +125,7 @@ def main_generate(argv: list[str]) -> int:
 def main_preflight(argv: list[str]) -> int:
     from generator.config import ConfigError, load_config
     from generator.dataformat.layout import Layout
-    from generator.dataformat.sources import DatasetError, Manifest, read_model
+    from generator.dataformat.sources import DatasetError, read_manifest
     from generator.pipeline.generate import GenerationError, check_out
     from generator.pipeline.preflight import estimate
 
@@ -148,7 +148,7 @@ def main_preflight(argv: list[str]) -> int:
     try:
         for path in layout.manifests() if layout.checkpoints.is_dir() else []:
             try:  # a regular file only: a FIFO would hang
-                done = read_model(path, layout.root, Manifest)[0].end
+                done = read_manifest(path, layout.root)[0].end
             except DatasetError:
                 break
         est = estimate(cfg, max(args.n - done, 0), args.out, args.format)

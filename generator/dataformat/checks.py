@@ -13,10 +13,9 @@ from generator.dataformat.layout import Layout
 from generator.dataformat.sources import (
     DatasetError,
     Label,
-    Manifest,
     label_context,
     pose_problem,
-    read_model,
+    read_manifest,
     uncovered,
 )
 from trajkit.cli import error_message, short_repr
@@ -102,7 +101,7 @@ def read_manifests(
     ]
     for path in paths:
         try:
-            m, _ = read_model(path, layout.root, Manifest)
+            m, _ = read_manifest(path, layout.root)
         except DatasetError as e:
             problems.append(str(e))
             continue

@@ -108,7 +108,7 @@ def convert(
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
-    from generator.dataformat.sources import Manifest, read_model
+    from generator.dataformat.sources import read_manifest
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -121,7 +121,7 @@ def convert(
     settings = layout_settings(fmt, shard_size, level, compression)
     total = meta["total_samples"]
     src_layout = Layout(src, meta["stem_width"])
-    manifests = [read_model(p, src, Manifest)[1] for p in src_layout.manifests()]
+    manifests = [read_manifest(p, src)[1] for p in src_layout.manifests()]
     layout = Layout(dst, meta["stem_width"])
     if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
         raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")

@@ -49,7 +49,14 @@ from generator.config import (
     MIN_FRAMES,
     MIN_IMAGE_SIZE,
 )
-from generator.dataformat.layout import FORMATS, MAX_STEM_WIDTH, MIN_STEM_WIDTH, Layout, stem_width
+from generator.dataformat.layout import (
+    FORMATS,
+    MAX_STEM_WIDTH,
+    MIN_STEM_WIDTH,
+    Layout,
+    manifest_limit,
+    stem_width,
+)
 from trajkit.cli import error_message, first_line, short_repr
 from trajkit.seeds import MAX_SEED
 
@@ -95,6 +102,8 @@ def read_file(path: Path, root: Path, size: int | None = None, limit: int | None
             return f.read(found)
     except OSError as e:
         raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
+    except MemoryError:  # past what any bound here allows: a sparse file, or a forged name
+        raise DatasetError(f"{path} is damaged: {found} bytes, more than memory holds") from None
 
 
 # The largest label measured, the "hard" config with every ground-truth option (masks too) at
@@ -253,6 +262,11 @@ class Manifest(_Record):
     shards: list[ShardLine] | None = None
 
 
+def read_manifest(path: Path, root: Path) -> tuple[Manifest, dict]:
+    """A checkpoint manifest, its size bounded by its name (``manifest_limit``)."""
+    return read_model(path, root, Manifest, limit=manifest_limit(path))
+
+
 class Camera(_Record):
     name: str
     azimuth_deg: float
@@ -393,7 +407,7 @@ class Index:
         entries: dict[int, Entry] = {}
         shards: dict[str, ShardLine] = {}
         for path in manifest_paths(layout, meta):
-            m, _ = read_model(path, layout.root, Manifest)
+            m, _ = read_manifest(path, layout.root)
             entries.update((e.index, e) for e in m.samples)
             shards.update((s.name, s) for s in m.shards or [])
         missing, first = uncovered(n, entries)

@@ -32,8 +32,8 @@ from generator.dataformat.metadata import Progress, fingerprint, renderer_of, wr
 from generator.dataformat.sources import (
     DatasetError,
     Fingerprint,
-    Manifest,
     label_limit,
+    read_manifest,
     read_model,
 )
 from generator.dataformat.writer import check_written_sample
@@ -77,7 +77,7 @@ def _completed(layout: Layout) -> tuple[Progress, list[Path], str]:
     manifests = layout.manifests()
     for k, path in enumerate(manifests):
         try:
-            _, manifest = read_model(path, layout.root, Manifest)
+            _, manifest = read_manifest(path, layout.root)
             chunk = manifest["samples"]
             if manifest["start"] != done.samples or [e["index"] for e in chunk] != list(
                 range(manifest["start"], manifest["end"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from joblib import Parallel, delayed
 
 from generator.dataformat.layout import Layout
-from generator.dataformat.sources import DatasetError, Manifest, read_file, read_model, regular_size
+from generator.dataformat.sources import DatasetError, read_file, read_manifest, regular_size
 from generator.pipeline.tasks import render_shard_task, render_task
 from trajkit.files import sha256_bytes, sha256_file
 
@@ -47,7 +47,7 @@ def label_intact(path: Path, root: Path, sha: str, limit: int) -> bool:
 
 def _sealed(layout: Layout) -> list[dict]:
     """The manifests a resume keeps (``generate._completed`` has dropped damaged ones)."""
-    return [read_model(p, layout.root, Manifest)[1] for p in layout.manifests()]
+    return [read_manifest(p, layout.root)[1] for p in layout.manifests()]
 
 
 def damaged_samples(layout: Layout, verify: bool, workers: int, label_bytes: int) -> list[dict]:

@@ -408,6 +408,35 @@ def test_a_huge_sparse_metadata_is_one_line_everywhere_it_is_read(
 
 
 @pytest.mark.timeout(300)
+def test_a_huge_sparse_manifest_is_one_line_and_resume_renders_its_chunk_again(
+    small_dataset, tmp_path, subprocess_cli, digests
+):
+    """A 100 GB manifest was read whole: a MemoryError traceback in validate and --resume."""
+    root = _copy(small_dataset, tmp_path / "ds")
+    os.truncate(root / "checkpoints" / "checkpoint_24.json", 100 << 30)
+    run = subprocess_cli("validate", root, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    said = "checkpoint_24.json is damaged: 107374182400 bytes, more than such a file holds"
+    assert said in run.stdout, run.stdout
+    (root / "metadata.json").unlink()
+    args = ["--n", 24, "--out", root, "--workers", 1, "--checkpoint-every", 10, "--quiet"]
+    run = subprocess_cli(*args, "--resume", timeout=240)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert digests(root) == digests(small_dataset)
+
+
+def test_the_manifest_bound_is_8_times_the_largest_manifest_of_a_shard_dataset(tmp_path, cli):
+    """Shard datasets' manifests are the larger: each line also holds the sample's shard."""
+    from generator.dataformat.layout import manifest_limit
+
+    root = tmp_path / "ds"
+    args = ["--n", 12, "--out", root, "--format", "shards", "--workers", 1, "--quiet"]
+    assert cli(*args, "--checkpoint-every", 12, "--shard-size", 1) == 0
+    manifest = root / "checkpoints" / "checkpoint_12.json"
+    assert 8 * manifest.stat().st_size <= manifest_limit(manifest) - (64 << 10)
+
+
+@pytest.mark.timeout(300)
 def test_a_huge_sparse_label_sealed_or_not_is_rendered_again_not_read(
     small_dataset, tmp_path, subprocess_cli, digests
 ):
