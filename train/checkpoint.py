@@ -10,18 +10,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
 import stat
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from trajkit.cli import failed_io
+from trajkit.cli import failed_io, interrupts_deferred
 from trajkit.files import save_torch_atomic
 
 
@@ -66,33 +62,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     )
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them to their own handlers.
-
-    A ``KeyboardInterrupt`` raised inside ``torch.save`` makes its zip writer's
-    clean-up fail with "RuntimeError: unexpected pos", so a run stopped while
-    saving exited 1 with that error instead of 130 (the launcher's Ctrl-C test
-    caught it under load). Deferred, the checkpoint is finished and renamed into
-    place first. Only the main thread can handle signals; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for signum, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(signum, lambda s, frame: caught.append(s))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    for signum in dict.fromkeys(caught):
-        signal.raise_signal(signum)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

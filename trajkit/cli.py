@@ -15,7 +15,9 @@ import reprlib
 import select
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -396,6 +398,48 @@ def leave_stops_to_main_process(worker_id: int = 0) -> None:
 
 def _leave_quietly(signum: int, frame: object) -> None:
     os._exit(0)
+
+
+# The handlers each ``interrupts_deferred`` block replaced, outermost first.
+_deferred: list[dict] = []
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them to their own handlers.
+
+    A ``KeyboardInterrupt`` raised inside ``torch.save`` makes its zip writer's clean-up fail
+    with "RuntimeError: unexpected pos" (exit 1, not 130); raised inside a fork, in one of
+    the interpreter's at-fork hooks (logging's lock), it is printed as "Exception ignored"
+    and lost, and the run went on. A process forked inside the block starts with the
+    handlers the block replaced. Only the main thread can handle signals; elsewhere this
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _deferred.append(previous)
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, lambda s, frame: caught.append(s))
+    try:
+        yield
+    finally:
+        _deferred.pop()
+        restore_signals(previous)
+    for signum in dict.fromkeys(caught):
+        signal.raise_signal(signum)
+
+
+def _handlers_before_the_deferral() -> None:
+    """In a child forked inside ``interrupts_deferred``: a stop would only be noted there."""
+    if _deferred:
+        restore_signals(_deferred[0])
+        _deferred.clear()
+
+
+os.register_at_fork(after_in_child=_handlers_before_the_deferral)
 
 
 def load_modules(*names: str) -> None:

@@ -28,9 +28,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from trajkit.cli import leave_stops_to_main_process
+from trajkit.dataloader import DataLoader
 
 SLOTS_BEYOND_PREFETCH = 2
 """Slots per worker over its ``prefetch_factor`` batches in flight: the batch the loop holds and the one before."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
 
 from train.jepa.config import JepaConfig
 from train.jepa.datasets import build_dataset
@@ -11,6 +10,7 @@ from train.jepa.masks import MultiBlockMaskCollator
 from train.jepa.mixture import MixtureDataset, MixtureSampler
 from train.jepa.transforms import pretrain_transform
 from trajkit.cli import leave_stops_to_main_process
+from trajkit.dataloader import DataLoader
 
 
 def dataset_names(cfg: JepaConfig) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.config import DatasetSpec, JepaConfig
@@ -24,6 +24,7 @@ from train.jepa.probes import knn_correct, linear_probe_accuracy, rankme
 from train.jepa.transforms import eval_transform
 from train.jepa.vision_transformer import VisionTransformer
 from trajkit.cli import leave_stops_to_main_process
+from trajkit.dataloader import DataLoader
 
 
 class RawPixels(nn.Module):
