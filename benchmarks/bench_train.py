@@ -69,6 +69,7 @@ from pathlib import Path
 import yaml
 
 from trajkit.cli import exit_on_interrupt
+from trajkit.files import json_text
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("easy", "medium", "hard")
@@ -460,7 +461,7 @@ def main() -> int:
     text = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "levels.md").write_text(text)
-    (args.out / "levels.json").write_text(json.dumps({"rows": rows, "minutes": minutes}, indent=1))
+    (args.out / "levels.json").write_text(json_text({"rows": rows, "minutes": minutes}, indent=1))
     budgets = {level: budget(level, args) for level in args.preset}
     print(f"\n{len(args.extractors)} extractors, (samples, epochs) {budgets}, "
           f"dataset seeds {args.seeds}, training seeds {args.train_seeds or 'the dataset seeds'}, "

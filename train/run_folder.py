@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from trajkit.files import write_atomic, write_json_atomic
+from trajkit.files import json_text, write_atomic, write_json_atomic
 from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
 CONFIG = "config.yaml"
@@ -142,7 +142,7 @@ class RunFolder:
         self._write_records([*self.read_metrics(), record])
 
     def _write_records(self, records: list[dict]) -> None:
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        text = "".join(json_text(r, sort_keys=True) + "\n" for r in records)
         write_atomic(self.metrics_path, text.encode())
 
     def write_results(self, results: dict[str, Any]) -> None:

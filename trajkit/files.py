@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -112,8 +113,25 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def json_text(obj: Any, **options: Any) -> str:
+    """``json.dumps`` with NaN and the infinities written as null: Python writes them as bare
+    ``NaN`` and ``Infinity``, which are not JSON, and a strict reader (JavaScript's, jq,
+    Go's) refuses the whole file (a saliency epoch whose validation scores were NaN)."""
+    return json.dumps(_finite(obj), allow_nan=False, **options)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), fsync=fsync)
+    write_atomic(path, (json_text(obj, indent=2, sort_keys=True) + "\n").encode(), fsync=fsync)
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike, *, fsync: bool = True) -> None:

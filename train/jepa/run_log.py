@@ -3,7 +3,6 @@ record to trust) mirrored to TensorBoard scalars."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from train.run_folder import (
@@ -14,7 +13,7 @@ from train.run_folder import (
     quiet_tensorboard_thread_errors,
     read_metrics,
 )
-from trajkit.files import write_atomic
+from trajkit.files import json_text, write_atomic
 
 
 class RunLog:
@@ -37,7 +36,7 @@ class RunLog:
         if not self.enabled:
             return
         with named_failures(self.path), open(self.path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.write(json_text(record, sort_keys=True) + "\n")
         with named_failures(self.tensorboard):
             for key, value in _flatten(record).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -59,7 +58,7 @@ def keep_epochs_up_to(folder: Path, epoch: int) -> None:
     if not path.is_file():  # a FIFO would block the comparison's read
         return
     kept = [r for r in read_metrics(folder) if _epoch(r) <= epoch]
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
+    text = "".join(json_text(r, sort_keys=True) + "\n" for r in kept).encode()
     if text != path.read_bytes():
         write_atomic(path, text)
 
