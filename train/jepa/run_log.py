@@ -17,7 +17,11 @@ from trajkit.files import json_text, write_atomic
 
 
 class RunLog:
-    def __init__(self, folder: Path, enabled: bool = True) -> None:
+    """``purge_step``: the first step this run logs; TensorBoard hides what an earlier attempt
+    logged from there on (steps logged after the checkpoint it resumes from, or every step of
+    an attempt stopped before its first), which it showed twice beside this run's."""
+
+    def __init__(self, folder: Path, enabled: bool = True, purge_step: int = 1) -> None:
         self.enabled = enabled
         # a FIFO at metrics.jsonl blocked the first write for ever: replaced, as other trainers do
         self.path = appendable_metrics(folder) if enabled else folder / METRICS
@@ -28,19 +32,24 @@ class RunLog:
 
             quiet_tensorboard_thread_errors()
             with named_failures(self.tensorboard):  # it writes its first event now
-                self.writer = SummaryWriter(str(self.tensorboard))
+                self.writer = SummaryWriter(str(self.tensorboard), purge_step=purge_step)
 
-    def write(self, record: dict, step: int) -> None:
-        """Append ``record``. A full disk fails the write with no file name: it is added, so
-        the error line says which file (a cut-off line is dropped by the next resume)."""
+    def write(self, record: dict, step: int, tags: str = "") -> None:
+        """Append ``record``, and show its numbers in TensorBoard at ``step`` under ``tags``
+        (an epoch's record under ``epoch/``: its loss, the epoch's mean, was shown as a second
+        point of the step loss at the same step). A full disk fails the write with no file
+        name: it is added, so the error line says which file (a cut-off line is dropped by
+        the next resume)."""
         if not self.enabled:
             return
         with named_failures(self.path), open(self.path, "a") as f:
             f.write(json_text(record, sort_keys=True) + "\n")
         with named_failures(self.tensorboard):
             for key, value in _flatten(record).items():
+                if key in ("step", "epoch"):  # the x axis, not a measurement
+                    continue
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    self.writer.add_scalar(key, value, step)
+                    self.writer.add_scalar(tags + key, value, step)
             self.writer.flush()
 
     def close(self) -> None:

@@ -130,7 +130,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
                     "block; raise mask.target_scale or drop the level",
                     rank,
                 )
-            run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet)
+            done = ckpt["epoch"] if ckpt is not None else 0
+            run = Pretraining(cfg, rank, world, device, out, data, steps_per_epoch, quiet, done)
             start_epoch = run.resume(ckpt) if ckpt is not None else 0
             if rank == 0:  # epochs past the checkpoint are trained again, all of them without one
                 keep_epochs_up_to(out, start_epoch)
@@ -215,6 +216,7 @@ class Pretraining:
         data: tuple,
         steps_per_epoch: int,
         quiet: bool,
+        done_epochs: int = 0,
     ) -> None:
         self.cfg, self.rank, self.world, self.device, self.quiet = cfg, rank, world, device, quiet
         self.mixture, self.sampler, self.collator = data
@@ -224,7 +226,7 @@ class Pretraining:
         self.target_encoder = make_target_encoder(self.student.encoder).to(device)
         self.optimizer = torch.optim.AdamW(param_groups(self.student))
         self.watch = CollapseWatch(cfg.collapse.min_std_ratio, cfg.collapse.min_rank_ratio)
-        self.log = RunLog(out, enabled=rank == 0)
+        self.log = RunLog(out, rank == 0, purge_step=done_epochs * steps_per_epoch + 1)
         self.out, self.ckpt_path = out, out / LAST
         self.model: torch.nn.Module = self.student
         use_amp = cfg.run.amp and device.type == "cuda"
@@ -364,7 +366,7 @@ class Pretraining:
         if self.rank != 0:
             return
         epoch = record["epoch"]
-        self.log.write(record, epoch * self.steps_per_epoch)
+        self.log.write(record, epoch * self.steps_per_epoch, tags="epoch/")
         _log(
             f"epoch {epoch}/{self.cfg.optim.epochs} loss {record['loss']:.4f} "
             f"{record['images_per_second']:.0f} img/s rankme {record['rankme']:.1f} "

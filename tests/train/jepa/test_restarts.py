@@ -80,3 +80,40 @@ def test_a_force_start_stopped_after_its_first_checkpoint_continues_with_resume(
     assert trainer.main(["--config", config, "--quiet", "--force", "--epochs", "2"]) == 130
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "holds the last finished epoch, continue with --resume" in line, line
+
+
+def _tensorboard_steps(run, tag: str) -> list[int]:
+    """The steps of ``tag`` TensorBoard shows for ``run`` (its loader hides what a session
+    start at a step purges)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_tensorboard_shows_each_step_once_after_a_stopped_attempt(
+    tmp_path, jepa_files, monkeypatch, checkpoint
+):
+    """The steps an attempt logged past its checkpoint (or, with none, all of them) stayed
+    in TensorBoard beside the ones the next run logged again."""
+    config = _config(tmp_path, jepa_files)
+    run = tmp_path / "run"
+    if checkpoint:
+        assert trainer.main(["--config", config, "--quiet"]) == 0
+    more = ["--resume", "--epochs", "2"] if checkpoint else []
+
+    def stopped_before_last_pt(self, record):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer.Pretraining, "end_epoch", stopped_before_last_pt)
+        assert trainer.main(["--config", config, "--quiet", *more]) == 130
+    assert trainer.main(["--config", config, "--quiet", *more]) == 0
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "step" in r]
+    assert _tensorboard_steps(run, "loss") == steps and len(set(steps)) == len(steps), steps
+    epochs = [r["epoch"] for r in log if "step" not in r]
+    per_epoch = steps[-1] // epochs[-1]
+    assert _tensorboard_steps(run, "epoch/rankme") == [e * per_epoch for e in epochs]
