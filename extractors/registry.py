@@ -169,7 +169,7 @@ def load_plugins(*, force: bool = False) -> None:
             continue
         try:
             ep.load()
-        except Exception as exc:  # a broken plugin must not break the registry
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the registry
             warnings.warn(
                 f"extractor plugin {ep.name!r} ({ep.value}) failed to load: "
                 f"{type(exc).__name__}: {exc}",

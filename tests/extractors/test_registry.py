@@ -191,7 +191,16 @@ def test_plugin_distribution_is_discovered(tmp_path, monkeypatch, clean_registry
     assert get_extractor("meancolour").module == "traj_meancolour_ext"
 
 
-def test_broken_plugin_warns_and_the_rest_still_works(tmp_path, monkeypatch, clean_registry):
+@pytest.mark.parametrize(
+    "source, said",
+    [
+        ("raise ImportError('missing dependency')\n", "ImportError: missing dependency"),
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),  # it ended the caller (extractors list)
+    ],
+)
+def test_broken_plugin_warns_and_the_rest_still_works(
+    tmp_path, monkeypatch, clean_registry, source, said
+):
     _install_plugin(
         tmp_path,
         "traj_broken",
@@ -201,14 +210,15 @@ def test_broken_plugin_warns_and_the_rest_still_works(tmp_path, monkeypatch, cle
         broken = traj_broken_ext
         i3d = traj_broken_ext
         """,
-        "raise ImportError('missing dependency')\n",
+        source,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "traj_broken_ext", raising=False)
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     with pytest.warns(registry.PluginLoadWarning) as caught:
         names = list_extractors()
     messages = [str(w.message) for w in caught]
-    assert any("'broken'" in m and "missing dependency" in m for m in messages), messages
+    assert any("'broken'" in m and said in m for m in messages), messages
     assert any("'i3d'" in m and "already registered" in m for m in messages), messages
     assert "i3d" in names and "broken" not in names
 
