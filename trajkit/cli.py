@@ -84,7 +84,7 @@ class OneLineParser(argparse.ArgumentParser):
         args = sys.argv[1:] if args is None else list(args)
         for arg in args:
             if isinstance(arg, str) and CONTROL.search(arg):
-                self.error(f"argument {one_line(arg)!r} holds a control character")
+                self.error(f"argument {arg!r} holds a control character")
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
