@@ -13,10 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat, savemat
+from scipy.io import loadmat, savemat, whosmat
 from scipy.io.matlab import MatReadError
 
-from train.saliency.image_files import fixation_mask, image_sample, write_image, write_map
+from train.saliency.image_files import (
+    fitted,
+    fixation_mask,
+    image_sample,
+    same_size,
+    write_image,
+    write_map,
+)
 from train.saliency.records import (
     LayoutError,
     SaliencySource,
@@ -25,6 +32,7 @@ from train.saliency.records import (
     StimulusRef,
     regular_file,
 )
+from trajkit.cli import first_line
 
 STIMULI = "Stimuli"
 MAPS = "FIXATIONMAPS"
@@ -46,14 +54,23 @@ def looks_like(root: Path) -> bool:
     return find_root(root) is not None
 
 
-def read_locs(path: Path) -> np.ndarray:
+def read_locs(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The ``fixLocs`` mask of a stimulus of ``size``, its shape checked before it is
+    inflated: an 875 KB file held a 30000x30000 matrix."""
     regular_file(path)
     try:
-        return np.asarray(loadmat(path)[LOCS_VARIABLE]) > 0
+        declared = {name: shape for name, shape, _ in whosmat(path)}
+        same_size(declared[LOCS_VARIABLE], path, size)
+        locs = loadmat(path, variable_names=[LOCS_VARIABLE])[LOCS_VARIABLE]
+    except StimulusFileError:
+        raise
     except (OSError, KeyError, ValueError, TypeError, NotImplementedError, MatReadError) as err:
         raise StimulusFileError(
-            f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({err})"
+            f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({first_line(err)})"
         ) from None
+    except MemoryError:
+        raise StimulusFileError(f"{path}: too large to read into memory") from None
+    return fitted(np.asarray(locs) > 0, path, size)
 
 
 class Cat2000Images(SaliencySource):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.density import fixation_density
-from train.saliency.layouts import open_source
+from train.saliency.layouts import open_source, out_of_memory_reading
 from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
 from trajkit.cli import (
     OneLineParser,
@@ -27,6 +27,14 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.lock import NewFolderError, new_folder
+
+
+class Mismatch(Exception):
+    """The converted set does not load as the source does: it must not be published."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(problems)
+        self.problems = problems
 
 
 def convert(src: SaliencySource, dst: Path, to: str, *, quiet: bool = True) -> int:
@@ -116,19 +124,27 @@ def _convert(args) -> int:
             print(f"found {src.describe()}")
             n = convert(src, work, args.to, quiet=quiet)
             problems = compare(src, open_source(work))
+            if problems:  # leaving the block by an error keeps nothing of the copy
+                raise Mismatch(problems)
     except NewFolderError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 2
+    except Mismatch as err:
+        for p in err.problems[:20]:
+            print(one_line(f"mismatch: {p}"), file=sys.stderr)
+        print(
+            one_line(
+                f"error: the check after converting {n} stimuli found {len(err.problems)} "
+                f"differences; nothing was written to {args.dst}"
+            ),
+            file=sys.stderr,
+        )
+        return 1
     except (LayoutError, OSError) as err:  # a damaged source, a full disk: no half copy
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
-    for p in problems[:20]:
-        print(one_line(f"mismatch: {p}"), file=sys.stderr)
-    if problems:
-        print(
-            one_line(f"converted {n} stimuli to {args.dst}, but {len(problems)} differ"),
-            file=sys.stderr,
-        )
+    except MemoryError as err:
+        print(out_of_memory_reading(args.src, err), file=sys.stderr)
         return 1
     print(f"converted {n} stimuli to {args.dst} ({args.to}); loader output checked identical")
     return 0

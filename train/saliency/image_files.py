@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageMode
 
 from train.saliency.records import (
     Sample,
@@ -25,12 +25,16 @@ STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 def read_image(path: Path, mode: str) -> np.ndarray:
     """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty, damaged or
     oversized file is a one-line StimulusFileError naming it, not PIL's traceback (nor its
-    DecompressionBombWarning, two lines of its own before the error)."""
+    DecompressionBombWarning, two lines of its own before the error). So is one of more than
+    8 bits a sample (16-bit PNG, float TIFF): PIL's conversion clips it to white or black."""
     regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                bits = 8 * np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
+                if bits > 8:
+                    raise ValueError(f"{bits}-bit {image.mode} samples; convert it to 8-bit")
                 return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise StimulusFileError(f"{path} is listed but missing on disk") from None
@@ -53,14 +57,14 @@ def image_sample(
     ref: StimulusRef,
     stimulus: Path,
     points: Path | None,
-    read_points: Callable[[Path], np.ndarray],
+    read_points: Callable[[Path, tuple[int, int]], np.ndarray],
     map_path: Path | None,
 ) -> Sample:
     """A ``Sample`` from a stimulus file, its fixation-point mask (``points``, decoded by
-    ``read_points``) and its map file, each if shipped."""
+    ``read_points`` for the stimulus's size) and its map file, each if shipped."""
     image = as_rgb(read_image(stimulus, "RGB"))
     size = image.shape[:2]
-    mask = fitted(read_points(points), points, size) if points else None
+    mask = read_points(points, size) if points else None
     return Sample(
         ref.key,
         ref.category,
@@ -74,12 +78,17 @@ def image_sample(
 def fitted(array: np.ndarray, path: Path, size: tuple[int, int]) -> np.ndarray:
     """``array``, read from ``path``, if it is a (H, W) map of a stimulus of ``size``; one of
     another shape is a damaged file: its fixations would land elsewhere in the image."""
-    if array.shape != tuple(size):
+    same_size(array.shape, path, size)
+    return array
+
+
+def same_size(shape: tuple[int, ...], path: Path, size: tuple[int, int]) -> None:
+    """Refuse ``path`` unless ``shape``, read or declared, is ``size``."""
+    if tuple(shape) != tuple(size):
         raise StimulusFileError(
-            f"{path} is {'x'.join(map(str, array.shape))} but its stimulus is "
+            f"{path} is {'x'.join(map(str, shape))} but its stimulus is "
             f"{size[0]}x{size[1]}; a fixation map must match its stimulus's size"
         )
-    return array
 
 
 def fixation_mask(fixations: np.ndarray, size: tuple[int, int], on: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from train.saliency import cat2000, mit1003, pysaliency_hdf5
 from train.saliency.records import LayoutError, SaliencySource
+from trajkit.cli import first_line
 
 EXPECTED = (
     "expected MIT1003 (ALLSTIMULI/*.jpeg), CAT2000 (Stimuli/<category>/*.jpg, or trainSet/ "
@@ -45,3 +46,11 @@ def open_source(root: str | Path) -> SaliencySource:
 
 def where_to_get(dataset: str) -> str:
     return {"MIT1003": mit1003.WHERE, "CAT2000": cat2000.WHERE}.get(dataset, pysaliency_hdf5.WHERE)
+
+
+def out_of_memory_reading(root: str | Path, error: MemoryError) -> str:
+    """The line for a file too large for this machine that no shape check caught."""
+    detail = f" ({error})" if str(error) else ""
+    return first_line(
+        f"error: out of memory reading {root}: a file too large for this machine{detail}"
+    )

@@ -19,6 +19,7 @@ from PIL import Image
 
 from train.saliency.image_files import (
     STIMULUS_SUFFIXES,
+    fitted,
     fixation_mask,
     image_sample,
     read_image,
@@ -42,8 +43,8 @@ def looks_like(root: Path) -> bool:
     return (root / STIMULI).is_dir()
 
 
-def read_mask(path: Path) -> np.ndarray:
-    return read_image(path, "L") > 127
+def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    return fitted(read_image(path, "L"), path, size) > 127
 
 
 class Mit1003Images(SaliencySource):

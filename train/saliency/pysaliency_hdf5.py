@@ -88,21 +88,54 @@ def key_from_filename(name: str) -> str:
     return "/".join(parts[1:]) if len(parts) > 1 else parts[0]
 
 
-def read_stimuli(
-    path: Path,
-) -> tuple[list[StimulusRef], list[Path] | None, list[np.ndarray] | None]:
-    """Refs plus either the stimulus files (FileStimuli) or the arrays (Stimuli)."""
+def stimulus_file(path: Path, name: str, version: str) -> Path:
+    """The file a FileStimuli ``name`` in ``path`` stands for. A name that is absolute (from
+    2.0 on, where names are relative), holds ``..`` or leads out of the HDF5 file's folder
+    through a link is refused: its key becomes a path convert writes to, and a ``..`` there
+    wrote files outside the converted set."""
+    root, file = path.parent, Path(name)
+    if (version >= "2.0" and file.is_absolute()) or ".." in file.parts or not file.name:
+        raise StimulusFileError(
+            f"{path}: stimulus file name {name!r} is absolute or holds '..'; "
+            f"pysaliency names files relative to the folder {root}"
+        )
+    file = root / file if version >= "2.0" else file
+    if not file.resolve().is_relative_to(root.resolve()):
+        raise StimulusFileError(
+            f"{path}: stimulus file {name!r} leads outside {root} (through a link); "
+            "copy the stimuli into that folder"
+        )
+    return file
+
+
+def _checked_stimulus(path: Path, f, index: int):
+    """Dataset ``index`` of a Stimuli file, checked by its declared shape before it is read:
+    a 1.5 KB gzip file declared a 10 GiB image."""
+    data = f[str(index)]
+    image = data.ndim == 2 or (data.ndim == 3 and data.shape[2] in (3, 4))
+    pixels = data.shape[0] * data.shape[1] if image else 0
+    if data.dtype != np.uint8 or not 0 < pixels <= Image.MAX_IMAGE_PIXELS:
+        raise StimulusFileError(
+            f"{path}: stimulus {index} is {'x'.join(map(str, data.shape))} {data.dtype}; "
+            f"expected an 8-bit grey, RGB or RGBA image of at most {Image.MAX_IMAGE_PIXELS:,} pixels"
+        )
+    return data
+
+
+def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
+    """Refs plus the stimulus files (FileStimuli), or None (Stimuli: ``read_array`` reads
+    one array at a time, a whole set would not fit in memory)."""
     with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         size = int(f.attrs["size"])
         attrs = {n: f[n][...] for n in _attribute_names(f)}
         if kind == "FileStimuli":
             names = [_text(s) for s in f["filenames"][...]]
-            files = [path.parent / n if version >= "2.0" else Path(n) for n in names]
+            files = [stimulus_file(path, n, version) for n in names]
             keys = [key_from_filename(n) if version >= "2.0" else Path(n).name for n in names]
-            arrays = None
         elif kind == "Stimuli":
-            arrays = [f[str(i)][...] for i in range(size)]
+            for i in range(size):
+                _checked_stimulus(path, f, i)
             files, keys = None, [f"{i:04d}.png" for i in range(size)]
         else:
             raise LayoutError(f"{path}: type '{kind}', expected 'FileStimuli' or 'Stimuli'")
@@ -116,7 +149,12 @@ def read_stimuli(
         else:
             cat = ""
         refs.append(StimulusRef(key, cat))
-    return refs, files, arrays
+    return refs, files
+
+
+def read_array(path: Path, index: int) -> np.ndarray:
+    with _h5py().File(path, "r") as f:
+        return _checked_stimulus(path, f, index)[...]
 
 
 def _flatten_trains(xs: np.ndarray, ys: np.ndarray, ns: np.ndarray, lengths) -> tuple:
@@ -156,6 +194,8 @@ def _read(reader, path: Path):
         raise
     except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
         raise StimulusFileError(f"{path}: unreadable pysaliency HDF5 ({first_line(err)})") from None
+    except MemoryError:
+        raise StimulusFileError(f"{path}: too large to read into memory") from None
 
 
 class PysaliencyHdf5(SaliencySource):
@@ -169,7 +209,7 @@ class PysaliencyHdf5(SaliencySource):
                     f"{root}: {name} missing; the pysaliency layout needs both "
                     f"{STIMULI_FILE} and {FIXATIONS_FILE}"
                 )
-        refs, self.files, self.arrays = _read(read_stimuli, root / STIMULI_FILE)
+        refs, self.files = _read(read_stimuli, root / STIMULI_FILE)
         x, y, n = _read(read_fixations, root / FIXATIONS_FILE)
         super().__init__(root, refs)
         self.dataset = "CAT2000" if any(r.category for r in refs) else "MIT1003"
@@ -192,11 +232,14 @@ class PysaliencyHdf5(SaliencySource):
             image = read_image(self.files[index], "RGB")
             extra = {"stimulus_file": self.files[index]}
         else:
-            image, extra = self.arrays[index], {}
+            image = _read(lambda p: read_array(p, index), self.root / STIMULI_FILE)
+            extra = {}
         map_path = self.map_path(ref)
         extra["map_file"] = map_path
-        fixations = self._xy[self._bounds[index] : self._bounds[index + 1]]
-        image = as_rgb(np.asarray(image, dtype=np.uint8))
+        image = as_rgb(image)
+        fixations = self._inside(
+            ref, self._xy[self._bounds[index] : self._bounds[index + 1]], image
+        )
         fmap = fitted(read_map(map_path), map_path, image.shape[:2]) if map_path else None
         return Sample(
             ref.key,
@@ -206,6 +249,20 @@ class PysaliencyHdf5(SaliencySource):
             fmap,
             extra=extra,
         )
+
+    def _inside(self, ref: StimulusRef, fixations: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """``fixations`` if each rounds to a pixel of ``image``: a NaN, infinite or outside one
+        is damaged data, which the image layouts' masks would clamp to the border."""
+        h, w = image.shape[:2]
+        px = np.rint(fixations)  # NaN compares False below: no cast, no numpy warning
+        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        if not inside.all():
+            x, y = fixations[~inside][0]
+            raise StimulusFileError(
+                f"{self.root / FIXATIONS_FILE}: {int((~inside).sum())} fixations of {ref.key} "
+                f"are not finite or outside its {h}x{w} image (e.g. x={x:g}, y={y:g})"
+            )
+        return fixations
 
 
 def write_dataset(dst: Path, samples, prefix: str) -> int:
@@ -230,7 +287,16 @@ def write_dataset(dst: Path, samples, prefix: str) -> int:
         else:
             target = target.with_suffix(".png")
             Image.fromarray(s.image).save(target)
-        names.append(os.path.relpath(target, dst))
+        name = os.path.relpath(target, dst)
+        try:
+            name.encode("utf8")
+        except UnicodeEncodeError:  # the name's bytes, as escapes: the line must print
+            shown = os.fsencode(src or s.key).decode("utf8", "backslashreplace")
+            raise StimulusFileError(
+                f"{shown}: the file name is not UTF-8, which pysaliency's HDF5 cannot hold; "
+                "rename it"
+            ) from None
+        names.append(name)
         shapes.append(s.image.shape)
         cats.append(cat_index.setdefault(s.category, len(cat_index)))
         trains.append(s.fixations)

@@ -13,7 +13,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from train.saliency.layouts import open_source, where_to_get
+from train.saliency.layouts import open_source, out_of_memory_reading, where_to_get
 from train.saliency.records import LayoutError, SaliencySource, StimulusFileError
 from trajkit.cli import (
     OneLineParser,
@@ -114,6 +114,9 @@ def _verify(args: argparse.Namespace) -> int:
         inv = inventory(src, quiet=args.quiet or not sys.stderr.isatty())
     except LayoutError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
+        return 1
+    except MemoryError as err:
+        print(out_of_memory_reading(args.root, err), file=sys.stderr)
         return 1
     print(json.dumps(inv, indent=2) if args.json else report(inv))
     return 1 if inv["missing_fixations"] else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -12,12 +14,15 @@ import warnings
 import zlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.io import savemat
 
+from train.saliency.cat2000 import LOCS_VARIABLE
 from train.saliency.convert import main as convert
+from train.saliency.mit1003 import Mit1003Images
 from train.saliency.synthetic import main as synthetic
 from train.saliency.verify import main as verify
 
@@ -146,3 +151,246 @@ def test_a_damaged_hdf5_file_is_named(hdf5_dir, tmp_path, capsys, name):
     assert len(err.splitlines()) == 1
     assert convert([str(hdf5_dir), str(tmp_path / "images"), "--to", "images", "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == err
+
+
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file and link under ``folder``: what a write shows."""
+    found = {}
+    for d, dirs, files in os.walk(folder):
+        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+            st = os.lstat(os.path.join(d, name))
+            found[os.path.relpath(os.path.join(d, name), folder)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def rename_stimulus(root: Path, index: int, name: str) -> None:
+    """Give stimulus ``index`` of a FileStimuli set the file name ``name``."""
+    with h5py.File(root / "stimuli.hdf5", "r+") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["filenames"][...]]
+        names[index] = name
+        del f["filenames"]
+        f.create_dataset(
+            "filenames",
+            data=np.array([n.encode() for n in names]),
+            dtype=h5py.special_dtype(vlen=str),
+        )
+
+
+def climb_through_a_link(src: Path) -> str:
+    """The attack: ``L`` links three folders down, so ``L/../../..`` reads a file inside
+    ``src``, while the key (the name less its first part) climbs three folders up from where
+    convert writes ``trainSet/Stimuli/<key>``: to ``tmp_path/outside``."""
+    (src / "deep" / "d1" / "d2").mkdir(parents=True)
+    (src / "L").symlink_to("deep/d1/d2")
+    (src / "outside").mkdir()
+    shutil.copyfile(src / "Stimuli" / "Action" / "001.jpg", src / "outside" / "PWNED.jpg")
+    return "L/../../../outside/PWNED.jpg"
+
+
+def climb(src: Path) -> str:
+    return "../outside/PWNED.jpg"
+
+
+def absolute(src: Path) -> str:
+    return str(src.parent / "outside" / "PWNED.jpg")
+
+
+def a_link_out(src: Path) -> str:
+    (src / "Stimuli" / "out").symlink_to(src.parent / "outside")
+    return "Stimuli/out/PWNED.jpg"
+
+
+@pytest.mark.parametrize("attack", [climb_through_a_link, climb, absolute, a_link_out])
+def test_a_stimulus_name_leading_out_of_the_set_is_refused_and_nothing_is_written(
+    pysaliency_writer, tmp_path, capsys, attack
+):
+    """Before, the link + ``..`` name passed verify (category ``..``, exit 0) and convert
+    wrote PWNED.jpg and PWNED.mat outside both SRC and DST."""
+    src, dst = pysaliency_writer(tmp_path / "src"), tmp_path / "dst"
+    (tmp_path / "outside").mkdir()
+    shutil.copyfile(src / "Stimuli" / "Action" / "001.jpg", tmp_path / "outside" / "PWNED.jpg")
+    name = attack(src)
+    rename_stimulus(src, 0, name)
+    before = files_under(tmp_path)
+    assert verify([str(src), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {src / 'stimuli.hdf5'}: stimulus file") and repr(name) in err
+    assert len(err.splitlines()) == 1, err
+    assert convert([str(src), str(dst), "--to", "images", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == err
+    assert files_under(tmp_path) == before and not dst.exists()
+
+
+def test_the_trainer_refuses_a_stimulus_name_leading_out_of_the_set(
+    pysaliency_writer, tmp_path, tiny_config, capsys
+):
+    from train.saliency.__main__ import main as train
+
+    src = pysaliency_writer(tmp_path / "src")
+    rename_stimulus(src, 0, climb_through_a_link(src))
+    code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"error: {src / 'stimuli.hdf5'}: stimulus file"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("x", [np.nan, np.inf, -1e9, 1e30, 39.6])
+def test_a_fixation_not_finite_or_outside_its_image_is_damaged_data(
+    pysaliency_writer, tmp_path, capsys, x
+):
+    """Before: verify exit 0; convert printed numpy's warnings, clamped the point to the
+    border, and left DST in place after its own check failed."""
+    src, dst = pysaliency_writer(tmp_path / "src", fixations="Fixations"), tmp_path / "dst"
+    with h5py.File(src / "fixations.hdf5", "r+") as f:
+        f["x"][0] = x  # of stimulus 0, a 30x40 image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert verify([str(src), "--quiet"]) == 1
+        assert convert([str(src), str(dst), "--to", "images", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0] == err[1], err
+    assert err[0] == (
+        f"error: {src / 'fixations.hdf5'}: 1 fixations of Action/001.jpg are not finite or "
+        f"outside its 30x40 image (e.g. x={x:g}, y=7.4)"
+    )
+    assert not dst.exists() and sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def test_a_convert_whose_check_fails_leaves_no_folder(pysaliency_writer, tmp_path, capsys):
+    """Two stimuli whose names differ only in the suffix are one file in the image layout.
+    Before, DST was left in place, looking complete."""
+    src, dst = pysaliency_writer(tmp_path / "src"), tmp_path / "dst"
+    Image.open(src / "Stimuli" / "Action" / "002.jpg").save(src / "Stimuli" / "Action" / "001.png")
+    rename_stimulus(src, 1, "Stimuli/Action/001.png")
+    assert convert([str(src), str(dst), "--to", "images", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("mismatch: "), err
+    assert err[-1].startswith("error: the check after converting 3 stimuli found "), err
+    assert err[-1].endswith(f"differences; nothing was written to {dst}"), err
+    assert not dst.exists() and sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def mat_bomb(path: Path, h: int, w: int) -> None:
+    """A MAT-file whose zlib-compressed ``fixLocs`` is an h x w uint8 matrix of zeros, written
+    without holding it (30000x30000: 875 KB on disk, 900 MB inflated)."""
+    name = LOCS_VARIABLE.encode().ljust(8, b"\0")
+    head = struct.pack("<IIII", 6, 8, 9, 0) + struct.pack("<IIii", 5, 8, h, w)
+    head += struct.pack("<II", 1, len(LOCS_VARIABLE)) + name + struct.pack("<II", 2, h * w)
+    padded = h * w + (-h * w % 8)
+    z = zlib.compressobj(9)
+    data = [z.compress(struct.pack("<II", 14, len(head) + padded) + head)]
+    zeros = bytes(1 << 20)
+    for start in range(0, padded, len(zeros)):
+        data.append(z.compress(zeros[: padded - start]))
+    data.append(z.flush())
+    body = b"".join(data)
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H2s", 0x0100, b"IM")
+    path.write_bytes(header + struct.pack("<II", 15, len(body)) + body)
+
+
+def verify_in_1_gib(root: Path) -> subprocess.CompletedProcess:
+    """``verify root`` with 1 GiB of address space: a bomb read before its shape is checked
+    fails to allocate (or takes the machine's memory, without the limit)."""
+    gib = 1 << 30
+    return subprocess.run(
+        [sys.executable, "-m", "train.saliency.verify", str(root), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (gib, gib)),
+    )
+
+
+def test_a_cat2000_fixation_matrix_bomb_is_refused_by_its_declared_shape(cat2000_dir):
+    """Before: MemoryError traceback (or, with the memory, 900 MB inflated before the check)."""
+    victim = cat2000_dir / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat"
+    mat_bomb(victim, 30000, 30000)
+    run = verify_in_1_gib(cat2000_dir)
+    assert run.returncode == 1 and run.stderr == (
+        f"error: {victim} is 30000x30000 but its stimulus is 30x40; a fixation map must "
+        "match its stimulus's size\n"
+    ), run.stderr
+
+
+def test_an_hdf5_stimulus_bomb_is_refused_by_its_declared_shape(pysaliency_writer, tmp_path):
+    """Before: every Stimuli array was read at open, a 10 GiB one a MemoryError traceback."""
+    src = pysaliency_writer(tmp_path / "src", embedded=True)
+    with h5py.File(src / "stimuli.hdf5", "r+") as f:
+        del f["0"]
+        f.create_dataset(
+            "0", (60000, 60000, 3), np.uint8, chunks=(1000, 1000, 3), compression="gzip"
+        )
+    assert (src / "stimuli.hdf5").stat().st_size < 100_000
+    run = verify_in_1_gib(src)
+    assert run.returncode == 1 and run.stderr == (
+        f"error: {src / 'stimuli.hdf5'}: stimulus 0 is 60000x60000x3 uint8; expected an 8-bit "
+        f"grey, RGB or RGBA image of at most {Image.MAX_IMAGE_PIXELS:,} pixels\n"
+    ), run.stderr
+
+
+def test_a_stimulus_name_that_is_not_utf8_is_one_line_in_an_hdf5_convert(
+    mit1003_dir, tmp_path, capsys
+):
+    """Before: UnicodeEncodeError traceback; pysaliency's file names are UTF-8."""
+    folder = os.fsencode(mit1003_dir)
+    new = os.fsdecode(folder + b"/ALLSTIMULI/\xff\xfe.jpeg")
+    os.rename(mit1003_dir / "ALLSTIMULI" / "i001_scene.jpeg", new)
+    os.rename(
+        mit1003_dir / "ALLFIXATIONMAPS" / "i001_scene_fixPts.jpg",
+        os.fsdecode(folder + b"/ALLFIXATIONMAPS/\xff\xfe_fixPts.jpg"),
+    )
+    dst = tmp_path / "h5"
+    assert convert([str(mit1003_dir), str(dst), "--to", "hdf5", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {mit1003_dir}/ALLSTIMULI/\\xff\\xfe.jpeg: the file name is not UTF-8, which "
+        "pysaliency's HDF5 cannot hold; rename it"
+    )
+    assert not dst.exists()
+
+
+def sixteen_bit_png(path: Path) -> None:
+    Image.fromarray(np.full((30, 40), 40000, np.uint16)).save(path, "PNG")
+
+
+def float_tiff(path: Path) -> None:
+    Image.fromarray(np.full((30, 40), 0.5, np.float32)).save(path, "TIFF")
+
+
+@pytest.mark.parametrize(
+    ("write", "detail"), [(sixteen_bit_png, "16-bit I;16"), (float_tiff, "32-bit F")]
+)
+def test_a_stimulus_of_more_than_8_bits_a_sample_is_refused(
+    mit1003_dir, tmp_path, capsys, write, detail
+):
+    """Before, PIL's conversion to RGB made them all white (16-bit) or all black (float),
+    and convert called the copy identical."""
+    victim = mit1003_dir / "ALLSTIMULI" / "i000_scene.jpeg"  # a 30x40 stimulus
+    write(victim)
+    expected = f"error: {victim} cannot be read as an image ({detail} samples; convert it to 8-bit)"
+    assert verify([str(mit1003_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == expected
+    assert convert([str(mit1003_dir), str(tmp_path / "h5"), "--to", "hdf5", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == expected
+    assert not (tmp_path / "h5").exists()
+
+
+def test_running_out_of_memory_is_one_line_and_leaves_no_folder(
+    mit1003_dir, tmp_path, capsys, monkeypatch
+):
+    """A file within every bound can still not fit: before, a MemoryError traceback."""
+
+    def too_large(*args, **kwargs):
+        raise MemoryError("Unable to allocate 10.1 GiB for an array with shape (60000, 60000, 3)")
+
+    monkeypatch.setattr(Mit1003Images, "load", too_large)
+    expected = (
+        f"error: out of memory reading {mit1003_dir}: a file too large for this machine "
+        "(Unable to allocate 10.1 GiB for an array with shape (60000, 60000, 3))"
+    )
+    assert verify([str(mit1003_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == expected
+    assert convert([str(mit1003_dir), str(tmp_path / "h5"), "--to", "hdf5", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == expected
+    assert sorted(os.listdir(tmp_path)) == ["MIT1003"]
