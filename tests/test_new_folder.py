@@ -134,8 +134,10 @@ def test_a_folder_with_files_or_a_writer_is_refused_untouched(tmp_path):
             pass
     assert list(busy.iterdir()) == []  # the first one's folder, untouched by the second
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NewFolderError, match="cannot write"), new_folder(tmp_path / "file" / "d"):
-        pass
+    with pytest.raises(NewFolderError, match="cannot write") as caught:
+        with new_folder(tmp_path / "file" / "d"):
+            pass
+    assert caught.value.exit_code == 2  # the folder given: bad input
 
 
 def test_a_folder_made_for_a_lock_that_fails_goes_again(tmp_path, monkeypatch):
@@ -146,6 +148,8 @@ def test_a_folder_made_for_a_lock_that_fails_goes_again(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(FolderLock, "acquire", full)
-    with pytest.raises(NewFolderError, match="No space left"), new_folder(tmp_path / "new"):
-        pass
+    with pytest.raises(NewFolderError, match="No space left") as caught:
+        with new_folder(tmp_path / "new"):
+            pass
+    assert caught.value.exit_code == 1  # a failed write, as a full disk is everywhere else
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary

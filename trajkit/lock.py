@@ -31,7 +31,12 @@ class ForeignLockError(LockedError):
 
 
 class NewFolderError(ValueError):
-    """A folder ``new_folder`` cannot start: not empty, being written, or not creatable."""
+    """A folder ``new_folder`` cannot start: not empty, being written, or not creatable.
+    ``exit_code`` is 2 for what the user gave, 1 for a disk that failed the write."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 _HELD: set[int] = set()  # descriptors of the locks this process holds
@@ -170,7 +175,10 @@ def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
         raise NewFolderError(str(e)) from None
     except OSError as e:  # a full disk fails the lock's note of its holder
         remove_if_unused(work, lock_name)
-        raise NewFolderError(f"cannot write {work}: {e.strerror or e}") from None
+        failed = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+        raise NewFolderError(
+            f"cannot write {work}: {e.strerror or e}", 1 if failed else 2
+        ) from None
     published = False
     try:
         _clear(work, lock_name)  # what a killed run left: its lock is ours now

@@ -128,7 +128,7 @@ def _convert(args) -> int:
                 raise Mismatch(problems)
     except NewFolderError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
-        return 2
+        return err.exit_code
     except Mismatch as err:
         for p in err.problems[:20]:
             print(one_line(f"mismatch: {p}"), file=sys.stderr)

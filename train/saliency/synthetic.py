@@ -90,7 +90,7 @@ def _write(args) -> int:
             write_synthetic(work, args.n, args.seed)
     except NewFolderError as e:
         print(one_line(f"error: {e}"), file=sys.stderr)
-        return 2
+        return e.exit_code
     except OSError as e:
         print(one_line(f"error: cannot write {args.out}: {e}"), file=sys.stderr)
         return 1
