@@ -22,16 +22,20 @@ CIFAR and STL-10 loaders check every file's MD5 (torchvision's lists) before rea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
+from torchvision.datasets.folder import has_file_allowed_extension
 
 from train.jepa.synthetic import SyntheticImages
+from trajkit.images import UNREADABLE_IMAGE, open_image, unreadable_reason
 
 IMAGENET100_FILE = Path(__file__).with_name("imagenet100.txt")
 SYNTHETIC_TEST_FRACTION = 0.25
@@ -49,15 +53,83 @@ class DamagedImage(DatasetMissing):
 
 def read_image(path: str) -> Image.Image:
     """torchvision's PIL loader, but a file that does not decode is one line naming it, where
-    PIL's own error names no file (a truncated JPEG) or an open file object."""
+    PIL's own error names no file (a truncated JPEG) or an open file object, and an image above
+    PIL's pixel limit is one too, not a traceback or PIL's warning on stderr."""
     try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:  # PIL raises all three for broken files
-        why = "no image format recognised" if isinstance(err, UnidentifiedImageError) else err
+        with open_image(path) as image:
+            return image.convert("RGB")
+    except UNREADABLE_IMAGE as err:
+        why = (
+            "no image format recognised"
+            if isinstance(err, UnidentifiedImageError)
+            else unreadable_reason(err)
+        )
         raise DamagedImage(
             f"{path} is not a readable image ({why}); replace or remove it"
         ) from None
+
+
+def image_paths(folder: str, is_image: Callable[[str], bool]) -> list[str]:
+    """The files under ``folder`` that ``is_image`` accepts, in torchvision's order (folders by
+    path, then names), links followed as torchvision follows them, but a link back to a folder
+    it is in is one line: torchvision's walk of it never ends (``x -> .`` and ``y -> .``
+    make 2^40 paths). So is a file named like an image that is not a regular file: a FIFO
+    blocks its reader for ever."""
+    names: dict[str, list[str]] = {}
+    real = Path(os.path.realpath(folder))
+    todo = [(folder, frozenset(_identity(os.stat(p)) for p in (real, *real.parents)))]
+    while todo:
+        path, above = todo.pop()
+        here = names.setdefault(path, [])
+        with os.scandir(path) as entries:
+            for entry in entries:
+                try:
+                    is_dir, is_file = entry.is_dir(), entry.is_file()
+                except OSError:  # a link that leads to itself, which os.walk takes for a file
+                    is_dir = is_file = False
+                if is_dir:
+                    identity = _identity(entry.stat())
+                    if identity in above:
+                        raise DatasetMissing(
+                            f"{entry.path} leads back to {os.path.realpath(entry.path)}, a "
+                            "folder it is in (a symbolic link loop); remove the link"
+                        )
+                    todo.append((entry.path, above | {identity}))
+                elif is_image(entry.path):
+                    if not is_file:
+                        raise DamagedImage(
+                            f"{entry.path} is not a regular file (a FIFO, device or broken "
+                            "link); replace or remove it"
+                        )
+                    here.append(entry.name)
+    return [os.path.join(path, name) for path in sorted(names) for name in sorted(names[path])]
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
+
+
+class CheckedImageFolder(tvd.ImageFolder):
+    """torchvision's ImageFolder, listed by ``image_paths``, and a class folder without images
+    is one line naming the folder (``DatasetMissing``)."""
+
+    @staticmethod
+    def make_dataset(
+        directory: str,
+        class_to_idx: dict[str, int],
+        extensions: tuple[str, ...] | None = None,
+        is_valid_file: Callable[[str], bool] | None = None,
+        allow_empty: bool = False,
+    ) -> list[tuple[str, int]]:
+        is_image = is_valid_file or partial(has_file_allowed_extension, extensions=extensions)
+        samples = []
+        for name in sorted(class_to_idx):
+            folder = os.path.join(directory, name)
+            found = image_paths(folder, is_image) if os.path.isdir(folder) else []
+            if not found and not allow_empty:
+                raise DatasetMissing(f"{folder} holds no image file (.JPEG, .png, ...)")
+            samples += [(path, class_to_idx[name]) for path in found]
+        return samples
 
 
 def imagenet100_classes(path: Path = IMAGENET100_FILE) -> list[str]:
@@ -66,7 +138,7 @@ def imagenet100_classes(path: Path = IMAGENET100_FILE) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-class ClassSubsetImageFolder(tvd.ImageFolder):
+class ClassSubsetImageFolder(CheckedImageFolder):
     """An ImageFolder that keeps only the listed class folders, labelled 0..n-1 in sorted order."""
 
     def __init__(self, root: str | Path, classes: list[str], **kwargs) -> None:  # noqa: ANN003
@@ -125,6 +197,9 @@ def _torchvision(cls: type, splits: dict[str, object]) -> Builder:
             return cls(str(root), transform=transform, download=False, **kwargs)
         except RuntimeError as err:
             raise _missing(spec.kind, root, str(err).split(".")[0].lower()) from None
+        except UnicodeDecodeError:  # STL-10's class_names.txt, the one text file they read
+            names = Path(root, cls.base_folder, cls.class_names_file)
+            raise _missing(spec.kind, root, f"{names} is not UTF-8 text") from None
 
     return build
 
@@ -137,7 +212,7 @@ def _image_folders(classes: Callable[[], list[str]] | None) -> Builder:
         if not folder.is_dir():
             raise _missing(spec.kind, root, f"no folder {folder}")
         if classes is None:
-            return tvd.ImageFolder(str(folder), transform=transform, loader=read_image)
+            return CheckedImageFolder(str(folder), transform=transform, loader=read_image)
         return ClassSubsetImageFolder(folder, classes(), transform=transform, loader=read_image)
 
     return build

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from train.saliency.records import (
     points_from_mask,
     regular_file,
 )
+from trajkit.images import UNREADABLE_IMAGE, open_image, unreadable_reason
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
 
@@ -29,24 +29,16 @@ def read_image(path: Path, mode: str) -> np.ndarray:
     8 bits a sample (16-bit PNG, float TIFF): PIL's conversion clips it to white or black."""
     regular_file(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                bits = 8 * np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
-                if bits > 8:
-                    raise ValueError(f"{bits}-bit {image.mode} samples; convert it to 8-bit")
-                return np.asarray(image.convert(mode))
+        with open_image(path) as image:
+            bits = 8 * np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
+            if bits > 8:
+                raise ValueError(f"{bits}-bit {image.mode} samples; convert it to 8-bit")
+            return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise StimulusFileError(f"{path} is listed but missing on disk") from None
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as e:
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise StimulusFileError(f"{path} cannot be read as an image ({detail})") from None
+    except UNREADABLE_IMAGE as e:
+        reason = unreadable_reason(e)
+        raise StimulusFileError(f"{path} cannot be read as an image ({reason})") from None
 
 
 def read_map(path: Path) -> np.ndarray:

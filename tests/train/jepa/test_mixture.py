@@ -54,3 +54,64 @@ def test_mixture_dataset_returns_dataset_id():
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="strategy"):
         draw_indices([1], [1], "random", 1, torch.Generator())
+
+
+@pytest.mark.parametrize(
+    "weights, expected",
+    [
+        ([5e-324, 5e-324], [0.5, 0.5]),
+        ([1e308, 1e308], [0.5, 0.5]),
+        ([1e308, 5e307], [2 / 3, 1 / 3]),
+    ],
+    ids=["underflow", "overflow", "huge"],
+)
+def test_weighted_shares_survive_extreme_weights(weights, expected):
+    """5e-324 / n underflowed to 0 (multinomial's traceback); 1e308 + 1e308 overflowed to inf,
+    which gave the first dataset no draw at all."""
+    sizes = [40, 40]
+    idx = draw_indices(sizes, weights, "weighted", 20000, torch.Generator().manual_seed(0))
+    share = torch.bincount(_which(idx, sizes), minlength=2).double() / len(idx)
+    assert torch.allclose(share, torch.tensor(expected, dtype=torch.float64), atol=0.015), share
+
+
+def test_balanced_draws_fewer_samples_than_datasets():
+    sizes = [4, 5, 6]
+    idx = draw_indices(sizes, [1, 1, 1], "balanced", 2, torch.Generator().manual_seed(0))
+    assert sorted(_which(idx, sizes).tolist()) == [0, 1]
+
+
+@pytest.mark.parametrize("strategy", ["concat", "balanced"])
+def test_repeated_passes_are_whole_permutations(strategy):
+    sizes = [1, 2]
+    idx = draw_indices(sizes, [1, 1], strategy, 3000, torch.Generator().manual_seed(0))
+    if strategy == "concat":
+        assert all(sorted(idx[i : i + 3].tolist()) == [0, 1, 2] for i in range(0, 3000, 3))
+    assert torch.bincount(idx).tolist() == (
+        [1000] * 3 if strategy == "concat" else [1500, 750, 750]
+    )
+
+
+def test_iteration_yields_every_index_of_the_epoch_in_order():
+    sampler = MixtureSampler([40, 60], [1, 2], "weighted", num_samples=200_000, seed=3)
+    assert list(sampler) == sampler.indices().tolist()
+
+
+def test_samples_per_epoch_is_bounded_by_what_an_epoch_can_draw(tmp_path, jepa_files, capsys):
+    """1e14 hung building permutations (concat) or said to lower the batch size (weighted)."""
+    import yaml
+
+    from train.jepa import train as trainer
+    from train.jepa.config import MAX_SAMPLES_PER_EPOCH, parse_config
+
+    data = {"sampling": "weighted", "samples_per_epoch": MAX_SAMPLES_PER_EPOCH}
+    assert parse_config(jepa_files.tiny_config(tmp_path, data=data))
+    config = tmp_path / "c.yaml"
+    data["samples_per_epoch"] = 10**14
+    config.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path, data=data)))
+    assert trainer.main(["--config", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: invalid config: data.samples_per_epoch: Input should be less than or equal to "
+        "100000000\n"
+    )
+    assert not (tmp_path / "run").exists()
