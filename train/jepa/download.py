@@ -3,15 +3,20 @@
 CIFAR-10, CIFAR-100 and STL-10 are fetched from the URLs and MD5s torchvision ships with its
 loaders: a disk-space preflight first, then an HTTP download that resumes a partial
 ``<archive>.part`` with a Range request, an MD5 check (a mismatch deletes the file), extraction
-into ``DIR/NAME`` and a final load through torchvision, which checks every file's MD5.
-ImageNet cannot be downloaded without an account: for ``imagenet`` and ``imagenet100`` this
-prints the manual steps and verifies the folder structure it finds.
+into a hidden ``DIR/NAME/.tmp-unpack`` renamed into place when whole (a stop leaves nothing
+half unpacked) and a final load through torchvision, which checks every file's MD5; the
+archive is then deleted, unless ``--keep-archive``. A lock (``DIR/NAME/.download.lock``)
+keeps a second download out of the folder. ImageNet cannot be downloaded without an account:
+for ``imagenet`` and ``imagenet100`` this prints the manual steps and verifies the folders it
+finds.
 
 ``--base-url`` (or ``JEPA_DOWNLOAD_BASE_URL``) replaces the server, keeping the file name: for a
 mirror, and for the tests, which serve small archives from a loopback server.
-Exit status: 0 ready, 1 a check failed (checksum, disk space, structure), 2 bad input,
-130 stopped. ``train.jepa.datasets`` (torch) is imported inside the functions that read it, so
-that the command loads torch in ``main`` where a stop is one line (``load_modules``).
+Exit status: 0 ready, 1 a check failed (checksum, disk space, structure, an archive that does
+not unpack), 2 bad input (a folder that cannot be created, a URL that is no http(s) URL, another
+download running), 130 stopped. ``train.jepa.datasets`` (torch) is imported inside the
+functions that read it, so that the command loads torch in ``main`` where a stop is one line
+(``load_modules``).
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ import argparse
 import hashlib
 import http.client
 import os
+import re
 import shutil
+import socket
+import ssl
 import sys
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,22 +44,42 @@ from tqdm import tqdm
 
 from train.jepa.config import DatasetSpec
 from trajkit.cli import (
+    CONTROL,
     OneLineParser,
     entry_point,
     exit_on_interrupt,
+    failed_io,
     load_modules,
     one_line,
     quiet_on_closed_output,
 )
+from trajkit.files import TMP_PREFIX
+from trajkit.lock import FolderLock, ForeignLockError, LockedError
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
 DISK_MARGIN = 1.1  # ask for 10% more than the estimate
+LOCK_NAME = ".download.lock"
+UNPACK_NAME = f"{TMP_PREFIX}unpack"
+RESUME_ADVICE = "run the same command again to resume it"
+# "bytes 100-199/1000" (a 206), "bytes */1000" (a 416); "*" for a size the server does not know
+CONTENT_RANGE = re.compile(r"bytes (?:(\d{1,20})-\d{1,20}|\*)/(\d{1,20}|\*)")
 
 
 class DownloadError(RuntimeError):
-    """A failed check (checksum, space, server); exit status 1."""
+    """A failed check (checksum, space, server, unpacking); exit status 1."""
+
+
+class BadInput(ValueError):
+    """Something the user must change before a download can start; exit status 2."""
+
+
+@dataclass
+class StopNote:
+    """What a stop (Ctrl-C, SIGTERM) leaves, as things stand, for its one line."""
+
+    text: str = "nothing was changed; run the same command again"
 
 
 @dataclass(frozen=True)
@@ -67,6 +99,22 @@ def archive_for(name: str, base_url: str | None = None) -> Archive:
     return Archive(url, cls.filename, cls.tgz_md5, IMAGE_SETS[name].unpacked_ratio)
 
 
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` can be a server to fetch from: urllib's error for anything else (no
+    scheme, a port that is no number) was a traceback or advice to run the command again."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not CONTROL.search(text)
+
+
+def part_of(dest: Path) -> Path:
+    """Where the bytes of ``dest`` gather until the whole file has arrived."""
+    return dest.with_name(dest.name + ".part")
+
+
 def md5_file(path: Path) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -81,11 +129,18 @@ SERVER_FAILURES = (OSError, http.client.HTTPException)
 
 
 def server_failure(url: str, err: BaseException) -> DownloadError:
-    """``err`` (one of SERVER_FAILURES) as one line naming ``url``."""
-    why = err.reason if isinstance(err, urllib.error.URLError) else f"{type(err).__name__}: {err}"
-    return DownloadError(
-        one_line(f"download of {url} failed ({why}); run the same command again to resume it")
+    """``err`` (one of SERVER_FAILURES) as one line naming ``url``; the advice to run again
+    only where that can help (not for a host name that does not exist or a certificate that
+    does not match)."""
+    if isinstance(err, urllib.error.URLError):
+        reason = why = err.reason
+    else:
+        reason, why = err, f"{type(err).__name__}: {err}"
+    lasting = isinstance(reason, ssl.SSLCertVerificationError) or (
+        isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME
     )
+    advice = "check the URL" if lasting else RESUME_ADVICE
+    return DownloadError(one_line(f"download of {url} failed ({why}); {advice}"))
 
 
 def remote_size(url: str) -> int | None:
@@ -118,6 +173,15 @@ def content_length(response: http.client.HTTPResponse, url: str) -> int | None:
     )
 
 
+def content_range(headers: http.client.HTTPMessage) -> tuple[int | None, int | None]:
+    """The first byte and the whole size a Content-Range header gives (None: not given)."""
+    found = CONTENT_RANGE.fullmatch((headers.get("Content-Range") or "").strip())
+    if not found:
+        return None, None
+    start, total = found.groups()
+    return int(start) if start else None, int(total) if total != "*" else None
+
+
 def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
     """Refuse to start when the free space cannot hold the rest of the archive plus its contents."""
     total = remote_size(archive.url)
@@ -135,100 +199,247 @@ def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
 
 
 def fetch(url: str, dest: Path, quiet: bool = True) -> None:
-    """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request."""
-    part = dest.with_name(dest.name + ".part")
+    """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request. The
+    part is taken as whole, or thrown away, only once its size was compared with the
+    server's: a server that resumes elsewhere, refuses the range or answers with something
+    shorter (an error page) must not make it an archive or wipe what arrived."""
+    part = part_of(dest)
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as err:
-        if err.code == 416:  # nothing left to send: the partial file is complete
+        if err.code != 416 or not have:
+            raise DownloadError(f"download of {url} failed: HTTP {err.code}") from None
+        total = content_range(err.headers)[1] or remote_size(url)  # "nothing after byte have"
+        if total == have:  # the part is complete
             os.replace(part, dest)
             return
-        raise DownloadError(f"download of {url} failed: HTTP {err.code}") from None
+        if total is None:
+            raise DownloadError(
+                f"download of {url} failed: the server refused to resume {part} ({have} bytes) "
+                f"and gives no size; delete {part.name} to download it from the start"
+            ) from None
+        restart(
+            url, dest, f"the server refused to resume {part.name} ({have} of {total} bytes)", quiet
+        )
+        return
     except SERVER_FAILURES as err:
         raise server_failure(url, err) from None
     with response:
-        resumed = have and response.status == 206
-        mode, start = ("ab", have) if resumed else ("wb", 0)
         length = content_length(response, url)
-        total = start + length if length is not None else None
-        bar = tqdm(
-            total=total,
-            initial=start,
-            unit="B",
-            unit_scale=True,
-            desc=dest.name,
-            disable=quiet or not sys.stderr.isatty(),
+        resumed = bool(have) and response.status == 206
+        moved = resumed and content_range(response.headers)[0] != have
+        if have and not resumed and length is not None and length < have:
+            raise DownloadError(
+                f"download of {url} failed: asked for the bytes after the {have} in "
+                f"{part.name}, the server sent {length} bytes from the start instead; the part "
+                "is kept: run the same command again later, or delete it to start over"
+            )
+        if not moved:
+            receive(url, response, part, have if resumed else 0, length, quiet)
+    if moved:
+        where = response.headers.get("Content-Range")
+        restart(
+            url,
+            dest,
+            one_line(f"the server resumed {part.name} not at byte {have} ({where})"),
+            quiet,
         )
-        # Unbuffered, so what was written is in the part whatever stops the loop, and a full
-        # disk cannot fail a second time when the file closes.
-        with open(part, mode, buffering=0) as f, bar:
-            try:
-                # read1: what has arrived, so a stall keeps the bytes before it in the part
-                while block := response.read1(CHUNK):
-                    view = memoryview(block)
-                    while view:
-                        view = view[f.write(view) :]
-                    bar.update(len(block))
-                os.fsync(f.fileno())
-            except (OSError, http.client.HTTPException) as err:  # a stall, a reset, a full disk
-                raise DownloadError(
-                    f"download of {url} stopped after {f.tell()} bytes "
-                    f"({err or type(err).__name__}); run the same command again to resume it"
-                ) from None
-            if total is not None and f.tell() != total:
-                raise DownloadError(
-                    f"download of {url} ended after {f.tell()} of {total} bytes (the connection "
-                    "closed); run the same command again to resume it"
-                )
+        return
     os.replace(part, dest)
 
 
-def verify_loadable(name: str, data_path: Path) -> None:
-    """Open both splits with torchvision's loaders, which check every file's MD5."""
-    from train.jepa.datasets import build_dataset
+def restart(url: str, dest: Path, why: str, quiet: bool) -> None:
+    """Download ``url`` again from its first byte: the part cannot be resumed."""
+    if not quiet:
+        print(f"note: {why}; downloading it from the start", file=sys.stderr)
+    part_of(dest).unlink()
+    fetch(url, dest, quiet)
+
+
+def receive(
+    url: str,
+    response: http.client.HTTPResponse,
+    part: Path,
+    start: int,
+    length: int | None,
+    quiet: bool,
+) -> None:
+    """Write the body to ``part`` from byte ``start`` (0: the whole file, anew)."""
+    total = start + length if length is not None else None
+    bar = tqdm(
+        total=total,
+        initial=start,
+        unit="B",
+        unit_scale=True,
+        desc=part.name.removesuffix(".part"),
+        disable=quiet or not sys.stderr.isatty(),
+    )
+    # Unbuffered, so what was written is in the part whatever stops the loop, and a full
+    # disk cannot fail a second time when the file closes.
+    with open(part, "ab" if start else "wb", buffering=0) as f, bar:
+        try:
+            # read1: what has arrived, so a stall keeps the bytes before it in the part
+            while block := response.read1(CHUNK):
+                view = memoryview(block)
+                while view:
+                    view = view[f.write(view) :]
+                bar.update(len(block))
+            os.fsync(f.fileno())
+        except (OSError, http.client.HTTPException) as err:  # a stall, a reset, a full disk
+            raise DownloadError(
+                f"download of {url} stopped after {f.tell()} bytes "
+                f"({err or type(err).__name__}); {RESUME_ADVICE}"
+            ) from None
+        if total is not None and f.tell() != total:
+            raise DownloadError(
+                f"download of {url} ended after {f.tell()} of {total} bytes (the connection "
+                f"closed); {RESUME_ADVICE}"
+            )
+
+
+def load_problem(name: str, data_path: Path) -> str | None:
+    """Why torchvision's loaders cannot open both splits (they check every file's MD5 they
+    know); None: they can."""
+    from train.jepa.datasets import DatasetMissing, build_dataset
 
     spec = DatasetSpec(kind=name)
-    for split in ("pretrain", "test"):
-        build_dataset(spec, data_path, split)
+    try:
+        for split in ("pretrain", "test"):
+            build_dataset(spec, data_path, split)
+    except DatasetMissing as err:
+        return str(err).partition("; run `")[0]  # its advice is to run this command
+    return None
+
+
+@contextmanager
+def download_lock(folder: Path) -> Iterator[None]:
+    """One download per folder: two wrote into one ``.part`` and the later one crashed."""
+    path = folder / LOCK_NAME
+    try:
+        lock = FolderLock(path).acquire()
+    except ForeignLockError as err:
+        raise BadInput(str(err)) from None
+    except LockedError as err:
+        raise BadInput(f"another download is running: {err}") from None
+    except OSError as err:
+        raise DownloadError(f"cannot lock {folder}: {failed_io(err)}") from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # a finished download leaves no lock file (as new_folder)
+        lock.release()
+
+
+def remove(path: Path) -> None:
+    """Delete ``path``, a folder with its contents; a link is removed, not followed."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def unpack(archive: Path, folder: Path) -> None:
+    """Unpack ``archive`` into a hidden temporary in ``folder``, then rename what it holds
+    into place, replacing the copy that did not load: a stop or an error leaves nothing half
+    unpacked that a later run could take for the data."""
+    work = folder / UNPACK_NAME
+    work.mkdir()
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(work, filter="data")
+        for entry in work.iterdir():
+            remove(folder / entry.name)
+            entry.rename(folder / entry.name)
+        work.rmdir()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def unpack_failure(archive: Path, err: BaseException) -> str:
+    """Why ``archive`` did not unpack, and what to do: a disk error passes, a damaged archive
+    or one holding what the tar filter refuses does not."""
+    if isinstance(err, OSError) and err.errno is not None:  # a full disk, a file too large
+        return (
+            f"cannot unpack {archive}: {failed_io(err)}; nothing was put in place and the "
+            "archive is kept: fix that and run the same command again"
+        )
+    return one_line(
+        f"cannot unpack {archive}: {err or type(err).__name__}; the archive is damaged or holds "
+        "what is not unpacked here (links, devices, paths outside the folder): delete it and "
+        "run the same command again to download it anew"
+    )
 
 
 def download_archive(
-    name: str, data_path: Path, base_url: str | None, quiet: bool, keep_archive: bool = False
+    name: str,
+    data_path: Path,
+    base_url: str | None,
+    quiet: bool,
+    keep_archive: bool = False,
+    stop: StopNote | None = None,
 ) -> Path:
-    from train.jepa.datasets import IMAGE_SETS, DatasetMissing
+    """Fetch, check and unpack ``name`` into its folder under ``data_path``, unless it loads
+    already; ``stop`` is kept saying what a stop at each step leaves."""
+    from train.jepa.datasets import IMAGE_SETS
 
+    stop = stop or StopNote()
     folder = data_path / (IMAGE_SETS[name].folder or name)
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        verify_loadable(name, data_path)
-        if not quiet:
-            print(f"{name} already present and verified in {folder}", file=sys.stderr)
-        return folder
-    except DatasetMissing:
-        pass
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInput(f"cannot create {folder}: {err.strerror or err}") from None
     archive = archive_for(name, base_url)
     dest = folder / archive.filename
-    if not (dest.exists() and md5_file(dest) == archive.md5):
-        part = dest.with_name(dest.name + ".part")
-        preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
-        fetch(archive.url, dest, quiet)
-        digest = md5_file(dest)
-        if digest != archive.md5:
-            dest.unlink()
+    part = part_of(dest)
+    with download_lock(folder):
+        try:  # what a run killed while unpacking left: the lock says no run is using it
+            remove(folder / UNPACK_NAME)
+        except OSError as err:
             raise DownloadError(
-                f"checksum mismatch for {archive.filename}: MD5 {digest}, expected "
-                f"{archive.md5}; the file was removed, run the command again"
+                f"cannot remove what an earlier run left: {failed_io(err)}"
+            ) from None
+        if load_problem(name, data_path) is None:
+            if not quiet:
+                print(f"{name} already present and verified in {folder}", file=sys.stderr)
+            for leftover in [part] + ([] if keep_archive else [dest]):
+                if leftover.exists():  # said even with --quiet: it may hold gigabytes
+                    print(
+                        f"note: {leftover} is left from an earlier run and not needed; delete it",
+                        file=sys.stderr,
+                    )
+            return folder
+        if not (dest.exists() and md5_file(dest) == archive.md5):
+            stop.text = f"what arrived is kept in the .part file; {RESUME_ADVICE}"
+            preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
+            fetch(archive.url, dest, quiet)
+            stop.text = f"{dest} is kept; run the same command again to check and unpack it"
+            digest = md5_file(dest)
+            if digest != archive.md5:
+                dest.unlink()
+                raise DownloadError(
+                    f"checksum mismatch for {archive.filename}: MD5 {digest}, expected "
+                    f"{archive.md5}; the file was removed, run the command again"
+                )
+        stop.text = (
+            f"while unpacking {dest}: nothing half unpacked is left and the archive is kept; "
+            "run the same command again to unpack it"
+        )
+        try:
+            unpack(dest, folder)
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as err:
+            raise DownloadError(unpack_failure(dest, err)) from None
+        stop.text = f"{name} is unpacked in {folder}; run the same command again to check it"
+        if (why := load_problem(name, data_path)) is not None:
+            raise DownloadError(
+                f"{name} unpacked from {dest} but does not load ({why}); the archive is kept, "
+                "and unpacked again by each run: delete it and run the same command again to "
+                "download it anew"
             )
-    with tarfile.open(dest, "r:gz") as tar:
-        tar.extractall(folder, filter="data")
-    try:
-        verify_loadable(name, data_path)
-    except DatasetMissing as err:
-        raise DownloadError(f"{name} unpacked but does not load: {err}") from None
-    if not keep_archive:
-        dest.unlink()
+        if not keep_archive:
+            dest.unlink()
     return folder
 
 
@@ -265,10 +476,43 @@ def verify_imagenet(root: Path, subset: list[str] | None) -> list[str]:
             classes &= wanted
         elif len(classes) != 1000:
             problems.append(f"{folder} has {len(classes)} class folders, expected 1000")
-        empty = sorted(c for c in classes if not any((folder / c).iterdir()))
+        counts = {c: images_in(folder / c) for c in sorted(classes)}
+        empty = [c for c, (good, _) in counts.items() if not good]
         if empty:
-            problems.append(f"{folder} has {len(empty)} empty class folders, e.g. {empty[0]}")
+            names = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
+            problems.append(
+                f"{folder} has {len(empty)} class folders holding no image file (a regular, "
+                f"non-empty .JPEG, .png, ...): {names}"
+            )
+        unusable = [path for _, bad in counts.values() for path in bad]
+        if unusable:
+            problems.append(
+                f"{folder} has {len(unusable)} image names that are no regular non-empty file "
+                f"(0 bytes, a FIFO, a dangling link), e.g. {unusable[0]}"
+            )
     return problems
+
+
+def images_in(folder: Path) -> tuple[int, list[str]]:
+    """How many image files (by torchvision's extensions) directly in ``folder`` are regular
+    and non-empty, and the paths of those that are not: a class folder holding only a
+    README, a sub-folder or 0-byte files was "ready", and training then found no image."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    good, bad = 0, []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.lower().endswith(IMG_EXTENSIONS) or entry.is_dir():
+                continue
+            try:
+                usable = entry.is_file() and entry.stat().st_size > 0
+            except OSError:  # gone, or a link loop
+                usable = False
+            if usable:
+                good += 1
+            else:
+                bad.append(one_line(entry.path))
+    return good, bad
 
 
 @quiet_on_closed_output
@@ -280,17 +524,26 @@ def main(argv: list[str] | None = None) -> int:
     downloadable = [n for n, s in IMAGE_SETS.items() if s.archive or s.manual]
     parser.add_argument("name", choices=downloadable)
     parser.add_argument("--data-path", default="data", help="datasets go to DATA_PATH/NAME")
-    parser.add_argument("--base-url", default=os.environ.get(BASE_URL_ENV), help="mirror server")
+    parser.add_argument(
+        "--base-url", help=f"mirror server (default: the {BASE_URL_ENV} environment variable)"
+    )
     parser.add_argument("--keep-archive", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    return exit_on_interrupt(
-        lambda: _download(args),
-        "what arrived is kept in the .part file; run the same command again to resume it",
-    )
+    if args.base_url is None:
+        args.base_url = os.environ.get(BASE_URL_ENV)
+        given = f"the environment's {BASE_URL_ENV}"
+    else:
+        given = "--base-url"
+    if args.base_url and not is_http_url(args.base_url):
+        parser.error(
+            f"{given} must be an http(s) URL such as https://host/path, got {args.base_url!r}"
+        )
+    stop = StopNote()
+    return exit_on_interrupt(lambda: _download(args, stop), lambda: stop.text)
 
 
-def _download(args: argparse.Namespace) -> int:
+def _download(args: argparse.Namespace, stop: StopNote) -> int:
     from train.jepa.datasets import IMAGE_SETS
 
     data_path = Path(args.data_path)
@@ -307,8 +560,11 @@ def _download(args: argparse.Namespace) -> int:
         return 0
     try:
         folder = download_archive(
-            args.name, data_path, args.base_url, args.quiet, args.keep_archive
+            args.name, data_path, args.base_url, args.quiet, args.keep_archive, stop
         )
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,9 +4,13 @@ import contextlib
 import errno
 import hashlib
 import http.server
+import io
+import os
 import socket
+import tarfile
 import threading
 import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from torchvision import datasets as tvd
 
 from train.jepa import download
 from train.jepa.datasets import imagenet100_classes
+from trajkit.lock import FolderLock
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -22,6 +27,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     honour_range = True
     cut_after: int | None = None  # send this many bytes of the body, then stall or hang up
     stall_seconds = 0.0
+    resume_from: int | None = None  # answer a Range request from this byte, whatever it asked
 
     def _send(self, body: bool) -> None:
         data = self.files.get(self.path.lstrip("/"))
@@ -33,6 +39,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         self.log.append((self.command, self.path, header))
         if header and self.honour_range:
             start = int(header.split("=")[1].split("-")[0])
+            if self.resume_from is not None:
+                start = self.resume_from
             if start >= len(data):
                 self.send_error(416)
                 return
@@ -64,6 +72,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 def server():
     _RangeHandler.files, _RangeHandler.log, _RangeHandler.honour_range = {}, [], True
     _RangeHandler.cut_after, _RangeHandler.stall_seconds = None, 0.0
+    _RangeHandler.resume_from = None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -164,7 +173,7 @@ def test_imagenet_prints_steps_and_verifies_structure(tmp_path, capsys):
     for split in ("train", "val"):
         for wnid in imagenet100_classes():
             (root / split / wnid).mkdir(parents=True)
-            (root / split / wnid / "a.JPEG").write_bytes(b"")
+            (root / split / wnid / "a.JPEG").write_bytes(b"\xff\xd8")  # not empty
     assert download.main(["imagenet100", "--data-path", str(tmp_path)]) == 0
     assert download.main(["imagenet", "--data-path", str(tmp_path)]) == 1  # 100 of 1000 classes
     assert "expected 1000" in capsys.readouterr().err
@@ -302,3 +311,324 @@ def test_a_server_that_answers_wrongly_is_one_line_and_keeps_the_part(
         download.fetch(f"{url}/{tvd.CIFAR10.filename}", part.with_suffix(""))
     assert "\n" not in str(e.value) and f"download of {url}/" in str(e.value), e.value
     assert part.read_bytes() == b"what arrived before"
+
+
+def _err_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _cifar_args(data, url) -> list:
+    return ["cifar10", "--data-path", str(data), "--base-url", url, "--quiet"]
+
+
+@pytest.mark.parametrize("kind", ["a file", "a FIFO", "a link loop", "under a file"])
+def test_a_data_path_that_cannot_hold_a_folder_is_one_line_exit_2(tmp_path, capsys, kind):
+    """Before, NotADirectoryError, FileNotFoundError or ELOOP as a 28-46-line traceback."""
+    where = tmp_path / "d"
+    if kind == "a file":
+        where.write_bytes(b"mine")
+    elif kind == "a FIFO":
+        os.mkfifo(where)
+    elif kind == "a link loop":
+        (tmp_path / "loop2").symlink_to(where)
+        where.symlink_to(tmp_path / "loop2")
+    else:
+        (tmp_path / "f").write_bytes(b"mine")
+        where = tmp_path / "f" / "d"
+    code = download.main(["cifar10", "--data-path", str(where), "--base-url", "http://x"])
+    err = _err_line(capsys)
+    assert code == 2 and err.startswith(f"error: cannot create {where / 'cifar10'}: "), err
+    if kind in ("a file", "under a file"):
+        assert (tmp_path / ("d" if kind == "a file" else "f")).read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("url", ["mirror/dir", "127.0.0.1:8000", "ftp://host/x", "http://h:ab/"])
+@pytest.mark.parametrize("source", ["--base-url", "environment"])
+def test_a_base_url_that_is_no_http_url_is_bad_input(tmp_path, monkeypatch, capsys, url, source):
+    """Before, "mirror/dir" was a 39-line ValueError traceback, "127.0.0.1:8000" one line
+    advising to run the same command again, which cannot help."""
+    argv = ["cifar10", "--data-path", str(tmp_path)]
+    if source == "environment":
+        monkeypatch.setenv(download.BASE_URL_ENV, url)
+    else:
+        argv += ["--base-url", url]
+    with pytest.raises(SystemExit) as exit_:
+        download.main(argv)
+    err = _err_line(capsys)
+    named = "--base-url" if source == "--base-url" else download.BASE_URL_ENV
+    assert exit_.value.code == 2 and f"{named} must be an http(s) URL" in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_host_that_does_not_exist_is_not_advised_to_run_again():
+    unknown = urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert "check the URL" in str(download.server_failure("http://nohost/a", unknown))
+    refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    assert "run the same command again" in str(download.server_failure("http://h/a", refused))
+
+
+def _member(name: str, data: bytes = b"", **fields) -> tuple:  # noqa: ANN003
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, io.BytesIO(data)
+
+
+def _serve_archive(monkeypatch, handler, members) -> bytes:
+    """Serve a tar.gz of ``members`` as CIFAR-10's archive, with its MD5 accepted."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, data)
+    body = buf.getvalue()
+    handler.files[tvd.CIFAR10.filename] = body
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(body).hexdigest())
+    return body
+
+
+_GOOD = ("cifar-10-batches-py/batches.meta", b"meta")
+_REFUSED = {
+    "outside": _member("cifar-10-batches-py/../../../evil", b"x"),
+    "absolute link": _member("cifar-10-batches-py/l", type=tarfile.SYMTYPE, linkname="/tmp/evil"),
+    "link outside": _member("cifar-10-batches-py/up", type=tarfile.SYMTYPE, linkname="../../.."),
+    "FIFO": _member("cifar-10-batches-py/fifo", type=tarfile.FIFOTYPE),
+}
+
+
+@pytest.mark.parametrize("refused", [*_REFUSED, "truncated"])
+def test_an_archive_that_does_not_unpack_is_one_line_and_leaves_nothing_half_unpacked(
+    tmp_path, monkeypatch, server, capsys, refused
+):
+    """Before, OutsideDestinationError, AbsoluteLinkError, LinkOutsideDestinationError,
+    SpecialFileError or EOFError as a traceback, with the members before it left unpacked."""
+    url, handler = server
+    members = [_member(*_GOOD)] + ([_REFUSED[refused]] if refused in _REFUSED else [])
+    body = _serve_archive(monkeypatch, handler, members + [_member(*_GOOD)])
+    if refused == "truncated":
+        body = body[: len(body) // 2]
+        handler.files[tvd.CIFAR10.filename] = body
+        monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(body).hexdigest())
+    data = tmp_path / "data"
+    assert download.main(_cifar_args(data, url)) == 1
+    archive = data / "cifar10" / tvd.CIFAR10.filename
+    err = _err_line(capsys)
+    assert err.startswith(f"error: cannot unpack {archive}: ") and "delete it" in err, err
+    assert [p.name for p in (data / "cifar10").iterdir()] == [archive.name]  # kept, alone
+    assert not any(p.name == "evil" for p in tmp_path.rglob("*"))
+
+
+def _failing_copy(monkeypatch, error: BaseException, after: int) -> None:
+    """tarfile's file copy, failing with ``error`` on its file number ``after`` + 1."""
+    real, calls = tarfile.copyfileobj, []
+
+    def copy(*args, **kwargs):  # noqa: ANN002, ANN003
+        calls.append(1)
+        if len(calls) > after:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tarfile, "copyfileobj", copy)
+
+
+def test_a_disk_that_fills_while_unpacking_is_one_line_and_keeps_the_archive(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    data = tmp_path / "data"
+    with monkeypatch.context() as m:
+        _failing_copy(m, OSError(errno.ENOSPC, "No space left on device"), after=3)
+        assert download.main(_cifar_args(data, url)) == 1
+    err = _err_line(capsys)
+    kept = data / "cifar10" / tvd.CIFAR10.filename
+    assert err.startswith(f"error: cannot unpack {kept}: No space left on device"), err
+    assert "run the same command again" in err and "delete" not in err, err
+    assert [p.name for p in (data / "cifar10").iterdir()] == [kept.name]
+    handler.log.clear()
+    assert download.main(_cifar_args(data, url)) == 0  # unpacks the kept archive
+    assert handler.log == []
+
+
+def test_a_stop_while_unpacking_says_so_and_the_next_run_unpacks_again(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    """Before: "what arrived is kept in the .part file" (there was none), and the files
+    unpacked so far stayed; a truncated file torchvision does not check then passed for data."""
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    data = tmp_path / "data"
+    folder = data / "cifar10"
+    with monkeypatch.context() as m:
+        _failing_copy(m, KeyboardInterrupt(), after=3)
+        assert download.main(_cifar_args(data, url)) == 130
+    err = _err_line(capsys)
+    assert "while unpacking" in err and ".part" not in err, err
+    assert [p.name for p in folder.iterdir()] == [tvd.CIFAR10.filename]
+    (folder / ".tmp-unpack" / "cifar-10-batches-py").mkdir(parents=True)  # as a kill -9 leaves
+    (folder / ".tmp-unpack" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"cut")
+    handler.log.clear()
+    assert download.main(_cifar_args(data, url)) == 0
+    assert handler.log == [] and not (folder / ".tmp-unpack").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["cifar-10-batches-py"]
+
+
+def test_a_leftover_archive_beside_verified_data_is_said(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    data = tmp_path / "data"
+    assert download.main([*_cifar_args(data, url), "--keep-archive"]) == 0
+    kept = data / "cifar10" / tvd.CIFAR10.filename
+    assert kept.is_file()
+    capsys.readouterr()
+    assert download.main([*_cifar_args(data, url), "--keep-archive"]) == 0
+    assert capsys.readouterr().err == ""  # kept on purpose: nothing to say
+    (data / "cifar10" / ".tmp-unpack" / "x").mkdir(parents=True)  # as a kill -9 leaves
+    assert download.main(_cifar_args(data, url)) == 0  # as after a stop before its removal
+    assert f"note: {kept} is left from an earlier run" in _err_line(capsys)
+    assert kept.is_file() and not (data / "cifar10" / ".tmp-unpack").exists()
+
+
+def test_an_archive_that_unpacks_but_does_not_load_says_to_delete_it(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    """Before, the line advised running the same command again: the kept archive was
+    unpacked again with no request, and failed the same way each time."""
+    url, handler = server
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    (tmp_path / "src" / "cifar-10-batches-py" / "data_batch_3").unlink()
+    body = jepa_files.tar_gz(tmp_path / "src" / "cifar-10-batches-py", "cifar-10-batches-py")
+    handler.files[tvd.CIFAR10.filename] = body
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(body).hexdigest())
+    data = tmp_path / "data"
+    assert download.main(_cifar_args(data, url)) == 1
+    err = _err_line(capsys)
+    kept = data / "cifar10" / tvd.CIFAR10.filename
+    assert f"unpacked from {kept} but does not load" in err and "delete it" in err, err
+    assert "train.jepa.download" not in err and kept.is_file(), err
+
+
+def test_a_second_download_into_the_folder_is_refused(tmp_path, monkeypatch, server, capsys):
+    """Before, both wrote one .part file, and the later one crashed on its rename."""
+    url, handler = server
+    handler.files[tvd.CIFAR10.filename] = b"x" * 100
+    folder = tmp_path / "cifar10"
+    folder.mkdir()
+    part = folder / (tvd.CIFAR10.filename + ".part")
+    part.write_bytes(b"first")
+    with FolderLock(folder / ".download.lock"):
+        assert download.main(_cifar_args(tmp_path, url)) == 2
+    err = _err_line(capsys)
+    assert err.startswith("error: another download is running: ") and str(os.getpid()) in err
+    assert part.read_bytes() == b"first" and handler.log == []
+
+
+def test_stl10_whose_unchecked_class_names_do_not_decode_is_unpacked_again(
+    tmp_path, monkeypatch, jepa_files, server
+):
+    """torchvision reads class_names.txt without an MD5 check; a damaged one was a
+    UnicodeDecodeError traceback on every run: the download never reached the archive that
+    replaces it."""
+    url, handler = server
+    src = tmp_path / "src"
+    jepa_files.patch_md5s(monkeypatch, "stl10", jepa_files.write_stl10(src))
+    archive = jepa_files.tar_gz(src / "stl10_binary", "stl10_binary")
+    handler.files[tvd.STL10.filename] = archive
+    monkeypatch.setattr(tvd.STL10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    argv = ["stl10", "--data-path", str(tmp_path / "data"), "--base-url", url, "--quiet"]
+    assert download.main(argv) == 0
+    names = tmp_path / "data" / "stl10" / "stl10_binary" / "class_names.txt"
+    good = names.read_bytes()
+    names.write_bytes(b"airplane\n\xff\xfe bird\n")
+    assert download.main(argv) == 0
+    assert names.read_bytes() == good
+
+
+def _imagenet(root, bad_class_content) -> str:
+    """An ImageNet-100 tree whose first train class holds ``bad_class_content``: that class."""
+    classes = imagenet100_classes()
+    for split in ("train", "val"):
+        for wnid in classes:
+            (root / split / wnid).mkdir(parents=True)
+            if split == "val" or wnid != classes[0]:
+                (root / split / wnid / "a.JPEG").write_bytes(b"\xff\xd8")
+    bad_class_content(root / "train" / classes[0])
+    return classes[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        lambda d: (d / "README.txt").write_text("images go here"),
+        lambda d: (d / "sub").mkdir(),
+        lambda d: (d / "a.JPEG").write_bytes(b""),
+        lambda d: (d / "a.JPEG").symlink_to(d / "gone.JPEG"),
+        lambda d: os.mkfifo(d / "a.JPEG"),
+    ],
+    ids=["README only", "sub-folder only", "0 bytes", "dangling link", "FIFO"],
+)
+def test_imagenet_class_folders_without_an_image_file_are_not_ready(tmp_path, capsys, content):
+    """Before, any entry made a class folder count: "ready", then training found no image."""
+    wnid = _imagenet(tmp_path / "imagenet", content)
+    assert download.main(["imagenet100", "--data-path", str(tmp_path)]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("not ready: ") and "1 class folders holding no image file" in last
+    assert wnid in last, last
+
+
+def test_an_unusable_image_beside_good_ones_is_not_ready(tmp_path, capsys):
+    wnid = _imagenet(tmp_path / "imagenet", lambda d: (d / "a.JPEG").write_bytes(b"\xff\xd8"))
+    os.mkfifo(tmp_path / "imagenet" / "train" / wnid / "b.JPEG")  # a reader would wait for ever
+    assert download.main(["imagenet100", "--data-path", str(tmp_path)]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1 image names that are no regular non-empty file" in last and "b.JPEG" in last
+
+
+def test_a_resume_the_server_starts_elsewhere_starts_over(tmp_path, server, capsys):
+    """Before, a 206 from byte 0 was appended to the part as if from the part's end."""
+    url, handler = server
+    handler.files["f.bin"] = b"0123456789"
+    handler.resume_from = 0
+    (tmp_path / "f.bin.part").write_bytes(b"0123")
+    download.fetch(f"{url}/f.bin", tmp_path / "f.bin", quiet=False)
+    assert (tmp_path / "f.bin").read_bytes() == b"0123456789"
+    err = _err_line(capsys)
+    assert err.startswith("note: the server resumed f.bin.part not at byte 4"), err
+    assert [r for cmd, _, r in handler.log if cmd == "GET"] == ["bytes=4-", None]
+
+
+def test_a_refused_range_makes_the_part_the_file_only_at_its_size(tmp_path, server):
+    """Before, any 416 made the part the file: one longer than the file was kept as it."""
+    url, handler = server
+    handler.files["g.bin"] = b"abcdef"
+    (tmp_path / "g.bin.part").write_bytes(b"abcdefgh")
+    download.fetch(f"{url}/g.bin", tmp_path / "g.bin")
+    assert (tmp_path / "g.bin").read_bytes() == b"abcdef"
+
+
+def test_a_refused_range_with_no_size_keeps_the_part(tmp_path, wrong_server):
+    url, state = wrong_server
+    state["answer"] = b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n"
+    (tmp_path / "g.bin.part").write_bytes(b"abc")
+    with pytest.raises(download.DownloadError, match="gives no size; delete g.bin.part"):
+        download.fetch(f"{url}/g.bin", tmp_path / "g.bin")
+    assert (tmp_path / "g.bin.part").read_bytes() == b"abc"
+    assert not (tmp_path / "g.bin").exists()
+
+
+def test_a_whole_answer_shorter_than_the_part_keeps_the_part(tmp_path, server):
+    """Before, an error page answered with 200 to a Range request wiped what had arrived."""
+    url, handler = server
+    handler.honour_range = False
+    handler.files["f.bin"] = b"<html>busy</html>"
+    (tmp_path / "f.bin.part").write_bytes(b"x" * 40)
+    with pytest.raises(download.DownloadError, match="the part is kept"):
+        download.fetch(f"{url}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin.part").read_bytes() == b"x" * 40
