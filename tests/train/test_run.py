@@ -65,6 +65,24 @@ def test_run_folder_holds_what_design_names(dataset, tmp_path):
     assert isinstance(state["rng"]["torch"], torch.Tensor)
 
 
+def test_a_run_s_config_yaml_repeats_it_and_records_its_threads(dataset, tmp_path):
+    """A --data run's config.yaml held the --render settings' defaults, which --config then
+    refused for a --data run, and neither its extractor, data nor epochs counted (each still
+    had to be a flag); its threads were null, the count the run used written nowhere."""
+    first = tmp_path / "first"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "1", "--workers", "0"]
+    assert main([*argv, "--out", str(first), "--quiet"]) == 0
+    config = yaml.safe_load((first / "config.yaml").read_text())
+    assert config["threads"] == torch.get_num_threads()
+    assert all(config[k] is None for k in ("render", "render_seed", "epoch_samples"))
+    again = tmp_path / "again"
+    assert main(["--config", str(first / "config.yaml"), "--out", str(again), "--quiet"]) == 0
+    repeat = yaml.safe_load((again / "config.yaml").read_text())
+    assert repeat == {**config, "out": str(again)}
+    a, b = load_checkpoint(first / "last.pt")["model"], load_checkpoint(again / "last.pt")["model"]
+    assert all(torch.equal(a[name], b[name]) for name in a), "the run was not repeated"
+
+
 def test_interrupted_then_resumed_equals_uninterrupted(
     dataset, tmp_path, monkeypatch, stop_after_first_epoch
 ):

@@ -85,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace):
     """The config of this invocation and the checkpoint to resume from (or None)."""
     from train.checkpoint import load_checkpoint
-    from train.trajectory.config import TrainConfigError, build_config, resumed_config
+    from train.trajectory.config import (
+        TrainConfigError,
+        merged_values,
+        resumed_config,
+        validated_config,
+    )
 
     explicit = {k: getattr(args, k) for k in FLAGS}
     explicit["out"] = str(args.out)
@@ -104,14 +109,15 @@ def resolve_config(args: argparse.Namespace):
             f"{args.out} already holds a run (last.pt): pass --resume to continue it, "
             "or choose another --out"
         )
-    missing = [f"--{k}" for k in ("extractor", "epochs") if explicit[k] is None]
-    if explicit["data"] is None and explicit["render"] is None:
+    merged = merged_values(explicit, args.config)  # a --config file may give any of them
+    missing = [f"--{k}" for k in ("extractor", "epochs") if merged.get(k) is None]
+    if merged.get("data") is None and merged.get("render") is None:
         missing.append("--data (or --render)")
     if missing:
         raise TrainConfigError(f"a new run needs {', '.join(missing)}")
     if args.resume and explicit.get("quiet") is None:
         print(one_line(f"{args.out}: no last.pt yet, starting from epoch 1"), file=sys.stderr)
-    return build_config(explicit, args.config), None
+    return validated_config(merged), None
 
 
 @quiet_on_closed_output

@@ -33,8 +33,11 @@ to the new length from the step reached. ``data`` and ``render`` may name anothe
 preflight compares what it holds or renders with what the run trained on, not its path.
 """
 
-RENDER_ONLY = ("render_seed", "epoch_samples", "eval_samples")
-"""Settings of samples rendered on the fly: a run on a dataset folder would store and never use them."""
+RENDER_DEFAULTS = {"render_seed": 0, "epoch_samples": 1600, "eval_samples": 200}
+"""Settings of samples rendered on the fly, with their defaults for a ``--render`` run; a run
+on a dataset folder holds them as null (stored, 0, 1600 and 200 made its ``config.yaml`` one
+that ``--config`` refused for a ``--data`` run)."""
+RENDER_ONLY = tuple(RENDER_DEFAULTS)
 
 STREAM_SAMPLES = MAX_SEED + 1
 """Indices a rendered stream may draw, 0..MAX_SEED: sample ``i`` is drawn from, and labelled
@@ -59,12 +62,12 @@ class TrainConfig(BaseModel):
         description="train on samples rendered on the fly instead of --data: a generator config "
         "YAML or the name of a shipped one (configs/generator: default, easy, ...)",
     )
-    render_seed: Seed = Field(0, description="the rendered dataset's seed (--render)")
-    epoch_samples: int = Field(
-        1600, gt=0, le=STREAM_SAMPLES, description="fresh training samples per epoch (--render)"
+    render_seed: Seed | None = Field(None, description="the rendered dataset's seed (--render)")
+    epoch_samples: int | None = Field(
+        None, gt=0, le=STREAM_SAMPLES, description="fresh training samples per epoch (--render)"
     )
-    eval_samples: int = Field(
-        200,
+    eval_samples: int | None = Field(
+        None,
         gt=0,
         le=STREAM_SAMPLES,
         description="validation samples, and as many test samples (--render)",
@@ -126,12 +129,26 @@ class TrainConfig(BaseModel):
     compile: bool = False
     quiet: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _render_settings(cls, values: Any) -> Any:
+        """A ``--render`` run's defaults; nothing of them for a run on a dataset folder (a
+        checkpoint from before held the defaults there too)."""
+        if not isinstance(values, dict):
+            return values
+        if values.get("render") is None:
+            return {k: v for k, v in values.items() if k not in RENDER_DEFAULTS}
+        given = {k: v for k, v in values.items() if v is not None or k not in RENDER_DEFAULTS}
+        return {**RENDER_DEFAULTS, **given}
+
     @model_validator(mode="after")
     def _one_source(self) -> TrainConfig:
         if (self.data is None) == (self.render is None):
             raise ValueError("give exactly one of data (a dataset folder) and render")
+        if self.render is None:
+            return self
         drawn = 2 * self.eval_samples + self.epochs * self.epoch_samples
-        if self.render is not None and drawn > STREAM_SAMPLES:
+        if drawn > STREAM_SAMPLES:
             raise ValueError(
                 f"2 x eval_samples + epochs x epoch_samples is {drawn:,} rendered samples, more "
                 f"than the {STREAM_SAMPLES:,} indices of a stream (0..{MAX_SEED}, the seed range)"
@@ -204,16 +221,27 @@ def preset_for(preset: str, extractor: str | None) -> dict[str, Any]:
     return for_extractor(preset_values(preset), extractor, f"preset {preset!r}")
 
 
-def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
+def merged_values(values: dict[str, Any], config: Path | str | None = None) -> dict[str, Any]:
     """Preset YAML, then the ``config`` file (a path or a shipped name), each with its
-    settings for this extractor, then ``values`` (flags), validated once."""
-    preset = values.get("preset") or "tiny"
-    merged = preset_for(preset, values.get("extractor"))
-    if config is not None:  # a config file may have per_extractor settings too
-        path = config_file("train", config, TrainConfigError)
-        merged.update(for_extractor(read_yaml(path), values.get("extractor"), str(path)))
+    settings for this run's extractor, then ``values`` (flags). The preset and the extractor
+    may come from the file: a run's own ``config.yaml`` gives everything but ``out``."""
+    path = config_file("train", config, TrainConfigError) if config is not None else None
+    from_file = read_yaml(path) if path is not None else {}
+    extractor = values.get("extractor") or from_file.get("extractor")
+    preset = values.get("preset") or from_file.get("preset") or "tiny"
+    merged = preset_for(preset, extractor)
+    merged.update(for_extractor(from_file, extractor, str(path)))
     merged.update({k: v for k, v in values.items() if v is not None})
-    merged["preset"] = merged.get("preset") or preset
+    merged["preset"] = preset
+    return merged
+
+
+def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
+    """``merged_values``, validated once."""
+    return validated_config(merged_values(values, config))
+
+
+def validated_config(merged: dict[str, Any]) -> TrainConfig:
     refuse_render_settings(merged, merged.get("render"))
     try:
         return TrainConfig.model_validate(merged)

@@ -130,10 +130,12 @@ class Run:
     def __init__(
         self, cfg: TrainConfig, ctx: DistContext, meta: dict, resume: dict | None = None
     ) -> None:
-        self.cfg, self.ctx, self.meta = cfg, ctx, meta
-        self.folder = RunFolder(cfg.out_dir)
         if cfg.threads:
             set_threads(cfg.threads)
+        else:  # recorded: config.yaml says what a bit-for-bit repeat (or a resume) needs
+            cfg = cfg.model_copy(update={"threads": torch.get_num_threads()})
+        self.cfg, self.ctx, self.meta = cfg, ctx, meta
+        self.folder = RunFolder(cfg.out_dir)
         self.train_ds, self.val_ds, self.test_ds = datasets(cfg, meta)
         self.scale = FutureScale(self.train_ds.scene_bounds)
         self.num_classes = len(meta["classes"])
