@@ -282,3 +282,12 @@ def test_a_damaged_dataset_with_ground_truth_is_refused_naming_the_failure(tmp_p
         preflight.check_dataset(root)
     message = str(info.value)
     assert "failed validation: FAIL" in message and "skip" not in message, message
+
+
+def test_a_config_file_s_preset_is_the_recipe_it_gets(tmp_path):
+    """It was only the label: the file said base, the run got tiny's settings."""
+    (tmp_path / "c.yaml").write_text("preset: base\n")
+    values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1}
+    from_file = build_config(values, tmp_path / "c.yaml")
+    assert from_file == build_config({**values, "preset": "base"})
+    assert from_file != build_config(values)
