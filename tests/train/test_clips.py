@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from train.trajectory.clips import mcnemar_p, paired, read_clips, write_clips
+from train.trajectory.clips import clips_csv, mcnemar_p, paired, read_clips
 
 
 def columns(labels, predicted, index=None):
@@ -17,7 +17,7 @@ def columns(labels, predicted, index=None):
 
 def test_a_clips_file_reads_back_in_index_order(tmp_path):
     rows = columns([0, 1, 2, 3], [0, 1, 1, 3], index=[7, 2, 5, 0])
-    write_clips(tmp_path / "c.csv", rows)
+    (tmp_path / "c.csv").write_bytes(clips_csv(rows))
     got = read_clips(tmp_path / "c.csv")
     assert got["index"].tolist() == [0, 2, 5, 7]
     assert got["label"].tolist() == [3, 1, 2, 0] and got["predicted"].tolist() == [3, 1, 1, 0]
@@ -39,17 +39,17 @@ def test_paired_counts_the_clips_only_one_run_got_right(tmp_path):
     labels = [0, 1, 2, 3, 0, 1, 2, 3]
     a = columns(labels, [0, 1, 2, 3, 0, 1, 0, 0])  # 6 right
     b = columns(labels, [0, 0, 0, 3, 0, 1, 2, 0])  # 5 right
-    write_clips(tmp_path / "a.csv", a)
-    write_clips(tmp_path / "b.csv", b)
+    (tmp_path / "a.csv").write_bytes(clips_csv(a))
+    (tmp_path / "b.csv").write_bytes(clips_csv(b))
     score = paired(read_clips(tmp_path / "a.csv"), read_clips(tmp_path / "b.csv"))
     assert (score.clips, score.a_only, score.b_only) == (8, 2, 1)
     assert score.lead == pytest.approx(1 / 8) and score.p == pytest.approx(mcnemar_p(2, 1))
 
 
 def test_runs_scored_on_other_clips_are_not_paired(tmp_path):
-    write_clips(tmp_path / "a.csv", columns([0, 1], [0, 1]))
-    write_clips(tmp_path / "b.csv", columns([0, 1], [0, 1], index=[0, 2]))
-    write_clips(tmp_path / "c.csv", columns([0, 2], [0, 1]))
+    (tmp_path / "a.csv").write_bytes(clips_csv(columns([0, 1], [0, 1])))
+    (tmp_path / "b.csv").write_bytes(clips_csv(columns([0, 1], [0, 1], index=[0, 2])))
+    (tmp_path / "c.csv").write_bytes(clips_csv(columns([0, 2], [0, 1])))
     a = read_clips(tmp_path / "a.csv")
     for other in ("b.csv", "c.csv"):
         with pytest.raises(ValueError, match="not scored on the same clips"):

@@ -1,5 +1,6 @@
 """python -m train.evaluate: a run's weights scored on its own test split and on other data."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,7 +55,10 @@ def assert_clips_agree(run: Path, got: dict) -> None:
     """The clips file a record names holds the clips it scored (its confusion and RMSE)."""
     from train.trajectory.clips import read_clips
 
-    clips = read_clips(run / "evaluations" / got["clips"])
+    path = run / "evaluations" / got["clips"]
+    clips = read_clips(path)
+    # the name's hash is the file's, for anyone to check (it was the rows' in-memory bytes)
+    assert path.name.split(".")[-3] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     confusion = [[0] * len(got["classes"]) for _ in got["classes"]]
     for y, p in zip(clips["label"], clips["predicted"], strict=True):
         confusion[y][p] += 1

@@ -17,21 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trajkit.files import open_atomic
-
 COLUMNS = ("index", "label", "predicted", "future_error")
 
 
-def write_clips(path: Path, rows: np.ndarray) -> None:
-    """``rows`` (N, 4): index, label, predicted class, future error; written in index order."""
+def clips_csv(rows: np.ndarray) -> bytes:
+    """``rows`` (N, 4): index, label, predicted class, future error, as the file's bytes in
+    index order (``train.evaluate`` names the file by their SHA-256, which anyone can check)."""
     columns = as_columns(rows)
     lines = [",".join(COLUMNS)]
     lines += [
         f"{i},{y},{p},{e:.6g}"
         for i, y, p, e in zip(*(columns[c].tolist() for c in COLUMNS), strict=True)
     ]
-    with open_atomic(path) as f:
-        f.write(("\n".join(lines) + "\n").encode())
+    return ("\n".join(lines) + "\n").encode()
 
 
 def read_clips(path: Path) -> dict[str, np.ndarray]:

@@ -40,7 +40,7 @@ from trajkit.cli import (
     short_repr,
     whole_number,
 )
-from trajkit.files import read_json, sha256_bytes, write_json_atomic
+from trajkit.files import read_json, sha256_bytes, write_atomic, write_json_atomic
 from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
 SPLITS = ("all", "train", "val", "test")
@@ -199,11 +199,12 @@ def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -
     (``evaluations_locked``). The clips file is named by its rows' hash and written first,
     the record last, then the clips file of the record replaced is removed: a stop in
     between never leaves a record describing another run's or checkpoint's clips."""
-    from train.trajectory.clips import write_clips
+    from train.trajectory.clips import clips_csv
 
     old = replaced_record(evaluations / f"{stem}.json", record["dataset"], data)
-    record["clips"] = f"{stem}.{sha256_bytes(rows.tobytes())[:12]}.clips.csv"
-    write_clips(evaluations / record["clips"], rows)
+    text = clips_csv(rows)
+    record["clips"] = f"{stem}.{sha256_bytes(text)[:12]}.clips.csv"
+    write_atomic(evaluations / record["clips"], text)
     write_json_atomic(evaluations / f"{stem}.json", record)
     stale = str((old or {}).get("clips") or "")
     if stale != record["clips"] and re.fullmatch(
