@@ -15,11 +15,15 @@ from train.run_folder import CONFIG, LAST, METRICS, RESULTS, TENSORBOARD, holds_
 SET_ASIDE = ".replaced"
 RUN_FILES = (LAST, METRICS, RESULTS, CONFIG)
 EVENTS = f"{TENSORBOARD}/events.out.tfevents.*"
+EVALUATIONS = "eval_*.json"  # train.jepa.evaluate's results beside last.pt: the old run's scores
 
 
 def run_files(out: Path) -> list[Path]:
-    """What a run writes into ``out``; other files there are the user's and stay."""
-    return [p for p in (out / n for n in RUN_FILES) if p.exists()] + sorted(out.glob(EVENTS))
+    """What a run, and the evaluation of its ``last.pt``, write into ``out``; other files
+    there are the user's and stay. An evaluation kept past ``--force`` named the new run's
+    ``last.pt`` as the weights it scored."""
+    found = [p for p in (out / n for n in RUN_FILES) if p.exists()]
+    return found + sorted(out.glob(EVENTS)) + sorted(out.glob(EVALUATIONS))
 
 
 def prepare_run_folder(out: Path, resume: bool, force: bool) -> str | None:

@@ -110,6 +110,7 @@ def test_force_drops_the_old_run_once_the_new_one_has_its_first_checkpoint(
     config = _config(tmp_path, jepa_files, optim={"epochs": 1})
     assert trainer.main(["--config", config, "--quiet"]) == 0
     old_events = sorted((run / "tensorboard").iterdir())
+    (run / "eval_cifar10.json").write_text('{"checkpoint": "last.pt"}')  # the old run's scores
     seen = []
 
     def second_epoch_sees(self, epoch):
@@ -125,6 +126,7 @@ def test_force_drops_the_old_run_once_the_new_one_has_its_first_checkpoint(
     assert seen and ".replaced" not in seen[0]
     assert torch.load(run / "last.pt", weights_only=True)["config"]["optim"]["epochs"] == 2
     assert not any(p in old_events for p in (run / "tensorboard").iterdir())
+    assert not (run / "eval_cifar10.json").exists(), "it would name the new last.pt"
 
 
 def test_a_run_set_aside_by_a_killed_force_start_is_put_back(tmp_path, jepa_files, capsys):
