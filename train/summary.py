@@ -162,10 +162,18 @@ def _fmt(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
     return format(value * scale if scale != 1.0 else value, spec) + unit
 
 
+def _duration(seconds: float | None) -> str:
+    """Seconds under a minute (a short run showed "0.0 min"), minutes beyond."""
+    if seconds is None or seconds < 60:
+        return _fmt(seconds, ".1f", unit=" s")
+    return _fmt(seconds, ".1f", 1 / 60, " min")
+
+
 def markdown_table(rows: list[dict]) -> str:
     head = (
-        "| extractor | status | parameters | val acc | test acc | future RMSE | RMSE / extent "
-        "| samples/s | wall time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| extractor | status | parameters | val acc | test acc | val future RMSE "
+        "| val RMSE / extent | samples/s | wall time |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
@@ -176,7 +184,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {_fmt(r['val_future_rmse'], '.3f')} "
             f"| {_fmt(r['val_future_rmse_fraction'], '.2f', 100, '%')} "
             f"| {_fmt(r['train_samples_per_second'], '.1f')} "
-            f"| {_fmt(r['wall_time_seconds'], '.1f', 1 / 60, ' min')} |"
+            f"| {_duration(r['wall_time_seconds'])} |"
         )
     failed = [f"- **{r['extractor']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
     return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
@@ -257,7 +265,7 @@ def write_tables(out: Path, statuses: list[RunStatus], rows: list[dict], table: 
     write_json_atomic(
         out / SUMMARY_JSON,
         {
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # as every file
             "runs": rows,
             "launcher": [asdict(s) for s in statuses],
         },

@@ -88,6 +88,23 @@ def test_a_missing_number_is_a_bare_dash_in_the_table(tmp_path):
     ]
 
 
+def test_the_table_says_which_split_its_rmse_is_and_short_runs_take_seconds(tmp_path):
+    """The RMSE columns are validation numbers beside a test accuracy, unsaid; a 1.2 s run
+    took "0.0 min"; the summary's time was local with +0000, where every other file says Z."""
+    import json
+
+    from train.summary import markdown_table
+
+    finished_run(tmp_path / "good")
+    write_summary(tmp_path, [RunStatus("good", status="done")])
+    head = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert "| val future RMSE | val RMSE / extent |" in head, head
+    row = json.loads((tmp_path / "summary.json").read_text())["runs"][0]
+    assert markdown_table([{**row, "wall_time_seconds": 1.2}]).splitlines()[2].endswith("| 1.2 s |")
+    updated = json.loads((tmp_path / "summary.json").read_text())["updated"]
+    assert updated.endswith("Z") and len(updated) == 20, updated
+
+
 @pytest.mark.parametrize(
     "record",
     [{**EPOCH, "val_accuracy": "x"}, {"kind": "epoch", "epoch": 1}, {**EPOCH, "epoch": "1"}],
