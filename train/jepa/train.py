@@ -286,7 +286,13 @@ class Pretraining:
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
             if self.rank == 0 and (step + 1) % cfg.run.log_every == 0:
                 self.log.write(
-                    {"step": step + 1, "epoch": epoch + 1, "loss": loss.item(), **schedule},
+                    {
+                        "kind": "step",
+                        "step": step + 1,
+                        "epoch": epoch + 1,
+                        "loss": loss.item(),
+                        **schedule,
+                    },
                     step + 1,
                 )
         elapsed = time.perf_counter() - start
@@ -344,6 +350,7 @@ class Pretraining:
         n = max(sums[1].item(), 1.0)
         stats, warning = self.watch.check(torch.cat(probe)[: cfg.collapse.probe_samples])
         record = {
+            "kind": "epoch",  # as the other trainers' logs: a reader tells the records apart
             "epoch": epoch + 1,
             "loss": sums[0].item() / n,
             "level_loss": {str(k): sums[2 + k].item() / n for k in range(num_levels)},

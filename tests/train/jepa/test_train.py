@@ -75,6 +75,9 @@ def test_run_folder_metrics_and_counts(tmp_path, jepa_files):
     assert set(epoch["level_loss"]) == {"0", "1"} and epoch["level_cells_per_batch"]["1"] > 0
     assert {"rankme", "feature_std_ratio", "collapse_warning"} <= set(epoch)
     assert yaml.safe_load((run / "config.yaml").read_text())["name"] == "test"
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # a record says what it is, as in the other trainers' logs (a reader guessed by "step")
+    assert [r["kind"] for r in records] == ["step"] * (len(records) - 1) + ["epoch"]
 
 
 def test_config_errors_are_one_line(tmp_path, jepa_files, capsys):
