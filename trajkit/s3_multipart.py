@@ -33,6 +33,10 @@ from pathlib import Path
 
 SHA_KEY = "sha256"  # the user metadata key (x-amz-meta-sha256) every pushed object carries
 BLOCK = 1 << 20
+MAX_PARTS = 10_000  # S3's limit for one multipart upload
+LISTING_PAGES = 20_000
+"""Pages one listing may take (20 million keys at S3's 1,000 a page): a store that answers
+every page with another, each with a new token, was listed for ever."""
 
 
 class S3Error(Exception):
@@ -101,6 +105,21 @@ def hash_file(path: Path, part_size: int) -> FileHashes:
     )
 
 
+def pages(client, operation: str, where: str, **params):
+    """The pages of a paginated listing, at most ``LISTING_PAGES``; an answer botocore cannot
+    read as a listing (a size that is not a number) is one line, not a traceback."""
+    try:
+        for number, page in enumerate(client.get_paginator(operation).paginate(**params), 1):
+            if number > LISTING_PAGES:
+                raise S3Error(
+                    f"the listing of {where} did not end after {LISTING_PAGES:,} pages; "
+                    "the store keeps answering with more"
+                )
+            yield page
+    except ValueError as e:
+        raise S3Error(f"the listing of {where} is not one S3 would send ({e})") from None
+
+
 def _read_part(path: Path, number: int, part_size: int) -> bytes:
     with open(path, "rb") as f:
         f.seek((number - 1) * part_size)
@@ -109,9 +128,8 @@ def _read_part(path: Path, number: int, part_size: int) -> bytes:
 
 def _held_parts(client, bucket: str, key: str, upload_id: str) -> dict[int, dict]:
     parts: dict[int, dict] = {}
-    for page in client.get_paginator("list_parts").paginate(
-        Bucket=bucket, Key=key, UploadId=upload_id
-    ):
+    where = f"the parts of s3://{bucket}/{key}"
+    for page in pages(client, "list_parts", where, Bucket=bucket, Key=key, UploadId=upload_id):
         parts.update({p["PartNumber"]: p for p in page.get("Parts", [])})
     return parts
 
@@ -165,7 +183,8 @@ def _resumable(client, bucket: str, key: str, hashes: FileHashes, record: Resume
     """The open upload of ``key`` that our record says was started from this very file, or None;
     every other open upload of the key is aborted."""
     uploads = []
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
+    where = f"the open uploads of s3://{bucket}/{key}"
+    for page in pages(client, "list_multipart_uploads", where, Bucket=bucket, Prefix=key):
         uploads += [u for u in page.get("Uploads", []) if u["Key"] == key]
     chosen = None
     for upload in uploads:

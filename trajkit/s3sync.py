@@ -16,17 +16,22 @@ push
   The file written last goes last, so a prefix looks complete only when it is.
 
 pull
-  verifies every object before anything is put in place, by the first of: its sha256
-  metadata; S3's SHA-256 checksum of a single-part object (a multipart object's checksum is
-  of its parts' checksums: recomputed from the parts' sizes, else the next check); the
-  SHA-256 that the folder's manifests record (fetched first for that reason). The files
-  the folder's reader checks itself need none; a cache it computes again is left out
-  without a hash. Any other object without a hash fails the pull. Objects are downloaded
-  into ``.DIR.pull-tmp`` beside DIR, and moved into DIR only once every one verified, with
-  the file written last moved last; a failed or interrupted pull leaves DIR as it was, and
-  the next run keeps what already verified. DIR must be new, empty, or an earlier pull of
-  the same address (recorded in ``.DIR.pulled-from`` beside it).
+  refuses a prefix without the file written last (not whole), a key that is both a file
+  and a folder, and a DIR whose folder stands where a file goes (or the reverse), before
+  anything moves. It verifies every object before anything is put in place: every SHA-256
+  known for it must hold, its sha256 metadata, S3's SHA-256 checksum of a single-part
+  object and the SHA-256 of each of the folder's manifests that lists it (fetched first for
+  that reason); an object with none of these by S3's checksum of its parts (recomputed from
+  the first part's size). The files the folder's reader checks itself need none; a cache
+  it computes again is left out without a hash. Any other object without a hash fails the
+  pull. Objects are downloaded into ``.DIR.pull-tmp`` beside DIR (refused if a link or not
+  a pull's), and moved into DIR only once every one verified (copied when DIR is another
+  filesystem), with the file written last moved last; a failed or interrupted pull leaves
+  DIR as it was, and the next run keeps what already verified. DIR must be new, empty, or
+  an earlier pull of the same address (recorded in ``.DIR.pulled-from`` beside it).
 
+Both bound a listing (``LISTING_PAGES``) and each object's transfer (``START_TIMEOUTS``), and
+wait for a transfer in the main thread, so one Ctrl-C or SIGTERM stops them at once.
 Both hold the folder's writer lock (``trajkit.lock``), if the rules name one and it exists,
 while they run: a push or pull is refused while a writer writes the folder, and a writer
 cannot start meanwhile. Credentials come from boto3's usual chain (environment, ``~/.aws``,
@@ -36,23 +41,27 @@ instance role); ``--endpoint-url`` points at any S3-compatible store (MinIO, Cep
 from __future__ import annotations
 
 import base64
+import errno
 import filecmp
+import hashlib
 import json
-import math
 import os
 import re
 import shutil
 import sys
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from trajkit.cli import one_line, short_repr
 from trajkit.files import (
     TMP_PREFIX,
     remove_temporaries,
@@ -60,13 +69,16 @@ from trajkit.files import (
     sync_filesystem,
     write_json_atomic,
 )
-from trajkit.lock import FolderLock, LockedError
+from trajkit.lock import FolderLock, LockedError, remove_if_unused
 from trajkit.s3_multipart import (
+    MAX_PARTS,
     SHA_KEY,
     FileHashes,
+    ResumeRecord,
     S3Error,
     hash_file,
     identity,
+    pages,
     upload_resumable,
 )
 
@@ -165,12 +177,20 @@ def check_endpoint(url: str | None) -> None:
         or parts.fragment
     ):
         raise bad
+    try:
+        from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+    except ImportError:  # without boto3 the command stops on the missing extra
+        return
+    if not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
+        raise bad  # a host botocore refuses ('a_b', '-x-', 'x..y') was a ValueError traceback
 
 
 def _key(prefix: str, rel: str) -> str:
     return f"{prefix}/{rel}" if prefix else rel
 
 
+MAX_TIMEOUT = 86400  # a day; 1e308 s overflowed the clock inside urllib3
+MAX_PART_MB = 5120  # S3's largest part, 5 GiB
 TIMEOUT_SECONDS = 60.0
 """How long a connection may take to open, or stay silent, before the request is retried
 (botocore's default too); retries follow boto3's settings (``AWS_MAX_ATTEMPTS``)."""
@@ -215,22 +235,79 @@ def check_bucket(client, bucket: str) -> None:
 
 
 def listing(client, bucket: str, prefix: str) -> dict[str, dict]:
-    """Every object under ``prefix``: key -> its listing entry (Size, ETag), in one paginated LIST."""
+    """Every object under ``prefix``: key -> its listing entry (Size, ETag), in one paginated LIST.
+
+    An entry without a key under the prefix or without a size is refused here, in one line:
+    everything after relies on both."""
     base = f"{prefix}/" if prefix else ""
+    where = f"s3://{bucket}/{base}"
     found: dict[str, dict] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
-        found.update((o["Key"], o) for o in page.get("Contents", []))
+    for page in pages(client, "list_objects_v2", where, Bucket=bucket, Prefix=base):
+        for entry in page.get("Contents", []):
+            key, size = entry.get("Key"), entry.get("Size")
+            if not (isinstance(key, str) and key.startswith(base)) or not (
+                isinstance(size, int) and size >= 0
+            ):
+                raise S3Error(
+                    f"the listing of {where} has an entry without a key under it or without a "
+                    f"size ({short_repr(entry)}); the store does not answer as S3 does"
+                )
+            found[key] = entry
     return found
 
 
-def local_files(root: Path, rules: FolderRules = ANY_FOLDER) -> list[str]:
-    """Relative paths to copy: everything but the lock and temporaries, the last file last."""
-    rels = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.name != rules.lock and not p.name.startswith(TMP_PREFIX)
-    )
-    return sorted(rels, key=lambda r: r == rules.last)
+def left_out(rel: str, rules: FolderRules) -> bool:
+    """Neither pushed nor pulled: the lock (a pull's own in its staging folder) and
+    half-written temporaries, which a pull's next run would delete."""
+    return rel == (rules.lock or STAGING_LOCK) or rel.rpartition("/")[2].startswith(TMP_PREFIX)
+
+
+def local_files(root: Path, rules: FolderRules = ANY_FOLDER) -> tuple[list[str], list[str]]:
+    """Relative paths to copy, the last file last; and what the push should name: entries
+    that are not files (left out), and links to files outside ``root`` (pushed as those
+    files)."""
+    files, notes = [], []
+    inside = root.resolve()
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if (path.is_dir() and not path.is_symlink()) or left_out(rel, rules):
+            continue
+        if not path.is_file():
+            kind = (
+                "a link to a folder"
+                if path.is_dir()
+                else "a link to nothing"
+                if path.is_symlink()
+                else "not a regular file"
+            )
+            notes.append(f"{rel} left out ({kind})")
+        elif path.is_symlink() and not path.resolve().is_relative_to(inside):
+            notes.append(f"{rel} is a link out of {root}: the file it points to is pushed")
+            files.append(rel)
+        else:
+            files.append(rel)
+    return sorted(sorted(files), key=lambda r: r == rules.last), sorted(notes)
+
+
+def _check_names(root: Path, prefix: str, rels: list[str], part_size: int) -> None:
+    """Refuse up front what a push would fail on midway, or what a pull could not write back."""
+    for rel in rels:
+        shown = one_line(repr(str(root / rel)))
+        try:
+            key = _key(prefix, rel).encode()
+        except UnicodeEncodeError:
+            raise S3Error(
+                f"{shown}: a name that is not UTF-8 cannot be an S3 key; rename it"
+            ) from None
+        if not _safe_rel(rel):
+            raise S3Error(f"{shown}: a name with a control character; a pull could not write it")
+        if len(key) > MAX_KEY:
+            raise S3Error(f"{shown}: its key would be longer than S3's {MAX_KEY} bytes")
+        if (root / rel).stat().st_size > MAX_PARTS * part_size:
+            raise S3Error(
+                f"{shown} needs more than S3's {MAX_PARTS:,} parts of {part_size // MB} MB; "
+                "give a larger --part-size-mb"
+            )
 
 
 @contextmanager
@@ -282,7 +359,8 @@ def _already_there(client, bucket: str, key: str, listed: dict | None, h: FileHa
     """
     if listed is None or listed["Size"] != h.size:
         return False
-    if listed["ETag"].strip('"') in h.etags() and "SHA256" in listed.get("ChecksumAlgorithm", []):
+    etag = str(listed.get("ETag", "")).strip('"')
+    if etag in h.etags() and "SHA256" in listed.get("ChecksumAlgorithm", []):
         return True
     head = _head(client, bucket, key)
     if head is None:
@@ -296,28 +374,91 @@ def _push(
     root: Path, bucket: str, prefix: str, client, part_size: int, quiet: bool, rules: FolderRules
 ) -> dict:
     config = transfer_config(part_size)
-    stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0}
+    stats = {"uploaded": 0, "skipped": 0, "bytes": 0, "parts_reused": 0, "warnings": []}
+    rels, notes = local_files(root, rules)
+    _check_names(root, prefix, rels, part_size)
+    if notes:
+        stats["warnings"].append(f"{len(notes)} not pushed as plain files: " + "; ".join(notes))
     remote = listing(client, bucket, prefix)
+    others = set(remote) - {_key(prefix, rel) for rel in rels}
+    if others := {k for k in others if not k.endswith("/")}:
+        stats["warnings"].append(
+            f"{len(others)} object(s) under s3://{bucket}/{prefix} are not in {root} (an "
+            f"earlier push?), e.g. {min(others)}; they stay there, and a pull gets them too"
+        )
     # no mutate: whether a progress bar shows, and its unit, are cosmetic
     hidden = quiet or not sys.stderr.isatty()  # pragma: no mutate
-    for rel in tqdm(local_files(root, rules), unit="file", disable=hidden):  # pragma: no mutate
+    for rel in tqdm(rels, unit="file", disable=hidden):  # pragma: no mutate
         path, key = root / rel, _key(prefix, rel)
         h = hash_file(path, part_size)
         if _already_there(client, bucket, key, remote.get(key), h):
+            ResumeRecord(client, bucket, key).clear()  # one a stop right after completing left
             stats["skipped"] += 1
             continue
         if h.size > part_size:
-            parts = upload_resumable(client, path, bucket, key, h, config.max_concurrency)
+            parts = in_background(
+                partial(upload_resumable, client, path, bucket, key, h, config.max_concurrency),
+                allowed_seconds(client, h.size),
+                f"s3://{bucket}/{key}",
+            )
             stats["parts_reused"] += parts["parts_reused"]
         else:
             extra = {"Metadata": {SHA_KEY: h.sha256}, "ChecksumAlgorithm": "SHA256"}
-            client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config)
+            in_background(
+                partial(client.upload_file, str(path), bucket, key, ExtraArgs=extra, Config=config),
+                allowed_seconds(client, h.size),
+                f"s3://{bucket}/{key}",
+            )
             if identity(path.stat()) != h.identity:  # its metadata would vouch for other bytes
                 client.delete_object(Bucket=bucket, Key=key)
                 raise S3Error(f"{path} changed while it was pushed; push again", 1)
         stats["uploaded"] += 1
         stats["bytes"] += h.size
     return stats
+
+
+# ---------------------------------------------------------------- slow stores
+
+START_TIMEOUTS = 5
+"""An object's transfer may take --timeout seconds per MB, after START_TIMEOUTS of them to
+start (boto3 tries a stalled download 5 times): at the default 60 s, 17 KB/s on average.
+Each read waits at most --timeout, but a store that sends a byte now and then is never that
+silent and held a pull for ever."""
+
+
+def allowed_seconds(client, size: int) -> float:
+    timeout = client.meta.config.read_timeout or TIMEOUT_SECONDS
+    return timeout * (START_TIMEOUTS + size / MB)
+
+
+def in_background(call: Callable, seconds: float, what: str):
+    """``call()`` in a thread of its own, waited for here for at most ``seconds``.
+
+    Ctrl-C and SIGTERM arrive in this thread. boto3's transfer manager, stopped, waits for
+    its workers, and a worker inside a read from a store that trickles does not return:
+    the stop was swallowed. Waiting here, a stop or the deadline leaves the worker behind
+    (the command's exit ends it)."""
+    done = threading.Event()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:  # given to the waiting thread, KeyboardInterrupt too
+            outcome.append((False, e))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"transfer {what}", daemon=True).start()
+    if not done.wait(seconds):
+        raise S3Error(
+            f"{what} was not transferred within {seconds:.0f} s ({START_TIMEOUTS} times "
+            "--timeout to start, then --timeout a MB): the store is too slow"
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 # ---------------------------------------------------------------- pull
@@ -332,30 +473,45 @@ DIFFERS = {
 }
 
 
-class Check:
-    """How one object is verified: a list of (label, test of a local file), tried in order.
+class Unverified(Exception):
+    """Why one object cannot be put in place; the pull goes on and fails at the end."""
 
-    A file passes on the first test that holds; a composite checksum that does not hold may
-    only mean parts of uneven size, so the next test is tried, and the last one decides.
+
+class Check:
+    """How one object is verified: every SHA-256 known for it must be the file's.
+
+    Its sha256 metadata, S3's checksum of a single-part object and each manifest that lists
+    it: hashes that disagree (lying metadata, two datasets pushed to one prefix) fail. An
+    object with none of these is verified by S3's checksum of its parts (``composite``).
     """
 
     def __init__(self) -> None:
-        self.tests: list[tuple[str, object]] = []
-
-    def passes(self, path: Path) -> str | None:
-        """The label the file verified by, or None."""
-        for label, test in self.tests:
-            if test(path):
-                return label
-        return None
+        self.sha256: list[tuple[str, str]] = []  # (label, hex digest), the first names the check
+        self.composite: Callable[[Path], bool] | None = None
+        self.failure = ""
 
     @property
-    def failure(self) -> str:
-        return DIFFERS[self.tests[-1][0]]
+    def known(self) -> bool:
+        return bool(self.sha256) or self.composite is not None
 
-
-def _sha_test(hexdigest: str):
-    return lambda path: sha256_file(path) == hexdigest
+    def passes(self, path: Path) -> str | None:
+        """The label the file verified by, or None (``failure`` then says which hash it missed)."""
+        if self.sha256:
+            digest = sha256_file(path)
+            for label, expected in self.sha256:
+                if digest != expected:
+                    manifests = sum(lab == BY_MANIFEST for lab, _ in self.sha256)
+                    self.failure = (
+                        "its manifests, which disagree (two datasets under one prefix?)"
+                        if label == BY_MANIFEST and manifests > 1
+                        else DIFFERS[label]
+                    )
+                    return None
+            return self.sha256[0][0]
+        if self.composite is not None and self.composite(path):
+            return BY_CHECKSUM
+        self.failure = DIFFERS[BY_CHECKSUM]
+        return None
 
 
 def _composite_test(client, bucket: str, key: str, checksum: str, parts: int | None):
@@ -364,17 +520,17 @@ def _composite_test(client, bucket: str, key: str, checksum: str, parts: int | N
     def test(path: Path) -> bool:
         first = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
         count = parts or first.get("PartsCount")
-        h = hash_file(path, max(1, first["ContentLength"]))
+        h = hash_file(path, max(1, first.get("ContentLength") or 0))
         return len(h.part_sha256) == count and h.composite_sha256() == checksum
 
     return test
 
 
-def _check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, str]) -> Check:
+def _check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, set[str]]) -> Check:
     head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     check = Check()
     if sha := head.get("Metadata", {}).get(SHA_KEY):
-        check.tests.append((BY_METADATA, _sha_test(sha)))
+        check.sha256.append((BY_METADATA, sha))
     if checksum := head.get("ChecksumSHA256"):
         value, _, suffix = checksum.partition("-")
         etag_parts = head.get("ETag", "").strip('"').partition("-")[2]
@@ -383,17 +539,29 @@ def _check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, str
         ) and head.get("ChecksumType") != "FULL_OBJECT"
         if composite:
             count = int(suffix or etag_parts) if (suffix or etag_parts).isdigit() else None
-            check.tests.append((BY_CHECKSUM, _composite_test(client, bucket, key, value, count)))
+            check.composite = _composite_test(client, bucket, key, value, count)
         else:
-            check.tests.append((BY_CHECKSUM, _sha_test(base64.b64decode(value).hex())))
-    if rel in manifests:
-        check.tests.append((BY_MANIFEST, _sha_test(manifests[rel])))
+            try:
+                digest = base64.b64decode(value, validate=True)
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise Unverified(f"S3's checksum {one_line(repr(value))} is not a SHA-256")
+            check.sha256.append((BY_CHECKSUM, digest.hex()))
+    check.sha256 += [(BY_MANIFEST, sha) for sha in sorted(manifests.get(rel, ()))]
     return check
 
 
 def _safe_rel(rel: str) -> bool:
     parts = rel.split("/")
     return not _has_control(rel) and all(p not in ("", ".", "..") for p in parts)
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden name beside ``path`` that fits however long its name is (up to 255 bytes,
+    a name pushed whole could not be pulled: boto3 adds a suffix of its own)."""
+    tag = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
+    return path.with_name(f"{TMP_PREFIX}{tag}.{os.getpid()}")
 
 
 def pull(
@@ -414,58 +582,154 @@ def pull(
     objects = listing(client, bucket, prefix)
     if not objects:
         raise S3Error(f"nothing under {url}")
+    if rules.last is not None and _key(prefix, rules.last) not in objects:
+        raise S3Error(
+            f"{source} has no {rules.last}, the file its writer writes last: it is not whole "
+            f"(a push not finished, or still running); nothing was pulled into {target}",
+            exit_code=1,
+        )
+    rels, unsafe = _wanted(objects, f"{prefix}/" if prefix else "", rules)
+    if unsafe:
+        return {"downloaded": 0, "kept": 0, "skipped": 0, "damaged": unsafe, "by": Counter()}
+    _refuse_clashes(rels, source, target)
     staging = target.parent / f".{target.name}.pull-tmp"
     marker = target.parent / f".{target.name}.pulled-from"
-    origin = {"source": source, "endpoint": client.meta.endpoint_url}
+    lock_name = rules.lock or STAGING_LOCK
+    origin = {"source": source, "endpoint": _endpoint(client.meta.endpoint_url)}
     _check_target(target, marker, origin, source, rules)
-    base = f"{prefix}/" if prefix else ""
-    _check_space(objects, base, staging, target, source)
+    _check_staging(staging, lock_name)
+    _check_space(rels, staging, target, source)
     with ExitStack() as stack:
+        stack.callback(remove_if_unused, staging, lock_name)  # runs after the locks' release
         if target.is_dir():
             stack.enter_context(_writer_lock(target, rules))
         staging.mkdir(parents=True, exist_ok=True)
         try:
-            stack.enter_context(FolderLock(staging / (rules.lock or STAGING_LOCK)))
+            stack.enter_context(FolderLock(staging / lock_name))
         except LockedError as e:
             raise S3Error(str(e)) from None
+        # again, now that no other pull can: one may have finished into DIR since the check
+        _check_target(target, marker, origin, source, rules)
+        _clear_the_way(rels, staging, target, source)
         remove_temporaries(staging)
-        stats = _fetch(objects, base, staging, target, bucket, client, part_size, quiet, rules)
+        stats = _fetch(rels, staging, target, bucket, client, part_size, quiet, rules)
         if stats["damaged"]:
             return stats  # nothing moved: DIR is as it was, staging keeps what verified
+        to_move = stats.pop("to_move")
+        _clear_the_way(to_move, staging, target, source)  # what DIR holds now, just before
         write_json_atomic(marker, origin)
-        last = rules.last if any(k == _key(prefix, rules.last) for k in objects) else None
-        _move_into_place(stats.pop("to_move"), staging, target, last)
+        _move_into_place(to_move, staging, target, rules.last if rules.last in rels else None)
     shutil.rmtree(staging, ignore_errors=True)
     return stats
 
 
-def _check_space(
-    objects: dict[str, dict], base: str, staging: Path, target: Path, source: str
-) -> None:
-    """Refuse up front a pull the disk cannot hold (it would fill it and fail midway):
-    the listed sizes of the objects not already in ``staging`` or ``target`` whole."""
-    need = 0
+def _wanted(objects: dict[str, dict], base: str, rules: FolderRules):
+    """{relative path: (key, listing entry)} of the objects to pull, and the names refused."""
+    rels, unsafe = {}, []
     for key, obj in objects.items():
-        rel, size = key[len(base) :], int(obj.get("Size") or 0)
-        here = [staging / rel, target / rel] if rel and _safe_rel(rel) else []
-        if not any(p.is_file() and p.stat().st_size == size for p in here):
-            need += size
-    existing = staging
-    while not existing.exists():
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
-    if need > free:
-        raise S3Error(
-            f"not enough disk space for {source} in {target.parent}: {need / 1e6:.1f} MB to "
-            f"download, {free / 1e6:.1f} MB free",
-            exit_code=1,
-        )
+        rel = key[len(base) :]
+        if not rel or (rel.endswith("/") and obj["Size"] == 0) or left_out(rel, rules):
+            continue  # folder markers; our own lock is held for this pull
+        if not _safe_rel(rel):
+            unsafe.append(f"{one_line(repr(rel))}: a name that cannot be a file inside the folder")
+            continue
+        rels[rel] = (key, obj)
+    return rels, unsafe
+
+
+def _refuse_clashes(rels: dict[str, tuple], source: str, target: Path) -> None:
+    """A key that is both a file and a folder (``x`` and ``x/y``) cannot be pulled at all."""
+    for rel in rels:
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            if (folder := "/".join(parts[:depth])) in rels:
+                raise S3Error(
+                    f"{source}/{folder} is both a file and a folder (it holds {rel}), which a "
+                    f"folder cannot be; nothing was pulled into {target}",
+                    exit_code=1,
+                )
+
+
+def _in_the_way(root: Path, rel: str) -> Path | None:
+    """What keeps a file from going to ``root/rel``: a folder there, or above it anything
+    but a folder (a file, a link to nothing)."""
+    place = root
+    for part in rel.split("/")[:-1]:
+        place = place / part
+        if os.path.lexists(place) and not place.is_dir():
+            return place
+    return root / rel if (root / rel).is_dir() else None
+
+
+def _clear_the_way(rels, staging: Path, target: Path, source: str) -> None:
+    """Refuse, before anything moves, a file DIR holds where a folder goes or the reverse
+    (the move failed halfway, with the last file already out of DIR); what an earlier run
+    left in the staging folder in the way is ours, and goes."""
+    for rel in rels:
+        if (obstacle := _in_the_way(target, rel)) is not None:
+            what = "a folder" if obstacle.is_dir() else "not a folder"
+            raise S3Error(
+                f"cannot put {source}/{rel} in {target}: {obstacle} is {what}; move it away "
+                f"and pull again ({target} was left as it was)"
+            )
+        if (leftover := _in_the_way(staging, rel)) is not None:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+
+
+def _check_staging(staging: Path, lock_name: str) -> None:
+    """The staging folder is new, or one a pull made: a link there would lead the pull's
+    writes and deletions elsewhere, and a folder without a pull's lock is someone else's."""
+    if not os.path.lexists(staging):
+        return
+    lock = staging / lock_name
+    ours = (
+        staging.is_dir()
+        and not staging.is_symlink()
+        and (not any(staging.iterdir()) or (lock.is_file() and not lock.is_symlink()))
+    )
+    if not ours or any(p.is_symlink() for p in staging.rglob("*")):
+        raise S3Error(f"{staging} is in the way and is not a pull's staging folder; move it away")
+
+
+def _check_space(rels: dict[str, tuple], staging: Path, target: Path, source: str) -> None:
+    """Refuse up front a pull the disk cannot hold (it would fill it and fail midway): the
+    listed sizes of the objects not already in ``staging`` or ``target`` whole. Both places
+    are measured: DIR may be a mount point, another filesystem than the staging folder's."""
+    need = 0
+    for rel, (_, obj) in rels.items():
+        here = [staging / rel, target / rel]
+        if not any(p.is_file() and p.stat().st_size == obj["Size"] for p in here):
+            need += obj["Size"]
+    for place in (staging, target):
+        while not place.exists():
+            place = place.parent
+        free = shutil.disk_usage(place).free
+        if need > free:
+            raise S3Error(
+                f"not enough disk space for {source} in {place}: {need / 1e6:.1f} MB to "
+                f"download, {free / 1e6:.1f} MB free",
+                exit_code=1,
+            )
+
+
+def _endpoint(url: str | None) -> str | None:
+    """An endpoint as its earlier pull's marker records it: however scheme, host and a
+    trailing slash were spelt, the same place."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _check_target(
     target: Path, marker: Path, origin: dict, source: str, rules: FolderRules
 ) -> None:
     """DIR is new, empty (but for a lock), or an earlier pull of the same address."""
+    if os.path.lexists(target) and not target.exists():
+        raise S3Error(f"{target} is a link to nothing; give a folder")
     if target.exists() and not target.is_dir():
         raise S3Error(f"{target} is not a folder")
     if not target.exists() or all(p.name == rules.lock for p in target.iterdir()):
@@ -474,15 +738,19 @@ def _check_target(
         earlier = json.loads(marker.read_text())
     except (OSError, ValueError):
         earlier = None
-    if earlier != origin:
+    if not isinstance(earlier, dict) or earlier.get("source") != source:
         raise S3Error(
             f"{target} is not empty and is not a pull of {source}; pull into a new or empty folder"
+        )
+    if _endpoint(earlier.get("endpoint")) != origin["endpoint"]:
+        raise S3Error(
+            f"{target} is a pull of {source} from {earlier.get('endpoint') or 'AWS'}, not from "
+            f"{origin['endpoint'] or 'AWS'}; pull into a new or empty folder"
         )
 
 
 def _fetch(
-    objects: dict[str, dict],
-    base: str,
+    rels: dict[str, tuple],
     staging: Path,
     target: Path,
     bucket: str,
@@ -495,58 +763,54 @@ def _fetch(
     config = transfer_config(part_size)
     stats = {"downloaded": 0, "kept": 0, "skipped": 0, "damaged": [], "to_move": []}
     by: Counter[str] = Counter()
-    rels = {}
-    for key, obj in objects.items():
-        rel = key[len(base) :]
-        if not rel or rel.endswith("/") or rel == (rules.lock or STAGING_LOCK):
-            continue  # folder markers; our own lock is held for this pull
-        if not _safe_rel(rel):
-            stats["damaged"].append(f"{rel!r}: a name that cannot be a file inside the folder")
-            continue
-        rels[rel] = (key, obj)
     # manifests first (they hold hashes of the rest), the last file last
     order = sorted(rels, key=lambda r: (not rules.is_manifest(r), r == rules.last, r))
-    manifests: dict[str, str] = {}
+    manifests: dict[str, set[str]] = {}  # a file listed by two manifests must match both
+
+    def read_manifest(path: Path) -> None:
+        for rel, sha in rules.hashes_in(path).items():
+            manifests.setdefault(rel, set()).add(sha)
+
     # no mutate: whether a progress bar shows, and its unit, are cosmetic
     hidden = quiet or not sys.stderr.isatty()  # pragma: no mutate
     for rel in tqdm(order, unit="file", disable=hidden):  # pragma: no mutate
         key, obj = rels[rel]
-        check = _check_for(client, bucket, key, rel, manifests)
-        unhashed = not check.tests
-        if unhashed and rel in rules.recomputed:
+        try:
+            check = _check_for(client, bucket, key, rel, manifests)
+        except Unverified as e:
+            stats["damaged"].append(f"{rel}: {e}")
+            continue
+        if not check.known and rel in rules.recomputed:
             by[LEFT_OUT] += 1
             continue
-        if unhashed and not rules.is_self_checked(rel):
+        if not check.known and not rules.is_self_checked(rel):
             stats["damaged"].append(
                 f"{rel}: nothing to verify it by (no sha256 metadata, no SHA-256 checksum, "
                 "in no manifest)"
             )
             continue
         here, staged = target / rel, staging / rel
-        if not unhashed and here.is_file() and (label := check.passes(here)):
+        if check.known and here.is_file() and (label := check.passes(here)):
             stats["skipped"] += 1
             by[label] += 1
             if staged.is_file():
                 staged.unlink()  # an older copy from a failed run: never to be moved in
             if rules.is_manifest(rel):
-                manifests.update(rules.hashes_in(here))
+                read_manifest(here)
             continue
-        if not unhashed and staged.is_file() and (label := check.passes(staged)):
+        if check.known and staged.is_file() and (label := check.passes(staged)):
             stats["kept"] += 1
         else:
-            label = _download(client, bucket, key, obj, staged, check, config, rules)
-            if label is None:
-                stats["damaged"].append(
-                    f"{rel}: SHA-256 of the downloaded bytes differs from {check.failure}"
-                    if check.tests
-                    else f"{rel}: the download has not the listed size"
-                )
+            try:
+                label = _download(client, bucket, key, obj["Size"], staged, check, config, rules)
+            except Unverified as e:
+                stats["damaged"].append(f"{rel}: {e}")
                 continue
             stats["downloaded"] += 1
         by[label] += 1
         if rules.is_manifest(rel):
-            manifests.update(rules.hashes_in(staged))
-        if unhashed and here.is_file() and filecmp.cmp(here, staged, shallow=False):
+            read_manifest(staged)
+        if not check.known and here.is_file() and filecmp.cmp(here, staged, shallow=False):
             continue  # the same file is already in place
         stats["to_move"].append(rel)
     stats["by"] = by
@@ -554,25 +818,48 @@ def _fetch(
 
 
 def _download(
-    client, bucket, key, obj, staged: Path, check: Check, config, rules: FolderRules
-) -> str | None:
-    """Download ``key`` to ``staged`` through a temporary name; the label it verified by, or None."""
+    client, bucket, key, size: int, staged: Path, check: Check, config, rules: FolderRules
+) -> str:
+    """Download ``key`` to ``staged`` through a temporary name; the label it verified by."""
     staged.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staged.with_name(f"{TMP_PREFIX}{staged.name}.{os.getpid()}")
+    tmp = _temporary(staged)
     try:
-        client.download_file(bucket, key, str(tmp), Config=config)
-        if tmp.stat().st_size != obj["Size"]:
-            return None
-        label = check.passes(tmp) if check.tests else rules.self_checked_by
-        if label is not None:
-            os.replace(tmp, staged)
+        in_background(
+            partial(client.download_file, bucket, key, str(tmp), Config=config),
+            allowed_seconds(client, size),
+            f"s3://{bucket}/{key}",
+        )
+        if (got := tmp.stat().st_size) != size:
+            raise Unverified(f"{got:,} bytes arrived, the listing says {size:,}")
+        label = check.passes(tmp) if check.known else rules.self_checked_by
+        if label is None:
+            raise Unverified(f"SHA-256 of the downloaded bytes differs from {check.failure}")
+        os.replace(tmp, staged)
         return label
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _move(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; across filesystems (DIR a mount point: the staging folder
+    beside it is on its parent's), copy to a temporary beside ``dst`` and rename that. The
+    caller syncs DIR's filesystem before the last file goes in."""
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        tmp = _temporary(dst)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        src.unlink()
+
+
 def _move_into_place(rels: list[str], staging: Path, target: Path, last: str | None) -> None:
-    """Rename verified files into ``target``. The ``last`` file (a dataset's ``metadata.json``)
+    """Move verified files into ``target``. The ``last`` file (a dataset's ``metadata.json``)
     is taken out first (set aside in ``staging`` if it stays the same) and put back last: a
     move cut short leaves a folder that says it is incomplete, never a mix, and the next run
     finds it staged. A source without it (a training run) has no such marker: its files
@@ -582,20 +869,20 @@ def _move_into_place(rels: list[str], staging: Path, target: Path, last: str | N
     if last is None:
         for rel in others:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, target / rel)
+            _move(staging / rel, target / rel)
         return
     if others and (target / last).is_file():
         if (staging / last).is_file():
             (target / last).unlink()
         else:
-            os.replace(target / last, staging / last)
+            _move(target / last, staging / last)
     for rel in others:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / rel, target / rel)
+        _move(staging / rel, target / rel)
     if others:
         sync_filesystem(target)
     if (staging / last).is_file():
-        os.replace(staging / last, target / last)
+        _move(staging / last, target / last)
         sync_filesystem(target)
 
 
@@ -604,7 +891,7 @@ def _move_into_place(rels: list[str], staging: Path, target: Path, last: str | N
 
 def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLDER) -> int:
     """``push`` or ``pull`` (``command``) from the command line ``argv``; ``prog`` names it in help."""
-    from trajkit.cli import OneLineParser, failed_io
+    from trajkit.cli import OneLineParser, failed_io, first_line
 
     p = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     if command == "push":
@@ -614,21 +901,26 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         p.add_argument("url", help="s3://bucket/prefix")
         p.add_argument("dir", type=Path)
     p.add_argument("--endpoint-url", help="any S3-compatible endpoint (default: AWS)")
-    p.add_argument("--part-size-mb", type=int, default=64, help="multipart part size (>= 5)")
+    p.add_argument("--part-size-mb", type=int, default=64, help="multipart part size (5..5120)")
     p.add_argument(
         "--timeout",
         type=float,
         default=TIMEOUT_SECONDS,
-        help="seconds a connection may take to open or stay silent (default: %(default)g)",
+        help="seconds a connection may take to open or stay silent (default: %(default)g); "
+        f"an object may take {START_TIMEOUTS} of them to start, then one a MB",
     )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    if args.part_size_mb < 5:
-        print("error: --part-size-mb must be at least 5 (S3's smallest part)", file=sys.stderr)
-        return 2
-    if not 0 < args.timeout < math.inf:
+    if not 5 <= args.part_size_mb <= MAX_PART_MB:
         print(
-            f"error: --timeout must be a positive number of seconds, got {args.timeout:g}",
+            f"error: --part-size-mb must be 5..{MAX_PART_MB} (S3's smallest and largest part)",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 < args.timeout <= MAX_TIMEOUT:
+        print(
+            f"error: --timeout must be a positive number of seconds up to {MAX_TIMEOUT}, "
+            f"got {args.timeout:g}",
             file=sys.stderr,
         )
         return 2
@@ -636,7 +928,7 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         parse_url(args.url)
         check_endpoint(args.endpoint_url)
     except S3Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     try:
         import boto3  # noqa: F401 - the optional extra, named if missing
@@ -654,6 +946,8 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
         client = make_client(args.endpoint_url, args.timeout)
         if command == "push":
             s = push(args.dir, args.url, client, args.part_size_mb * MB, args.quiet, rules)
+            for warning in s.get("warnings", []):
+                print(f"warning: {one_line(warning)}", file=sys.stderr)
             print(
                 f"pushed {args.dir} to {args.url}: {s['uploaded']} files uploaded "
                 f"({s['bytes'] / 1e6:.1f} MB), {s['skipped']} already there with the same bytes"
@@ -666,24 +960,27 @@ def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLD
             return 0
         s = pull(args.url, args.dir, client, args.part_size_mb * MB, args.quiet, rules)
     except S3Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except (Boto3Error, BotoCoreError, ClientError) as e:
+        # s3transfer gives up on a body that stalls with its own error, the timeout behind it
+        timed_out = (ConnectTimeoutError, ReadTimeoutError)
         waited = (
             f" (no answer within {args.timeout:g} s on each try; --timeout sets the wait)"
-            if isinstance(e, (ConnectTimeoutError, ReadTimeoutError))
+            if isinstance(e, timed_out) or isinstance(getattr(e, "last_exception", None), timed_out)
             else ""
         )
-        print(f"error: {command} failed: {str(e).splitlines()[0]}{waited}", file=sys.stderr)
+        print(f"error: {command} failed: {first_line(e)}{waited}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a folder gone read-only: exit 1, as the generator's
-        kept = "; what arrived whole is kept, run it again" if command == "pull" else ""
+        kept = "; what arrived whole is kept for the next run" if command == "pull" else ""
         print(f"error: {command} failed: {failed_io(e)}{kept}", file=sys.stderr)
         return 1
     if s["damaged"]:
         print(
             f"error: {len(s['damaged'])} object(s) failed verification; nothing was put in "
-            f"{args.dir} (what verified is kept for the next run): " + "; ".join(s["damaged"][:3]),
+            f"{args.dir} (what verified is kept for the next run): "
+            + one_line("; ".join(s["damaged"][:3])),
             file=sys.stderr,
         )
         return 1

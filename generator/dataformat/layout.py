@@ -181,8 +181,8 @@ def manifest_hashes(manifest: Path) -> dict[str, str]:
             found[f"labels/{e['stem']}.json"] = e["label_sha256"]
         for s in m.get("shards") or []:
             found[f"shards/{s['name']}"] = s["sha256"]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return {}  # RecursionError: JSON nested thousands deep, within the size bound
     return {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
 
 
