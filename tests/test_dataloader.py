@@ -3,6 +3,7 @@ at-fork hook ("Exception ignored") and the epoch went on."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,9 @@ STOP_DURING_FORK = textwrap.dedent(
         def __len__(self):
             return 4
         def __getitem__(self, i):
-            return str(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+            # what the worker does with a stop: leave it to its parent from the start
+            term = signal.getsignal(signal.SIGTERM)
+            return str(signal.getsignal(signal.SIGINT)) + " " + getattr(term, "__name__", str(term))
 
     armed = sys.argv[1] == "stop"
     def stop_during_fork():
@@ -66,9 +69,11 @@ def test_torch_alone_loses_it():
     assert done.stdout != "stopped\n" and "Exception ignored" in done.stderr, done
 
 
-def test_the_workers_keep_the_handlers_of_their_parent_not_the_deferral():
+def test_the_workers_leave_stops_to_their_parent_from_their_first_instruction():
+    """They got the parent's raising handlers back: a Ctrl-C to the process group before
+    their worker_init_fn ran raised inside their start (tracebacks, once exit 1)."""
     done = _run("trajkit.dataloader", "go on")
-    assert done.stdout == "['True']\n", done
+    assert done.stdout == f"['{int(signal.SIG_IGN)} _leave_quietly']\n", done
 
 
 @pytest.mark.parametrize("kind", ["generator", "jepa"])
@@ -99,3 +104,24 @@ class _Items:
 
     def __getitem__(self, i: int):
         return {"video": i}
+
+
+def test_a_stop_while_the_deferral_starts_leaves_the_handlers_as_they_were(monkeypatch):
+    """A SIGTERM between installing the two noting handlers raised before the block's
+    ``try``: SIGINT stayed the noting handler, and every later Ctrl-C was swallowed."""
+    import trajkit.cli as cli
+
+    real = signal.signal
+
+    def stop_after_the_first(signum, handler):
+        previous = real(signum, handler)
+        if signum == signal.SIGINT and handler is not signal.default_int_handler:
+            raise KeyboardInterrupt  # SIGTERM's raising handler, just now
+        return previous
+
+    monkeypatch.setattr(cli.signal, "signal", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt), cli.interrupts_deferred():
+        pytest.fail("the block ran")
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert cli._deferred == []

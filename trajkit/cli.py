@@ -411,35 +411,38 @@ def interrupts_deferred() -> Iterator[None]:
     A ``KeyboardInterrupt`` raised inside ``torch.save`` makes its zip writer's clean-up fail
     with "RuntimeError: unexpected pos" (exit 1, not 130); raised inside a fork, in one of
     the interpreter's at-fork hooks (logging's lock), it is printed as "Exception ignored"
-    and lost, and the run went on. A process forked inside the block starts with the
-    handlers the block replaced. Only the main thread can handle signals; elsewhere this
+    and lost, and the run went on. A stop noted in a block that raises gives way to the
+    error, which ends the command. Only the main thread can handle signals; elsewhere this
     does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    _deferred.append(previous)
-    for signum, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(signum, lambda s, frame: caught.append(s))
-    try:
+    try:  # a stop between two of these lines finds the handlers put back
+        _deferred.append(previous)
+        for signum, handler in previous.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(signum, lambda s, frame: caught.append(s))
         yield
     finally:
-        _deferred.pop()
+        _deferred[:] = [d for d in _deferred if d is not previous]
         restore_signals(previous)
     for signum in dict.fromkeys(caught):
         signal.raise_signal(signum)
 
 
-def _handlers_before_the_deferral() -> None:
-    """In a child forked inside ``interrupts_deferred``: a stop would only be noted there."""
+def _forked_inside_a_deferral() -> None:
+    """A process forked inside ``interrupts_deferred`` (a DataLoader worker) leaves stops to
+    its parent from its first instruction, as its ``worker_init_fn`` would later: given the
+    parent's raising handlers, a Ctrl-C to the process group in between raised inside its
+    at-fork hooks or its start (tracebacks, and ``train.jepa`` once ended with exit 1)."""
     if _deferred:
-        restore_signals(_deferred[0])
         _deferred.clear()
+        leave_stops_to_main_process()
 
 
-os.register_at_fork(after_in_child=_handlers_before_the_deferral)
+os.register_at_fork(after_in_child=_forked_inside_a_deferral)
 
 
 def load_modules(*names: str) -> None:
