@@ -291,3 +291,25 @@ def test_a_config_file_s_preset_is_the_recipe_it_gets(tmp_path):
     from_file = build_config(values, tmp_path / "c.yaml")
     assert from_file == build_config({**values, "preset": "base"})
     assert from_file != build_config(values)
+
+
+@pytest.mark.parametrize(
+    "line", ["extractor: [magvit]", "extractor: {a: 1}", "preset: 5", "preset: [tiny]"]
+)
+def test_a_config_file_naming_no_extractor_or_preset_is_one_line(tmp_path, line):
+    """Both are looked up before validation: a list or a number was a traceback."""
+    (tmp_path / "c.yaml").write_text(line + "\n")
+    with pytest.raises(TrainConfigError, match=r"c\.yaml: (extractor|preset) must be a name"):
+        build_config({"data": "d", "out": "o", "epochs": 1}, tmp_path / "c.yaml")
+
+
+def test_a_data_run_s_config_from_before_null_render_settings_still_loads(tmp_path):
+    """It stored the --render settings' defaults, which --config then refused for --data."""
+    (tmp_path / "c.yaml").write_text(
+        "extractor: i3d\ndata: d\nepochs: 1\nrender: null\nrender_seed: 0\n"
+        "epoch_samples: 1600\neval_samples: 200\n"
+    )
+    assert build_config({"out": "o"}, tmp_path / "c.yaml").epoch_samples is None
+    (tmp_path / "c.yaml").write_text("extractor: i3d\ndata: d\nepochs: 1\nepoch_samples: 8\n")
+    with pytest.raises(TrainConfigError, match="for samples rendered on the fly"):
+        build_config({"out": "o"}, tmp_path / "c.yaml")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error
+from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error, short_repr
 from trajkit.presets import config_file, preset_file, preset_names
 from trajkit.seeds import MAX_SEED, Seed
 from trajkit.yamlfile import read_yaml_mapping
@@ -227,6 +227,13 @@ def merged_values(values: dict[str, Any], config: Path | str | None = None) -> d
     may come from the file: a run's own ``config.yaml`` gives everything but ``out``."""
     path = config_file("train", config, TrainConfigError) if config is not None else None
     from_file = read_yaml(path) if path is not None else {}
+    for key in ("extractor", "preset"):  # looked up before validation: a list was a traceback
+        if not isinstance(from_file.get(key, ""), str):
+            raise TrainConfigError(
+                f"{path}: {key} must be a name, got {short_repr(from_file[key])}"
+            )
+    # Defaults say nothing: a --data run's config.yaml stored those of --render (until null).
+    from_file = {k: v for k, v in from_file.items() if RENDER_DEFAULTS.get(k, ...) != v}
     extractor = values.get("extractor") or from_file.get("extractor")
     preset = values.get("preset") or from_file.get("preset") or "tiny"
     merged = preset_for(preset, extractor)
