@@ -85,9 +85,9 @@ class Layout:
         """Chunk manifests in sample order."""
         found = []
         for p in self.checkpoints.glob("checkpoint_*.json"):
-            suffix = p.stem.removeprefix("checkpoint_")
-            if suffix.isdigit():
-                found.append((int(suffix), p))
+            end = written_number(p.stem.removeprefix("checkpoint_"))
+            if end is not None:
+                found.append((end, p))
         return [p for _, p in sorted(found)]
 
 
@@ -163,8 +163,15 @@ def manifest_limit(manifest: Path) -> int:
     """The most bytes ``checkpoint_N.json`` may hold: it lists at most the N samples before
     its end. A larger file is damaged and not read whole (a 30 GB sparse one was a
     MemoryError traceback in validate, resume and convert)."""
-    end = manifest.stem.removeprefix("checkpoint_")
-    return MANIFEST_BYTES_FIXED + MANIFEST_BYTES_PER_SAMPLE * (int(end) if end.isdigit() else 0)
+    end = written_number(manifest.stem.removeprefix("checkpoint_")) or 0
+    return MANIFEST_BYTES_FIXED + MANIFEST_BYTES_PER_SAMPLE * end
+
+
+def written_number(text: str) -> int | None:
+    """``text`` as this generator writes a number into a file name (ASCII digits), else None:
+    ``isdigit`` alone takes "²", which ``int`` refuses (``checkpoint_².json`` was a traceback
+    in validate, --resume and convert)."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def manifest_hashes(manifest: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from joblib import Parallel, delayed
 
-from generator.dataformat.layout import SHARD_SUFFIXES, Layout
+from generator.dataformat.layout import SHARD_SUFFIXES, Layout, written_number
 from generator.dataformat.shards import check_shard
 from generator.dataformat.sources import DatasetError, regular_size
 
@@ -25,8 +25,8 @@ def shard_start(name: str) -> int | None:
     """The first sample of ``shard_<start>.tar.zst`` or ``shard_<start>.tar``, or None for another name."""
     for suffix in SHARD_SUFFIXES.values():
         digits = name.removeprefix("shard_").removesuffix(suffix)
-        if name.startswith("shard_") and name.endswith(suffix) and digits.isdigit():
-            return int(digits)
+        if name.startswith("shard_") and name.endswith(suffix):
+            return written_number(digits)
     return None
 
 

@@ -407,6 +407,29 @@ def test_a_huge_sparse_metadata_is_one_line_everywhere_it_is_read(
         read_metadata(root)
 
 
+@pytest.mark.parametrize("kind", ["manifest", "shard"])
+def test_a_name_numbered_with_a_unicode_digit_is_no_file_of_ours(
+    small_dataset, small_shard_dataset, tmp_path, subprocess_cli, kind
+):
+    """``"²".isdigit()`` is True and ``int("²")`` fails: validate, --resume and convert
+    were a traceback."""
+    if kind == "manifest":
+        root = _copy(small_dataset, tmp_path / "ds")
+        manifests = root / "checkpoints"
+        shutil.copy(manifests / "checkpoint_24.json", manifests / "checkpoint_².json")
+        run = subprocess_cli("validate", root, timeout=120)
+        assert "Traceback" not in run.stderr and run.returncode in (0, 1), run.stderr
+        return
+    root = _copy(small_shard_dataset, tmp_path / "ds")  # its last chunk not sealed yet
+    (root / "checkpoints" / "checkpoint_12.json").unlink()
+    (root / "metadata.json").unlink()
+    first = sorted((root / "shards").iterdir())[0]
+    shutil.copy(first, first.with_name("shard_²" + "".join(first.suffixes)))
+    args = ["--n", 12, "--out", root, "--workers", 1, "--checkpoint-every", 8, "--quiet"]
+    run = subprocess_cli(*args, "--format", "shards", "--shard-size", 4, "--resume", timeout=240)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+
+
 @pytest.mark.timeout(300)
 def test_a_huge_sparse_manifest_is_one_line_and_resume_renders_its_chunk_again(
     small_dataset, tmp_path, subprocess_cli, digests
