@@ -88,18 +88,27 @@ def key_from_filename(name: str) -> str:
     return "/".join(parts[1:]) if len(parts) > 1 else parts[0]
 
 
-def stimulus_file(path: Path, name: str, version: str) -> Path:
+def names_relative(version: str, path: Path) -> bool:
+    """Whether a FileStimuli file of ``version`` names its files relative to its folder (from
+    2.0 on). Compared as numbers: as text, "10.0" came before "2.0"."""
+    try:
+        return int(version.split(".")[0]) >= 2
+    except ValueError:
+        raise LayoutError(f"{path}: version {version!r} is not a pysaliency version") from None
+
+
+def stimulus_file(path: Path, name: str, relative: bool) -> Path:
     """The file a FileStimuli ``name`` in ``path`` stands for. A name that is absolute (from
     2.0 on, where names are relative), holds ``..`` or leads out of the HDF5 file's folder
     through a link is refused: its key becomes a path convert writes to, and a ``..`` there
     wrote files outside the converted set."""
     root, file = path.parent, Path(name)
-    if (version >= "2.0" and file.is_absolute()) or ".." in file.parts or not file.name:
+    if (relative and file.is_absolute()) or ".." in file.parts or not file.name:
         raise StimulusFileError(
             f"{path}: stimulus file name {name!r} is absolute or holds '..'; "
             f"pysaliency names files relative to the folder {root}"
         )
-    file = root / file if version >= "2.0" else file
+    file = root / file if relative else file
     if not file.resolve().is_relative_to(root.resolve()):
         raise StimulusFileError(
             f"{path}: stimulus file {name!r} leads outside {root} (through a link); "
@@ -108,10 +117,25 @@ def stimulus_file(path: Path, name: str, version: str) -> Path:
     return file
 
 
+def _refuse_shared_keys(path: Path, names: list[str], keys: list[str]) -> None:
+    """Two file names that give one key (the first folder is dropped: ``a/x.jpg``,
+    ``b/x.jpg``): maps and splits are found by key, and verify passed such a set."""
+    first: dict[str, str] = {}
+    for name, key in zip(names, keys, strict=True):
+        if key in first:
+            raise StimulusFileError(
+                f"{path}: stimulus files {first[key]!r} and {name!r} both stand for {key!r}; "
+                "rename one"
+            )
+        first[key] = name
+
+
 def _checked_stimulus(path: Path, f, index: int):
     """Dataset ``index`` of a Stimuli file, checked by its declared shape before it is read:
     a 1.5 KB gzip file declared a 10 GiB image."""
     data = f[str(index)]
+    if not isinstance(data, _h5py().Dataset):  # a group has no shape (an AttributeError)
+        raise StimulusFileError(f"{path}: stimulus {index} is a group, not an image array")
     image = data.ndim == 2 or (data.ndim == 3 and data.shape[2] in (3, 4))
     pixels = data.shape[0] * data.shape[1] if image else 0
     if data.dtype != np.uint8 or not 0 < pixels <= Image.MAX_IMAGE_PIXELS:
@@ -131,8 +155,10 @@ def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
         attrs = {n: f[n][...] for n in _attribute_names(f)}
         if kind == "FileStimuli":
             names = [_text(s) for s in f["filenames"][...]]
-            files = [stimulus_file(path, n, version) for n in names]
-            keys = [key_from_filename(n) if version >= "2.0" else Path(n).name for n in names]
+            relative = names_relative(version, path)
+            files = [stimulus_file(path, n, relative) for n in names]
+            keys = [key_from_filename(n) if relative else Path(n).name for n in names]
+            _refuse_shared_keys(path, names, keys)
         elif kind == "Stimuli":
             for i in range(size):
                 _checked_stimulus(path, f, i)

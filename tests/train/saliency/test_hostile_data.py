@@ -394,3 +394,38 @@ def test_running_out_of_memory_is_one_line_and_leaves_no_folder(
     assert convert([str(mit1003_dir), str(tmp_path / "h5"), "--to", "hdf5", "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == expected
     assert sorted(os.listdir(tmp_path)) == ["MIT1003"]
+
+
+def test_two_stimulus_files_standing_for_one_key_are_refused(pysaliency_writer, tmp_path, capsys):
+    """A set whose names drop to one key (the first folder is not part of it) passed verify;
+    convert's own check found it afterwards."""
+    src = pysaliency_writer(tmp_path / "src")
+    (src / "Other" / "Action").mkdir(parents=True)
+    shutil.copyfile(src / "Stimuli" / "Action" / "002.jpg", src / "Other" / "Action" / "001.jpg")
+    rename_stimulus(src, 1, "Other/Action/001.jpg")
+    assert verify([str(src), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "'Stimuli/Action/001.jpg' and 'Other/Action/001.jpg' both stand for" in err, err
+    assert len(err.splitlines()) == 1
+
+
+def test_an_embedded_stimulus_that_is_a_group_is_one_line(pysaliency_writer, tmp_path, capsys):
+    """It was an AttributeError traceback (a group has no shape)."""
+    src = pysaliency_writer(tmp_path / "src", embedded=True)
+    with h5py.File(src / "stimuli.hdf5", "r+") as f:
+        del f["0"]
+        f.create_group("0")
+    assert verify([str(src), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("stimulus 0 is a group, not an image array") and "\n" not in err, err
+
+
+def test_a_version_past_9_names_its_files_relative_to_its_folder(pysaliency_writer, tmp_path):
+    """Compared as text, "10.0" came before "2.0": names were taken relative to the working
+    folder, and the set passed or failed by where the command ran."""
+    from train.saliency.layouts import open_source
+
+    src = pysaliency_writer(tmp_path / "src")
+    with h5py.File(src / "stimuli.hdf5", "r+") as f:
+        f.attrs["version"] = np.bytes_("10.0")
+    assert open_source(src).load(0).image.shape[:2] == (30, 40)
