@@ -69,6 +69,9 @@ def read_image(path: str) -> Image.Image:
         ) from None
 
 
+MAX_FOLDERS = 100_000  # in one class folder's walk; ImageNet's have none below them
+
+
 def image_paths(folder: str, is_image: Callable[[str], bool]) -> list[str]:
     """The files under ``folder`` that ``is_image`` accepts, in torchvision's order (folders by
     path, then names), links followed as torchvision follows them, but a link back to a folder
@@ -79,6 +82,11 @@ def image_paths(folder: str, is_image: Callable[[str], bool]) -> list[str]:
     real = Path(os.path.realpath(folder))
     todo = [(folder, frozenset(_identity(os.stat(p)) for p in (real, *real.parents)))]
     while todo:
+        if len(names) >= MAX_FOLDERS:
+            raise DatasetMissing(
+                f"{folder} holds more than {MAX_FOLDERS:,} folders, counted through its links "
+                "(links that branch: two a level over 26 levels are 2^26 paths); remove them"
+            )
         path, above = todo.pop()
         here = names.setdefault(path, [])
         with os.scandir(path) as entries:

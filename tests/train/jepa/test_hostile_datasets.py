@@ -151,3 +151,20 @@ def test_stl10_class_names_that_are_not_utf8_are_named(tmp_path, monkeypatch, je
         f"stl10 not usable at {tmp_path / 'stl10'} ({names} is not UTF-8 text); run "
         f"`python -m train.jepa.download stl10 --data-path {tmp_path}`"
     )
+
+
+@pytest.mark.timeout(60)
+def test_links_that_branch_without_a_loop_are_one_line(tmp_path, monkeypatch):
+    """Two links a level to the next level, 26 levels down: 2^26 paths and no loop, so the
+    walk ran for ever (torchvision's as well)."""
+    import train.jepa.datasets as datasets
+
+    monkeypatch.setattr(datasets, "MAX_FOLDERS", 1_000)  # the same rule, met sooner
+    folder = _imagenet(tmp_path)
+    for level in range(26):
+        (folder / f"L{level}").mkdir()
+    for level in range(25):
+        for name in ("a", "b"):
+            (folder / f"L{level}" / name).symlink_to(f"../L{level + 1}")
+    with pytest.raises(DatasetMissing, match="more than 1,000 folders, counted through its links"):
+        datasets.image_paths(str(folder), lambda path: path.endswith(".JPEG"))
