@@ -20,10 +20,13 @@ from tqdm import tqdm
 
 from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
 from trajkit.cli import describe_validation_error
-from trajkit.files import sync_filesystem, write_json_atomic
+from trajkit.files import sync_filesystem, write_atomic, write_json_atomic
 from trajkit.workers import process_pool
 
 TASK_SIZE = 16
+UNFINISHED = ".converting"
+"""In the new folder while a convert writes it: the next convert into that folder clears
+what one killed outright left (it was refused as "not empty", against the README)."""
 
 
 class ConvertError(Exception):
@@ -132,6 +135,8 @@ def convert(
         raise ConvertError(str(e)) from None
     # Only the lock's holder looks at the folder or cleans it up: a second convert into the
     # same folder fails on the lock, and removes nothing of the first one's work.
+    if (dst / UNFINISHED).exists():  # a convert killed outright (-9): its files, all of them
+        _remove_ours(dst, layout, created=False)
     if any(p.name != layout.lock.name for p in dst.iterdir()):
         if new_lock:  # refused: the folder is left as it was
             layout.lock.unlink(missing_ok=True)
@@ -139,6 +144,7 @@ def convert(
         raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
     ok = False
     try:
+        write_atomic(dst / UNFINISHED, b"")
         layout.make_dirs(fmt)
         write_json_atomic(
             layout.fingerprint,
@@ -173,6 +179,7 @@ def convert(
                 write_json_atomic(layout.manifest(m["end"]), manifest)
                 done.add(entries)
         out = write_metadata(layout, cfg, fmt, meta["seed"], done, meta["cameras"], settings)
+        (dst / UNFINISHED).unlink()
         ok = True
         return out
     finally:

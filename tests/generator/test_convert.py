@@ -140,3 +140,35 @@ def test_a_convert_with_worker_processes_ends_when_it_is_done(small_dataset, tmp
         timeout=120,
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_convert_killed_outright_leaves_a_folder_the_next_convert_clears(
+    small_dataset, tmp_path, cli, capsys
+):
+    """kill -9 left the new folder holding the lock, a fingerprint and some shards; the next
+    convert refused it as "not empty", where the README says nothing of it is kept."""
+    from generator.dataformat.convert import UNFINISHED
+
+    dst = tmp_path / "new"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "generator", *map(str, convert_args(small_dataset, dst))], env=env
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not (dst / "checkpoints" / "fingerprint.json").exists():
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert (dst / UNFINISHED).exists() and not (dst / "metadata.json").exists()
+    assert cli(*convert_args(small_dataset, dst)) == 0
+    fresh = tmp_path / "fresh"
+    assert cli(*convert_args(small_dataset, fresh)) == 0
+    shards = sorted(p.name for p in (fresh / "shards").iterdir())
+    assert sorted(p.name for p in (dst / "shards").iterdir()) == shards
+    assert all(
+        (dst / "shards" / n).read_bytes() == (fresh / "shards" / n).read_bytes() for n in shards
+    )
+    assert cli("validate", dst) == 0 and not (dst / UNFINISHED).exists()
+    (dst / "metadata.json").unlink()  # an unfinished folder, but not a convert's leftover
+    assert cli(*convert_args(small_dataset, dst)) == 2 and "is not empty" in capsys.readouterr().err
+    assert (dst / "shards" / shards[0]).exists()
