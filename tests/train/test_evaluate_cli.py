@@ -188,15 +188,22 @@ def test_bad_input_is_one_line_exit_2(run, other, tmp_path, capsys):
         assert expected in err and len(err.splitlines()) == 1, err
 
 
-def test_a_file_where_the_evaluations_folder_should_be_is_one_line(run, other, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_a_file_where_the_evaluations_folder_should_be_is_one_line(
+    run, other, tmp_path, capsys, kind
+):
+    """A dangling link was "[Errno 17] File exists", exit 1."""
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     shutil.rmtree(copy / "evaluations", ignore_errors=True)
-    (copy / "evaluations").write_text("not a folder")
+    if kind == "file":
+        (copy / "evaluations").write_text("not a folder")
+    else:
+        (copy / "evaluations").symlink_to(tmp_path / "gone")
     assert score(copy, "--data", other) == 2
     err = capsys.readouterr().err.strip()
     assert "evaluations is not a folder" in err and len(err.splitlines()) == 1, err
-    assert (copy / "evaluations").read_text() == "not a folder"
+    assert os.path.lexists(copy / "evaluations") and not (tmp_path / "gone").exists()
 
 
 def test_a_dataset_holding_training_samples_is_flagged(run, dataset, other, capsys):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -174,7 +175,7 @@ def evaluations_locked(run: Path) -> Iterator[Path]:
     from train.run_folder import LOCK
 
     evaluations = run / "evaluations"
-    if evaluations.exists() and not evaluations.is_dir():
+    if os.path.lexists(evaluations) and not evaluations.is_dir():  # a dangling link too
         raise EvaluationError(f"{evaluations} is not a folder; move it away to score {run}")
     created = not evaluations.exists()
     try:
