@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageMode
 
 UNREADABLE_IMAGE = (
     OSError,
@@ -24,10 +25,14 @@ UNREADABLE_IMAGE = (
 def open_image(path: str | Path) -> Iterator[Image.Image]:
     """PIL's ``Image.open``, but an image above PIL's pixel limit is an error while the file is
     open (decode it inside): below twice the limit PIL only warns, two lines of its own on
-    stderr, and then decodes it whole."""
+    stderr, and then decodes it whole. So is one of more than 8 bits a sample (a 16-bit PNG,
+    a float TIFF): converted to RGB or L, PIL clips it to white or black without a word."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as image:
+            bits = 8 * np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
+            if bits > 8:
+                raise ValueError(f"{bits}-bit {image.mode} samples; convert it to 8-bit")
             yield image
 
 

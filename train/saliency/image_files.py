@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageMode
+from PIL import Image
 
 from train.saliency.records import (
     Sample,
@@ -30,9 +30,6 @@ def read_image(path: Path, mode: str) -> np.ndarray:
     regular_file(path)
     try:
         with open_image(path) as image:
-            bits = 8 * np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
-            if bits > 8:
-                raise ValueError(f"{bits}-bit {image.mode} samples; convert it to 8-bit")
             return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise StimulusFileError(f"{path} is listed but missing on disk") from None

@@ -131,6 +131,18 @@ def test_a_decompression_bomb_is_a_damaged_image_without_warnings(tmp_path, monk
     assert read_image(str(path)).size == (30, 30)
 
 
+@pytest.mark.parametrize("dtype, suffix", [("uint16", ".png"), ("float32", ".tiff")])
+def test_an_image_of_more_than_8_bits_a_sample_is_a_damaged_image(tmp_path, dtype, suffix):
+    """PIL's conversion to RGB clipped it to white (16-bit) or black (float), unsaid; the
+    saliency reader refused it already."""
+    import numpy as np
+
+    path = tmp_path / f"deep{suffix}"
+    Image.fromarray(np.full((16, 20), 20_000, dtype=dtype)).save(path)
+    with pytest.raises(DamagedImage, match=r"-bit \S+ samples; convert it to 8-bit"):
+        read_image(str(path))
+
+
 def test_a_decompression_bomb_in_training_is_one_line(tmp_path, jepa_files, capsys, monkeypatch):
     folder = _imagenet(tmp_path / "data")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
