@@ -62,11 +62,16 @@ def keep_epochs_up_to(folder: Path, epoch: int) -> None:
     """At a run's start: drop the records of epochs the checkpoint does not cover (every record,
     with no checkpoint: an attempt stopped before its first ``last.pt`` left them), and a line
     that is no whole record (cut off by a stop, a full disk) as ``read_metrics`` does. A log
-    with nothing to drop is not rewritten."""
+    with nothing to drop is not rewritten. A record from before records said their kind
+    gets it, so one log never holds both (a reader of ``kind`` missed the older epochs)."""
     path = folder / METRICS
     if not path.is_file():  # a FIFO would block the comparison's read
         return
-    kept = [r for r in read_metrics(folder) if _epoch(r) <= epoch]
+    kept = [
+        {"kind": "step" if "step" in r else "epoch", **r}
+        for r in read_metrics(folder)
+        if _epoch(r) <= epoch
+    ]
     text = "".join(json_text(r, sort_keys=True) + "\n" for r in kept).encode()
     if text != path.read_bytes():
         write_atomic(path, text)

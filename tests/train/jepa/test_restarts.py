@@ -117,3 +117,19 @@ def test_tensorboard_shows_each_step_once_after_a_stopped_attempt(
     epochs = [r["epoch"] for r in log if "step" not in r]
     per_epoch = steps[-1] // epochs[-1]
     assert _tensorboard_steps(run, "epoch/rankme") == [e * per_epoch for e in epochs]
+
+
+def test_a_log_from_before_records_said_their_kind_gets_it_on_resume(tmp_path, jepa_files):
+    """A run made before then and resumed after held records with and without ``kind``: a
+    reader of ``kind`` missed its older epochs."""
+    config = _config(tmp_path, jepa_files)
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    log = tmp_path / "run" / "metrics.jsonl"
+    old = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "kind"}) + "\n" for r in old)
+    )
+    assert trainer.main(["--config", config, "--quiet", "--resume", "--epochs", "2"]) == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["kind"] for r in records if "step" not in r] == ["epoch", "epoch"]
+    assert all(r["kind"] == "step" for r in records if "step" in r)
