@@ -313,3 +313,16 @@ def test_a_data_run_s_config_from_before_null_render_settings_still_loads(tmp_pa
     (tmp_path / "c.yaml").write_text("extractor: i3d\ndata: d\nepochs: 1\nepoch_samples: 8\n")
     with pytest.raises(TrainConfigError, match="for samples rendered on the fly"):
         build_config({"out": "o"}, tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("preset", ["colour", "huge"])
+def test_an_unknown_preset_names_the_two_there_are(preset):
+    """``colour`` (a --config file beside the presets) was listed as a known preset, then
+    refused by validation as neither tiny nor base."""
+    values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, "preset": preset}
+    with pytest.raises(TrainConfigError) as caught:
+        build_config(values)
+    assert str(caught.value) == (
+        f"unknown training preset {preset!r} (known: tiny, base; other shipped configs go "
+        "to --config)"
+    )

@@ -9,12 +9,12 @@ one line naming the field, whatever its source.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error, short_repr
-from trajkit.presets import config_file, preset_file, preset_names
+from trajkit.presets import config_file, preset_file
 from trajkit.seeds import MAX_SEED, Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -189,11 +189,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def preset_values(preset: str) -> dict[str, Any]:
-    """The recipe in ``configs/train/<preset>.yaml``."""
-    path = preset_file("train", preset)
+    """The recipe in ``configs/train/<preset>.yaml``. Only the presets a config may name:
+    the folder also holds ``--config`` files (``colour``), which were listed as known
+    presets and then refused by validation."""
+    presets = get_args(TrainConfig.model_fields["preset"].annotation)
+    path = preset_file("train", preset) if preset in presets else None
     if path is None:
-        known = ", ".join(preset_names("train")) or "none"
-        raise TrainConfigError(f"unknown training preset {preset!r} (known: {known})")
+        raise TrainConfigError(
+            f"unknown training preset {short_repr(preset)} (known: {', '.join(presets)}; "
+            "other shipped configs go to --config)"
+        )
     return read_yaml(path)
 
 
