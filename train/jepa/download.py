@@ -35,7 +35,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,8 +187,18 @@ def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
     total = remote_size(archive.url)
     if total is None:
         if not quiet:
-            print("note: server gave no size; skipping the disk-space estimate", file=sys.stderr)
+            print(
+                "note: the server gave no size before the download; the disk space is checked "
+                "when the download gives one",
+                file=sys.stderr,
+            )
         return
+    check_room(folder, archive, total, have)
+
+
+def check_room(folder: Path, archive: Archive, total: int, have: int) -> None:
+    """Refuse a download of ``total`` bytes (``have`` of them already in the part) that the
+    free space cannot hold, with what it unpacks to."""
     need = int(((total - have) + total * archive.unpacked_ratio) * DISK_MARGIN)
     free = shutil.disk_usage(folder).free
     if free < need:
@@ -198,7 +208,9 @@ def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
         )
 
 
-def fetch(url: str, dest: Path, quiet: bool = True) -> None:
+def fetch(
+    url: str, dest: Path, quiet: bool = True, room: Callable[[int, int], None] | None = None
+) -> None:
     """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request. The
     part is taken as whole, or thrown away, only once its size was compared with the
     server's: a server that resumes elsewhere, refuses the range or answers with something
@@ -220,9 +232,8 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
                 f"download of {url} failed: the server refused to resume {part} ({have} bytes) "
                 f"and gives no size; delete {part.name} to download it from the start"
             ) from None
-        restart(
-            url, dest, f"the server refused to resume {part.name} ({have} of {total} bytes)", quiet
-        )
+        why = f"the server refused to resume {part.name} ({have} of {total} bytes)"
+        restart(url, dest, why, quiet, room)
         return
     except SERVER_FAILURES as err:
         raise server_failure(url, err) from None
@@ -237,7 +248,10 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
                 "is kept: run the same command again later, or delete it to start over"
             )
         if not moved:
-            receive(url, response, part, have if resumed else 0, length, quiet)
+            start = have if resumed else 0
+            if room is not None and length is not None:  # a server that refused HEAD tells now
+                room(start + length, start)
+            receive(url, response, part, start, length, quiet)
     if moved:
         where = response.headers.get("Content-Range")
         restart(
@@ -245,17 +259,20 @@ def fetch(url: str, dest: Path, quiet: bool = True) -> None:
             dest,
             one_line(f"the server resumed {part.name} not at byte {have} ({where})"),
             quiet,
+            room,
         )
         return
     os.replace(part, dest)
 
 
-def restart(url: str, dest: Path, why: str, quiet: bool) -> None:
+def restart(
+    url: str, dest: Path, why: str, quiet: bool, room: Callable[[int, int], None] | None
+) -> None:
     """Download ``url`` again from its first byte: the part cannot be resumed."""
     if not quiet:
         print(f"note: {why}; downloading it from the start", file=sys.stderr)
     part_of(dest).unlink()
-    fetch(url, dest, quiet)
+    fetch(url, dest, quiet, room)
 
 
 def receive(
@@ -414,7 +431,12 @@ def download_archive(
         if not (dest.exists() and md5_file(dest) == archive.md5):
             stop.text = f"what arrived is kept in the .part file; {RESUME_ADVICE}"
             preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
-            fetch(archive.url, dest, quiet)
+            fetch(
+                archive.url,
+                dest,
+                quiet,
+                lambda total, have: check_room(folder, archive, total, have),
+            )
             stop.text = f"{dest} is kept; run the same command again to check and unpack it"
             digest = md5_file(dest)
             if digest != archive.md5:

@@ -28,6 +28,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     cut_after: int | None = None  # send this many bytes of the body, then stall or hang up
     stall_seconds = 0.0
     resume_from: int | None = None  # answer a Range request from this byte, whatever it asked
+    refuse_head = False  # 405 to HEAD: the size comes only with the download
 
     def _send(self, body: bool) -> None:
         data = self.files.get(self.path.lstrip("/"))
@@ -62,6 +63,9 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         self._send(True)
 
     def do_HEAD(self):  # noqa: N802
+        if self.refuse_head:
+            self.send_error(405)
+            return
         self._send(False)
 
     def log_message(self, *args):
@@ -72,7 +76,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 def server():
     _RangeHandler.files, _RangeHandler.log, _RangeHandler.honour_range = {}, [], True
     _RangeHandler.cut_after, _RangeHandler.stall_seconds = None, 0.0
-    _RangeHandler.resume_from = None
+    _RangeHandler.resume_from, _RangeHandler.refuse_head = None, False
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -165,6 +169,24 @@ def test_disk_preflight_refuses(tmp_path, monkeypatch, server):
     download.preflight(tmp_path, archive, have=900, quiet=True)  # 100 + 1000 bytes, x1.1: fits
 
 
+def test_a_size_only_the_download_gives_is_checked_for_room(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    """With HEAD refused, nothing compared the download's size with the free space: a
+    download the disk could not hold started and filled it."""
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    handler.refuse_head = True
+    free = type("Usage", (), {"free": len(archive) // 2})()
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda _: free)
+    data = tmp_path / "data"
+    assert download.main(["cifar10", "--data-path", str(data), "--base-url", url]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: not enough disk space in {data / 'cifar10'}"), err
+    assert not (data / "cifar10" / (tvd.CIFAR10.filename + ".part")).exists()
+
+
 def test_imagenet_prints_steps_and_verifies_structure(tmp_path, capsys):
     root = Path(tmp_path) / "imagenet"
     assert download.main(["imagenet100", "--data-path", str(tmp_path)]) == 1
@@ -234,7 +256,7 @@ def _full_after(f, write, block, limit: int) -> int:
 def test_a_stopped_download_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
     """Ctrl-C (or SIGTERM) mid-transfer: before, a traceback; the .part stays for the next run."""
 
-    def stopped(url, dest, quiet=True):
+    def stopped(url, dest, quiet=True, room=None):
         (dest.parent / (dest.name + ".part")).write_bytes(b"half")
         raise KeyboardInterrupt
 
