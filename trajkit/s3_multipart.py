@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,14 @@ MAX_PARTS = 10_000  # S3's limit for one multipart upload
 LISTING_PAGES = 20_000
 """Pages one listing may take (20 million keys at S3's 1,000 a page): a store that answers
 every page with another, each with a new token, was listed for ever."""
+
+
+TIMEOUT_SECONDS = 60.0
+"""How long a connection may take to open, or stay silent, before the request is retried
+(botocore's default too); retries follow boto3's settings (``AWS_MAX_ATTEMPTS``)."""
+START_TIMEOUTS = 5
+"""Times --timeout a request may take to answer whole (a listing's page), or a transfer to
+start: a store that sends a byte now and then is never silent for --timeout."""
 
 
 class S3Error(Exception):
@@ -106,10 +115,21 @@ def hash_file(path: Path, part_size: int) -> FileHashes:
 
 
 def pages(client, operation: str, where: str, **params):
-    """The pages of a paginated listing, at most ``LISTING_PAGES``; an answer botocore cannot
-    read as a listing (a size that is not a number) is one line, not a traceback."""
+    """The pages of a paginated listing, at most ``LISTING_PAGES``, each within
+    ``START_TIMEOUTS`` times --timeout (a store that trickled a page held the command for
+    ever); an answer botocore cannot read as a listing (a size that is not a number) is one
+    line, not a traceback."""
+    seconds = (client.meta.config.read_timeout or TIMEOUT_SECONDS) * START_TIMEOUTS
+    late = (
+        f"the listing of {where} sent no page within {seconds:.0f} s ({START_TIMEOUTS} times "
+        "--timeout): the store is too slow"
+    )
+    listing = iter(client.get_paginator(operation).paginate(**params))
     try:
-        for number, page in enumerate(client.get_paginator(operation).paginate(**params), 1):
+        for number in range(1, LISTING_PAGES + 2):
+            page = in_background(lambda: next(listing, None), seconds, late)
+            if page is None:
+                return
             if number > LISTING_PAGES:
                 raise S3Error(
                     f"the listing of {where} did not end after {LISTING_PAGES:,} pages; "
@@ -118,6 +138,32 @@ def pages(client, operation: str, where: str, **params):
             yield page
     except ValueError as e:
         raise S3Error(f"the listing of {where} is not one S3 would send ({e})") from None
+
+
+def in_background(call, seconds: float, late: str):  # noqa: ANN001
+    """``call()`` in a thread of its own, waited for here at most ``seconds`` (else ``late``,
+    an S3Error). Ctrl-C and SIGTERM arrive in this thread. boto3's transfer manager, stopped,
+    waits for its workers, and a worker inside a read from a store that trickles does not
+    return: the stop was swallowed. Waiting here, a stop or the deadline leaves the worker
+    behind (the command's exit ends it)."""
+    done = threading.Event()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:  # given to the waiting thread, KeyboardInterrupt too
+            outcome.append((False, e))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="s3 request", daemon=True).start()
+    if not done.wait(seconds):
+        raise S3Error(late)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _read_part(path: Path, number: int, part_size: int) -> bytes:

@@ -49,7 +49,6 @@ import os
 import re
 import shutil
 import sys
-import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -73,11 +72,14 @@ from trajkit.lock import FolderLock, LockedError, remove_if_unused
 from trajkit.s3_multipart import (
     MAX_PARTS,
     SHA_KEY,
+    START_TIMEOUTS,
+    TIMEOUT_SECONDS,
     FileHashes,
     ResumeRecord,
     S3Error,
     hash_file,
     identity,
+    in_background,
     pages,
     upload_resumable,
 )
@@ -191,9 +193,6 @@ def _key(prefix: str, rel: str) -> str:
 
 MAX_TIMEOUT = 86400  # a day; 1e308 s overflowed the clock inside urllib3
 MAX_PART_MB = 5120  # S3's largest part, 5 GiB
-TIMEOUT_SECONDS = 60.0
-"""How long a connection may take to open, or stay silent, before the request is retried
-(botocore's default too); retries follow boto3's settings (``AWS_MAX_ATTEMPTS``)."""
 
 
 def make_client(endpoint_url: str | None, timeout: float = TIMEOUT_SECONDS):
@@ -396,17 +395,19 @@ def _push(
             stats["skipped"] += 1
             continue
         if h.size > part_size:
-            parts = in_background(
+            parts = transferred(
+                client,
                 partial(upload_resumable, client, path, bucket, key, h, config.max_concurrency),
-                allowed_seconds(client, h.size),
+                h.size,
                 f"s3://{bucket}/{key}",
             )
             stats["parts_reused"] += parts["parts_reused"]
         else:
             extra = {"Metadata": {SHA_KEY: h.sha256}, "ChecksumAlgorithm": "SHA256"}
-            in_background(
+            transferred(
+                client,
                 partial(client.upload_file, str(path), bucket, key, ExtraArgs=extra, Config=config),
-                allowed_seconds(client, h.size),
+                h.size,
                 f"s3://{bucket}/{key}",
             )
             if identity(path.stat()) != h.identity:  # its metadata would vouch for other bytes
@@ -419,46 +420,23 @@ def _push(
 
 # ---------------------------------------------------------------- slow stores
 
-START_TIMEOUTS = 5
-"""An object's transfer may take --timeout seconds per MB, after START_TIMEOUTS of them to
-start (boto3 tries a stalled download 5 times): at the default 60 s, 17 KB/s on average.
-Each read waits at most --timeout, but a store that sends a byte now and then is never that
-silent and held a pull for ever."""
-
 
 def allowed_seconds(client, size: int) -> float:
-    timeout = client.meta.config.read_timeout or TIMEOUT_SECONDS
-    return timeout * (START_TIMEOUTS + size / MB)
+    """An object's transfer may take --timeout seconds per MB, after START_TIMEOUTS of them to
+    start (boto3 tries a stalled download 5 times): at the default 60 s, 17 KB/s on average.
+    Each read waits at most --timeout, but a store that sends a byte now and then is never
+    that silent and held a pull for ever."""
+    return (client.meta.config.read_timeout or TIMEOUT_SECONDS) * (START_TIMEOUTS + size / MB)
 
 
-def in_background(call: Callable, seconds: float, what: str):
-    """``call()`` in a thread of its own, waited for here for at most ``seconds``.
-
-    Ctrl-C and SIGTERM arrive in this thread. boto3's transfer manager, stopped, waits for
-    its workers, and a worker inside a read from a store that trickles does not return:
-    the stop was swallowed. Waiting here, a stop or the deadline leaves the worker behind
-    (the command's exit ends it)."""
-    done = threading.Event()
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, call()))
-        except BaseException as e:  # given to the waiting thread, KeyboardInterrupt too
-            outcome.append((False, e))
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"transfer {what}", daemon=True).start()
-    if not done.wait(seconds):
-        raise S3Error(
-            f"{what} was not transferred within {seconds:.0f} s ({START_TIMEOUTS} times "
-            "--timeout to start, then --timeout a MB): the store is too slow"
-        )
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
+def transferred(client, call: Callable, size: int, what: str):
+    """``call()``, the transfer of ``what`` (``size`` bytes), within ``allowed_seconds``."""
+    seconds = allowed_seconds(client, size)
+    late = (
+        f"{what} was not transferred within {seconds:.0f} s ({START_TIMEOUTS} times "
+        "--timeout to start, then --timeout a MB): the store is too slow"
+    )
+    return in_background(call, seconds, late)
 
 
 # ---------------------------------------------------------------- pull
@@ -824,9 +802,10 @@ def _download(
     staged.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(staged)
     try:
-        in_background(
+        transferred(
+            client,
             partial(client.download_file, bucket, key, str(tmp), Config=config),
-            allowed_seconds(client, size),
+            size,
             f"s3://{bucket}/{key}",
         )
         if (got := tmp.stat().st_size) != size:

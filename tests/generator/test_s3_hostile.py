@@ -168,9 +168,9 @@ LISTED_SIZE = 64 << 10
 class Store(BaseHTTPRequestHandler):
     """S3 as a hostile store answers it; the bucket name picks the misbehaviour:
 
-    drip: every body (a GET's, a PUT's answer) one byte at a time; endless: every listing
-    page truncated, with a new token; nosize / badsize: a listing entry without a size or
-    with 'abc'; badchecksum: results.json's checksum is not base64."""
+    drip: every body (a GET's, a PUT's answer) one byte at a time; driplist: the listing
+    so; endless: every listing page truncated, with a new token; nosize / badsize: a listing
+    entry without a size or with 'abc'; badchecksum: results.json's checksum is not base64."""
 
     protocol_version = "HTTP/1.1"
     dripping = threading.Event()
@@ -230,6 +230,8 @@ class Store(BaseHTTPRequestHandler):
         self._send(200, b"", {"ETag": '"e"'})
 
     def _list(self, bucket: str, query: str) -> None:
+        if bucket == "driplist":
+            return self._drip({"Content-Type": "application/xml"}, LISTED_SIZE)
         Store.pages += 1
         if Store.pages > 500:  # the test's own bound: a pull without one would list for ever
             return self._send(500)
@@ -324,6 +326,25 @@ def test_a_store_that_trickles_fails_the_transfer_at_its_deadline(store, tmp_pat
     assert len(err.splitlines()) == 1 and "s3://drip/p/metadata.json was not transferred" in err
     assert "--timeout a MB" in err and time.monotonic() - began < 30
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_a_store_that_trickles_its_listing_fails_at_the_deadline(store, folder, tmp_path, command):
+    """The listing ran in the main thread without a deadline: a byte every 0.2 s held the
+    command for ever."""
+    places = (
+        ["s3://driplist/p", tmp_path / "dest"] if command == "pull" else [folder, "s3://driplist/p"]
+    )
+    began = time.monotonic()
+    proc = start(command, *places, "--endpoint-url", store, "--timeout", 0.5)
+    try:
+        out, err = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "the listing of s3://driplist/p/ sent no page within" in err, err
+    assert time.monotonic() - began < 30 and not (tmp_path / "dest").exists()
 
 
 # ---------------------------------------------------------------- F3, F7 listings
