@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from trajkit.files import TMP_PREFIX
+from trajkit.files import TMP_PREFIX, remove_path
 
 
 class LockedError(RuntimeError):
@@ -214,9 +214,5 @@ def _refuse_if_full(root: Path) -> None:
 def _clear(folder: Path, keep: str) -> None:
     """Remove everything in ``folder`` but ``keep`` (symlinks removed, not followed)."""
     for p in folder.iterdir():
-        if p.name == keep:
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        if p.name != keep:
+            remove_path(p, ignore_errors=True)

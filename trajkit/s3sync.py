@@ -63,6 +63,7 @@ from tqdm import tqdm
 from trajkit.cli import one_line, short_repr
 from trajkit.files import (
     TMP_PREFIX,
+    remove_path,
     remove_temporaries,
     sha256_file,
     sync_filesystem,
@@ -651,10 +652,7 @@ def _clear_the_way(rels, staging: Path, target: Path, source: str) -> None:
                 f"and pull again ({target} was left as it was)"
             )
         if (leftover := _in_the_way(staging, rel)) is not None:
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
+            remove_path(leftover)
 
 
 def _check_staging(staging: Path, lock_name: str) -> None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
 from trajkit.cli import describe_validation_error
-from trajkit.files import sync_filesystem, write_atomic, write_json_atomic
+from trajkit.files import remove_path, sync_filesystem, write_atomic, write_json_atomic
 from trajkit.workers import process_pool
 
 TASK_SIZE = 16
@@ -195,7 +195,7 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
         return
     for p in dst.iterdir():
         if p.name != layout.lock.name:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            remove_path(p, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

@@ -44,7 +44,13 @@ from generator.pipeline.preflight import estimate, video_file_bytes
 from generator.pipeline.request import Request, compression_of
 from generator.pipeline.tasks import render_shard_task, render_task
 from generator.render.sample import RENDER_VERSION
-from trajkit.files import drop_cached, remove_temporaries, sync_filesystem, write_json_atomic
+from trajkit.files import (
+    drop_cached,
+    remove_path,
+    remove_temporaries,
+    sync_filesystem,
+    write_json_atomic,
+)
 
 TASK_SIZE = 16  # samples per joblib task (format "pt"): amortises dispatch, keeps the bar moving
 FLUSH_EVERY = 256  # samples between syncs that evict them from the page cache (_flush)
@@ -96,10 +102,7 @@ def _drop_manifests(damaged: list[Path], why: str) -> None:
         file=sys.stderr,
     )
     for path in damaged:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        remove_path(path)
 
 
 def _holds_data(root: Path) -> bool:
@@ -318,7 +321,6 @@ def _remove_if_empty(root: Path) -> None:
     ):
         if folder.is_dir() and any(folder.glob(pattern)):
             return
-    import shutil
 
     shutil.rmtree(root, ignore_errors=True)
 

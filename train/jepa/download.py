@@ -53,7 +53,7 @@ from trajkit.cli import (
     one_line,
     quiet_on_closed_output,
 )
-from trajkit.files import TMP_PREFIX
+from trajkit.files import TMP_PREFIX, remove_path
 from trajkit.lock import FolderLock, ForeignLockError, LockedError
 
 CHUNK = 1 << 20
@@ -349,14 +349,6 @@ def download_lock(folder: Path) -> Iterator[None]:
         lock.release()
 
 
-def remove(path: Path) -> None:
-    """Delete ``path``, a folder with its contents; a link is removed, not followed."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def unpack(archive: Path, folder: Path) -> None:
     """Unpack ``archive`` into a hidden temporary in ``folder``, then rename what it holds
     into place, replacing the copy that did not load: a stop or an error leaves nothing half
@@ -367,7 +359,7 @@ def unpack(archive: Path, folder: Path) -> None:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(work, filter="data")
         for entry in work.iterdir():
-            remove(folder / entry.name)
+            remove_path(folder / entry.name)
             entry.rename(folder / entry.name)
         work.rmdir()
     except BaseException:
@@ -413,7 +405,7 @@ def download_archive(
     part = part_of(dest)
     with download_lock(folder):
         try:  # what a run killed while unpacking left: the lock says no run is using it
-            remove(folder / UNPACK_NAME)
+            remove_path(folder / UNPACK_NAME)
         except OSError as err:
             raise DownloadError(
                 f"cannot remove what an earlier run left: {failed_io(err)}"
