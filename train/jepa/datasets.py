@@ -44,7 +44,12 @@ Builder = Callable[..., Dataset]
 
 
 class DatasetMissing(RuntimeError):
-    """Data not on disk (or corrupted); the message says how to get it."""
+    """Data not on disk (or corrupted); the message says how to get it, ``problem`` only
+    what is wrong (for the download command, whose advice would be to run itself)."""
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
 
 
 class DamagedImage(DatasetMissing):
@@ -289,10 +294,9 @@ def dataset_root(spec, data_path: str | Path) -> Path:  # noqa: ANN001
 
 
 def _missing(kind: str, root: Path, why: str) -> DatasetMissing:
-    return DatasetMissing(
-        f"{kind} not usable at {root} ({why}); run `python -m train.jepa.download {kind} "
-        f"--data-path {root.parent}`"
-    )
+    problem = f"{kind} not usable at {root} ({why})"
+    advice = f"run `python -m train.jepa.download {kind} --data-path {root.parent}`"
+    return DatasetMissing(f"{problem}; {advice}", problem)
 
 
 def build_dataset(

@@ -326,7 +326,7 @@ def load_problem(name: str, data_path: Path) -> str | None:
         for split in ("pretrain", "test"):
             build_dataset(spec, data_path, split)
     except DatasetMissing as err:
-        return str(err).partition("; run `")[0]  # its advice is to run this command
+        return err.problem
     return None
 
 
