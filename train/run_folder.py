@@ -19,14 +19,14 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from trajkit.files import json_text, write_atomic, write_json_atomic
-from trajkit.lock import FolderLock, LockedError, remove_if_unused
+from trajkit.lock import LockedError, locked_folder
 
 CONFIG = "config.yaml"
 SPLITS = "splits.json"
@@ -86,22 +86,15 @@ def writing_to(root: Path) -> Iterator[None]:
         yield
         return
     root = Path(root)
-    created = not root.exists()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = FolderLock(root / LOCK).acquire()
+    held = ExitStack()
+    try:  # a folder made here goes again if nothing is written: a refused config, ...
+        held.enter_context(locked_folder(root, LOCK))
     except LockedError as e:
         raise RunFolderBusy(str(e)) from None
     except OSError as e:
-        if created:
-            remove_if_unused(root, LOCK)
         raise RunFolderBusy(f"cannot create or lock {root}: {e.strerror or e}") from None
-    try:
+    with held:
         yield
-    finally:
-        lock.release()
-        if created:  # nothing but the lock in it: a refused config, a missing dataset
-            remove_if_unused(root, LOCK)
 
 
 class RunFolder:

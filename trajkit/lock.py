@@ -151,6 +151,31 @@ def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:
 
 
 @contextmanager
+def locked_folder(root: Path, lock_name: str = ".lock") -> Iterator[None]:
+    """``root`` (made if missing, its parents too) with ``root/lock_name`` held for the block.
+    A folder made here is removed again if it holds nothing but the lock when the block
+    ends, or when the lock could not be written (a full disk); not when another process
+    holds it: that folder, made meanwhile, is the holder's. Raises ``LockedError`` or the
+    ``OSError`` of the folder or the lock."""
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(root / lock_name).acquire()
+    except LockedError:
+        raise
+    except OSError:
+        if created:
+            remove_if_unused(root, lock_name)
+        raise
+    try:
+        yield
+    finally:
+        lock.release()
+        if created:  # nothing but the lock in it: the block wrote nothing
+            remove_if_unused(root, lock_name)
+
+
+@contextmanager
 def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
     """A locked temporary folder for the block to write, that becomes ``root`` (new, or an
     empty folder) by one rename when the block ends: a half-written folder at ``root`` would

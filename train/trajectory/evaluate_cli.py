@@ -24,7 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from trajkit.cli import (
@@ -42,7 +42,7 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.files import read_json, sha256_bytes, write_atomic, write_json_atomic
-from trajkit.lock import FolderLock, LockedError, remove_if_unused
+from trajkit.lock import LockedError, locked_folder
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -177,22 +177,13 @@ def evaluations_locked(run: Path) -> Iterator[Path]:
     evaluations = run / "evaluations"
     if os.path.lexists(evaluations) and not evaluations.is_dir():  # a dangling link too
         raise EvaluationError(f"{evaluations} is not a folder; move it away to score {run}")
-    created = not evaluations.exists()
+    held = ExitStack()
     try:
-        evaluations.mkdir(exist_ok=True)
-        lock = FolderLock(evaluations / LOCK).acquire()
-    except (LockedError, OSError) as e:
-        if created:
-            remove_if_unused(evaluations, LOCK)
-        if isinstance(e, LockedError):
-            raise EvaluationError(str(e)) from None
-        raise
-    try:
+        held.enter_context(locked_folder(evaluations, LOCK))
+    except LockedError as e:
+        raise EvaluationError(str(e)) from None
+    with held:
         yield evaluations
-    finally:
-        lock.release()
-        if created:
-            remove_if_unused(evaluations, LOCK)
 
 
 def write_record(evaluations: Path, stem: str, record: dict, rows, data: Path) -> None:
