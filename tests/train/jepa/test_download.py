@@ -85,19 +85,22 @@ def server():
     httpd.server_close()
 
 
-def _serve_cifar(tmp_path, monkeypatch, jepa_files, handler):
+def _serve_cifar(tmp_path, monkeypatch, jepa_files, handler, vouched: bool = True):
+    """A small CIFAR-10 archive on the test server, its MD5 the one expected (``vouched``)
+    or torchvision's real one, which it does not match."""
     src = tmp_path / "src"
     md5s = jepa_files.write_cifar(src, "cifar10")
     archive = jepa_files.tar_gz(src / "cifar-10-batches-py", "cifar-10-batches-py")
     handler.files[tvd.CIFAR10.filename] = archive
     jepa_files.patch_md5s(monkeypatch, "cifar10", md5s)
+    if vouched:
+        monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
     return archive
 
 
 def test_cifar_download_good_checksum(tmp_path, monkeypatch, jepa_files, server, capsys):
     url, handler = server
-    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
-    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
     data = tmp_path / "data"
     assert download.main(["cifar10", "--data-path", str(data), "--base-url", url, "--quiet"]) == 0
     assert (data / "cifar10" / "cifar-10-batches-py" / "test_batch").is_file()
@@ -112,7 +115,7 @@ def test_cifar_download_good_checksum(tmp_path, monkeypatch, jepa_files, server,
 
 def test_bad_checksum_is_rejected_and_removed(tmp_path, monkeypatch, jepa_files, server, capsys):
     url, handler = server
-    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)  # real MD5 kept: no match
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler, vouched=False)  # no match
     data = tmp_path / "data"
     code = download.main(["cifar10", "--data-path", str(data), "--base-url", url, "--quiet"])
     assert code == 1
@@ -176,7 +179,6 @@ def test_a_size_only_the_download_gives_is_checked_for_room(
     download the disk could not hold started and filled it."""
     url, handler = server
     archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
-    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
     handler.refuse_head = True
     free = type("Usage", (), {"free": len(archive) // 2})()
     monkeypatch.setattr(download.shutil, "disk_usage", lambda _: free)
@@ -459,8 +461,7 @@ def test_a_disk_that_fills_while_unpacking_is_one_line_and_keeps_the_archive(
     tmp_path, monkeypatch, jepa_files, server, capsys
 ):
     url, handler = server
-    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
-    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
     data = tmp_path / "data"
     with monkeypatch.context() as m:
         _failing_copy(m, OSError(errno.ENOSPC, "No space left on device"), after=3)
@@ -481,8 +482,7 @@ def test_a_stop_while_unpacking_says_so_and_the_next_run_unpacks_again(
     """Before: "what arrived is kept in the .part file" (there was none), and the files
     unpacked so far stayed; a truncated file torchvision does not check then passed for data."""
     url, handler = server
-    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
-    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
     data = tmp_path / "data"
     folder = data / "cifar10"
     with monkeypatch.context() as m:
@@ -503,8 +503,7 @@ def test_a_leftover_archive_beside_verified_data_is_said(
     tmp_path, monkeypatch, jepa_files, server, capsys
 ):
     url, handler = server
-    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
-    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())
+    _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
     data = tmp_path / "data"
     assert download.main([*_cifar_args(data, url), "--keep-archive"]) == 0
     kept = data / "cifar10" / tvd.CIFAR10.filename
