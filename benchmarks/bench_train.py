@@ -9,9 +9,10 @@ which no round trains on. Every run is scored on the same clips, and 2,000 of th
 an accuracy's sampling error near 1 point where a run's 200 validation clips leave about
 3.4, so the seed-to-seed spread is the training's own. One table: held-out accuracy per
 seed, its mean and spread, future RMSE as a share of the scene's extent, and per-class
-accuracy (mean over seeds; the classes are the dataset's, four or seven, each named by
-its first four letters). It is printed and written to ``levels.md`` and ``levels.json``
-under ``--out``. Targets checked:
+accuracy (the classes are the dataset's, four or seven, each named by its first four
+letters). Every mean is taken alike: over dataset seeds, of each seed's mean over its
+runs, so a dataset seed that lost a run weighs as much as the others. It is printed and
+written to ``levels.md`` and ``levels.json`` under ``--out``. Targets checked:
 
 - easy: every extractor at 95% held-out accuracy or more, future RMSE under 5% of the
   extent, each round under 30 minutes;
@@ -194,6 +195,17 @@ def short_names(classes: list[str]) -> list[str]:
     return [c[:4].lower() for c in classes]
 
 
+def mean_over_seeds(by_seed: dict[int, list[float | None]]) -> float | None:
+    """The mean over dataset seeds of each seed's mean over its runs. None values (a class
+    absent from the held-out set, a record without RMSE) are left out; None if nothing is left."""
+    seed_means = [
+        statistics.mean(values)
+        for values in ([v for v in runs if v is not None] for runs in by_seed.values())
+        if values
+    ]
+    return statistics.mean(seed_means) if seed_means else None
+
+
 def table(
     results: dict[str, dict[int, list[dict]]],
     extractors: list[str],
@@ -201,7 +213,8 @@ def table(
 ) -> list[dict]:
     """One row per (level, extractor) from the held-out records (``train.evaluate``'s):
     accuracies per dataset seed (the mean of that seed's runs, one per training seed),
-    their mean and spread, RMSE, per class (named from ``classes``)."""
+    their mean and spread, RMSE, per class (named from ``classes``); every mean over the
+    dataset seeds' own means (``mean_over_seeds``)."""
     rows = []
     for level, by_seed in results.items():
         for name in extractors:
@@ -213,8 +226,11 @@ def table(
             everything = [r for records in runs.values() for r in records]
             by_seed_runs = {seed: [r["accuracy"] for r in rs] for seed, rs in runs.items()}
             accs = [statistics.mean(a) for a in by_seed_runs.values()]
-            rmses = [r["future_rmse_fraction"] for r in everything if r["future_rmse_fraction"]]
-            per_class = [r["per_class_accuracy"] for r in everything if r["per_class_accuracy"]]
+            per_class = {
+                seed: [r["per_class_accuracy"] for r in rs if r["per_class_accuracy"]]
+                for seed, rs in runs.items()
+            }
+            width = max((len(pc) for pcs in per_class.values() for pc in pcs), default=0)
             single = [r["accuracy"] for r in everything]
             rows.append(
                 {
@@ -225,12 +241,18 @@ def table(
                     "run_spread": max(single) - min(single) if single else None,
                     "by_seed": dict(zip(by_seed_runs, accs, strict=True)),
                     "accuracy": accs,
-                    "mean": sum(accs) / len(accs) if accs else None,
+                    "mean": mean_over_seeds(by_seed_runs),
                     "spread": max(accs) - min(accs) if accs else None,
-                    "rmse_fraction": sum(rmses) / len(rmses) if rmses else None,
-                    "per_class": [sum(c) / len(c) for c in zip(*per_class, strict=True)]
-                    if per_class
-                    else None,
+                    "rmse_fraction": mean_over_seeds(
+                        {seed: [r["future_rmse_fraction"] for r in rs] for seed, rs in runs.items()}
+                    ),
+                    "per_class": [
+                        mean_over_seeds(
+                            {seed: [pc[c] for pc in pcs] for seed, pcs in per_class.items()}
+                        )
+                        for c in range(width)
+                    ]
+                    or None,
                     "classes": (classes or {}).get(level),
                 }
             )
@@ -262,8 +284,9 @@ def paired_ranks(a: dict, b: dict) -> bool:
 
 def markdown(rows: list[dict]) -> str:
     head = (
-        "| level | extractor | held-out acc per seed (%) | mean (%) | seed spread (pts) "
-        "| lead over the next, per seed (pts) | future RMSE / extent (%) | per class (%) |\n"
+        "| level | extractor | held-out acc per seed (%) | mean over seeds (%) | seed spread (pts) "
+        "| lead over the next, per seed (pts) | future RMSE / extent, mean over seeds (%) "
+        "| per class, mean over seeds (%) |\n"
         "|---|---|---|---:|---:|---|---:|---|\n"
     )
     lines = []
@@ -383,7 +406,8 @@ def _per_class(row: dict) -> str:
     names = short_names(row.get("classes") or [])
     if len(names) != len(row["per_class"]):
         names = [str(c) for c in range(len(row["per_class"]))]
-    return ", ".join(f"{n} {100 * a:.0f}" for n, a in zip(names, row["per_class"], strict=True))
+    cells = ("-" if a is None else f"{100 * a:.0f}" for a in row["per_class"])
+    return ", ".join(f"{n} {cell}" for n, cell in zip(names, cells, strict=True))
 
 
 def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[str]:

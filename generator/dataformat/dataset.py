@@ -214,28 +214,29 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         return torch.tensor([b["x"], b["y"], b["z"]], dtype=torch.float32)
 
     def _normalization(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std over training samples, computed once and cached beside the data."""
+        """Per-channel mean and std of the first training samples of this deal, cached beside
+        the data under the indices they came from: another split seed or fractions deal
+        another training split, whose statistics must not come from its val or test samples
+        (the cache once stood for any deal of a dataset's size)."""
         path = self.root / STATS_FILE
-        n = self.meta["total_samples"]
+        picks = self.splits["train"][:STATS_SAMPLES]
+        if not picks:
+            raise DatasetError(
+                f"{self.root}: this deal leaves no training samples to take normalisation "
+                "statistics from; give stats=(mean, std), a trained model's"
+            )
         try:
             stats = parse_json(path, read_file(path, self.root))
-            if stats.get("total_samples") == n:
+            if stats.get("samples_used") == picks:
                 return torch.tensor(stats["mean"]), torch.tensor(stats["std"])
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # missing or damaged (DatasetError is a ValueError): computed again
-        picks = self.splits["train"][:STATS_SAMPLES] or list(range(min(n, STATS_SAMPLES)))
         mean, std = channel_stats(self.source, picks)
         try:
             from trajkit.files import write_json_atomic
 
             write_json_atomic(
-                path,
-                {
-                    "total_samples": n,
-                    "samples_used": len(picks),
-                    "mean": mean.tolist(),
-                    "std": std.tolist(),
-                },
+                path, {"samples_used": picks, "mean": mean.tolist(), "std": std.tolist()}
             )
         except OSError:
             pass  # a read-only dataset: recompute next time

@@ -297,13 +297,36 @@ def test_verify_hashes_shard_samples_too(small_shard_dataset, tmp_path):
         [ds[i] for i in range(len(ds))]
 
 
-def test_normalization_without_training_samples_uses_the_first_ones(copy):
+def test_a_deal_without_training_samples_takes_no_statistics_from_val_or_test(copy):
+    """It fell back to the first samples, val and test ones among them."""
     (copy / "normalization.json").unlink(missing_ok=True)
-    ds = TrajectoryDataset(copy, "val", fractions=(0.0, 0.5, 0.5))
+    with pytest.raises(DatasetError, match="no training samples to take normalisation statistics"):
+        TrajectoryDataset(copy, "val", fractions=(0.0, 0.5, 0.5))
+    assert not (copy / "normalization.json").exists()
+    given = (torch.full((3,), 0.5), torch.full((3,), 0.25))
+    ds = TrajectoryDataset(copy, "val", fractions=(0.0, 0.5, 0.5), stats=given)
     assert ds.splits["train"] == [] and len(ds) + len(ds.splits["test"]) == 24
-    stats = json.loads((copy / "normalization.json").read_text())
-    assert stats["samples_used"] == 24 and stats["total_samples"] == 24
-    assert ds[0]["video"].dtype == torch.float32
+    assert torch.equal(ds.mean, given[0]) and ds[0]["video"].dtype == torch.float32
+
+
+def test_each_split_seed_normalises_by_its_own_training_samples(copy):
+    """The cache stood for any deal of the dataset's size: a run of another split seed took
+    its statistics partly from its own val and test samples. A cache from then is not read."""
+    path = copy / "normalization.json"
+    old = {"total_samples": 24, "samples_used": 24, "mean": [0.9] * 3, "std": [0.1] * 3}
+    path.write_text(json.dumps(old))
+    source = open_source(copy, read_metadata(copy))
+    trains = {}
+    for seed in (0, 1, 0):
+        ds = TrajectoryDataset(copy, "test", split_seed=seed)
+        trains[seed] = ds.splits["train"]
+        mean, std = channel_stats(source, ds.splits["train"])  # all of them: under 64
+        assert torch.allclose(ds.mean, mean.float()) and torch.allclose(ds.std, std.float())
+        assert json.loads(path.read_text())["samples_used"] == ds.splits["train"]
+    assert set(trains[0]) != set(trains[1])
+    # a cache of this very deal is read, not computed again
+    path.write_text(json.dumps({"samples_used": trains[0], "mean": [0.5] * 3, "std": [0.25] * 3}))
+    assert TrajectoryDataset(copy, "test", split_seed=0).mean.tolist() == [0.5] * 3
 
 
 def test_metadata_from_before_formats_reads_as_pt_and_unknown_formats_are_refused(copy):

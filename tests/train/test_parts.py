@@ -8,8 +8,15 @@ import torch
 
 from generator.__main__ import main as generate
 from train.checkpoint import restore_rng_state, rng_state
+from train.distributed import DistContext
 from train.trajectory.config import TrainConfigError, build_config, resumed_config
-from train.trajectory.evaluate import FutureScale, summarise, task_loss, trajectory_target
+from train.trajectory.evaluate import (
+    FutureScale,
+    evaluate,
+    summarise,
+    task_loss,
+    trajectory_target,
+)
 from train.trajectory.inputs import prepare_video
 from train.trajectory.loop import improves_on, lr_factor
 
@@ -37,6 +44,18 @@ def test_summarise_reads_accuracy_per_class_and_rmse_from_the_confusion_matrix()
     assert m["accuracy"] == pytest.approx(0.8)
     assert m["per_class_accuracy"] == [0.75, 1.0, None, 0.5]
     assert m["future_rmse"] == pytest.approx(2.0) and m["loss"] == pytest.approx(1.0)
+
+
+def test_an_empty_split_has_no_accuracy_loss_or_rmse_not_a_perfect_zero():
+    """An empty validation split scored accuracy 0, loss 0 and RMSE 0.0 (read as perfect),
+    so epoch 1 stayed "best" for ever: its numbers are None."""
+    model = torch.nn.Linear(3, 4)
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    scale = FutureScale(torch.tensor([[-1.0, 1.0]] * 3))
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(0)))
+    m = evaluate(model, empty, scale, ctx, num_classes=4, future_weight=1.0, beta=0.1)
+    assert m["accuracy"] is None and m["loss"] is None and m["future_rmse"] is None
+    assert m["samples"] == 0 and m["per_class_accuracy"] == [None] * 4
 
 
 def test_future_scale_maps_the_scene_box_to_minus_one_one_and_back():
@@ -233,6 +252,9 @@ def test_the_best_epoch_is_the_one_of_lowest_validation_loss():
     assert improves_on({"loss": 0.4, "accuracy": 0.98, "future_rmse": 0.38}, best)
     assert not improves_on({"loss": 0.6, "accuracy": 0.99, "future_rmse": 0.30}, best)
     assert improves_on({"loss": 9.0, "accuracy": 0.0, "future_rmse": 9.0}, None)
+    # an empty split ranks nothing: each epoch replaces the best, so the last is tested
+    empty = {"loss": None, "accuracy": None, "future_rmse": None}
+    assert improves_on(empty, {"val_loss": None, "val_accuracy": None, "val_future_rmse": None})
 
 
 def test_ctrl_c_while_saving_a_checkpoint_waits_for_the_file(tmp_path, monkeypatch):

@@ -11,8 +11,12 @@ import torch
 import yaml
 
 import train.trajectory.loop as loop_module
+from generator.__main__ import main as generate
+from generator.dataformat.dataset import read_metadata, split_indices
+from generator.dataformat.sources import open_source
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
+from train.summary import RunStatus, write_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"train_seconds", "train_samples_per_second", "epoch_seconds"}
@@ -182,7 +186,7 @@ def test_an_epoch_record_without_a_sample_count_is_left_out_of_the_results(
     err = capsys.readouterr().err.strip()
     assert err == (
         f"warning: {log} is damaged (an epoch without numbers for train_samples, "
-        "train_seconds, val_accuracy); that epoch is left out of results.json"
+        "train_seconds); that epoch is left out of results.json"
     ), err
     kept = [json.loads(x) for x in log.read_text().splitlines()]
     assert kept[0]["train_samples"] == "38" and [r["kind"] for r in kept][1:] == ["epoch", "test"]
@@ -287,6 +291,84 @@ def test_damaged_dataset_and_existing_run_are_refused(dataset, tmp_path, capsys)
     assert "--epochs 1 is fewer than the 2 epochs" in capsys.readouterr().err
     assert (more / "results.json").read_bytes() == results
     assert (out / "last.pt").read_bytes() == before, "a refused run touched the checkpoint"
+
+
+@pytest.fixture(scope="module")
+def twenty_samples(tmp_path_factory) -> Path:
+    """20 samples of 4 classes, the trainer's minimum: some split seeds deal no val sample."""
+    where = tmp_path_factory.mktemp("twenty")
+    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
+    args = ["--n", "20", "--out", where / "ds", "--workers", "1", "--config", where / "gen.yaml"]
+    assert generate([str(a) for a in [*args, "--quiet"]]) == 0
+    return where / "ds"
+
+
+def empty_val_config(root: Path, where: Path) -> tuple[int, Path]:
+    """A split seed whose deal of ``root`` leaves val empty, and a --config file giving it."""
+    labels = open_source(root, read_metadata(root)).index.class_labels
+    seed = next(s for s in range(100) if not split_indices(labels, seed=s)["val"])
+    config = where / "split.yaml"
+    config.write_text(f"split_seed: {seed}\n")
+    return seed, config
+
+
+def test_a_split_seed_that_deals_no_val_sample_is_refused_in_one_line(
+    twenty_samples, tmp_path, capsys
+):
+    """An empty val split trained on, scoring loss 0 and RMSE 0.0 every epoch, so epoch 1
+    stayed "best" and results.json ranked on a perfect score no sample gave."""
+    seed, config = empty_val_config(twenty_samples, tmp_path)
+    out = tmp_path / "run"
+    assert train(twenty_samples, out, "--config", str(config), epochs=1) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"split_seed {seed} deals its 20 samples as " in err, err
+    assert ", 0 val, " in err and "leaving val empty" in err, err
+    assert "generate more samples" in err and "another split_seed" in err, err
+    assert not out.exists(), "a refused run left its folder behind"
+
+
+def test_a_run_on_an_empty_val_split_publishes_no_val_numbers(
+    twenty_samples, tmp_path, monkeypatch, capsys
+):
+    """Past the preflight (a caller of Run), an empty val split gives None, never a perfect
+    0: results.json, the epoch and final lines, the best epoch (the last) and summary.md."""
+    from train.trajectory import preflight
+
+    monkeypatch.setattr(preflight, "check_splits", lambda *args: None)
+    _, config = empty_val_config(twenty_samples, tmp_path)
+    out = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(twenty_samples), "--epochs", "2"]
+    argv += ["--out", str(out), "--config", str(config), "--workers", "0", "--threads", "1"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "Traceback" not in captured.err, captured.err
+    results = json.loads((out / "results.json").read_text())
+    for key in ("val_accuracy", "val_loss", "val_future_rmse", "val_future_rmse_fraction"):
+        assert results[key] is None, key
+    assert results["final_val_accuracy"] is None and results["val_samples"] == 0
+    assert results["best_epoch"] == 2 and results["train_samples_per_second"] > 0
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and results["test_future_rmse"] > 0
+    lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("epoch 1/2: ") and "val acc - rmse - " in lines[0], lines
+    assert lines[-1].startswith("i3d: val accuracy -, val future RMSE -, test accuracy "), lines
+    rows = write_summary(tmp_path, [RunStatus("run", status="done")])
+    assert rows[0]["val_accuracy"] is None
+    assert "| run | done |" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_final_line_names_the_split_of_each_number(dataset, tmp_path, capsys):
+    """It printed the val RMSE, unlabelled, beside the test accuracy."""
+    out = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--workers", "0", "--threads", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    r = json.loads((out / "results.json").read_text())
+    assert last.startswith(
+        f"i3d: val accuracy {r['val_accuracy']:.3f}, val future RMSE {r['val_future_rmse']:.3f}, "
+        f"test accuracy {r['test_accuracy']:.3f}, test future RMSE {r['test_future_rmse']:.3f} "
+        "(RMSE in world units), "
+    ), last
 
 
 def test_ddp_two_cpu_processes_with_gloo(dataset, tmp_path):

@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from train.distributed import DeviceError, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
+    from train.trajectory.evaluate import shown
     from train.trajectory.loop import NonFiniteLossError, Run
     from train.trajectory.preflight import PreflightError, preflight
 
@@ -175,9 +176,10 @@ def run(args: argparse.Namespace) -> int:
             teardown(ctx)
     if results and not cfg.quiet:
         print(
-            f"{cfg.extractor}: val accuracy {results['val_accuracy']:.3f}, "
-            f"test accuracy {results['test_accuracy']:.3f}, "
-            f"future RMSE {results['val_future_rmse']:.3f} (world units), "
-            f"{results['train_samples_per_second']:.1f} samples/s -> {cfg.out}"
+            f"{cfg.extractor}: val accuracy {shown(results['val_accuracy'])}, "
+            f"val future RMSE {shown(results['val_future_rmse'])}, "
+            f"test accuracy {shown(results['test_accuracy'])}, "
+            f"test future RMSE {shown(results['test_future_rmse'])} (RMSE in world units), "
+            f"{shown(results['train_samples_per_second'], '.1f')} samples/s -> {cfg.out}"
         )
     return 0

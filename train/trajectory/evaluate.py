@@ -71,7 +71,11 @@ def task_loss(
 
 
 def summarise(confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int) -> dict:
-    """Metrics of a split from its confusion matrix (rows true, columns predicted) and sums."""
+    """Metrics of a split from its confusion matrix (rows true, columns predicted) and sums.
+
+    An empty split has no accuracy, loss or RMSE: None, never the 0 that read as perfect
+    (a validation loss of 0 kept epoch 1 "best" for ever).
+    """
     confusion = confusion.long()
     per_class_total = confusion.sum(dim=1)
     correct = confusion.diag()
@@ -79,15 +83,19 @@ def summarise(confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int) -
         (c / t) if t else None
         for c, t in zip(correct.tolist(), per_class_total.tolist(), strict=True)
     ]
-    n = max(n, 1)
     return {
-        "accuracy": correct.sum().item() / n,
+        "accuracy": correct.sum().item() / n if n else None,
         "per_class_accuracy": per_class,
         "confusion": confusion.tolist(),
-        "future_rmse": (sq_err / n) ** 0.5,
-        "loss": loss_sum / n,
+        "future_rmse": (sq_err / n) ** 0.5 if n else None,
+        "loss": loss_sum / n if n else None,
         "samples": int(confusion.sum().item()),
     }
+
+
+def shown(value: float | None, spec: str = ".3f") -> str:
+    """A metric for a printed line: "-" where the split was empty (None)."""
+    return "-" if value is None else format(value, spec)
 
 
 @torch.no_grad()

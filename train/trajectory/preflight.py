@@ -1,4 +1,4 @@
-"""Checks before a run starts, each failing with one line: extractor, dataset, disk space.
+"""Checks before a run starts, each failing with one line: extractor, dataset, splits, disk space.
 
 Cheap checks first, so a typo in ``--extractor`` does not wait for the dataset
 scan. Checkpoint space: ``last.pt`` and ``best.pt`` each hold the weights and
@@ -69,6 +69,29 @@ def check_dataset(root: Path) -> dict:
             f"dataset {root} failed validation: {first} (run python -m generator validate {root})"
         )
     return meta
+
+
+def check_splits(root: Path, meta: dict, split_seed: int) -> None:
+    """Every split of the run's deal holds a sample. An empty one passed: an empty
+    validation split scored every epoch 0 loss, so epoch 1 stayed "best" for ever. A deal
+    of few samples can leave one empty (20 samples, 4 classes: val on split seeds 0 and 8);
+    20 samples of each class fill every split."""
+    from generator.dataformat.dataset import SPLITS, DatasetError, split_indices
+    from generator.dataformat.sources import open_source
+
+    try:
+        labels = open_source(root, meta).index.class_labels
+    except DatasetError as e:
+        raise PreflightError(str(e)) from None
+    sizes = {name: len(indices) for name, indices in split_indices(labels, seed=split_seed).items()}
+    empty = [name for name in SPLITS if not sizes[name]]
+    if empty:
+        dealt = ", ".join(f"{sizes[name]} {name}" for name in SPLITS)
+        raise PreflightError(
+            f"dataset {root}: split_seed {split_seed} deals its {len(labels)} samples as "
+            f"{dealt}, leaving {' and '.join(empty)} empty; generate more samples (20 of each "
+            "class fill every split) or give another split_seed in --config"
+        )
 
 
 def same_samples(trained: dict, data_meta: dict) -> bool:
@@ -167,6 +190,7 @@ def preflight(cfg: TrainConfig, trained: dict | None = None) -> dict:
                 f"dataset {cfg.data} holds {meta['total_samples']} samples; the splits need "
                 f"at least {MIN_SAMPLES}"
             )
+        check_splits(Path(cfg.data), meta, cfg.split_seed)
     if trained is not None and not same_samples(trained, meta):
         raise PreflightError(other_samples(cfg, trained, meta))
     check_disk(
