@@ -4,8 +4,9 @@ Writes synthetic eye-tracking data (bright objects on dim noise, fixations Gauss
 around the objects plus a central component; ``train/saliency/synthetic.py``) in the
 MIT1003 layout, trains ``baseline_tiny`` and ``entropy_reg_tiny`` on it through the
 normal loaders, and prints each variant's held-out information gain over the fitted
-centre bias (Kümmerer et al. 2015) with NSS, AUC-Judd, CC, KL and SIM beside the
-centre bias' own scores. Exit 0 when both variants beat the centre bias (IG > 0).
+centre bias (Kümmerer et al. 2015, pooled over fixations) with NSS, AUC (pysaliency's,
+not the MIT AUC-Judd), CC, KL and SIM beside the centre bias' own scores. Exit 0 when both
+variants beat the centre bias (IG > 0).
 
     python benchmarks/bench_saliency.py [--stimuli 160] [--epochs 6] [--keep DIR]
 """
@@ -25,7 +26,7 @@ from train.saliency.config import load_config, parse_config  # noqa: E402
 from train.saliency.loop import build_data, run  # noqa: E402
 from train.saliency.synthetic import write_synthetic  # noqa: E402
 
-METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
+METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
 
 
 def main(argv: list[str] | None = None) -> int:

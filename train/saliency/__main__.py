@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if v := results["val"]:  # None: the log lacks the best epoch's record (a warning said so)
         line += (
-            f"  NSS {v['nss']:.3f}  AUC-Judd {v['auc_judd']:.3f}  CC {v['cc']:.3f}  "
+            f"  NSS {v['nss']:.3f}  AUC {v.get('auc', float('nan')):.3f}  CC {v['cc']:.3f}  "
             f"KL {v['kl']:.3f}  SIM {v['sim']:.3f}"
         )
     print(f"{line}  -> {out}")

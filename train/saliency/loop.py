@@ -256,7 +256,7 @@ class SaliencyRun:
             tqdm.write(
                 f"epoch {epoch + 1}: train nll {record['train_nll']:.4f}  "
                 f"val IG {val['info_gain']:+.4f} bit/fix  NSS {val['nss']:.3f}  "
-                f"AUC {val['auc_judd']:.3f}"
+                f"AUC {val['auc']:.3f}"
             )
 
     def _state(self, progress: Progress, epoch: int) -> dict:

@@ -6,9 +6,11 @@ us about saliency models?" (IEEE TPAMI 41(3)) and its MATLAB reference code
 Kümmerer, Wallis & Bethge 2015, "Information-theoretic model comparison unifies
 saliency metrics" (PNAS 112(52)).
 
-``fixations`` are integer (x, y) pixel positions, shape (N, 2). ``saliency`` is any
+``fixations`` are integer (x, y) pixel positions, shape (N, 2); a position listed twice
+(two fixations in one grid cell) counts twice, as in pysaliency. ``saliency`` is any
 non-negative map (a predicted density works); ``fixation_map`` is the ground-truth
-continuous map.
+continuous map. Each function scores one image; how ``train.saliency.evaluate`` averages
+them over a split (over fixations for the fixation-based ones) is said there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ EPS = 2.220446049250313e-16  # MATLAB's eps, as in the reference code
 
 
 def _at(values: np.ndarray, fixations: np.ndarray) -> np.ndarray:
-    fix = np.asarray(fixations, dtype=int)
+    fix = np.asarray(fixations, dtype=int).reshape(-1, 2)
     return values[fix[:, 1], fix[:, 0]]
 
 
@@ -29,9 +31,11 @@ def information_gain(
     log_density: np.ndarray, baseline_log_density: np.ndarray, fixations: np.ndarray
 ) -> float:
     """Bits per fixation the model gains over the baseline (Kümmerer et al. 2015, eq. 1):
-    mean over fixations of log2 p_model(x_i) - log2 p_baseline(x_i).
+    mean over this image's fixations of log2 p_model(x_i) - log2 p_baseline(x_i).
 
     Both arguments are natural-log probabilities over the same pixel grid (each sums to 1).
+    Over a set of images the gain is pooled over all fixations (pysaliency's default
+    ``average='fixation'``), not averaged per image: ``train.saliency.evaluate``.
     """
     gain = _at(log_density, fixations) - _at(baseline_log_density, fixations)
     return float(gain.mean() / math.log(2))
@@ -40,36 +44,49 @@ def information_gain(
 def nss(saliency: np.ndarray, fixations: np.ndarray) -> float:
     """Normalized scanpath saliency: the map standardised to zero mean and unit standard
     deviation (N-1 normalisation, as MATLAB's ``std`` in the reference code), averaged at
-    the fixations."""
+    the fixations (each fixation counted, a pixel fixated twice twice, as pysaliency does;
+    the MIT code's binary fixation map counts it once). 0 for a constant map (a one-pixel
+    image included), which has no spread to standardise: tested as such, since the rounding
+    of its mean leaves a spread of 1e-17 that would standardise to about +-1."""
     s = np.asarray(saliency, dtype=np.float64)
-    std = s.std(ddof=1)
-    z = (s - s.mean()) / (std if std > 0 else 1.0)
+    if s.size == 0 or s.max() == s.min():
+        return 0.0 if np.isfinite(s).all() else float("nan")
+    z = (s - s.mean()) / s.std(ddof=1)
     return float(_at(z, fixations).mean())
 
 
-def auc_judd(saliency: np.ndarray, fixations: np.ndarray) -> float:
-    """AUC-Judd: thresholds at the saliency of each fixation; the true-positive rate is the
-    share of fixations at or above it, the false-positive rate the share of the other
-    pixels at or above it; the curve runs from (0, 0) to (1, 1), integrated by trapezoids.
-    (The reference code's optional tie-breaking jitter is left out.)"""
-    s = np.asarray(saliency, dtype=np.float64).ravel()
-    fix_values = np.sort(_at(np.asarray(saliency, dtype=np.float64), fixations))[::-1]
-    n_fix, n_pix = len(fix_values), s.size
-    sorted_s = np.sort(s)
-    tp = np.zeros(n_fix + 2)
-    fp = np.zeros(n_fix + 2)
-    tp[-1] = fp[-1] = 1.0
-    for i, thresh in enumerate(fix_values, start=1):
-        above = n_pix - np.searchsorted(sorted_s, thresh, side="left")
-        tp[i] = i / n_fix
-        fp[i] = (above - i) / max(n_pix - n_fix, 1)
-    return float(np.sum((fp[1:] - fp[:-1]) * (tp[1:] + tp[:-1]) / 2))
+def auc(saliency: np.ndarray, fixations: np.ndarray) -> float:
+    """Area under the ROC curve of the map as a classifier of fixations against pixels:
+    pysaliency's ``AUC`` for one image with its defaults (``nonfixations='uniform'``,
+    ``thresholds='all'``; github.com/matthias-k/pysaliency). Every fixation is a positive
+    (a cell fixated k times counts k times), every pixel of the map is a negative (fixated
+    ones included), and the area is the exact one over all thresholds with ties counted
+    1/2, i.e. the Mann-Whitney statistic P(s(fixation) > s(pixel)) + P(s(fixation) =
+    s(pixel)) / 2. Always in [0, 1]; exactly 0.5 for a constant map; deterministic (no
+    jitter). NaN when the map is not finite or there are no fixations.
+
+    It is not the MIT benchmark's AUC-Judd (``AUC_Judd.m``), which takes the distinct fixated
+    pixels against the unfixated ones, thresholds at the fixated values only and breaks ties
+    by random jitter (github.com/matthias-k/saliency-benchmarking says why pysaliency does
+    otherwise). This one matches the rest of the project, which reads pysaliency's HDF5 sets
+    and scores information gain in pysaliency's sense."""
+    s = np.asarray(saliency, dtype=np.float64)
+    positives = _at(s, fixations)
+    if len(positives) == 0 or not np.isfinite(s).all():
+        return float("nan")
+    negatives = np.sort(s.ravel())
+    below = np.searchsorted(negatives, positives, side="left")  # pixels strictly lower
+    not_above = np.searchsorted(negatives, positives, side="right")  # lower or equal
+    return float((below.sum() + not_above.sum()) / (2 * len(positives) * negatives.size))
 
 
 def cc(saliency: np.ndarray, fixation_map: np.ndarray) -> float:
-    """Pearson's linear correlation coefficient between the two maps."""
+    """Pearson's linear correlation coefficient between the two maps; 0 when either is
+    constant (all-zero included), which has no variance to correlate (MATLAB gives NaN)."""
     a = np.asarray(saliency, dtype=np.float64).ravel()
     b = np.asarray(fixation_map, dtype=np.float64).ravel()
+    if a.max() == a.min() or b.max() == b.min():
+        return 0.0 if np.isfinite(a).all() and np.isfinite(b).all() else float("nan")
     a, b = a - a.mean(), b - b.mean()
     denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / denom) if denom > 0 else 0.0
@@ -77,11 +94,23 @@ def cc(saliency: np.ndarray, fixation_map: np.ndarray) -> float:
 
 def kl_div(saliency: np.ndarray, fixation_map: np.ndarray) -> float:
     """KL divergence of the saliency distribution P from the fixation distribution Q, both
-    normalised to sum 1: sum Q log(eps + Q / (P + eps)), in nats. Lower is better."""
+    normalised to sum 1: sum Q log(eps + Q / (P + eps)), in nats. Lower is better.
+
+    An all-zero saliency map predicts no mass anywhere: P is taken as 0 everywhere (not
+    0/0), which the formula's eps turns into its worst, finite, value. An all-zero fixation
+    map has no distribution to compare against: ValueError."""
     p = np.asarray(saliency, dtype=np.float64)
     q = np.asarray(fixation_map, dtype=np.float64)
-    p, q = p / p.sum(), q / q.sum()
+    if q.sum() == 0:
+        raise ValueError("KL divergence: the fixation map has no mass (it sums to 0)")
+    p, q = _to_sum_1(p), q / q.sum()
     return float((q * np.log(EPS + q / (p + EPS))).sum())
+
+
+def _to_sum_1(m: np.ndarray) -> np.ndarray:
+    """``m`` divided by its sum; an all-zero map (sum 0) stays all zero."""
+    total = m.sum()
+    return m / total if total != 0 else m
 
 
 def _minmax_then_sum(m: np.ndarray) -> np.ndarray:
@@ -89,12 +118,14 @@ def _minmax_then_sum(m: np.ndarray) -> np.ndarray:
     span = m.max() - m.min()
     if span > 0:
         m = (m - m.min()) / span
-    return m / m.sum()
+    return _to_sum_1(m)
 
 
 def sim(saliency: np.ndarray, fixation_map: np.ndarray) -> float:
     """Similarity (histogram intersection): both maps scaled to [0, 1], then to sum 1,
-    then sum of the pixel-wise minimum. 1 means identical distributions."""
+    then sum of the pixel-wise minimum. 1 means identical distributions. An all-zero map
+    has no mass to share, so its similarity to any map is 0 (the MATLAB code gives NaN); a
+    constant non-zero map is the uniform distribution."""
     return float(np.minimum(_minmax_then_sum(saliency), _minmax_then_sum(fixation_map)).sum())
 
 
@@ -109,7 +140,7 @@ def all_metrics(
     return {
         "info_gain": information_gain(log_density, baseline_log_density, fixations),
         "nss": nss(density, fixations),
-        "auc_judd": auc_judd(density, fixations),
+        "auc": auc(density, fixations),
         "cc": cc(density, fixation_map),
         "kl": kl_div(density, fixation_map),
         "sim": sim(density, fixation_map),

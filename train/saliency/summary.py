@@ -12,7 +12,7 @@ from pathlib import Path
 from train.run_folder import RESULTS
 from train.summary import RunStatus, is_number, results_for_report, run_results, write_tables
 
-TEST_METRICS = ("info_gain", "nss", "auc_judd", "cc", "kl", "sim")
+TEST_METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
 
 
 def variant_results(run_dir: Path) -> dict:
@@ -75,7 +75,7 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     head = (
         "| variant | status | entropy term | best epoch | val IG (bit/fix) | test IG | test NSS "
-        "| test AUC-Judd | test CC | test KL | test SIM | wall time |\n"
+        "| test AUC | test CC | test KL | test SIM | wall time |\n"
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
 
@@ -90,7 +90,7 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['variant']} | {r['status']} | {term} | {num(r['best_epoch'], 'd')} "
             f"| {num(r['val_info_gain'], '+.4f')} | {num(r['test_info_gain'], '+.4f')} "
-            f"| {num(r['test_nss'], '.3f')} | {num(r['test_auc_judd'], '.3f')} "
+            f"| {num(r['test_nss'], '.3f')} | {num(r['test_auc'], '.3f')} "
             f"| {num(r['test_cc'], '.3f')} | {num(r['test_kl'], '.3f')} "
             f"| {num(r['test_sim'], '.3f')} | {'-' if wall is None else f'{wall / 60:.1f} min'} |"
         )

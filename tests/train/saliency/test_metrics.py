@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from train.saliency.metrics import auc_judd, cc, information_gain, kl_div, nss, sim
+from train.saliency.metrics import auc, cc, information_gain, kl_div, nss, sim
 
 
 def test_information_gain_two_fixations():
@@ -27,16 +27,16 @@ def test_nss_uses_n_minus_1_std():
 @pytest.mark.parametrize(
     "fix, expected",
     [
-        ([[1, 1]], 1.0),  # fixation on the top value: curve (0,0),(0,1),(1,1)
-        ([[0, 0]], 0.5),  # fixation on the lowest: every pixel above, (0,0),(1,1)
-        # thresholds .4 and .2: (0,.5) then 3 pixels >= .2 -> fp (3-2)/2 = .5, tp 1
-        # area = .5 * (.5 + 1) / 2 + .5 * 1 = .875
-        ([[1, 1], [1, 0]], 0.875),
+        # every pixel is a negative, the fixated one included, ties counting 1/2
+        ([[1, 1]], 0.875),  # .4: above 3 of the 4 pixels, tied with 1: 3.5 / 4
+        ([[0, 0]], 0.125),  # .1: above none, tied with 1: .5 / 4
+        ([[1, 1], [1, 0]], 0.625),  # .4 and .2: (3.5 + 1.5) / 8
+        ([[1, 1], [1, 1]], 0.875),  # a duplicate counts again, at the same rank
     ],
 )
-def test_auc_judd(fix, expected):
+def test_auc(fix, expected):
     s = np.array([[0.1, 0.2], [0.3, 0.4]])
-    assert auc_judd(s, np.array(fix)) == pytest.approx(expected)
+    assert auc(s, np.array(fix)) == pytest.approx(expected)
 
 
 def test_cc():

@@ -30,7 +30,7 @@ def test_each_variant_trains_and_writes_its_run_folder(tiny_config, tmp_path, sy
     assert json.loads(lines[-1])["kind"] == "test" and "test_info_gain" in json.loads(lines[-1])
     res = json.loads((out / "results.json").read_text())
     assert res["variant"] == f"{variant}_tiny" and res["epochs"] == 2
-    for k in ("info_gain", "nss", "auc_judd", "cc", "kl", "sim"):
+    for k in ("info_gain", "nss", "auc", "cc", "kl", "sim"):
         assert k in res["val"] and res["val"][k] == res["val"][k]  # present, not NaN
     assert ("train_entropy" in json.loads(lines[0])) == (variant == "entropy_reg")
     assert load_config(out / "config.yaml").name == f"{variant}_tiny"
