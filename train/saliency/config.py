@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from trajkit.cli import MAX_THREADS, describe_validation_error
+from train.summary import SUMMARY_JSON, SUMMARY_MD
+from trajkit.cli import MAX_THREADS, describe_validation_error, short_repr
 from trajkit.presets import config_file
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
@@ -16,6 +25,16 @@ from trajkit.yamlfile import read_yaml_mapping
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message is one line naming the field."""
+
+
+# A run's name is its folder under --out: one plain name, never a path ("../x", "/x", "a/b"),
+# a hidden or an option-like name, or a control character. ASCII only, so that it names the
+# same folder on every filesystem (macOS stores its own Unicode normalisation).
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A folder name holds 255 bytes; train.slurm's temporary slurm/.tmp-NAME.sbatch.PID adds 20.
+MAX_NAME_LENGTH = 200
+# What train.saliency.parallel writes beside the run folders (slurm/: train.slurm's scripts).
+RESERVED_NAMES = (SUMMARY_JSON, SUMMARY_MD, "slurm")
 
 
 class _Strict(BaseModel):
@@ -73,11 +92,32 @@ class TrainConfig(_Strict):
 
 
 class SaliencyConfig(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(description="the run's folder under --out")
     data: DataConfig
     model: ModelConfig = ModelConfig()
     entropy: EntropyConfig = EntropyConfig()
     train: TrainConfig = TrainConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        """Reserved names are compared ignoring case: on macOS and Windows "Summary.md" is
+        summary.md."""
+        if not RUN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{short_repr(name)} is not a plain folder name: letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"{short_repr(name)} is {len(name)} characters long; at most {MAX_NAME_LENGTH}"
+            )
+        if name.casefold() in RESERVED_NAMES:
+            raise ValueError(
+                f"{name!r} is taken by what the launcher writes beside the runs "
+                f"({', '.join(RESERVED_NAMES)}); choose another"
+            )
+        return name
 
 
 def parse_config(raw: dict, source: str = "config") -> SaliencyConfig:

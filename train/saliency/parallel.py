@@ -12,13 +12,15 @@ Ctrl-C stops all, each keeping its ``last.pt`` for ``--resume``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine
-from train.saliency.config import ConfigError, load_config
+from train.saliency.config import ConfigError, DataConfig, SaliencyConfig, load_config
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
+from train.saliency.splits import split_indices
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 from trajkit.cli import (
@@ -62,9 +64,10 @@ def build_parser() -> OneLineParser:
 
 
 def run_args(args, config: Path, name: str) -> list[str]:
-    cmd = ["--config", str(config.absolute()), "--out", str(args.out / name), "--quiet"]
+    """Paths go as ``--flag=PATH``: the child read ``--out -x/NAME`` as two options."""
+    cmd = [f"--config={config.absolute()}", f"--out={args.out / name}", "--quiet"]
     if args.data is not None:
-        cmd += ["--data", str(args.data.absolute())]
+        cmd.append(f"--data={args.data.absolute()}")
     if args.epochs is not None:
         cmd += ["--epochs", str(args.epochs)]
     cmd += ["--device", args.device]
@@ -72,16 +75,31 @@ def run_args(args, config: Path, name: str) -> list[str]:
 
 
 def plan(args) -> dict[str, list[str]]:
-    """Check every config and run folder before starting anything; name -> arguments."""
-    names = {}
+    """Check what every run would refuse (config, data, device, run folder) before starting
+    any: one line then, not a failed run per variant; name -> arguments."""
+    configs: dict[str, tuple[Path, SaliencyConfig]] = {}
     for given in args.configs:
         config = config_file("saliency", given, ConfigError)
         cfg = load_config(config)
-        if cfg.name in names:
-            raise ValueError(f"{names[cfg.name]} and {config} both name their run {cfg.name!r}")
-        names[cfg.name] = config
+        folder = cfg.name.casefold()  # one folder where case is ignored (macOS, Windows)
+        if folder in configs:
+            first, other = configs[folder]
+            if other.name == cfg.name:
+                raise ValueError(f"{first} and {config} both name their run {cfg.name!r}")
+            raise ValueError(
+                f"{first} names its run {other.name!r} and {config} {cfg.name!r}: "
+                "one folder where case is ignored (macOS, Windows)"
+            )
+        configs[folder] = config, cfg
         if args.launcher == "local":  # the cluster's paths need not exist here
-            open_source(args.data if args.data is not None else cfg.data.path)
+            check_data(args.data if args.data is not None else cfg.data.path, cfg.data)
+    names = {cfg.name: config for config, cfg in configs.values()}
+    if args.launcher == "local" and args.device == "cuda":
+        from train.distributed import pick_device  # torch
+
+        pick_device(args.device)  # without a GPU, the DeviceError each run would raise
+    if blocked := [p for n in names if os.path.lexists(p := args.out / n) and not p.is_dir()]:
+        raise ValueError(f"{blocked[0]} exists and is not a folder")
     if not args.resume:
         taken = [n for n in names if (args.out / n / "last.pt").exists()]
         if taken:
@@ -89,6 +107,18 @@ def plan(args) -> dict[str, list[str]]:
                 f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
             )
     return {name: run_args(args, config, name) for name, config in names.items()}
+
+
+def check_data(path: Path, data: DataConfig) -> None:
+    """The dataset opens and its splits leave stimuli to train and validate on, as each run
+    checks first (it also drops stimuli without fixations, which only loading them shows)."""
+    src = open_source(path)
+    parts = split_indices(src.refs, data.val_fraction, data.test_fraction, data.split_seed)
+    if not parts["train"] or not parts["val"]:
+        raise ValueError(
+            f"{path}: its {len(src)} stimuli leave the train or val split empty "
+            f"({len(parts['train'])} / {len(parts['val'])}); add data or raise val_fraction"
+        )
 
 
 @quiet_on_closed_output
