@@ -24,11 +24,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m generator --n $(N) --out $(DATA) --resume
 
+# One test process a core (pytest-xdist); `pytest FILE` alone runs in this process.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -n auto --dist worksteal -m slow
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -444,6 +444,7 @@ def _whole_samples(root: Path, temporaries: bool = False) -> int:
 
 
 N_CTRL_C = 300
+SLOW = pytest.mark.slow
 
 
 def _group_gone(pgid: int, wait: float = 20.0) -> bool:
@@ -462,8 +463,11 @@ def _group_gone(pgid: int, wait: float = 20.0) -> bool:
 
 @pytest.mark.parametrize(
     "signum, to_group",
-    [(signal.SIGINT, True), (signal.SIGTERM, False)],
-    ids=["ctrl-c-to-the-group", "sigterm-to-the-main-process"],
+    [
+        pytest.param(signal.SIGINT, True, id="ctrl-c-to-the-group"),
+        # the same stop by another signal; the endings below send SIGTERM in the default suite
+        pytest.param(signal.SIGTERM, False, id="sigterm-to-the-main-process", marks=SLOW),
+    ],
 )
 def test_ctrl_c_is_one_line_exit_130_and_keeps_whole_samples(tmp_path, signum, to_group):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM to the
@@ -536,8 +540,16 @@ runpy.run_module("generator", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-@pytest.mark.parametrize("when", ["last-step", "exit"])
+@pytest.mark.parametrize(
+    "when, how",
+    [
+        ("last-step", "sigterm"),
+        ("exit", "ctrl-c"),
+        # each signal at each moment: the default suite has each signal and each moment once
+        pytest.param("last-step", "ctrl-c", marks=SLOW),
+        pytest.param("exit", "sigterm", marks=SLOW),
+    ],
+)
 def test_a_stop_at_the_very_end_is_one_line_and_130(tmp_path, how, when):
     """A stop as the dataset is finished (Ctrl-C to the whole group, or SIGTERM) is the same
     stop as any other: the workers have ended by then. One after the command has returned

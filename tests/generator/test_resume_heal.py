@@ -205,15 +205,20 @@ def _edit_entry(key, value=MISSING):
     return edit
 
 
+def _slow(damage):
+    """A variant of a kind the default suite already covers: run by ``make test-slow``."""
+    return pytest.param(damage, marks=pytest.mark.slow, id=damage.__name__)
+
+
 MANIFEST_DAMAGE = [
     cut_to_5_bytes,
     folder,
     fifo,
-    link_to_device,
     _edit_entry("video_sha256"),
-    _edit_entry("stem"),
-    _edit_entry("video_bytes", "big"),
-    _edit_entry("video_bytes", None),
+    _slow(link_to_device),
+    _slow(_edit_entry("stem")),
+    _slow(_edit_entry("video_bytes", "big")),
+    _slow(_edit_entry("video_bytes", None)),
 ]
 
 
@@ -241,7 +246,7 @@ def test_a_damaged_manifest_is_kept_without_resume_and_repaired_with_it(
     assert cli("validate", root) == 0
 
 
-@pytest.mark.parametrize("damage", [fifo, link_to_device], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("damage", [fifo, _slow(link_to_device)], ids=lambda d: d.__name__)
 def test_a_fifo_or_device_for_fingerprint_or_manifest_is_one_line(
     made, damage, tmp_path, subprocess_cli
 ):
@@ -266,7 +271,7 @@ def test_a_fifo_or_device_for_fingerprint_or_manifest_is_one_line(
     assert "checkpoint_20.json is" in run.stderr and not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("damage", [fifo, link_to_device, folder], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("damage", [fifo, folder, _slow(link_to_device)], ids=lambda d: d.__name__)
 def test_a_fifo_or_device_after_the_last_checkpoint_is_rendered_again(
     made, damage, tmp_path, subprocess_cli
 ):

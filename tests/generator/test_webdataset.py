@@ -106,6 +106,7 @@ def _without_none(value):
     return value
 
 
+@pytest.mark.slow  # about 13 s, most of it importing `datasets`; webdataset reads them above
 def test_hugging_face_datasets_loads_plain_tar_shards(code, plain_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
