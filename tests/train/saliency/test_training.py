@@ -213,6 +213,9 @@ def test_damaged_last_pt_is_one_line_exit_1(tiny_config, tmp_path, synth, capsys
     assert err.count("\n") == 1 and "last.pt is damaged" in err
 
 
+# about 13 s; the other trainers' torchrun tests, in the default suite, run the shared
+# train.distributed set-up
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_and_resume(tiny_config, tmp_path, synth):
     """DDP with gloo: both ranks train on their shards, rank 0 alone writes, resume works."""
     cfg = tiny_config("baseline", synth, epochs=2)
