@@ -39,9 +39,11 @@ test on the clips only one of them got right, from ``train.evaluate``'s clips fi
 p covers the held-out clips' noise only, so it says whether two trained models differ; a
 retrained model moves by more, which the seeds above measure.
 
-``--reuse`` reads a round already scored under ``--out`` (every extractor trained on the
-same dataset for the same epochs from the same training seed, and scored on the same
-held-out set) instead of training it again, so seeds run on another day join one table.
+``--reuse`` takes a round already trained under ``--out`` (every extractor trained on the
+same dataset for the same epochs from the same training seed, and finished) instead of
+training it again, so seeds run on another day join one table; its runs are scored on the
+held-out set unless they already were, so ``--eval-seed`` can score trained runs on fresh
+clips that nothing was chosen by.
 Ctrl-C or SIGTERM stops the step under way (the generator or the round's runs stop
 cleanly) and exits 130.
 
@@ -135,12 +137,10 @@ def round_of(
     if data is None:
         return None
     out = args.out / f"{level}_s{seed}_t{train_seed}"
-    if args.reuse:
-        records = scored_round(out, args.extractors, data, epochs, train_seed, held_out)
-        if records is not None:
-            print(f"{out.name}: reusing its scored runs", flush=True)
-            classes = json.loads((data / "metadata.json").read_text())["classes"]
-            return records, None, classes
+    classes = json.loads((data / "metadata.json").read_text())["classes"]
+    if args.reuse and (runs := trained_round(out, args.extractors, data, epochs, train_seed)):
+        print(f"{out.name}: reusing its trained runs", flush=True)
+        return held_out_records(runs, held_out), None, classes
     shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
     recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
@@ -149,41 +149,47 @@ def round_of(
          "--seed", str(train_seed), *recipe])  # fmt: skip
     minutes = (time.monotonic() - start) / 60
     runs = [out / name for name in args.extractors if (out / name / "best.pt").exists()]
-    if runs:
-        run([sys.executable, "-m", "train.evaluate", *map(str, runs), "--data", str(held_out),
-             "--quiet"])  # fmt: skip
-    records = []
-    for path in runs:
-        record = path / "evaluations" / f"{held_out.name}.all.json"
-        if record.exists():
-            records.append(json.loads(record.read_text()))
-    classes = json.loads((data / "metadata.json").read_text())["classes"]
-    return records, minutes, classes
+    return held_out_records(runs, held_out), minutes, classes
 
 
-def scored_round(
-    out: Path, extractors: list[str], data: Path, epochs: int, train_seed: int, held_out: Path
-) -> list[dict] | None:
-    """The held-out records of a round already in ``out``, when every extractor's run there
-    trained on ``data`` for ``epochs`` from ``train_seed`` and was scored on ``held_out``;
-    else None. A record is written only after its round's training ended (a round starts in
-    an emptied folder), so one that is there is a finished round's."""
-    records = []
+def trained_round(
+    out: Path, extractors: list[str], data: Path, epochs: int, train_seed: int
+) -> list[Path] | None:
+    """The run folders of a round already trained in ``out``: every extractor's run trained
+    on ``data`` for ``epochs`` from ``train_seed`` and finished (``results.json`` and
+    ``best.pt`` are there); else None."""
+    runs = []
     for name in extractors:
+        path = out / name
         try:
-            cfg = yaml.safe_load((out / name / "config.yaml").read_text())
-            record = json.loads(
-                (out / name / "evaluations" / f"{held_out.name}.all.json").read_text()
-            )
+            cfg = yaml.safe_load((path / "config.yaml").read_text())
         except (OSError, ValueError, yaml.YAMLError):
             return None
-        if not isinstance(cfg, dict) or not isinstance(record, dict):
+        if not isinstance(cfg, dict):
             return None
         trained = (cfg.get("extractor"), cfg.get("data"), cfg.get("epochs"), cfg.get("seed"))
-        if trained != (name, str(data), epochs, train_seed) or record.get("data") != str(held_out):
+        finished = (path / "results.json").is_file() and (path / "best.pt").is_file()
+        if trained != (name, str(data), epochs, train_seed) or not finished:
             return None
-        records.append(record)
-    return records
+        runs.append(path)
+    return runs
+
+
+def held_out_records(runs: list[Path], held_out: Path) -> list[dict]:
+    """Each run's ``train.evaluate`` record on ``held_out``; the runs without one are scored
+    first, so trained runs can be scored on another held-out set without training again."""
+
+    def record_of(path: Path) -> dict | None:
+        try:
+            record = json.loads((path / "evaluations" / f"{held_out.name}.all.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("data") == str(held_out) else None
+
+    if unscored := [path for path in runs if record_of(path) is None]:
+        run([sys.executable, "-m", "train.evaluate", *map(str, unscored), "--data", str(held_out),
+             "--quiet"])  # fmt: skip
+    return [record for record in map(record_of, runs) if record is not None]
 
 
 def _pct(value: float | None) -> str:
