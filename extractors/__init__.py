@@ -4,31 +4,33 @@
 ``(B, 3, T, H, W) -> (B, D)``; ``build_model(name, preset)`` wraps it in the
 :class:`MultiViewModel` the trainer uses. See :mod:`extractors.registry` for
 the contract, the auxiliary-loss convention and plugins.
+
+The names below load on first use, not with the package: ``python -m extractors``
+imports the package before its command can turn Ctrl-C into one line, and torch
+and the built-in extractors take seconds to load.
 """
 
-from extractors.config import ExtractorConfig, ExtractorConfigError
-from extractors.registry import (
-    DuplicateExtractorError,
-    UnknownExtractorError,
-    create_extractor,
-    get_extractor,
-    list_extractors,
-    register_extractor,
-)
+from importlib import import_module
 
-# Built-in extractors register themselves on import.
-from extractors import i3d, magvit, slowfast, transformer  # noqa: E402, F401  isort: skip
-from extractors.multiview import MultiViewModel, build_model  # noqa: E402  isort: skip
+_HOMES = {
+    "ExtractorConfig": "extractors.config",
+    "ExtractorConfigError": "extractors.config",
+    "DuplicateExtractorError": "extractors.registry",
+    "ExtractorContractError": "extractors.registry",
+    "UnknownExtractorError": "extractors.registry",
+    "check_contract": "extractors.registry",
+    "create_extractor": "extractors.registry",
+    "get_extractor": "extractors.registry",
+    "list_extractors": "extractors.registry",
+    "register_extractor": "extractors.registry",
+    "MultiViewModel": "extractors.multiview",
+    "build_model": "extractors.multiview",
+}
 
-__all__ = [
-    "DuplicateExtractorError",
-    "ExtractorConfig",
-    "ExtractorConfigError",
-    "MultiViewModel",
-    "UnknownExtractorError",
-    "build_model",
-    "create_extractor",
-    "get_extractor",
-    "list_extractors",
-    "register_extractor",
-]
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

@@ -88,6 +88,17 @@ class OnePassLoader(DataLoader):
         return super().__iter__()
 
 
+def batch_size_for(dataset: Dataset, sampler: Any, batch_size: int) -> int:
+    """``batch_size``, but at most the items one pass gives: no batch holds more, so the slots
+    are sized by them, and torch's batch sampler refuses a size past ``sys.maxsize`` (it was
+    a traceback in the trainers)."""
+    try:
+        items = len(dataset if sampler is None else sampler)
+    except TypeError:  # an IterableDataset, whose length is unknown: left to torch
+        return batch_size
+    return max(1, min(batch_size, items))
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -105,9 +116,12 @@ def make_loader(
     between epochs (``persistent_workers``) so two generations of workers never
     share the slots; with ``persistent_workers=False`` the loader serves one pass.
     Without ``recycle``, ``persistent_workers`` is ``DataLoader``'s (default False).
+    A ``batch_size`` beyond the items one pass gives is one batch of them all, which
+    ``drop_last`` keeps.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = batch_size_for(dataset, options.get("sampler"), batch_size)
     options.setdefault("worker_init_fn", leave_stops_to_main_process)  # the main process stops them
     extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers else {}
     loader = DataLoader
@@ -116,10 +130,8 @@ def make_loader(
             if name in options:
                 raise ValueError(f"make_loader(recycle=True) sets {name} itself")
         slots = (prefetch_factor if num_workers else 0) + SLOTS_BEYOND_PREFETCH
-        # No batch holds more items than the sampler (or the dataset) gives.
-        rows = max(1, min(batch_size, len(options.get("sampler") or dataset)))
         extra["collate_fn"] = RecyclingCollate(
-            tuple(dataset.item_shape), dataset.item_dtype, rows, num_workers, slots
+            tuple(dataset.item_shape), dataset.item_dtype, batch_size, num_workers, slots
         )
         if num_workers:
             persistent = persistent_workers is not False

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,9 @@ from extractors.config import ExtractorConfig, ExtractorConfigError
 from extractors.cost import extractor_cost
 from extractors.registry import (
     DuplicateExtractorError,
+    ExtractorContractError,
     UnknownExtractorError,
+    check_contract,
     create_extractor,
     get_extractor,
     list_extractors,
@@ -86,9 +90,18 @@ def test_registration_needs_presets_and_a_good_name(clean_registry):
         register_extractor("Bad Name", description="x", config=ToyConfig)
 
 
+@pytest.mark.parametrize("name", ["evil\n", "evil\r\n", "Bad Name", "", "9lives", "ünï", 3])
+def test_a_bad_name_is_refused_in_one_line(clean_registry, name):
+    """``re.match`` with ``$`` let "evil\\n" through: a run folder named with a newline."""
+    with pytest.raises(ValueError, match="lower case") as info:
+        register_extractor(name, description="x", config=ToyConfig)
+    assert "\n" not in str(info.value)
+    assert name not in registry._REGISTRY
+
+
 def test_factory_without_embed_dim_is_rejected(clean_registry):
     register_extractor("noembed", description="x", config=ToyConfig)(lambda config: nn.Identity())
-    with pytest.raises(TypeError, match="'embed_dim'"):
+    with pytest.raises(ExtractorContractError, match="'embed_dim'"):
         create_extractor("noembed")
 
 
@@ -223,6 +236,29 @@ def test_broken_plugin_warns_and_the_rest_still_works(
     assert "i3d" in names and "broken" not in names
 
 
+def test_a_plugin_naming_its_extractor_with_a_newline_is_one_warning(
+    tmp_path, monkeypatch, clean_registry
+):
+    _install_plugin(
+        tmp_path,
+        "traj_evil",
+        "traj_evil_ext",
+        """
+        [trajectory_extractors]
+        evil = traj_evil_ext
+        """,
+        PLUGIN_MODULE.replace('"meancolour"', '"evil\\n"'),
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "traj_evil_ext", raising=False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.warns(registry.PluginLoadWarning) as caught:
+        names = list_extractors()
+    (message,) = [str(w.message) for w in caught]
+    assert "'evil' (traj_evil_ext) failed to load: ValueError: extractor name 'evil\\n'" in message
+    assert not [name for name in names if "evil" in name]
+
+
 def test_cli_list_shows_every_extractor_and_preset(capsys):
     assert cli_main(["list"]) == 0
     out = capsys.readouterr().out
@@ -252,6 +288,103 @@ def test_cli_names_and_presets_given_twice_are_shown_once(capsys):
     assert lines[-1].count("tiny") == 1, lines[-1]
 
 
+class Changed(Toy):
+    """A Toy whose output is passed through ``change``."""
+
+    def __init__(self, config: ToyConfig, change) -> None:
+        super().__init__(config)
+        self.change = change
+
+    def forward(self, x):
+        return self.change(super().forward(x))
+
+
+def with_embed_dim(value):
+    def build(config: ToyConfig) -> nn.Module:
+        model = Toy(config)
+        model.embed_dim = value
+        return model
+
+    return build
+
+
+def factory_fails(config: ToyConfig) -> nn.Module:
+    raise KeyError("factory fails")
+
+
+def exits(y):
+    sys.exit(3)
+
+
+def refuses(y):
+    raise ValueError("forward\nrefuses")
+
+
+@pytest.mark.parametrize(
+    ("factory", "said"),
+    [
+        (
+            lambda c: Changed(c, lambda y: torch.cat([y, y], dim=1)),
+            "forward on a 2x3x8x16x16 clip returned 2x8, not 2x4 (batch, embed_dim)",
+        ),
+        (
+            lambda c: Changed(c, lambda y: y[:, :, None]),
+            "returned 2x4x1, not 2x4 (batch, embed_dim)",
+        ),
+        (lambda c: Changed(c, lambda y: y[:1]), "returned 1x4, not 2x4 (batch, embed_dim)"),
+        (lambda c: Changed(c, lambda y: (y, y)), "forward returned a tuple, not a tensor"),
+        (with_embed_dim("4"), "its module must set a positive int 'embed_dim', got '4'"),
+        (with_embed_dim(0), "'embed_dim', got 0"),
+        (with_embed_dim(True), "'embed_dim', got True"),
+        (with_embed_dim(None), "'embed_dim', got None"),
+        (with_embed_dim([0] * 10**6), "'embed_dim', got [0, 0, 0, 0, 0, 0, ...]"),  # not 3 MB
+        (factory_fails, "building it raised KeyError: 'factory fails'"),
+        (
+            lambda c: Changed(c, refuses),
+            "its forward on a 2x3x8x16x16 clip raised ValueError: forward",
+        ),
+        (lambda c: Changed(c, exits), "its forward on a 2x3x8x16x16 clip raised SystemExit: 3"),
+    ],
+)
+def test_an_extractor_that_breaks_the_contract_is_one_line_naming_it(clean_registry, factory, said):
+    register_extractor("broken", description="x", config=ToyConfig)(factory)
+    with pytest.raises(ExtractorContractError) as info:
+        check_contract("broken")
+    message = str(info.value)
+    assert message.startswith(f"extractor 'broken' ({__name__}) breaks the contract: "), message
+    assert message.endswith(said) and "\n" not in message, message
+
+
+class CountsThreads(Toy):
+    """Notes the torch threads its forward runs on."""
+
+    seen: list[int] = []
+
+    def forward(self, x):
+        self.seen.append(torch.get_num_threads())
+        return super().forward(x)
+
+
+def test_extractors_that_keep_the_contract_pass(clean_registry):
+    """On one thread (two were 1-6 s per built-in on a busy machine), then the caller's again;
+    on the CPU, whatever the caller's default device."""
+    register_extractor("counter", description="x", config=ToyConfig)(CountsThreads)
+    torch.set_num_threads(2)  # the conftest's one thread is restored after the test
+    with torch.device("meta"):
+        for name in list_extractors():
+            check_contract(name)
+    check_contract("counter", "base", embed_dim=6)
+    assert CountsThreads.seen == [1, 1]
+    assert torch.get_num_threads() == 2
+
+
+def test_a_bad_option_is_a_config_error_not_a_broken_contract():
+    with pytest.raises(ExtractorConfigError, match="stem_dim_out"):
+        check_contract("i3d", stem_dim_out=-1)
+    with pytest.raises(UnknownExtractorError):
+        check_contract("i3dd")
+
+
 class Parameterless(nn.Module):
     """A fixed projection, no weights: it has MACs but no parameters."""
 
@@ -269,26 +402,47 @@ def test_a_parameter_free_extractor_is_measured(clean_registry):
     assert extractor_cost("fixed", "tiny") == (0, 9)  # a 3 x 3 matrix product
 
 
-class Exploding(Toy):
+class ReadsValues(Toy):
+    """Keeps the contract, but reads a value, which a tensor on the meta device has none of."""
+
     def forward(self, x):
-        raise ValueError("forward\nexploded")
+        return super().forward(x) * float(x.abs().max() + 1)
 
 
-def test_cli_an_extractor_that_cannot_run_is_one_warning_and_the_rest_print(clean_registry, capsys):
-    register_extractor("boom", description="explodes", config=ToyConfig)(Exploding)
-    assert cli_main(["list", "boom", "i3d"]) == 0
+def test_cli_an_extractor_that_cannot_be_measured_is_one_warning_and_the_rest_print(
+    clean_registry, capsys
+):
+    register_extractor("reader", description="reads values", config=ToyConfig)(ReadsValues)
+    assert cli_main(["list", "reader", "i3d"]) == 0
     captured = capsys.readouterr()
     assert captured.err == (
-        f"warning: extractor 'boom' ({__name__}) could not be measured at tiny, base: "
-        "ValueError: forward\n"
+        f"warning: extractor 'reader' ({__name__}) could not be measured at tiny, base: "
+        "RuntimeError: Tensor.item() cannot be called on meta tensors\n"
     )
     rows = [line.split()[:4] for line in captured.out.splitlines()[1:5]]
     assert rows == [
-        ["boom", "tiny", "?", "?"],
+        ["reader", "tiny", "?", "?"],
         ["base", "?", "?"],
         ["i3d", "tiny", "446.81k", "22.66M"],
         ["base", "28.11M", "9.29G"],
     ]
+
+
+def test_cli_an_extractor_that_breaks_the_contract_is_one_warning_and_the_rest_print(
+    clean_registry, capsys
+):
+    """Its row looked normal, and python -m train then failed with a traceback."""
+    register_extractor("wide", description="too wide", config=ToyConfig)(
+        lambda config: Changed(config, lambda y: torch.cat([y, y], dim=1))
+    )
+    assert cli_main(["list", "wide", "i3d", "--preset", "tiny"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"warning: extractor 'wide' ({__name__}) breaks the contract: forward on a "
+        "2x3x8x16x16 clip returned 2x8, not 2x4 (batch, embed_dim)\n"
+    )
+    rows = [line.split()[:4] for line in captured.out.splitlines()[1:3]]
+    assert rows == [["wide", "tiny", "?", "?"], ["i3d", "tiny", "446.81k", "22.66M"]]
 
 
 def test_cli_plugin_problems_are_one_line_each(tmp_path):
@@ -319,10 +473,58 @@ def test_cli_plugin_problems_are_one_line_each(tmp_path):
     assert done.stderr.splitlines() == [
         "warning: extractor plugin 'broken' (traj_hostile_missing) failed to load: "
         "ModuleNotFoundError: No module named 'traj_hostile_missing'",
-        "warning: extractor 'boom' (traj_hostile_ext) could not be measured at tiny: "
-        "ValueError: forward exploded",
+        "warning: extractor 'boom' (traj_hostile_ext) breaks the contract: its forward on a "
+        "2x3x8x16x16 clip raised ValueError: forward exploded",
     ]
     assert [line.split()[:4] for line in done.stdout.splitlines()[1:3]] == [
         ["boom", "tiny", "?", "?"],
         ["i3d", "tiny", "446.81k", "22.66M"],
     ]
+
+
+def test_cli_module_loads_no_torch_before_it_can_be_stopped():
+    """``python -m extractors`` imports the package first: torch there, Ctrl-C was a traceback."""
+    code = "import sys, extractors.__main__; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_cli_a_stop_while_a_plugin_loads_is_one_line_exit_130(tmp_path):
+    """It was a KeyboardInterrupt traceback: the plugin marks its import, then hangs."""
+    started = tmp_path / "plugin-importing"
+    _install_plugin(
+        tmp_path,
+        "traj_slow",
+        "traj_slow_ext",
+        """
+        [trajectory_extractors]
+        slow = traj_slow_ext
+        """,
+        f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(600)\n",
+    )
+    lister = subprocess.Popen(
+        [sys.executable, "-m", "extractors", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    try:
+        deadline = time.monotonic() + 300  # torch loads first: seconds on a busy machine
+        while not started.exists():
+            assert lister.poll() is None, lister.communicate()
+            assert time.monotonic() < deadline, "the plugin was never imported"
+            time.sleep(0.1)
+        lister.send_signal(signal.SIGINT)
+        out, err = lister.communicate(timeout=60)
+    finally:
+        if lister.poll() is None:
+            lister.kill()
+            lister.communicate()
+    assert (lister.returncode, err.splitlines(), out) == (
+        130,
+        ["interrupted: listing reads only; nothing was changed"],
+        "",
+    )
