@@ -31,6 +31,7 @@ import socket
 import ssl
 import sys
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -58,6 +59,9 @@ from trajkit.lock import FolderLock, ForeignLockError, LockedError
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
+# ... and with less than this arriving a second over as long (curl's --speed-limit): a server
+# that sends a byte now and then is never silent for TIMEOUT_SECONDS and held a run for ever.
+MIN_BYTES_PER_SECOND = 1024
 BASE_URL_ENV = "JEPA_DOWNLOAD_BASE_URL"
 DISK_MARGIN = 1.1  # ask for 10% more than the estimate
 LOCK_NAME = ".download.lock"
@@ -296,6 +300,7 @@ def receive(
     # Unbuffered, so what was written is in the part whatever stops the loop, and a full
     # disk cannot fail a second time when the file closes.
     with open(part, "ab" if start else "wb", buffering=0) as f, bar:
+        window_start, window_bytes = time.monotonic(), 0
         try:
             # read1: what has arrived, so a stall keeps the bytes before it in the part
             while block := response.read1(CHUNK):
@@ -303,6 +308,14 @@ def receive(
                 while view:
                     view = view[f.write(view) :]
                 bar.update(len(block))
+                window_bytes += len(block)
+                if (elapsed := time.monotonic() - window_start) >= TIMEOUT_SECONDS:
+                    if window_bytes < MIN_BYTES_PER_SECOND * elapsed:
+                        raise TimeoutError(
+                            f"{window_bytes} bytes in the last {elapsed:.0f} s, under "
+                            f"{MIN_BYTES_PER_SECOND} a second"
+                        )
+                    window_start, window_bytes = time.monotonic(), 0
             os.fsync(f.fileno())
         except (OSError, http.client.HTTPException) as err:  # a stall, a reset, a full disk
             raise DownloadError(

@@ -29,6 +29,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     stall_seconds = 0.0
     resume_from: int | None = None  # answer a Range request from this byte, whatever it asked
     refuse_head = False  # 405 to HEAD: the size comes only with the download
+    drip_after: int | None = None  # send this many bytes at once, then one byte every 0.05 s
 
     def _send(self, body: bool) -> None:
         data = self.files.get(self.path.lstrip("/"))
@@ -51,7 +52,16 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        if body and self.cut_after is not None:
+        if body and self.drip_after is not None:
+            self.wfile.write(data[start : start + self.drip_after])
+            try:
+                for i in range(start + self.drip_after, len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass  # the client gave up
+        elif body and self.cut_after is not None:
             self.wfile.write(data[start : start + self.cut_after])
             self.wfile.flush()
             time.sleep(self.stall_seconds)
@@ -77,6 +87,7 @@ def server():
     _RangeHandler.files, _RangeHandler.log, _RangeHandler.honour_range = {}, [], True
     _RangeHandler.cut_after, _RangeHandler.stall_seconds = None, 0.0
     _RangeHandler.resume_from, _RangeHandler.refuse_head = None, False
+    _RangeHandler.drip_after = None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -245,6 +256,31 @@ def test_a_download_cut_short_keeps_its_part_and_resumes(tmp_path, server, monke
     handler.cut_after = None
     download.fetch(f"{url}/f.bin", dest)
     assert dest.read_bytes() == body and ("GET", "/f.bin", "bytes=30000-") in handler.log
+
+
+@pytest.mark.timeout(60)  # before the fix it dripped for an hour
+def test_a_server_that_drips_bytes_is_given_up_and_resumed(tmp_path, server, monkeypatch):
+    """A byte every 0.05 s is never silent for the timeout: before, the download went on for
+    ever (a 170 MB archive at 20 B/s: three months). Now under MIN_BYTES_PER_SECOND for a
+    whole timeout it stops in one line, keeps what arrived, and the next run resumes."""
+    url, handler = server
+    body = bytes(range(256)) * 400
+    handler.files["f.bin"] = body
+    handler.drip_after = 30_000
+    dest = tmp_path / "f.bin"
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
+    start = time.monotonic()
+    with pytest.raises(download.DownloadError) as e:
+        download.fetch(f"{url}/f.bin", dest)
+    assert time.monotonic() - start < 10
+    message = str(e.value)
+    assert "\n" not in message and "under 1024 a second" in message, message
+    assert "run the same command again to resume" in message
+    kept = (tmp_path / "f.bin.part").read_bytes()
+    assert 30_000 <= len(kept) < len(body) and body.startswith(kept) and not dest.exists()
+    handler.drip_after = None
+    download.fetch(f"{url}/f.bin", dest)
+    assert dest.read_bytes() == body and ("GET", "/f.bin", f"bytes={len(kept)}-") in handler.log
 
 
 def _full_after(f, write, block, limit: int) -> int:
