@@ -64,15 +64,7 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> FolderLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe(os.pread(fd, 4096, 0))
-            os.close(fd)
-            raise LockedError(
-                f"{self.path.parent} is being written by {holder}; wait for it to finish or stop it"
-            ) from None
+        fd = self._locked_descriptor()
         try:  # the note below replaces the file's text: never someone else's file
             held = os.pread(fd, 4096, 0)
         except OSError:
@@ -98,11 +90,36 @@ class FolderLock:
         _HELD.add(fd)
         return self
 
+    def _locked_descriptor(self) -> int:
+        """A descriptor of the file at ``path``, flocked. A holder that unlinks the file as it
+        releases (a download, a folder removed when unused) can leave the flock of a file no
+        longer there to a process that opened it just before: such a lock guards nothing,
+        so it is dropped and the file now at ``path`` is tried."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe(os.pread(fd, 4096, 0))
+                os.close(fd)
+                raise LockedError(
+                    f"{self.path.parent} is being written by {holder}; wait for it to finish "
+                    "or stop it"
+                ) from None
+            try:
+                here = os.stat(self.path)
+            except FileNotFoundError:
+                here = None
+            held = os.fstat(fd)
+            if here is not None and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            _unlock(fd)
+
     def release(self) -> None:
         if self._fd not in _HELD:  # never taken, or a forked child's copy (closed at the fork)
             self._fd = None
             return
-        # The file stays: unlinking it would let a waiter lock an orphaned inode.
+        # The file stays (a holder that unlinks it first may: ``_locked_descriptor``).
         try:
             os.ftruncate(self._fd, 0)
         finally:

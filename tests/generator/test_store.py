@@ -397,6 +397,36 @@ def test_lock_names_its_holder_and_is_free_again_after_release(tmp_path):
     second.release()  # twice is harmless
 
 
+def test_a_lock_of_a_file_unlinked_as_it_was_taken_is_dropped_for_the_file_now_there(
+    tmp_path, monkeypatch
+):
+    """A holder that unlinks its lock file as it releases (a download, a folder removed when
+    unused) let a process that had opened the file just before lock the unlinked file: a
+    third then locked the new file at the path, and two held "the" lock at once."""
+    import trajkit.lock as lock_module
+
+    path = tmp_path / ".download.lock"
+    first = FolderLock(path).acquire()
+    real_flock, raced = fcntl.flock, []
+
+    def flock(fd, op):  # the first holder unlinks and releases between our open and our flock
+        if not raced and op & fcntl.LOCK_EX:
+            raced.append(fd)
+            path.unlink()
+            first.release()
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock)
+    second = FolderLock(path).acquire()
+    monkeypatch.setattr(lock_module.fcntl, "flock", real_flock)
+    held = os.fstat(second._fd)
+    assert raced and path.exists(), "the lock held is of a file no longer there"
+    assert (held.st_dev, held.st_ino) == (path.stat().st_dev, path.stat().st_ino)
+    with pytest.raises(LockedError, match=f"process {os.getpid()}"):
+        FolderLock(path).acquire()
+    second.release()
+
+
 def test_lock_file_says_since_when_in_iso_8601_and_is_not_executable(tmp_path):
     path = tmp_path / ".lock"
     with FolderLock(path):
