@@ -12,8 +12,9 @@ each of ``--seeds`` (three by default; the seed sets the data, the masks and the
 
 Exit status 0 only if, for every config: no seed collapses (RankMe of the pretrained features
 above the random network's, and no collapse warning at the last epoch), the mean k-NN gain
-over random init is at least ``--margin`` (+0.15), and McNemar's exact test on the same held-out
-images, pooled over the seeds, gives one-sided p < ``--alpha``. Writes ``<out>/bench.json``.
+over random init is at least ``--margin`` (+0.15), and the image-level sign test
+(``image_sign_test``) gives one-sided p < ``--alpha``. Each seed's own McNemar p is printed too.
+Writes ``<out>/bench.json``.
 
 The (config, seed) cells are independent: they run in ``--jobs`` processes (one per core by
 default) of ``--threads`` torch threads (1). On 2 shared cores that is faster than one process
@@ -137,7 +138,22 @@ def collapse_reasons(run: dict) -> list[str]:
     return reasons
 
 
-def verdict(runs: list[dict], pooled_p: float, margin: float, alpha: float) -> list[str]:
+def image_sign_test(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
+    """One-sided p that encoder ``a`` classifies more test images correctly than ``b``, over
+    ``(seeds, images)`` outcomes, with the image as the unit: each image's correctness averaged
+    over the seeds, then a sign test over the images on which one is ahead (McNemar's test, for
+    one seed).
+
+    Not McNemar's test on the seeds' discordant pairs pooled: on digits every seed is scored on
+    the same 360 test images, an image one encoder alone gets right tends to stay so on every
+    seed, and pooling counted it once per seed. Where the seeds draw their own test images
+    (synthetic), the images averaged together are independent draws, which the test allows.
+    """
+    diff = correct_a.double().mean(0) - correct_b.double().mean(0)
+    return mcnemar_greater(diff > 0, diff < 0)  # the sign test: "a ahead" against "b ahead"
+
+
+def verdict(runs: list[dict], p_value: float, margin: float, alpha: float) -> list[str]:
     """The failures of one config's runs: collapsed seeds, too small a gain, no significance."""
     failures = [
         f"seed {run['seed']} collapsed ({'; '.join(reasons)})"
@@ -147,8 +163,8 @@ def verdict(runs: list[dict], pooled_p: float, margin: float, alpha: float) -> l
     mean_gain = statistics.fmean(run["knn_gain"] for run in runs)
     if mean_gain < margin:
         failures.append(f"mean k-NN gain {mean_gain:+.3f} < {margin:+.2f}")
-    if pooled_p >= alpha:
-        failures.append(f"McNemar one-sided p = {pooled_p:.2g} >= {alpha}")
+    if p_value >= alpha:
+        failures.append(f"image-level sign test one-sided p = {p_value:.2g} >= {alpha}")
     return failures
 
 
@@ -176,20 +192,19 @@ def print_run(run: dict) -> None:
 
 
 def summarise_config(config: str, runs: list[dict], args: argparse.Namespace) -> dict:
-    """One config's seeds (in seed order), pooled McNemar test and verdict, printed."""
+    """One config's seeds (in seed order), image-level sign test and verdict, printed."""
     correct = [run.pop("knn_correct") for run in runs]
-    pooled = {
-        label: torch.tensor([x for c in correct for x in c[label]])
-        for label in ("pretrained", "random_init")
-    }
-    p_value = mcnemar_greater(pooled["pretrained"], pooled["random_init"])
+    pretrained, random_init = (
+        torch.tensor([c[label] for c in correct]) for label in ("pretrained", "random_init")
+    )
+    p_value = image_sign_test(pretrained, random_init)
     gains = [run["knn_gain"] for run in runs]
     failures = verdict(runs, p_value, args.margin, args.alpha)
     summary = (
         f"mean k-NN gain {statistics.fmean(gains):+.3f} over {len(runs)} seeds (least "
-        f"{min(gains):+.3f}; pooled McNemar p = {p_value:.2g} on {len(pooled['pretrained'])} "
-        f"images); median {statistics.median(r['train_images_per_second'] for r in runs):.0f} "
-        "images/s"
+        f"{min(gains):+.3f}; image-level sign test one-sided p = {p_value:.2g} on "
+        f"{pretrained.size(1)} test images, each averaged over the seeds); median "
+        f"{statistics.median(r['train_images_per_second'] for r in runs):.0f} images/s"
     )
     print(
         f"{Path(config).name}: {'FAIL' if failures else 'ok'}: {summary}"
@@ -200,7 +215,7 @@ def summarise_config(config: str, runs: list[dict], args: argparse.Namespace) ->
         "runs": runs,
         "knn_gain_mean": statistics.fmean(gains),
         "knn_gain_min": min(gains),
-        "knn_gain_pooled_p_value": p_value,
+        "knn_gain_image_sign_test_p_value": p_value,
         "train_images_per_second": statistics.median(r["train_images_per_second"] for r in runs),
         "failures": failures,
     }
@@ -232,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the configs' epochs")
     parser.add_argument("--margin", type=float, default=0.15, help="required mean k-NN gain")
     parser.add_argument(
-        "--alpha", type=float, default=0.01, help="required significance (McNemar, one-sided)"
+        "--alpha",
+        type=float,
+        default=0.01,
+        help="required significance (image-level sign test, one-sided)",
     )
     parser.add_argument(
         "--jobs",

@@ -12,11 +12,39 @@ def rankme(features: torch.Tensor, eps: float = RANKME_EPS) -> float:
     """RankMe (Garrido et al. 2023, "RankMe: Assessing the downstream performance of pretrained
     self-supervised representations by their rank"): ``exp(-sum p_k log p_k)`` with
     ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values of the ``(N, D)`` embedding
-    matrix, not centred. Ranges from ~1 (collapse) to ``min(N, D)``.
+    matrix, not centred. Ranges from ~1 (collapse) to ``min(N, D)``; 0 for an all-zero matrix,
+    whose rank is 0 and where the formula is 0/0.
     """
+    require_finite(features, "the features")
     sigma = singular_values(features.double())
+    if sigma.sum() == 0:
+        return 0.0
     p = sigma / sigma.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def require_finite(features: torch.Tensor, what: str) -> None:
+    """Refuse NaN or inf features: k-NN and the probe would still return an accuracy (0.5 on
+    two balanced classes), which would mean nothing."""
+    bad = int((~features.isfinite()).any(1).sum())
+    if bad:
+        raise ValueError(
+            f"{what} are NaN or inf in {bad} of {len(features)} samples "
+            "(a diverged encoder?): nothing can be measured on them"
+        )
+
+
+def require_split_features(train_features: torch.Tensor, test_features: torch.Tensor) -> None:
+    """What a classifier on frozen features needs: finite features, at least 2 training samples
+    (one has no spread to standardise by, nor anything to learn from) and a test sample."""
+    if len(train_features) < 2:
+        raise ValueError(
+            f"a probe of frozen features needs at least 2 training samples, got {len(train_features)}"
+        )
+    if len(test_features) == 0:
+        raise ValueError("a probe of frozen features needs a test sample, got none")
+    require_finite(train_features, "the train split's features")
+    require_finite(test_features, "the test split's features")
 
 
 def singular_values(x: torch.Tensor) -> torch.Tensor:
@@ -42,6 +70,7 @@ def knn_predict(
     """Weighted k-NN of Wu et al. 2018 as used by DINO (``eval_knn.py``): cosine similarity,
     the k nearest training samples vote for their class with weight ``exp(sim / T)``.
     """
+    require_split_features(train_features, test_features)
     train = F.normalize(train_features.float(), dim=1)
     test = F.normalize(test_features.float(), dim=1)
     k = min(k, len(train))
@@ -64,6 +93,7 @@ def knn_correct(
     temperature: float = 0.07,
 ) -> torch.Tensor:
     """``(N,)`` bool: which test samples the weighted k-NN classifies correctly."""
+    require_split_features(train_features, test_features)  # before the labels' max
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     pred = knn_predict(train_features, train_labels, test_features, num_classes, k, temperature)
     return pred == test_labels
@@ -111,6 +141,7 @@ def linear_probe_accuracy(
     row_space: bool | None = None,
 ) -> float:
     """Test accuracy of ``linear_probe_logits``."""
+    require_split_features(train_features, test_features)  # before the labels' max
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     logits = linear_probe_logits(
         train_features, train_labels, test_features, num_classes, max_iter, l2, row_space
@@ -138,7 +169,9 @@ def linear_probe_logits(
     every L-BFGS iterate does too, so in the coordinates of ``row_space_coordinates`` it is
     the same problem, norm and iterates with N instead of D weights per class.
     """
-    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    require_split_features(train_features, test_features)
+    std, mean = torch.std_mean(train_features, dim=0, correction=0)  # as sklearn's StandardScaler
+    std = std.clamp_min(1e-6)
     x_train = ((train_features - mean) / std).double()
     x_test = ((test_features - mean) / std).double()
     if row_space is None:

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -108,3 +109,32 @@ def test_evaluate_on_images_held_in_memory_matches_reading_them(tmp_path, jepa_f
         assert held["knn_correct"].equal(lazy.pop("knn_correct"))
         held.pop("knn_correct")
         assert held == lazy
+
+
+def test_evaluate_refuses_unmeasurable_features_in_one_line(
+    tmp_path, jepa_files, capsys, monkeypatch
+):
+    """A diverged checkpoint (NaN weights) was a traceback from RankMe after two silent
+    accuracies; one training image gave the probe a NaN std and a silent accuracy."""
+    cfg = parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 1}))
+    train(cfg, quiet=True)
+    ckpt = tmp_path / "run" / "last.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["target_encoder"] = {k: v.fill_(math.nan) for k, v in state["target_encoder"].items()}
+    diverged = tmp_path / "diverged.pt"
+    torch.save(state, diverged)
+    capsys.readouterr()
+    assert main(["--checkpoint", str(diverged), "--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: the train split's features are NaN or inf in 48 of 48 samples "
+        "(a diverged encoder?): nothing can be measured on them\n"
+    )
+    # CIFAR-100 with one training image (and the checkpoint's own weights)
+    md5s = jepa_files.write_cifar(tmp_path / "one" / "cifar100", "cifar100", n_train=1, n_test=4)
+    jepa_files.patch_md5s(monkeypatch, "cifar100", md5s)
+    args = ["--checkpoint", str(ckpt), "--dataset", "cifar100", "--data-path"]
+    assert main([*args, str(tmp_path / "one")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: a probe of frozen features needs at least 2 training samples, got 1\n"
+    assert not list(tmp_path.glob("**/eval_*.json"))

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from train.jepa.collapse import CollapseWatch, std_ratio
@@ -134,3 +135,72 @@ def test_linear_probe_in_the_row_space_matches_the_primal_solution():
     )
     # an L2 penalty far from 1e-2 lands elsewhere: the comparison above can fail
     assert not torch.allclose(linear_probe_logits(*args, l2=1.0, row_space=True), primal, atol=1e-3)
+
+
+def _two_blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    return torch.randn(n, 4, generator=g) + 3 * y[:, None], y
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_probes_refuse_non_finite_features(value, split):
+    """Both classifiers returned an accuracy (0.5 on these balanced classes) from NaN features."""
+    x_train, y_train = _two_blobs(20)
+    x_test, y_test = _two_blobs(6, seed=1)
+    (x_train if split == "train" else x_test)[3, 1] = value
+    total = len(x_train if split == "train" else x_test)
+    said = f"the {split} split's features are NaN or inf in 1 of {total} samples"
+    with pytest.raises(ValueError, match=said):
+        knn_correct(x_train, y_train, x_test, y_test)
+    with pytest.raises(ValueError, match=said):
+        linear_probe_accuracy(x_train, y_train, x_test, y_test)
+    if split == "train":
+        with pytest.raises(ValueError, match="the features are NaN or inf in 1 of 20 samples"):
+            rankme(x_train)
+
+
+def test_probes_refuse_fewer_than_two_training_samples_or_no_test_sample():
+    """One training sample had a NaN std: the probe predicted class 0 for every test sample."""
+    x, y = _two_blobs(8)
+    for measure in (knn_correct, linear_probe_accuracy):
+        for n in (0, 1):
+            with pytest.raises(ValueError, match=f"at least 2 training samples, got {n}"):
+                measure(x[:n], y[:n], x[4:], y[4:])
+        with pytest.raises(ValueError, match="needs a test sample, got none"):
+            measure(x[:4], y[:4], x[:0], y[:0])
+    # two are enough: a std of two samples is defined
+    assert linear_probe_accuracy(x[:2], y[:2], x[2:], y[2:]) == 1.0
+
+
+def test_linear_probe_is_sklearn_logistic_regression_on_standard_scaler_features():
+    """The probe standardises by the population std, as ``StandardScaler``: with 12 training
+    samples the sample std (n - 1) scaled the features by sqrt(12/11), and the probabilities
+    of the same problem moved by up to 0.02."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(3)
+    y = torch.arange(12) % 3
+    x = (torch.randn(3, 5, generator=g)[y] + torch.randn(12, 5, generator=g)).double()
+    x_test = torch.randn(20, 5, generator=g, dtype=torch.float64)
+    l2 = 0.05
+    ours = linear_probe_logits(x, y, x_test, 3, l2=l2, row_space=False).softmax(1)
+    scaler = StandardScaler().fit(x.numpy())
+    # the same objective: mean cross-entropy + l2 ||W||^2 is C * sum + ||W||^2 / 2
+    reference = LogisticRegression(C=1 / (2 * len(x) * l2), tol=1e-12, max_iter=10_000)
+    reference.fit(scaler.transform(x.numpy()), y.numpy())
+    theirs = torch.from_numpy(reference.predict_proba(scaler.transform(x_test.numpy())))
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_rankme_of_an_all_zero_matrix_is_its_rank_zero():
+    """It was NaN (0/0), and a NaN never falls below the collapse watch's threshold."""
+    assert rankme(torch.zeros(10, 4)) == 0.0
+    assert rankme(torch.zeros(10, 4, dtype=torch.float64)) == 0.0
+    assert rankme(1e-30 * torch.ones(10, 4)) == pytest.approx(1.0, rel=1e-5)  # tiny is not zero
+    watch = CollapseWatch(min_std_ratio=0.5, min_rank_ratio=0.5)
+    watch.check(torch.randn(64, 8))
+    stats, warning = watch.check(torch.zeros(64, 8))
+    assert stats["rankme"] == 0.0 and "RankMe 0.0" in warning
