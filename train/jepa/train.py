@@ -202,6 +202,10 @@ def batches_per_epoch(cfg: JepaConfig, samples_per_rank: int) -> int:
     return steps_per_epoch
 
 
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite: the step is not taken, and nothing of its epoch is saved."""
+
+
 class Pretraining:
     """One process's share of a run: the student, its EMA target and optimiser, the collapse
     watch and the run log, so each step of an epoch can be a method of its own."""
@@ -274,7 +278,7 @@ class Pretraining:
             step = epoch * self.steps_per_epoch + i
             schedule = self._apply_schedules(step)
             loss, level_losses, cells, reg, features = self._train_step(
-                images, ctx_masks, tgt_masks, schedule["ema_momentum"]
+                images, ctx_masks, tgt_masks, schedule["ema_momentum"], (epoch, step)
             )
             counts += torch.bincount(dataset_ids, minlength=len(counts))
             sums += torch.tensor(
@@ -318,15 +322,26 @@ class Pretraining:
         ctx_masks: list[torch.Tensor],
         tgt_masks: list[torch.Tensor],
         momentum: float,
+        where: tuple[int, int],
     ) -> tuple:
         """One AdamW step of the student, then the target encoder's EMA; returns the loss, its
-        parts and the target features (for the collapse probe)."""
+        parts and the target features (for the collapse probe). A non-finite loss on any rank
+        stops every rank before the step: its NaN weights reached the collapse watch, whose
+        RankMe then raised."""
         images = images.to(self.device, non_blocking=True)
         ctx_masks = [m.to(self.device, non_blocking=True) for m in ctx_masks]
         tgt_masks = [m.to(self.device, non_blocking=True) for m in tgt_masks]
         with self.autocast:
             targets, features = forward_target(self.target_encoder, images, self.num_levels)
             loss, level_losses, cells, reg = self.model(images, ctx_masks, tgt_masks, targets)
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        if self.world > 1:
+            dist.all_reduce(bad)
+        if bad.item():
+            epoch, step = where
+            raise NonFiniteLoss(
+                f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}: stopped"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip:
@@ -432,6 +447,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except CheckpointError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except NonFiniteLoss as err:
+        print(
+            f"error: {err}; {_what_is_kept(args)}; lower the learning rate or check the data",
+            file=sys.stderr,
+        )
         return 1
     except OSError as err:  # a full disk or quota, a folder gone read-only
         print(f"error: {failed_io(err)}; {_what_is_kept(args)}", file=sys.stderr)

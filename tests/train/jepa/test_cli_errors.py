@@ -205,6 +205,34 @@ def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_non_finite_loss_stops_in_one_line_and_keeps_the_last_epoch(
+    tmp_path, jepa_files, monkeypatch, capsys
+):
+    """Targets gone NaN in the second epoch: before, the NaN weights reached the collapse
+    watch, whose RankMe raised a traceback at the epoch's end."""
+    config = _config(tmp_path, jepa_files)
+    real, calls = trainer.forward_target, []
+
+    def nan_in_epoch_two(encoder, images, levels):
+        targets, features = real(encoder, images, levels)
+        calls.append(1)
+        if len(calls) > steps_per_epoch:
+            targets = [torch.full_like(t, float("nan")) for t in targets]
+        return targets, features
+
+    assert trainer.main(["--config", config, "--quiet", "--epochs", "1"]) == 0
+    steps_per_epoch = len(calls)
+    first = (tmp_path / "run" / "last.pt").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(trainer, "forward_target", nan_in_epoch_two)
+    calls.clear()
+    assert trainer.main(["--config", config, "--quiet", "--resume", "--epochs", "2"]) == 1
+    note, err = capsys.readouterr().err.strip().splitlines()  # the resume's note, the error
+    assert note.startswith("resuming") and err.startswith("error: non-finite loss (nan) at epoch 2")
+    assert "last.pt holds the last finished epoch" in err, err
+    assert (tmp_path / "run" / "last.pt").read_bytes() == first
+
+
 def test_a_full_disk_is_one_line_and_resume_goes_on(
     tmp_path, jepa_files, disk_full_after_first_last_pt, capsys
 ):
