@@ -11,8 +11,9 @@ Each run's scores go to ``RUN/evaluations/NAME.json`` (NAME: the dataset folder'
 the split and, for ``--checkpoint last``, ``last``), which names its per-clip file, and one
 line per run is printed. A record of another dataset of the same folder name is refused,
 not replaced. The dataset must have the run's classes, in its order, and its camera count,
-clip length and frame size. Exit status: 0 done, 1 a checkpoint is missing or damaged or a
-record cannot be written, 2 bad input.
+clip length and frame size. Exit status: 0 done, 1 a checkpoint is missing or damaged, a
+record cannot be written, or an allocation or a data-loading worker failed, 2 bad input (a
+run whose extractor cannot be built here too).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from train.trajectory.cli import MAX_BATCH_SIZE, worker_died, worker_lost
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
     caused_by_interrupt,
     exit_on_interrupt,
     load_modules,
-    number_arg,
     one_line,
     out_of_memory,
     path_arg,
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run would deal it (default test, when --data is the run's own dataset)",
     )
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    p.add_argument("--batch-size", type=number_arg(int, 0, True), default=32)
+    p.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=32)
     p.add_argument(
         "--workers", type=whole_number(0, MAX_WORKERS), default=1, help="loading processes"
     )
@@ -218,6 +219,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     import numpy as np
     import torch
 
+    from extractors import ExtractorConfigError, UnknownExtractorError
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
     from train.checkpoint import load_checkpoint
@@ -265,7 +267,12 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
             f"{args.data} has no samples in the {split} split as {run} deals it "
             f"({data_meta['total_samples']} in all); --split all scores every one"
         )
-    model = cfg.build_model(len(ds.cameras), len(trained["classes"]))
+    try:
+        model = cfg.build_model(len(ds.cameras), len(trained["classes"]))
+    except (UnknownExtractorError, ExtractorConfigError) as e:  # a plugin gone, a field renamed
+        raise EvaluationError(
+            f"{run}: its extractor {cfg.extractor!r} cannot be built here ({e})"
+        ) from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:  # missing, unexpected or misshapen tensors
@@ -336,7 +343,7 @@ def paired_lines(scored: list[tuple[dict, dict]]) -> list[str]:
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    load_modules("torch", "extractors", "generator.dataformat.dataset")
+    load_modules("torch", "extractors.registry", "generator.dataformat.dataset")
     return exit_on_interrupt(
         lambda: score_runs(args),
         "python -m train.evaluate: the runs scored before it keep their records",
@@ -345,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def score_runs(args: argparse.Namespace) -> int:
     """Score every run in turn; exit 0, 1 (damaged checkpoint, unwritable record, out of
-    memory), 2 (bad input)."""
+    memory, a data-loading worker killed), 2 (bad input)."""
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
     from train.distributed import DeviceError, DistContext, pick_device
@@ -373,14 +380,16 @@ def score_runs(args: argparse.Namespace) -> int:
         if len(scored) > 1 and not args.quiet:
             print("\n".join(paired_lines(scored)))
     except (CheckpointError, OSError) as e:  # OSError: the record cannot be written
-        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        print(one_line(f"{prog}: error: {worker_lost(e) or e}"), file=sys.stderr)
         return 1
     except (EvaluationError, PreflightError, DatasetError, DeviceError) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
-    except (MemoryError, RuntimeError) as e:
-        if caused_by_interrupt(e) or (oom := out_of_memory(e)) is None:
+    except (MemoryError, RuntimeError, EOFError) as e:
+        if caused_by_interrupt(e):
             raise
-        print(f"{prog}: error: {oom}", file=sys.stderr)
+        if (failure := worker_died(e) or worker_lost(e) or out_of_memory(e)) is None:
+            raise
+        print(f"{prog}: error: {failure}", file=sys.stderr)
         return 1
     return 0

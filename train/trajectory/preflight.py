@@ -1,4 +1,5 @@
-"""Checks before a run starts, each failing with one line: extractor, dataset, splits, disk space.
+"""Checks before a run starts, each failing with one line: extractor, dataset, splits, the
+model, disk space, memory.
 
 Cheap checks first, so a typo in ``--extractor`` does not wait for the dataset
 scan. Checkpoint space: ``last.pt`` and ``best.pt`` each hold the weights and
@@ -9,19 +10,28 @@ for a second copy while it renames; a margin covers logs and TensorBoard.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 from pathlib import Path
 
 import torch
 
 from train.trajectory.config import TrainConfig
+from train.trajectory.inputs import InputPipeline
+from trajkit.cli import first_line, out_of_memory
 
 DISK_MARGIN_BYTES = 64 * 2**20
 MIN_SAMPLES = 20  # the splits' minimum, for a run on a dataset folder
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 SHUFFLE_BYTES = 48
 """Memory a rendered epoch's training sample takes at the epoch's start: DistributedSampler
 shuffles the whole epoch at once (torch.randperm's int64, the Python list made of it, its
 rank's slice); measured 48 bytes a sample at 2e7 samples."""
+
+
+SMALLEST_CLIP = (8, 16, 16)
+"""Frames, height and width of the smallest clip every extractor must take
+(``extractors.registry``'s contract): what ``check_model`` runs, where the run's are larger."""
 
 
 class PreflightError(ValueError):
@@ -43,6 +53,82 @@ def count_parameters(cfg: TrainConfig, num_cameras: int, num_classes: int) -> in
     with torch.device("meta"):
         model = cfg.build_model(num_cameras, num_classes)
     return sum(p.numel() for p in model.parameters())
+
+
+def check_model(cfg: TrainConfig, meta: dict) -> None:
+    """Build the run's model on the CPU and run one sample of the run's cameras through it, its
+    clips cut to the smallest the extractor contract allows (``SMALLEST_CLIP``). An extractor
+    that breaks the contract (a factory or forward that raises, an output other than
+    ``(clips, embed_dim)``, an ``embed_dim`` that is no positive int) is one line naming it,
+    before the run folder is written: it was a traceback at the first step. At the run's own
+    clip size MAGVIT's base preset took 80 s on a 2-core CPU; cut, a built-in takes 0.1-0.15 s
+    at its tiny preset and 0.4-2 s at base."""
+    from extractors import ExtractorConfigError, get_extractor
+
+    name = f"extractor {cfg.extractor!r} ({get_extractor(cfg.extractor).module})"
+    cameras, frames, _, height, width = (int(n) for n in meta["video_shape"])
+    sample = torch.zeros(1, cameras, 3, len(range(0, frames, cfg.frame_stride)), height, width)
+    try:
+        video = InputPipeline(
+            subtract_background=cfg.subtract_background,
+            position_channels=cfg.position_channels,
+            downsample=cfg.downsample,
+        )(sample)
+    except ValueError as e:  # frames smaller than the downsample factor
+        raise PreflightError(f"downsample {cfg.downsample}: {e}") from None
+    t, h, w = SMALLEST_CLIP
+    video = video[..., :t, :h, :w].contiguous()
+    clips = video.flatten(0, 1).shape
+    returned: list[object] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on a busy 2-core machine took seconds longer
+    try:
+        with torch.random.fork_rng(devices=[]):
+            try:
+                model = cfg.build_model(cameras, len(meta["classes"]))
+            except ExtractorConfigError:
+                raise
+            except Exception as e:
+                raise built_wrong(e, name, cfg.extractor) from None
+            embed_dim = model.extractor.embed_dim  # the registry checked it is a positive int
+            model.extractor.register_forward_hook(lambda module, args, out: returned.append(out))
+            try:
+                with torch.no_grad():
+                    model.eval()(video)
+                failed = None
+            except Exception as e:
+                if out_of_memory(e) is not None:
+                    raise
+                failed = first_line(f"{type(e).__name__}: {e}")
+    finally:
+        torch.set_num_threads(threads)
+    broken = f"{name} breaks the contract: its forward on {shape(clips)} clips"
+    if not returned:
+        raise PreflightError(f"{broken} raised {failed}")
+    out, expected = returned[0], (clips[0], embed_dim)
+    if not isinstance(out, torch.Tensor):
+        raise PreflightError(f"{broken} returned a {type(out).__name__}, not a tensor")
+    if tuple(out.shape) != expected:
+        raise PreflightError(
+            f"{broken} returned {shape(out.shape)}, not {shape(expected)} (clips x embed_dim)"
+        )
+    if failed is not None:
+        raise PreflightError(f"{name}: the run's model fails on its {out.dtype} output ({failed})")
+
+
+def built_wrong(error: Exception, name: str, extractor: str) -> PreflightError:
+    """A model that cannot be built, as one line naming its extractor once: the registry's
+    own refusal of a bad ``embed_dim`` names it already."""
+    said = first_line(error)
+    if said.startswith(f"extractor {extractor!r}"):
+        return PreflightError(said)
+    return PreflightError(
+        f"{name}: the run's model cannot be built ({type(error).__name__}: {said})"
+    )
+
+
+def shape(sizes) -> str:
+    return "x".join(str(int(n)) for n in sizes)
 
 
 def check_dataset(root: Path) -> dict:
@@ -164,16 +250,71 @@ def physical_memory() -> int | None:
     return pages * size if pages > 0 and size > 0 else None
 
 
+def cgroup_memory_limit(
+    root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/cgroup")
+) -> tuple[int, Path] | None:
+    """The tightest memory limit on this process's control group and the groups it lies in
+    (cgroup v2's ``memory.max``, v1's ``memory.limit_in_bytes``), with the file that sets
+    it; None if none is set. A container's limit and Slurm's ``--mem`` are such limits. A
+    group not found under ``root`` (a container shows its own as the root) is looked for
+    in the groups above it."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, group = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2's one hierarchy
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = Path(group).relative_to("/").parts if group.startswith("/") else ()
+        for depth in range(len(parts), -1, -1):
+            path = base.joinpath(*parts[:depth], name)
+            try:
+                limits.append((int(path.read_text().strip()), path))
+            except (OSError, ValueError):  # no such group here, or "max" (none)
+                continue
+    return min(limits, default=None)
+
+
+def memory_limits() -> dict[str, int]:
+    """What bounds this process's memory, in bytes, by the words a refusal names it with: the
+    machine's memory, the process's address-space and data limits (``ulimit -v``, ``-d``)
+    and its control group's limit, each where set."""
+    limits = {}
+    if (machine := physical_memory()) is not None:
+        limits["this machine's memory"] = machine
+    for name, flag in (("RLIMIT_AS", "-v"), ("RLIMIT_DATA", "-d")):
+        soft, _ = resource.getrlimit(getattr(resource, name))
+        if soft != resource.RLIM_INFINITY:
+            limits[f"this process's limit {name} (ulimit {flag})"] = soft
+    if (group := cgroup_memory_limit()) is not None:
+        limits[f"the memory limit of this process's control group ({group[1]})"] = group[0]
+    return limits
+
+
 def check_shuffle_memory(epoch_samples: int) -> None:
     """An epoch too large to shuffle in memory is refused naming --epoch-samples: it failed
-    at the first epoch as 'out of memory ... lower the batch size'."""
-    need, have = SHUFFLE_BYTES * epoch_samples, physical_memory()
-    if have is not None and need > have:
+    at the first epoch as 'out of memory ... lower the batch size'. Against the tightest
+    bound: under a ulimit, a container or Slurm's --mem, the machine's memory was too much."""
+    limits = memory_limits()
+    if not limits:
+        return
+    what = min(limits, key=limits.__getitem__)
+    need, have = SHUFFLE_BYTES * epoch_samples, limits[what]
+    if need > have:
         raise PreflightError(
-            f"--epoch-samples {epoch_samples:,}: shuffling an epoch takes about "
-            f"{need / 2**30:.0f} GiB, more than this machine's {have / 2**30:.0f} GiB of memory; "
-            "give fewer samples an epoch and more epochs"
+            f"--epoch-samples {epoch_samples:,}: shuffling an epoch takes about {gib(need)}, "
+            f"more than the {gib(have)} of {what}; give fewer samples an epoch and more epochs"
         )
+
+
+def gib(size: int) -> str:
+    return f"{size / 2**30:.3g} GiB"
 
 
 def preflight(cfg: TrainConfig, trained: dict | None = None) -> dict:
@@ -193,6 +334,7 @@ def preflight(cfg: TrainConfig, trained: dict | None = None) -> dict:
         check_splits(Path(cfg.data), meta, cfg.split_seed)
     if trained is not None and not same_samples(trained, meta):
         raise PreflightError(other_samples(cfg, trained, meta))
+    check_model(cfg, meta)
     check_disk(
         cfg.out_dir,
         count_parameters(cfg, int(meta["video_shape"][0]), len(meta["classes"])),
