@@ -44,7 +44,7 @@ class RunStatus:
     """One run as the launcher sees it."""
 
     name: str
-    status: str = "queued"  # queued, running, done, failed, interrupted, submitted
+    status: str = "queued"  # queued, running, done, unfinished, failed, interrupted, submitted
     returncode: int | None = None
     error: str | None = None
     wall_seconds: float | None = None

@@ -367,8 +367,10 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def stop_on_signals() -> dict:
-    """Ctrl-C and SIGTERM (Slurm preemption, a launcher) raise KeyboardInterrupt.
+def stop_on_signals(hangup: bool = False) -> dict:
+    """Ctrl-C and SIGTERM (Slurm preemption, a launcher) raise KeyboardInterrupt; with
+    ``hangup`` SIGHUP too (the terminal or SSH session closed), for a launcher whose runs
+    would otherwise train on without it, unless SIGHUP is ignored (``nohup``).
 
     Python leaves SIGINT ignored when it starts ignored (a background job of a
     non-interactive shell, and every child such a process spawns), so set it.
@@ -377,9 +379,12 @@ def stop_on_signals() -> dict:
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hangup = hangup and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    stops = (signal.SIGTERM, signal.SIGHUP) if hangup else (signal.SIGTERM,)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, *stops)}
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in stops:
+        signal.signal(signum, interrupt)
     return previous
 
 

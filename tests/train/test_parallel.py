@@ -72,12 +72,11 @@ def test_config_may_name_a_shipped_recipe(dataset, tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(
         "train.trajectory.parallel.LocalLauncher.run_to_end",
-        lambda self, prog, message: seen.update(self.jobs) or 0,
+        lambda self, prog, message, before_start: seen.update(self.jobs) or 0,
     )
     args = ["--extractors", "i3d", "--epochs", "1", "--config", "colour"]
     assert main([*args, "--data", str(dataset), "--out", str(tmp_path / "runs")]) == 0
-    job = seen["i3d"]
-    given = Path(job[job.index("--config") + 1])
+    given = Path(next(a for a in seen["i3d"] if a.startswith("--config=")).split("=", 1)[1])
     assert given.is_absolute() and given.samefile(ROOT / "configs" / "train" / "colour.yaml")
 
 
@@ -219,41 +218,6 @@ def test_bench_train_budget_is_the_levels_unless_flags_give_it(bench):
     assert bench.budget("hard", argparse.Namespace(n=300, epochs=2)) == (300, 2)
 
 
-def test_bench_train_reuse_reads_a_scored_round_only_when_it_matches(bench, tmp_path, monkeypatch):
-    """--reuse: a round scored with the same data, epochs, training seed and held-out set is
-    read, not trained; any difference (or a missing or broken file) trains it afresh."""
-    data, held_out = tmp_path / "train_hard_s3_5000", tmp_path / "eval_hard_s1000_2000"
-    data.mkdir()
-    (data / "metadata.json").write_text(json.dumps({"classes": ["Linear", "Circular"]}))
-    out = tmp_path / "runs"
-    for name in ("i3d", "magvit"):
-        run = out / "hard_s3_t1" / name
-        (run / "evaluations").mkdir(parents=True)
-        config = {"extractor": name, "data": str(data), "epochs": 8, "seed": 1}
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
-        record = {"extractor": name, "data": str(held_out), "accuracy": 0.5}
-        (run / "evaluations" / f"{held_out.name}.all.json").write_text(json.dumps(record))
-    args = argparse.Namespace(
-        n=5000, epochs=8, reuse=True, out=out, data_root=tmp_path, extractors=["i3d", "magvit"]
-    )
-    commands = []
-    monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
-    records, minutes, classes = bench.round_of("hard", 3, 1, args, held_out)
-    assert [r["extractor"] for r in records] == ["i3d", "magvit"] and minutes is None
-    assert classes == ["Linear", "Circular"] and commands == []
-
-    scored = bench.scored_round
-    assert scored(out / "hard_s3_t1", ["i3d"], data, 4, 1, held_out) is None  # other epochs
-    assert scored(out / "hard_s3_t1", ["i3d"], data, 8, 0, held_out) is None  # other seed
-    assert scored(out / "hard_s3_t1", ["i3d"], data, 8, 1, tmp_path / "eval_x") is None
-    assert scored(out / "hard_s3_t1", ["i3d", "slowfast"], data, 8, 1, held_out) is None
-    (out / "hard_s3_t1" / "magvit" / "config.yaml").write_text("[unclosed")
-    assert scored(out / "hard_s3_t1", ["i3d", "magvit"], data, 8, 1, held_out) is None
-    bench.round_of("hard", 3, 1, args, held_out)  # the broken round is trained again
-    assert commands and "train.parallel" in commands[0]
-    assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
-
-
 CHILD = """
 import signal, sys, time
 from pathlib import Path
@@ -328,22 +292,21 @@ def test_a_summary_that_cannot_be_written_does_not_stop_the_runs(
         assert code == 1 and not (out / "summary.json").exists()
 
 
-def test_a_log_that_cannot_be_opened_stops_the_round_in_one_line(dataset, tmp_path, capsys):
+def test_a_file_where_a_run_folder_goes_is_refused_before_any_run_starts(dataset, tmp_path, capsys):
+    """It was found when that run's turn came, after the others had started (exit 1)."""
     out = tmp_path / "runs"
     out.mkdir()
-    (out / "i3d").write_text("")  # a file where the run's folder (and its log) goes
-    args = ["--extractors", "i3d", "--epochs", "1", "--data", str(dataset), "--out", str(out)]
-    assert main(args) == 1
+    (out / "magvit").write_text("")  # a file where the run's folder (and its log) goes
+    args = ["--extractors", "i3d", "magvit", "--epochs", "1", "--data", str(dataset)]
+    assert main([*args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "File exists" in err and "--resume" in err, err
+    assert err == f"python -m train.parallel: error: {out / 'magvit'} exists and is not a folder"
+    assert sorted(p.name for p in out.iterdir()) == ["magvit"]  # nothing started
 
 
 LOG_IS_A_FIFO = """
 import sys
-from pathlib import Path
-from train.launcher import last_line
 from train.trajectory.parallel import main
-print(last_line(Path(sys.argv[1])))
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -351,9 +314,8 @@ sys.exit(main(sys.argv[2:]))
 def test_a_run_log_that_is_no_regular_file_is_refused_before_any_run_starts(
     dataset, tmp_path, capsys
 ):
-    """A FIFO at a run's train.log made the launcher wait on its open for ever (and reading a
-    failed run's last line from one would too); a folder there failed after the other runs
-    had started. One line, exit 2, nothing starts."""
+    """A FIFO at a run's train.log made the launcher wait on its open for ever; a folder
+    there failed after the other runs had started. One line, exit 2, nothing starts."""
     out = tmp_path / "runs"
     log = out / "magvit" / "train.log"
     log.parent.mkdir(parents=True)
@@ -363,7 +325,7 @@ def test_a_run_log_that_is_no_regular_file_is_refused_before_any_run_starts(
     done = subprocess.run(
         [*argv, "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
-    assert (done.returncode, done.stdout) == (2, "None\n"), done.stderr
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
     assert done.stderr == f"python -m train.parallel: error: {log} is not a regular file\n"
     os.unlink(log)
     log.mkdir()

@@ -3,27 +3,32 @@
 Every extractor trains in its own ``python -m train`` process at the same time.
 On the CPU the cores are split between the runs (torch threads per run); with
 GPUs each run gets one GPU (``CUDA_VISIBLE_DEVICES``) and the rest wait in a
-queue. A failed run does not stop the others; Ctrl-C (or SIGTERM) stops all of
-them, each keeping its ``last.pt`` for ``--resume``. ``--top K --epochs E2
+queue. A failed run does not stop the others; Ctrl-C (or SIGTERM, or SIGHUP) stops all
+of them, each keeping its ``last.pt`` for ``--resume``. ``--top K --epochs E2
 --resume`` continues the K best runs of an earlier round. After every finished
 run ``summary.json``, ``summary.md`` and ``comparison.png`` are rewritten.
+``launch.json`` records every run a launch named, before any starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 
 from generator.dataformat.layout import METADATA
-from train.launcher import INTERRUPTED, LocalLauncher, share_machine
-from train.run_folder import CONFIG, RESULTS
+from train.launcher import INTERRUPTED, LOG, LocalLauncher, share_machine, unusable_run_path
+from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
 from trajkit.cli import (
+    MAX_WORKERS,
     OneLineParser,
     default_workers,
     exit_on_interrupt,
+    failed_io,
     folder_arg,
     load_modules,
     number_arg,
@@ -32,20 +37,28 @@ from trajkit.cli import (
     quiet_on_closed_output,
     whole_number,
 )
+from trajkit.files import read_json, write_json_atomic
 from trajkit.presets import config_file
 from trajkit.seeds import MAX_SEED
 from trajkit.yamlfile import read_yaml_mapping
 
+PROG = "python -m train.parallel"
+LAUNCH = "launch.json"
+RECIPE = ("preset", "config", "batch_size", "lr", "seed")
+"""Flags of what a run learns. A resumed run keeps its own: a change is refused, as
+``python -m train --resume`` refuses it. A run with no checkpoint yet starts over with the
+launch's, from ``launch.json``, under any given again."""
+
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="python -m train.parallel", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--extractors", nargs="+", help="default: all registered (or the runs in --out)")
     p.add_argument(
         "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
     )
     p.add_argument("--epochs", type=number_arg(int, 0, True), required=True)
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
-    p.add_argument("--preset", choices=("tiny", "base"), default="tiny")
+    p.add_argument("--preset", choices=("tiny", "base"), help="default: tiny")
     p.add_argument(
         "--config",
         type=path_text,
@@ -63,13 +76,56 @@ def build_parser() -> OneLineParser:
     p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
     p.add_argument("--batch-size", type=number_arg(int, 0, True))
     p.add_argument("--lr", type=number_arg(float, 0.0, True))
-    p.add_argument("--workers", type=number_arg(int, 0, False), help="data workers per run")
+    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), help="data workers per run")
     p.add_argument("--seed", type=whole_number(0, MAX_SEED))
     return p
 
 
 def existing_runs(out: Path) -> list[str]:
     return sorted(p.parent.name for p in out.glob(f"*/{CONFIG}"))
+
+
+def read_launch(out: Path) -> dict[str, dict]:
+    """The runs earlier launches into ``out`` named, each with its dataset and recipe flags
+    ({} before any); a damaged ``launch.json`` is a ValueError naming it."""
+    path = out / LAUNCH
+    if not os.path.lexists(path):
+        return {}
+    if not path.is_file():  # a FIFO would block the read
+        raise ValueError(f"{path} is not a regular file")
+    record = read_json(path)
+    runs = record.get("runs") if isinstance(record, dict) else None
+    if not isinstance(runs, dict) or not all(
+        isinstance(settings, dict)
+        and all(isinstance(v, str | int | float | None) for v in settings.values())
+        for settings in runs.values()
+    ):
+        raise ValueError(f"{path} is damaged (not a mapping of runs to their settings)")
+    return runs
+
+
+def record_launch(out: Path, runs: dict[str, dict]) -> None:
+    """This launch's runs into ``launch.json`` beside the earlier ones, atomically, before any
+    run starts: one stopped before it wrote its config.yaml was named nowhere, and --resume
+    dropped it from the round and the summary without a word."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / LAUNCH, {"runs": {**read_launch(out), **runs}})
+
+
+def resumed_runs(out: Path, recorded: dict[str, dict]) -> list[str]:
+    """The runs a --resume without --extractors continues: those launch.json names, and
+    every folder with a config.yaml or a train.log (an --out from before launch.json); none
+    is one line saying what is there (a typo in --out crashed on dividing the cores by zero
+    runs)."""
+    logged = (p.parent.name for p in out.glob(f"*/{LOG}"))
+    names = sorted({*recorded, *existing_runs(out), *logged})
+    if not names:
+        found = "does not exist" if not out.exists() else f"holds no {LAUNCH} and no run folder"
+        raise ValueError(
+            f"--resume: {out} {found}, so no run to continue; give --extractors and --data "
+            "to start them"
+        )
+    return names
 
 
 def choose_top(out: Path, k: int, among: list[str] | None) -> list[str]:
@@ -94,52 +150,109 @@ def run_data(out: Path, name: str) -> str | None:
     return data
 
 
-def train_args(args, name: str, data: str, threads: int | None, workers: int) -> list[str]:
-    cmd = ["--extractor", name, "--data", data, "--epochs", str(args.epochs)]
-    cmd += ["--out", str(args.out / name), "--workers", str(workers), "--device", args.device]
+def run_recipe(args: argparse.Namespace, name: str, recorded: dict) -> dict:
+    """A run's recipe flags: those given; for a run with no checkpoint to resume (it starts
+    over) the launch's under them. A resumed run's ``--config`` goes unused by the trainer,
+    so it is checked here (``check_runs``), not passed on."""
+    given = {k: getattr(args, k) for k in RECIPE if getattr(args, k) is not None}
+    if args.resume and holds_checkpoint(args.out / name / LAST):
+        return {k: v for k, v in given.items() if k != "config"}
+    launched = {k: v for k, v in recorded.get(name, {}).items() if k in RECIPE and v is not None}
+    return {**launched, **given}
+
+
+def train_args(
+    args, name: str, data: str, recipe: dict, threads: int | None, workers: int
+) -> list[str]:
+    """The run's ``python -m train`` flags; paths as ``--flag=PATH``: ``--data -x`` was read
+    as two options."""
+    cmd = ["--extractor", name, f"--data={data}", "--epochs", str(args.epochs)]
+    cmd += [f"--out={args.out / name}", "--workers", str(workers), "--device", args.device]
     if threads:
         cmd += ["--threads", str(threads)]
     if args.resume:
         cmd.append("--resume")
-    else:  # a resumed run keeps its preset and recipe
-        cmd += ["--preset", args.preset]
-        for flag in ("config", "batch_size", "lr", "seed"):
-            if getattr(args, flag) is not None:
-                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return cmd
+    return cmd + [f"--{k.replace('_', '-')}={recipe[k]}" for k in RECIPE if k in recipe]
+
+
+def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool) -> list[str]:
+    """What each run's own ``python -m train`` refuses before it trains (its flags, its config
+    or resume, and on this machine its dataset, splits and disk), for every run before any
+    starts: one line and exit 2, where each run failed on its own (exit 1). Returns the runs
+    that already finished their --epochs: started again, one failing its checks was
+    reported "failed" beside its intact results."""
+    from train.checkpoint import CheckpointError
+    from train.trajectory.cli import build_parser as trainer_parser
+    from train.trajectory.cli import resolve_config
+    from train.trajectory.config import for_extractor, read_yaml, resumed_config
+    from train.trajectory.preflight import preflight
+
+    parser = trainer_parser()
+    parser.prog = PROG
+    finished = []
+    for name, job in jobs.items():
+        flags = parser.parse_args([*job, "--quiet"])  # quiet: no "starting from epoch 1"
+        if not local:  # the cluster's paths need not exist here
+            continue
+        try:
+            cfg, state = resolve_config(flags)
+            if state is not None and args.config is not None:  # the trainer ignores it
+                recipe = for_extractor(read_yaml(Path(args.config)), name, args.config)
+                resumed_config(state["config"], recipe)
+            if state is not None and state["epoch"] == cfg.epochs == results_epochs(cfg.out_dir):
+                finished.append(name)
+                continue
+            preflight(cfg, state.get("inputs") if state else None)
+        except CheckpointError:
+            continue  # a damaged last.pt is that run's own failure (exit 1), not the round's
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return finished
+
+
+def results_epochs(run: Path) -> int | None:
+    """The epochs a run's results.json is of (None without one, or damaged)."""
+    try:
+        return run_results(run).get("epochs")
+    except ValueError:
+        return None
+
+
+def resume_command(args: argparse.Namespace, names: list[str]) -> str:
+    """The command that continues this round: the runs by name, the dataset when one was
+    given for all (without, each run's own), and how they run."""
+    cmd = ["python", "-m", "train.parallel", "--resume", "--extractors", *names]
+    if args.data is not None:
+        cmd.append(f"--data={args.data}")
+    cmd += ["--epochs", str(args.epochs), f"--out={args.out}"]
+    if args.device != "auto":
+        cmd += ["--device", args.device]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    return shlex.join(cmd)
 
 
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    load_modules("extractors")  # torch, for the list of known extractors
+    load_modules("extractors.registry")  # torch and the built-ins, for the known extractors
     # A stop while the runs run is the launcher's; this covers the checks before and after.
     return exit_on_interrupt(lambda: launch(args), INTERRUPTED)
 
 
 def launch(args: argparse.Namespace) -> int:
-    prog = "python -m train.parallel"
     from extractors import list_extractors
 
-    known = list_extractors()
+    local = args.launcher == "local"
     try:
-        if args.top:
-            if not args.resume:
-                raise ValueError("--top continues earlier runs: add --resume")
-            names = choose_top(args.out, args.top, args.extractors)
-        else:
-            names = args.extractors or (existing_runs(args.out) if args.resume else known)
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown extractor(s) {', '.join(unknown)}; known: {', '.join(known)}"
-            )
-        if len(set(names)) != len(names):
-            raise ValueError("--extractors lists a name twice")
-        data = {n: args.data or run_data(args.out, n) for n in names}
+        recorded = read_launch(args.out)
+        names = run_names(args, list_extractors(), recorded)
+        data = {
+            n: args.data or run_data(args.out, n) or recorded.get(n, {}).get("data") for n in names
+        }
         if missing := [n for n, d in data.items() if d is None]:
             raise ValueError(f"--data is needed for {', '.join(missing)}")
-        if args.launcher == "local":  # the cluster's paths need not exist here
+        if local:
             for d in sorted(set(data.values())):
                 if not (Path(d) / METADATA).is_file():
                     raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
@@ -153,26 +266,44 @@ def launch(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
                 )
-    except ValueError as e:
-        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
-        return 2
+        if blocked := [why for n in names if (why := unusable_run_path(args.out, n))]:
+            raise ValueError(blocked[0])
+        if local and args.device == "cuda":
+            from train.distributed import pick_device  # torch
 
-    if args.launcher == "slurm":
-        jobs = {n: train_args(args, n, data[n], None, args.workers or 4) for n in names}
+            pick_device(args.device)  # without a GPU, the DeviceError each run would raise
+        recipes = {n: run_recipe(args, n, recorded) for n in names}
+        workers = 4 if args.workers is None else args.workers  # a cluster job's default
+        jobs = {n: train_args(args, n, data[n], recipes[n], None, workers) for n in names}
+        finished = check_runs(args, jobs, local)
+    except ValueError as e:
+        print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
+        return 2
+    except OSError as e:  # a run's files or dataset out of reach
+        print(f"{PROG}: error: {failed_io(e)}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # a flag the trainer's own parser refused, said in one line
+        return e.code
+    launched = {n: {**recorded.get(n, {}), "data": data[n], **recipes[n]} for n in names}
+
+    if not local:
         try:
             statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
+            record_launch(args.out, launched)
         except SlurmError as e:
-            print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+            print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
+            return 2
+        except OSError as e:  # launch.json could not be written
+            print(f"{PROG}: error: {failed_io(e)}", file=sys.stderr)
             return 2
         return 0 if all(s.status != "failed" for s in statuses) else 1
 
-    gpus, threads = share_machine(args.device, len(names))
-    workers = (
-        args.workers
-        if args.workers is not None
-        else (2 if gpus else 0 if len(names) >= default_workers() else 1)
-    )
-    jobs = {n: train_args(args, n, data[n], threads, workers) for n in names}
+    for name in finished:
+        print(f"{name}: finished already (--epochs {args.epochs}), not started again", flush=True)
+    names = [n for n in names if n not in finished]
+    gpus, threads = share_machine(args.device, max(1, len(names)))
+    workers = run_workers(args, gpus, len(names))
+    jobs = {n: train_args(args, n, data[n], recipes[n], threads, workers) for n in names}
     launcher = LocalLauncher(
         args.out,
         jobs,
@@ -182,14 +313,55 @@ def launch(args: argparse.Namespace) -> int:
         summarise=lambda out, statuses: write_summary(out, with_earlier_runs(out, statuses)),
     )
     return launcher.run_to_end(
-        prog,
-        f"{prog}: stopped all runs; continue with: python -m train.parallel --resume "
-        f"--epochs {args.epochs} --out {args.out}",
+        PROG,
+        f"{PROG}: stopped all runs; continue with: {resume_command(args, names)}",
+        before_start=lambda: record_launch(args.out, launched),
     )
 
 
+def run_names(args: argparse.Namespace, known: list[str], recorded: dict[str, dict]) -> list[str]:
+    """This round's runs: the K best with --top, those named, or on --resume every run of
+    ``out``, else every registered extractor."""
+    if args.top:
+        if not args.resume:
+            raise ValueError("--top continues earlier runs: add --resume")
+        names = choose_top(args.out, args.top, args.extractors)
+    elif args.extractors:
+        names = args.extractors
+    else:
+        names = resumed_runs(args.out, recorded) if args.resume else known
+    if unknown := [n for n in names if n not in known]:
+        raise ValueError(f"unknown extractor(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise ValueError("--extractors lists a name twice")
+    return names
+
+
+def run_workers(args: argparse.Namespace, gpus: int, runs: int) -> int:
+    """Data workers per run: as given, else 2 with a GPU, and on the CPU 1 unless the runs
+    already take every core."""
+    if args.workers is not None:
+        return args.workers
+    return 2 if gpus else 0 if runs >= default_workers() else 1
+
+
 def with_earlier_runs(out: Path, statuses: list[RunStatus]) -> list[RunStatus]:
-    """This round's runs plus finished runs of earlier rounds (a --top round keeps the others listed)."""
+    """This round's runs plus earlier rounds' runs with results (a --top round keeps the
+    others listed): "done" when those results are of the epochs the run's config.yaml asks
+    for, else "unfinished" (resumed to more epochs and stopped, its results.json was listed
+    "done" with the numbers of fewer)."""
     names = {s.name for s in statuses}
-    earlier = [RunStatus(n, status="done") for n in existing_runs(out) if n not in names]
-    return statuses + [s for s in earlier if (out / s.name / "results.json").exists()]
+    earlier = [n for n in existing_runs(out) if n not in names and (out / n / RESULTS).exists()]
+    return statuses + [
+        RunStatus(n, status="done" if finished_run(out / n) else "unfinished") for n in earlier
+    ]
+
+
+def finished_run(run: Path) -> bool:
+    """Whether results.json is of the epochs config.yaml asks for; a damaged file (which the
+    report warns of) or a config without epochs says yes, as before."""
+    try:
+        asked = read_yaml_mapping(run / CONFIG).get("epochs")
+    except ValueError:
+        return True
+    return asked is None or results_epochs(run) in (asked, None)
