@@ -210,7 +210,10 @@ def test_the_trainer_learns_seven_classes_from_disk(seven, tmp_path):
 
     _, root = seven
     out = tmp_path / "run"
+    # 21 samples, 3 a class: split seed 0 deals none to val, which the trainer refuses
+    (tmp_path / "deal.yaml").write_text("split_seed: 1\n")
     args = ["--extractor", "i3d", "--data", str(root), "--epochs", "1", "--out", str(out)]
+    args += ["--config", str(tmp_path / "deal.yaml")]
     assert train([*args, "--workers", "0", "--threads", "1", "--quiet", "--batch-size", "4"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["classes"] == SEVEN

@@ -263,6 +263,8 @@ def launch_round(tmp_path):
     rounds = []
 
     def start(names: list[str], seconds: float = 60, **popen) -> Round:
+        # SIGHUP as in a terminal: a test run under nohup would pass its ignoring on
+        popen.setdefault("preexec_fn", lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         rounds.append(Round(tmp_path, names, seconds, **popen))
         return rounds[-1]
 
