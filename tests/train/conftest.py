@@ -8,15 +8,19 @@ import torch
 from generator.__main__ import main as generate
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory) -> Path:
-    """48 samples of 4 cameras x 8 frames x 32 x 32: enough for every split, seconds to make."""
-    where = tmp_path_factory.mktemp("train_data")
+def small_clips_dataset(where: Path, n: int) -> Path:
+    """``n`` samples of 4 cameras x 8 frames x 32 x 32 under ``where``: seconds to make."""
     (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
     root = where / "ds"
-    args = ["--n", "48", "--out", root, "--workers", "1", "--config", where / "gen.yaml", "--quiet"]
+    args = ["--n", n, "--out", root, "--workers", "1", "--config", where / "gen.yaml", "--quiet"]
     assert generate([str(a) for a in args]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """48 samples: enough for every split."""
+    return small_clips_dataset(tmp_path_factory.mktemp("train_data"), 48)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator.__main__ import main as generate
 from train.launcher import LocalLauncher
 from train.summary import write_summary
 from train.trajectory.cli import build_parser as trainer_parser
@@ -515,12 +514,9 @@ def test_a_run_path_in_the_way_is_refused_before_any_run_starts(dataset, tmp_pat
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory) -> Path:
     """16 samples: under the 20 the splits need."""
-    where = tmp_path_factory.mktemp("small")
-    (where / "gen.yaml").write_text("image_size: 32\nframes: 8\n")
-    root = where / "ds"
-    args = ["--n", "16", "--out", root, "--workers", "1", "--config", where / "gen.yaml", "--quiet"]
-    assert generate([str(a) for a in args]) == 0
-    return root
+    from tests.train.conftest import small_clips_dataset
+
+    return small_clips_dataset(tmp_path_factory.mktemp("small"), 16)
 
 
 REFUSED = {  # flags (a recipe as its YAML text), and what the one line says
