@@ -241,10 +241,13 @@ def create_extractor(name: str, preset: str = "tiny", **overrides: Any) -> nn.Mo
     return model
 
 
-def check_contract(name: str, preset: str = "tiny", **overrides: Any) -> None:
-    """Build extractor ``name`` on the CPU and run one forward on :data:`CONTRACT_INPUT`: a
-    plugin that breaks the contract is :class:`ExtractorContractError`, one line naming it,
-    here rather than a traceback mid-training. A bad ``preset`` or ``overrides`` is still
+def check_contract(
+    name: str, preset: str = "tiny", clips: tuple[int, ...] = CONTRACT_INPUT, **overrides: Any
+) -> None:
+    """Build extractor ``name`` on the CPU and run one forward on zeros of shape ``clips``
+    (``(B, C, T, H, W)``, by default :data:`CONTRACT_INPUT`): a plugin that breaks the
+    contract is :class:`ExtractorContractError`, one line naming it, here rather than a
+    traceback mid-training. A bad ``preset`` or ``overrides`` is still
     :class:`~extractors.config.ExtractorConfigError`, an unknown name
     :class:`UnknownExtractorError`. At ``tiny`` a built-in takes 0.04-0.3 s."""
     entry = get_extractor(name)
@@ -254,19 +257,21 @@ def check_contract(name: str, preset: str = "tiny", **overrides: Any) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.device("cpu"):  # a real forward, whatever the caller's default device
+        # a real forward, whatever the caller's default device; the caller's random numbers
+        # untouched (a resumed run restores its generator's state before anything draws)
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
             model = _built(entry, config)
             embed_dim = _check_embed_dim(entry, model)
-            out = _forward(entry, model)
+            out = _forward(entry, model, clips)
     finally:
         torch.set_num_threads(threads)
-    expected = (CONTRACT_INPUT[0], embed_dim)
+    expected = (clips[0], embed_dim)
     if not isinstance(out, torch.Tensor):
         raise _broken(entry, f"forward returned a {type(out).__name__}, not a tensor")
     if tuple(out.shape) != expected:
         raise _broken(
             entry,
-            f"forward on a {_shape(CONTRACT_INPUT)} clip returned {_shape(out.shape)}, not "
+            f"forward on a {_shape(clips)} clip returned {_shape(out.shape)}, not "
             f"{_shape(expected)} (batch, embed_dim)",
         )
 
@@ -278,14 +283,14 @@ def _built(entry: ExtractorEntry, config: ExtractorConfig) -> nn.Module:
         raise _broken(entry, f"building it raised {_described(exc)}") from exc
 
 
-def _forward(entry: ExtractorEntry, model: nn.Module) -> object:
+def _forward(entry: ExtractorEntry, model: nn.Module, clips: tuple[int, ...]) -> object:
     model.eval()
     try:
         with torch.no_grad():
-            return model(torch.zeros(CONTRACT_INPUT))
+            return model(torch.zeros(clips))
     except (Exception, SystemExit) as exc:
-        clip = _shape(CONTRACT_INPUT)
-        raise _broken(entry, f"its forward on a {clip} clip raised {_described(exc)}") from exc
+        shown = _shape(clips)
+        raise _broken(entry, f"its forward on a {shown} clip raised {_described(exc)}") from exc
 
 
 def _check_embed_dim(entry: ExtractorEntry, model: nn.Module) -> int:

@@ -234,21 +234,20 @@ BROKEN = f"extractor 'broken' ({__name__}) breaks the contract: "
     [
         (
             lambda c: Toy(c, lambda y: torch.cat([y, y], dim=1)),
-            f"{BROKEN}its forward on 4x3x8x16x16 clips returned 4x8, not 4x4 (clips x embed_dim)",
+            f"{BROKEN}forward on a 4x3x8x16x16 clip returned 4x8, not 4x4 (batch, embed_dim)",
         ),
-        (lambda c: Toy(c, lambda y: y[:, :, None]), "clips returned 4x4x1, not 4x4"),
-        (lambda c: Toy(c, lambda y: y[:1]), "clips returned 1x4, not 4x4 (clips x embed_dim)"),
-        (lambda c: Toy(c, lambda y: (y, y)), "clips returned a tuple, not a tensor"),
-        (lambda c: Toy(c, lambda y: y.double()), "the run's model fails on its torch.float64"),
-        (with_embed_dim("4"), "must set a positive int 'embed_dim', got '4'"),
+        (lambda c: Toy(c, lambda y: y[:, :, None]), "clip returned 4x4x1, not 4x4"),
+        (lambda c: Toy(c, lambda y: y[:1]), "clip returned 1x4, not 4x4 (batch, embed_dim)"),
+        (lambda c: Toy(c, lambda y: (y, y)), "forward returned a tuple, not a tensor"),
         (
-            factory_fails,
-            f"extractor 'broken' ({__name__}): the run's model cannot be built (KeyError: "
-            "'factory fails')",
+            lambda c: Toy(c, lambda y: y.double()),
+            f"extractor 'broken' ({__name__}): the run's model fails on one sample (Runtime",
         ),
-        (lambda c: Toy(c, refuses(ValueError)), "clips raised ValueError: forward refuses"),
-        (lambda c: Toy(c, refuses(TypeError)), "clips raised TypeError: forward refuses"),
-        (lambda c: Toy(c, refuses(KeyError)), "clips raised KeyError: 'forward refuses'"),
+        (with_embed_dim("4"), "must set a positive int 'embed_dim', got '4'"),
+        (factory_fails, f"{BROKEN}building it raised KeyError: 'factory fails'"),
+        (lambda c: Toy(c, refuses(ValueError)), "clip raised ValueError: forward refuses"),
+        (lambda c: Toy(c, refuses(TypeError)), "clip raised TypeError: forward refuses"),
+        (lambda c: Toy(c, refuses(KeyError)), "clip raised KeyError: 'forward refuses'"),
     ],
 )
 def test_an_extractor_that_breaks_the_contract_is_refused_before_the_run_folder(
