@@ -1,7 +1,9 @@
 import errno
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -97,3 +99,18 @@ def assert_stopped_naming_tensorboard(capsys, run: Path) -> str:
 
 
 NO_EPOCH_FINISHED = "no epoch finished, {run} holds no checkpoint: run the same command again"
+
+
+def loading_worker(trainer: psutil.Process, within: float) -> psutil.Process:
+    """A DataLoader worker of ``trainer``: a forked child, so its command line is the
+    trainer's (the dataset check's pool workers run a command of their own)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for child in trainer.children():
+            try:
+                if child.cmdline() == trainer.cmdline():
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.05)
+    pytest.fail(f"no data-loading worker of process {trainer.pid} within {within} s")

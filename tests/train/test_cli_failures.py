@@ -23,11 +23,13 @@ from torch import nn
 from extractors import registry
 from extractors.config import ExtractorConfig
 from generator.dataformat.dataset import TrajectoryDataset
+from tests.train.conftest import loading_worker
 from train.checkpoint import load_checkpoint
-from train.trajectory.cli import MAX_BATCH_SIZE, worker_died, worker_lost
+from train.trajectory.cli import KNOBS, MAX_BATCH_SIZE
 from train.trajectory.cli import main as train
 from train.trajectory.evaluate_cli import main as evaluate
 from train.trajectory.preflight import SHUFFLE_BYTES, cgroup_memory_limit, physical_memory
+from trajkit.worker_deaths import worker_died, worker_lost
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--threads", "1", "--quiet"]
@@ -48,21 +50,6 @@ def run(dataset, tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------ a killed data-loading worker
-
-
-def loading_worker(trainer: psutil.Process, within: float) -> psutil.Process:
-    """A DataLoader worker of ``trainer``: a forked child, so its command line is the
-    trainer's (the dataset check's pool workers run a command of their own)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for child in trainer.children():
-            try:
-                if child.cmdline() == trainer.cmdline():
-                    return child
-            except psutil.NoSuchProcess:
-                continue
-        time.sleep(0.05)
-    pytest.fail(f"no data-loading worker of process {trainer.pid} within {within} s")
 
 
 def test_a_killed_loading_worker_is_one_line_exit_1_and_last_pt_stays(dataset, tmp_path):
@@ -126,8 +113,8 @@ def test_a_killed_loading_worker_is_one_line_exit_1_and_last_pt_stays(dataset, t
     ],
 )
 def test_only_torchs_report_of_a_dead_worker_is_taken_for_one(message, said):
-    assert worker_died(RuntimeError(message)) == said
-    assert worker_died(ValueError(message)) is None
+    assert worker_died(RuntimeError(message), KNOBS) == said
+    assert worker_died(ValueError(message), KNOBS) is None
 
 
 def test_the_signal_is_named_when_torch_reports_it_under_exited_unexpectedly():
@@ -139,7 +126,7 @@ def test_the_signal_is_named_when_torch_reports_it_under_exited_unexpectedly():
         except RuntimeError as e:
             raise RuntimeError("DataLoader worker (pid(s) 7) exited unexpectedly") from e
     except RuntimeError as e:
-        said = worker_died(e)
+        said = worker_died(e, KNOBS)
     assert said.startswith("a data-loading worker (pid 7) was killed by signal 9 (SIGKILL)")
 
 
@@ -159,13 +146,13 @@ def test_a_connection_a_killed_worker_broke_is_that_worker():
     batches = iter(torch.utils.data.DataLoader(Slow(), num_workers=1))
     try:
         worker = loading_worker(psutil.Process(), within=10)
-        assert worker_lost(ConnectionResetError(104, "Connection reset by peer")) is None
+        assert worker_lost(ConnectionResetError(104, "Connection reset by peer"), KNOBS) is None
         threading.Timer(0.3, worker.send_signal, (signal.SIGKILL,)).start()
-        said = worker_lost(ConnectionResetError(104, "Connection reset by peer"))
+        said = worker_lost(ConnectionResetError(104, "Connection reset by peer"), KNOBS)
     finally:
         del batches
     assert said.startswith(f"a data-loading worker (pid {worker.pid}) was killed by signal 9")
-    assert worker_lost(OSError(28, "No space left on device")) is None
+    assert worker_lost(OSError(28, "No space left on device"), KNOBS) is None
 
 
 def test_a_killed_loading_worker_in_train_evaluate_is_one_line_exit_1(

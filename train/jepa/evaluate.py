@@ -25,6 +25,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.files import write_json_atomic
+from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -106,10 +107,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetMissing, ValueError) as err:
         print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
-    except (MemoryError, RuntimeError) as err:
-        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
+    except (MemoryError, RuntimeError, EOFError, ConnectionError) as err:
+        if caused_by_interrupt(err):
             raise
-        print(f"error: {oom}", file=sys.stderr)
+        knobs = WorkerKnobs("lower --num-workers or --batch-size", "run with --num-workers 0")
+        failure = worker_died(err, knobs) or worker_lost(err, knobs) or out_of_memory(err)
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
         return 1
     result.update(checkpoint=str(ckpt), random_init=args.random_init)
     try:

@@ -67,6 +67,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.files import write_atomic, write_json_atomic
+from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
 
 
 def _log(msg: str, rank: int = 0) -> None:
@@ -436,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     return exit_on_interrupt(lambda: _run(args), lambda: _what_is_kept(args))
 
 
+WORKERS = WorkerKnobs(
+    "lower data.num_workers or --batch-size", "set data.num_workers: 0 in the config"
+)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = apply_overrides(read_yaml(args.config), args)
@@ -455,10 +461,16 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
     except OSError as err:  # a full disk or quota, a folder gone read-only
-        print(f"error: {failed_io(err)}; {_what_is_kept(args)}", file=sys.stderr)
+        failure = worker_lost(err, WORKERS) or failed_io(err)
+        print(f"error: {failure}; {_what_is_kept(args)}", file=sys.stderr)
         return 1
-    except (MemoryError, RuntimeError) as err:
-        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
+    except (MemoryError, RuntimeError, EOFError) as err:
+        if caused_by_interrupt(err):
+            raise
+        if (died := worker_died(err, WORKERS) or worker_lost(err, WORKERS)) is not None:
+            print(f"error: {died}; {_what_is_kept(args)}", file=sys.stderr)
+            return 1
+        if (oom := out_of_memory(err)) is None:
             raise
         print(f"error: {oom}", file=sys.stderr)
         return 1

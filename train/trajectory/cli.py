@@ -9,10 +9,7 @@ Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 from __future__ import annotations
 
 import argparse
-import re
-import signal
 import sys
-import time
 
 from train.run_folder import LAST, holds_checkpoint, what_is_kept
 from train.trajectory.config import STREAM_SAMPLES
@@ -34,24 +31,14 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.seeds import MAX_SEED
+from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
 
 MAX_BATCH_SIZE = 2**20
 """--batch-size's bound (here and in train.evaluate): a million clips a batch is far past any
 machine's memory, and a size past sys.maxsize was a traceback. A size above the split's is
 one batch of the whole split."""
 
-# torch's report of a DataLoader worker that died: killed by a signal (the kernel's
-# out-of-memory killer sends SIGKILL), or gone with an exit status of its own.
-WORKER_DIED = re.compile(
-    r"DataLoader worker \(pid(?:\(s\))? (?P<pid>[\d, ]+)\) (?:is killed by signal: "
-    r"(?P<signal>[^.\n]+)\.|exited unexpectedly(?: with exit code (?P<code>-?\d+))?)"
-)
-WORKER_REPORT_WAIT = 2.0  # seconds; see worker_lost
-SIGNALS = {signal.strsignal(s): s for s in signal.Signals}  # torch names a signal by strsignal
-WORKER_SIGNAL_ADVICE = {
-    signal.SIGKILL: "likely out of memory (the kernel's out-of-memory killer sends it)",
-    signal.SIGBUS: "likely out of shared memory (/dev/shm)",
-}
+KNOBS = WorkerKnobs("lower --workers or --batch-size", "run with --workers 0")
 
 FLAGS = (
     "extractor", "preset", "data", "render", "render_seed", "epoch_samples", "eval_samples",
@@ -143,47 +130,6 @@ def resolve_config(args: argparse.Namespace):
     return validated_config(merged), None
 
 
-def worker_died(error: BaseException) -> str | None:
-    """``error`` as one line when it is torch's report of a data-loading worker that died (the
-    out-of-memory killer's SIGKILL, a crash), else None: it was a traceback from wherever the
-    main process was when the worker's end reached it. A worker stopped by Ctrl-C or SIGTERM
-    is a stop (``caused_by_interrupt``), to be checked first."""
-    found = WORKER_DIED.search(str(error)) if isinstance(error, RuntimeError) else None
-    if found is None:
-        return None
-    # torch's "exited unexpectedly" may wrap the signal's report, raised while it waited.
-    cause = error.__cause__
-    if isinstance(cause, RuntimeError) and (signalled := WORKER_DIED.search(str(cause))):
-        found = signalled
-    worker = f"a data-loading worker (pid {found['pid']})"
-    if found["signal"] is None:
-        code = f" with exit status {found['code']}" if found["code"] else ""
-        return f"{worker} exited unexpectedly{code}; run with --workers 0 to see why"
-    signum = SIGNALS.get(found["signal"])
-    if signum is None:
-        return f"{worker} was killed by signal {found['signal']!r}"
-    killed = f"{worker} was killed by signal {signum.value} ({signum.name})"
-    advice = WORKER_SIGNAL_ADVICE.get(signum)
-    return f"{killed}, {advice}: lower --workers or --batch-size" if advice else killed
-
-
-def worker_lost(error: BaseException) -> str | None:
-    """For a connection that broke while a data-loading worker handed over a batch
-    (ConnectionError, EOFError): torch's report of the worker's death, else None. The broken
-    connection comes first and torch's SIGCHLD handler raises the report moments later,
-    wherever the main process then is: it was inside this error's line, a traceback after
-    half of it. An exited worker's SIGCHLD comes within milliseconds and ends the wait."""
-    if not isinstance(error, (ConnectionError, EOFError)):
-        return None
-    try:
-        time.sleep(WORKER_REPORT_WAIT)
-    except RuntimeError as report:
-        if (said := worker_died(report)) is None:
-            raise
-        return said
-    return None
-
-
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -228,13 +174,13 @@ def run(args: argparse.Namespace) -> int:
         print(one_line(f"{prog}: {e}"), file=sys.stderr)
         return 1
     except OSError as e:  # a full disk or quota, a folder gone read-only
-        failure = worker_lost(e) or failed_io(e)
+        failure = worker_lost(e, KNOBS) or failed_io(e)
         print(f"{prog}: error: {failure}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError, EOFError) as e:
         if caused_by_interrupt(e):
             raise
-        if (failure := worker_died(e) or worker_lost(e) or out_of_memory(e)) is None:
+        if (failure := worker_died(e, KNOBS) or worker_lost(e, KNOBS) or out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {failure}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from train.trajectory.cli import MAX_BATCH_SIZE, worker_died, worker_lost
+from train.trajectory.cli import KNOBS, MAX_BATCH_SIZE
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
@@ -44,6 +44,7 @@ from trajkit.cli import (
 )
 from trajkit.files import read_json, sha256_bytes, write_atomic, write_json_atomic
 from trajkit.lock import LockedError, locked_folder
+from trajkit.worker_deaths import worker_died, worker_lost
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -380,7 +381,7 @@ def score_runs(args: argparse.Namespace) -> int:
         if len(scored) > 1 and not args.quiet:
             print("\n".join(paired_lines(scored)))
     except (CheckpointError, OSError) as e:  # OSError: the record cannot be written
-        print(one_line(f"{prog}: error: {worker_lost(e) or e}"), file=sys.stderr)
+        print(one_line(f"{prog}: error: {worker_lost(e, KNOBS) or e}"), file=sys.stderr)
         return 1
     except (EvaluationError, PreflightError, DatasetError, DeviceError) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
@@ -388,7 +389,7 @@ def score_runs(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as e:
         if caused_by_interrupt(e):
             raise
-        if (failure := worker_died(e) or worker_lost(e) or out_of_memory(e)) is None:
+        if (failure := worker_died(e, KNOBS) or worker_lost(e, KNOBS) or out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {failure}", file=sys.stderr)
         return 1
