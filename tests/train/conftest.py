@@ -114,3 +114,29 @@ def loading_worker(trainer: psutil.Process, within: float) -> psutil.Process:
                 continue
         time.sleep(0.05)
     pytest.fail(f"no data-loading worker of process {trainer.pid} within {within} s")
+
+
+def kill_a_loading_worker(command: list[str], last_pt: Path) -> tuple[int, str, int]:
+    """Run the trainer ``command`` (its data loader with a worker process), SIGKILL that
+    worker once ``last_pt`` is saved, as the kernel's out-of-memory killer does; returns the
+    exit status, stderr and the worker's pid."""
+    import os
+    import signal
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not last_pt.exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no epoch finished within 120 s"
+            time.sleep(0.1)
+        worker = loading_worker(psutil.Process(proc.pid), within=30)
+        worker.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err, worker.pid

@@ -23,7 +23,7 @@ from torch import nn
 from extractors import registry
 from extractors.config import ExtractorConfig
 from generator.dataformat.dataset import TrajectoryDataset
-from tests.train.conftest import loading_worker
+from tests.train.conftest import kill_a_loading_worker, loading_worker
 from train.checkpoint import load_checkpoint
 from train.trajectory.cli import KNOBS, MAX_BATCH_SIZE
 from train.trajectory.cli import main as train
@@ -58,23 +58,10 @@ def test_a_killed_loading_worker_is_one_line_exit_1_and_last_pt_stays(dataset, t
     out = tmp_path / "run"
     command = [sys.executable, "-m", "train", "--extractor", "i3d", "--data", str(dataset)]
     command += ["--epochs", "1000", "--out", str(out), "--workers", "1", *FAST]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "last.pt").exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "no epoch finished within 120 s"
-            time.sleep(0.1)
-        worker = loading_worker(psutil.Process(proc.pid), within=30)
-        worker.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, err, pid = kill_a_loading_worker(command, out / "last.pt")
     err = err.strip()
-    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
-    assert f"a data-loading worker (pid {worker.pid}) was killed by signal 9 (SIGKILL)" in err
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert f"a data-loading worker (pid {pid}) was killed by signal 9 (SIGKILL)" in err
     assert "likely out of memory" in err and "lower --workers or --batch-size" in err, err
     assert f"{out / 'last.pt'} holds the last finished epoch, continue with --resume" in err
     assert load_checkpoint(out / "last.pt")["epoch"] >= 1

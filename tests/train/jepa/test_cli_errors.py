@@ -503,39 +503,16 @@ def test_resume_refuses_changed_learning_settings(tmp_path, jepa_files, capsys):
 def test_a_killed_loading_worker_is_one_line_exit_1_and_last_pt_stays(tmp_path, jepa_files):
     """As the kernel's out-of-memory killer does it: SIGKILL to a data-loading worker once an
     epoch is saved. It was torch's traceback from wherever the trainer was."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
-    from pathlib import Path
 
-    import psutil
+    from tests.train.conftest import kill_a_loading_worker
 
-    from tests.train.conftest import loading_worker
-
-    root = Path(__file__).resolve().parents[3]
     config = _config(tmp_path, jepa_files, data={"num_workers": 1}, optim={"epochs": 1000})
-    command = [sys.executable, "-m", "train.jepa", "--config", config, "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "run" / "last.pt"
-    try:
-        deadline = time.monotonic() + 120
-        while not last.exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "no epoch finished within 120 s"
-            time.sleep(0.1)
-        worker = loading_worker(psutil.Process(proc.pid), within=30)
-        worker.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    command = [sys.executable, "-m", "train.jepa", "--config", config, "--quiet"]
+    code, err, pid = kill_a_loading_worker(command, last)
     said = err.strip().splitlines()[-1]  # after the epoch lines
-    assert proc.returncode == 1 and "Traceback" not in err, err
-    assert said.startswith(
-        f"error: a data-loading worker (pid {worker.pid}) was killed by signal 9"
-    )
+    assert code == 1 and "Traceback" not in err, err
+    assert said.startswith(f"error: a data-loading worker (pid {pid}) was killed by signal 9")
     assert "lower data.num_workers or --batch-size" in said and f"{last} holds" in said, said
     assert torch.load(last, weights_only=True)["epoch"] >= 1
