@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from extractors import registry
@@ -358,3 +359,27 @@ def test_the_control_group_limit_is_the_tightest_of_the_group_and_those_above(tm
     (v2 / "memory.max").write_text("max\n")
     assert cgroup_memory_limit(v2, membership) is None
     assert cgroup_memory_limit(v2, tmp_path / "no such file") is None
+
+
+# ----------------------------------------------------- a --config file given with --resume
+
+
+def test_a_config_file_given_with_resume_may_not_change_the_run(dataset, tmp_path, capsys):
+    """It was ignored without a word: the run resumed with its saved lr, not the file's."""
+    out = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--out", str(out), "--workers", "0"]
+    assert train([*argv, "--epochs", "1", *FAST]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    changed, same = tmp_path / "changed.yaml", tmp_path / "same.yaml"
+    changed.write_text(f"lr: {saved['lr'] * 10}\n")
+    same.write_text(
+        f"lr: {saved['lr']}\nper_extractor: {{i3d: {{grad_clip: {saved['grad_clip']}}}}}\n"
+    )
+    capsys.readouterr()
+    resume = [*argv, "--epochs", "2", "--resume", *FAST]
+    assert train([*resume, "--config", str(changed)]) == 2
+    err = one_error_line(capsys)
+    assert f"--resume cannot change lr {saved['lr']!r} -> {saved['lr'] * 10!r}" in err, err
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert train([*resume, "--config", str(same)]) == 0
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2

@@ -98,6 +98,7 @@ def resolve_config(args: argparse.Namespace):
     from train.trajectory.config import (
         TrainConfigError,
         merged_values,
+        refuse_file_changes,
         resumed_config,
         validated_config,
     )
@@ -107,6 +108,8 @@ def resolve_config(args: argparse.Namespace):
     last = args.out / LAST
     if args.resume and holds_checkpoint(last):
         state = load_checkpoint(last)
+        if args.config is not None:
+            refuse_file_changes(state["config"], args.config)
         cfg = resumed_config(state["config"], explicit)
         if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
             raise TrainConfigError(

@@ -248,6 +248,14 @@ def merged_values(values: dict[str, Any], config: Path | str | None = None) -> d
     return merged
 
 
+def refuse_file_changes(saved: dict[str, Any], config: Path | str) -> None:
+    """A ``--config`` file given with ``--resume`` may not change the run, as a flag may not:
+    the trainer resumed with the saved config and ignored the file without a word."""
+    path = config_file("train", config, TrainConfigError)
+    recipe = for_extractor(read_yaml(path), saved.get("extractor"), str(path))
+    resumed_config(saved, {k: v for k, v in recipe.items() if RENDER_DEFAULTS.get(k, ...) != v})
+
+
 def build_config(values: dict[str, Any], config: Path | str | None = None) -> TrainConfig:
     """``merged_values``, validated once."""
     return validated_config(merged_values(values, config))

@@ -151,12 +151,11 @@ def run_data(out: Path, name: str) -> str | None:
 
 
 def run_recipe(args: argparse.Namespace, name: str, recorded: dict) -> dict:
-    """A run's recipe flags: those given; for a run with no checkpoint to resume (it starts
-    over) the launch's under them. A resumed run's ``--config`` goes unused by the trainer,
-    so it is checked here (``check_runs``), not passed on."""
+    """A run's recipe flags: those given (a resumed run refuses any that would change it);
+    for a run with no checkpoint to resume (it starts over) the launch's under them."""
     given = {k: getattr(args, k) for k in RECIPE if getattr(args, k) is not None}
     if args.resume and holds_checkpoint(args.out / name / LAST):
-        return {k: v for k, v in given.items() if k != "config"}
+        return given
     launched = {k: v for k, v in recorded.get(name, {}).items() if k in RECIPE and v is not None}
     return {**launched, **given}
 
@@ -184,7 +183,6 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
     from train.checkpoint import CheckpointError
     from train.trajectory.cli import build_parser as trainer_parser
     from train.trajectory.cli import resolve_config
-    from train.trajectory.config import for_extractor, read_yaml, resumed_config
     from train.trajectory.preflight import preflight
 
     parser = trainer_parser()
@@ -196,9 +194,6 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
             continue
         try:
             cfg, state = resolve_config(flags)
-            if state is not None and args.config is not None:  # the trainer ignores it
-                recipe = for_extractor(read_yaml(Path(args.config)), name, args.config)
-                resumed_config(state["config"], recipe)
             if state is not None and state["epoch"] == cfg.epochs == results_epochs(cfg.out_dir):
                 finished.append(name)
                 continue
