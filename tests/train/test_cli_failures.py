@@ -26,8 +26,9 @@ from extractors.config import ExtractorConfig
 from generator.dataformat.dataset import TrajectoryDataset
 from tests.train.conftest import kill_a_loading_worker, loading_worker
 from train.checkpoint import load_checkpoint
-from train.trajectory.cli import KNOBS, MAX_BATCH_SIZE
+from train.trajectory.cli import KNOBS
 from train.trajectory.cli import main as train
+from train.trajectory.config import MAX_BATCH_SIZE
 from train.trajectory.evaluate_cli import main as evaluate
 from train.trajectory.preflight import SHUFFLE_BYTES, cgroup_memory_limit, physical_memory
 from trajkit.worker_deaths import worker_died, worker_lost
@@ -383,3 +384,30 @@ def test_a_config_file_given_with_resume_may_not_change_the_run(dataset, tmp_pat
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     assert train([*resume, "--config", str(same)]) == 0
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (
+            ["--epochs", str(10**30)],
+            "--epochs: must be 1..100000, got 1000000000000000000000000000000",
+        ),
+        (["--epochs", "100001"], "--epochs: must be 1..100000"),
+        (["--epochs", "1", "--config", "{config}"], "batch_size"),
+    ],
+)
+@pytest.mark.timeout(120)  # before the bound, 1e30 epochs trained for ever
+def test_epochs_and_a_config_files_batch_size_are_bounded(flags, said, dataset, tmp_path, capsys):
+    """--epochs 1e30 trained for ever (the tester's case); a config file's batch size of 1e20
+    went round the flag's bound."""
+    config = tmp_path / "huge.yaml"
+    config.write_text("batch_size: 100000000000000000000\n")
+    flags = [f.replace("{config}", str(config)) for f in flags]
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--out", str(tmp_path / "run")]
+    try:
+        code = train([*argv, *flags, *FAST])
+    except SystemExit as e:
+        code = e.code
+    err = one_error_line(capsys)
+    assert code == 2 and said in err and not (tmp_path / "run").exists(), err

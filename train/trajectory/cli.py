@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from train.run_folder import LAST, holds_checkpoint, what_is_kept
-from train.trajectory.config import STREAM_SAMPLES
+from train.trajectory.config import MAX_BATCH_SIZE, MAX_EPOCHS, STREAM_SAMPLES
 from trajkit.cli import (
     MAX_THREADS,
     MAX_WORKERS,
@@ -32,11 +32,6 @@ from trajkit.cli import (
 )
 from trajkit.seeds import MAX_SEED
 from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
-
-MAX_BATCH_SIZE = 2**20
-"""--batch-size's bound (here and in train.evaluate): a million clips a batch is far past any
-machine's memory, and a size past sys.maxsize was a traceback. A size above the split's is
-one batch of the whole split."""
 
 KNOBS = WorkerKnobs("lower --workers or --batch-size", "run with --workers 0")
 
@@ -72,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=whole_number(1, STREAM_SAMPLES),
         help="with --render: validation samples, and as many for test (default 200)",
     )
-    p.add_argument("--epochs", type=number_arg(int, 0, True), help="total epochs")
+    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="total epochs")
     p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
     p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")

@@ -40,6 +40,13 @@ that ``--config`` refused for a ``--data`` run)."""
 RENDER_ONLY = tuple(RENDER_DEFAULTS)
 
 STREAM_SAMPLES = MAX_SEED + 1
+MAX_BATCH_SIZE = 2**20
+"""--batch-size's bound (train, train.evaluate, a config file): a million clips a batch is far
+past any machine's memory, and a size past sys.maxsize was a traceback. A size above the
+split's is one batch of the whole split."""
+MAX_EPOCHS = 100_000
+"""An epochs bound, as for every other count: 1e30 epochs trained for ever, and its lr schedule
+and the records of an outside reader (a JSON number past 2^53) lost their precision."""
 """Indices a rendered stream may draw, 0..MAX_SEED: sample ``i`` is drawn from, and labelled
 with, ``[seed, i]``, so ``i`` stays in the seeds' range; a run's validation, test and every
 epoch's training samples must fit in it."""
@@ -73,8 +80,8 @@ class TrainConfig(BaseModel):
         description="validation samples, and as many test samples (--render)",
     )
     out: str
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(8, gt=0, description="per process")
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)
+    batch_size: int = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.05, ge=0.0)
     warmup_epochs: float = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from train.trajectory.cli import KNOBS, MAX_BATCH_SIZE
+from train.trajectory.cli import KNOBS
+from train.trajectory.config import MAX_BATCH_SIZE
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,

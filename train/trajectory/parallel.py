@@ -23,6 +23,7 @@ from train.launcher import INTERRUPTED, LOG, LocalLauncher, share_machine, unusa
 from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
+from train.trajectory.config import MAX_EPOCHS
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
@@ -56,7 +57,7 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
     )
-    p.add_argument("--epochs", type=number_arg(int, 0, True), required=True)
+    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), required=True)
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="default: tiny")
     p.add_argument(
