@@ -69,3 +69,8 @@ def worker_lost(error: BaseException, knobs: WorkerKnobs) -> str | None:
             raise
         return said
     return None
+
+
+def worker_death(error: BaseException, knobs: WorkerKnobs) -> str | None:
+    """``worker_died`` or ``worker_lost``: what every command's error handling asks."""
+    return worker_died(error, knobs) or worker_lost(error, knobs)

@@ -25,7 +25,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.files import write_json_atomic
-from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
+from trajkit.worker_deaths import WorkerKnobs, worker_death
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -111,7 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if caused_by_interrupt(err):
             raise
         knobs = WorkerKnobs("lower --num-workers or --batch-size", "run with --num-workers 0")
-        failure = worker_died(err, knobs) or worker_lost(err, knobs) or out_of_memory(err)
+        failure = worker_death(err, knobs) or out_of_memory(err)
         if failure is None:
             raise
         print(f"error: {failure}", file=sys.stderr)

@@ -67,7 +67,7 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.files import write_atomic, write_json_atomic
-from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
+from trajkit.worker_deaths import WorkerKnobs, worker_death, worker_lost
 
 
 def _log(msg: str, rank: int = 0) -> None:
@@ -467,7 +467,7 @@ def _run(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as err:
         if caused_by_interrupt(err):
             raise
-        if (died := worker_died(err, WORKERS) or worker_lost(err, WORKERS)) is not None:
+        if (died := worker_death(err, WORKERS)) is not None:
             print(f"error: {died}; {_what_is_kept(args)}", file=sys.stderr)
             return 1
         if (oom := out_of_memory(err)) is None:

@@ -12,11 +12,10 @@ Ctrl-C stops all, each keeping its ``last.pt`` for ``--resume``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from train.launcher import INTERRUPTED, LocalLauncher, share_machine
+from train.launcher import INTERRUPTED, LocalLauncher, share_machine, unusable_run_path
 from train.saliency.config import ConfigError, DataConfig, SaliencyConfig, load_config
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
@@ -98,8 +97,8 @@ def plan(args) -> dict[str, list[str]]:
         from train.distributed import pick_device  # torch
 
         pick_device(args.device)  # without a GPU, the DeviceError each run would raise
-    if blocked := [p for n in names if os.path.lexists(p := args.out / n) and not p.is_dir()]:
-        raise ValueError(f"{blocked[0]} exists and is not a folder")
+    if blocked := [why for n in names if (why := unusable_run_path(args.out, n))]:
+        raise ValueError(blocked[0])
     if not args.resume:
         taken = [n for n in names if (args.out / n / "last.pt").exists()]
         if taken:

@@ -31,7 +31,7 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.seeds import MAX_SEED
-from trajkit.worker_deaths import WorkerKnobs, worker_died, worker_lost
+from trajkit.worker_deaths import WorkerKnobs, worker_death, worker_lost
 
 KNOBS = WorkerKnobs("lower --workers or --batch-size", "run with --workers 0")
 
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as e:
         if caused_by_interrupt(e):
             raise
-        if (failure := worker_died(e, KNOBS) or worker_lost(e, KNOBS) or out_of_memory(e)) is None:
+        if (failure := worker_death(e, KNOBS) or out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {failure}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1

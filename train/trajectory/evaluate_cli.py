@@ -45,7 +45,7 @@ from trajkit.cli import (
 )
 from trajkit.files import read_json, sha256_bytes, write_atomic, write_json_atomic
 from trajkit.lock import LockedError, locked_folder
-from trajkit.worker_deaths import worker_died, worker_lost
+from trajkit.worker_deaths import worker_death, worker_lost
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -390,7 +390,7 @@ def score_runs(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as e:
         if caused_by_interrupt(e):
             raise
-        if (failure := worker_died(e, KNOBS) or worker_lost(e, KNOBS) or out_of_memory(e)) is None:
+        if (failure := worker_death(e, KNOBS) or out_of_memory(e)) is None:
             raise
         print(f"{prog}: error: {failure}", file=sys.stderr)
         return 1
