@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     # these load torch: here, after main's load_modules, not when the module is imported
     from train.checkpoint import CheckpointError
     from train.distributed import DeviceError
-    from train.saliency.loop import NoBestEpoch
+    from train.saliency.loop import NoBestEpoch, NonFiniteLoss
     from train.saliency.run_folder import RunFolderError
 
     try:
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
         out = args.out = args.out or Path("runs/saliency") / cfg.name  # for the stop line too
         results = run(cfg, out, resume=args.resume, quiet=args.quiet, device=args.device)
-    except (StimulusFileError, CheckpointError, NoBestEpoch) as err:  # damaged data, a NaN run
+    except (StimulusFileError, CheckpointError, NoBestEpoch, NonFiniteLoss) as err:  # bad data, NaN
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     except (ConfigError, LayoutError, RunFolderError, RunFolderBusy, DeviceError) as err:

@@ -24,7 +24,15 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from train.checkpoint import load_checkpoint
-from train.distributed import DistContext, all_reduce_sum, barrier, set_threads, setup, teardown
+from train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_flag,
+    set_threads,
+    setup,
+    teardown,
+)
 from train.run_folder import RESULTS, TENSORBOARD, named_failures, writing_to
 from train.saliency.batching import GridDataset, collate
 from train.saliency.centre_bias import fit_centre_bias
@@ -41,6 +49,11 @@ from train.summary import warn_once
 class NoBestEpoch(Exception):
     """No epoch had a finite validation information gain (a model gone NaN, a validation set
     that cannot be scored): no epoch ranks above another, so there is no best one to test."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss went NaN or infinite: every later step would train a NaN model, as
+    the trajectory and JEPA trainers know, so the run stops with its checkpoints as they are."""
 
 
 @dataclass
@@ -202,12 +215,23 @@ class SaliencyRun:
         net.train()
         sums: dict[str, float] = {}
         t0, seen = time.perf_counter(), 0
-        for batch in tqdm(
+        bar = tqdm(
             loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=self.quiet, leave=False
-        ):
+        )
+        for step, batch in enumerate(bar):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
             logp = net(batch["image"], batch["mask"])
             loss, parts = saliency_loss(logp, batch, cfg.entropy.weight, cfg.entropy.direction)
+            if broadcast_flag(ctx, not bool(torch.isfinite(loss))):
+                kept = (
+                    f"{self.folder.last} keeps epoch {epoch}"
+                    if epoch
+                    else "no checkpoint was written yet"
+                )
+                raise NonFiniteLoss(
+                    f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, step "
+                    f"{step + 1}: stopped; {kept}; lower train.lr or check the data"
+                )
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
