@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from train.run_folder import RunFolderBusy, what_is_kept
-from train.saliency.config import ConfigError, load_config, parse_config
+from train.saliency.config import ConfigError, load_config, with_overrides
 from train.saliency.records import LayoutError, StimulusFileError
 from trajkit.cli import (
     OneLineParser,
@@ -60,13 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     from train.saliency.run_folder import RunFolderError
 
     try:
-        cfg = load_config(args.config)
-        raw = cfg.model_dump(mode="json")
-        if args.data is not None:
-            raw["data"]["path"] = str(args.data)
-        if args.epochs is not None:
-            raw["train"]["epochs"] = args.epochs
-        cfg = parse_config(raw, "command line")
+        cfg = with_overrides(load_config(args.config), args.data, args.epochs)
         from train.saliency.loop import run
 
         out = args.out = args.out or Path("runs/saliency") / cfg.name  # for the stop line too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -133,6 +134,41 @@ def load_config(path: str | Path) -> SaliencyConfig:
     every failure is a one-line ConfigError."""
     path = config_file("saliency", path, ConfigError)
     return parse_config(read_yaml_mapping(path, ConfigError), str(path))
+
+
+def with_overrides(
+    cfg: SaliencyConfig, data: Path | None = None, epochs: int | None = None
+) -> SaliencyConfig:
+    """The config a run trains: the file's, with ``--data`` and ``--epochs`` on top (the
+    trainer builds it so, and the launcher to check a resume before starting any run)."""
+    raw = cfg.model_dump(mode="json")
+    if data is not None:
+        raw["data"]["path"] = str(data)
+    if epochs is not None:
+        raw["train"]["epochs"] = epochs
+    return parse_config(raw, "command line")
+
+
+def resume_conflict(saved: Path, cfg: SaliencyConfig) -> str | None:
+    """Why the run whose ``config.yaml`` is ``saved`` cannot resume as ``cfg``, or None:
+    anything but ``train.epochs`` (a resume may raise it) differs."""
+    if _without_epochs(read_yaml_mapping(saved, ConfigError)) == _without_epochs(
+        cfg.model_dump(mode="json")
+    ):
+        return None
+    return (
+        f"{saved} differs from this config (other than train.epochs); "
+        "resume with the same config or use another --out"
+    )
+
+
+def _without_epochs(raw: dict) -> str:
+    """The config as compared on resume; ``default=str``: a hand-edited file may hold YAML
+    dates, which JSON has not."""
+    train = raw.get("train")
+    if isinstance(train, dict):
+        raw = {**raw, "train": {k: v for k, v in train.items() if k != "epochs"}}
+    return json.dumps(raw, sort_keys=True, default=str)
 
 
 def dump_config(cfg: SaliencyConfig) -> str:

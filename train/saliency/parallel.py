@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine, unusable_run_path
-from train.saliency.config import ConfigError, DataConfig, SaliencyConfig, load_config
+from train.saliency.config import (
+    ConfigError,
+    DataConfig,
+    SaliencyConfig,
+    load_config,
+    resume_conflict,
+    with_overrides,
+)
 from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
 from train.saliency.splits import split_indices
@@ -105,7 +112,20 @@ def plan(args) -> dict[str, list[str]]:
             raise ValueError(
                 f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
             )
+    else:
+        check_resumes(args, [cfg for _, cfg in configs.values()])
     return {name: run_args(args, config, name) for name, config in names.items()}
+
+
+def check_resumes(args, cfgs: list[SaliencyConfig]) -> None:
+    """A run resumed with a changed config would refuse on its own, after the others started:
+    refused here instead, the config built as the run builds it (``run_args``' overrides)."""
+    data = args.data.absolute() if args.data is not None else None
+    for cfg in cfgs:
+        saved = args.out / cfg.name / "config.yaml"
+        if (args.out / cfg.name / "last.pt").exists() and saved.exists():
+            if why := resume_conflict(saved, with_overrides(cfg, data, args.epochs)):
+                raise ValueError(why)
 
 
 def check_data(path: Path, data: DataConfig) -> None:

@@ -10,14 +10,12 @@ run, and refusing to resume one with a different config.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.run_folder import BEST, CONFIG, LAST, holds_checkpoint
 from train.run_folder import RunFolder as TrainerRunFolder
-from train.saliency.config import SaliencyConfig
-from trajkit.yamlfile import read_yaml_mapping
+from train.saliency.config import SaliencyConfig, resume_conflict
 
 
 class RunFolderError(ValueError):
@@ -47,13 +45,8 @@ class SaliencyRunFolder(TrainerRunFolder):
             )
         if resume and holds_checkpoint(self.last):
             saved = self.root / CONFIG
-            if saved.exists() and _without_epochs(
-                read_yaml_mapping(saved, RunFolderError)
-            ) != _without_epochs(cfg.model_dump(mode="json")):
-                raise RunFolderError(
-                    f"{saved} differs from this config (other than train.epochs); "
-                    "resume with the same config or use another --out"
-                )
+            if saved.exists() and (why := resume_conflict(saved, cfg)):
+                raise RunFolderError(why)
             state = load_checkpoint(self.last)
             if cfg.train.epochs < state["epoch"]:  # results would say fewer than they hold
                 raise RunFolderError(
@@ -69,12 +62,3 @@ class SaliencyRunFolder(TrainerRunFolder):
         save_checkpoint(self.last, state)
         if best:
             save_checkpoint(self.best, state)
-
-
-def _without_epochs(raw: dict) -> str:
-    """The config as compared on resume, without ``train.epochs`` (a resume may raise it);
-    ``default=str``: a hand-edited file may hold YAML dates, which JSON has not."""
-    train = raw.get("train")
-    if isinstance(train, dict):
-        raw = {**raw, "train": {k: v for k, v in train.items() if k != "epochs"}}
-    return json.dumps(raw, sort_keys=True, default=str)

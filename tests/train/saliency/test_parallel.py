@@ -52,6 +52,30 @@ def test_both_variants_train_at_once_and_are_ranked_by_info_gain(
     )
 
 
+
+def test_a_resume_with_a_changed_config_is_refused_before_any_run(
+    tiny_config, synth, tmp_path, capsys
+):
+    """Each run refused on its own, after the other had resumed; the check builds the config
+    as the run does, so a resume with the same --data (made absolute for the run) passes."""
+    out = tmp_path / "runs"
+    configs = variants(tiny_config, synth, epochs=1)
+    args = ["--configs", *configs, "--out", str(out), "--data", os.path.relpath(synth)]
+    assert main(args) == 0
+    launched = Path(configs[1]).read_text()
+    raw = yaml.safe_load(launched)
+    raw["train"]["lr"] *= 10
+    Path(configs[1]).write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differs from this config" in err, err
+    assert "entropy_reg_tiny" in err
+    for name in ("baseline_tiny", "entropy_reg_tiny"):  # neither resumed
+        assert load_checkpoint(out / name / "last.pt")["epoch"] == 1
+    Path(configs[1]).write_text(launched)
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+
 def test_one_failed_run_does_not_stop_the_other(tiny_config, synth, tmp_path):
     good, bad = variants(tiny_config, synth, epochs=1)
     damaged = tmp_path / "damaged"
