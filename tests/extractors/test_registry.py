@@ -528,3 +528,18 @@ def test_cli_a_stop_while_a_plugin_loads_is_one_line_exit_130(tmp_path):
         ["interrupted: listing reads only; nothing was changed"],
         "",
     )
+
+
+def test_the_readme_recipe_for_a_new_extractor_runs_as_written(clean_registry):
+    """A new user copies it: an earlier recipe ("a pydantic model with tiny and base presets")
+    could not work as written (a plain model refuses an unannotated ``presets``)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = readme[readme.index("Add your own: a factory") :]
+    block = after[after.index("```python\n") + len("```python\n") : after.index("\n```\n")]
+    namespace: dict = {"__name__": "readme_recipe"}
+    exec(compile(block, "README.md", "exec"), namespace)
+    check_contract("meanpool")
+    check_contract("meanpool", "base")
+    model = create_extractor("meanpool", "base")
+    assert model.embed_dim == 256
+    assert model(torch.zeros(2, 3, 8, 16, 16)).shape == (2, 256)
