@@ -187,6 +187,22 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
     assert (tmp_path / "other" / "slurm" / "magvit.sbatch").exists()
 
 
+
+def test_slurm_checks_the_runs_values_but_not_the_clusters_paths(tmp_path, monkeypatch, capsys):
+    """A bad value in --config wrote scripts (exit 0) that every job refused on the cluster;
+    the dataset, there and not here, is still not looked for."""
+    monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: -1\n")
+    out = tmp_path / "runs"
+    args = ["--extractors", "i3d", "--data", "/cluster/only/data", "--epochs", "1"]
+    assert main([*args, "--out", str(out), "--launcher", "slurm", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "i3d: lr: Input should be greater than 0" in err, err
+    assert not (out / "slurm").exists()
+    assert main([*args, "--out", str(out), "--launcher", "slurm"]) == 0
+    assert (out / "slurm" / "i3d.sbatch").is_file()
+
 @pytest.mark.parametrize(
     "args, expected",
     [

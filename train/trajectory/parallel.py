@@ -176,11 +176,12 @@ def train_args(
 
 
 def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool) -> list[str]:
-    """What each run's own ``python -m train`` refuses before it trains (its flags, its config
-    or resume, and on this machine its dataset, splits and disk), for every run before any
-    starts: one line and exit 2, where each run failed on its own (exit 1). Returns the runs
-    that already finished their --epochs: started again, one failing its checks was
-    reported "failed" beside its intact results."""
+    """What each run's own ``python -m train`` refuses before it trains, for every run before
+    any starts: one line and exit 2, where each run failed on its own (exit 1). Its flags, its
+    config or resume everywhere (a --config file must be readable here); its dataset, splits
+    and disk only on this machine, as a Slurm job's are the cluster's. Returns the runs that
+    already finished their --epochs: started again, one failing its checks was reported
+    "failed" beside its intact results."""
     from train.checkpoint import CheckpointError
     from train.trajectory.cli import build_parser as trainer_parser
     from train.trajectory.cli import resolve_config
@@ -191,10 +192,10 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
     finished = []
     for name, job in jobs.items():
         flags = parser.parse_args([*job, "--quiet"])  # quiet: no "starting from epoch 1"
-        if not local:  # the cluster's paths need not exist here
-            continue
         try:
-            cfg, state = resolve_config(flags)
+            cfg, state = resolve_config(flags)  # flags and config values, on a cluster too
+            if not local:  # the dataset and disk are the cluster's: not checked here
+                continue
             if state is not None and state["epoch"] == cfg.epochs == results_epochs(cfg.out_dir):
                 finished.append(name)
                 continue
