@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.io import loadmat, savemat, whosmat
 from scipy.io.matlab import MatReadError
+from scipy.sparse import issparse
 
 from train.saliency.image_files import (
     fitted,
@@ -39,6 +40,8 @@ MAPS = "FIXATIONMAPS"
 LOCS = "FIXATIONLOCS"
 LOCS_VARIABLE = "fixLocs"
 WHERE = "http://saliency.mit.edu/trainSet.zip (CAT2000 training set)"
+# What loadmat makes of a MATLAB value that is no real matrix, by numpy's dtype kind.
+MATLAB_KINDS = {"O": "a cell array", "V": "a struct array", "U": "text", "c": "complex numbers"}
 
 
 def find_root(root: Path) -> Path | None:
@@ -70,7 +73,14 @@ def read_locs(path: Path, size: tuple[int, int]) -> np.ndarray:
         ) from None
     except MemoryError:
         raise StimulusFileError(f"{path}: too large to read into memory") from None
-    return fitted(np.asarray(locs) > 0, path, size)
+    if issparse(locs):  # MATLAB's sparse(): a few fixations among a million zeros
+        locs = locs.toarray()  # its declared shape, the stimulus's, was checked above
+    if locs.dtype.kind not in "biuf":
+        raise StimulusFileError(
+            f"{path}: '{LOCS_VARIABLE}' holds {MATLAB_KINDS.get(locs.dtype.kind, locs.dtype)}, "
+            "not a matrix of real numbers"
+        )
+    return fitted(locs > 0, path, size)
 
 
 class Cat2000Images(SaliencySource):

@@ -190,23 +190,38 @@ def _flatten_trains(xs: np.ndarray, ys: np.ndarray, ns: np.ndarray, lengths) -> 
         lengths = (~np.isnan(xs)).sum(axis=1)
     lengths = np.asarray(lengths, dtype=int)
     keep = np.arange(xs.shape[1])[None, :] < lengths[:, None]
-    return xs[keep], ys[keep], np.repeat(np.asarray(ns, dtype=int), lengths)
+    return xs[keep], ys[keep], np.repeat(ns, lengths)
 
 
-def read_fixations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All fixations as flat ``x``, ``y`` and stimulus index ``n``."""
+def stimulus_indices(path: Path, name: str, ns: np.ndarray, stimuli: int) -> np.ndarray:
+    """``ns``, the dataset ``name`` of ``path``, if each is the index of one of its
+    ``stimuli``: the fixations of any other (999, or -1, which pysaliency reads as the last)
+    were dropped without a word."""
+    ns = np.asarray(ns)
+    valid = (ns >= 0) & (ns < stimuli) & (ns == np.round(ns))  # NaN compares False
+    if not valid.all():
+        numbered = f", numbered 0 to {stimuli - 1}" if stimuli else ""
+        raise StimulusFileError(
+            f"{path}: {name} holds {ns[~valid][0].item()}, which is not a stimulus index: "
+            f"{STIMULI_FILE} has {stimuli} stimuli{numbered}"
+        )
+    return ns.astype(int)
+
+
+def read_fixations(path: Path, stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All fixations as flat ``x``, ``y`` and stimulus index ``n`` (one of ``stimuli``)."""
     with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         if kind == "FixationTrains":
             lengths = f["train_lengths"][...] if "train_lengths" in f else None
-            return _flatten_trains(
-                f["train_xs"][...], f["train_ys"][...], f["train_ns"][...], lengths
-            )
+            ns = stimulus_indices(path, "train_ns", f["train_ns"][...], stimuli)
+            return _flatten_trains(f["train_xs"][...], f["train_ys"][...], ns, lengths)
         if kind == "Fixations":
-            return f["x"][...], f["y"][...], f["n"][...].astype(int)
+            return f["x"][...], f["y"][...], stimulus_indices(path, "n", f["n"][...], stimuli)
         if kind == "ScanpathFixations":
             g = f["scanpaths"]
-            return _flatten_trains(g["xs"][...], g["ys"][...], g["n"][...], g["lengths"][...])
+            ns = stimulus_indices(path, "scanpaths/n", g["n"][...], stimuli)
+            return _flatten_trains(g["xs"][...], g["ys"][...], ns, g["lengths"][...])
     raise LayoutError(
         f"{path}: type '{kind}', expected FixationTrains, Fixations or ScanpathFixations"
     )
@@ -236,7 +251,7 @@ class PysaliencyHdf5(SaliencySource):
                     f"{STIMULI_FILE} and {FIXATIONS_FILE}"
                 )
         refs, self.files = _read(read_stimuli, root / STIMULI_FILE)
-        x, y, n = _read(read_fixations, root / FIXATIONS_FILE)
+        x, y, n = _read(lambda p: read_fixations(p, len(refs)), root / FIXATIONS_FILE)
         super().__init__(root, refs)
         self.dataset = "CAT2000" if any(r.category for r in refs) else "MIT1003"
         order = np.argsort(n, kind="stable")

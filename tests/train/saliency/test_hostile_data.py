@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.io import savemat
+from scipy.io import loadmat, savemat
 
 from train.saliency.cat2000 import LOCS_VARIABLE
 from train.saliency.convert import main as convert
@@ -72,18 +72,35 @@ def empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
+def cell_array(path: Path) -> None:
+    cells = np.empty((30, 40), dtype=object)
+    cells[:] = "s"
+    savemat(path, {"fixLocs": cells})
+
+
+def struct_array(path: Path) -> None:
+    savemat(path, {"fixLocs": np.zeros((30, 40), dtype=[("f", "f8")])})
+
+
+def complex_matrix(path: Path) -> None:
+    savemat(path, {"fixLocs": np.full((30, 40), 1j)})
+
+
 def fifo(path: Path) -> None:
     path.unlink()
     os.mkfifo(path)
 
 
-@pytest.mark.parametrize("damage", [wrong_shape, three_d, empty, fifo])
+@pytest.mark.parametrize(
+    "damage", [wrong_shape, three_d, empty, fifo, cell_array, struct_array, complex_matrix]
+)
 def test_a_damaged_cat2000_fixation_file_is_one_line_in_verify_and_convert(
     cat2000_dir, tmp_path, capsys, damage
 ):
     """Before: a 5x7 fixLocs was converted into the stimulus's corner ("checked identical",
-    exit 0), a 3-D one and an empty file were tracebacks, and convert took a FIFO for
-    missing fixations (exit 0) where verify refused it."""
+    exit 0), a 3-D one, an empty file, a cell or struct array of the stimulus's shape were
+    tracebacks, complex numbers were read as fixations, and convert took a FIFO for missing
+    fixations (exit 0) where verify refused it."""
     victim = cat2000_dir / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat"  # a 30x40 stimulus
     damage(victim)
     assert verify([str(cat2000_dir), "--quiet"]) == 1
@@ -94,6 +111,41 @@ def test_a_damaged_cat2000_fixation_file_is_one_line_in_verify_and_convert(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(victim) in err, err
     assert not dst.exists()
+
+
+def test_a_sparse_cat2000_fixation_matrix_reads_as_the_full_one(cat2000_dir, tmp_path, capsys):
+    """MATLAB's sparse(y, x, 1, h, w) is how one builds a fixation matrix from coordinates;
+    saved so, it was a traceback in verify, convert and training."""
+    from scipy.sparse import csc_matrix
+
+    from train.saliency.cat2000 import Cat2000Images
+
+    full = [Cat2000Images(cat2000_dir).load(i).fixations for i in range(3)]
+    for path in sorted((cat2000_dir / "trainSet" / "FIXATIONLOCS").rglob("*.mat")):
+        locs = loadmat(path)[LOCS_VARIABLE]
+        savemat(path, {LOCS_VARIABLE: csc_matrix(locs > 0 if "Indoor" in path.parts else locs)})
+    assert [Cat2000Images(cat2000_dir).load(i).fixations.tolist() for i in range(3)] == [
+        f.tolist() for f in full
+    ]
+    assert verify([str(cat2000_dir), "--quiet"]) == 0
+    assert convert([str(cat2000_dir), str(tmp_path / "h5"), "--to", "hdf5", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_trainer_refuses_a_cat2000_fixation_matrix_of_no_numbers(
+    cat2000_dir, tmp_path, tiny_config, capsys
+):
+    from train.saliency.__main__ import main as train
+
+    victim = cat2000_dir / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat"
+    cell_array(victim)
+    code = train(
+        ["--config", str(tiny_config("baseline", cat2000_dir)), "--out", str(tmp_path / "run")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == (
+        f"error: {victim}: 'fixLocs' holds a cell array, not a matrix of real numbers"
+    ), err
 
 
 def test_a_fixation_mask_of_another_size_than_its_stimulus_is_refused(mit1003_dir, capsys):
@@ -254,6 +306,51 @@ def test_a_fixation_not_finite_or_outside_its_image_is_damaged_data(
         f"outside its 30x40 image (e.g. x={x:g}, y=7.4)"
     )
     assert not dst.exists() and sorted(os.listdir(tmp_path)) == ["src"]
+
+
+@pytest.mark.parametrize(
+    "fixations, name, index",
+    [
+        ("FixationTrains-1.2", "train_ns", 999),
+        ("FixationTrains-1.2", "train_ns", -1),
+        ("Fixations", "n", 3),
+        ("ScanpathFixations", "scanpaths/n", -1),
+    ],
+)
+def test_fixations_of_a_stimulus_index_outside_the_set_are_damaged_data(
+    pysaliency_writer, tmp_path, capsys, fixations, name, index
+):
+    """Before: convert dropped those fixations (exit 0, "checked identical") and verify said
+    only that a stimulus had none; pysaliency itself reads -1 as the last stimulus."""
+    src, dst = pysaliency_writer(tmp_path / "src", fixations=fixations), tmp_path / "dst"
+    with h5py.File(src / "fixations.hdf5", "r+") as f:
+        f[name][1] = index  # of 3 stimuli
+    assert verify([str(src), "--quiet"]) == 1
+    assert convert([str(src), str(dst), "--to", "images", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err
+        == [
+            f"error: {src / 'fixations.hdf5'}: {name} holds {index}, which is not a stimulus "
+            "index: stimuli.hdf5 has 3 stimuli, numbered 0 to 2"
+        ]
+        * 2
+    )
+    assert not dst.exists()
+
+
+def test_the_trainer_refuses_fixations_of_a_stimulus_index_outside_the_set(
+    pysaliency_writer, tmp_path, tiny_config, capsys
+):
+    from train.saliency.__main__ import main as train
+
+    src = pysaliency_writer(tmp_path / "src")
+    with h5py.File(src / "fixations.hdf5", "r+") as f:
+        f["train_ns"][1] = 999
+    code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"error: {src / 'fixations.hdf5'}: train_ns holds 999"), err
+    assert len(err.splitlines()) == 1
 
 
 def test_a_convert_whose_check_fails_leaves_no_folder(pysaliency_writer, tmp_path, capsys):
