@@ -8,6 +8,7 @@ leaves its run's numbers (or curves) out, with one warning, never the others'.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 from train.run_folder import METRICS, RESULTS, read_metrics
-from trajkit.cli import one_line
+from trajkit.cli import one_line, short_repr
 from trajkit.files import read_json, write_atomic, write_json_atomic
 
 SUMMARY_JSON = "summary.json"
@@ -66,8 +67,27 @@ def warn_once(line: str) -> None:
 
 
 def is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    """Whether a value read from JSON is a number (JSON's true is no count)."""
-    return isinstance(value, kind) and not isinstance(value, bool)
+    """Whether a value read from JSON is a finite number a float can hold: JSON's true is no
+    count, and Python's JSON reads NaN, Infinity and 10**400, which ranked first or made the
+    table raise."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past a float's range
+        return False
+
+
+def not_a_number(key: str, value: object, kind: type | tuple[type, ...] = (int, float)) -> str:
+    """Why ``value`` of ``key`` fails ``is_number``, for the warning that leaves its run out."""
+    what = "a whole number" if kind is int else "a finite number"
+    return f"{key} is {short_repr(value)}, not {what}"
+
+
+def table_cell(text: object) -> str:
+    """``text`` as one markdown table cell: a ``|`` or a line break in a name or an error
+    read from a file split its row."""
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def run_results(run_dir: Path) -> dict:
@@ -84,8 +104,9 @@ def run_results(run_dir: Path) -> dict:
         raise ValueError(f"{path} is damaged (not a JSON object)")
     for key in (*COUNTS, *NUMBERS):
         value = results.get(key)
-        if value is not None and not is_number(value, int if key in COUNTS else (int, float)):
-            raise ValueError(f"{path} is damaged ({key} is {value!r}, not a number)")
+        kind = int if key in COUNTS else (int, float)
+        if value is not None and not is_number(value, kind):
+            raise ValueError(f"{path} is damaged ({not_a_number(key, value, kind)})")
     return results
 
 
@@ -178,7 +199,8 @@ def markdown_table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         lines.append(
-            f"| {r['extractor']} | {r['status']} | {_fmt(r['parameters'], ',d')} "
+            f"| {table_cell(r['extractor'])} | {table_cell(r['status'])} "
+            f"| {_fmt(r['parameters'], ',d')} "
             f"| {_fmt(r['val_accuracy'], '.1f', 100, '%')} "
             f"| {_fmt(r['test_accuracy'], '.1f', 100, '%')} "
             f"| {_fmt(r['val_future_rmse'], '.3f')} "
@@ -186,8 +208,13 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {_fmt(r['train_samples_per_second'], '.1f')} "
             f"| {_duration(r['wall_time_seconds'])} |"
         )
-    failed = [f"- **{r['extractor']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
+    failed = [failure_line(r["extractor"], r) for r in rows if r["error"]]
     return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
+
+
+def failure_line(name: str, row: dict) -> str:
+    """The line under the table for a run that failed; one line whatever its error holds."""
+    return one_line(f"- **{name}** {row['status']}: {row['error']}")
 
 
 def plot_comparison(out: Path, rows: list[dict]) -> Path:

@@ -180,10 +180,13 @@ def remove_temporaries(folder: str | os.PathLike, *, recursive: bool = True) -> 
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged."""
+    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged: not
+    UTF-8, not JSON, a number past Python's 4,300 digits, or nested too deeply to parse."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"{path} is damaged ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is damaged (nested too deeply)") from None

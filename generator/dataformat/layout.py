@@ -16,6 +16,8 @@ import os
 import stat
 from pathlib import Path
 
+from trajkit.files import read_json
+
 FORMAT_VERSION = 1
 FORMATS = ("pt", "shards")  # metadata "format": one file pair per sample, or tar shards
 # How shards are stored, by ``--compression``: each sample a zstd frame, or a plain tar.
@@ -181,15 +183,15 @@ def manifest_hashes(manifest: Path) -> dict[str, str]:
     try:
         if manifest.stat().st_size > manifest_limit(manifest):
             return {}
-        m = json.loads(manifest.read_text())
+        m = read_json(manifest)
         found = {}
         for e in m.get("samples") or []:
             found[f"videos/{e['stem']}.pt"] = e["video_sha256"]
             found[f"labels/{e['stem']}.json"] = e["label_sha256"]
         for s in m.get("shards") or []:
             found[f"shards/{s['name']}"] = s["sha256"]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        return {}  # RecursionError: JSON nested thousands deep, within the size bound
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
     return {k: v for k, v in found.items() if isinstance(v, str) and len(v) == 64}
 
 

@@ -1,6 +1,6 @@
 """python -m train.parallel with damaged run files: an earlier run's results.json or
-metrics.jsonl, a run's config.yaml on --resume, results.json on --top; and a report that
-raises while runs still train."""
+metrics.jsonl, a run's config.yaml or the launch record on --resume, results.json on --top;
+and a report that raises while runs still train."""
 
 import json
 import os
@@ -56,16 +56,26 @@ DAMAGED_RESULTS = {
     "a FIFO": None,
     "a text accuracy": json.dumps({**GOOD_RESULTS, "val_accuracy": "0.5"}).encode(),
     "a fractional parameter count": json.dumps({**GOOD_RESULTS, "parameters": 1.5}).encode(),
+    "a NaN accuracy": json.dumps({**GOOD_RESULTS, "val_accuracy": float("nan")}).encode(),
+    "an infinite accuracy": json.dumps({**GOOD_RESULTS, "val_accuracy": float("inf")}).encode(),
+    "a number past a float's range": json.dumps(
+        {**GOOD_RESULTS, "test_accuracy": 10**400}
+    ).encode(),
+    "JSON nested too deeply": b"[" * 200_000,
 }
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("content", DAMAGED_RESULTS.values(), ids=DAMAGED_RESULTS)
 def test_a_damaged_results_json_leaves_only_that_runs_numbers_out(tmp_path, capsys, content):
+    """Before, a NaN or infinite accuracy was ranked first, and a number past a float's range
+    (OverflowError) or JSON nested too deeply (RecursionError) lost every run's report."""
     good, bad = finished_run(tmp_path / "good"), finished_run(tmp_path / "bad")
     replace(bad / "results.json", content)
-    statuses = [RunStatus("good", status="done"), RunStatus("bad", status="done")]
-    rows = {r["extractor"]: r for r in write_summary(tmp_path, statuses)}
+    statuses = [RunStatus("bad", status="done"), RunStatus("good", status="done")]
+    ranked = write_summary(tmp_path, statuses)
+    assert [r["extractor"] for r in ranked] == ["good", "bad"]
+    rows = {r["extractor"]: r for r in ranked}
     assert rows["good"]["val_accuracy"] == 0.5 and rows["bad"]["val_accuracy"] is None
     assert rows["bad"]["status"] == "done"
     assert "| bad | done |" in (tmp_path / "summary.md").read_text()
@@ -85,6 +95,28 @@ def test_a_missing_number_is_a_bare_dash_in_the_table(tmp_path):
     assert rows == [
         "| good | done | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
         "| bad | failed | - | - | - | - | - | - | - |",
+    ]
+
+
+def test_a_count_that_is_a_float_is_said_to_be_no_whole_number(tmp_path, capsys):
+    """It was "best_epoch is 3.0, not a number"."""
+    bad = finished_run(tmp_path / "bad", {**GOOD_RESULTS, "best_epoch": 3.0})
+    write_summary(tmp_path, [RunStatus("bad", status="done")])
+    assert err_lines(capsys) == [
+        f"warning: {bad / 'results.json'} is damaged (best_epoch is 3.0, not a whole number); "
+        "left out of the summary"
+    ]
+
+
+def test_a_bar_or_line_break_in_a_name_or_error_splits_no_line_of_the_report(tmp_path):
+    finished_run(tmp_path / "a|b")
+    statuses = [RunStatus("a|b", status="done"), RunStatus("c", "failed", error="x|\ny")]
+    write_summary(tmp_path, statuses)
+    assert (tmp_path / "summary.md").read_text().splitlines()[2:] == [
+        "| a\\|b | done | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
+        "| c | failed | - | - | - | - | - | - | - |",
+        "",
+        "- **c** failed: x|\\ny",
     ]
 
 
@@ -244,3 +276,21 @@ def test_top_with_a_damaged_results_json_is_one_line_naming_it(tmp_path, capsys,
     err = err_lines(capsys)
     assert len(err) == 1 and str(results) in err[0], err
     assert not (out / "magvit" / "train.log").exists(), "a run was started"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "content, said",
+    [("[" * 200_000, "nested too deeply"), ("1" * 5000, "a number of more than 4,300 digits")],
+    ids=["nested too deeply", "a number too long"],
+)
+def test_a_launch_record_python_cannot_parse_is_one_line_naming_it(tmp_path, capsys, content, said):
+    """JSON nested too deeply was a RecursionError traceback of 39 lines; a number too long
+    for Python was one line without the file's name."""
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "launch.json").write_text(content)
+    assert main(["--resume", "--epochs", "1", "--out", str(out)]) == 2
+    assert err_lines(capsys) == [
+        f"python -m train.parallel: error: {out / 'launch.json'} is damaged ({said})"
+    ]

@@ -8,18 +8,32 @@ Rewritten after every finished run, like the extractor comparison of ``train.sum
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 from train.run_folder import RESULTS
-from train.summary import RunStatus, is_number, results_for_report, run_results, write_tables
+from train.saliency.config import EntropyConfig
+from train.summary import (
+    RunStatus,
+    failure_line,
+    is_number,
+    not_a_number,
+    results_for_report,
+    run_results,
+    table_cell,
+    write_tables,
+)
+from trajkit.cli import short_repr
 
 TEST_METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
+DIRECTIONS = get_args(EntropyConfig.model_fields["direction"].annotation)
 
 
 def variant_results(run_dir: Path) -> dict:
     """``run_results`` with the fields only this report reads checked too, so that a damaged
     one leaves that variant's numbers out with one warning: a text ``val_info_gain`` or test
     metric, or an ``entropy`` that is no object or has a weight but no direction, made the
-    ranking or the table raise, and no variant had a summary."""
+    ranking or the table raise, and no variant had a summary; a NaN ranked first, and a
+    direction holding ``|`` or a newline split the table's row."""
     results = run_results(run_dir)
     if problem := _damage(results):
         raise ValueError(f"{run_dir / RESULTS} is damaged ({problem})")
@@ -31,7 +45,7 @@ def _damage(results: dict) -> str | None:
     test, entropy = results.get("test") or {}, results.get("entropy") or {}
     for key, value in (("test", test), ("entropy", entropy)):
         if not isinstance(value, dict):
-            return f"{key} is {value!r}, not an object"
+            return f"{key} is {short_repr(value)}, not an object"
     numbers = {
         "val_info_gain": results.get("val_info_gain"),
         **{f"test {k}": test.get(k) for k in TEST_METRICS},
@@ -39,9 +53,10 @@ def _damage(results: dict) -> str | None:
     }
     for key, value in numbers.items():
         if value is not None and not is_number(value):
-            return f"{key} is {value!r}, not a number"
-    if entropy.get("weight") and not isinstance(entropy.get("direction"), str):
-        return f"entropy direction is {entropy.get('direction')!r}, not a name"
+            return not_a_number(key, value)
+    if entropy.get("weight") and entropy.get("direction") not in DIRECTIONS:
+        direction = short_repr(entropy.get("direction"))
+        return f"entropy direction is {direction}, not {' or '.join(DIRECTIONS)}"
     return None
 
 
@@ -88,13 +103,14 @@ def markdown_table(rows: list[dict]) -> str:
         term = f"{ent['direction']} x{ent['weight']:g}" if ent.get("weight") else "none"
         wall = r["wall_time_seconds"]
         lines.append(
-            f"| {r['variant']} | {r['status']} | {term} | {num(r['best_epoch'], 'd')} "
+            f"| {table_cell(r['variant'])} | {table_cell(r['status'])} | {term} "
+            f"| {num(r['best_epoch'], 'd')} "
             f"| {num(r['val_info_gain'], '+.4f')} | {num(r['test_info_gain'], '+.4f')} "
             f"| {num(r['test_nss'], '.3f')} | {num(r['test_auc'], '.3f')} "
             f"| {num(r['test_cc'], '.3f')} | {num(r['test_kl'], '.3f')} "
             f"| {num(r['test_sim'], '.3f')} | {'-' if wall is None else f'{wall / 60:.1f} min'} |"
         )
-    failed = [f"- **{r['variant']}** {r['status']}: {r['error']}" for r in rows if r["error"]]
+    failed = [failure_line(r["variant"], r) for r in rows if r["error"]]
     return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
 
 

@@ -52,7 +52,6 @@ def test_both_variants_train_at_once_and_are_ranked_by_info_gain(
     )
 
 
-
 def test_a_resume_with_a_changed_config_is_refused_before_any_run(
     tiny_config, synth, tmp_path, capsys
 ):
@@ -75,6 +74,7 @@ def test_a_resume_with_a_changed_config_is_refused_before_any_run(
         assert load_checkpoint(out / name / "last.pt")["epoch"] == 1
     Path(configs[1]).write_text(launched)
     assert main([*args, "--epochs", "2", "--resume"]) == 0
+
 
 def test_one_failed_run_does_not_stop_the_other(tiny_config, synth, tmp_path):
     good, bad = variants(tiny_config, synth, epochs=1)
@@ -146,44 +146,84 @@ def test_bad_input_is_one_line_exit_2(tiny_config, synth, tmp_path, capsys):
     assert "add --resume" in capsys.readouterr().err
 
 
-DAMAGE = {
-    "a list": "[1]",
-    "a FIFO": None,
-    "a text test record": {"test": "x"},
-    "a text val_info_gain": {"val_info_gain": "x"},
-    "a text test metric": {"test": {"nss": "x"}},
-    "a text entropy": {"entropy": "x"},
-    "an entropy without direction": {"entropy": {"weight": 0.1}},
+GOOD_RESULTS = {
+    "epochs": 1,
+    "best_epoch": 1,
+    "val_info_gain": 0.5,
+    "test": {"nss": 1.0},
+    "entropy": {"weight": 0.1, "direction": "maximize"},
+}
+DAMAGE = {  # the damage, and what the warning says of it
+    "a list": ("[1]", "not a JSON object"),
+    "a FIFO": (None, "not a regular file"),
+    "a text test record": ({"test": "x"}, "test is 'x', not an object"),
+    "a text val_info_gain": ({"val_info_gain": "x"}, "val_info_gain is 'x', not a finite number"),
+    "a text test metric": ({"test": {"nss": "x"}}, "test nss is 'x', not a finite number"),
+    "a text entropy": ({"entropy": "x"}, "entropy is 'x', not an object"),
+    "an entropy without direction": (
+        {"entropy": {"weight": 0.1}},
+        "entropy direction is None, not maximize or minimize",
+    ),
+    "a test metric past a float's range": (
+        {"test": {"auc": 10**400}},
+        "...0000000000000000000, not a finite number",  # its 401 digits shortened
+    ),
+    "a NaN val_info_gain": ({"val_info_gain": float("nan")}, "val_info_gain is nan, not a"),
+    "an infinite val_info_gain": ({"val_info_gain": float("inf")}, "val_info_gain is inf, not a"),
+    "a direction splitting the row": (
+        {"entropy": {"weight": 0.1, "direction": "max|imize\n| evil"}},
+        "entropy direction is 'max|imize\\n| evil', not maximize or minimize",
+    ),
+    "a fractional best_epoch": ({"best_epoch": 3.0}, "best_epoch is 3.0, not a whole number"),
+    "JSON nested too deeply": ("[" * 200_000, "is damaged (nested too deeply)"),
 }
 
 
-@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
-def test_a_damaged_results_json_leaves_only_that_variant_out(tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage, said", DAMAGE.values(), ids=DAMAGE.keys())
+def test_a_damaged_results_json_leaves_only_that_variant_out(tmp_path, capsys, damage, said):
     """Read bare, a list was a traceback in the report and a FIFO hung it; a text number or
-    entropy (a TypeError, ValueError, AttributeError or KeyError) lost every variant's report."""
+    entropy (a TypeError, ValueError, AttributeError or KeyError), a number past a float's
+    range (OverflowError) or JSON nested too deeply (RecursionError) lost every variant's
+    report; a NaN or infinite val_info_gain was ranked first, and a direction holding "|"
+    and a newline split its row."""
     from train.saliency.summary import write_summary
     from train.summary import RunStatus
 
-    good = {
-        "epochs": 1,
-        "best_epoch": 1,
-        "val_info_gain": 0.5,
-        "test": {"nss": 1.0},
-        "entropy": {"weight": 0.1, "direction": "maximize"},
-    }
     for name in ("good", "bad"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps(good))
+        (tmp_path / name / "results.json").write_text(json.dumps(GOOD_RESULTS))
     bad = tmp_path / "bad" / "results.json"
     if damage is None:
         bad.unlink()
         os.mkfifo(bad)
     else:
-        bad.write_text(damage if isinstance(damage, str) else json.dumps({**good, **damage}))
-    rows = write_summary(tmp_path, [RunStatus("good", "done"), RunStatus("bad", "done")])
-    by_name = {r["variant"]: r for r in rows}
-    assert by_name["good"]["val_info_gain"] == 0.5 and by_name["good"]["test_nss"] == 1.0
-    assert by_name["bad"]["test_nss"] is None and by_name["bad"]["val_info_gain"] is None
-    assert "| good | done | maximize x0.1 |" in (tmp_path / "summary.md").read_text()
+        bad.write_text(
+            damage if isinstance(damage, str) else json.dumps({**GOOD_RESULTS, **damage})
+        )
+    rows = write_summary(tmp_path, [RunStatus("bad", "done"), RunStatus("good", "done")])
+    assert [r["variant"] for r in rows] == ["good", "bad"]
+    assert rows[0]["val_info_gain"] == 0.5 and rows[0]["test_nss"] == 1.0
+    assert rows[1]["test_nss"] is None and rows[1]["val_info_gain"] is None
+    table = (tmp_path / "summary.md").read_text().splitlines()
+    assert table[2:] == [
+        "| good | done | maximize x0.1 | 1 | +0.5000 | - | 1.000 | - | - | - | - | - |",
+        "| bad | done | none | - | - | - | - | - | - | - | - | - |",
+    ]
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"warning: {bad}") and "\n" not in err, err
+    assert err.startswith(f"warning: {bad} ") and "\n" not in err, err
+    assert said in err, err
+
+
+def test_a_bar_or_line_break_in_a_name_or_error_splits_no_line_of_the_report(tmp_path):
+    from train.saliency.summary import write_summary
+    from train.summary import RunStatus
+
+    (tmp_path / "a|b").mkdir()
+    (tmp_path / "a|b" / "results.json").write_text(json.dumps(GOOD_RESULTS))
+    write_summary(tmp_path, [RunStatus("a|b", "done"), RunStatus("c", "failed", error="x|\ny")])
+    assert (tmp_path / "summary.md").read_text().splitlines()[2:] == [
+        "| a\\|b | done | maximize x0.1 | 1 | +0.5000 | - | 1.000 | - | - | - | - | - |",
+        "| c | failed | none | - | - | - | - | - | - | - | - | - |",
+        "",
+        "- **c** failed: x|\\ny",
+    ]
