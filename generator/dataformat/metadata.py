@@ -120,8 +120,9 @@ def write_metadata(
     }
     if fmt == "shards":
         meta["shards"] = {
-            "convention": "WebDataset: <key>.npy (uint8 video) + <key>.json (label) per sample",
-            "compression": "zstd, one frame per sample; offsets in the checkpoint manifests",
+            "convention": "WebDataset: <key>.npy (uint8 video) + <key>.json (label) per sample; "
+            "zstd: one frame per sample; offsets in the checkpoint manifests",
+            "compression": "zstd",  # "none" from settings; a sentence here until 2026-12-07
             **(settings or {}),
         }
     write_json_atomic(layout.metadata, meta)

@@ -252,6 +252,7 @@ def test_plain_shards_are_tars_with_the_same_samples(plain_shard_dataset, shard_
     fp = json.loads((plain_shard_dataset / "checkpoints" / "fingerprint.json").read_text())
     assert fp["layout"] == {"format": "shards", "shard_size": 4, "compression": "none"}
     zstd_meta = json.loads((shard_dataset / "metadata.json").read_text())
+    assert zstd_meta["shards"]["compression"] == "zstd", "what a reader compares, as with none"
     assert (
         zstd_meta["shards"]["zstd_level"] == 1
         and "compression"
