@@ -2,19 +2,21 @@
 
 CIFAR-10, CIFAR-100 and STL-10 are fetched from the URLs and MD5s torchvision ships with its
 loaders: a disk-space preflight first, then an HTTP download that resumes a partial
-``<archive>.part`` with a Range request, an MD5 check (a mismatch deletes the file), extraction
-into a hidden ``DIR/NAME/.tmp-unpack`` renamed into place when whole (a stop leaves nothing
-half unpacked) and a final load through torchvision, which checks every file's MD5; the
-archive is then deleted, unless ``--keep-archive``. A lock (``DIR/NAME/.download.lock``)
+``<archive>.part`` with a Range request and takes no more than the archive's size (a redirect
+only to http(s)), an MD5 check (a mismatch deletes the file), extraction into a hidden
+``DIR/NAME/.tmp-unpack`` renamed into place when whole (a stop leaves nothing half unpacked)
+and a final load through torchvision, which checks every file's MD5; the archive is then
+deleted, unless ``--keep-archive``. A lock (``DIR/NAME/.download.lock``)
 keeps a second download out of the folder. ImageNet cannot be downloaded without an account:
 for ``imagenet`` and ``imagenet100`` this prints the manual steps and verifies the folders it
 finds.
 
 ``--base-url`` (or ``JEPA_DOWNLOAD_BASE_URL``) replaces the server, keeping the file name: for a
 mirror, and for the tests, which serve small archives from a loopback server.
-Exit status: 0 ready, 1 a check failed (checksum, disk space, structure, an archive that does
-not unpack), 2 bad input (a folder that cannot be created, a URL that is no http(s) URL, another
-download running), 130 stopped. ``train.jepa.datasets`` (torch) is imported inside the
+Exit status: 0 ready, 1 a check failed (checksum, disk space, a server sending more than the
+archive's size or redirecting off http(s), structure, an archive that does not unpack), 2 bad
+input (a folder that cannot be created, a URL that is no http(s) URL, another download
+running), 130 stopped. ``train.jepa.datasets`` (torch) is imported inside the
 functions that read it, so that the command loads torch in ``main`` where a stop is one line
 (``load_modules``).
 """
@@ -37,7 +39,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +71,14 @@ UNPACK_NAME = f"{TMP_PREFIX}unpack"
 RESUME_ADVICE = "run the same command again to resume it"
 # "bytes 100-199/1000" (a 206), "bytes */1000" (a 416); "*" for a size the server does not know
 CONTENT_RANGE = re.compile(r"bytes (?:(\d{1,20})-\d{1,20}|\*)/(\d{1,20}|\*)")
+# The size of each archive torchvision's loaders name, by its MD5 (the Content-Length its
+# server sends): a server sending more is not sending that archive, and one streaming without
+# end filled the disk.
+ARCHIVE_SIZES = {
+    "c58f30108f718f92721af3b95e74349a": 170_498_071,  # cifar-10-python.tar.gz
+    "eb9058c3a382ffc7106e4002c42a8d85": 169_001_437,  # cifar-100-python.tar.gz
+    "91f7769df0f17e558f3565bffb0c7dfb": 2_640_397_119,  # stl10_binary.tar.gz
+}
 
 
 class DownloadError(RuntimeError):
@@ -92,6 +102,7 @@ class Archive:
     filename: str
     md5: str
     unpacked_ratio: float  # unpacked size / archive size, for the disk preflight
+    size: int | None = None  # bytes (ARCHIVE_SIZES); None: not known here
 
 
 def archive_for(name: str, base_url: str | None = None) -> Archive:
@@ -100,7 +111,8 @@ def archive_for(name: str, base_url: str | None = None) -> Archive:
 
     cls = IMAGE_SETS[name].archive
     url = cls.url if not base_url else f"{base_url.rstrip('/')}/{cls.filename}"
-    return Archive(url, cls.filename, cls.tgz_md5, IMAGE_SETS[name].unpacked_ratio)
+    ratio = IMAGE_SETS[name].unpacked_ratio
+    return Archive(url, cls.filename, cls.tgz_md5, ratio, ARCHIVE_SIZES.get(cls.tgz_md5))
 
 
 def is_http_url(text: str) -> bool:
@@ -127,6 +139,38 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to an http(s) URL: urllib follows one to ftp:// too, whose
+    failure read as a server to try again, and refuses others as a bare "HTTP 302"."""
+
+    def http_error_302(
+        self,
+        req: urllib.request.Request,
+        fp: http.client.HTTPResponse,
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+    ) -> http.client.HTTPResponse | None:
+        target = headers.get("Location") or headers.get("URI")
+        if target is not None:
+            with suppress(ValueError):  # an unparsable target is refused as it stands
+                target = urllib.parse.urljoin(req.full_url, target)
+            if not is_http_url(target):
+                fp.close()
+                raise DownloadError(
+                    one_line(
+                        f"download of {req.full_url} failed: the server redirects to "
+                        f"{target}, which is no http(s) URL; check the URL"
+                    )
+                )
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+OPENER = urllib.request.build_opener(HttpRedirectsOnly)
+
+
 # What a server that hangs up (RemoteDisconnected), answers no HTTP (BadStatusLine, a header
 # line over 64 KiB) or is silent (TimeoutError) raises; URLError, an OSError, wraps the rest.
 SERVER_FAILURES = (OSError, http.client.HTTPException)
@@ -151,9 +195,7 @@ def remote_size(url: str) -> int | None:
     """The size the server gives for ``url`` (None: none, or HEAD refused). A server that
     hangs up, is silent or does not speak HTTP is a DownloadError here, not a traceback."""
     try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_SECONDS
-        ) as r:
+        with OPENER.open(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_SECONDS) as r:
             return content_length(r, url)
     except urllib.error.HTTPError:
         return None
@@ -186,9 +228,10 @@ def content_range(headers: http.client.HTTPMessage) -> tuple[int | None, int | N
     return int(start) if start else None, int(total) if total != "*" else None
 
 
-def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
-    """Refuse to start when the free space cannot hold the rest of the archive plus its contents."""
-    total = remote_size(archive.url)
+def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> int | None:
+    """Refuse to start when the free space cannot hold the rest of the archive plus its
+    contents; return the archive's size (known here, else the server's; None: neither)."""
+    total = archive.size or remote_size(archive.url)
     if total is None:
         if not quiet:
             print(
@@ -196,8 +239,9 @@ def preflight(folder: Path, archive: Archive, have: int, quiet: bool) -> None:
                 "when the download gives one",
                 file=sys.stderr,
             )
-        return
+        return None
     check_room(folder, archive, total, have)
+    return total
 
 
 def check_room(folder: Path, archive: Archive, total: int, have: int) -> None:
@@ -213,17 +257,26 @@ def check_room(folder: Path, archive: Archive, total: int, have: int) -> None:
 
 
 def fetch(
-    url: str, dest: Path, quiet: bool = True, room: Callable[[int, int], None] | None = None
+    url: str,
+    dest: Path,
+    quiet: bool = True,
+    room: Callable[[int, int], None] | None = None,
+    size: int | None = None,
 ) -> None:
     """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request. The
     part is taken as whole, or thrown away, only once its size was compared with the
     server's: a server that resumes elsewhere, refuses the range or answers with something
-    shorter (an error page) must not make it an archive or wipe what arrived."""
+    shorter (an error page) must not make it an archive or wipe what arrived. ``size``: the
+    file's size in bytes, the most accepted; with None, only a body of stated length is."""
     part = part_of(dest)
     have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:
+        why = f"{part.name} holds {have:,} bytes, more than the {size:,} of the file"
+        restart(url, dest, why, quiet, room, size)
+        return
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+        response = OPENER.open(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as err:
         if err.code != 416 or not have:
             raise DownloadError(f"download of {url} failed: HTTP {err.code}") from None
@@ -237,7 +290,7 @@ def fetch(
                 f"and gives no size; delete {part.name} to download it from the start"
             ) from None
         why = f"the server refused to resume {part.name} ({have} of {total} bytes)"
-        restart(url, dest, why, quiet, room)
+        restart(url, dest, why, quiet, room, size)
         return
     except SERVER_FAILURES as err:
         raise server_failure(url, err) from None
@@ -253,9 +306,20 @@ def fetch(
             )
         if not moved:
             start = have if resumed else 0
+            total = start + length if length is not None else size
+            if total is None:
+                raise DownloadError(
+                    f"download of {url} failed: the server gives no size for it, and its size "
+                    "is not known here; download it from a server that gives one (--base-url)"
+                )
+            if size is not None and total > size:
+                raise DownloadError(
+                    f"download of {url} failed: the server offers {total:,} bytes, more than "
+                    f"the {size:,} of the file; check the server"
+                )
             if room is not None and length is not None:  # a server that refused HEAD tells now
-                room(start + length, start)
-            receive(url, response, part, start, length, quiet)
+                room(total, start)
+            receive(url, response, part, start, total, quiet)
     if moved:
         where = response.headers.get("Content-Range")
         restart(
@@ -264,19 +328,25 @@ def fetch(
             one_line(f"the server resumed {part.name} not at byte {have} ({where})"),
             quiet,
             room,
+            size,
         )
         return
     os.replace(part, dest)
 
 
 def restart(
-    url: str, dest: Path, why: str, quiet: bool, room: Callable[[int, int], None] | None
+    url: str,
+    dest: Path,
+    why: str,
+    quiet: bool,
+    room: Callable[[int, int], None] | None,
+    size: int | None,
 ) -> None:
     """Download ``url`` again from its first byte: the part cannot be resumed."""
     if not quiet:
         print(f"note: {why}; downloading it from the start", file=sys.stderr)
     part_of(dest).unlink()
-    fetch(url, dest, quiet, room)
+    fetch(url, dest, quiet, room, size)
 
 
 def receive(
@@ -284,11 +354,11 @@ def receive(
     response: http.client.HTTPResponse,
     part: Path,
     start: int,
-    length: int | None,
+    total: int,
     quiet: bool,
 ) -> None:
-    """Write the body to ``part`` from byte ``start`` (0: the whole file, anew)."""
-    total = start + length if length is not None else None
+    """Write the body to ``part`` from byte ``start`` (0: the whole file, anew) up to byte
+    ``total``; a body going past it is not the file, and nothing of it is kept."""
     bar = tqdm(
         total=total,
         initial=start,
@@ -304,6 +374,14 @@ def receive(
         try:
             # read1: what has arrived, so a stall keeps the bytes before it in the part
             while block := response.read1(CHUNK):
+                if f.tell() + len(block) > total:  # only a body of no stated length gets here
+                    f.truncate(start)
+                    if not start:
+                        part.unlink()
+                    raise DownloadError(
+                        f"download of {url} stopped: the server sent more than the {total:,} "
+                        f"bytes of the file; what it sent is not kept: check the server"
+                    )
                 view = memoryview(block)
                 while view:
                     view = view[f.write(view) :]
@@ -322,7 +400,7 @@ def receive(
                 f"download of {url} stopped after {f.tell()} bytes "
                 f"({err or type(err).__name__}); {RESUME_ADVICE}"
             ) from None
-        if total is not None and f.tell() != total:
+        if f.tell() != total:
             raise DownloadError(
                 f"download of {url} ended after {f.tell()} of {total} bytes (the connection "
                 f"closed); {RESUME_ADVICE}"
@@ -435,12 +513,13 @@ def download_archive(
             return folder
         if not (dest.exists() and md5_file(dest) == archive.md5):
             stop.text = f"what arrived is kept in the .part file; {RESUME_ADVICE}"
-            preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
+            size = preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
             fetch(
                 archive.url,
                 dest,
                 quiet,
                 lambda total, have: check_room(folder, archive, total, have),
+                size,
             )
             stop.text = f"{dest} is kept; run the same command again to check and unpack it"
             digest = md5_file(dest)

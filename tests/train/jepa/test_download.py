@@ -30,8 +30,21 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     resume_from: int | None = None  # answer a Range request from this byte, whatever it asked
     refuse_head = False  # 405 to HEAD: the size comes only with the download
     drip_after: int | None = None  # send this many bytes at once, then one byte every 0.05 s
+    sized = True  # False: no Content-Length, the body ends when the connection closes
+    # "chunked" or "close": a GET body without end, its HEAD saying 10 bytes
+    endless: str | None = None
+    redirects: dict = {}  # file name -> the Location its answer sends to
 
     def _send(self, body: bool) -> None:
+        if (target := self.redirects.get(self.path.lstrip("/"))) is not None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.endless:
+            self._send_without_end(body)
+            return
         data = self.files.get(self.path.lstrip("/"))
         if data is None:
             self.send_error(404)
@@ -50,7 +63,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
+        if self.sized:
+            self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         if body and self.drip_after is not None:
             self.wfile.write(data[start : start + self.drip_after])
@@ -68,6 +82,30 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif body:
             self.wfile.write(data[start:])
+
+    def _send_without_end(self, body: bool) -> None:
+        """Zeros for ever, chunked or until the client hangs up; a Range request is answered
+        from the byte it asks for, with a Content-Range that claims a 200,000-byte file."""
+        header = self.headers.get("Range")
+        chunked = self.endless == "chunked"
+        if chunked:
+            self.protocol_version = "HTTP/1.1"
+            self.close_connection = True
+        if header and body:
+            start = int(header.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-199999/200000")
+        else:
+            self.send_response(200)
+        if not body:
+            self.send_header("Content-Length", "10")
+        elif chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        block = bytes(1 << 16)
+        with contextlib.suppress(OSError):  # the client gave up
+            while body:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
 
     def do_GET(self):  # noqa: N802
         self._send(True)
@@ -87,7 +125,8 @@ def server():
     _RangeHandler.files, _RangeHandler.log, _RangeHandler.honour_range = {}, [], True
     _RangeHandler.cut_after, _RangeHandler.stall_seconds = None, 0.0
     _RangeHandler.resume_from, _RangeHandler.refuse_head = None, False
-    _RangeHandler.drip_after = None
+    _RangeHandler.drip_after, _RangeHandler.sized, _RangeHandler.endless = None, True, None
+    _RangeHandler.redirects = {}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -294,12 +333,11 @@ def _full_after(f, write, block, limit: int) -> int:
 def test_a_stopped_download_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
     """Ctrl-C (or SIGTERM) mid-transfer: before, a traceback; the .part stays for the next run."""
 
-    def stopped(url, dest, quiet=True, room=None):
+    def stopped(url, dest, quiet=True, room=None, size=None):
         (dest.parent / (dest.name + ".part")).write_bytes(b"half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(download, "fetch", stopped)
-    monkeypatch.setattr(download, "remote_size", lambda url: 4)  # no note about its size
     code = download.main(["cifar10", "--data-path", str(tmp_path), "--base-url", "http://x"])
     err = capsys.readouterr().err.strip()
     assert code == 130 and len(err.splitlines()) == 1 and ".part" in err, err
@@ -361,7 +399,7 @@ def test_a_server_that_answers_wrongly_is_one_line_and_keeps_the_part(
     part = tmp_path / "cifar10" / (tvd.CIFAR10.filename + ".part")
     part.parent.mkdir()
     part.write_bytes(b"what arrived before")
-    # the whole command: the HEAD of the disk-space estimate meets it first
+    # the whole command: CIFAR-10's size is known, so no HEAD; the GET meets it
     code = download.main(["cifar10", "--data-path", str(tmp_path), "--base-url", url])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -689,3 +727,131 @@ def test_a_whole_answer_shorter_than_the_part_keeps_the_part(tmp_path, server):
     with pytest.raises(download.DownloadError, match="the part is kept"):
         download.fetch(f"{url}/f.bin", tmp_path / "f.bin")
     assert (tmp_path / "f.bin.part").read_bytes() == b"x" * 40
+
+
+def test_every_archive_the_downloader_fetches_has_its_size_known():
+    """The size bounds what a server may send; an archive torchvision replaced (a new MD5)
+    would lose that bound unless it is recorded with it."""
+    from train.jepa.datasets import IMAGE_SETS
+
+    names = [name for name, image_set in IMAGE_SETS.items() if image_set.archive]
+    assert names == ["cifar10", "cifar100", "stl10"]
+    assert [download.archive_for(name).size for name in names] == [
+        170_498_071,
+        169_001_437,
+        2_640_397_119,
+    ]
+
+
+@pytest.mark.timeout(30)  # before the fix the part grew without end, 2 GB in 8 s
+@pytest.mark.parametrize("endless", ["chunked", "close"])
+@pytest.mark.parametrize("part", [b"", b"XXXX"])
+def test_a_body_without_end_stops_at_the_files_size_and_keeps_nothing_of_it(
+    tmp_path, server, endless, part
+):
+    url, handler = server
+    handler.endless = endless
+    dest = tmp_path / "f.bin"
+    if part:
+        (tmp_path / "f.bin.part").write_bytes(part)
+    with pytest.raises(download.DownloadError) as e:
+        download.fetch(f"{url}/f.bin", dest, size=200_000)
+    message = str(e.value)
+    assert "\n" not in message and "sent more than the 200,000 bytes" in message, message
+    kept = tmp_path / "f.bin.part"
+    assert (kept.read_bytes() == part if part else not kept.exists()) and not dest.exists()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", ["known", "from HEAD", "none"])
+def test_the_command_takes_no_more_than_the_archive_s_size(
+    tmp_path, monkeypatch, server, capsys, size
+):
+    """The tester's server: HEAD says 10 bytes, the GET sends zeros without end. A known
+    size bounds the body; else the size HEAD gives; with neither, nothing is written."""
+    url, handler = server
+    handler.endless = "close"
+    handler.refuse_head = size == "none"
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", "0" * 32)  # a version torchvision does not know
+    if size == "known":
+        monkeypatch.setitem(download.ARCHIVE_SIZES, "0" * 32, 200_000)
+    assert download.main(_cifar_args(tmp_path, url)) == 1
+    err = _err_line(capsys)
+    expected = {
+        "known": "stopped: the server sent more than the 200,000 bytes",
+        "from HEAD": "stopped: the server sent more than the 10 bytes",
+        "none": "failed: the server gives no size for it",
+    }[size]
+    assert err.startswith(f"error: download of {url}/{tvd.CIFAR10.filename} {expected}"), err
+    assert [p.name for p in (tmp_path / "cifar10").iterdir()] == []
+
+
+def test_a_server_offering_more_than_the_known_size_is_refused_before_writing(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setitem(download.ARCHIVE_SIZES, tvd.CIFAR10.tgz_md5, len(archive) - 1)
+    assert download.main(_cifar_args(tmp_path, url)) == 1
+    err = _err_line(capsys)
+    assert f"the server offers {len(archive):,} bytes, more than the {len(archive) - 1:,}" in err
+    assert not (tmp_path / "cifar10" / (tvd.CIFAR10.filename + ".part")).exists()
+
+
+def test_a_part_longer_than_the_archive_is_downloaded_anew(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    """Before, it was resumed: with a server that gives no size to the 416 (no HEAD) the
+    command stopped, telling to delete it, each time."""
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setitem(download.ARCHIVE_SIZES, tvd.CIFAR10.tgz_md5, len(archive))
+    handler.refuse_head = True
+    part = tmp_path / "cifar10" / (tvd.CIFAR10.filename + ".part")
+    part.parent.mkdir()
+    part.write_bytes(archive + b"what a stream without end sent")
+    assert download.main(_cifar_args(tmp_path, url)) == 0, capsys.readouterr().err
+    assert [r for cmd, _, r in handler.log if cmd == "GET"] == [None]
+    assert (tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch").is_file()
+
+
+def test_the_known_size_is_checked_for_room_when_the_server_gives_none(
+    tmp_path, monkeypatch, jepa_files, server, capsys
+):
+    """Before, a server giving no size (HEAD refused, no Content-Length) was never checked
+    against the free space."""
+    url, handler = server
+    archive = _serve_cifar(tmp_path, monkeypatch, jepa_files, handler)
+    monkeypatch.setitem(download.ARCHIVE_SIZES, tvd.CIFAR10.tgz_md5, len(archive))
+    handler.refuse_head, handler.sized = True, False
+    free = type("Usage", (), {"free": len(archive)})()
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda _: free)
+    assert download.main(_cifar_args(tmp_path, url)) == 1
+    err = _err_line(capsys)
+    assert err.startswith(f"error: not enough disk space in {tmp_path / 'cifar10'}"), err
+    assert handler.log == []
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:1/x", "file:///etc/passwd", "x:y"])
+def test_a_redirect_off_http_is_refused_naming_it(tmp_path, server, target):
+    """Before, urllib followed ftp:// and the refused connection read "run the same command
+    again"; file:// was a bare "HTTP 302"."""
+    url, handler = server
+    handler.redirects["f.bin"] = target
+    expected = (
+        f"download of {url}/f.bin failed: the server redirects to {target}, which is no "
+        "http(s) URL; check the URL"
+    )
+    for call in (download.fetch, download.remote_size):
+        with pytest.raises(download.DownloadError) as e:
+            call(f"{url}/f.bin", *([tmp_path / "f.bin"] if call is download.fetch else []))
+        assert str(e.value) == expected
+    assert not (tmp_path / "f.bin.part").exists()
+
+
+def test_a_redirect_to_http_is_followed(tmp_path, server):
+    url, handler = server
+    handler.files["g.bin"] = b"abcdef"
+    handler.redirects["f.bin"] = "/g.bin"
+    download.fetch(f"{url}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == b"abcdef"
