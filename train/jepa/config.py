@@ -9,24 +9,46 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from trajkit.cli import describe_validation_error
+from trajkit.cli import CONTROL, describe_validation_error
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 
 class _Strict(BaseModel):
+    """Counts are ``StrictInt``: pydantic's int takes ``true`` for 1 (``optim.epochs: true``
+    trained one epoch)."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _no_control(path: str) -> str:
+    """Refused as the command line refuses it: a newline made a folder named over two lines."""
+    if CONTROL.search(path):
+        raise ValueError(f"{path!r} holds a control character")
+    return path
+
+
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_no_control)]
+
+MAX_WEIGHT_DECAY = 1.0
+"""AdamW recipes use 0.01 (PyTorch's default) to 0.4 (I-JEPA and DINO ramp 0.04 -> 0.4); each
+step scales the weights by 1 - lr * weight_decay, so a negative decay grows them. A ramp
+[-1, 1e308] reached 6.7e306 in epoch 2, where the loss turned NaN under advice to lower the
+learning rate."""
+WeightDecay = Annotated[float, Field(ge=0, le=MAX_WEIGHT_DECAY)]
 
 
 def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float) -> None:
@@ -39,8 +61,8 @@ def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float)
 class DatasetSpec(_Strict):
     kind: str  # a name of train.jepa.datasets.IMAGE_SETS
     weight: float = Field(1.0, gt=0)
-    root: str | None = None  # defaults to <data_path>/<kind>
-    synthetic_size: int = Field(2000, ge=1)  # images in a synthetic dataset's train split
+    root: PathText | None = None  # defaults to <data_path>/<kind>
+    synthetic_size: StrictInt = Field(2000, ge=1)  # images in a synthetic dataset's train split
     synthetic_kind: Literal["textures", "shapes"] = "textures"  # see train.jepa.synthetic
 
     @field_validator("kind")
@@ -61,19 +83,19 @@ are more epochs."""
 
 
 class DataConfig(_Strict):
-    data_path: str = Field("data", min_length=1)
+    data_path: PathText = "data"
     datasets: list[DatasetSpec] = Field(min_length=1)
     sampling: Literal["weighted", "balanced", "concat"] = "concat"
     # default: the total size of all datasets
-    samples_per_epoch: int | None = Field(None, ge=1, le=MAX_SAMPLES_PER_EPOCH)
-    image_size: int = Field(32, ge=8)
+    samples_per_epoch: StrictInt | None = Field(None, ge=1, le=MAX_SAMPLES_PER_EPOCH)
+    image_size: StrictInt = Field(32, ge=8)
     crop_scale: tuple[float, float] = (0.3, 1.0)  # I-JEPA random resized crop scale
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)
     horizontal_flip: bool = False  # off in I-JEPA
     eval_crop_ratio: float = Field(0.875, gt=0, le=1)  # evaluation: resize to size/ratio, crop
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    num_workers: int = Field(2, ge=0)
+    num_workers: StrictInt = Field(2, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -85,14 +107,14 @@ class DataConfig(_Strict):
 class MaskConfig(_Strict):
     """Multi-block masking of I-JEPA, Sec. 3 and ``src/masks/multiblock.py``."""
 
-    num_context: int = Field(1, ge=1)
-    num_targets: int = Field(4, ge=1)
+    num_context: StrictInt = Field(1, ge=1)
+    num_targets: StrictInt = Field(4, ge=1)
     context_scale: tuple[float, float] = (0.85, 1.0)
     context_aspect: tuple[float, float] = (1.0, 1.0)
     target_scale: tuple[float, float] = (0.15, 0.2)
     target_aspect: tuple[float, float] = (0.75, 1.5)
-    min_keep: int = Field(4, ge=1)  # fewest context tokens a sample may keep
-    max_tries: int = Field(50, ge=1)
+    min_keep: StrictInt = Field(4, ge=1)  # fewest context tokens a sample may keep
+    max_tries: StrictInt = Field(50, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> MaskConfig:
@@ -108,15 +130,25 @@ class LevelSpec(_Strict):
 
 
 class ModelConfig(_Strict):
-    patch_size: int = Field(4, ge=1)
-    embed_dim: int = Field(192, ge=8)
-    depth: int = Field(6, ge=1)
-    num_heads: int = Field(3, ge=1)
+    patch_size: StrictInt = Field(4, ge=1)
+    embed_dim: StrictInt = Field(192, ge=8)
+    depth: StrictInt = Field(6, ge=1)
+    num_heads: StrictInt = Field(3, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
-    predictor_embed_dim: int = Field(96, ge=8)
-    predictor_depth: int = Field(3, ge=1)
-    predictor_num_heads: int = Field(3, ge=1)
+    predictor_embed_dim: StrictInt = Field(96, ge=8)
+    predictor_depth: StrictInt = Field(3, ge=1)
+    predictor_num_heads: StrictInt = Field(3, ge=1)
     levels: list[LevelSpec] = Field(default_factory=lambda: [LevelSpec()], min_length=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _one_level_learns(cls, levels: list[LevelSpec]) -> list[LevelSpec]:
+        if not any(level.weight > 0 for level in levels):
+            raise ValueError(
+                "every level's weight is 0: at least one must be > 0, else only the "
+                "regularizer trains"
+            )
+        return levels
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -128,13 +160,17 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(256, ge=1)
+    epochs: StrictInt = Field(100, ge=1)
+    batch_size: StrictInt = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)  # peak, reached after warmup
     start_lr: float = Field(2e-4, ge=0)
     final_lr: float = Field(1e-6, ge=0)
     warmup_epochs: float = Field(10, ge=0)
-    weight_decay: tuple[float, float] = (0.04, 0.4)  # cosine ramp start -> end
+    weight_decay: tuple[WeightDecay, WeightDecay] = Field(
+        (0.04, 0.4),
+        description=f"AdamW's weight decay, a cosine ramp start -> end, each in [0, "
+        f"{MAX_WEIGHT_DECAY}]",
+    )
     ema_momentum: tuple[float, float] = (0.996, 1.0)  # linear ramp start -> end
     grad_clip: float | None = Field(None, gt=0)
 
@@ -149,7 +185,7 @@ class OptimConfig(_Strict):
 class CollapseConfig(_Strict):
     """Thresholds of the collapse watch (see ``train.jepa.collapse``)."""
 
-    probe_samples: int = Field(512, ge=8)
+    probe_samples: StrictInt = Field(512, ge=8)
     min_std_ratio: float = Field(0.5, gt=0)  # warn when the std ratio falls below this x its best
     min_rank_ratio: float = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
@@ -161,14 +197,14 @@ class RegularizerConfig(_Strict):
     variance_weight: float = Field(0.0, ge=0)
     covariance_weight: float = Field(0.0, ge=0)
     sigreg_weight: float = Field(0.0, ge=0)
-    sigreg_slices: int = Field(256, ge=1)
+    sigreg_slices: StrictInt = Field(256, ge=1)
 
 
 class RunConfig(_Strict):
-    out: str = Field("runs/jepa", min_length=1)
+    out: PathText = "runs/jepa"
     seed: Seed = 0
     amp: bool = True  # bf16 autocast, CUDA only
-    log_every: int = Field(20, ge=1)
+    log_every: StrictInt = Field(20, ge=1)
 
 
 class JepaConfig(_Strict):

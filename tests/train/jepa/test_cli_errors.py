@@ -205,6 +205,14 @@ def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_folder_named_with_a_newline_in_the_config_is_refused(tmp_path, jepa_files, capsys):
+    """As --out "o\\nx" is; before, the run made a folder named over two lines."""
+    config = _config(tmp_path, jepa_files, run={"out": str(tmp_path / "o\nx")})
+    assert trainer.main(["--config", config, "--quiet"]) == 2
+    assert "run.out: " in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c0.yaml"]
+
+
 def test_a_non_finite_loss_stops_in_one_line_and_keeps_the_last_epoch(
     tmp_path, jepa_files, monkeypatch, capsys
 ):

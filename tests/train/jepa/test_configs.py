@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from train.jepa.config import load_config, parse_config
+from train.jepa.config import ConfigError, load_config, parse_config
 from train.jepa.masks import MultiBlockMaskCollator
 from train.jepa.train import unreachable_levels
 
@@ -70,3 +70,52 @@ def test_every_default_config_uses_the_measured_anti_collapse_terms(path):
     """VICReg variance + covariance won on every benchmark seed (train/jepa/README.md)."""
     r = parse_config(load_config(path)).regularizer
     assert (r.variance_weight, r.covariance_weight, r.sigreg_weight) == (1.0, 0.04, 0.0)
+
+
+def _refusal(raw: dict) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_levels_whose_weights_are_all_0_are_refused(tmp_path, jepa_files):
+    """Before, the run trained with exit 0 on the regularizer alone."""
+    raw = jepa_files.tiny_config(tmp_path, model={"levels": [{"weight": 0}, {"weight": 0}]})
+    assert "model.levels: every level's weight is 0" in _refusal(raw)
+    raw["model"]["levels"][1]["weight"] = 0.5  # one level learning is enough
+    assert [level.weight for level in parse_config(raw).model.levels] == [0.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    "ramp, where",
+    [([-1.0, 1e308], "optim.weight_decay.0"), ([0.04, 1e308], "optim.weight_decay.1")],
+)
+def test_a_weight_decay_outside_0_to_1_is_refused(tmp_path, jepa_files, ramp, where):
+    """Before, [-1, 1e308] trained into a NaN loss at epoch 2, advised to lower the lr."""
+    message = _refusal(jepa_files.tiny_config(tmp_path, optim={"weight_decay": ramp}))
+    assert f"{where}: Input should be" in message, message
+    assert parse_config(jepa_files.tiny_config(tmp_path, optim={"weight_decay": [0.0, 1.0]}))
+
+
+@pytest.mark.parametrize(
+    "section, field", [("optim", "epochs"), ("optim", "batch_size"), ("run", "log_every")]
+)
+def test_a_count_given_as_true_is_refused(tmp_path, jepa_files, section, field):
+    """Before, ``epochs: true`` trained one epoch."""
+    message = _refusal(jepa_files.tiny_config(tmp_path, **{section: {field: True}}))
+    assert f"{section}.{field}: Input should be a valid integer" in message, message
+
+
+@pytest.mark.parametrize("text", ["o\nx", "o\x00x", "o\u2028x"])
+@pytest.mark.parametrize("field", ["run.out", "data.data_path", "data.datasets.0.root"])
+def test_a_path_holding_a_control_character_is_refused(tmp_path, jepa_files, field, text):
+    """As --out and --data-path are: before, ``run.out`` "o\\nx" made a folder named so."""
+    raw = jepa_files.tiny_config(tmp_path)
+    if field == "data.datasets.0.root":
+        raw["data"]["datasets"][0]["root"] = text
+    else:
+        section, key = field.split(".")
+        raw[section][key] = text
+    message = _refusal(raw)
+    assert message == f"invalid config: {field}: {text!r} holds a control character", message
