@@ -23,6 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from train.checkpoint import CheckpointError, save_checkpoint
+from train.distributed import set_threads
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -108,6 +109,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     old run is set aside until the new one writes ``last.pt``: ``train.jepa.start_over``).
     """
     rank, world, device = setup_distributed()
+    if cfg.run.threads is not None:
+        set_threads(cfg.run.threads)
     out = Path(cfg.run.out)
     with writing_to(out):  # held from the check for last.pt to the last write
         if rank == 0:  # writing_to made the folder
