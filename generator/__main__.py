@@ -7,7 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from generator.dataformat.shard_options import add_compression_options, shard_codec
+from generator.dataformat.shard_options import SHARD_SIZE, add_compression_options, shard_codec
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
@@ -71,7 +71,9 @@ def generate_parser() -> argparse.ArgumentParser:
         default="pt",
         help="pt: a .pt and a .json file per sample (default); shards: WebDataset tar shards",
     )
-    p.add_argument("--shard-size", type=POSITIVE, default=128, help="samples per shard")
+    p.add_argument(
+        "--shard-size", type=SHARD_SIZE, default=128, help="samples per shard (1..2^32-1)"
+    )
     add_compression_options(p)
     p.add_argument(
         "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"

@@ -5,7 +5,10 @@ source manifest) and settings, so it is a dataset like any other: resumable,
 ``validate``-able. Each sample is verified as it is written: the SHA-256 of
 the tensor's raw bytes read back from the destination must equal the
 source's, and the label must be the same apart from ``video_sha256`` (which
-names the new file's bytes).
+names the new file's bytes). What is read from the source is first checked
+against the source's manifests (video and label SHA-256), so damage there
+stops the conversion rather than passing into the new dataset with a fresh
+checksum.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def convert_task(
     from generator.dataformat.writer import SampleWriter
 
     meta = read_metadata(src)
-    source = open_source(src, meta)
+    # Every video hashed against the source's manifest, as the labels are: unchecked, a
+    # changed byte in a .pt file was copied and given a new, valid SHA-256 in ``dst``.
+    source = open_source(src, meta, verify=True)
     layout = Layout(dst, meta["stem_width"])
     expected: dict[int, tuple[str, dict]] = {}
     shard = layout.shard(start, compression)
@@ -200,14 +205,20 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 def main(argv: list[str]) -> int:
     from generator.dataformat.dataset import DatasetError
-    from generator.dataformat.shard_options import add_compression_options, shard_codec
+    from generator.dataformat.shard_options import (
+        SHARD_SIZE,
+        add_compression_options,
+        shard_codec,
+    )
     from trajkit.cli import MAX_WORKERS, OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--shard-size", type=whole_number(1), default=128)
+    p.add_argument(
+        "--shard-size", type=SHARD_SIZE, default=128, help="samples per shard (1..2^32-1)"
+    )
     add_compression_options(p)
     p.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")

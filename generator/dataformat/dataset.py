@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, STATS
 from generator.dataformat.sources import (
     DatasetError,
     Metadata,
+    kind_of,
     open_source,
     parse_json,
     read_file,
@@ -32,8 +34,14 @@ def read_metadata(root: str | Path) -> dict:
     """``metadata.json`` of ``root``, checked against its schema (``DatasetError`` names what is wrong)."""
     root = Path(root)
     path = root / METADATA
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist")
+    try:  # unlike is_dir(), tells a missing folder from a file, a FIFO or a link loop
+        mode = os.stat(root).st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"dataset folder {root} does not exist") from None
+    except OSError as e:
+        raise DatasetError(f"dataset folder {root} cannot be read ({e.strerror})") from None
+    if not stat.S_ISDIR(mode):
+        raise DatasetError(f"{root} is {kind_of(mode)}, not a dataset folder")
     if not os.path.lexists(path):
         raise DatasetError(
             f"{path} is missing: the dataset is incomplete (finish it with python -m generator --resume)"

@@ -6,8 +6,17 @@ from __future__ import annotations
 import argparse
 
 from generator.dataformat.layout import SHARD_SUFFIXES
+from trajkit.cli import whole_number
 
 COMPRESSIONS = tuple(SHARD_SUFFIXES)
+MAX_SHARD_SIZE = 2**32 - 1
+"""The most samples ``--shard-size`` asks for: more than any dataset holds (that many clips
+of the smallest size, one camera and 2 frames of 16 px, are over 10 TB; at the defaults, over
+6 PB), and, like a seed (``trajkit.seeds``), a number that ``metadata.json`` and the
+fingerprint record and every JSON reader reads back whole (a 23-digit size was written as
+given)."""
+SHARD_SIZE = whole_number(1, MAX_SHARD_SIZE)
+"""The argparse type of ``--shard-size``, in generate and convert alike."""
 
 
 def add_compression_options(p: argparse.ArgumentParser) -> None:

@@ -67,7 +67,19 @@ class DatasetError(ValueError):
 
 # ------------------------------------------------------------------ files
 
-_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device"}
+_KINDS = {
+    stat.S_IFREG: "a file",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def kind_of(mode: int) -> str:
+    """What a ``stat`` mode is, as an error line names it ("a FIFO")."""
+    return _KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 def regular_size(path: Path, root: Path) -> int:
@@ -84,8 +96,7 @@ def regular_size(path: Path, root: Path) -> int:
     except OSError as e:
         raise DatasetError(f"{path} cannot be read ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise DatasetError(f"{path} is {kind}, not a regular file")
+        raise DatasetError(f"{path} is {kind_of(st.st_mode)}, not a regular file")
     return st.st_size
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from generator.render.cameras import Camera
+from trajkit.cli import short_repr
 
 VISIBLE, OCCLUDED, OUT_OF_FRAME = "visible", "occluded", "out_of_frame"
 OCCLUDED_BELOW = 0.5  # visible fraction under which an in-frame ball counts as occluded
@@ -49,8 +50,18 @@ def encode_mask(mask: np.ndarray) -> list[int]:
 
 
 def decode_mask(runs: list[int], size: int) -> np.ndarray:
-    if sum(runs) != size * size or any(r < 0 for r in runs):
-        raise ValueError(f"runs sum to {sum(runs)}, not {size * size}")
+    """The boolean ``size`` x ``size`` mask of ``encode_mask``'s runs; a run that is not a
+    whole number of pixels, or runs that do not cover the image, are a ``ValueError`` saying
+    which (a negative run was reported as "runs sum to 1024, not 1024")."""
+    if not isinstance(runs, list):
+        raise ValueError(f"{short_repr(runs)} is not a list of runs")
+    for k, r in enumerate(runs):
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
+            raise ValueError(f"run {k} is {short_repr(r)}, not a whole number of pixels")
+        if r < 0:
+            raise ValueError(f"run {k} is {short_repr(r)}, a negative number of pixels")
+    if sum(runs) != size * size:
+        raise ValueError(f"runs sum to {short_repr(sum(runs))}, not {size * size}")
     values = np.arange(len(runs)) % 2 == 1
     return np.repeat(values, runs).reshape(size, size)
 

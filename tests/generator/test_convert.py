@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from generator.dataformat.layout import Layout
 from trajkit.lock import FolderLock, LockedError
 
@@ -172,3 +174,58 @@ def test_a_convert_killed_outright_leaves_a_folder_the_next_convert_clears(
     (dst / "metadata.json").unlink()  # an unfinished folder, but not a convert's leftover
     assert cli(*convert_args(small_dataset, dst)) == 2 and "is not empty" in capsys.readouterr().err
     assert (dst / "shards" / shards[0]).exists()
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only the SHA-256 tells
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damaged, fmt, workers",
+    [
+        ("videos/sample_0013.pt", "shards", 1),
+        ("videos/sample_0013.pt", "pt", 2),  # raised in a worker process
+        ("labels/sample_0013.json", "shards", 1),
+    ],
+)
+def test_a_changed_byte_in_the_source_is_one_line_and_nothing_is_written(
+    small_dataset, tmp_path, cli, capsys, damaged, fmt, workers
+):
+    """A .pt whose bytes differ from its manifest (same size) was copied and given a fresh,
+    valid SHA-256, so validate passed the new dataset; now convert stops as for a label."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(small_dataset, src)
+    _flip_a_byte(src / damaged)
+    for dst in (tmp_path / "new", tmp_path / "made"):
+        if dst.name == "made":  # a folder the user made is left as it was
+            dst.mkdir()
+        args = ["convert", src, dst, "--format", fmt, "--shard-size", 4, "--workers", workers]
+        assert cli(*args) == 1
+        err = capsys.readouterr().err.strip()
+        assert f"{src / damaged}: the" in err and "SHA-256 differs from its manifest" in err, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        left = [p.name for p in dst.iterdir() if p.name != ".lock"] if dst.exists() else None
+        assert left == ([] if dst.name == "made" else None)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "file", "missing"])
+def test_a_source_that_is_not_a_folder_is_named_as_what_it_is(tmp_path, cli, capsys, kind):
+    """A FIFO as the source was reported as a folder that "does not exist"."""
+    src = tmp_path / "src"
+    if kind == "fifo":
+        os.mkfifo(src)
+    elif kind == "file":
+        src.write_text("x")
+    assert cli(*convert_args(src, tmp_path / "new")) == 1
+    err = capsys.readouterr().err.strip()
+    expected = {
+        "fifo": f"{src} is a FIFO, not a dataset folder",
+        "file": f"{src} is a file, not a dataset folder",
+        "missing": f"dataset folder {src} does not exist",
+    }[kind]
+    assert err == f"error: {expected}"
+    assert not (tmp_path / "new").exists()

@@ -167,3 +167,32 @@ def test_masks_round_trip(mask):
 def test_runs_that_do_not_cover_the_image_are_refused(total):
     with pytest.raises(ValueError):
         decode_mask([total], 9 if total != 81 else 8)
+
+
+@pytest.mark.parametrize(
+    "runs, message",
+    [
+        ([-5, 1029], "run 0 is -5, a negative number of pixels"),
+        ([3, -1, 1022], "run 1 is -1, a negative number of pixels"),
+        ([0.5, 1023.5], "run 0 is 0.5, not a whole number of pixels"),
+        ([True, 1023], "run 0 is True, not a whole number of pixels"),
+        (["1024"], "run 0 is '1024', not a whole number of pixels"),
+        (1024, "1024 is not a list of runs"),
+        ([1000, 23], "runs sum to 1023, not 1024"),
+    ],
+)
+def test_unreadable_runs_say_what_is_wrong(runs, message):
+    """A negative run was reported as "runs sum to 1024, not 1024": true, and no help."""
+    with pytest.raises(ValueError) as e:
+        decode_mask(runs, 32)
+    assert str(e.value) == message
+
+
+def test_a_negative_mask_run_is_named_in_the_label_check(rendered):
+    label, meta = _label_and_meta(rendered)
+    size = meta["video_shape"][-1]
+    label["ground_truth"]["cameras"][1]["mask_rle"][2] = [-5, size * size + 5]
+    (problem,) = check_ground_truth(label, meta)
+    assert problem.endswith(
+        "camera 1 frame 2: mask_rle unreadable (run 0 is -5, a negative number of pixels)"
+    )

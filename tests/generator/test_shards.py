@@ -511,3 +511,31 @@ def test_npy_headers_are_parsed_one_thread_at_a_time(monkeypatch):
     monkeypatch.setattr(np.lib.format, "read_array_header_1_0", parse_and_note)
     assert shards.decode_video(buf.getvalue()).tolist() == [[0, 1, 2], [3, 4, 5]]
     assert held == [True]
+
+
+@pytest.mark.parametrize("command", ["generate", "convert"])
+def test_a_shard_size_no_json_reader_holds_is_one_line(
+    command, small_dataset, tmp_path, cli, capsys
+):
+    """A 23-digit --shard-size was accepted and written into metadata.json and the
+    fingerprint, past what int64 or double JSON readers hold; 2^32 - 1 is the most, as for seeds."""
+    from generator.dataformat.shard_options import MAX_SHARD_SIZE
+
+    def run(out, size):
+        if command == "generate":
+            args = ["--n", 2, "--workers", 1, "--quiet"]
+            return _exit_code(cli, *args, "--out", out, "--format", "shards", "--shard-size", size)
+        args = ["--workers", 1, "--quiet", "--format", "shards", "--shard-size", size]
+        return _exit_code(cli, "convert", small_dataset, out, *args)
+
+    for size in (MAX_SHARD_SIZE + 1, 99999999999999999999999):
+        out = tmp_path / f"o{size}"
+        assert run(out, size) == 2
+        err = capsys.readouterr().err
+        assert f"--shard-size: must be 1..{MAX_SHARD_SIZE}, got {size}" in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
+    out = tmp_path / "largest"
+    assert run(out, MAX_SHARD_SIZE) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    fingerprint = json.loads((out / "checkpoints" / "fingerprint.json").read_text())
+    assert meta["shards"]["shard_size"] == fingerprint["layout"]["shard_size"] == MAX_SHARD_SIZE
