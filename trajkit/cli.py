@@ -332,11 +332,11 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:  # one wording, either side
+            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
         if value < minimum:
             rule = {0: "zero or positive", 1: "positive"}.get(minimum, f"at least {minimum}")
             raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be {minimum}..{maximum}, got {value}")
         return value
 
     return parse

@@ -23,7 +23,8 @@ def _one_line_error(capsys):
         (["--n", "-5"], "must be positive"),
         (["--n", "ten"], "expected a whole number"),
         (["--n", "4", "--frobnicate"], "unrecognized arguments: --frobnicate"),
-        (["--n", "4", "--workers", "0"], "must be positive"),
+        (["--n", "4", "--workers", "0"], "must be 1..1024, got 0"),
+        (["--n", "4", "--seed", "-1"], "must be 0..4294967295, got -1"),  # as above the range
     ],
 )
 def test_bad_flags(tmp_path, cli, capsys, args, expect):
