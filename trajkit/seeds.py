@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 MAX_SEED = 2**32 - 1
 
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+"""Strict: pydantic's int took a config's ``seed: true`` for 1."""

@@ -38,3 +38,24 @@ def test_saliency(value):
     raw["train"]["lr"] = value
     with pytest.raises(SaliencyConfigError, match="train.lr: Input should be a finite number"):
         saliency_config(raw)
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "seed", "workers"])
+@pytest.mark.parametrize("value", [True, 2.0], ids=["true", "2.0"])
+def test_a_trajectory_count_is_a_whole_number_not_true(field, value):
+    """pydantic's int took `epochs: true` for 1 epoch and `seed: true` for seed 1, as JEPA's did."""
+    raw = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, field: value}
+    with pytest.raises(TrainConfigError, match=f"{field}: Input should be a valid integer"):
+        build_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("section", "field"), [("train", "epochs"), ("train", "seed"), ("data", "split_seed")]
+)
+def test_a_saliency_count_is_a_whole_number_not_true(section, field):
+    raw = yaml.safe_load(preset_file("saliency", "baseline_tiny").read_text())
+    raw[section][field] = True
+    with pytest.raises(
+        SaliencyConfigError, match=f"{section}.{field}: Input should be a valid integer"
+    ):
+        saliency_config(raw)

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,15 +45,15 @@ class _Strict(BaseModel):
 
 class DataConfig(_Strict):
     path: Path = Field(description="dataset folder in any supported layout")
-    image_size: int = Field(
+    image_size: StrictInt = Field(
         64, ge=16, le=1024, description="side of the square grid, multiple of 8"
     )
     fit: Literal["resize", "letterbox"] = "letterbox"
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
     split_seed: Seed = 0
-    max_train_stimuli: int | None = Field(None, ge=2, description="cap for quick runs")
-    max_val_stimuli: int | None = Field(None, ge=1)
+    max_train_stimuli: StrictInt | None = Field(None, ge=2, description="cap for quick runs")
+    max_val_stimuli: StrictInt | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -65,8 +66,8 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
-    width: int = Field(32, ge=4, le=256, description="small_cnn channels")
-    centre_bias_size: int = Field(
+    width: StrictInt = Field(32, ge=4, le=256, description="small_cnn channels")
+    centre_bias_size: StrictInt = Field(
         16, ge=2, le=128, description="side of the learned centre-bias map"
     )
 
@@ -84,12 +85,12 @@ class EntropyConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(8, ge=1)
+    epochs: StrictInt = Field(10, ge=1)
+    batch_size: StrictInt = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     seed: Seed = 0
-    threads: int = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
+    threads: StrictInt = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
 
 
 class SaliencyConfig(_Strict):

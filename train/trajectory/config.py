@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error, short_repr
 from trajkit.presets import config_file, preset_file
@@ -70,18 +70,18 @@ class TrainConfig(BaseModel):
         "YAML or the name of a shipped one (configs/generator: default, easy, ...)",
     )
     render_seed: Seed | None = Field(None, description="the rendered dataset's seed (--render)")
-    epoch_samples: int | None = Field(
+    epoch_samples: StrictInt | None = Field(
         None, gt=0, le=STREAM_SAMPLES, description="fresh training samples per epoch (--render)"
     )
-    eval_samples: int | None = Field(
+    eval_samples: StrictInt | None = Field(
         None,
         gt=0,
         le=STREAM_SAMPLES,
         description="validation samples, and as many test samples (--render)",
     )
     out: str
-    epochs: int = Field(gt=0, le=MAX_EPOCHS)
-    batch_size: int = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
+    epochs: StrictInt = Field(gt=0, le=MAX_EPOCHS)
+    batch_size: StrictInt = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.05, ge=0.0)
     warmup_epochs: float = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")
@@ -96,7 +96,7 @@ class TrainConfig(BaseModel):
         description="weight of an auxiliary Smooth-L1 on the ball's positions along the clip "
         "(extractors.multiview); 0 leaves the trajectory head out",
     )
-    trajectory_steps: int = Field(
+    trajectory_steps: StrictInt = Field(
         8, gt=0, description="spans of the clip whose mean positions the auxiliary loss predicts"
     )
     smooth_l1_beta: float = Field(
@@ -106,8 +106,8 @@ class TrainConfig(BaseModel):
         default_factory=dict,
         description="extractor config fields over its preset (python -m extractors list)",
     )
-    fusion_dim: int = Field(128, gt=0)
-    fusion_layers: int = Field(1, ge=0)
+    fusion_dim: StrictInt = Field(128, gt=0)
+    fusion_layers: StrictInt = Field(1, ge=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     augment: bool = False
     subtract_background: bool = Field(
@@ -117,20 +117,20 @@ class TrainConfig(BaseModel):
         False,
         description="replace colour by motion energy and energy-weighted x, y (train.trajectory.inputs)",
     )
-    downsample: int = Field(
+    downsample: StrictInt = Field(
         1,
         ge=1,
         description="average k x k pixel blocks before anything else (train.trajectory.inputs)",
     )
-    frame_stride: int = Field(1, ge=1)
+    frame_stride: StrictInt = Field(1, ge=1)
     split_seed: Seed = 0
     seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["bf16", "fp16", "fp32"] = Field(
         "bf16", description="autocast dtype on CUDA; the CPU always trains in fp32"
     )
-    workers: int = Field(2, ge=0, le=MAX_WORKERS, description="data-loading processes")
-    threads: int | None = Field(
+    workers: StrictInt = Field(2, ge=0, le=MAX_WORKERS, description="data-loading processes")
+    threads: StrictInt | None = Field(
         None, gt=0, le=MAX_THREADS, description="torch threads (default: torch's)"
     )
     compile: bool = False
