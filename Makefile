@@ -61,7 +61,8 @@ MUTANTS ?= *7
 MUTATE_MODULES := trajkit.files trajkit.lock generator.dataformat.layout generator.dataformat.writer \
   generator.dataformat.dataset generator.dataformat.sources generator.dataformat.checks \
   generator.dataformat.validate generator.dataformat.validate_shards generator.pipeline.heal \
-  trajkit.s3sync generator.dataformat.remote
+  trajkit.s3sync.store trajkit.s3sync.rules trajkit.s3sync.verify trajkit.s3sync.upload \
+  trajkit.s3sync.staging trajkit.s3sync.download trajkit.s3sync.command generator.dataformat.remote
 mutate: $(STAMP)
 	rm -rf mutants
 	-$(PY) -m mutmut run $(foreach m,$(MUTATE_MODULES),"$(m).$(MUTANTS)")

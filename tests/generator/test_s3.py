@@ -180,13 +180,13 @@ def test_a_pull_the_disk_cannot_hold_is_refused_before_any_download(
     """Before, it downloaded until the disk was full; what is already here whole needs no room."""
     import collections
 
-    import trajkit.s3sync as sync
+    import trajkit.s3sync.staging as staging
 
     endpoint, client = s3
     push(folder, "s3://data/ds", client, quiet=True)
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != ".lock")
     free = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, total - 1))
+    monkeypatch.setattr(staging.shutil, "disk_usage", lambda path: free(0, 0, total - 1))
     calls = record_calls(client)
     dest = tmp_path / "new" / "copy"
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint) == 1
@@ -194,9 +194,9 @@ def test_a_pull_the_disk_cannot_hold_is_refused_before_any_download(
     assert len(err.splitlines()) == 1 and "not enough disk space" in err, err
     assert f"{total / 1e6:.1f} MB to download" in err, err
     assert not (tmp_path / "new").exists() and not any(op == "GetObject" for op, _ in calls)
-    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, total))
+    monkeypatch.setattr(staging.shutil, "disk_usage", lambda path: free(0, 0, total))
     assert pull("s3://data/ds", dest, client, quiet=True)["downloaded"] == 4
-    monkeypatch.setattr(sync.shutil, "disk_usage", lambda path: free(0, 0, 0))
+    monkeypatch.setattr(staging.shutil, "disk_usage", lambda path: free(0, 0, 0))
     assert (
         pull("s3://data/ds", dest, client, quiet=True)["skipped"] == 4
     )  # all here: no room needed
@@ -546,7 +546,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
     s3, tmp_path, cli, monkeypatch
 ):
     """The moves are renames, but a kill among them must not leave a mix that looks complete."""
-    import trajkit.s3sync as s3sync
+    import trajkit.s3sync.staging as staging
 
     _, client = s3
     push(make_dataset(cli, tmp_path / "old", seed=1), "s3://data/ds", client, quiet=True)
@@ -564,10 +564,10 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
             moved.append(dst)
         return real(src, dst)
 
-    monkeypatch.setattr(s3sync.os, "replace", killed)
+    monkeypatch.setattr(staging.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         pull("s3://data/ds", dest, client, quiet=True)
-    monkeypatch.setattr(s3sync.os, "replace", real)
+    monkeypatch.setattr(staging.os, "replace", real)
     assert not (dest / "metadata.json").exists()  # the folder says it is incomplete
     assert cli("validate", dest) == 1
     stats = pull("s3://data/ds", dest, client, quiet=True)
@@ -578,7 +578,7 @@ def test_a_pull_killed_while_moving_into_place_leaves_no_metadata_and_resumes(
 def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
     s3, folder, tmp_path, monkeypatch
 ):
-    import trajkit.s3sync as s3sync
+    import trajkit.s3sync.staging as staging
 
     _, client = s3
     push(folder, "s3://data/ds", client, quiet=True)
@@ -593,10 +593,10 @@ def test_an_unchanged_metadata_json_is_also_out_of_place_while_files_move(
             raise KeyboardInterrupt
         return real(src, dst)
 
-    monkeypatch.setattr(s3sync.os, "replace", killed)
+    monkeypatch.setattr(staging.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         pull("s3://data/ds", dest, client, quiet=True)
-    monkeypatch.setattr(s3sync.os, "replace", real)
+    monkeypatch.setattr(staging.os, "replace", real)
     assert not (dest / "metadata.json").exists()
     assert (tmp_path / ".dest.pull-tmp" / "metadata.json").is_file()  # set aside, not lost
     assert not pull("s3://data/ds", dest, client, quiet=True)["damaged"]
@@ -800,8 +800,18 @@ def test_help_shows_the_address_form(command, cli, capsys):
     assert re.search(r"\n  url +s3://bucket/prefix\n", capsys.readouterr().out)
 
 
+def test_help_says_what_the_timeout_bounds(cli, capsys):
+    with pytest.raises(SystemExit):
+        cli("pull", "--help")
+    said = " ".join(capsys.readouterr().out.split())
+    assert (
+        "seconds a connection may take to open or stay silent (default: 60); an object may "
+        "take 5 of them to start, then one a MB" in said
+    )
+
+
 def test_part_size_defaults_to_64_mb_and_under_5_is_refused(folder, monkeypatch, cli, capsys):
-    from trajkit import s3sync
+    from trajkit.s3sync import command
 
     seen = {}
 
@@ -809,8 +819,8 @@ def test_part_size_defaults_to_64_mb_and_under_5_is_refused(folder, monkeypatch,
         seen["part_size"] = part_size
         return {"uploaded": 0, "bytes": 0, "skipped": 4, "parts_reused": 0}
 
-    monkeypatch.setattr(s3sync, "push", fake_push)
-    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
+    monkeypatch.setattr(command, "push", fake_push)
+    monkeypatch.setattr(command, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 0
     assert seen["part_size"] == 64 * MB
     out = capsys.readouterr().out
@@ -828,13 +838,13 @@ def test_part_size_defaults_to_64_mb_and_under_5_is_refused(folder, monkeypatch,
 def test_a_service_error_is_one_line_naming_the_command(folder, monkeypatch, cli, capsys):
     from botocore.exceptions import ClientError
 
-    from trajkit import s3sync
+    from trajkit.s3sync import command
 
     def refused(*args, **kwargs):
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
 
-    monkeypatch.setattr(s3sync, "push", refused)
-    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
+    monkeypatch.setattr(command, "push", refused)
+    monkeypatch.setattr(command, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 2
     err = capsys.readouterr().err
     assert (
@@ -855,7 +865,7 @@ def test_http_and_https_endpoints_are_accepted(url):
 def test_head_is_none_only_for_a_missing_object():
     from botocore.exceptions import ClientError
 
-    from trajkit.s3sync import _head
+    from trajkit.s3sync.store import head_or_none
 
     class Client:
         def __init__(self, code):
@@ -865,9 +875,9 @@ def test_head_is_none_only_for_a_missing_object():
             raise ClientError({"Error": {"Code": self.code, "Message": "x"}}, "HeadObject")
 
     for code in ("404", "NoSuchKey", "NotFound"):
-        assert _head(Client(code), "b", "k") is None
+        assert head_or_none(Client(code), "b", "k") is None
     with pytest.raises(ClientError):
-        _head(Client("403"), "b", "k")
+        head_or_none(Client("403"), "b", "k")
 
 
 def test_the_longest_prefix_s3_keys_allow_under_it():
@@ -908,7 +918,7 @@ def test_check_bucket_says_missing_or_unusable(error, said):
 def test_the_checksum_type_decides_how_an_object_is_verified(
     kind, etag, composite, tmp_path, monkeypatch
 ):
-    from trajkit import s3sync
+    from trajkit.s3sync import verify
 
     data = b"the object's bytes"
     (tmp_path / "f").write_bytes(data)
@@ -923,14 +933,14 @@ def test_the_checksum_type_decides_how_an_object_is_verified(
         def head_object(self, **kw):
             return head
 
-    monkeypatch.setattr(s3sync, "_composite_test", lambda *a: lambda path: True)
-    check = s3sync._check_for(Client(), "b", "k", "f", {})
+    monkeypatch.setattr(verify, "_composite_test", lambda *a: lambda path: True)
+    check = verify.check_for(Client(), "b", "k", "f", {})
     if composite:  # a checksum of the parts' checksums: recomputed from the parts
         assert check.sha256 == [] and check.composite is not None
     else:  # the whole object's SHA-256
-        assert check.sha256 == [(s3sync.BY_CHECKSUM, hashlib.sha256(data).hexdigest())]
+        assert check.sha256 == [(verify.BY_CHECKSUM, hashlib.sha256(data).hexdigest())]
         assert check.composite is None
-    assert check.passes(tmp_path / "f") == s3sync.BY_CHECKSUM
+    assert check.passes(tmp_path / "f") == verify.BY_CHECKSUM
 
 
 def test_folder_markers_are_passed_over_not_the_end(s3, folder, tmp_path):
@@ -971,14 +981,14 @@ def test_manifests_are_read_before_the_files_they_vouch_for(s3, tmp_path):
 def test_a_local_error_is_one_line_on_stderr(folder, monkeypatch, cli, capsys):
     import errno
 
-    from trajkit import s3sync
+    from trajkit.s3sync import command
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "DIR/videos/x.pt")
 
-    monkeypatch.setattr(s3sync, "push", full)
-    monkeypatch.setattr(s3sync, "pull", full)
-    monkeypatch.setattr(s3sync, "make_client", lambda url, timeout: None)
+    monkeypatch.setattr(command, "push", full)
+    monkeypatch.setattr(command, "pull", full)
+    monkeypatch.setattr(command, "make_client", lambda url, timeout: None)
     assert cli("push", folder, "s3://data/x") == 1  # not bad input: the generator's exit 1
     out, err = capsys.readouterr()
     assert out == "" and err == "error: push failed: No space left on device: DIR/videos/x.pt\n"
@@ -1036,3 +1046,91 @@ def test_a_timeout_that_is_not_a_positive_number_is_refused(value, folder, cli, 
     assert capsys.readouterr().err == (
         f"error: --timeout must be a positive number of seconds up to 86400, got {float(value):g}\n"
     )
+
+
+# ---------------------------------------------------------------- what mutation testing asked for
+
+
+def test_a_key_too_long_with_its_prefix_is_refused_before_any_upload(s3, tmp_path):
+    """S3's 1,024 bytes hold the prefix too: a name that fits alone may not fit under it."""
+    from trajkit import s3sync
+
+    _, client = s3
+    rel = "/".join(["d" * 200] * 3) + "/f"  # 604 bytes, a key of its own
+    (tmp_path / "src" / rel).parent.mkdir(parents=True)
+    (tmp_path / "src" / rel).write_text("x")
+    calls = record_calls(client)
+    with pytest.raises(s3sync.S3Error, match="its key would be longer than S3's 1024 bytes"):
+        s3sync.push(tmp_path / "src", "s3://data/" + "p" * 500, client, quiet=True)
+    assert not any(op in WRITES for op, _ in calls)
+
+
+def test_a_file_the_store_does_not_take_in_time_is_named(s3, tmp_path, monkeypatch):
+    import threading
+
+    from trajkit import s3sync
+    from trajkit.s3sync import store
+
+    _, client = s3
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("x")
+    released = threading.Event()
+    monkeypatch.setattr(client, "upload_file", lambda *args, **kw: released.wait(10))
+    monkeypatch.setattr(store, "allowed_seconds", lambda client, size: 0.1)
+    try:
+        with pytest.raises(s3sync.S3Error, match=r"^s3://data/run/a\.txt was not transferred"):
+            s3sync.push(tmp_path / "src", "s3://data/run", client, quiet=True)
+    finally:
+        released.set()
+
+
+def test_a_pull_into_a_file_is_refused(s3, folder, tmp_path, cli, capsys):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    dest.write_text("a file\n")
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint) == 2
+    assert capsys.readouterr().err == f"error: {dest} is not a folder\n"
+    assert dest.read_text() == "a file\n"
+
+
+def test_a_pull_from_another_endpoint_into_an_earlier_pull_is_refused(
+    s3, folder, tmp_path, cli, capsys
+):
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
+    other = endpoint.replace("127.0.0.1", "localhost")  # the same server, another address
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", other, "--quiet") == 2
+    assert capsys.readouterr().err == (
+        f"error: {dest} is a pull of s3://data/ds from {endpoint}, not from {other}; "
+        "pull into a new or empty folder\n"
+    )
+
+
+def test_an_endpoint_is_recorded_the_same_however_it_is_spelt():
+    from trajkit.s3sync.download import _endpoint
+
+    for spelt in ("HTTPS://S3.Example.org/base/", "https://s3.example.org/base"):
+        assert _endpoint(spelt) == "https://s3.example.org/base"
+    assert _endpoint(None) is None
+
+
+def test_a_composite_checksum_is_recomputed_without_its_part_count(monkeypatch):
+    """S3 writes a checksum of the parts' checksums as '<base64>-<parts>'."""
+    from trajkit.s3sync import verify
+
+    asked = []
+
+    def composite_test(client, bucket, key, checksum, parts):
+        asked.append((checksum, parts))
+        return lambda path: True
+
+    class Client:
+        def head_object(self, **kw):
+            return {"ChecksumSHA256": "AAAA-3", "ETag": '"abc-3"'}
+
+    monkeypatch.setattr(verify, "_composite_test", composite_test)
+    assert verify.check_for(Client(), "b", "k", "f", {}).composite is not None
+    assert asked == [("AAAA", 3)]

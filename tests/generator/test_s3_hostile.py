@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import trajkit.s3sync.download
+import trajkit.s3sync.staging
 from generator.dataformat.remote import pull, push
 from tests.generator.conftest import ROOT
 from tests.generator.test_s3 import (  # noqa: F401 - fixtures
@@ -30,7 +32,6 @@ from tests.generator.test_s3 import (  # noqa: F401 - fixtures
     s3,
     tree,
 )
-from trajkit import s3sync
 from trajkit.s3sync import MB
 
 
@@ -485,7 +486,7 @@ def test_a_pull_into_another_filesystem_than_its_staging_folder_copies_across(
             raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
         return real(src, dst)
 
-    monkeypatch.setattr(s3sync.os, "replace", across)
+    monkeypatch.setattr(trajkit.s3sync.staging.os, "replace", across)
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
     assert tree(dest) == tree(folder) and not staging.exists()
     assert not list(dest.rglob(".tmp-*"))
@@ -500,7 +501,9 @@ def test_the_space_check_measures_dirs_own_filesystem(
     dest.mkdir()  # an empty mount point: its free space is its own filesystem's
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(
-        s3sync.shutil, "disk_usage", lambda p: usage(0, 0, 1000 if Path(p) == dest else 1 << 40)
+        trajkit.s3sync.staging.shutil,
+        "disk_usage",
+        lambda p: usage(0, 0, 1000 if Path(p) == dest else 1 << 40),
     )
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 1
     err = one_error_line(capsys)
@@ -659,14 +662,14 @@ def test_a_pull_that_finished_into_dir_before_the_lock_is_not_mixed_in(
     (other / "metadata.json").write_text('{"other": 1}\n')
     push(other, "s3://data/kp", client, quiet=True)
     dest = tmp_path / "dest"
-    real = s3sync._check_staging
+    real = trajkit.s3sync.download.check_staging
 
     def then_the_other_pull(*args):
         real(*args)
-        monkeypatch.setattr(s3sync, "_check_staging", real)
+        monkeypatch.setattr(trajkit.s3sync.download, "check_staging", real)
         pull("s3://data/kp", dest, client, quiet=True)
 
-    monkeypatch.setattr(s3sync, "_check_staging", then_the_other_pull)
+    monkeypatch.setattr(trajkit.s3sync.download, "check_staging", then_the_other_pull)
     assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 2
     assert "is not empty and is not a pull of s3://data/ds" in one_error_line(capsys)
     assert tree(dest) == tree(other)
