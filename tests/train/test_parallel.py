@@ -187,7 +187,6 @@ def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeyp
     assert (tmp_path / "other" / "slurm" / "magvit.sbatch").exists()
 
 
-
 def test_slurm_checks_the_runs_values_but_not_the_clusters_paths(tmp_path, monkeypatch, capsys):
     """A bad value in --config wrote scripts (exit 0) that every job refused on the cluster;
     the dataset, there and not here, is still not looked for."""
@@ -202,6 +201,7 @@ def test_slurm_checks_the_runs_values_but_not_the_clusters_paths(tmp_path, monke
     assert not (out / "slurm").exists()
     assert main([*args, "--out", str(out), "--launcher", "slurm"]) == 0
     assert (out / "slurm" / "i3d.sbatch").is_file()
+
 
 @pytest.mark.parametrize(
     "args, expected",
