@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import takewhile
 from pathlib import Path
 
 from trajkit.files import TMP_PREFIX, remove_path
@@ -173,23 +174,40 @@ def locked_folder(root: Path, lock_name: str = ".lock") -> Iterator[None]:
     A folder made here is removed again if it holds nothing but the lock when the block
     ends, or when the lock could not be written (a full disk); not when another process
     holds it: that folder, made meanwhile, is the holder's. Raises ``LockedError`` or the
-    ``OSError`` of the folder or the lock."""
-    created = not root.exists()
+    ``OSError`` of the folder or the lock. The parents made with it go too, if left empty:
+    a refused ``runs/jepa/cifar10`` left ``runs/jepa`` behind."""
+    made = missing_folders(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(root / lock_name).acquire()
     except LockedError:
         raise
     except OSError:
-        if created:
-            remove_if_unused(root, lock_name)
+        remove_unused(made, lock_name)
         raise
     try:
         yield
     finally:
         lock.release()
-        if created:  # nothing but the lock in it: the block wrote nothing
-            remove_if_unused(root, lock_name)
+        remove_unused(made, lock_name)  # nothing but the lock in it: the block wrote nothing
+
+
+def missing_folders(root: Path) -> list[Path]:
+    """``root`` and those of its parents that do not exist yet, deepest first: what a
+    ``mkdir(parents=True)`` of it makes, and ``remove_unused`` may take back."""
+    return list(takewhile(lambda p: not os.path.lexists(p), (root, *root.parents)))
+
+
+def remove_unused(made: list[Path], lock_name: str = ".lock") -> None:
+    """The folders of ``missing_folders``, deepest first, each if it holds nothing (but the
+    lock): one holding anything, someone's since, stops the climb."""
+    if made:
+        remove_if_unused(made[0], lock_name)
+    for parent in made[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
 
 
 @contextmanager

@@ -78,3 +78,23 @@ def test_two_trainings_launched_on_one_folder_do_not_interleave(tmp_path, datase
     finally:
         first.kill()
         first.wait()
+
+
+def test_a_refused_run_leaves_no_folder_it_made_not_even_a_parent(tmp_path, capsys):
+    """`train.jepa --config cifar10` without the data left an empty runs/jepa behind (its
+    run folder is runs/jepa/cifar10); folders that were there before stay."""
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "runs" / "jepa" / "cifar10"
+    argv = ["--config", "cifar10", "--data-path", str(tmp_path / "nodata"), "--out", str(out)]
+    assert jepa_main(argv) == 2
+    assert "not usable" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+    assert not any((tmp_path / "kept").iterdir())
+
+
+def test_a_parent_someone_wrote_into_meanwhile_stays(tmp_path):
+    out = tmp_path / "runs" / "a" / "b"
+    with writing_to(out):
+        (tmp_path / "runs" / "theirs.txt").write_text("x")
+    assert not (tmp_path / "runs" / "a").exists()
+    assert (tmp_path / "runs" / "theirs.txt").read_text() == "x"

@@ -57,7 +57,13 @@ from trajkit.cli import (
     quiet_on_closed_output,
 )
 from trajkit.files import TMP_PREFIX, remove_path
-from trajkit.lock import FolderLock, ForeignLockError, LockedError
+from trajkit.lock import (
+    FolderLock,
+    ForeignLockError,
+    LockedError,
+    missing_folders,
+    remove_unused,
+)
 
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60  # with nothing arriving for this long, a download stops (resumable)
@@ -487,10 +493,26 @@ def download_archive(
 
     stop = stop or StopNote()
     folder = data_path / (IMAGE_SETS[name].folder or name)
+    made = missing_folders(folder)  # taken back if the run leaves them empty
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BadInput(f"cannot create {folder}: {err.strerror or err}") from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BadInput(f"cannot create {folder}: {err.strerror or err}") from None
+        return _fetch_and_unpack(name, data_path, folder, base_url, quiet, keep_archive, stop)
+    finally:
+        remove_unused(made, LOCK_NAME)
+
+
+def _fetch_and_unpack(
+    name: str,
+    data_path: Path,
+    folder: Path,
+    base_url: str | None,
+    quiet: bool,
+    keep_archive: bool,
+    stop: StopNote,
+) -> Path:
     archive = archive_for(name, base_url)
     dest = folder / archive.filename
     part = part_of(dest)

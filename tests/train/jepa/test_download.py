@@ -170,8 +170,7 @@ def test_bad_checksum_is_rejected_and_removed(tmp_path, monkeypatch, jepa_files,
     code = download.main(["cifar10", "--data-path", str(data), "--base-url", url, "--quiet"])
     assert code == 1
     assert "checksum mismatch" in capsys.readouterr().err
-    leftovers = [p.name for p in (data / "cifar10").iterdir()]
-    assert leftovers == []
+    assert not data.exists()  # the archive removed, and the folders made for it
 
 
 def test_partial_download_resumes_with_range(tmp_path, monkeypatch, jepa_files, server):
@@ -783,7 +782,7 @@ def test_the_command_takes_no_more_than_the_archive_s_size(
         "none": "failed: the server gives no size for it",
     }[size]
     assert err.startswith(f"error: download of {url}/{tvd.CIFAR10.filename} {expected}"), err
-    assert [p.name for p in (tmp_path / "cifar10").iterdir()] == []
+    assert not (tmp_path / "cifar10").exists()  # nothing kept, not even the folder
 
 
 def test_a_server_offering_more_than_the_known_size_is_refused_before_writing(
@@ -855,3 +854,15 @@ def test_a_redirect_to_http_is_followed(tmp_path, server):
     handler.redirects["f.bin"] = "/g.bin"
     download.fetch(f"{url}/f.bin", tmp_path / "f.bin")
     assert (tmp_path / "f.bin").read_bytes() == b"abcdef"
+
+
+def test_a_download_that_gets_nothing_leaves_no_folder(tmp_path, capsys):
+    """An offline run left an empty data/cifar10 (and data) behind; one that got part of the
+    archive keeps its folder and the part (tested above)."""
+    data = tmp_path / "data"
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert download.main(_cifar_args(data, f"http://127.0.0.1:{port}/x")) == 1
+    assert "Connection refused" in _err_line(capsys)
+    assert not data.exists()
