@@ -409,3 +409,15 @@ def test_more_threads_than_cores_is_allowed_with_a_warning(capsys):
         )
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_started_quiet_resumes_with_its_final_line(dataset, tmp_path, capsys):
+    """--quiet was kept from the saved config, and no flag turns it off: the resume printed
+    nothing, even its final line."""
+    out = tmp_path / "run"
+    assert train(dataset, out, epochs=1) == 0  # FAST holds --quiet
+    capsys.readouterr()
+    assert main(["--resume", "--out", str(out), "--epochs", "2", "--workers", "0"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("i3d: val accuracy ")
+    assert main(["--resume", "--out", str(out), "--epochs", "2", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""

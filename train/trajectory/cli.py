@@ -105,7 +105,9 @@ def resolve_config(args: argparse.Namespace):
         state = load_checkpoint(last)
         if args.config is not None:
             refuse_file_changes(state["config"], args.config)
-        cfg = resumed_config(state["config"], explicit)
+        # --quiet is this command's, not the run's: a run started with it could not be
+        # resumed with progress and its final line, as no flag turns it off
+        cfg = resumed_config(state["config"], {**explicit, "quiet": bool(explicit["quiet"])})
         if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
             raise TrainConfigError(
                 f"--epochs {cfg.epochs} is fewer than the {state['epoch']} epochs {last} "
