@@ -797,7 +797,9 @@ def test_a_file_changed_while_it_is_pushed_leaves_no_object(s3, folder, monkeypa
 def test_help_shows_the_address_form(command, cli, capsys):
     with pytest.raises(SystemExit):
         cli(command, "--help")
-    assert re.search(r"\n  url +s3://bucket/prefix\n", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"\n  url +s3://bucket/prefix\n", out)
+    assert "copy any folder to and from S3." in " ".join(out.split())
 
 
 def test_help_says_what_the_timeout_bounds(cli, capsys):

@@ -1,5 +1,8 @@
-"""The ``push`` and ``pull`` command lines, which every kind of folder shares: the flags, their
-bounds, and every failure as one line with its exit code."""
+"""``push DIR s3://bucket/prefix`` and ``pull s3://bucket/prefix DIR``: copy any folder to and from S3.
+
+The two command lines, which every kind of folder shares: the flags, their bounds, and every
+failure as one line with its exit code. The first line above is their ``--help``'s.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +23,9 @@ MAX_PART_MB = 5120  # S3's largest part, 5 GiB
 
 def main(command: str, argv: list[str], prog: str, rules: FolderRules = ANY_FOLDER) -> int:
     """``push`` or ``pull`` (``command``) from the command line ``argv``; ``prog`` names it in help."""
-    from trajkit import s3sync  # the package's overview, whose first line describes both
     from trajkit.cli import OneLineParser, failed_io, first_line
 
-    p = OneLineParser(prog=prog, description=s3sync.__doc__.splitlines()[0])
+    p = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     if command == "push":
         p.add_argument("dir", type=Path)
         p.add_argument("url", help="s3://bucket/prefix")
