@@ -179,14 +179,21 @@ def remove_temporaries(folder: str | os.PathLike, *, recursive: bool = True) -> 
     return removed
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged: not
-    UTF-8, not JSON, a number past Python's 4,300 digits, or nested too deeply to parse."""
+def loads_json(data: str | bytes) -> Any:
+    """``json.loads``, where everything damaged is a ``ValueError``: not UTF-8, not JSON, a
+    number past Python's 4,300 digits, and nesting too deep for the parser (a RecursionError,
+    which escaped every reader as a traceback)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; ``ValueError`` names the file when it is missing or damaged."""
+    try:
+        return loads_json(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path} is missing") from None
     except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"{path} is damaged ({e})") from None
-    except RecursionError:
-        raise ValueError(f"{path} is damaged (nested too deeply)") from None

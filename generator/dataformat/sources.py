@@ -58,6 +58,7 @@ from generator.dataformat.layout import (
     stem_width,
 )
 from trajkit.cli import error_message, first_line, short_repr
+from trajkit.files import loads_json
 from trajkit.seeds import MAX_SEED
 
 
@@ -140,11 +141,9 @@ def parse_json(path: Path, data: bytes) -> Any:
     """JSON bytes as Python; bad UTF-8 or syntax, nesting too deep for the parser, a number
     past Python's 4,300 digits: each a ``DatasetError`` naming the file."""
     try:
-        return json.loads(data)
-    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError among them
+        return loads_json(data)
+    except ValueError as e:  # UnicodeDecodeError, JSONDecodeError and deep nesting among them
         raise DatasetError(f"{path} is damaged: {first_line(e)}") from None
-    except RecursionError:
-        raise DatasetError(f"{path} is damaged: nested too deeply") from None
 
 
 def schema_error(path: Path, e: ValidationError) -> DatasetError:
