@@ -648,6 +648,20 @@ def test_a_pull_into_a_link_to_nothing_is_refused_without_a_trace(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".dest")) == []
 
 
+def test_a_pull_marker_nested_too_deeply_is_not_a_trace(s3, folder, tmp_path, cli, capsys):
+    """The marker beside DIR is read like any damaged JSON: DIR is then no earlier pull."""
+    endpoint, client = s3
+    push(folder, "s3://data/ds", client, quiet=True)
+    dest = tmp_path / "dest"
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 0
+    marker = tmp_path / ".dest.pulled-from"
+    marker.write_text("[" * 200_000 + "]" * 200_000)
+    before = tree(dest)
+    assert cli("pull", "s3://data/ds", dest, "--endpoint-url", endpoint, "--quiet") == 2
+    assert "is not empty and is not a pull of s3://data/ds" in one_error_line(capsys)
+    assert tree(dest) == before
+
+
 # ---------------------------------------------------------------- F12 races and leftovers
 
 

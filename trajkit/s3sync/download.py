@@ -4,7 +4,6 @@ into DIR only when all did."""
 from __future__ import annotations
 
 import filecmp
-import json
 import os
 import shutil
 import sys
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from trajkit.cli import one_line
-from trajkit.files import remove_temporaries, write_json_atomic
+from trajkit.files import loads_json, remove_temporaries, write_json_atomic
 from trajkit.lock import FolderLock, LockedError, remove_if_unused
 from trajkit.s3_multipart import S3Error
 from trajkit.s3sync.rules import (
@@ -155,7 +154,7 @@ def _check_target(
     if not target.exists() or all(p.name == rules.lock for p in target.iterdir()):
         return
     try:
-        earlier = json.loads(marker.read_text())
+        earlier = loads_json(marker.read_text())
     except (OSError, ValueError):
         earlier = None
     if not isinstance(earlier, dict) or earlier.get("source") != source:
