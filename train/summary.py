@@ -36,6 +36,15 @@ NUMBERS = (
     "wall_time_seconds",
 )
 CURVES = ("epoch", "val_accuracy", "val_loss", "train_loss")
+# What those fields can hold beyond being finite: a hand-edited accuracy of 1e300 ranked its
+# run first, and a negative RMSE or wall time read as the best.
+BOUNDS = {
+    **{key: (0, math.inf) for key in (*COUNTS, *NUMBERS)},
+    "val_accuracy": (0, 1),
+    "test_accuracy": (0, 1),
+}
+
+UNBOUNDED = (-math.inf, math.inf)
 
 _warned: set[str] = set()
 
@@ -78,10 +87,21 @@ def is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bo
         return False
 
 
-def not_a_number(key: str, value: object, kind: type | tuple[type, ...] = (int, float)) -> str:
-    """Why ``value`` of ``key`` fails ``is_number``, for the warning that leaves its run out."""
-    what = "a whole number" if kind is int else "a finite number"
-    return f"{key} is {short_repr(value)}, not {what}"
+def number_problem(
+    key: str,
+    value: object,
+    kind: type | tuple[type, ...] = (int, float),
+    bounds: tuple[float, float] = UNBOUNDED,
+) -> str | None:
+    """Why ``value`` of ``key`` cannot be reported (not a finite number of ``kind``, or
+    outside ``bounds``), for the warning that leaves its run out; None when it can."""
+    if not is_number(value, kind):
+        what = "a whole number" if kind is int else "a finite number"
+        return f"{key} is {short_repr(value)}, not {what}"
+    low, high = bounds
+    if not low <= value <= high:
+        return f"{key} is {short_repr(value)}, outside [{low:g}, {high:g}]"
+    return None
 
 
 def table_cell(text: object) -> str:
@@ -105,8 +125,8 @@ def run_results(run_dir: Path) -> dict:
     for key in (*COUNTS, *NUMBERS):
         value = results.get(key)
         kind = int if key in COUNTS else (int, float)
-        if value is not None and not is_number(value, kind):
-            raise ValueError(f"{path} is damaged ({not_a_number(key, value, kind)})")
+        if value is not None and (problem := number_problem(key, value, kind, BOUNDS[key])):
+            raise ValueError(f"{path} is damaged ({problem})")
     return results
 
 

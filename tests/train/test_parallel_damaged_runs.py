@@ -62,6 +62,9 @@ DAMAGED_RESULTS = {
         {**GOOD_RESULTS, "test_accuracy": 10**400}
     ).encode(),
     "JSON nested too deeply": b"[" * 200_000,
+    "an accuracy past 1": json.dumps({**GOOD_RESULTS, "val_accuracy": 1e300}).encode(),
+    "a negative RMSE": json.dumps({**GOOD_RESULTS, "val_future_rmse": -1.0}).encode(),
+    "a negative wall time": json.dumps({**GOOD_RESULTS, "wall_time_seconds": -5}).encode(),
 }
 
 
@@ -84,6 +87,16 @@ def test_a_damaged_results_json_leaves_only_that_runs_numbers_out(tmp_path, caps
     assert len(err) == 1 and err[0].startswith(f"warning: {bad / 'results.json'} "), err
     write_summary(tmp_path, statuses)  # rewritten after the next run: not said again
     assert err_lines(capsys) == [] and good.is_dir()
+
+
+def test_a_number_out_of_its_range_is_named_with_the_range(tmp_path, capsys):
+    """An accuracy of 1e300 was finite, so it ranked its run first."""
+    bad = finished_run(tmp_path / "bad", {**GOOD_RESULTS, "test_accuracy": 1.5})
+    write_summary(tmp_path, [RunStatus("bad", status="done")])
+    assert err_lines(capsys) == [
+        f"warning: {bad / 'results.json'} is damaged (test_accuracy is 1.5, outside [0, 1]); "
+        "left out of the summary"
+    ]
 
 
 def test_a_missing_number_is_a_bare_dash_in_the_table(tmp_path):

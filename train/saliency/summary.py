@@ -13,10 +13,10 @@ from typing import get_args
 from train.run_folder import RESULTS
 from train.saliency.config import EntropyConfig
 from train.summary import (
+    UNBOUNDED,
     RunStatus,
     failure_line,
-    is_number,
-    not_a_number,
+    number_problem,
     results_for_report,
     run_results,
     table_cell,
@@ -26,6 +26,9 @@ from trajkit.cli import short_repr
 
 TEST_METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
 DIRECTIONS = get_args(EntropyConfig.model_fields["direction"].annotation)
+# The one bound past finiteness that no rounding can cross: AUC is a ratio of counts. The
+# information gain and NSS have none (a 1e300 gain still ranks first).
+BOUNDS = {"test auc": (0, 1)}
 
 
 def variant_results(run_dir: Path) -> dict:
@@ -52,8 +55,9 @@ def _damage(results: dict) -> str | None:
         "entropy weight": entropy.get("weight"),
     }
     for key, value in numbers.items():
-        if value is not None and not is_number(value):
-            return not_a_number(key, value)
+        bounds = BOUNDS.get(key, UNBOUNDED)
+        if value is not None and (problem := number_problem(key, value, bounds=bounds)):
+            return problem
     if entropy.get("weight") and entropy.get("direction") not in DIRECTIONS:
         direction = short_repr(entropy.get("direction"))
         return f"entropy direction is {direction}, not {' or '.join(DIRECTIONS)}"

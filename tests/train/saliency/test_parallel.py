@@ -175,6 +175,7 @@ DAMAGE = {  # the damage, and what the warning says of it
         "entropy direction is 'max|imize\\n| evil', not maximize or minimize",
     ),
     "a fractional best_epoch": ({"best_epoch": 3.0}, "best_epoch is 3.0, not a whole number"),
+    "an AUC past 1": ({"test": {"auc": 2.0}}, "test auc is 2.0, outside [0, 1]"),
     "JSON nested too deeply": ("[" * 200_000, "is damaged (nested too deeply)"),
 }
 
