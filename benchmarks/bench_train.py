@@ -71,6 +71,7 @@ from pathlib import Path
 
 import yaml
 
+from train.summary import table_cell
 from trajkit.cli import exit_on_interrupt
 from trajkit.files import json_text
 
@@ -303,9 +304,9 @@ def markdown(rows: list[dict]) -> str:
             gaps = leads(r, below) if below and below["mean"] is not None else []
             lead = ", ".join(_pct(g) for g in gaps) if gaps else "-"
             lines.append(
-                f"| {level} | {r['extractor']} | {per_seed(r)} "
+                f"| {table_cell(level)} | {table_cell(r['extractor'])} | {per_seed(r)} "
                 f"| {_pct(r['mean'])} | {_pct(r['spread'])} | {lead} "
-                f"| {_pct(r['rmse_fraction'])} | {_per_class(r)} |"
+                f"| {_pct(r['rmse_fraction'])} | {table_cell(_per_class(r))} |"
             )
     return head + "\n".join(lines) + "\n"
 

@@ -43,3 +43,13 @@ def test_a_future_rmse_of_zero_counts(bench):
     assert not bench.missed_targets([row], {})
     (row,) = bench.table({"easy": {0: [record("a", 0.99, rmse=None)]}}, ["a"])
     assert row["rmse_fraction"] is None
+
+
+def test_a_name_holding_a_bar_or_a_line_break_stays_in_its_cell(bench):
+    """Class names come from the dataset's metadata.json: a "|" or a newline split the row."""
+    runs = {0: [record("a", 0.5, per_class=[1.0, 0.0])]}
+    (row,) = bench.table({"easy": runs}, ["a"], {"easy": ["A|b", "C\nd"]})
+    lines = bench.markdown([row]).splitlines()
+    assert len(lines) == 3
+    assert lines[2].replace("\\|", "").count("|") == lines[0].count("|")
+    assert "a\\|b 100" in lines[2]
