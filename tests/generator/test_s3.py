@@ -10,11 +10,19 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from generator.dataformat.remote import pull, push
 from trajkit.s3sync import MB, make_client
+
+
+class FakeClient:
+    """What a stand-in for a boto3 client needs beyond its calls: the timeout its deadlines
+    are counted in."""
+
+    meta = SimpleNamespace(config=SimpleNamespace(read_timeout=60))
 
 
 def fake_credentials(monkeypatch, **extra: str) -> None:
@@ -869,7 +877,7 @@ def test_head_is_none_only_for_a_missing_object():
 
     from trajkit.s3sync.store import head_or_none
 
-    class Client:
+    class Client(FakeClient):
         def __init__(self, code):
             self.code = code
 
@@ -904,7 +912,7 @@ def test_check_bucket_says_missing_or_unusable(error, said):
 
     from trajkit.s3sync import S3Error, check_bucket
 
-    class Client:
+    class Client(FakeClient):
         def head_bucket(self, Bucket):  # noqa: N803 - boto3's name
             raise ClientError({"Error": error}, "HeadBucket")
 
@@ -931,7 +939,7 @@ def test_the_checksum_type_decides_how_an_object_is_verified(
     if kind:
         head["ChecksumType"] = kind
 
-    class Client:
+    class Client(FakeClient):
         def head_object(self, **kw):
             return head
 
@@ -1129,7 +1137,7 @@ def test_a_composite_checksum_is_recomputed_without_its_part_count(monkeypatch):
         asked.append((checksum, parts))
         return lambda path: True
 
-    class Client:
+    class Client(FakeClient):
         def head_object(self, **kw):
             return {"ChecksumSHA256": "AAAA-3", "ETag": '"abc-3"'}
 

@@ -170,13 +170,14 @@ class Store(BaseHTTPRequestHandler):
     """S3 as a hostile store answers it; the bucket name picks the misbehaviour:
 
     drip: every body (a GET's, a PUT's answer) one byte at a time; driplist: the listing
-    so; endless: every listing page truncated, with a new token; nosize / badsize: a listing
+    so; driphead: a HEAD's headers so (a bucket's once ``?head=bucket``, else an object's); endless: every listing page truncated, with a new token; nosize / badsize: a listing
     entry without a size or with 'abc'; badchecksum: results.json's checksum is not base64."""
 
     protocol_version = "HTTP/1.1"
     dripping = threading.Event()
     stopping = threading.Event()
     pages = 0
+    drip_bucket_head = False
 
     def log_message(self, *args) -> None:
         pass
@@ -207,8 +208,21 @@ class Store(BaseHTTPRequestHandler):
         bucket, _, key = parts.path.lstrip("/").partition("/")
         return bucket, key, parts.query
 
+    def _drip_headers(self) -> None:
+        """A header a byte at a time: the answer is never silent, and never ends."""
+        self.send_response(200)
+        self.flush_headers()
+        Store.dripping.set()
+        for byte in b"x-amz-meta-pad: " + b"x" * LISTED_SIZE:
+            if Store.stopping.wait(0.2):
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+
     def do_HEAD(self) -> None:
         bucket, key, _ = self._where()
+        if bucket == "driphead" and (bool(key) or Store.drip_bucket_head):
+            return self._drip_headers()
         if not key:
             return self._send(200)
         if bucket == "badchecksum" and key.endswith("results.json"):
@@ -266,6 +280,7 @@ def store(monkeypatch):
     Store.dripping.clear()
     Store.stopping.clear()
     Store.pages = 0
+    Store.drip_bucket_head = False
     server = ThreadingHTTPServer(("127.0.0.1", 0), Store)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -346,6 +361,34 @@ def test_a_store_that_trickles_its_listing_fails_at_the_deadline(store, folder, 
     assert proc.returncode == 2 and len(err.splitlines()) == 1, err
     assert "the listing of s3://driplist/p/ sent no page within" in err, err
     assert time.monotonic() - began < 30 and not (tmp_path / "dest").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("asked", ["the bucket", "an object"])
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_a_store_that_trickles_a_heads_headers_fails_at_the_deadline(
+    store, folder, tmp_path, command, asked
+):
+    """A HEAD (the bucket's check, an object's checksums before a push or a pull) had no
+    deadline: a header a byte every 0.2 s held the command for ever."""
+    Store.drip_bucket_head = asked == "the bucket"
+    (folder / "big.bin").unlink()
+    if command == "push":  # the size listed, so that the push asks for the object's checksum
+        pad = LISTED_SIZE - len('{"pad": ""}')
+        (folder / "metadata.json").write_text(json.dumps({"pad": "x" * pad}))
+    places = (
+        ["s3://driphead/p", tmp_path / "dest"] if command == "pull" else [folder, "s3://driphead/p"]
+    )
+    began = time.monotonic()
+    proc = start(command, *places, "--endpoint-url", store, "--timeout", 0.5)
+    try:
+        out, err = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "got no answer within" in err and "the store is too slow" in err, err
+    assert Store.dripping.is_set() and time.monotonic() - began < 30
+    assert not (tmp_path / "dest").exists()
 
 
 # ---------------------------------------------------------------- F3, F7 listings

@@ -93,11 +93,29 @@ def transfer_config(part_size: int = 64 * MB):
     return TransferConfig(multipart_threshold=part_size + 1, multipart_chunksize=part_size)
 
 
+def answered(client, call: Callable, what: str):
+    """``call()``, a request with no body to move (a HEAD), within ``allowed_seconds`` of
+    none: a store that sends its headers a byte now and then is never silent for --timeout,
+    and held the command for ever."""
+    seconds = allowed_seconds(client, 0)
+    late = (
+        f"{what} got no answer within {seconds:.0f} s ({START_TIMEOUTS} times --timeout): "
+        "the store is too slow"
+    )
+    return in_background(call, seconds, late)
+
+
+def head_object(client, bucket: str, key: str, **kw) -> dict:
+    """The object's HEAD, within ``answered``'s deadline."""
+    call = lambda: client.head_object(Bucket=bucket, Key=key, **kw)  # noqa: E731
+    return answered(client, call, f"s3://{bucket}/{key}")
+
+
 def head_or_none(client, bucket: str, key: str, **kw) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
-        return client.head_object(Bucket=bucket, Key=key, **kw)
+        return head_object(client, bucket, key, **kw)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
@@ -109,7 +127,7 @@ def check_bucket(client, bucket: str) -> None:
     from botocore.exceptions import ClientError
 
     try:
-        client.head_bucket(Bucket=bucket)
+        answered(client, lambda: client.head_bucket(Bucket=bucket), f"bucket {bucket!r}")
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         what = "does not exist" if code in ("404", "NoSuchBucket") else f"cannot be used ({code})"

@@ -10,6 +10,7 @@ from pathlib import Path
 from trajkit.cli import one_line
 from trajkit.files import sha256_file
 from trajkit.s3_multipart import SHA_KEY, hash_file
+from trajkit.s3sync.store import head_object
 
 BY_METADATA = "by their sha256 metadata"
 BY_CHECKSUM = "by the SHA-256 checksum S3 holds"
@@ -66,7 +67,7 @@ def _composite_test(client, bucket: str, key: str, checksum: str, parts: int | N
     """S3's checksum of a multipart object, recomputed with its first part's size for every part."""
 
     def test(path: Path) -> bool:
-        first = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
+        first = head_object(client, bucket, key, PartNumber=1)
         count = parts or first.get("PartsCount")
         h = hash_file(path, max(1, first.get("ContentLength") or 0))
         return len(h.part_sha256) == count and h.composite_sha256() == checksum
@@ -75,7 +76,7 @@ def _composite_test(client, bucket: str, key: str, checksum: str, parts: int | N
 
 
 def check_for(client, bucket: str, key: str, rel: str, manifests: dict[str, set[str]]) -> Check:
-    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    head = head_object(client, bucket, key, ChecksumMode="ENABLED")
     check = Check()
     if sha := head.get("Metadata", {}).get(SHA_KEY):
         check.sha256.append((BY_METADATA, sha))
