@@ -10,17 +10,23 @@ given. ``Output/`` folders (the test set's placeholders) are not stimuli.
 
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from scipy.io import loadmat, savemat, whosmat
-from scipy.io.matlab import MatReadError
+from scipy.io.matlab import MatReadError, matfile_version
 from scipy.sparse import issparse
 
 from train.saliency.image_files import (
+    INFLATE_BLOCK,
     fitted,
     fixation_mask,
     image_sample,
+    inflates_past,
     same_size,
     write_image,
     write_map,
@@ -42,6 +48,12 @@ LOCS_VARIABLE = "fixLocs"
 WHERE = "http://saliency.mit.edu/trainSet.zip (CAT2000 training set)"
 # What loadmat makes of a MATLAB value that is no real matrix, by numpy's dtype kind.
 MATLAB_KINDS = {"O": "a cell array", "V": "a struct array", "U": "text", "c": "complex numbers"}
+# The most bytes a fixLocs takes per stimulus pixel, however MATLAB stores it: a complex sparse
+# entry (a 4-byte row index and two doubles) takes 20; the headroom holds headers and names.
+MAT_BYTES_PER_PIXEL = 24
+MAT_HEADROOM = 1 << 16
+MAT5_HEADER = 128
+MI_COMPRESSED = 15
 
 
 def find_root(root: Path) -> Path | None:
@@ -57,17 +69,62 @@ def looks_like(root: Path) -> bool:
     return find_root(root) is not None
 
 
+def _compressed_blocks(f: BinaryIO, count: int) -> Iterator[bytes]:
+    while count > 0 and (block := f.read(min(count, INFLATE_BLOCK))):
+        count -= len(block)
+        yield block
+
+
+def refuse_inflation(path: Path, size: tuple[int, int]) -> None:
+    """Refuse a MAT-file any variable of which takes more than a ``fixLocs`` of a stimulus of
+    ``size`` can, counted before scipy reads it: scipy inflates a variable whole before any
+    check (a 389 KB file of a 1080x1920 fixLocs held 400 MB, one of a sparse one 20 million
+    entries), and even whosmat inflates each variable's name. A MAT 4 file holds its data as
+    is; a 7.3 one (HDF5) loadmat refuses."""
+    limit = MAT_BYTES_PER_PIXEL * size[0] * size[1] + MAT_HEADROOM
+    with open(path, "rb") as f:
+        if matfile_version(f)[0] != 1:
+            return
+        f.seek(MAT5_HEADER - 2)
+        order = "<" if f.read(2) == b"IM" else ">"
+        start = MAT5_HEADER
+        f.seek(start)
+        while len(tag := f.read(8)) == 8:
+            kind, count = struct.unpack(f"{order}II", tag)
+            if kind == MI_COMPRESSED:
+                too_large = inflates_past(_compressed_blocks(f, count), limit)
+            else:
+                too_large = count > limit
+            if too_large:
+                raise StimulusFileError(
+                    f"{path}: a variable in it takes more than {limit:,} bytes, more than a "
+                    f"'{LOCS_VARIABLE}' of a {size[0]}x{size[1]} stimulus can; the file is "
+                    "damaged or forged"
+                )
+            start += 8 + count
+            f.seek(start)
+
+
 def read_locs(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """The ``fixLocs`` mask of a stimulus of ``size``, its shape checked before it is
+    """The ``fixLocs`` mask of a stimulus of ``size``, its size and shape checked before it is
     inflated: an 875 KB file held a 30000x30000 matrix."""
     regular_file(path)
     try:
+        refuse_inflation(path, size)
         declared = {name: shape for name, shape, _ in whosmat(path)}
         same_size(declared[LOCS_VARIABLE], path, size)
         locs = loadmat(path, variable_names=[LOCS_VARIABLE])[LOCS_VARIABLE]
     except StimulusFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, NotImplementedError, MatReadError) as err:
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        NotImplementedError,
+        MatReadError,
+        zlib.error,  # a damaged compressed variable
+    ) as err:
         raise StimulusFileError(
             f"{path}: not a MATLAB file with a '{LOCS_VARIABLE}' matrix ({first_line(err)})"
         ) from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +21,24 @@ from train.saliency.records import (
 from trajkit.images import UNREADABLE_IMAGE, open_image, unreadable_reason
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
+INFLATE_BLOCK = 1 << 16
 
 
-def read_image(path: Path, mode: str) -> np.ndarray:
+def read_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file into ``mode`` (PIL's "RGB", "L"); a missing, empty, damaged or
     oversized file is a one-line StimulusFileError naming it, not PIL's traceback (nor its
     DecompressionBombWarning, two lines of its own before the error). So is one of more than
-    8 bits a sample (16-bit PNG, float TIFF): PIL's conversion clips it to white or black."""
+    8 bits a sample (16-bit PNG, float TIFF): PIL's conversion clips it to white or black.
+    A map or mask of a stimulus of ``size`` is checked by its header before it is decoded: a
+    1 MB JPEG map of 9400x9400 took 837 MB before its size was refused."""
     regular_file(path)
     try:
         with open_image(path) as image:
+            if size is not None:
+                same_size((image.height, image.width), path, size)
             return np.asarray(image.convert(mode))
+    except StimulusFileError:  # a ValueError, as PIL's own errors are
+        raise
     except FileNotFoundError:
         raise StimulusFileError(f"{path} is listed but missing on disk") from None
     except UNREADABLE_IMAGE as e:
@@ -38,8 +46,25 @@ def read_image(path: Path, mode: str) -> np.ndarray:
         raise StimulusFileError(f"{path} cannot be read as an image ({reason})") from None
 
 
-def read_map(path: Path) -> np.ndarray:
-    return read_image(path, "L").astype(np.float64) / 255.0
+def read_map(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The fixation map of a stimulus of ``size``, in [0, 1]."""
+    return read_image(path, "L", size).astype(np.float64) / 255.0
+
+
+def inflates_past(compressed: Iterable[bytes], limit: int) -> bool:
+    """Whether a zlib stream, given in blocks, inflates to more than ``limit`` bytes: counted a
+    block at a time and never held, so a file is refused before a reader inflates it whole (a
+    389 KB MAT-file inflated to 400 MB). A stream that ends early is counted as far as it goes,
+    as scipy reads it; a damaged one raises zlib.error."""
+    inflate = zlib.decompressobj()
+    size = 0
+    for block in compressed:
+        while block and not inflate.eof:
+            size += len(inflate.decompress(block, INFLATE_BLOCK))
+            if size > limit:
+                return True
+            block = inflate.unconsumed_tail
+    return False
 
 
 def image_sample(
@@ -59,7 +84,7 @@ def image_sample(
         ref.category,
         image,
         np.zeros((0, 2)) if mask is None else points_from_mask(mask),
-        fitted(read_map(map_path), map_path, size) if map_path else None,
+        read_map(map_path, size) if map_path else None,
         extra={"stimulus_file": stimulus, "map_file": map_path},
     )
 

@@ -19,7 +19,6 @@ from PIL import Image
 
 from train.saliency.image_files import (
     STIMULUS_SUFFIXES,
-    fitted,
     fixation_mask,
     image_sample,
     read_image,
@@ -44,7 +43,7 @@ def looks_like(root: Path) -> bool:
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    return fitted(read_image(path, "L"), path, size) > 127
+    return read_image(path, "L", size) > 127
 
 
 class Mit1003Images(SaliencySource):

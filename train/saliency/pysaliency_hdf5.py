@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.saliency.image_files import fitted, read_image, read_map
+from train.saliency.image_files import inflates_past, read_image, read_map
 from train.saliency.records import (
     LayoutError,
     SaliencySource,
@@ -50,6 +51,10 @@ STIMULI_FILE = "stimuli.hdf5"
 FIXATIONS_FILE = "fixations.hdf5"
 MAPS_DIR = "fixation_maps"
 WHERE = "pysaliency.get_mit1003(location=...) or pysaliency.get_cat2000_train(location=...)"
+# How much more than the file stores for it a dataset read whole may declare: pysaliency
+# writes them uncompressed; a small one may be compressed or kept in the file's header.
+STORED_HEADROOM = 1 << 20
+FLETCHER32_BYTES = 4  # the checksum a chunk may carry beyond its data
 
 
 def _h5py():
@@ -130,12 +135,90 @@ def _refuse_shared_keys(path: Path, names: list[str], keys: list[str]) -> None:
         first[key] = name
 
 
+def _dataset(path: Path, f, name: str, label: str, expected: str):
+    """Dataset ``name`` of ``f``; a group there is one line, not an AttributeError (a group
+    has no shape)."""
+    data = f[name]
+    if not isinstance(data, _h5py().Dataset):
+        raise StimulusFileError(f"{path}: {label} is a group, not {expected}")
+    return data
+
+
+def _refuse_inflating_chunks(path: Path, data, name: str) -> None:
+    """Refuse ``data`` if a chunk of it inflates past the chunk's size, counted chunk by chunk
+    before it is read: HDF5's zlib filter grows its buffer to whatever a chunk's stream holds
+    (a 400 KB stimuli.hdf5 read 400 MB for a 30x40 image, and passed). A filter whose output
+    is not counted here is refused; shuffle and Fletcher-32 keep the size."""
+    h5z = _h5py().h5z
+    plist = data.id.get_create_plist()
+    pipeline = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    unbounded = set(pipeline) - {h5z.FILTER_DEFLATE, h5z.FILTER_SHUFFLE, h5z.FILTER_FLETCHER32}
+    if unbounded:
+        raise StimulusFileError(
+            f"{path}: {name} is stored through HDF5 filter {min(unbounded)}, whose output is "
+            "not bounded before it is read; pysaliency writes gzip (h5repack -f GZIP=9 does too)"
+        )
+    if h5z.FILTER_DEFLATE not in pipeline:
+        return
+    skipped = 1 << pipeline.index(h5z.FILTER_DEFLATE)  # a chunk stored as is
+    limit = math.prod(data.chunks) * data.id.get_type().get_size() + FLETCHER32_BYTES
+    chunks = []
+    data.id.chunk_iter(chunks.append)
+    for chunk in chunks:
+        if chunk.filter_mask & skipped:
+            continue
+        if inflates_past([data.id.read_direct_chunk(chunk.chunk_offset)[1]], limit):
+            raise StimulusFileError(
+                f"{path}: {name} holds a compressed chunk that inflates past the chunk's "
+                f"{limit:,} bytes; the file is damaged or forged"
+            )
+
+
+def _read_whole(path: Path, f, name: str) -> np.ndarray:
+    """Dataset ``name`` of ``f``, read whole once it is known to take no more memory than the
+    file stores for it: a 6 KB fixations.hdf5 declared 10000x10000 trains, never written, and
+    reading them took 1.7 GB."""
+    data = _dataset(path, f, name, name, "an array")
+    declared = data.size * data.id.get_type().get_size()
+    stored = data.id.get_storage_size()
+    if declared > stored + STORED_HEADROOM:
+        raise StimulusFileError(
+            f"{path}: {name} declares {declared:,} bytes but the file stores {stored:,} for "
+            "it; compressed or never written, it could unpack to any size (pysaliency "
+            "writes it uncompressed)"
+        )
+    _refuse_inflating_chunks(path, data, name)
+    return _read_items(path, data, name) if data.dtype.kind == "O" and data.ndim else data[...]
+
+
+def _read_items(path: Path, data, name: str) -> np.ndarray:
+    """The variable-length items (file names) of ``data``, one at a time, together no longer
+    than the file, which holds each once: they live in the file's heap, where a forged file
+    points every item at one long string (600 items at 1 MB took 1.3 GB from a 1 MB file)."""
+    one = (1,) * data.ndim
+    space, item_space, item = (
+        data.id.get_space(),
+        _h5py().h5s.create_simple(one),
+        np.empty(one, data.dtype),
+    )
+    budget, items = path.stat().st_size, np.empty(data.shape, dtype=object)
+    for index in np.ndindex(data.shape):
+        space.select_hyperslab(index, one)
+        data.id.read(item_space, space, item)  # 5 times faster than data[index]
+        items[index] = item.flat[0]
+        budget -= np.asarray(items[index]).nbytes
+        if budget < 0:
+            raise StimulusFileError(
+                f"{path}: the items of {name} are longer together than the file holding "
+                "them; the file is damaged or forged"
+            )
+    return items
+
+
 def _checked_stimulus(path: Path, f, index: int):
     """Dataset ``index`` of a Stimuli file, checked by its declared shape before it is read:
     a 1.5 KB gzip file declared a 10 GiB image."""
-    data = f[str(index)]
-    if not isinstance(data, _h5py().Dataset):  # a group has no shape (an AttributeError)
-        raise StimulusFileError(f"{path}: stimulus {index} is a group, not an image array")
+    data = _dataset(path, f, str(index), f"stimulus {index}", "an image array")
     image = data.ndim == 2 or (data.ndim == 3 and data.shape[2] in (3, 4))
     pixels = data.shape[0] * data.shape[1] if image else 0
     if data.dtype != np.uint8 or not 0 < pixels <= Image.MAX_IMAGE_PIXELS:
@@ -152,9 +235,9 @@ def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
     with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         size = int(f.attrs["size"])
-        attrs = {n: f[n][...] for n in _attribute_names(f)}
+        attrs = {n: _read_whole(path, f, n) for n in _attribute_names(f)}
         if kind == "FileStimuli":
-            names = [_text(s) for s in f["filenames"][...]]
+            names = [_text(s) for s in _read_whole(path, f, "filenames")]
             relative = names_relative(version, path)
             files = [stimulus_file(path, n, relative) for n in names]
             keys = [key_from_filename(n) if relative else Path(n).name for n in names]
@@ -180,7 +263,9 @@ def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
 
 def read_array(path: Path, index: int) -> np.ndarray:
     with _h5py().File(path, "r") as f:
-        return _checked_stimulus(path, f, index)[...]
+        data = _checked_stimulus(path, f, index)
+        _refuse_inflating_chunks(path, data, f"stimulus {index}")
+        return data[...]
 
 
 def _flatten_trains(xs: np.ndarray, ys: np.ndarray, ns: np.ndarray, lengths) -> tuple:
@@ -212,16 +297,21 @@ def read_fixations(path: Path, stimuli: int) -> tuple[np.ndarray, np.ndarray, np
     """All fixations as flat ``x``, ``y`` and stimulus index ``n`` (one of ``stimuli``)."""
     with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
+
+        def read(name: str) -> np.ndarray:
+            return _read_whole(path, f, name)
+
         if kind == "FixationTrains":
-            lengths = f["train_lengths"][...] if "train_lengths" in f else None
-            ns = stimulus_indices(path, "train_ns", f["train_ns"][...], stimuli)
-            return _flatten_trains(f["train_xs"][...], f["train_ys"][...], ns, lengths)
+            lengths = read("train_lengths") if "train_lengths" in f else None
+            ns = stimulus_indices(path, "train_ns", read("train_ns"), stimuli)
+            return _flatten_trains(read("train_xs"), read("train_ys"), ns, lengths)
         if kind == "Fixations":
-            return f["x"][...], f["y"][...], stimulus_indices(path, "n", f["n"][...], stimuli)
+            return read("x"), read("y"), stimulus_indices(path, "n", read("n"), stimuli)
         if kind == "ScanpathFixations":
-            g = f["scanpaths"]
-            ns = stimulus_indices(path, "scanpaths/n", g["n"][...], stimuli)
-            return _flatten_trains(g["xs"][...], g["ys"][...], ns, g["lengths"][...])
+            ns = stimulus_indices(path, "scanpaths/n", read("scanpaths/n"), stimuli)
+            return _flatten_trains(
+                read("scanpaths/xs"), read("scanpaths/ys"), ns, read("scanpaths/lengths")
+            )
     raise LayoutError(
         f"{path}: type '{kind}', expected FixationTrains, Fixations or ScanpathFixations"
     )
@@ -281,7 +371,7 @@ class PysaliencyHdf5(SaliencySource):
         fixations = self._inside(
             ref, self._xy[self._bounds[index] : self._bounds[index + 1]], image
         )
-        fmap = fitted(read_map(map_path), map_path, image.shape[:2]) if map_path else None
+        fmap = read_map(map_path, image.shape[:2]) if map_path else None
         return Sample(
             ref.key,
             ref.category,
