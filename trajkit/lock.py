@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +98,7 @@ class FolderLock:
         longer there to a process that opened it just before: such a lock guards nothing,
         so it is dropped and the file now at ``path`` is tried."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open_regular_file()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -115,6 +116,25 @@ class FolderLock:
             if here is not None and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
                 return fd
             _unlock(fd)
+
+    def _open_regular_file(self) -> int:
+        """The lock file, opened or made: never through a link (its target, wherever it
+        pointed, became the lock, or was made), and never a FIFO, a folder or a device,
+        which failed later as "Illegal seek" or "Is a directory"."""
+        not_a_file = ForeignLockError(
+            f"{self.path} is not a regular file; move it away or choose another folder"
+        )
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:  # a link, a folder, a socket
+            if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise not_a_file from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise not_a_file
+        return fd
 
     def release(self) -> None:
         if self._fd not in _HELD:  # never taken, or a forked child's copy (closed at the fork)

@@ -456,6 +456,25 @@ def test_lock_held_by_unreadable_text_is_another_process(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "a folder", "a link to a new file", "a link to a lock"])
+def test_a_lock_path_that_is_no_regular_file_is_refused_and_left(tmp_path, kind):
+    """A FIFO was "Illegal seek"; a link made its target, wherever it pointed, the lock."""
+    path, elsewhere = tmp_path / ".lock", tmp_path / "elsewhere"
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a folder":
+        path.mkdir()
+    else:
+        if kind == "a link to a lock":
+            elsewhere.write_text("")
+        path.symlink_to(elsewhere)
+    with pytest.raises(ForeignLockError, match=r"\.lock is not a regular file; move it away"):
+        FolderLock(path).acquire()
+    assert os.path.lexists(path) and (kind != "a link to a new file" or not elsewhere.exists())
+    if kind == "a link to a lock":
+        assert elsewhere.read_text() == ""
+
+
 def test_drop_cached_advises_dontneed_for_each_file(tmp_path, monkeypatch):
     advised = []
     real = os.posix_fadvise
