@@ -35,17 +35,21 @@ def preset_file(kind: str, name: str) -> Path | None:
 
 def config_file(kind: str, value: str | Path, error: type[Exception]) -> Path:
     """A config file given as a path or as a shipped preset's name; a bare name that is
-    neither is ``error`` naming the shipped ones."""
-    path = Path(value)
+    neither is ``error`` naming the shipped ones. A bare name is the shipped config unless a
+    regular file here has it (a folder or a FIFO of that name hid the preset), and anything
+    spelt with a ``/`` is a path (``./hard`` normalised to ``hard``, the preset)."""
+    text, path = str(value), Path(value)
     try:
-        if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
-            raise error(f"config {str(value)!r} is not a regular file")
-        if path.is_file() or len(path.parts) > 1:  # a path: its reader names what is wrong with it
+        if path.is_file():
             return path
-        shipped = preset_file(kind, str(value))
+        shipped = preset_file(kind, text) if text and "/" not in text else None
+        if shipped is None and text and path.exists():  # a folder, a FIFO that would block
+            raise error(f"config {text!r} is not a regular file")
+        if shipped is None and "/" in text:  # a path: its reader names what is wrong with it
+            return path
     except OSError as e:  # a name over the filesystem's limit, a folder it may not search
-        raise error(f"cannot read config {short_repr(str(value))}: {e.strerror or e}") from None
+        raise error(f"cannot read config {short_repr(text)}: {e.strerror or e}") from None
     if shipped is not None:
         return shipped
     known = ", ".join(preset_names(kind)) or "none"
-    raise error(f"config {str(value)!r} is neither a file nor a shipped {kind} config ({known})")
+    raise error(f"config {text!r} is neither a file nor a shipped {kind} config ({known})")
