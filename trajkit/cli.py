@@ -94,12 +94,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 def describe_validation_error(e: ValidationError) -> str:
     """All pydantic errors on one line, each as ``field.path: message`` (a check of the
-    whole config: the message alone)."""
+    whole config: the message alone); a key with a line break, named as written, split it."""
     parts = []
     for err in e.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"])
         parts.append(f"{where}: {error_message(err)}" if where else error_message(err))
-    return "; ".join(parts)
+    return one_line("; ".join(parts))
 
 
 def error_message(err: dict) -> str:

@@ -396,3 +396,16 @@ def test_a_shipped_config_is_taken_by_its_name(tmp_path, capsys):
         assert load_config(name) == load_config(preset_file("generator", name))
     with pytest.raises(ConfigError, match="neither a file nor a shipped generator config"):
         load_config("hardest")
+
+
+def test_a_config_key_with_a_line_break_is_named_on_one_line(tmp_path, capsys):
+    """pydantic's location of an unknown key is the key as written: it split the error."""
+    from generator.__main__ import main
+
+    config = tmp_path / "nl.yaml"
+    config.write_text('"evil\\nkey": 1\n')
+    assert (
+        main(["preflight", "--n", "4", "--out", str(tmp_path / "o"), "--config", str(config)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "evil\\nkey: Extra inputs are not permitted" in err, err
