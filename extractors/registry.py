@@ -50,8 +50,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 import warnings
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -188,7 +190,8 @@ def load_plugins(*, force: bool = False) -> None:
             )
             continue
         try:
-            ep.load()
+            with redirect_stdout(sys.stderr):  # a print there went into `list`'s table
+                ep.load()
         except (Exception, SystemExit) as exc:  # a broken plugin must not break the registry
             warnings.warn(
                 f"extractor plugin {ep.name!r} ({ep.value}) failed to load: "

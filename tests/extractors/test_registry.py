@@ -204,6 +204,28 @@ def test_plugin_distribution_is_discovered(tmp_path, monkeypatch, clean_registry
     assert get_extractor("meancolour").module == "traj_meancolour_ext"
 
 
+def test_a_plugin_printing_as_it_loads_prints_on_stderr(
+    tmp_path, monkeypatch, clean_registry, capsys
+):
+    """Its line went into ``extractors list``'s table on stdout, which parsers read."""
+    _install_plugin(
+        tmp_path,
+        "traj_chatty",
+        "traj_chatty_ext",
+        """
+        [trajectory_extractors]
+        meancolour = traj_chatty_ext
+        """,
+        "print('chatty plugin loaded')\n" + PLUGIN_MODULE,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "traj_chatty_ext", raising=False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    assert "meancolour" in list_extractors()
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "chatty plugin loaded\n"
+
+
 @pytest.mark.parametrize(
     "source, said",
     [
