@@ -1,7 +1,8 @@
 """Runs launched side by side on this machine: one child process per run, the cores split
 between them on the CPU, one GPU each with GPUs; a stop (Ctrl-C, SIGTERM, SIGHUP) reaches every
-child, a launcher that dies (``kill -9``) takes its runs with it, and each run's status and
-error line are kept for the comparison report.
+child, a launcher that dies (``kill -9``) takes its runs with it (each run that calls
+``end_with_launcher`` stops as the launcher would have stopped it, saying so in its log), and
+each run's status and error line are kept for the comparison report.
 
 The trajectory and saliency launchers (``train.trajectory.parallel``,
 ``train.saliency.parallel``) all start their runs through ``LocalLauncher``.
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,8 @@ STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STDERR_TAIL_BYTES = 65_536  # of a run's stderr, where its error is
 ERROR_CHARS = 300  # of a run's error in the summary
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+LAUNCHER_PID = "TRAIN_LAUNCHER_PID"  # in a run's environment: the launcher it ends with
+PARENT_CHECK_SECONDS = 0.5
 
 
 def share_machine(device: str, runs: int) -> tuple[int, int | None]:
@@ -75,24 +78,62 @@ def unusable_run_path(out: Path, name: str) -> str | None:
     return None
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has Linux send the child SIGINT, its usual stop, when the
-    launcher dies: killed with SIGKILL it cannot stop its runs, which trained on as orphans
-    and wrote into the logs of the runs a ``--resume`` started. None elsewhere."""
+def _prctl() -> Callable | None:
+    """Linux's ``prctl``, or None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    launcher, stop = os.getpid(), ctypes.c_ulong(signal.SIGINT)  # prctl reads an unsigned long
 
-    def end_with_launcher() -> None:
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux kill the child when the launcher dies: killed with
+    SIGKILL it cannot stop its runs, which trained on as orphans and wrote into the logs of
+    the runs a ``--resume`` started. SIGKILL, as nothing can ignore it: with SIGINT a run
+    that ignored it, or never got back to Python to handle it, trained on; a run that calls
+    ``end_with_launcher`` stops more gently. None elsewhere."""
+    if (prctl := _prctl()) is None:
+        return None
+    launcher, stop = os.getpid(), ctypes.c_ulong(signal.SIGKILL)  # prctl reads an unsigned long
+
+    def ends_with_launcher() -> None:
         prctl(PR_SET_PDEATHSIG, stop)
         if os.getppid() != launcher:  # it died before the line above
             os._exit(130)
 
-    return end_with_launcher
+    return ends_with_launcher
+
+
+def end_with_launcher(grace: float = STOP_GRACE_SECONDS) -> None:
+    """In a run this module's launcher started (anywhere else nothing): once the launcher is
+    gone (``kill -9``, the OOM killer), stop the run as the launcher would have, in a thread
+    that watches it: a line in the run's log, SIGTERM, and after ``grace`` seconds SIGKILL to
+    the run and its data-loading workers. It takes over from the kernel's SIGKILL, which cut
+    a checkpoint save short and left the log without a word of the stop. The run's stderr,
+    the dead launcher's pipe, is pointed at its stdout, the log, for its stop line. Works
+    where ``prctl`` does not (macOS) too."""
+    parent = os.getppid()
+    if os.environ.get(LAUNCHER_PID) != str(parent):  # not the launcher's own child
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        with suppress(OSError):  # a full disk: the stop matters more than its line
+            os.dup2(1, 2)
+            os.write(2, f"the launcher (pid {parent}) is gone: stopping this run\n".encode())
+        with suppress(OSError):  # no main thread any more: the run is ending
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # wakes a sleep
+        time.sleep(grace)
+        if os.getpgrp() == os.getpid():  # a session of its own, as the launcher starts it
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="end-with-launcher", daemon=True).start()
+    if (prctl := _prctl()) is not None:
+        prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(0))  # the watch above stops the run now
 
 
 @contextmanager
@@ -174,7 +215,7 @@ class LocalLauncher:
         self._stopped: set[str] = set()  # runs this launcher stopped itself
 
     def _start(self, name: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHER_PID: str(os.getpid())}
         gpu = self.free_gpus.pop(0) if self.gpus else None
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)

@@ -69,6 +69,16 @@ def what_is_kept(out: str | Path | None) -> str:
     return f"no epoch finished, {out} holds no checkpoint: run the same command again"
 
 
+def nothing_to_do(out: str | Path, done: int, asked: int) -> str:
+    """What a ``--resume`` of a run that already holds the epochs it asks for says, in every
+    trainer: it trains, tests and rewrites nothing."""
+    out = Path(out)
+    return (
+        f"{out / LAST} already holds {done} epochs (the config asks for {asked}): nothing to "
+        f"do, the results are in {out / RESULTS}; raise --epochs to train on"
+    )
+
+
 class RunFolderBusy(RuntimeError):
     """Another process is writing the run folder, or it cannot be created; one line."""
 

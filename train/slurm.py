@@ -5,10 +5,11 @@ asks Slurm to requeue it on preemption or node failure; a requeued job continues
 from its ``last.pt`` (the trainer starts fresh when there is none yet).
 
 Every value that reaches a script is checked first: ``--time`` against Slurm's
-time formats, and no control character anywhere (a newline would start a new
-line of the script). Paths are shell-quoted in the script and in the printed
-``sbatch`` command, and the job log goes to the run folder, which is created
-here before submission (Slurm fails a job whose log folder is missing).
+time formats, and no control character anywhere (``trajkit.cli.CONTROL``: a newline
+would start a new line of the script, a C1 control or U+2028 one for Python's
+``splitlines``, editors and some terminals). Paths are shell-quoted in the script and
+in the printed ``sbatch`` command, and the job log goes to the run folder, which is
+created here before submission (Slurm fails a job whose log folder is missing).
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from train.run_folder import RunFolderBusy, writing_to
 from train.summary import RunStatus
-from trajkit.cli import one_line
+from trajkit.cli import CONTROL, one_line
 from trajkit.files import write_atomic
 
 TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
 """Slurm's ``--time``: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
-
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SlurmError(ValueError):
@@ -127,11 +128,26 @@ def submit(
     cpus: int,
     time: str,
     module: str = "train",
+    before_write: Callable[[], None] | None = None,
 ) -> list[RunStatus]:
     """Write ``out/slurm/NAME.sbatch`` for each run and create its log folder; submit them if
-    ``sbatch`` is on PATH. Every script is built (and checked) before anything is written."""
+    ``sbatch`` is on PATH. Every script is built (and checked) before anything is written.
+    ``out`` is held (``out/.lock``, as the local launcher holds it) from the first write to
+    the last submission: a second command on the same folder rewrote the scripts this one
+    was submitting. ``before_write`` runs once it is held."""
     check_values({"--out": str(out.absolute())})
     texts = {n: sbatch_script(n, args, out, gpus, cpus, time, module) for n, args in jobs.items()}
+    try:
+        with writing_to(out):
+            if before_write is not None:
+                before_write()
+            return send(write_scripts(out, texts), out / "slurm")
+    except RunFolderBusy as e:
+        raise SlurmError(str(e)) from None
+
+
+def write_scripts(out: Path, texts: dict[str, str]) -> dict[str, tuple[Path, list[str]]]:
+    """Each run's script and log folder; returns its script and ``sbatch`` command."""
     folder = out / "slurm"
     commands = {}
     try:
@@ -145,6 +161,11 @@ def submit(
             commands[name] = (path, sbatch_command(path, log))
     except OSError as e:
         raise SlurmError(f"cannot write the scripts in {folder}: {e.strerror or e}") from None
+    return commands
+
+
+def send(commands: dict[str, tuple[Path, list[str]]], folder: Path) -> list[RunStatus]:
+    """Submit each script with ``sbatch``, or without one print the commands to run."""
     sbatch = shutil.which("sbatch")
     if sbatch is None:
         print(f"sbatch not found: wrote {len(commands)} scripts to {folder}; on the cluster run")

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -146,6 +147,44 @@ def test_ctrl_c_stops_every_run_and_leaves_resumable_checkpoints(dataset, tmp_pa
     for name in ("i3d", "transformer"):
         assert rows[name]["status"] == "interrupted", rows[name]["error"]
         assert 1 <= last_epoch(out / name) < 50
+
+
+@pytest.mark.slow  # an epoch of a real run: about 20 s, a minute on a busy machine
+def test_a_run_whose_launcher_is_killed_stops_and_says_so_in_its_log(dataset, tmp_path):
+    """After kill -9 of the launcher the run's log ended at its last epoch line: its stop line
+    went to the dead launcher's pipe (or it was killed where it stood)."""
+    out = tmp_path / "runs"
+    cmd = [
+        sys.executable, "-m", "train.parallel", "--extractors", "i3d", "--epochs", "50",
+        "--data", str(dataset), "--out", str(out), "--workers", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    log = out / "i3d" / "train.log"
+    try:
+        run = int(re.search(r"pid (\d+)", proc.stdout.readline() + proc.stdout.readline())[1])
+        deadline = time.monotonic() + 120
+        while "epoch 1/50" not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "no epoch 1 in 120 s"
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 90
+        while psutil.pid_exists(run) and psutil.Process(run).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the run outlived its launcher by 90 s"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    lines = log.read_text().splitlines()
+    assert lines[-2:] == [
+        f"the launcher (pid {proc.pid}) is gone: stopping this run",
+        f"interrupted: {out / 'i3d' / 'last.pt'} holds the last finished epoch, continue with "
+        "--resume",
+    ], lines
+    assert 1 <= last_epoch(out / "i3d") < 50
+    assert not [p.name for p in (out / "i3d").iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_slurm_writes_scripts_and_submits_with_sbatch(dataset, tmp_path, monkeypatch, capsys):

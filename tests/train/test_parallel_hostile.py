@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -170,10 +171,18 @@ def test_a_damaged_launch_record_is_one_line_naming_it(tmp_path, capsys, content
 CHILD = """
 import os, pathlib, signal, sys, time
 run = pathlib.Path(sys.argv[1])
+if run.name.startswith("watching"):  # watches its launcher, stops on SIGTERM: python -m train
+    from train.launcher import end_with_launcher
+    end_with_launcher(grace=1)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 run.mkdir(parents=True, exist_ok=True)
 signal.signal(signal.SIGINT, signal.default_int_handler)
-if run.name == "stubborn":  # ignores the stop, as a run stuck in a C call would
+if run.name.endswith("stubborn"):  # ignores the stop, as a run stuck in a C call would
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if run.name == "watching-stubborn" and os.fork() == 0:  # a data-loading worker, in its group
+    time.sleep(60)
+    os._exit(0)
 (run / "pid").write_text(str(os.getpid()))
 try:
     time.sleep(float(sys.argv[2]))
@@ -272,14 +281,55 @@ def launch_round(tmp_path):
         r.close()
 
 
+def workers(pid: int) -> list[int]:
+    """The processes of ``pid``'s process group but itself."""
+    return [p.pid for p in psutil.process_iter() if p.pid != pid and _group(p.pid) == pid]
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 @pytest.mark.timeout(90)
 def test_runs_end_when_their_launcher_is_killed(launch_round):
     """kill -9 (or the OOM killer) cannot be caught: the runs trained on as orphans, and wrote
-    into the logs of the runs a later --resume started."""
-    r = launch_round(["a", "b"])
+    into the logs of the runs a later --resume started; the kernel's SIGINT then left one that
+    ignored it (or never got back to Python to handle it) training."""
+    r = launch_round(["calm", "stubborn"])
     pids = r.started()
     r.proc.kill()
     assert wait_until(lambda: not any(map(alive, pids)), 10), "a run outlived its launcher"
+
+
+@pytest.mark.timeout(90)
+def test_a_run_watching_its_killed_launcher_stops_and_says_so_in_its_log(launch_round):
+    """A run that calls end_with_launcher (python -m train) stops as its launcher would
+    have stopped it: its stop line, which went to the dead launcher's pipe, is in its log
+    after one naming the launcher; one that ignores the stop is killed with its workers."""
+    r = launch_round(["watching", "watching-stubborn"])
+    pids = [*r.started(), *workers(r.pids[1])]
+    r.pids = pids  # all ended when the test ends
+    r.proc.kill()
+    assert len(pids) == 3 and wait_until(lambda: not any(map(alive, pids)), 10), pids
+    gone = f"the launcher (pid {r.proc.pid}) is gone: stopping this run"
+    log = (r.out / "watching" / "train.log").read_text().splitlines()
+    assert log == [gone, "interrupted: its own stop line"], log
+    assert (r.out / "watching-stubborn" / "train.log").read_text().splitlines() == [gone]
+
+
+def test_a_run_not_started_by_a_launcher_watches_nothing(monkeypatch):
+    """A process that inherits the launcher's pid in its environment, but is not its child
+    (a run's own subprocess), must not take its parent's death for the launcher's."""
+    import threading
+
+    from train.launcher import LAUNCHER_PID, end_with_launcher
+
+    monkeypatch.setenv(LAUNCHER_PID, str(os.getpid()))  # pytest's parent is not this process
+    end_with_launcher()
+    assert "end-with-launcher" not in [t.name for t in threading.enumerate()]
 
 
 @pytest.mark.timeout(90)
@@ -570,3 +620,17 @@ def test_paths_starting_with_a_dash_reach_the_run_as_paths(dataset, tmp_path, mo
     assert main(["--extractors", "i3d", "--epochs", "1", "--data=-data", "--out=-runs"]) == 0
     flags = trainer_parser().parse_args(seen["i3d"])
     assert (flags.data, flags.out) == ("-data", Path("-runs/i3d"))
+
+
+@pytest.mark.parametrize("module", ["train.trajectory.cli", "train.saliency.__main__"])
+def test_every_trainer_a_launcher_starts_watches_it_first(module, monkeypatch):
+    """The kernel's signal at the launcher's death is SIGKILL: a trainer that does not watch
+    its launcher itself is killed where it stands, mid-save, with no stop line in its log."""
+    import importlib
+
+    trainer = importlib.import_module(module)
+    watched = []
+    monkeypatch.setattr(trainer, "end_with_launcher", lambda: watched.append(True))
+    with pytest.raises(SystemExit):
+        trainer.main(["--no-such-flag"])
+    assert watched == [True]

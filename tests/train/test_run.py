@@ -196,6 +196,7 @@ def test_an_epoch_record_without_a_sample_count_is_left_out_of_the_results(
     assert results["final_val_accuracy"] == kept[1]["val_accuracy"]
     del kept[1]["train_samples"]  # the last epoch's: nothing left to train, the results again
     log.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (out / "results.json").unlink()  # as a stop right after the last last.pt leaves it
     assert train(dataset, out, "--resume", epochs=2) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["train_samples_per_second"] is None and results["final_val_accuracy"] is None
@@ -419,5 +420,34 @@ def test_a_run_started_quiet_resumes_with_its_final_line(dataset, tmp_path, caps
     capsys.readouterr()
     assert main(["--resume", "--out", str(out), "--epochs", "2", "--workers", "0"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("i3d: val accuracy ")
+    (out / "results.json").unlink()  # a finished run has nothing to do: tested again instead
     assert main(["--resume", "--out", str(out), "--epochs", "2", "--quiet"]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == "" and (out / "results.json").is_file()
+
+
+def run_files(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Each file of a run folder (but the lock, which every command takes) by its bytes and
+    modification time."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in out.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_a_resume_of_a_finished_run_is_one_line_and_rewrites_nothing(dataset, tmp_path, capsys):
+    """It tested the best epoch again and rewrote results.json (train.jepa said there was
+    nothing to do); without results.json (a stop right after the last last.pt) it still
+    writes it."""
+    out = tmp_path / "run"
+    assert train(dataset, out, epochs=1) == 0
+    files = run_files(out)
+    capsys.readouterr()
+    assert main(["--resume", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert "nothing to do" in captured.err and str(out / "results.json") in captured.err
+    assert run_files(out) == files
+    (out / "results.json").unlink()
+    assert main(["--resume", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "results.json").read_text())["epochs"] == 1

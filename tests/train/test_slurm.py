@@ -8,9 +8,11 @@ newlines) must reach ``srun`` unchanged or be refused in one line before anythin
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,9 @@ import yaml
 
 from train.saliency.parallel import main as saliency_parallel
 from train.trajectory.parallel import main as train_parallel
+from trajkit.lock import FolderLock
 
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "a b'c\"d$(touch PWNED)`touch PWNED2`;e"
 
 SBATCH = """#!/bin/bash
@@ -181,3 +185,83 @@ def test_a_newline_in_a_config_name_is_refused(standins, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not a plain folder name" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x85", "\x9b", "\u2028", "\u2029"])
+def test_a_working_folder_with_a_control_character_is_refused(
+    standins, tmp_path, monkeypatch, capsys, char
+):
+    """The working folder reaches the script (``cd``, ``mkdir``, ``--output``) without passing
+    the command line's check; a C1 control (NEL, CSI) or U+2028/U+2029 went in, and Python's
+    ``splitlines`` saw four more lines than bash."""
+    where = tmp_path / f"w{char}d"
+    where.mkdir()
+    monkeypatch.chdir(where)
+    args = ["--extractors", "i3d", "--data", "d", "--epochs", "1", "--out", "runs"]
+    assert train_parallel([*args, "--launcher", "slurm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a control character" in err, err
+    assert repr(char)[1:-1] in err and char not in err
+    assert not recorded(standins, "sbatch") and not list(where.iterdir())
+
+
+SLOW_SBATCH = """#!/bin/bash
+# Says it is submitting, then waits for the test's go before it does.
+touch "$STANDIN_DIR/submitting"
+while [ ! -e "$STANDIN_DIR/go" ]; do sleep 0.05; done
+echo "Submitted batch job 7"
+"""
+
+
+def test_a_second_command_on_a_folder_being_written_is_refused(
+    standins, tmp_path, monkeypatch, capsys
+):
+    """Two commands writing into one --out at once interleaved: the second rewrote the
+    scripts the first was submitting (its runs, --data and --epochs in the first one's jobs)
+    and their launch.json records mixed."""
+    (standins / "bin" / "sbatch").write_text(SLOW_SBATCH)
+    out = tmp_path / "runs"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "train.parallel", "--extractors", "i3d", "magvit", "--data=d",
+         "--epochs", "1", f"--out={out}", "--launcher", "slurm"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (standins / "submitting").exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first command never reached sbatch"
+            time.sleep(0.05)
+        written = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+        monkeypatch.setattr("train.slurm.shutil.which", lambda name: None)  # never waits
+        args = ["--extractors", "i3d", "--data=other", "--epochs", "2", f"--out={out}"]
+        assert train_parallel([*args, "--launcher", "slurm"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"is being written by process {first.pid} on " in err, err
+        now = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+        assert now == written
+    finally:
+        (standins / "go").touch()
+        stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert stdout.splitlines() == ["i3d: Submitted batch job 7", "magvit: Submitted batch job 7"]
+    assert json.loads((out / "launch.json").read_text())["runs"] == {
+        "i3d": {"data": "d"},
+        "magvit": {"data": "d"},
+    }
+    assert "--data=d --epochs 1 " in (out / "slurm" / "i3d.sbatch").read_text()
+
+
+def test_saliency_scripts_are_not_written_into_a_held_folder(standins, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "v", "data": {"path": "d"}}))
+    out = tmp_path / "runs"
+    out.mkdir()
+    with FolderLock(out / ".lock"):
+        args = ["--configs", str(config), "--out", str(out), "--launcher", "slurm"]
+        assert saliency_parallel(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"is being written by process {os.getpid()}" in err
+    assert [p.name for p in out.iterdir()] == [".lock"] and not recorded(standins, "sbatch")

@@ -53,6 +53,7 @@ from train.run_folder import (
     RESULTS,
     RunFolderBusy,
     holds_checkpoint,
+    nothing_to_do,
     read_results,
     what_is_kept,
     writing_to,
@@ -119,11 +120,7 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
         try:
             ckpt = resume_point(cfg, out / LAST, rank) if resume else None
             if ckpt is not None and ckpt["epoch"] >= cfg.optim.epochs:
-                _log(
-                    f"{out / LAST} already holds {ckpt['epoch']} epochs (the config asks for "
-                    f"{cfg.optim.epochs}): nothing to do; raise --epochs to train on",
-                    rank,
-                )
+                _log(nothing_to_do(out, ckpt["epoch"], cfg.optim.epochs), rank)
                 end_distributed(world)
                 return finished(cfg, out, ckpt["epoch"], rank)
             data = build_pretrain_data(cfg, rank, world)

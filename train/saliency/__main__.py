@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from train.launcher import end_with_launcher
 from train.run_folder import RunFolderBusy, what_is_kept
 from train.saliency.config import ConfigError, load_config, with_overrides
 from train.saliency.records import LayoutError, StimulusFileError
@@ -34,6 +35,7 @@ from trajkit.cli import (
 
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
+    end_with_launcher()  # under train.saliency.parallel: stopped, and saying so, if it is killed
     ap = OneLineParser(prog="python -m train.saliency", description=__doc__.split("\n\n")[1])
     ap.add_argument(
         "--config",

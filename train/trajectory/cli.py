@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from train.run_folder import LAST, holds_checkpoint, what_is_kept
-from train.trajectory.config import MAX_BATCH_SIZE, MAX_EPOCHS, STREAM_SAMPLES
+from train.launcher import end_with_launcher
+from train.run_folder import LAST, holds_checkpoint, nothing_to_do, what_is_kept
+from train.summary import run_results
+from train.trajectory.config import MAX_BATCH_SIZE, MAX_EPOCHS, STREAM_SAMPLES, TrainConfig
 from trajkit.cli import (
     MAX_THREADS,
     MAX_WORKERS,
@@ -130,8 +133,24 @@ def resolve_config(args: argparse.Namespace):
     return validated_config(merged), None
 
 
+def results_epochs(run: Path) -> int | None:
+    """The epochs a run's results.json is of (None without one, or damaged)."""
+    try:
+        return run_results(run).get("epochs")
+    except ValueError:
+        return None
+
+
+def run_finished(cfg: TrainConfig, state: dict | None) -> bool:
+    """Whether ``last.pt`` and results.json both hold every epoch the run asks for: a resume
+    then has nothing to do. Without results.json (a stop right after the last ``last.pt``)
+    or with a damaged one, the resume tests the best epoch again and writes it."""
+    return state is not None and state["epoch"] == cfg.epochs == results_epochs(cfg.out_dir)
+
+
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
+    end_with_launcher()  # under train.parallel: stopped, and saying so, if it is killed
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors.registry")
     return exit_on_interrupt(lambda: run(args), lambda: what_is_kept(args.out))
@@ -141,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
-    from train.distributed import DeviceError, setup, teardown
+    from train.distributed import DeviceError, env_rank, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
     from train.trajectory.evaluate import shown
@@ -153,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         with writing_to(args.out):
             cfg, state = resolve_config(args)
+            if run_finished(cfg, state):  # tested and results.json written: left as it is
+                if env_rank() == 0:
+                    print(
+                        one_line(nothing_to_do(args.out, cfg.epochs, cfg.epochs)), file=sys.stderr
+                    )
+                return 0
             meta = preflight(cfg, state.get("inputs") if state else None)
             ctx = setup(cfg.device)
             run = Run(cfg, ctx, meta, resume=state)

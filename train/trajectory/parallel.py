@@ -23,6 +23,8 @@ from train.launcher import INTERRUPTED, LOG, LocalLauncher, share_machine, unusa
 from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
+from train.trajectory.cli import build_parser as trainer_parser
+from train.trajectory.cli import resolve_config, results_epochs, run_finished
 from train.trajectory.config import MAX_EPOCHS
 from trajkit.cli import (
     MAX_WORKERS,
@@ -183,8 +185,6 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
     already finished their --epochs: started again, one failing its checks was reported
     "failed" beside its intact results."""
     from train.checkpoint import CheckpointError
-    from train.trajectory.cli import build_parser as trainer_parser
-    from train.trajectory.cli import resolve_config
     from train.trajectory.preflight import preflight
 
     parser = trainer_parser()
@@ -196,7 +196,7 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
             cfg, state = resolve_config(flags)  # flags and config values, on a cluster too
             if not local:  # the dataset and disk are the cluster's: not checked here
                 continue
-            if state is not None and state["epoch"] == cfg.epochs == results_epochs(cfg.out_dir):
+            if run_finished(cfg, state):
                 finished.append(name)
                 continue
             preflight(cfg, state.get("inputs") if state else None)
@@ -205,14 +205,6 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return finished
-
-
-def results_epochs(run: Path) -> int | None:
-    """The epochs a run's results.json is of (None without one, or damaged)."""
-    try:
-        return run_results(run).get("epochs")
-    except ValueError:
-        return None
 
 
 def resume_command(args: argparse.Namespace, names: list[str]) -> str:
@@ -285,8 +277,14 @@ def launch(args: argparse.Namespace) -> int:
 
     if not local:
         try:
-            statuses = submit(jobs, args.out, args.gpus_per_run, args.cpus_per_run, args.time)
-            record_launch(args.out, launched)
+            statuses = submit(
+                jobs,
+                args.out,
+                args.gpus_per_run,
+                args.cpus_per_run,
+                args.time,
+                before_write=lambda: record_launch(args.out, launched),
+            )
         except SlurmError as e:
             print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
             return 2
