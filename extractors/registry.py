@@ -216,8 +216,9 @@ def get_extractor(name: str) -> ExtractorEntry:
         return _REGISTRY[name]
     except KeyError:
         known = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        by_case = {k.lower(): k for k in known}  # "I3D" is as close to i3d as can be
+        close = difflib.get_close_matches(str(name).lower(), list(by_case), n=1)
+        hint = f"; did you mean {by_case[close[0]]!r}?" if close else ""
         raise UnknownExtractorError(
             f"unknown extractor {name!r}; known: {', '.join(known) or 'none'}{hint}"
         ) from None

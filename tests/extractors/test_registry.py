@@ -64,6 +64,13 @@ def test_unknown_name_lists_known_ones_on_one_line():
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize("name, meant", [("I3D", "i3d"), ("SlowFast", "slowfast")])
+def test_a_name_in_other_case_is_suggested_as_registered(name, meant):
+    """difflib compares case: "I3D" got no suggestion at all."""
+    with pytest.raises(UnknownExtractorError, match=f"did you mean '{meant}'"):
+        create_extractor(name)
+
+
 def test_duplicate_name_is_an_error(clean_registry):
     with pytest.raises(DuplicateExtractorError, match="'i3d' is already registered"):
         register_extractor("i3d", description="again", config=ToyConfig)(Toy)
