@@ -150,6 +150,9 @@ def main(argv: list[str]) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open_atomic(args.out, fsync=False) as f:  # a failed write keeps the old picture
             draw(video, label, meta, f)
+    except FileExistsError:  # from mkdir: the folder asked for is something else
+        print(f"error: cannot write {args.out}: {args.out.parent} is not a folder", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -310,6 +310,20 @@ def test_preview_refuses_to_write_into_a_dataset(small_dataset, tmp_path, cli, c
     assert cli("validate", root, "--quick") == 0
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "a file"])
+def test_preview_into_a_folder_that_is_no_folder_says_so(
+    small_dataset, tmp_path, cli, capsys, kind
+):
+    """It was "cannot write .../x.png: File exists"."""
+    parent = tmp_path / "pictures"
+    if kind == "a FIFO":
+        os.mkfifo(parent)
+    else:
+        parent.write_text("mine\n")
+    assert cli("preview", small_dataset, "--out", parent / "x.png") == 1
+    assert _one_line(capsys) == f"error: cannot write {parent / 'x.png'}: {parent} is not a folder"
+
+
 # ---------------------------------------------------------------- 7: --scheduler alone
 
 
