@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trajkit.cli import failed_io, interrupts_deferred
+from trajkit.cli import failed_io, interrupts_deferred, short_repr
 from trajkit.files import save_torch_atomic
 
 
@@ -80,7 +80,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a training checkpoint (lacks {', '.join(missing)})")
+    problem = content_problem(state)
+    if problem:
+        raise CheckpointError(f"{path} is not a training checkpoint ({problem})")
     return state
+
+
+def content_problem(state: dict[str, Any]) -> str | None:
+    """What in a checkpoint's common keys is not of the type every trainer writes, or None:
+    an epoch of "two" or a tensor for the model was a traceback from ``int()`` or
+    ``load_state_dict``, a negative epoch a resume that trained extra epochs."""
+    epoch = state["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        return f"epoch is not a whole number above 0: {short_repr(epoch)}"
+    for key in ("model", "optimizer", "scheduler", "config"):
+        if not isinstance(state[key], dict):
+            kind = "a mapping" if key == "config" else "a state dict"
+            return f"{key} is not {kind}: a {type(state[key]).__name__}"
+    for name, value in state["model"].items():  # a module's extra state may be any object
+        if not isinstance(name, str) or not (
+            torch.is_tensor(value) or name.endswith("_extra_state")
+        ):
+            return f"model is not a state dict: {short_repr(name)} holds a {type(value).__name__}"
+    return None
 
 
 # How a weights-only load names the class a foreign pickle needs.

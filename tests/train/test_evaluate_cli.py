@@ -406,3 +406,212 @@ def test_hostile_records_are_one_line_and_delete_nothing_of_another(run, other, 
         assert score(copy, "--data", other) == 2
         err = capsys.readouterr().err
         assert said in err and len(err.strip().splitlines()) == 1, err
+
+
+def fresh_copy(run: Path, where: Path) -> Path:
+    """The run folder at ``where``, without the records earlier tests left in it."""
+    shutil.copytree(run, where)
+    shutil.rmtree(where / "evaluations", ignore_errors=True)
+    return where
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_clip_with_non_finite_outputs_counts_as_no_class():
+    """argmax over NaN logits is class 0: a model of NaN weights scored chance accuracy."""
+    from train.distributed import DistContext
+    from train.trajectory.evaluate import FutureScale, evaluate
+
+    class HalfNaN(torch.nn.Module):
+        def forward(self, video):
+            logits = torch.zeros(len(video), 4)
+            logits[:, 2] = 1.0  # class 2 for every clip, NaN for every other one
+            logits[::2] = float("nan")
+            return {"logits": logits, "future": torch.zeros(len(video), 3)}
+
+    batch = {
+        "video": torch.zeros(4, 1),
+        "label": torch.tensor([0, 1, 2, 2]),
+        "future_position": torch.zeros(4, 3),
+    }
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    scale = FutureScale(torch.tensor([[-1.0, 1.0]] * 3))
+    m = evaluate(HalfNaN(), [batch], scale, ctx, num_classes=4, future_weight=1.0, beta=0.1)
+    assert m["nonfinite_clips"] == 2 and m["samples"] == 4
+    assert m["accuracy"] is None and m["per_class_accuracy"] == [None] * 4
+    assert m["confusion"] == [[0] * 4, [0, 0, 1, 0], [0, 0, 1, 0], [0] * 4]
+
+
+@pytest.mark.parametrize("weights", ["nan", "overflowing"])
+def test_weights_that_give_non_finite_outputs_are_refused(run, other, tmp_path, capsys, weights):
+    """Weights of NaN (or finite ones so large the outputs overflow, as an lr of 1e30 leaves
+    them) were scored 0.25 accuracy, exit 0, their clips all "class 0"."""
+    copy = fresh_copy(run, tmp_path / "run")
+    state = load_checkpoint(copy / "best.pt")
+    for value in state["model"].values():
+        if value.is_floating_point() and weights == "nan":
+            value.fill_(float("nan"))
+        elif value.is_floating_point():
+            value.mul_(1e30)
+    save_checkpoint(copy / "best.pt", state)
+    assert score(copy, "--data", other) == 1
+    err = one_error_line(capsys)
+    assert f"{copy / 'best.pt'} gives non-finite outputs (NaN or infinity) on 40 of 40 clips" in err
+    assert not (copy / "evaluations").exists()
+
+
+def test_an_epoch_whose_outputs_diverged_stops_the_run(dataset, tmp_path, capsys):
+    """The trainer's validation and test share ``evaluate``: an lr of 1e30 left weights whose
+    outputs are NaN (the loss of its one step was still finite), saved them as the best and
+    scored val accuracy 0.333 and test 0.143 in results.json, exit 0."""
+    out = tmp_path / "diverged"
+    argv = ["--extractor", "i3d", "--data", str(dataset), "--epochs", "1", "--out", str(out)]
+    assert train([*argv, "--lr", "1e30", "--batch-size", "64", *FAST]) == 1
+    err = one_error_line(capsys)
+    assert "validation clips at epoch 1: stopped; no checkpoint was written yet" in err, err
+    assert not (out / "results.json").exists() and not (out / "best.pt").exists()
+
+
+def test_a_dataset_of_other_targets_is_refused(run, dataset, capsys):
+    """A run of horizon 5 was scored on clips of horizon 10 (its future position another
+    frame), or of another fps, without a word."""
+    cases = (
+        ("horizon10", "horizon: 10\n", "has horizon 10; i3d was trained on horizon 5"),
+        ("fps15", "fps: 15\n", "has fps 15.0; i3d was trained on fps 30.0"),
+    )
+    for name, change, expected in cases:
+        data = make_dataset(dataset.parent, name, "image_size: 32\nframes: 8\n" + change, n=12)
+        assert score(run, "--data", data) == 2
+        err = one_error_line(capsys)
+        assert f"{data} {expected} (its future position is another target)" in err, err
+        assert not (run / "evaluations" / f"{name}.all.json").exists()
+
+
+def test_a_harder_look_with_the_same_targets_is_scored(run, dataset):
+    """Distractors, occluders, noise, lighting drift and a wider scene box change how the
+    clips look and where the ball goes, not what the targets mean (predictions are turned
+    back into world units by the run's own scale): how a model copes is a fair question."""
+    harder = "appearance: {noise_std: 8.0}\ndistractors: {count: 2}\noccluders: {count: 2}\n"
+    harder += "scene: {x: {lo: -3, hi: 3}, y: {lo: -3, hi: 3}, z: {lo: 0.35, hi: 3}}\n"
+    look = "image_size: 32\nframes: 8\nlighting: {drift: 0.3}\n" + harder
+    cluttered = make_dataset(dataset.parent, "cluttered", look, n=12)
+    assert score(run, "--data", cluttered) == 0
+    assert record(run, cluttered, "all")["samples"] == 12
+
+
+def damaged(state: dict, where: str, value) -> dict:
+    """``state`` with ``value`` at ``where`` ("epoch", or "inputs.mean": one level down)."""
+    key, _, inner = where.partition(".")
+    if inner:
+        state[key] = {**state[key], inner: value}
+    else:
+        state[key] = value
+    return state
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "expected"),
+    [
+        ("epoch", "two", "epoch is not a whole number above 0: 'two'"),
+        ("epoch", -1, "epoch is not a whole number above 0: -1"),
+        ("model", torch.zeros(3), "model is not a state dict: a Tensor"),
+        ("model", {1: torch.zeros(3)}, "model is not a state dict: 1 holds a Tensor"),
+        ("config", ["i3d"], "config is not a mapping: a list"),
+        ("inputs", "x", "inputs: Input should be a valid dictionary"),
+        ("inputs.mean", torch.zeros(4), "inputs: mean: torch.float32 of shape (4,), not floats"),
+        ("inputs.scene_bounds", torch.full((3, 2), float("nan")), "scene_bounds: holds NaN"),
+        ("inputs.classes", [1, 2, 3, 4], "inputs: classes.0: Input should be a valid string"),
+        ("inputs.video_shape", [4, 8], "inputs: video_shape: List should have at least 5"),
+        ("inputs.generator_config", "x", "generator_config: Input should be a valid dict"),
+    ],
+)
+def test_damaged_checkpoint_contents_are_one_line(
+    run, other, tmp_path, capsys, where, value, expected
+):
+    """An epoch of "two" or a tensor for the model was a traceback; a negative epoch was
+    recorded, classes of numbers said to be another dataset's, a NaN scene box scored."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    save_checkpoint(copy / "best.pt", damaged(load_checkpoint(run / "best.pt"), where, value))
+    assert score(copy, "--data", other) == 1
+    err = one_error_line(capsys)
+    assert f"{copy / 'best.pt'} is not a training checkpoint (" in err and expected in err, err
+    assert sorted(p.name for p in copy.iterdir()) == ["best.pt"]
+
+
+def test_a_checkpoint_of_another_run_in_the_folder_is_refused(run, other, tmp_path, capsys):
+    """The folder's config.yaml said transformer, its best.pt i3d: scored as i3d, recorded
+    in the transformer's folder."""
+    import yaml
+
+    copy = fresh_copy(run, tmp_path / "run")
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, "extractor": "transformer"}))
+    assert score(copy, "--data", other) == 2
+    err = one_error_line(capsys)
+    assert (
+        f"{copy / 'config.yaml'} and {copy / 'best.pt'} are of different runs (extractor "
+        "'transformer' and 'i3d'): the folder and its checkpoint disagree"
+    ) in err
+    assert not (copy / "evaluations").exists()
+
+
+def test_a_resumed_runs_config_is_its_checkpoints(run, other, tmp_path):
+    """A resume may change how the run executes (epochs, threads, workers, quiet, its
+    dataset's path): its config.yaml then differs from an earlier best.pt's in those only."""
+    import yaml
+
+    copy = fresh_copy(run, tmp_path / "run")
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    resumed = {"epochs": 9, "threads": 2, "workers": 3, "quiet": False, "data": "elsewhere"}
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, **resumed}))
+    assert score(copy, "--data", other) == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "list"])
+def test_a_run_config_that_does_not_read_is_one_line(run, other, tmp_path, capsys, kind):
+    """A FIFO would block the read; either way the folder's run is unknown."""
+    copy = fresh_copy(run, tmp_path / "run")
+    (copy / "config.yaml").unlink()
+    if kind == "fifo":
+        os.mkfifo(copy / "config.yaml")
+    else:
+        (copy / "config.yaml").write_text("[i3d]\n")
+    assert score(copy, "--data", other) == 2
+    said = "is not a regular file" if kind == "fifo" else "must be a YAML mapping"
+    assert f"config {copy / 'config.yaml'} {said}" in one_error_line(capsys)
+
+
+def test_runs_scored_on_other_splits_are_told_how_to_compare(run, dataset, tmp_path, capsys):
+    """--data that is one run's own dataset scores it on its test split, the other on all:
+    the pair was "not compared" with no word of how to compare it."""
+    copy = fresh_copy(run, tmp_path / "run")
+    state = load_checkpoint(copy / "best.pt")
+    state["inputs"]["seed"] = 12345  # trained on another seed: the dataset is not its own
+    save_checkpoint(copy / "best.pt", state)
+    assert evaluate([str(copy), str(run), "--data", str(dataset), "--workers", "0"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "not compared (the two runs were not scored on the same clips: " in line, line
+    assert ": all and test)" in line or ": test and all)" in line, line
+    assert line.endswith("; --split all scores both on every clip"), line
+    argv = [str(copy), str(run), "--data", str(dataset), "--split", "all", "--workers", "0"]
+    assert evaluate(argv) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert " pts on 48 clips, right only in one 0 against 0, McNemar p 1" in line, line
+
+
+def test_a_stored_horizon_that_is_no_number_is_one_line(run, other, tmp_path, capsys):
+    """A tensor compared with the dataset's horizon was "Boolean value of Tensor with more
+    than one value is ambiguous"."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    state = load_checkpoint(run / "best.pt")
+    state["inputs"]["generator_config"]["horizon"] = torch.zeros(2)
+    save_checkpoint(copy / "best.pt", state)
+    assert score(copy, "--data", other) == 2
+    err = one_error_line(capsys)
+    assert f"{other} has horizon 5; i3d was trained on horizon tensor([0., 0.])" in err, err

@@ -70,26 +70,33 @@ def task_loss(
     return loss
 
 
-def summarise(confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int) -> dict:
-    """Metrics of a split from its confusion matrix (rows true, columns predicted) and sums.
+def summarise(
+    confusion: torch.Tensor, sq_err: float, loss_sum: float, n: int, nonfinite: int = 0
+) -> dict:
+    """Metrics of a split of ``n`` clips from its confusion matrix (rows true, columns
+    predicted, of the clips with finite outputs) and sums.
 
     An empty split has no accuracy, loss or RMSE: None, never the 0 that read as perfect
-    (a validation loss of 0 kept epoch 1 "best" for ever).
+    (a validation loss of 0 kept epoch 1 "best" for ever). A split where ``nonfinite`` clips
+    gave a NaN or infinite output has no accuracy either: argmax over NaN logits is class 0,
+    which gave a model of NaN weights chance accuracy (0.25 on four classes). Its loss
+    stays NaN, which never ranks an epoch best.
     """
     confusion = confusion.long()
     per_class_total = confusion.sum(dim=1)
     correct = confusion.diag()
     per_class = [
-        (c / t) if t else None
+        (c / t) if t and not nonfinite else None
         for c, t in zip(correct.tolist(), per_class_total.tolist(), strict=True)
     ]
     return {
-        "accuracy": correct.sum().item() / n if n else None,
+        "accuracy": correct.sum().item() / n if n and not nonfinite else None,
         "per_class_accuracy": per_class,
         "confusion": confusion.tolist(),
         "future_rmse": (sq_err / n) ** 0.5 if n else None,
         "loss": loss_sum / n if n else None,
-        "samples": int(confusion.sum().item()),
+        "samples": n,
+        "nonfinite_clips": nonfinite,
     }
 
 
@@ -118,12 +125,14 @@ def evaluate(
     :class:`train.trajectory.inputs.InputPipeline`); by default the video is used as is.
     ``clips``, when given, gets one ``(B, 4)`` float64 tensor per batch of this rank's
     shard: each clip's sample index, label, predicted class and future error (world
-    units), for paired comparisons of runs scored on the same clips.
+    units), for paired comparisons of runs scored on the same clips. A clip whose class
+    scores or future position are not finite is counted (``nonfinite_clips``), not
+    entered in the confusion matrix (see ``summarise``).
     """
     was_training = model.training
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
-    sums = torch.zeros(3, dtype=torch.float64)  # squared error, loss, count
+    sums = torch.zeros(4, dtype=torch.float64)  # squared error, loss, count, non-finite
     for batch in batches:
         video = batch["video"].to(ctx.device, non_blocking=True)
         if inputs is not None:
@@ -142,10 +151,11 @@ def evaluate(
         loss = task_loss(
             out, labels, scale.normalise(future), future_weight, beta, positions, trajectory_weight
         )
-        pred = out["logits"].argmax(dim=1)
-        idx = (labels * num_classes + pred).cpu()
+        logits, world = out["logits"].float(), scale.to_world(out["future"].float())
+        finite = torch.isfinite(logits).all(dim=1) & torch.isfinite(world).all(dim=1)
+        pred = logits.argmax(dim=1)
+        idx = (labels * num_classes + pred)[finite].cpu()
         confusion += torch.bincount(idx, minlength=num_classes**2).view(num_classes, -1).double()
-        world = scale.to_world(out["future"].float())
         sums[0] += ((world - future) ** 2).sum().item()
         if clips is not None:
             error = (world - future).norm(dim=1)
@@ -153,7 +163,9 @@ def evaluate(
             clips.append(torch.stack([c.double() for c in columns], dim=1))
         sums[1] += loss.item() * len(labels)
         sums[2] += len(labels)
+        sums[3] += (~finite).sum().item()
     confusion = all_reduce_sum(ctx, confusion)
     sums = all_reduce_sum(ctx, sums)
     model.train(was_training)
-    return summarise(confusion, sums[0].item(), sums[1].item(), int(sums[2].item()))
+    squared_error, loss_sum, count, nonfinite = sums.tolist()
+    return summarise(confusion, squared_error, loss_sum, int(count), int(nonfinite))

@@ -10,10 +10,12 @@ carries (a checkpoint from before that is completed from the run's training data
 Each run's scores go to ``RUN/evaluations/NAME.json`` (NAME: the dataset folder's name,
 the split and, for ``--checkpoint last``, ``last``), which names its per-clip file, and one
 line per run is printed. A record of another dataset of the same folder name is refused,
-not replaced. The dataset must have the run's classes, in its order, and its camera count,
-clip length and frame size. Exit status: 0 done, 1 a checkpoint is missing or damaged, a
-record cannot be written, or an allocation or a data-loading worker failed, 2 bad input (a
-run whose extractor cannot be built here too).
+not replaced. The dataset must have the run's classes, in its order, its camera count,
+clip length and frame size, and its targets' horizon and fps; a run folder's
+``config.yaml`` must be its checkpoint's run. Exit status: 0 done, 1 a checkpoint is
+missing or damaged or gives non-finite outputs, a record cannot be written, or an
+allocation or a data-loading worker failed, 2 bad input (a run whose extractor cannot be
+built here too).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from train.trajectory.cli import KNOBS
 from train.trajectory.config import MAX_BATCH_SIZE
@@ -34,6 +39,7 @@ from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
     caused_by_interrupt,
+    describe_validation_error,
     exit_on_interrupt,
     load_modules,
     one_line,
@@ -46,6 +52,7 @@ from trajkit.cli import (
 from trajkit.files import read_json, sha256_bytes, write_atomic, write_json_atomic
 from trajkit.lock import LockedError, locked_folder
 from trajkit.worker_deaths import worker_death, worker_lost
+from trajkit.yamlfile import read_yaml_mapping
 
 SPLITS = ("all", "train", "val", "test")
 ALL_SAMPLES = (0.0, 0.0, 1.0)  # split fractions that deal every sample to "test"
@@ -75,10 +82,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def stored_inputs(state: dict, cfg) -> dict:
-    """What the run's model was fed (``loop.training_inputs``), from its checkpoint; a
-    checkpoint from before they were stored is completed from the run's training data."""
+def finite_floats(*shape: int) -> AfterValidator:
+    """A tensor of finite floats of ``shape``: another was a traceback deep in the scoring."""
+
+    def check(value: Any) -> Any:
+        import torch
+
+        if not torch.is_tensor(value):
+            raise ValueError(f"not a tensor but a {type(value).__name__}")
+        if tuple(value.shape) != shape or not value.is_floating_point():
+            raise ValueError(f"{value.dtype} of shape {tuple(value.shape)}, not floats of {shape}")
+        if not bool(value.isfinite().all()):
+            raise ValueError("holds NaN or infinity")
+        return value
+
+    return AfterValidator(check)
+
+
+class StoredInputs(BaseModel):
+    """A checkpoint's ``inputs``, as ``loop.training_inputs`` writes them; ``seed`` and
+    ``generator_config`` are missing from checkpoints of before they were stored."""
+
+    model_config = ConfigDict(strict=True)
+    mean: Annotated[Any, finite_floats(3)]
+    std: Annotated[Any, finite_floats(3)]
+    scene_bounds: Annotated[Any, finite_floats(3, 2)]
+    classes: list[str]
+    video_shape: Annotated[list[PositiveInt], Field(min_length=5, max_length=5)]
+    seed: int | None = None
+    generator_config: dict | None = None
+
+
+def stored_inputs(state: dict, cfg, path: Path) -> dict:
+    """What the run's model was fed (``loop.training_inputs``), from its checkpoint at
+    ``path``; a checkpoint from before they were stored is completed from the run's
+    training data."""
+    from train.checkpoint import CheckpointError
+
     if "inputs" in state:
+        try:
+            StoredInputs.model_validate(state["inputs"])
+        except ValidationError as e:
+            raise CheckpointError(
+                f"{path} is not a training checkpoint (inputs: {describe_validation_error(e)})"
+            ) from None
         return state["inputs"]
     from generator.dataformat.dataset import DatasetError, read_metadata
     from train.trajectory.loop import datasets, training_inputs
@@ -94,9 +141,38 @@ def stored_inputs(state: dict, cfg) -> dict:
         ) from None
 
 
+def check_run_config(run: Path, cfg, path: Path) -> None:
+    """The run folder's ``config.yaml`` and its checkpoint at ``path`` agree on what the run
+    learns (every setting a ``--resume`` may not change): another run's checkpoint copied
+    in (the folder's config saying i3d, the checkpoint transformer) was scored as the
+    folder's. A folder without a ``config.yaml`` (a checkpoint copied alone) is scored as
+    its checkpoint says."""
+    from train.run_folder import CONFIG
+    from train.trajectory.config import RUNTIME_FIELDS, TrainConfig
+
+    where = run / CONFIG
+    if not os.path.lexists(where):
+        return
+    try:
+        folder = TrainConfig.model_validate(read_yaml_mapping(where, EvaluationError))
+    except ValidationError as e:
+        raise EvaluationError(f"{where} does not load ({describe_validation_error(e)})") from None
+    ours, theirs = folder.model_dump(mode="json"), cfg.model_dump(mode="json")
+    differ = [k for k in ours if k not in RUNTIME_FIELDS and ours[k] != theirs[k]]
+    if differ:
+        both = ", ".join(
+            f"{k} {short_repr(ours[k])} and {short_repr(theirs[k])}" for k in differ[:3]
+        )
+        raise EvaluationError(
+            f"{where} and {path} are of different runs ({both}): the folder and its "
+            "checkpoint disagree"
+        )
+
+
 def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path) -> None:
     """The model's head and input sizes match the dataset's classes, cameras, frames and
-    frame size (a model of global pooling scored other sizes without a word)."""
+    frame size (a model of global pooling scored other sizes without a word), and its
+    targets mean what they meant in training (``check_targets``)."""
     if list(data_meta["classes"]) != list(trained["classes"]):
         raise EvaluationError(
             f"{data} has classes {data_meta['classes']}; {extractor} was trained on "
@@ -115,6 +191,27 @@ def check_compatible(extractor: str, trained: dict, data_meta: dict, data: Path)
             f"{data} has frames of {size[0]}x{size[1]} pixels; {extractor} was trained on "
             f"{trained_size[0]}x{trained_size[1]}"
         )
+    check_targets(extractor, trained, data_meta, data)
+
+
+def check_targets(extractor: str, trained: dict, data_meta: dict, data: Path) -> None:
+    """The future position is the one the model learnt to predict: ``horizon`` frames after
+    the clip at ``fps`` (a run of horizon 5 was scored on clips of horizon 10 without a
+    word). How the clips look may differ (distractors, occluders, noise, lighting, blur,
+    camera motion, a wider scene box: predictions go back to world units by the run's own
+    scale): how a model copes with harder clips is a fair question. A value either side
+    does not record is not compared."""
+    config = trained.get("generator_config") or {}
+    for what, want, have in (
+        ("horizon", config.get("horizon"), data_meta.get("horizon")),
+        ("fps", config.get("fps"), data_meta.get("fps")),
+    ):
+        known = want is not None and have is not None
+        if known and not (isinstance(want, int | float) and want == have):  # a tensor: damage
+            raise EvaluationError(
+                f"{data} has {what} {have}; {extractor} was trained on {what} "
+                f"{short_repr(want)} (its future position is another target)"
+            )
 
 
 def record_stem(data: Path, split: str, checkpoint: str) -> str:
@@ -224,7 +321,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     from extractors import ExtractorConfigError, UnknownExtractorError
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
-    from train.checkpoint import load_checkpoint
+    from train.checkpoint import CheckpointError, load_checkpoint
     from train.run_folder import BEST, LAST
     from train.trajectory.clips import COLUMNS, as_columns
     from train.trajectory.config import TrainConfig
@@ -239,7 +336,8 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         cfg = TrainConfig.model_validate(state["config"])
     except ValueError as e:  # pydantic's ValidationError is one
         raise EvaluationError(f"{path}: its config does not load ({e})") from None
-    trained = stored_inputs(state, cfg)
+    check_run_config(run, cfg, path)
+    trained = stored_inputs(state, cfg, path)
     check_compatible(cfg.extractor, trained, data_meta, args.data)
     # The run's own dataset (or a copy, or an extension of it), wherever it is now.
     samples = same_samples(trained, data_meta)
@@ -302,12 +400,17 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
         cfg.trajectory_weight,
         clips,
     )
+    if scores["nonfinite_clips"]:
+        raise CheckpointError(
+            f"{path} gives non-finite outputs (NaN or infinity) on {scores['nonfinite_clips']} "
+            f"of {scores['samples']} clips of {args.data}: it has no score, nothing is recorded"
+        )
     extent = float(data_meta.get("scene_extent") or 0.0) or None
     record = {
         "extractor": cfg.extractor,
         "run": str(run),
         "checkpoint": args.checkpoint,
-        "epoch": int(state["epoch"]),
+        "epoch": state["epoch"],
         "data": str(args.data),
         "dataset": identity,
         "split": split,
@@ -332,7 +435,12 @@ def paired_lines(scored: list[tuple[dict, dict]]) -> list[str]:
         try:
             score = paired(scored[i][1], scored[j][1])
         except ValueError as e:  # one run scored on its own test split, the other on all
-            lines.append(f"{order[i]['run']} and {order[j]['run']}: not compared ({e})")
+            splits = order[i]["split"], order[j]["split"]
+            which = " and ".join(splits) if len(set(splits)) > 1 else f"two deals of {splits[0]}"
+            lines.append(
+                f"{order[i]['run']} and {order[j]['run']}: not compared ({e}: {which}); "
+                "--split all scores both on every clip"
+            )
             continue
         lines.append(
             f"{order[i]['extractor']} ({order[i]['run']}) over {order[j]['extractor']} "

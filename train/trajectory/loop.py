@@ -331,15 +331,18 @@ class Run:
     def _nonfinite_message(
         self, epoch: int, step: int, value: torch.Tensor, what: str = "loss"
     ) -> str:
+        return self._stopped(
+            epoch, f"non-finite {what} ({value.item()}) at epoch {epoch}, step {step + 1}"
+        )
+
+    def _stopped(self, epoch: int, why: str) -> str:
+        """The line of a run stopped in ``epoch`` for ``why``, before that epoch is saved."""
         kept = self.cfg.out_dir / LAST
         if self.start_epoch > 1 or epoch > 1:
             keep = f"{kept} keeps epoch {epoch - 1}"
         else:
             keep = "no checkpoint was written yet"
-        return (
-            f"non-finite {what} ({value.item()}) at epoch {epoch}, step {step + 1}: stopped; "
-            f"{keep}; lower --lr or check the data"
-        )
+        return f"{why}: stopped; {keep}; lower --lr or check the data"
 
     def _log_epoch(self, record: dict) -> None:
         self.folder.append_metrics(record)
@@ -368,6 +371,9 @@ class Run:
             epoch_start = time.perf_counter()
             train = self._train_epoch(epoch)
             val = self._evaluate(self.val_ds)
+            if val["nonfinite_clips"]:  # weights gone to NaN or overflow: nothing to keep
+                why = f"non-finite outputs on {val['nonfinite_clips']} of {val['samples']} validation clips at epoch {epoch}"
+                raise NonFiniteLossError(self._stopped(epoch, why))
             self.elapsed += time.perf_counter() - epoch_start
             record = {"kind": "epoch", "epoch": epoch, "lr": lr, **train}
             record.update({f"val_{k}": v for k, v in val.items()})
