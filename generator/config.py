@@ -23,6 +23,7 @@ from pydantic import (
 
 from trajkit.cli import describe_validation_error
 from trajkit.presets import config_file
+from trajkit.real import Real
 from trajkit.yamlfile import read_yaml_mapping
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
@@ -44,8 +45,8 @@ class Range(BaseModel):
     """A closed interval ``[lo, hi]`` from which a parameter is drawn uniformly."""
 
     model_config = STRICT
-    lo: float
-    hi: float
+    lo: Real
+    hi: Real
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
@@ -113,11 +114,11 @@ class CameraRigConfig(BaseModel):
     """Pinhole cameras on a ring around ``look_at``, one (azimuth, elevation) pair each."""
 
     model_config = STRICT
-    azimuths_deg: list[float] = Field(default_factory=lambda: [20.0, 110.0, 200.0, 290.0])
-    elevations_deg: list[float] = Field(default_factory=lambda: [12.0, 25.0, 40.0, 60.0])
-    distance: float = Field(7.5, gt=1.0)
-    look_at: tuple[float, float, float] = (0.0, 0.0, 1.2)
-    fov_deg: float = Field(55.0, gt=5.0, lt=170.0)
+    azimuths_deg: list[Real] = Field(default_factory=lambda: [20.0, 110.0, 200.0, 290.0])
+    elevations_deg: list[Real] = Field(default_factory=lambda: [12.0, 25.0, 40.0, 60.0])
+    distance: Real = Field(7.5, gt=1.0)
+    look_at: tuple[Real, Real, Real] = (0.0, 0.0, 1.2)
+    fov_deg: Real = Field(55.0, gt=5.0, lt=170.0)
 
     @model_validator(mode="after")
     def _paired(self) -> CameraRigConfig:
@@ -135,7 +136,7 @@ class CameraRigConfig(BaseModel):
 class LinearConfig(BaseModel):
     model_config = STRICT
     speed: MagnitudeRange = _r(1.8, 3.2)  # m/s: 2 to 4 m travelled over the clip
-    max_vertical_fraction: float = Field(0.35, ge=0.0, le=1.0)
+    max_vertical_fraction: Real = Field(0.35, ge=0.0, le=1.0)
 
 
 class CircularConfig(BaseModel):
@@ -158,7 +159,7 @@ class ParabolicConfig(BaseModel):
     start_height: Range = _r(0.5, 1.4)
     apex_fraction: FractionRange = _r(0.3, 0.7)  # where in the observed window the apex falls
     horizontal_speed: MagnitudeRange = _r(0.8, 2.2)
-    gravity: float = Field(9.81, gt=0.0)
+    gravity: Real = Field(9.81, gt=0.0)
 
 
 # The first bounce comes after at least this share of the observed window: the ball is
@@ -180,7 +181,7 @@ class BouncingConfig(BaseModel):
     first_bounce_fraction: FractionRange = _r(0.25, 0.6)
     horizontal_speed: MagnitudeRange = _r(0.8, 2.2)
     restitution: FractionRange = _r(0.55, 0.85)
-    gravity: float = Field(9.81, gt=0.0)
+    gravity: Real = Field(9.81, gt=0.0)
 
     @pydantic.field_validator("first_bounce_fraction")
     @classmethod
@@ -210,7 +211,7 @@ class SwitchingConfig(BaseModel):
     model_config = STRICT
     speed: MagnitudeRange = _r(1.5, 2.8)  # m/s, on both pieces
     radius: SizeRange = _r(0.6, 1.2)  # of the arc
-    max_vertical_fraction: float = Field(0.35, ge=0.0, le=1.0)  # of the line's direction
+    max_vertical_fraction: Real = Field(0.35, ge=0.0, le=1.0)  # of the line's direction
     switch_fraction: FractionRange = _r(0.3, 0.7)  # where in the observed frames it switches
 
 
@@ -220,7 +221,7 @@ class AppearanceConfig(BaseModel):
     model_config = STRICT
     ball_radius: SizeRange = _r(0.22, 0.34)
     checker_size: SizeRange = _r(0.4, 0.9)
-    noise_std: float = Field(2.0, ge=0.0, le=50.0)  # sensor noise, in 0..255 units
+    noise_std: Real = Field(2.0, ge=0.0, le=50.0)  # sensor noise, in 0..255 units
 
 
 class DistractorConfig(BaseModel):
@@ -234,8 +235,8 @@ class DistractorConfig(BaseModel):
     model_config = STRICT
     count: int = Field(2, ge=1, le=8)
     radius: SizeRange = _r(0.12, 0.42)
-    target_hue: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
-    min_hue_gap: float = Field(0.15, ge=0.0, le=0.45)
+    target_hue: Real = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
+    min_hue_gap: Real = Field(0.15, ge=0.0, le=0.45)
 
 
 class OccluderConfig(BaseModel):
@@ -249,7 +250,7 @@ class OccluderConfig(BaseModel):
     count: int = Field(2, ge=1, le=8)
     width: SizeRange = _r(0.35, 0.8)  # metres, each side of the footprint
     height: SizeRange = _r(1.2, 2.8)
-    clearance: float = Field(0.45, ge=0.0)
+    clearance: Real = Field(0.45, ge=0.0)
 
 
 class LightingConfig(BaseModel):
@@ -260,7 +261,7 @@ class LightingConfig(BaseModel):
     """
 
     model_config = STRICT
-    drift: float = Field(0.25, gt=0.0, le=0.8)
+    drift: Real = Field(0.25, gt=0.0, le=0.8)
 
 
 class GroundTruthConfig(BaseModel):
@@ -280,7 +281,7 @@ class MotionBlurConfig(BaseModel):
 
     model_config = STRICT
     samples: int = Field(5, ge=2, le=32)
-    shutter: float = Field(0.5, gt=0.0, le=1.0)
+    shutter: Real = Field(0.5, gt=0.0, le=1.0)
 
 
 class CameraMotionConfig(BaseModel):
@@ -293,9 +294,9 @@ class CameraMotionConfig(BaseModel):
     """
 
     model_config = STRICT
-    jitter_deg: float = Field(0.0, ge=0.0, le=5.0)
-    jitter_m: float = Field(0.0, ge=0.0, le=0.5)
-    orbit_deg: float = Field(0.0, ge=0.0, le=180.0)
+    jitter_deg: Real = Field(0.0, ge=0.0, le=5.0)
+    jitter_m: Real = Field(0.0, ge=0.0, le=0.5)
+    orbit_deg: Real = Field(0.0, ge=0.0, le=180.0)
 
     @model_validator(mode="after")
     def _moves(self) -> CameraMotionConfig:
@@ -323,7 +324,7 @@ class GeneratorConfig(BaseModel):
     frames: int = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
     horizon: int = Field(5, ge=1, le=MAX_HORIZON)
     image_size: int = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
-    fps: float = Field(30.0, gt=0.0)
+    fps: Real = Field(30.0, gt=0.0)
     scene: SceneConfig = Field(default_factory=SceneConfig)
     cameras: CameraRigConfig = Field(default_factory=CameraRigConfig)
     linear: LinearConfig = Field(default_factory=LinearConfig)

@@ -59,3 +59,20 @@ def test_a_saliency_count_is_a_whole_number_not_true(section, field):
         SaliencyConfigError, match=f"{section}.{field}: Input should be a valid integer"
     ):
         saliency_config(raw)
+
+
+@pytest.mark.parametrize("value", [11.0, 1e300], ids=["11", "1e300"])
+def test_a_learning_rate_past_10_is_refused_in_every_trainer(value):
+    """1e300 was a float32 overflow traceback in AdamW's first step (train, train.jepa), the
+    run folder left behind; past 10 nothing trains."""
+    said = "Input should be less than or equal to 10"
+    with pytest.raises(TrainConfigError, match=f"lr: {said}"):
+        build_config({"extractor": "i3d", "data": "d", "out": "o", "epochs": 1, "lr": value})
+    raw = jepa_yaml(preset_file("jepa", "tiny"))
+    raw["optim"]["lr"] = value
+    with pytest.raises(JepaConfigError, match=f"optim.lr: {said}"):
+        jepa_config(raw)
+    raw = yaml.safe_load(preset_file("saliency", "baseline_tiny").read_text())
+    raw["train"]["lr"] = value
+    with pytest.raises(SaliencyConfigError, match=f"train.lr: {said}"):
+        saliency_config(raw)

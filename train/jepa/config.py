@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from trajkit.cli import CONTROL, MAX_THREADS, describe_validation_error
+from trajkit.real import MAX_LR, LearningRate, Real
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -48,7 +49,7 @@ MAX_WEIGHT_DECAY = 1.0
 step scales the weights by 1 - lr * weight_decay, so a negative decay grows them. A ramp
 [-1, 1e308] reached 6.7e306 in epoch 2, where the loss turned NaN under advice to lower the
 learning rate."""
-WeightDecay = Annotated[float, Field(ge=0, le=MAX_WEIGHT_DECAY)]
+WeightDecay = Annotated[Real, Field(ge=0, le=MAX_WEIGHT_DECAY)]
 
 
 def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float) -> None:
@@ -60,7 +61,7 @@ def _ordered_pair(name: str, pair: tuple[float, float], low: float, high: float)
 
 class DatasetSpec(_Strict):
     kind: str  # a name of train.jepa.datasets.IMAGE_SETS
-    weight: float = Field(1.0, gt=0)
+    weight: Real = Field(1.0, gt=0)
     root: PathText | None = None  # defaults to <data_path>/<kind>
     synthetic_size: StrictInt = Field(2000, ge=1)  # images in a synthetic dataset's train split
     synthetic_kind: Literal["textures", "shapes"] = "textures"  # see train.jepa.synthetic
@@ -89,12 +90,12 @@ class DataConfig(_Strict):
     # default: the total size of all datasets
     samples_per_epoch: StrictInt | None = Field(None, ge=1, le=MAX_SAMPLES_PER_EPOCH)
     image_size: StrictInt = Field(32, ge=8)
-    crop_scale: tuple[float, float] = (0.3, 1.0)  # I-JEPA random resized crop scale
-    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    crop_scale: tuple[Real, Real] = (0.3, 1.0)  # I-JEPA random resized crop scale
+    crop_ratio: tuple[Real, Real] = (0.75, 4 / 3)
     horizontal_flip: bool = False  # off in I-JEPA
-    eval_crop_ratio: float = Field(0.875, gt=0, le=1)  # evaluation: resize to size/ratio, crop
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    eval_crop_ratio: Real = Field(0.875, gt=0, le=1)  # evaluation: resize to size/ratio, crop
+    mean: tuple[Real, Real, Real] = (0.485, 0.456, 0.406)
+    std: tuple[Real, Real, Real] = (0.229, 0.224, 0.225)
     num_workers: StrictInt = Field(2, ge=0)
 
     @model_validator(mode="after")
@@ -109,10 +110,10 @@ class MaskConfig(_Strict):
 
     num_context: StrictInt = Field(1, ge=1)
     num_targets: StrictInt = Field(4, ge=1)
-    context_scale: tuple[float, float] = (0.85, 1.0)
-    context_aspect: tuple[float, float] = (1.0, 1.0)
-    target_scale: tuple[float, float] = (0.15, 0.2)
-    target_aspect: tuple[float, float] = (0.75, 1.5)
+    context_scale: tuple[Real, Real] = (0.85, 1.0)
+    context_aspect: tuple[Real, Real] = (1.0, 1.0)
+    target_scale: tuple[Real, Real] = (0.15, 0.2)
+    target_aspect: tuple[Real, Real] = (0.75, 1.5)
     min_keep: StrictInt = Field(4, ge=1)  # fewest context tokens a sample may keep
     max_tries: StrictInt = Field(50, ge=1)
 
@@ -126,7 +127,7 @@ class MaskConfig(_Strict):
 
 
 class LevelSpec(_Strict):
-    weight: float = Field(1.0, ge=0)
+    weight: Real = Field(1.0, ge=0)
 
 
 class ModelConfig(_Strict):
@@ -134,7 +135,7 @@ class ModelConfig(_Strict):
     embed_dim: StrictInt = Field(192, ge=8)
     depth: StrictInt = Field(6, ge=1)
     num_heads: StrictInt = Field(3, ge=1)
-    mlp_ratio: float = Field(4.0, gt=0)
+    mlp_ratio: Real = Field(4.0, gt=0)
     predictor_embed_dim: StrictInt = Field(96, ge=8)
     predictor_depth: StrictInt = Field(3, ge=1)
     predictor_num_heads: StrictInt = Field(3, ge=1)
@@ -162,17 +163,17 @@ class ModelConfig(_Strict):
 class OptimConfig(_Strict):
     epochs: StrictInt = Field(100, ge=1)
     batch_size: StrictInt = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0)  # peak, reached after warmup
-    start_lr: float = Field(2e-4, ge=0)
-    final_lr: float = Field(1e-6, ge=0)
-    warmup_epochs: float = Field(10, ge=0)
+    lr: LearningRate = 1e-3  # peak, reached after warmup
+    start_lr: Real = Field(2e-4, ge=0, le=MAX_LR)
+    final_lr: Real = Field(1e-6, ge=0, le=MAX_LR)
+    warmup_epochs: Real = Field(10, ge=0)
     weight_decay: tuple[WeightDecay, WeightDecay] = Field(
         (0.04, 0.4),
         description=f"AdamW's weight decay, a cosine ramp start -> end, each in [0, "
         f"{MAX_WEIGHT_DECAY}]",
     )
-    ema_momentum: tuple[float, float] = (0.996, 1.0)  # linear ramp start -> end
-    grad_clip: float | None = Field(None, gt=0)
+    ema_momentum: tuple[Real, Real] = (0.996, 1.0)  # linear ramp start -> end
+    grad_clip: Real | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> OptimConfig:
@@ -186,17 +187,17 @@ class CollapseConfig(_Strict):
     """Thresholds of the collapse watch (see ``train.jepa.collapse``)."""
 
     probe_samples: StrictInt = Field(512, ge=8)
-    min_std_ratio: float = Field(0.5, gt=0)  # warn when the std ratio falls below this x its best
-    min_rank_ratio: float = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
+    min_std_ratio: Real = Field(0.5, gt=0)  # warn when the std ratio falls below this x its best
+    min_rank_ratio: Real = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
 
 class RegularizerConfig(_Strict):
     """Anti-collapse terms on the context encoder's image embeddings (``train.jepa.regularizers``:
     VICReg variance and covariance as in C-JEPA, LeJEPA's SIGReg); a weight of 0 turns one off."""
 
-    variance_weight: float = Field(0.0, ge=0)
-    covariance_weight: float = Field(0.0, ge=0)
-    sigreg_weight: float = Field(0.0, ge=0)
+    variance_weight: Real = Field(0.0, ge=0)
+    covariance_weight: Real = Field(0.0, ge=0)
+    sigreg_weight: Real = Field(0.0, ge=0)
     sigreg_slices: StrictInt = Field(256, ge=1)
 
 

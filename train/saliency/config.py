@@ -21,6 +21,7 @@ from pydantic import (
 from train.summary import SUMMARY_JSON, SUMMARY_MD
 from trajkit.cli import MAX_THREADS, describe_validation_error, short_repr
 from trajkit.presets import config_file
+from trajkit.real import LearningRate, Real
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -49,8 +50,8 @@ class DataConfig(_Strict):
         64, ge=16, le=1024, description="side of the square grid, multiple of 8"
     )
     fit: Literal["resize", "letterbox"] = "letterbox"
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    test_fraction: float = Field(0.1, ge=0, lt=1)
+    val_fraction: Real = Field(0.1, ge=0, lt=1)
+    test_fraction: Real = Field(0.1, ge=0, lt=1)
     split_seed: Seed = 0
     max_train_stimuli: StrictInt | None = Field(None, ge=2, description="cap for quick runs")
     max_val_stimuli: StrictInt | None = Field(None, ge=1)
@@ -80,15 +81,15 @@ class EntropyConfig(_Strict):
     w * H (sharpens maps that come out too flat).
     """
 
-    weight: float = Field(0.0, ge=0, le=10)
+    weight: Real = Field(0.0, ge=0, le=10)
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
 class TrainConfig(_Strict):
     epochs: StrictInt = Field(10, ge=1)
     batch_size: StrictInt = Field(8, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    lr: LearningRate = 1e-3
+    weight_decay: Real = Field(1e-4, ge=0)
     seed: Seed = 0
     threads: StrictInt = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
 

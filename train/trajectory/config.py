@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error, short_repr
 from trajkit.presets import config_file, preset_file
+from trajkit.real import LearningRate, Real
 from trajkit.seeds import MAX_SEED, Seed
 from trajkit.yamlfile import read_yaml_mapping
 
@@ -82,15 +83,15 @@ class TrainConfig(BaseModel):
     out: str
     epochs: StrictInt = Field(gt=0, le=MAX_EPOCHS)
     batch_size: StrictInt = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(0.05, ge=0.0)
-    warmup_epochs: float = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")
-    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0, description="final lr / peak lr")
-    grad_clip: float = Field(1.0, gt=0.0, description="max global gradient norm")
-    future_weight: float = Field(
+    lr: LearningRate = 1e-3
+    weight_decay: Real = Field(0.05, ge=0.0)
+    warmup_epochs: Real = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")
+    min_lr_ratio: Real = Field(0.01, ge=0.0, le=1.0, description="final lr / peak lr")
+    grad_clip: Real = Field(1.0, gt=0.0, description="max global gradient norm")
+    future_weight: Real = Field(
         1.0, ge=0.0, description="weight of the Smooth-L1 future-position loss"
     )
-    trajectory_weight: float = Field(
+    trajectory_weight: Real = Field(
         0.0,
         ge=0.0,
         description="weight of an auxiliary Smooth-L1 on the ball's positions along the clip "
@@ -99,7 +100,7 @@ class TrainConfig(BaseModel):
     trajectory_steps: StrictInt = Field(
         8, gt=0, description="spans of the clip whose mean positions the auxiliary loss predicts"
     )
-    smooth_l1_beta: float = Field(
+    smooth_l1_beta: Real = Field(
         0.1, gt=0.0, description="Smooth-L1 transition, in normalised units ([-1, 1] per axis)"
     )
     extractor_options: dict[str, Any] = Field(
@@ -108,7 +109,7 @@ class TrainConfig(BaseModel):
     )
     fusion_dim: StrictInt = Field(128, gt=0)
     fusion_layers: StrictInt = Field(1, ge=0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: Real = Field(0.0, ge=0.0, lt=1.0)
     augment: bool = False
     subtract_background: bool = Field(
         True, description="feed each clip minus its per-pixel temporal mean (static cameras)"
