@@ -10,7 +10,6 @@ Target: at least 1,000 samples/s, well above what any extractor here consumes.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,20 +17,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from train.trajectory.config import MAX_BATCH_SIZE  # noqa: E402
+from trajkit.cli import (  # noqa: E402
+    MAX_WORKERS,
+    OneLineParser,
+    exit_on_interrupt,
+    failed_io,
+    folder_arg,
+    one_line,
+    whole_number,
+)
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, help="default data/.bench/bench_dataset[_shards]")
+
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="bench_dataset.py", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=folder_arg, help="default data/.bench/bench_dataset[_shards]")
     p.add_argument("--format", choices=("pt", "shards", "rendered"), default="pt")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=2)
-    args = p.parse_args()
+    p.add_argument("--n", type=whole_number(1), default=1000)
+    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), default=2)
+    p.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=32)
+    p.add_argument("--epochs", type=whole_number(1), default=2)
+    args = p.parse_args(argv)
 
+    from generator.dataformat.sources import DatasetError
+    from generator.pipeline.generate import GenerationError
+
+    try:
+        return measure(args)
+    except (GenerationError, DatasetError) as e:  # a folder locked, damaged or of other data
+        print(f"bench_dataset.py: error: {one_line(e)}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    except OSError as e:
+        print(f"bench_dataset.py: error: {failed_io(e)}", file=sys.stderr)
+        return 1
+
+
+def measure(args) -> int:
     from generator.config import GeneratorConfig
-    from generator.dataformat.dataset import TrajectoryDataset
+    from generator.dataformat.dataset import TrajectoryDataset, read_metadata
     from generator.dataformat.loader import make_loader
+    from generator.dataformat.sources import DatasetError
     from generator.pipeline.generate import generate
     from generator.pipeline.request import Request
     from generator.pipeline.stream import RenderedTrajectoryDataset
@@ -46,6 +71,8 @@ def main() -> int:
             ),
             GeneratorConfig(),
         )
+    if not rendered and (held := read_metadata(args.data).get("format", "pt")) != args.format:
+        raise DatasetError(f"{args.data} holds a {held} dataset, not {args.format}")
     # float32: items normalised in the workers (what a CPU-only consumer wants);
     # uint8: normalize=False, the consumer calls normalize_batch on its device (what the trainer does).
     for recycle in (False, True):
@@ -90,4 +117,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        exit_on_interrupt(main, "bench_dataset stopped; the same command finishes its dataset")
+    )

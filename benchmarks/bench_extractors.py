@@ -4,7 +4,8 @@ The trainer runs the four tiny models at once on a 2-core machine, so each gets 
 core. Each model is built from its recipe (``configs/train/<preset>.yaml`` with its
 ``per_extractor`` settings: trajectory head, extractor options) and fed what the trainer
 feeds it: the default dataset's clips at the recipe's resolution and frame stride (32
-frames of 32 px for tiny). A step is forward + backward + AdamW on a batch of ``batch_size`` four-camera clips.
+frames of 32 px for tiny). A step is forward + backward + AdamW on a batch of ``batch_size`` four-camera clips,
+which the ``clips/cpu-s`` column counts.
 Both the wall time and this process's CPU time are reported; with one thread and other jobs
 on the machine, the CPU time is the steadier figure. The last line projects the four models
 trained together: (sum of CPU s/step) x steps / 2 cores.
@@ -14,18 +15,20 @@ trained together: (sum of CPU s/step) x steps / 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from typing import get_args
 
 import torch
 
 from extractors import list_extractors
 from extractors.cost import count_parameters
 from generator.config import GeneratorConfig
-from train.trajectory.config import build_config
+from train.trajectory.config import TrainConfig, build_config
 from train.trajectory.evaluate import task_loss
 from train.trajectory.loop import make_optimizer
+from trajkit.cli import MAX_THREADS, OneLineParser, exit_on_interrupt, whole_number
 
 
 def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, int, tuple]:
@@ -63,22 +66,30 @@ def time_train_step(name: str, preset: str, repeats: int) -> tuple[list, list, i
     return wall, cpu, count_parameters(model), tuple(video.shape)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=7)
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="bench_extractors.py", description=__doc__.splitlines()[0])
+    known = list_extractors()
+    parser.add_argument("names", nargs="*", help=f"extractors (default: all: {', '.join(known)})")
+    presets = get_args(TrainConfig.model_fields["preset"].annotation)
+    parser.add_argument("--preset", choices=presets, default="tiny")
+    parser.add_argument("--threads", type=whole_number(1, MAX_THREADS), default=1)
+    parser.add_argument("--repeats", type=whole_number(1), default=7)
     parser.add_argument(
         "--samples",
-        type=int,
+        type=whole_number(1),
         default=1600,
         help="training samples per epoch, for the projection (bench-train: 80%% of 2,000)",
     )
-    parser.add_argument("--epochs", type=int, default=10, help="for the projection")
-    args = parser.parse_args()
+    parser.add_argument("--epochs", type=whole_number(1), default=10, help="for the projection")
+    args = parser.parse_args(argv)
+    if unknown := [n for n in args.names if n not in known]:
+        parser.error(f"unknown extractor {unknown[0]!r} (known: {', '.join(known)})")
+    if repeated := [n for n in dict.fromkeys(args.names) if args.names.count(n) > 1]:
+        parser.error(
+            f"{', '.join(repeated)} named more than once: the projection would count it twice"
+        )
     torch.set_num_threads(args.threads)
-    names = args.names or list_extractors()
+    names = args.names or known
     print(
         f"preset {args.preset} as the trainer builds it, {args.threads} thread(s), "
         f"forward+backward+AdamW, median of {args.repeats} steps"
@@ -94,7 +105,7 @@ def main() -> None:
         total_cpu_epoch += cpu_s * (args.samples // batch)
         print(
             f"{name:<12} {params:>10,} {str(shape):>24} {statistics.median(wall):>7.3f} {cpu_s:>7.3f} "
-            f"{batch * 4 / cpu_s:>11.1f}",
+            f"{batch / cpu_s:>11.1f}",  # four-camera clips, as the batch counts them
             flush=True,
         )
     print(
@@ -102,7 +113,8 @@ def main() -> None:
         f"2 cores = {total_cpu_epoch * args.epochs / 2 / 60:.1f} min of compute "
         "(no data loading or validation)"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_on_interrupt(main, "bench_extractors stopped"))

@@ -24,12 +24,12 @@ Reference: the tool this replaces made 10,000 samples in 448 s.
 
 from __future__ import annotations
 
-import argparse
 import mmap
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,6 +38,16 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from trajkit.cli import (  # noqa: E402
+    MAX_WORKERS,
+    OneLineParser,
+    exit_on_interrupt,
+    failed_io,
+    folder_arg,
+    one_line,
+    whole_number,
+)
 
 SMALL_CONFIG = "image_size: 16\nframes: 8\nhorizon: 2\n"
 
@@ -106,22 +116,22 @@ def raw_write_speed(
     ``direct`` writes with ``O_DIRECT`` from an aligned buffer, as the generator writes its
     videos: the device's speed without the page cache's copy (a raw ``fio --direct=1``).
     """
-    path = folder / "raw_write_probe.bin"
     buf = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT needs
     buf.write(os.urandom(block))
-    os.sync()  # finish earlier deletions first: with the "discard" mount option they cost I/O
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0)
-    t0 = time.perf_counter()
-    fd = os.open(path, flags, 0o644)
-    try:
-        written = 0
-        while written < total_bytes:
-            written += os.write(fd, buf)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    elapsed = time.perf_counter() - t0
-    path.unlink()
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".bench_generator-") as tmp:
+        path = Path(tmp) / "raw_write_probe.bin"
+        os.sync()  # finish earlier deletions first: with the "discard" mount option they cost I/O
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0)
+        t0 = time.perf_counter()
+        fd = os.open(path, flags, 0o644)
+        try:
+            written = 0
+            while written < total_bytes:
+                written += os.write(fd, buf)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        elapsed = time.perf_counter() - t0
     return written / elapsed / 1e6
 
 
@@ -171,60 +181,68 @@ def bench_layout(fmt: str, n: int, workers: int, out: Path) -> dict:
 
 
 def peak_memory(n: int, workers: int, where: Path, fmt: str = "pt") -> tuple[int, int, float]:
-    """Peak RSS and PSS (bytes) of ``python -m generator`` and its workers for ``n`` small samples, and seconds."""
-    cfg = where / "small.yaml"
-    cfg.write_text(SMALL_CONFIG)
-    out = where / f"mem_{n}"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "generator", "--n", str(n), "--out", str(out)]
-    cmd += [
-        "--config",
-        str(cfg),
-        "--workers",
-        str(workers),
-        "--quiet",
-        "--checkpoint-every",
-        "2000",
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    with TreeSampler(proc.pid, interval=0.2, pss=True) as tree:
-        proc.wait()
-    shutil.rmtree(out, ignore_errors=True)
-    cfg.unlink(missing_ok=True)
+    """Peak RSS and PSS (bytes) of ``python -m generator`` and its workers for ``n`` small
+    samples in layout ``fmt``, and seconds. Its config and dataset go to a temporary folder
+    in ``where``: a file or folder of the user's there is neither replaced nor removed."""
+    with tempfile.TemporaryDirectory(dir=where, prefix=".bench_generator-") as tmp:
+        cfg, out = Path(tmp) / "small.yaml", Path(tmp) / f"mem_{n}"
+        cfg.write_text(SMALL_CONFIG)
+        cmd = [sys.executable, "-m", "generator", "--n", str(n), "--out", str(out),
+               "--config", str(cfg), "--format", fmt, "--workers", str(workers), "--quiet",
+               "--checkpoint-every", "2000"]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        with TreeSampler(proc.pid, interval=0.2, pss=True) as tree:
+            proc.wait()
+    seconds = time.perf_counter() - t0  # with the removal of what it wrote, as before
     if proc.returncode != 0:
         raise SystemExit(f"generator failed with exit {proc.returncode}")
-    return tree.peak_rss, tree.peak_pss, time.perf_counter() - t0
+    return tree.peak_rss, tree.peak_pss, seconds
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="bench_generator.py", description=__doc__.splitlines()[0])
+    positive = whole_number(1)
     p.add_argument(
-        "--n", type=int, default=2000, help="samples per layout (--n 10000 times the main job)"
+        "--n", type=positive, default=2000, help="samples per layout (--n 10000 times the main job)"
     )
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=2)
     p.add_argument("--formats", nargs="+", default=["pt", "shards"], choices=["pt", "shards"])
-    p.add_argument("--memory", nargs=2, type=int, default=[1000, 20000], metavar=("SMALL", "LARGE"))
+    p.add_argument(
+        "--memory", nargs=2, type=positive, default=[1000, 20000], metavar=("SMALL", "LARGE")
+    )
     p.add_argument("--memory-format", choices=["pt", "shards"], default="pt")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--where", type=Path, default=ROOT / "data" / ".bench")
-    args = p.parse_args()
+    p.add_argument("--where", type=folder_arg, default=ROOT / "data" / ".bench")
+    args = p.parse_args(argv)
+    try:
+        return measure(args)
+    except OSError as e:  # a full disk, --where under a file or unwritable
+        print(f"bench_generator.py: error: {failed_io(e)}", file=sys.stderr)
+        return 1
 
+
+def measure(args) -> int:
     from generator.config import GeneratorConfig
+    from generator.pipeline.generate import GenerationError
     from generator.pipeline.preflight import bytes_per_sample
 
     args.where.mkdir(parents=True, exist_ok=True)
-    out = args.where / "bench_generator"
     print(f"{os.cpu_count()} CPUs; {load()} at start; {args.n} samples, {args.workers} workers")
     results = []
     raws = []  # MB/s, before and after the generator runs: this VM's disk is not steady
     size = bytes_per_sample(GeneratorConfig()) * args.n  # every probe writes a pt run's bytes
-    try:
+    with tempfile.TemporaryDirectory(dir=args.where, prefix=".bench_generator-") as tmp:
+        out = Path(tmp) / "dataset"
         if not args.skip_speed:
             raws.append(raw_write_speed(args.where, size))
         for fmt in [] if args.skip_speed else args.formats:
-            r = bench_layout(fmt, args.n, args.workers, out)
+            try:
+                r = bench_layout(fmt, args.n, args.workers, out)
+            except GenerationError as e:
+                print(f"bench_generator.py: error: {one_line(e)}", file=sys.stderr)
+                return e.exit_code
             results.append(r)
             print(
                 f"{fmt:>6}: write {r['rate']:.0f} samples/s ({r['elapsed']:.1f} s, {r['mbs']:.0f} MB/s), "
@@ -236,8 +254,6 @@ def main() -> int:
         if results:
             raws.append(raw_write_speed(args.where, size))
             direct = raw_write_speed(args.where, size, direct=True)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
     if results:
         print(
             f"disk: raw sequential write of {size / 1e9:.2f} GB with fsync = "
@@ -277,4 +293,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_interrupt(main, "bench_generator stopped; what it wrote was removed"))

@@ -42,8 +42,17 @@ from train.jepa.config import ConfigError, apply_overrides, load_config
 from train.jepa.evaluation import RawPixels, eval_splits, evaluate, load_encoder
 from train.jepa.probes import mcnemar_greater
 from train.jepa.train import train
-from trajkit.cli import OneLineParser
+from trajkit.cli import (
+    MAX_THREADS,
+    MAX_WORKERS,
+    OneLineParser,
+    failed_io,
+    folder_arg,
+    number_arg,
+    whole_number,
+)
 from trajkit.files import write_json_atomic
+from trajkit.seeds import MAX_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [str(ROOT / "configs/jepa/tiny.yaml"), str(ROOT / "configs/jepa/digits.yaml")]
@@ -242,26 +251,40 @@ def cpu_seconds(who: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="bench_jepa.py", description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=CONFIGS)
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-jepa"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, help="override the configs' epochs")
-    parser.add_argument("--margin", type=float, default=0.15, help="required mean k-NN gain")
+    parser.add_argument("--out", type=folder_arg, default=Path("runs/bench-jepa"))
+    parser.add_argument("--seeds", type=whole_number(0, MAX_SEED), nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=whole_number(1), help="override the configs' epochs")
+    parser.add_argument(  # a k-NN gain is -1..1
+        "--margin",
+        type=number_arg(float, -1.0, False),
+        default=0.15,
+        help="required mean k-NN gain",
+    )
     parser.add_argument(
         "--alpha",
-        type=float,
+        type=number_arg(float, 0.0, True),
         default=0.01,
         help="required significance (image-level sign test, one-sided)",
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=whole_number(1, MAX_WORKERS),
         default=len(os.sched_getaffinity(0)),
         help="cells run at once (default: the usable cores)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument(
+        "--threads", type=whole_number(1, MAX_THREADS), default=1, help="torch threads per job"
+    )
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.threads < 1:
-        parser.error("--jobs and --threads must be at least 1")
+    if args.alpha >= 1:
+        parser.error(f"--alpha must be under 1 (at 1 every p passes), got {args.alpha}")
+    # a repeated cell: two processes writing one run folder (OUT/CONFIG_STEM/seedN)
+    for flag, values in (
+        ("--configs", [Path(c).stem for c in args.configs]),
+        ("--seeds", args.seeds),
+    ):
+        if repeated := [str(v) for v in dict.fromkeys(values) if values.count(v) > 1]:
+            parser.error(f"{flag} names {', '.join(repeated)} more than once: one run folder each")
     cells = [
         (i, config, args.out / Path(config).stem, seed, args.epochs)
         for i, (config, seed) in enumerate((c, s) for c in args.configs for s in args.seeds)
@@ -305,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
         - children,
         "load_average": os.getloadavg(),
     }
-    write_json_atomic(args.out / "bench.json", report)
     print(
         f"{report['wall_seconds'] / 60:.1f} min, {report['cpu_seconds'] / 60:.1f} CPU min "
         f"({report['jobs']} jobs of {report['threads']} thread(s); load average "
@@ -313,10 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     failed = [Path(r["config"]).name for r in reports if r["failures"]]
     if failed:
-        print(f"FAIL: {', '.join(failed)} (see above)")
+        print(f"FAIL: {', '.join(failed)} (see above)", flush=True)
+    else:
+        print(
+            f"ok: every config learns on every seed without collapse (margin {args.margin:+.2f})",
+            flush=True,
+        )
+    try:  # last: a full disk loses the file, not the verdict printed
+        write_json_atomic(args.out / "bench.json", report)
+    except OSError as e:
+        print(f"bench_jepa.py: error: the report is not saved: {failed_io(e)}", file=sys.stderr)
         return 1
-    print(f"ok: every config learns on every seed without collapse (margin {args.margin:+.2f})")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ variants beat the centre bias (IG > 0).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -22,20 +21,49 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from train.saliency.config import load_config, parse_config  # noqa: E402
-from train.saliency.loop import build_data, run  # noqa: E402
-from train.saliency.synthetic import write_synthetic  # noqa: E402
+from train.checkpoint import CheckpointError  # noqa: E402
+from train.run_folder import RunFolderBusy  # noqa: E402
+from train.saliency.config import ConfigError, load_config, parse_config  # noqa: E402
+from train.saliency.loop import NoBestEpoch, NonFiniteLoss, build_data, run  # noqa: E402
+from train.saliency.records import LayoutError, StimulusFileError  # noqa: E402
+from train.saliency.run_folder import RunFolderError  # noqa: E402
+from train.saliency.synthetic import MAX_STIMULI, write_synthetic  # noqa: E402
+from trajkit.cli import (  # noqa: E402
+    OneLineParser,
+    exit_on_interrupt,
+    failed_io,
+    folder_arg,
+    one_line,
+    whole_number,
+)
+from trajkit.seeds import MAX_SEED  # noqa: E402
 
 METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--stimuli", type=int, default=160)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", type=Path, help="keep data and run folders here")
+    ap = OneLineParser(prog="bench_saliency.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stimuli", type=whole_number(1, MAX_STIMULI), default=160)
+    ap.add_argument("--epochs", type=whole_number(1), default=6)
+    ap.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
+    ap.add_argument("--keep", type=folder_arg, help="keep data and run folders here")
     args = ap.parse_args(argv)
+    try:
+        return measure(args)
+    except (ConfigError, LayoutError, RunFolderError, RunFolderBusy) as e:  # too few stimuli
+        print(
+            f"bench_saliency.py: error: {one_line(e)} (--stimuli {args.stimuli})", file=sys.stderr
+        )
+        return 2
+    except (StimulusFileError, CheckpointError, NoBestEpoch, NonFiniteLoss) as e:
+        print(f"bench_saliency.py: error: {one_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, --keep under a file
+        print(f"bench_saliency.py: error: {failed_io(e)}", file=sys.stderr)
+        return 1
+
+
+def measure(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         data = write_synthetic(work / "synthetic_MIT1003", args.stimuli, seed=args.seed)
@@ -92,4 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_interrupt(main, "bench_saliency stopped"))

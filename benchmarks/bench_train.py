@@ -39,15 +39,23 @@ test on the clips only one of them got right, from ``train.evaluate``'s clips fi
 p covers the held-out clips' noise only, so it says whether two trained models differ; a
 retrained model moves by more, which the seeds above measure.
 
+A dataset folder already under ``--data-root`` is used only if its ``metadata.json`` names
+what its level asks for (the seed, the level's generator config, this renderer's version and
+the sample count); one made otherwise is refused, not made again over it.
+
 ``--reuse`` takes a round already trained under ``--out`` (every extractor trained on the
 same dataset for the same epochs from the same training seed, and finished) instead of
 training it again, so seeds run on another day join one table; its runs are scored on the
-held-out set unless they already were, so ``--eval-seed`` can score trained runs on fresh
-clips that nothing was chosen by.
+held-out set unless they already were (a record names the identity of the data it scored,
+``train.evaluate``'s ``dataset``), so ``--eval-seed`` can score trained runs on fresh
+clips that nothing was chosen by. A record of other data under the held-out set's name is
+renamed ``NAME.all.IDENTITY.json`` and the run scored again, in a line saying so.
 Ctrl-C or SIGTERM stops the step under way (the generator or the round's runs stop
 cleanly) and exits 130.
 
-Exit 1 when a target is missed. Usage:
+The table is printed before ``levels.md`` and ``levels.json`` are written. Exit 1 when a
+target is missed, a dataset cannot be generated or the table cannot be saved; 2 for a bad or
+repeated flag value or a dataset folder of other data. Usage:
 
     python benchmarks/bench_train.py [--preset easy medium hard] [--seeds 0 1] [--train-seeds 0 1]
                                      [--n N] [--epochs E] [--extractors ...]
@@ -57,9 +65,9 @@ Exit 1 when a target is missed. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -72,10 +80,22 @@ from pathlib import Path
 import yaml
 
 from train.summary import table_cell
-from trajkit.cli import exit_on_interrupt
-from trajkit.files import json_text
+from train.trajectory.config import MAX_EPOCHS
+from train.trajectory.evaluate_cli import dataset_identity
+from trajkit.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    failed_io,
+    folder_arg,
+    one_line,
+    short_repr,
+    whole_number,
+)
+from trajkit.files import json_text, read_json, write_atomic
+from trajkit.seeds import MAX_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "generator"  # LEVEL.yaml: the generator config of each level
 LEVELS = ("easy", "medium", "hard")
 EASY_ACCURACY = 0.95
 HARD_ACCURACY = 0.90
@@ -114,31 +134,80 @@ def run(cmd: list[str]) -> int:
         raise
 
 
-def dataset(level: str, seed: int, n: int, folder: Path) -> Path | None:
-    """``folder``, generated unless it is already there; None when the generator failed."""
-    if not (folder / "metadata.json").exists():
+class BenchError(Exception):
+    """What the benchmark cannot go on from, in one line: exit 2."""
+
+
+def dataset(level: str, seed: int, n: int, folder: Path) -> dict | None:
+    """The metadata of ``folder``, generated unless it is already there; None when the
+    generator failed. A folder already there must hold what ``level``, ``seed`` and ``n``
+    ask for (``checked``)."""
+    want = level_dataset(level, seed, n)
+    if not os.path.lexists(folder / "metadata.json"):
         workers = str(len(os.sched_getaffinity(0)))
-        config = ROOT / "configs" / "generator" / f"{level}.yaml"
         code = run([sys.executable, "-m", "generator", "--n", str(n), "--out", str(folder),
-                    "--seed", str(seed), "--config", str(config), "--workers", workers,
-                    "--resume", "--quiet"])  # fmt: skip
+                    "--seed", str(seed), "--config", str(CONFIGS / f"{level}.yaml"),
+                    "--workers", workers, "--resume", "--quiet"])  # fmt: skip
         if code:
             return None
-    return folder
+    return checked(folder, want, level)
+
+
+def level_dataset(level: str, seed: int, n: int) -> dict:
+    """What ``dataset_identity`` reads of the dataset the level asks for: the seed, the
+    level's generator config, this renderer's version, ``n`` samples."""
+    from generator.config import ConfigError, load_config
+    from generator.render.sample import RENDER_VERSION
+
+    try:
+        config = load_config(CONFIGS / f"{level}.yaml").model_dump(mode="json")
+    except ConfigError as e:
+        raise BenchError(str(e)) from None
+    return {"seed": seed, "config": config, "render_version": RENDER_VERSION, "total_samples": n}
+
+
+def checked(folder: Path, want: dict, level: str) -> dict:
+    """``folder``'s metadata if it holds the dataset ``want`` describes, else BenchError
+    saying what differs. Refused, not generated again: ``--data-root`` may be anyone's
+    folder, and ``--reuse`` would take the rounds trained on the old data under ``--out``
+    (known by the folder's path) as trained on the new."""
+    from generator.dataformat.dataset import read_metadata
+    from generator.dataformat.metadata import renderer_of
+    from generator.dataformat.sources import DatasetError
+
+    try:
+        meta = read_metadata(folder)
+    except DatasetError as e:
+        raise BenchError(str(e)) from None
+    if dataset_identity(meta) == dataset_identity(want):
+        return meta
+    have = {key: meta.get(key) for key in want} | {"render_version": renderer_of(meta)}
+    differ = [
+        f"{key} {short_repr(have[key])}, not {want[key]}"
+        for key in ("seed", "total_samples", "render_version")
+        if have[key] != want[key]
+    ]
+    if have["config"] != want["config"]:
+        differ.append(f"another config than {CONFIGS / f'{level}.yaml'}")
+    raise BenchError(
+        f"{folder} holds other data than {level} asks for ({'; '.join(differ)}): move it "
+        "away, and the rounds trained on it under --out, to make it again"
+    )
 
 
 def round_of(
-    level: str, seed: int, train_seed: int, args: argparse.Namespace, held_out: Path
+    level: str, seed: int, train_seed: int, args: argparse.Namespace, held_out: HeldOut
 ) -> tuple[list[dict], float | None, list[str]] | None:
     """Generate (or reuse) one level's dataset of ``seed``, train the extractors on it from
     ``train_seed`` and score them on ``held_out``: the runs' held-out records, the minutes
     (None for a round ``--reuse`` read) and the classes."""
     n, epochs = budget(level, args)
-    data = dataset(level, seed, n, args.data_root / f"train_{level}_s{seed}_{n}")
-    if data is None:
+    data = args.data_root / f"train_{level}_s{seed}_{n}"
+    meta = dataset(level, seed, n, data)
+    if meta is None:
         return None
     out = args.out / f"{level}_s{seed}_t{train_seed}"
-    classes = json.loads((data / "metadata.json").read_text())["classes"]
+    classes = meta["classes"]
     if args.reuse and (runs := trained_round(out, args.extractors, data, epochs, train_seed)):
         print(f"{out.name}: reusing its trained runs", flush=True)
         return held_out_records(runs, held_out), None, classes
@@ -162,6 +231,8 @@ def trained_round(
     runs = []
     for name in extractors:
         path = out / name
+        if not (path / "config.yaml").is_file():  # a FIFO would block the read
+            return None
         try:
             cfg = yaml.safe_load((path / "config.yaml").read_text())
         except (OSError, ValueError, yaml.YAMLError):
@@ -176,21 +247,63 @@ def trained_round(
     return runs
 
 
-def held_out_records(runs: list[Path], held_out: Path) -> list[dict]:
+class HeldOut:
+    """A level's held-out set: its folder and ``dataset_identity``, which a score record
+    must name to be taken (the folder's path alone named other data once it was made
+    again from another config)."""
+
+    def __init__(self, folder: Path, meta: dict) -> None:
+        self.folder, self.identity = folder, dataset_identity(meta)
+
+
+def held_out_records(runs: list[Path], held_out: HeldOut) -> list[dict]:
     """Each run's ``train.evaluate`` record on ``held_out``; the runs without one are scored
-    first, so trained runs can be scored on another held-out set without training again."""
+    first, so trained runs can be scored on another held-out set without training again. A
+    record of other data in the way (``train.evaluate`` would refuse to replace it) is kept
+    beside it under its dataset's identity, and the run scored again."""
+    name = f"{held_out.folder.name}.all"
 
     def record_of(path: Path) -> dict | None:
-        try:
-            record = json.loads((path / "evaluations" / f"{held_out.name}.all.json").read_text())
-        except (OSError, ValueError):
+        file = path / "evaluations" / f"{name}.json"
+        if not file.is_file():  # a FIFO would block the read
             return None
-        return record if isinstance(record, dict) and record.get("data") == str(held_out) else None
+        try:
+            record = read_json(file)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        if record.get("dataset") != held_out.identity:
+            aside = set_aside(file, record)
+            print(f"{path}: {file.name} scored other data than {held_out.folder} holds (dataset "
+                  f"{short_repr(record.get('dataset'))}, not {held_out.identity}); scoring it "
+                  f"again, that record kept as {aside.name}", flush=True)  # fmt: skip
+            return None
+        return record
 
     if unscored := [path for path in runs if record_of(path) is None]:
-        run([sys.executable, "-m", "train.evaluate", *map(str, unscored), "--data", str(held_out),
-             "--quiet"])  # fmt: skip
+        run([sys.executable, "-m", "train.evaluate", *map(str, unscored),
+             "--data", str(held_out.folder), "--quiet"])  # fmt: skip
     return [record for record in map(record_of, runs) if record is not None]
+
+
+def set_aside(file: Path, record: dict) -> Path:
+    """Rename ``file``, a record of other data, to a name of its own that holds that data's
+    identity: kept, where ``train.evaluate`` would refuse to score the run again."""
+    other = record.get("dataset")
+    tag = other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{12}", other) else "unnamed"
+    stem, number = file.name.removesuffix(".json"), 1
+    while True:
+        aside = file.with_name(
+            f"{stem}.{tag}.json" if number == 1 else f"{stem}.{tag}.{number}.json"
+        )
+        try:
+            os.link(file, aside)  # never over a record set aside before
+        except FileExistsError:
+            number += 1
+            continue
+        file.unlink()
+        return aside
 
 
 def _pct(value: float | None) -> str:
@@ -444,55 +557,73 @@ def missed_targets(rows: list[dict], minutes: dict[str, list[float]]) -> list[st
     return missed
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="bench_train.py", description=__doc__.splitlines()[0])
+    seed = whole_number(0, MAX_SEED)
     p.add_argument("--preset", nargs="+", choices=LEVELS, default=["easy"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="dataset seeds")
-    p.add_argument("--train-seeds", nargs="+", type=int,
+    p.add_argument("--seeds", nargs="+", type=seed, default=[0], help="dataset seeds")
+    p.add_argument("--train-seeds", nargs="+", type=seed,
                    help="training seeds, each trained on every dataset seed; a dataset seed's "
                    "accuracy is its runs' mean (default: the dataset seed alone)")  # fmt: skip
-    p.add_argument("--n", type=int, help="training samples per dataset (default: BUDGETS)")
-    p.add_argument("--epochs", type=int, help="default: BUDGETS")
+    p.add_argument(
+        "--n", type=whole_number(1), help="training samples per dataset (default: BUDGETS)"
+    )
+    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="default: BUDGETS")
     p.add_argument("--extractors", nargs="+", default=["i3d", "slowfast", "transformer", "magvit"])
-    p.add_argument("--data-root", type=Path, default=ROOT / "data" / ".bench")
-    p.add_argument("--out", type=Path, default=ROOT / "data" / ".bench" / "train_runs")
-    p.add_argument("--eval-n", type=int, default=2000, help="held-out samples per level")
-    p.add_argument("--eval-seed", type=int, default=1000, help="the held-out sets' seed")
+    p.add_argument("--data-root", type=folder_arg, default=ROOT / "data" / ".bench")
+    p.add_argument("--out", type=folder_arg, default=ROOT / "data" / ".bench" / "train_runs")
+    p.add_argument(
+        "--eval-n", type=whole_number(1), default=2000, help="held-out samples per level"
+    )
+    p.add_argument("--eval-seed", type=seed, default=1000, help="the held-out sets' seed")
     p.add_argument("--reuse", action="store_true",
                    help="read a round already scored under --out (same data, epochs, training "
                    "seed and held-out set) instead of training it again")  # fmt: skip
-    args = p.parse_args()
-    if args.train_seeds and min(args.train_seeds) < 0:
-        p.error("--train-seeds must be 0 or more")
+    args = p.parse_args(argv)
+    for flag in ("preset", "seeds", "train_seeds", "extractors"):
+        values = getattr(args, flag) or []
+        if repeated := [str(v) for v in dict.fromkeys(values) if values.count(v) > 1]:
+            p.error(f"--{flag.replace('_', '-')} names {', '.join(repeated)} more than once: "
+                    "the same runs would count twice")  # fmt: skip
     if args.eval_seed in args.seeds:
         p.error(
             f"--eval-seed {args.eval_seed} is also a training seed; the held-out set must not be"
         )
+    for folder in (args.data_root, args.out):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # under a file, unwritable: said now, not after hours of training
+            print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
+            return 2
 
     results: dict[str, dict[int, list[dict]]] = {}
     minutes: dict[str, list[float]] = {}
     classes: dict[str, list[str]] = {}
-    for level in args.preset:
-        folder = args.data_root / f"eval_{level}_s{args.eval_seed}_{args.eval_n}"
-        held_out = dataset(level, args.eval_seed, args.eval_n, folder)
-        if held_out is None:
-            print(f"{level}: the held-out set could not be generated")
-            return 1
-        for seed in args.seeds:
-            for train_seed in args.train_seeds or [seed]:
-                got = round_of(level, seed, train_seed, args, held_out)
-                if got is None:
-                    print(f"{level} seed {seed}: the dataset could not be generated")
-                    return 1
-                results.setdefault(level, {}).setdefault(seed, []).extend(got[0])
-                if got[1] is not None:  # a reused round was not timed
-                    minutes.setdefault(level, []).append(got[1])
-                classes[level] = got[2]
+    try:
+        for level in args.preset:
+            folder = args.data_root / f"eval_{level}_s{args.eval_seed}_{args.eval_n}"
+            meta = dataset(level, args.eval_seed, args.eval_n, folder)
+            if meta is None:
+                print(f"{level}: the held-out set could not be generated")
+                return 1
+            for seed in args.seeds:
+                for train_seed in args.train_seeds or [seed]:
+                    got = round_of(level, seed, train_seed, args, HeldOut(folder, meta))
+                    if got is None:
+                        print(f"{level} seed {seed}: the dataset could not be generated")
+                        return 1
+                    results.setdefault(level, {}).setdefault(seed, []).extend(got[0])
+                    if got[1] is not None:  # a reused round was not timed
+                        minutes.setdefault(level, []).append(got[1])
+                    classes[level] = got[2]
+    except BenchError as e:
+        print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
+        return 1
     rows = table(results, args.extractors, classes)
     text = markdown(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "levels.md").write_text(text)
-    (args.out / "levels.json").write_text(json_text({"rows": rows, "minutes": minutes}, indent=1))
     budgets = {level: budget(level, args) for level in args.preset}
     print(f"\n{len(args.extractors)} extractors, (samples, epochs) {budgets}, "
           f"dataset seeds {args.seeds}, training seeds {args.train_seeds or 'the dataset seeds'}, "
@@ -512,7 +643,16 @@ def main() -> int:
             print(f"{level}, clip by clip within each round (McNemar's exact test):")
             print("  " + "\n  ".join(clip_lines))
     missed = missed_targets(rows, minutes)
-    print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)))
+    print("targets: " + ("all met" if not missed else "MISSED\n  " + "\n  ".join(missed)),
+          flush=True)  # fmt: skip
+    try:  # last: a full disk or a folder gone loses the files, not what was printed
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.out / "levels.md", text.encode())
+        levels = json_text({"rows": rows, "minutes": minutes}, indent=1)
+        write_atomic(args.out / "levels.json", levels.encode())
+    except OSError as e:
+        print(f"bench_train.py: error: the table is not saved: {failed_io(e)}", file=sys.stderr)
+        return 1
     return 1 if missed else 0
 
 

@@ -1,18 +1,58 @@
-"""benchmarks/bench_train.py --reuse: a trained round is taken, not trained again, and its
-runs are scored on a held-out set they were not scored on yet."""
+"""benchmarks/bench_train.py's datasets and --reuse: a trained round is taken, not trained
+again, and its runs are scored on a held-out set they were not scored on yet; a dataset
+folder or a score record is taken only when it holds the data its level asks for."""
 
 import argparse
 import json
+import os
+import shutil
+import sys
 
+import pytest
 import yaml
 
+from generator.__main__ import main as generate
+from train.trajectory.evaluate_cli import dataset_identity
 
-def trained_round(tmp_path, names=("i3d", "magvit"), scored_on=None):
-    """A round of ``names`` trained on hard seed 3 for 8 epochs from training seed 1, each
-    run scored on ``scored_on`` (a held-out folder) if given."""
-    data = tmp_path / "train_hard_s3_5000"
-    data.mkdir(exist_ok=True)
-    (data / "metadata.json").write_text(json.dumps({"classes": ["Linear", "Circular"]}))
+LEVEL = "frames: 4\nhorizon: 1\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
+TRAIN, HELD_OUT = "train_hard_s3_4", "eval_hard_s1000_4"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A tiny "hard" level's config and its datasets as the bench names them: seed 3 and
+    seed 1000, 4 samples each (seconds to make)."""
+    where = tmp_path_factory.mktemp("bench_level")
+    (where / "configs").mkdir()
+    (where / "configs" / "hard.yaml").write_text(LEVEL)
+    for name, seed in ((TRAIN, 3), (HELD_OUT, 1000)):
+        args = ["--n", "4", "--seed", str(seed), "--out", str(where / name), "--workers", "1"]
+        assert generate([*args, "--config", str(where / "configs" / "hard.yaml"), "--quiet"]) == 0
+    return where
+
+
+@pytest.fixture
+def level(bench, made, tmp_path, monkeypatch):
+    """``tmp_path`` holding a copy of the tiny level (``configs/hard.yaml``, the bench's
+    config of "hard") and its two datasets."""
+    shutil.copytree(made, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setattr(bench, "CONFIGS", tmp_path / "configs")
+    return tmp_path
+
+
+def meta_of(folder):
+    return json.loads((folder / "metadata.json").read_text())
+
+
+def held_out_of(bench, folder):
+    return bench.HeldOut(folder, meta_of(folder))
+
+
+def trained_round(tmp_path, names=("i3d", "magvit"), scored_on=None, dataset=None):
+    """A round of ``names`` trained on hard seed 3 (``TRAIN``) for 8 epochs from training
+    seed 1, each run scored on ``scored_on`` (a held-out folder) if given, its record naming
+    ``dataset`` (default: that folder's identity)."""
+    data = tmp_path / TRAIN
     out = tmp_path / "runs"
     for name in names:
         run = out / "hard_s3_t1" / name
@@ -22,52 +62,63 @@ def trained_round(tmp_path, names=("i3d", "magvit"), scored_on=None):
         (run / "results.json").write_text("{}")
         (run / "best.pt").write_bytes(b"weights")
         if scored_on is not None:
+            identity = dataset or dataset_identity(meta_of(scored_on))
             record = {"extractor": name, "data": str(scored_on), "accuracy": 0.5}
+            record["dataset"] = identity
             (run / "evaluations" / f"{scored_on.name}.all.json").write_text(json.dumps(record))
     args = argparse.Namespace(
-        n=5000, epochs=8, reuse=True, out=out, data_root=tmp_path, extractors=list(names)
+        n=4, epochs=8, reuse=True, out=out, data_root=tmp_path, extractors=list(names)
     )
     return data, out, args
 
 
-def test_a_scored_round_is_read_not_trained(bench, tmp_path, monkeypatch):
-    held_out = tmp_path / "eval_hard_s1000_2000"
-    data, out, args = trained_round(tmp_path, scored_on=held_out)
+def evaluating(tmp_path, held_out, commands):
+    """A stand-in for ``bench.run``: what train.evaluate writes for each run it is given."""
+
+    def evaluate(cmd):
+        commands.append(cmd)
+        if "train.evaluate" in cmd:
+            identity = dataset_identity(meta_of(held_out))
+            for path in cmd[cmd.index("train.evaluate") + 1 : cmd.index("--data")]:
+                record = {"extractor": path.rsplit("/", 1)[1], "data": str(held_out)}
+                record |= {"dataset": identity, "accuracy": 0.7}
+                (tmp_path / path / "evaluations" / f"{held_out.name}.all.json").write_text(
+                    json.dumps(record)
+                )
+        return 0
+
+    return evaluate
+
+
+def test_a_scored_round_is_read_not_trained(bench, level, monkeypatch):
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out)
     commands = []
     monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
-    records, minutes, classes = bench.round_of("hard", 3, 1, args, held_out)
+    records, minutes, classes = bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
     assert [r["extractor"] for r in records] == ["i3d", "magvit"] and minutes is None
-    assert classes == ["Linear", "Circular"] and commands == []
+    assert classes == meta_of(data)["classes"] and commands == []
 
 
 def test_a_trained_round_is_scored_on_a_new_held_out_set_without_training(
-    bench, tmp_path, monkeypatch
+    bench, level, monkeypatch
 ):
     """--eval-seed 2000 on rounds trained and scored on seed 1000: the runs are scored on
     the fresh clips; training them again took 50 minutes a round on 2 cores."""
-    data, out, args = trained_round(tmp_path, scored_on=tmp_path / "eval_hard_s1000_2000")
-    fresh = tmp_path / "eval_hard_s2000_2000"
+    data, out, args = trained_round(level, scored_on=level / HELD_OUT)
+    fresh = level / "eval_hard_s2000_4"
+    shutil.copytree(level / HELD_OUT, fresh)  # its identity is the seed 1000 set's: a stand-in
     commands = []
-
-    def evaluate(cmd):  # what train.evaluate writes for each run it is given
-        commands.append(cmd)
-        for path in cmd[cmd.index("train.evaluate") + 1 : cmd.index("--data")]:
-            record = {"extractor": path.rsplit("/", 1)[1], "data": str(fresh), "accuracy": 0.7}
-            (tmp_path / path / "evaluations" / f"{fresh.name}.all.json").write_text(
-                json.dumps(record)
-            )
-        return 0
-
-    monkeypatch.setattr(bench, "run", evaluate)
-    records, minutes, _ = bench.round_of("hard", 3, 1, args, fresh)
+    monkeypatch.setattr(bench, "run", evaluating(level, fresh, commands))
+    records, minutes, _ = bench.round_of("hard", 3, 1, args, held_out_of(bench, fresh))
     assert [cmd[2] for cmd in commands] == ["train.evaluate"]  # no train.parallel
     assert [r["accuracy"] for r in records] == [0.7, 0.7] and minutes is None
     assert (out / "hard_s3_t1" / "i3d" / "best.pt").read_bytes() == b"weights"
 
 
-def test_a_round_that_differs_or_did_not_finish_is_trained_again(bench, tmp_path, monkeypatch):
-    held_out = tmp_path / "eval_hard_s1000_2000"
-    data, out, args = trained_round(tmp_path, scored_on=held_out)
+def test_a_round_that_differs_or_did_not_finish_is_trained_again(bench, level, monkeypatch):
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out)
     found = bench.trained_round
     assert found(out / "hard_s3_t1", ["i3d"], data, 8, 1) == [out / "hard_s3_t1" / "i3d"]
     assert found(out / "hard_s3_t1", ["i3d"], data, 4, 1) is None  # other epochs
@@ -77,8 +128,130 @@ def test_a_round_that_differs_or_did_not_finish_is_trained_again(bench, tmp_path
     assert found(out / "hard_s3_t1", ["i3d"], data, 8, 1) is None
     (out / "hard_s3_t1" / "magvit" / "config.yaml").write_text("[unclosed")
     assert found(out / "hard_s3_t1", ["magvit"], data, 8, 1) is None
+    (out / "hard_s3_t1" / "magvit" / "config.yaml").unlink()
+    os.mkfifo(out / "hard_s3_t1" / "magvit" / "config.yaml")  # read, it would block
+    assert found(out / "hard_s3_t1", ["magvit"], data, 8, 1) is None
     commands = []
     monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
-    bench.round_of("hard", 3, 1, args, held_out)
+    bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
     assert commands and "train.parallel" in commands[0]
     assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
+
+
+def test_a_dataset_folder_of_the_level_is_used_as_it_is(bench, level, monkeypatch):
+    commands = []
+    monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
+    assert bench.dataset("hard", 3, 4, level / TRAIN) == meta_of(level / TRAIN)
+    assert commands == []
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ("seed", "seed 3, not 4"),
+        ("samples", "total_samples 4, not 5"),
+        ("renderer", "render_version 1, not 2"),
+        ("config", "another config than "),
+    ],
+)
+def test_a_dataset_folder_of_other_data_is_refused_not_used(
+    bench, level, monkeypatch, change, says
+):
+    """The folder was taken whenever its metadata.json existed: after easy.yaml was edited
+    (or the renderer changed), a table labelled easy was computed on other data."""
+    folder, seed, n = level / TRAIN, 3, 4
+    if change == "seed":
+        seed = 4
+    elif change == "samples":
+        n = 5
+    elif change == "renderer":  # made by the renderer before version 2
+        meta = meta_of(folder)
+        meta.pop("render_version")
+        (folder / "metadata.json").write_text(json.dumps(meta))
+    else:  # the level's config edited since
+        (level / "configs" / "hard.yaml").write_text(LEVEL.replace("horizon: 1", "horizon: 2"))
+    before = (folder / "metadata.json").read_bytes()
+    commands = []
+    monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
+    with pytest.raises(bench.BenchError) as refused:
+        bench.dataset("hard", seed, n, folder)
+    message = str(refused.value)
+    assert message.startswith(f"{folder} holds other data than hard asks for (") and says in message
+    assert "\n" not in message and commands == []  # not generated over it
+    assert (folder / "metadata.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "fifo"])
+def test_a_damaged_metadata_file_is_one_line(bench, level, monkeypatch, damage):
+    path = level / TRAIN / "metadata.json"
+    text = path.read_text()
+    path.unlink()
+    if damage == "fifo":
+        os.mkfifo(path)  # read, it would block
+    else:
+        path.write_text("" if damage == "empty" else text[: len(text) // 2])
+    monkeypatch.setattr(bench, "run", lambda cmd: pytest.fail(f"ran {cmd}"))
+    with pytest.raises(bench.BenchError) as refused:
+        bench.dataset("hard", 3, 4, level / TRAIN)
+    assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_command_refuses_a_held_out_set_of_another_config(bench, level, monkeypatch, capsys):
+    """The finding's repro: a medium set at the easy held-out set's path gave a table
+    labelled easy, scored on medium clips, and no word of it."""
+    data, out, args = trained_round(level, scored_on=level / HELD_OUT)
+    (level / "configs" / "hard.yaml").write_text(LEVEL.replace("horizon: 1", "horizon: 2"))
+    monkeypatch.setattr(bench, "run", lambda cmd: pytest.fail(f"ran {cmd}"))
+    argv = ["--preset", "hard", "--seeds", "3", "--train-seeds", "1", "--n", "4", "--epochs", "8"]
+    argv += ["--eval-n", "4", "--data-root", str(level), "--out", str(out), "--reuse"]
+    argv += ["--extractors", "i3d", "magvit"]
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv])
+    assert bench.main() == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"bench_train.py: error: {level / HELD_OUT} holds other data than hard asks for "
+        f"(another config than {level / 'configs' / 'hard.yaml'}): move it away, and the "
+        "rounds trained on it under --out, to make it again\n"
+    )
+    assert "| hard |" not in captured.out and not (out / "levels.md").exists()
+
+
+@pytest.mark.parametrize("recorded", ["0123456789ab", None, "../x\ny"])
+def test_a_record_of_other_data_is_kept_aside_and_the_run_scored_again(
+    bench, level, monkeypatch, capsys, recorded
+):
+    """A record was taken when its ``data`` path was the held-out folder's, whatever that
+    folder held when it was scored. One naming another dataset identity (or none, from
+    before records named it) is renamed out of ``train.evaluate``'s way, which refuses to
+    replace it, and the run is scored again."""
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out, dataset=recorded or "-")
+    record = out / "hard_s3_t1" / "i3d" / "evaluations" / f"{HELD_OUT}.all.json"
+    for path in record, out / "hard_s3_t1" / "magvit" / "evaluations" / record.name:
+        old = json.loads(path.read_text())
+        if recorded is None:
+            del old["dataset"]
+        path.write_text(json.dumps(old))
+    before = record.read_bytes()
+    commands = []
+    monkeypatch.setattr(bench, "run", evaluating(level, held_out, commands))
+    records, minutes, _ = bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+    assert [cmd[2] for cmd in commands] == ["train.evaluate"]
+    assert [r["accuracy"] for r in records] == [0.7, 0.7]
+    tag = recorded if recorded == "0123456789ab" else "unnamed"
+    kept = record.with_name(f"{HELD_OUT}.all.{tag}.json")
+    assert kept.read_bytes() == before
+    lines = capsys.readouterr().out.splitlines()
+    says = [line for line in lines if "scored other data" in line]
+    assert len(says) == 2 and f"scoring it again, that record kept as {kept.name}" in says[0]
+    assert says[0].startswith(f"{record.parent.parent}: {record.name} scored other data than")
+
+
+def test_a_record_set_aside_never_replaces_one_set_aside_before(bench, tmp_path):
+    record = tmp_path / "eval_hard_s1000_4.all.json"
+    for text in ("first", "second"):
+        record.write_text(text)
+        bench.set_aside(record, {"dataset": "0123456789ab"})
+    assert not record.exists()
+    assert (tmp_path / "eval_hard_s1000_4.all.0123456789ab.json").read_text() == "first"
+    assert (tmp_path / "eval_hard_s1000_4.all.0123456789ab.2.json").read_text() == "second"
