@@ -382,8 +382,14 @@ def test_a_config_file_given_with_resume_may_not_change_the_run(dataset, tmp_pat
     err = one_error_line(capsys)
     assert f"--resume cannot change lr {saved['lr']!r} -> {saved['lr'] * 10!r}" in err, err
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
-    assert train([*resume, "--config", str(same)]) == 0
+    # The same value spelt 1e-03, which YAML reads as text: "cannot change lr 0.001 -> '1e-03'".
+    spelt = tmp_path / "spelt.yaml"
+    spelt.write_text(f"lr: {saved['lr']:.0e}\n")
+    assert isinstance(yaml.safe_load(spelt.read_text())["lr"], str)
+    assert train([*resume, "--config", str(spelt)]) == 0, one_error_line(capsys)
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert train([*argv, "--epochs", "3", "--resume", *FAST, "--config", str(same)]) == 0
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
 @pytest.mark.parametrize(

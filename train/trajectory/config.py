@@ -304,19 +304,21 @@ def resumed_config(saved: dict[str, Any], explicit: dict[str, Any]) -> TrainConf
             "cannot replace it: drop --render (a moved copy of that dataset goes to --data)"
         )
     refuse_render_settings(explicit, render)
-    changed = sorted(
-        k
-        for k, v in explicit.items()
-        if v is not None and k not in RUNTIME_FIELDS and saved.get(k) != v
-    )
+    given = {k: v for k, v in explicit.items() if v is not None}
+    try:
+        before = TrainConfig.model_validate(saved).model_dump()
+    except ValidationError as e:
+        raise TrainConfigError(f"saved config: {describe_validation_error(e)}") from None
+    try:
+        resumed = TrainConfig.model_validate({**saved, **given})
+    except ValidationError as e:
+        raise TrainConfigError(describe_validation_error(e)) from None
+    # Compared as validated: `lr: 1e-3` in a file, which YAML reads as text, is 0.001.
+    after = resumed.model_dump()
+    changed = sorted(k for k in given if k not in RUNTIME_FIELDS and before[k] != after[k])
     if changed:
-        what = ", ".join(f"{k} {saved.get(k)!r} -> {explicit[k]!r}" for k in changed)
+        what = ", ".join(f"{k} {before[k]!r} -> {after[k]!r}" for k in changed)
         raise TrainConfigError(
             f"--resume cannot change {what}; drop those flags or start a new run folder"
         )
-    try:
-        return TrainConfig.model_validate(
-            {**saved, **{k: v for k, v in explicit.items() if v is not None}}
-        )
-    except ValidationError as e:
-        raise TrainConfigError(f"saved config: {describe_validation_error(e)}") from None
+    return resumed
