@@ -10,12 +10,13 @@ command line, Python).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from typing_extensions import Self
 
 from trajkit.cli import error_message, short_repr
+from trajkit.real import not_a_boolean
 
 PRESET_NAMES: tuple[str, ...] = ("tiny", "base")
 """Presets every extractor must define; others may be added per extractor."""
@@ -34,6 +35,18 @@ class ExtractorConfig(BaseModel):
 
     embed_dim: int = Field(gt=0, description="size D of the (B, D) clip embedding")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A boolean only where the field holds booleans, in every subclass, a plugin's too:
+        pydantic took ``embed_dim: true`` as 1, and YAML reads yes/no/on/off as booleans
+        (``entropy_weight: no`` was 0.0)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and not _holds_booleans(field.annotation):
+            for item in value if isinstance(value, list | tuple) else [value]:
+                not_a_boolean(item)
+        return value
+
     @classmethod
     def from_preset(cls, preset: str = "tiny", **overrides: Any) -> Self:
         """The ``preset`` values with ``overrides`` on top, validated.
@@ -51,6 +64,11 @@ class ExtractorConfig(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             raise ExtractorConfigError(describe_validation_error(cls, exc)) from None
+
+
+def _holds_booleans(annotation: Any) -> bool:
+    """Whether ``bool`` is anywhere in a field's type (``bool``, ``tuple[bool, ...]``)."""
+    return annotation is bool or any(_holds_booleans(a) for a in get_args(annotation))
 
 
 def describe_validation_error(cls: type[BaseModel], exc: ValidationError) -> str:

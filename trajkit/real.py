@@ -15,13 +15,14 @@ from pydantic import BeforeValidator, Field
 BOOLEAN_REFUSED = "Input should be a valid number, not a boolean"
 
 
-def _not_a_boolean(value: Any) -> Any:
+def not_a_boolean(value: Any) -> Any:
+    """``value``, unless it is a boolean: a ValueError pydantic reports on the field."""
     if isinstance(value, bool):
         raise ValueError(f"{BOOLEAN_REFUSED} (YAML reads yes/no and on/off as true/false)")
     return value
 
 
-Real = Annotated[float, BeforeValidator(_not_a_boolean)]
+Real = Annotated[float, BeforeValidator(not_a_boolean)]
 """A float field's type; constraints go on top as ever: ``lr: Real = Field(1e-3, gt=0)``."""
 
 MAX_LR = 10.0
