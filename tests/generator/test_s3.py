@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -919,6 +920,79 @@ def test_check_bucket_says_missing_or_unusable(error, said):
     with pytest.raises(S3Error) as caught:
         check_bucket(Client(), "b")
     assert str(caught.value) == said
+
+
+def test_a_request_past_its_deadline_is_one_line_naming_it():
+    """What a user reads when the store trickles: in-process here, where the hostile store's
+    tests see it only through a command's stderr."""
+    from trajkit.s3_multipart import S3Error
+    from trajkit.s3sync.store import answered, transferred
+
+    client = SimpleNamespace(meta=SimpleNamespace(config=SimpleNamespace(read_timeout=0.01)))
+    done = threading.Event()
+    try:
+        with pytest.raises(S3Error) as late:
+            answered(client, done.wait, "s3://b/k")
+        assert str(late.value) == (
+            "s3://b/k got no answer within 0 s (5 times --timeout): the store is too slow"
+        )
+        with pytest.raises(S3Error) as late:
+            transferred(client, done.wait, 0, "s3://b/k")
+        assert str(late.value) == (
+            "s3://b/k was not transferred within 0 s (5 times --timeout to start, then "
+            "--timeout a MB): the store is too slow"
+        )
+    finally:
+        done.set()
+
+
+def test_a_bucket_check_answered_without_an_error_record_is_one_line():
+    from botocore.exceptions import ClientError
+
+    from trajkit.s3sync import S3Error, check_bucket
+
+    class Client(FakeClient):
+        def head_bucket(self, Bucket):  # noqa: N803 - boto3's name
+            raise ClientError({}, "HeadBucket")
+
+    with pytest.raises(S3Error, match=r"^bucket 'b' cannot be used \(\)$"):
+        check_bucket(Client(), "b")
+
+
+def test_a_listing_entry_outside_the_prefix_is_refused():
+    """A store answering with keys of another prefix: a pull would write them under DIR."""
+    from trajkit.s3_multipart import S3Error
+    from trajkit.s3sync.store import listing
+
+    class Client(FakeClient):
+        def get_paginator(self, operation):
+            pages = [{"Contents": [{"Key": "elsewhere/x", "Size": 1}]}]
+            return SimpleNamespace(paginate=lambda **params: iter(pages))
+
+    with pytest.raises(S3Error, match="an entry without a key under it"):
+        listing(Client(), "b", "ds")
+
+
+def test_a_checksum_with_a_character_out_of_base64_is_no_sha256(tmp_path):
+    """A decoder that skipped the stray character read a valid SHA-256 out of it."""
+    from trajkit.s3sync import verify
+
+    digest = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+
+    class Client(FakeClient):
+        def head_object(self, **kw):
+            return {"ChecksumSHA256": digest[:4] + "!" + digest[4:], "ETag": '"e"'}
+
+    with pytest.raises(verify.Unverified, match="is not a SHA-256"):
+        verify.check_for(Client(), "b", "k", "f", {})
+
+
+def test_push_and_pull_at_the_top_of_a_bucket(s3, folder, tmp_path):
+    """An address without a prefix: the objects' keys are the files' own paths."""
+    _, client = s3
+    push(folder, "s3://data", client, quiet=True)
+    pull("s3://data", tmp_path / "dest", client, quiet=True)
+    assert tree(tmp_path / "dest") == tree(folder)
 
 
 @pytest.mark.parametrize(

@@ -111,11 +111,11 @@ def head_object(client, bucket: str, key: str, **kw) -> dict:
     return answered(client, call, f"s3://{bucket}/{key}")
 
 
-def head_or_none(client, bucket: str, key: str, **kw) -> dict | None:
+def head_or_none(client, bucket: str, key: str) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
-        return head_object(client, bucket, key, **kw)
+        return head_object(client, bucket, key)
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
