@@ -382,13 +382,16 @@ def test_bench_train_trains_each_dataset_seed_from_its_own_seed_unless_told(
 ):
     """One initialisation shared by every dataset seed would decide the paired leads."""
     calls = []
-    monkeypatch.setattr(bench, "dataset", lambda level, seed, n, folder: folder)
+    monkeypatch.setattr(
+        bench, "dataset", lambda level, seed, n, folder: bench.level_dataset(level, seed, n)
+    )
     monkeypatch.setattr(
         bench,
         "round_of",
         lambda level, seed, t, args, held: calls.append((seed, t)) or ([], 1.0, SEVEN),
     )
     argv = ["bench_train.py", "--preset", "hard", "--seeds", "0", "1", "--out", str(tmp_path)]
+    argv += ["--data-root", str(tmp_path / "data")]
     monkeypatch.setattr("sys.argv", [*argv, *flags])
     assert bench.main() == 1  # no run, no result
     assert calls == rounds
