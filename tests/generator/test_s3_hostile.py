@@ -349,9 +349,18 @@ def test_a_store_that_trickles_fails_the_transfer_at_its_deadline(store, tmp_pat
 def test_a_store_that_trickles_its_listing_fails_at_the_deadline(store, folder, tmp_path, command):
     """The listing ran in the main thread without a deadline: a byte every 0.2 s held the
     command for ever."""
-    places = (
-        ["s3://driplist/p", tmp_path / "dest"] if command == "pull" else [folder, "s3://driplist/p"]
-    )
+    err, seconds = refused_by_a_trickling_store(command, "driplist", folder, tmp_path, store)
+    assert "the listing of s3://driplist/p/ sent no page within" in err, err
+    assert seconds < 30 and not (tmp_path / "dest").exists()
+
+
+def refused_by_a_trickling_store(
+    command: str, bucket: str, folder: Path, tmp_path: Path, store: str
+) -> tuple[str, float]:
+    """``command`` between ``folder`` (or ``tmp_path/dest``) and ``s3://bucket/p`` at a 0.5 s
+    --timeout: its one error line, exit 2, and the seconds it took."""
+    address = f"s3://{bucket}/p"
+    places = [address, tmp_path / "dest"] if command == "pull" else [folder, address]
     began = time.monotonic()
     proc = start(command, *places, "--endpoint-url", store, "--timeout", 0.5)
     try:
@@ -359,8 +368,7 @@ def test_a_store_that_trickles_its_listing_fails_at_the_deadline(store, folder, 
     finally:
         proc.kill()
     assert proc.returncode == 2 and len(err.splitlines()) == 1, err
-    assert "the listing of s3://driplist/p/ sent no page within" in err, err
-    assert time.monotonic() - began < 30 and not (tmp_path / "dest").exists()
+    return err, time.monotonic() - began
 
 
 @pytest.mark.timeout(60)
@@ -376,18 +384,9 @@ def test_a_store_that_trickles_a_heads_headers_fails_at_the_deadline(
     if command == "push":  # the size listed, so that the push asks for the object's checksum
         pad = LISTED_SIZE - len('{"pad": ""}')
         (folder / "metadata.json").write_text(json.dumps({"pad": "x" * pad}))
-    places = (
-        ["s3://driphead/p", tmp_path / "dest"] if command == "pull" else [folder, "s3://driphead/p"]
-    )
-    began = time.monotonic()
-    proc = start(command, *places, "--endpoint-url", store, "--timeout", 0.5)
-    try:
-        out, err = proc.communicate(timeout=40)
-    finally:
-        proc.kill()
-    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    err, seconds = refused_by_a_trickling_store(command, "driphead", folder, tmp_path, store)
     assert "got no answer within" in err and "the store is too slow" in err, err
-    assert Store.dripping.is_set() and time.monotonic() - began < 30
+    assert Store.dripping.is_set() and seconds < 30
     assert not (tmp_path / "dest").exists()
 
 
