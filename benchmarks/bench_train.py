@@ -45,11 +45,15 @@ the sample count); one made otherwise is refused, not made again over it.
 
 ``--reuse`` takes a round already trained under ``--out`` (every extractor trained on the
 same dataset for the same epochs from the same training seed, and finished) instead of
-training it again, so seeds run on another day join one table; its runs are scored on the
-held-out set unless they already were (a record names the identity of the data it scored,
-``train.evaluate``'s ``dataset``), so ``--eval-seed`` can score trained runs on fresh
-clips that nothing was chosen by. A record of other data under the held-out set's name is
-renamed ``NAME.all.IDENTITY.json`` and the run scored again, in a line saying so.
+training it again, so seeds run on another day join one table. Each run's ``results.json``
+must name the identity of the data now in the dataset folder: a round of other data (the
+folder made again since) is moved to ``ROUND.IDENTITY`` and trained again, in a line saying
+so. Its runs are scored on the held-out set unless they already were (a record names the
+identity of the data it scored, ``train.evaluate``'s ``dataset``), so ``--eval-seed`` can
+score trained runs on fresh clips that nothing was chosen by. A record of other data under
+the held-out set's name is moved, with its clips file, into ``NAME.all.IDENTITY/`` and the
+run scored again, in a line saying so. One bench at a time writes an ``--out``
+(``--out/.lock``): a second exits 1 at its start.
 Ctrl-C or SIGTERM stops the step under way (the generator or the round's runs stop
 cleanly) and exits 130.
 
@@ -79,9 +83,9 @@ from pathlib import Path
 
 import yaml
 
+from generator.dataformat.metadata import dataset_identity, renderer_of
 from train.summary import table_cell
 from train.trajectory.config import MAX_EPOCHS
-from train.trajectory.evaluate_cli import dataset_identity
 from trajkit.cli import (
     OneLineParser,
     exit_on_interrupt,
@@ -92,6 +96,7 @@ from trajkit.cli import (
     whole_number,
 )
 from trajkit.files import json_text, read_json, write_atomic
+from trajkit.lock import FolderLock, ForeignLockError, LockedError
 from trajkit.seeds import MAX_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,10 +174,8 @@ def level_dataset(level: str, seed: int, n: int) -> dict:
 def checked(folder: Path, want: dict, level: str) -> dict:
     """``folder``'s metadata if it holds the dataset ``want`` describes, else BenchError
     saying what differs. Refused, not generated again: ``--data-root`` may be anyone's
-    folder, and ``--reuse`` would take the rounds trained on the old data under ``--out``
-    (known by the folder's path) as trained on the new."""
+    folder."""
     from generator.dataformat.dataset import read_metadata
-    from generator.dataformat.metadata import renderer_of
     from generator.dataformat.sources import DatasetError
 
     try:
@@ -207,10 +210,17 @@ def round_of(
     if meta is None:
         return None
     out = args.out / f"{level}_s{seed}_t{train_seed}"
-    classes = meta["classes"]
+    classes, identity = meta["classes"], dataset_identity(meta)
     if args.reuse and (runs := trained_round(out, args.extractors, data, epochs, train_seed)):
-        print(f"{out.name}: reusing its trained runs", flush=True)
-        return held_out_records(runs, held_out), None, classes
+        others = [d for d in map(trained_on, runs) if d != identity]
+        if not others:
+            print(f"{out.name}: reusing its trained runs", flush=True)
+            return held_out_records(runs, held_out), None, classes
+        aside = aside_folder(out, others[0])
+        os.replace(out, aside)  # over the empty folder that holds its name
+        print(f"{out}: trained on other data than {data} holds (dataset {short_repr(others[0])}, "
+              f"not {identity}); training it again, those runs kept in {aside.name}",
+              flush=True)  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
     recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
@@ -247,6 +257,16 @@ def trained_round(
     return runs
 
 
+def trained_on(run: Path) -> object:
+    """The identity of the data ``run`` trained on, as its ``results.json`` names it (None
+    if it names none: a run from before they did, or a damaged file)."""
+    try:
+        results = read_json(run / "results.json")
+    except ValueError:
+        return None
+    return results.get("dataset") if isinstance(results, dict) else None
+
+
 class HeldOut:
     """A level's held-out set: its folder and ``dataset_identity``, which a score record
     must name to be taken (the folder's path alone named other data once it was made
@@ -260,7 +280,7 @@ def held_out_records(runs: list[Path], held_out: HeldOut) -> list[dict]:
     """Each run's ``train.evaluate`` record on ``held_out``; the runs without one are scored
     first, so trained runs can be scored on another held-out set without training again. A
     record of other data in the way (``train.evaluate`` would refuse to replace it) is kept
-    beside it under its dataset's identity, and the run scored again."""
+    in a folder of its own named by its dataset's identity, and the run scored again."""
     name = f"{held_out.folder.name}.all"
 
     def record_of(path: Path) -> dict | None:
@@ -277,7 +297,7 @@ def held_out_records(runs: list[Path], held_out: HeldOut) -> list[dict]:
             aside = set_aside(file, record)
             print(f"{path}: {file.name} scored other data than {held_out.folder} holds (dataset "
                   f"{short_repr(record.get('dataset'))}, not {held_out.identity}); scoring it "
-                  f"again, that record kept as {aside.name}", flush=True)  # fmt: skip
+                  f"again, that record kept in evaluations/{aside.name}", flush=True)  # fmt: skip
             return None
         return record
 
@@ -288,22 +308,34 @@ def held_out_records(runs: list[Path], held_out: HeldOut) -> list[dict]:
 
 
 def set_aside(file: Path, record: dict) -> Path:
-    """Rename ``file``, a record of other data, to a name of its own that holds that data's
-    identity: kept, where ``train.evaluate`` would refuse to score the run again."""
-    other = record.get("dataset")
+    """Move ``file``, a record of other data, and the clips file it names into a folder of
+    their own (``aside_folder``), out of ``train.evaluate``'s way (it refuses to score the
+    run again over it): the new scoring's clips file may have the old one's name, and
+    replacing that record later would remove it."""
+    aside = aside_folder(file, record.get("dataset"))
+    os.rename(file, aside / file.name)
+    clips, stem = record.get("clips"), re.escape(file.name.removesuffix(".json"))
+    if isinstance(clips, str) and re.fullmatch(rf"{stem}\.[0-9a-f]{{12}}\.clips\.csv", clips):
+        try:  # only a name of its own beside it: a record may name any path
+            os.rename(file.with_name(clips), aside / clips)
+        except FileNotFoundError:  # scored before clips files were written, or lost
+            pass
+    return aside
+
+
+def aside_folder(path: Path, other: object) -> Path:
+    """A new empty folder beside ``path`` for what is set aside as of other data, named by
+    that data's identity ``other`` (``unnamed`` if it is none): ``NAME.IDENTITY``, then
+    ``NAME.IDENTITY.2``, ..., never one set aside before."""
     tag = other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{12}", other) else "unnamed"
-    stem, number = file.name.removesuffix(".json"), 1
+    stem, number = path.name.removesuffix(".json"), 1
     while True:
-        aside = file.with_name(
-            f"{stem}.{tag}.json" if number == 1 else f"{stem}.{tag}.{number}.json"
-        )
+        aside = path.with_name(f"{stem}.{tag}" if number == 1 else f"{stem}.{tag}.{number}")
         try:
-            os.link(file, aside)  # never over a record set aside before
+            aside.mkdir()
+            return aside
         except FileExistsError:
             number += 1
-            continue
-        file.unlink()
-        return aside
 
 
 def _pct(value: float | None) -> str:
@@ -595,7 +627,25 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:  # under a file, unwritable: said now, not after hours of training
             print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
             return 2
+    try:  # a second bench on --out would train, set aside and delete rounds under the first
+        lock = FolderLock(args.out / ".lock").acquire()
+    except ForeignLockError as e:
+        print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except LockedError as e:
+        print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
+        return 1
+    try:
+        return benchmark(args)
+    finally:
+        lock.release()
 
+
+def benchmark(args: argparse.Namespace) -> int:
+    """Every round ``args`` asks for, then the table: ``main``'s work, with ``--out`` locked."""
     results: dict[str, dict[int, list[dict]]] = {}
     minutes: dict[str, list[float]] = {}
     classes: dict[str, list[str]] = {}

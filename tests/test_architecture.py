@@ -95,3 +95,18 @@ def test_no_private_name_is_imported_from_another_module():
                     if private:
                         offenders.append(f"{path.relative_to(ROOT)}: {node.module}.{private}")
     assert not offenders, offenders
+
+
+def test_no_function_is_defined_twice():
+    """A function copied into a second module drifts from the first one; the second place
+    imports it instead (``renderer_of`` was in both the renderer and the dataset format)."""
+    places: dict[tuple[str, str], list[str]] = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef):
+                    body = node.body[1:] if ast.get_docstring(node) else node.body
+                    code = ast.dump(ast.Module(body=body, type_ignores=[]))
+                    places.setdefault((node.name, code), []).append(str(path.relative_to(ROOT)))
+    copied = {name: paths for (name, _), paths in places.items() if len(paths) > 1}
+    assert not copied, copied

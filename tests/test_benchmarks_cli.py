@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from generator.__main__ import main as generate
+from trajkit.lock import FolderLock
 
 TINY = "frames: 4\nhorizon: 1\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
 
@@ -81,6 +82,44 @@ def test_bench_train_refuses_an_out_folder_under_a_file_before_any_work(
     )
 
 
+def test_bench_train_on_an_out_folder_another_one_holds_exits_1_before_any_work(
+    no_subprocess, capsys, monkeypatch, tmp_path
+):
+    """Two benches on one --out trained the same rounds at once, and one's --reuse could
+    take (or set aside) the other's half-written runs."""
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = FolderLock(out / ".lock").acquire()  # the first bench, as the lock sees it
+    monkeypatch.setattr(no_subprocess, "dataset", lambda *args: pytest.fail("did work"))
+    argv = ["--data-root", str(tmp_path / "data"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv])
+    try:
+        assert no_subprocess.main() == 1
+    finally:
+        holder.release()
+    line = one_error_line(capsys)
+    assert line.startswith(
+        f"bench_train.py: error: {out} is being written by process {os.getpid()} on "
+    )
+    assert list(out.iterdir()) == [out / ".lock"]
+
+
+def test_bench_train_refuses_an_out_folder_whose_lock_file_is_not_ours(
+    no_subprocess, capsys, monkeypatch, tmp_path
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").write_text("a user's notes")
+    argv = ["--data-root", str(tmp_path / "data"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv])
+    assert no_subprocess.main() == 2
+    assert one_error_line(capsys) == (
+        f"bench_train.py: error: {out / '.lock'} is not a lock file of this project; move it "
+        "away or choose another folder"
+    )
+    assert (out / ".lock").read_text() == "a user's notes"
+
+
 @pytest.fixture
 def scored(bench, monkeypatch):
     """bench_train whose datasets and rounds are stand-ins: every round scores 99%."""
@@ -97,6 +136,7 @@ def test_bench_train_prints_its_table_then_saves_it(scored, capsys, monkeypatch,
     argv = ["--extractors", "i3d", "--data-root", str(tmp_path), "--out", str(out)]
     monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv])
     assert scored.main() == 0
+    FolderLock(out / ".lock").acquire().release()  # let go for the next bench
     printed = capsys.readouterr().out
     saved = (out / "levels.md").read_text()
     assert "| easy | i3d | 99.0 | 99.0 |" in saved and saved in printed

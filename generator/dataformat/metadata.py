@@ -11,13 +11,14 @@ rig, the renderer version), passed in by the jobs that join the two.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from generator.config import GeneratorConfig
 from generator.dataformat.layout import FORMAT_VERSION, Layout
-from trajkit.files import read_json, write_json_atomic
+from trajkit.files import read_json, sha256_bytes, write_json_atomic
 
 
 @dataclass
@@ -35,6 +36,18 @@ class Progress:
 def renderer_of(record: dict) -> int:
     """The renderer version a dataset's fingerprint or metadata names (1 before they said)."""
     return record.get("render_version", 1)
+
+
+def dataset_identity(meta: dict) -> str:
+    """What a dataset holds, as a short hash of its seed, generator config, renderer version
+    and size: it tells two folders of one name apart, and a moved copy from the original."""
+    held = {
+        "seed": meta.get("seed"),
+        "config": meta.get("config"),
+        "render_version": renderer_of(meta),
+        "samples": meta.get("total_samples"),
+    }
+    return sha256_bytes(json.dumps(held, sort_keys=True).encode())[:12]
 
 
 def fingerprint(

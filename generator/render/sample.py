@@ -25,11 +25,6 @@ NUM_CLASSES = len(CLASS_NAMES)
 RENDER_VERSION = 2
 
 
-def renderer_of(record: dict) -> int:
-    """The renderer version a dataset's fingerprint or metadata names (1 before they said)."""
-    return record.get("render_version", 1)
-
-
 def sample_seed(seed: int, index: int) -> list[int]:
     """The entropy of sample ``index``: numpy's SeedSequence keeps streams independent."""
     return [seed, index]

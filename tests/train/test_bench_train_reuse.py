@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from generator.__main__ import main as generate
-from train.trajectory.evaluate_cli import dataset_identity
+from generator.dataformat.metadata import dataset_identity
 
 LEVEL = "frames: 4\nhorizon: 1\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
 TRAIN, HELD_OUT = "train_hard_s3_4", "eval_hard_s1000_4"
@@ -48,18 +48,20 @@ def held_out_of(bench, folder):
     return bench.HeldOut(folder, meta_of(folder))
 
 
-def trained_round(tmp_path, names=("i3d", "magvit"), scored_on=None, dataset=None):
+def trained_round(tmp_path, names=("i3d", "magvit"), scored_on=None, dataset=None, trained_on=None):
     """A round of ``names`` trained on hard seed 3 (``TRAIN``) for 8 epochs from training
-    seed 1, each run scored on ``scored_on`` (a held-out folder) if given, its record naming
-    ``dataset`` (default: that folder's identity)."""
+    seed 1, each run's results.json naming ``trained_on`` (default: ``TRAIN``'s identity),
+    and scored on ``scored_on`` (a held-out folder) if given, its record naming ``dataset``
+    (default: that folder's identity)."""
     data = tmp_path / TRAIN
     out = tmp_path / "runs"
+    results = {"dataset": trained_on or dataset_identity(meta_of(data))}
     for name in names:
         run = out / "hard_s3_t1" / name
         (run / "evaluations").mkdir(parents=True)
         config = {"extractor": name, "data": str(data), "epochs": 8, "seed": 1}
         (run / "config.yaml").write_text(yaml.safe_dump(config))
-        (run / "results.json").write_text("{}")
+        (run / "results.json").write_text(json.dumps(results))
         (run / "best.pt").write_bytes(b"weights")
         if scored_on is not None:
             identity = dataset or dataset_identity(meta_of(scored_on))
@@ -136,6 +138,60 @@ def test_a_round_that_differs_or_did_not_finish_is_trained_again(bench, level, m
     bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
     assert commands and "train.parallel" in commands[0]
     assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
+
+
+def regenerating(commands):
+    """A stand-in for ``bench.run``: the generator is run (in-process), nothing else."""
+
+    def run(cmd):
+        commands.append(cmd)
+        return generate(cmd[cmd.index("generator") + 1 :]) if "generator" in cmd else 0
+
+    return run
+
+
+def test_a_round_trained_on_data_since_made_again_otherwise_is_set_aside_and_trained_again(
+    bench, level, monkeypatch, capsys
+):
+    """The finding's repro: the level's YAML edited, its dataset folder deleted and made
+    again by the bench; --reuse took the round trained on the old data (known by its path)
+    as trained on the new one."""
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out)
+    old = dataset_identity(meta_of(data))
+    shutil.rmtree(data)
+    (level / "configs" / "hard.yaml").write_text(LEVEL.replace("horizon: 1", "horizon: 2"))
+    commands = []
+    monkeypatch.setattr(bench, "run", regenerating(commands))
+    bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+    assert [cmd[2] for cmd in commands] == ["generator", "train.parallel"]
+    new = dataset_identity(meta_of(data))
+    kept = out / f"hard_s3_t1.{old}"
+    assert (kept / "i3d" / "best.pt").read_bytes() == b"weights"
+    assert sorted(p.name for p in out.iterdir()) == [kept.name]  # the stub trained nothing
+    said = [line for line in capsys.readouterr().out.splitlines() if "other data" in line]
+    assert said == [
+        f"{out / 'hard_s3_t1'}: trained on other data than {data} holds (dataset '{old}', "
+        f"not {new}); training it again, those runs kept in {kept.name}"
+    ]
+
+
+@pytest.mark.parametrize("results", ["{}", "[unclosed"])
+def test_a_round_whose_runs_name_no_data_is_set_aside_and_trained_again(
+    bench, level, monkeypatch, results
+):
+    """Runs from before results.json named their data (or whose file is damaged) may have
+    trained on anything that was at the path."""
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out)
+    (out / "hard_s3_t1" / "magvit" / "results.json").write_text(results)
+    commands = []
+    monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
+    bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+    assert [cmd[2] for cmd in commands] == ["train.parallel"]
+    kept = out / "hard_s3_t1.unnamed"
+    assert sorted(p.name for p in kept.iterdir()) == ["i3d", "magvit"]
+    assert (kept / "magvit" / "results.json").read_text() == results
 
 
 def test_a_dataset_folder_of_the_level_is_used_as_it_is(bench, level, monkeypatch):
@@ -222,7 +278,7 @@ def test_a_record_of_other_data_is_kept_aside_and_the_run_scored_again(
 ):
     """A record was taken when its ``data`` path was the held-out folder's, whatever that
     folder held when it was scored. One naming another dataset identity (or none, from
-    before records named it) is renamed out of ``train.evaluate``'s way, which refuses to
+    before records named it) is moved out of ``train.evaluate``'s way, which refuses to
     replace it, and the run is scored again."""
     held_out = level / HELD_OUT
     data, out, args = trained_round(level, scored_on=held_out, dataset=recorded or "-")
@@ -239,11 +295,12 @@ def test_a_record_of_other_data_is_kept_aside_and_the_run_scored_again(
     assert [cmd[2] for cmd in commands] == ["train.evaluate"]
     assert [r["accuracy"] for r in records] == [0.7, 0.7]
     tag = recorded if recorded == "0123456789ab" else "unnamed"
-    kept = record.with_name(f"{HELD_OUT}.all.{tag}.json")
+    kept = record.with_name(f"{HELD_OUT}.all.{tag}") / record.name
     assert kept.read_bytes() == before
     lines = capsys.readouterr().out.splitlines()
     says = [line for line in lines if "scored other data" in line]
-    assert len(says) == 2 and f"scoring it again, that record kept as {kept.name}" in says[0]
+    assert len(says) == 2
+    assert f"scoring it again, that record kept in evaluations/{kept.parent.name}" in says[0]
     assert says[0].startswith(f"{record.parent.parent}: {record.name} scored other data than")
 
 
@@ -253,5 +310,47 @@ def test_a_record_set_aside_never_replaces_one_set_aside_before(bench, tmp_path)
         record.write_text(text)
         bench.set_aside(record, {"dataset": "0123456789ab"})
     assert not record.exists()
-    assert (tmp_path / "eval_hard_s1000_4.all.0123456789ab.json").read_text() == "first"
-    assert (tmp_path / "eval_hard_s1000_4.all.0123456789ab.2.json").read_text() == "second"
+    first, second = (tmp_path / f"eval_hard_s1000_4.all.0123456789ab{n}" for n in ("", ".2"))
+    assert (first / record.name).read_text() == "first"
+    assert (second / record.name).read_text() == "second"
+
+
+def test_a_record_set_aside_takes_its_clips_file_along(bench, level, monkeypatch):
+    """The clips file stayed where the new scoring writes its own, under the same name when
+    its rows hash alike (a record from before identities, of the same clips): rescoring the
+    run later removed it with the new record's, and the record kept named a lost file."""
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, names=("i3d",), scored_on=held_out, dataset="-")
+    evaluations = out / "hard_s3_t1" / "i3d" / "evaluations"
+    clips = f"{HELD_OUT}.all.0123456789ab.clips.csv"
+    record = json.loads((evaluations / f"{HELD_OUT}.all.json").read_text()) | {"clips": clips}
+    (evaluations / f"{HELD_OUT}.all.json").write_text(json.dumps(record))
+    (evaluations / clips).write_text("old clips")
+    scoring = evaluating(level, held_out, [])
+
+    def evaluate(cmd):  # the new scoring writes its clips under the old file's name
+        scoring(cmd)
+        (evaluations / clips).write_text("new clips")
+        return 0
+
+    monkeypatch.setattr(bench, "run", evaluate)
+    bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+    kept = evaluations / f"{HELD_OUT}.all.unnamed"
+    assert json.loads((kept / f"{HELD_OUT}.all.json").read_text()) == record
+    assert (kept / clips).read_text() == "old clips"
+    assert (evaluations / clips).read_text() == "new clips"
+
+
+@pytest.mark.parametrize("clips", ["../../results.json", "other.all.0123456789ab.clips.csv", 7])
+def test_a_record_set_aside_moves_no_file_but_its_own_clips(bench, tmp_path, clips):
+    """A record may name any path: only a clips file of its own name beside it is moved."""
+    evaluations = tmp_path / "run" / "evaluations"
+    evaluations.mkdir(parents=True)
+    record = evaluations / "eval_hard_s1000_4.all.json"
+    record.write_text("{}")
+    for path in (tmp_path / "results.json", evaluations / "other.all.0123456789ab.clips.csv"):
+        path.write_text("not the record's")
+    aside = bench.set_aside(record, {"dataset": "0123456789ab", "clips": clips})
+    assert sorted(p.name for p in aside.iterdir()) == [record.name]
+    assert (tmp_path / "results.json").read_text() == "not the record's"
+    assert (evaluations / "other.all.0123456789ab.clips.csv").read_text() == "not the record's"

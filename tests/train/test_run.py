@@ -13,6 +13,7 @@ import yaml
 import train.trajectory.loop as loop_module
 from generator.__main__ import main as generate
 from generator.dataformat.dataset import read_metadata, split_indices
+from generator.dataformat.metadata import dataset_identity
 from generator.dataformat.sources import open_source
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
@@ -53,6 +54,8 @@ def test_run_folder_holds_what_design_names(dataset, tmp_path):
     assert 0.0 <= results["val_accuracy"] <= 1.0
     assert results["val_future_rmse"] > 0 and results["train_samples_per_second"] > 0
     assert sum(map(sum, results["test_confusion"])) == results["split_sizes"]["test"]
+    # What the folder held, not only its path: data made again there is other data.
+    assert results["dataset"] == dataset_identity(read_metadata(dataset))
 
     records = epoch_records(out)
     assert [r["kind"] for r in records] == ["epoch", "epoch", "test"]

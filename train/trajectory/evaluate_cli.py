@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import re
 import sys
@@ -222,20 +221,6 @@ def record_stem(data: Path, split: str, checkpoint: str) -> str:
     return f"{name}.{split}" if checkpoint == "best" else f"{name}.{split}.{checkpoint}"
 
 
-def dataset_identity(meta: dict) -> str:
-    """What a dataset holds, as a short hash of its seed, generator config, renderer version
-    and size: it tells two folders of one name apart, and a moved copy from the original."""
-    from generator.dataformat.metadata import renderer_of
-
-    held = {
-        "seed": meta.get("seed"),
-        "config": meta.get("config"),
-        "render_version": renderer_of(meta),
-        "samples": meta.get("total_samples"),
-    }
-    return sha256_bytes(json.dumps(held, sort_keys=True).encode())[:12]
-
-
 def replaced_record(path: Path, identity: str, data: Path) -> dict | None:
     """The record at ``path`` that scoring ``data`` replaces (None if there is none). A
     record of another dataset of the same folder name is refused: it was overwritten, and a
@@ -321,6 +306,7 @@ def evaluate_run(run: Path, args: argparse.Namespace, data_meta: dict, ctx) -> t
     from extractors import ExtractorConfigError, UnknownExtractorError
     from generator.dataformat.dataset import TrajectoryDataset
     from generator.dataformat.loader import make_loader
+    from generator.dataformat.metadata import dataset_identity
     from train.checkpoint import CheckpointError, load_checkpoint
     from train.run_folder import BEST, LAST
     from train.trajectory.clips import COLUMNS, as_columns

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from generator.dataformat.loader import make_loader
+from generator.dataformat.metadata import dataset_identity
 from train.checkpoint import (
     load_checkpoint,
     restore_rng_state,
@@ -464,6 +465,8 @@ class Run:
             "classes": self.meta["classes"],
             "split_sizes": {s: len(v) for s, v in self.train_ds.splits.items()},
             "data": self.cfg.source,
+            # What the folder held (a path names other data once made again): None if rendered.
+            "dataset": dataset_identity(self.meta) if self.cfg.data is not None else None,
             "device": self.ctx.device.type,
             "world_size": self.ctx.world_size,
         }
