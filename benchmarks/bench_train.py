@@ -85,8 +85,8 @@ import yaml
 
 from generator.dataformat.metadata import dataset_identity, renderer_of
 from train.summary import table_cell
-from train.trajectory.config import MAX_EPOCHS
 from trajkit.cli import (
+    MAX_EPOCHS,
     OneLineParser,
     exit_on_interrupt,
     failed_io,

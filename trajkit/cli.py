@@ -27,6 +27,9 @@ from pydantic import ValidationError
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_WORKERS = 1024  # process counts: thousands only thrash (and past 2^31 loky raised)
 MAX_THREADS = 1024  # torch threads: at 5,000 a run spun for minutes past SIGTERM, 100,000 crashed
+# every trainer's epochs: 1e30 trained for ever, and its lr schedule and the records of an
+# outside reader (a JSON number past 2^53) lost their precision
+MAX_EPOCHS = 100_000
 
 
 # What torch's DataLoader makes of an error raised in a worker: the same type, holding the

@@ -446,6 +446,39 @@ def test_a_clip_with_non_finite_outputs_counts_as_no_class():
     assert m["confusion"] == [[0] * 4, [0, 0, 1, 0], [0, 0, 1, 0], [0] * 4]
 
 
+@pytest.mark.parametrize("output", [1e30, 3e38])
+def test_a_huge_finite_prediction_has_a_finite_rmse(output):
+    """A predicted position of 1e30 squared to infinity in float32: a future RMSE of null.
+    3e38 (normalised) in a box of side 10 overflowed float32 in world units, so its clips
+    counted as non-finite outputs though the model's were finite."""
+    from train.distributed import DistContext
+    from train.trajectory.evaluate import FutureScale, evaluate
+
+    class Huge(torch.nn.Module):
+        def forward(self, video):
+            return {
+                "logits": torch.zeros(len(video), 4),
+                "future": torch.full((len(video), 3), output),
+            }
+
+    batch = {
+        "video": torch.zeros(2, 1),
+        "label": torch.tensor([0, 1]),
+        "future_position": torch.zeros(2, 3),
+        "index": torch.tensor([0, 1]),
+    }
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    scale = FutureScale(torch.tensor([[-5.0, 5.0]] * 3))  # world = 5 x normalised
+    clips: list[torch.Tensor] = []
+    m = evaluate(
+        Huge(), [batch], scale, ctx, num_classes=4, future_weight=1.0, beta=0.1, clips=clips
+    )
+    world = 5 * float(torch.tensor(output))  # the float32 output, in world units
+    assert m["nonfinite_clips"] == 0 and m["accuracy"] == 0.5
+    assert m["future_rmse"] == pytest.approx(3**0.5 * world)
+    assert torch.cat(clips)[:, 3].tolist() == pytest.approx([3**0.5 * world] * 2)
+
+
 @pytest.mark.parametrize("weights", ["nan", "overflowing"])
 def test_weights_that_give_non_finite_outputs_are_refused(run, other, tmp_path, capsys, weights):
     """Weights of NaN (or finite ones so large the outputs overflow, as an lr of 1e30 leaves

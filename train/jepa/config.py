@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from trajkit.cli import CONTROL, MAX_THREADS, describe_validation_error
+from trajkit.cli import CONTROL, MAX_EPOCHS, MAX_THREADS, describe_validation_error
 from trajkit.real import MAX_LR, LearningRate, Real
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
@@ -161,7 +161,7 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    epochs: StrictInt = Field(100, ge=1)
+    epochs: StrictInt = Field(100, ge=1, le=MAX_EPOCHS)
     batch_size: StrictInt = Field(256, ge=1)
     lr: LearningRate = 1e-3  # peak, reached after warmup
     start_lr: Real = Field(2e-4, ge=0, le=MAX_LR)

@@ -19,6 +19,7 @@ from train.run_folder import RunFolderBusy, what_is_kept
 from train.saliency.config import ConfigError, load_config, with_overrides
 from train.saliency.records import LayoutError, StimulusFileError
 from trajkit.cli import (
+    MAX_EPOCHS,
     OneLineParser,
     caused_by_interrupt,
     entry_point,
@@ -30,6 +31,7 @@ from trajkit.cli import (
     out_of_memory,
     path_arg,
     quiet_on_closed_output,
+    whole_number,
 )
 
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=folder_arg, help="run folder (default runs/saliency/<name>)")
     ap.add_argument("--data", type=path_arg, help="override data.path")
-    ap.add_argument("--epochs", type=int, help="override train.epochs")
+    ap.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="override train.epochs")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")

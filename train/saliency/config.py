@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from train.summary import SUMMARY_JSON, SUMMARY_MD
-from trajkit.cli import MAX_THREADS, describe_validation_error, short_repr
+from trajkit.cli import MAX_EPOCHS, MAX_THREADS, describe_validation_error, short_repr
 from trajkit.presets import config_file
 from trajkit.real import LearningRate, Real
 from trajkit.seeds import Seed
@@ -86,7 +86,7 @@ class EntropyConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: StrictInt = Field(10, ge=1)
+    epochs: StrictInt = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: StrictInt = Field(8, ge=1)
     lr: LearningRate = 1e-3
     weight_decay: Real = Field(1e-4, ge=0)

@@ -30,6 +30,7 @@ from train.saliency.splits import split_indices
 from train.saliency.summary import write_summary
 from train.slurm import SlurmError, submit, time_limit
 from trajkit.cli import (
+    MAX_EPOCHS,
     OneLineParser,
     entry_point,
     exit_on_interrupt,
@@ -38,6 +39,7 @@ from trajkit.cli import (
     one_line,
     path_arg,
     quiet_on_closed_output,
+    whole_number,
 )
 from trajkit.presets import config_file, preset_dir
 
@@ -59,7 +61,7 @@ def build_parser() -> OneLineParser:
         "--out", type=folder_arg, default=Path("runs/saliency"), help="runs go to OUT/NAME"
     )
     p.add_argument("--data", type=path_arg, help="dataset folder for every run (over data.path)")
-    p.add_argument("--epochs", type=number_arg(int, 0, True), help="over train.epochs")
+    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="over train.epochs")
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")

@@ -44,7 +44,7 @@ from train.saliency.records import (
     as_rgb,
     regular_file,
 )
-from trajkit.cli import first_line
+from trajkit.cli import first_line, short_repr
 from trajkit.files import write_atomic
 
 STIMULI_FILE = "stimuli.hdf5"
@@ -76,9 +76,12 @@ def _text(value) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _attribute_names(group) -> list[str]:
+def _lists_category(group) -> bool:
+    """Whether ``__attributes__`` lists ``category``, the one per-stimulus dataset used here:
+    the others, named by the file, were read whole for nothing (and a 60 KB name was
+    quoted whole in the error of a missing one)."""
     raw = group.attrs.get("__attributes__")
-    return [] if raw is None else list(json.loads(_text(raw)))
+    return raw is not None and "category" in list(json.loads(_text(raw)))
 
 
 def _type_version(f, path: Path) -> tuple[str, str]:
@@ -99,24 +102,34 @@ def names_relative(version: str, path: Path) -> bool:
     try:
         return int(version.split(".")[0]) >= 2
     except ValueError:
-        raise LayoutError(f"{path}: version {version!r} is not a pysaliency version") from None
+        raise LayoutError(
+            f"{path}: version {short_repr(version)} is not a pysaliency version"
+        ) from None
 
 
 def stimulus_file(path: Path, name: str, relative: bool) -> Path:
     """The file a FileStimuli ``name`` in ``path`` stands for. A name that is absolute (from
     2.0 on, where names are relative), holds ``..`` or leads out of the HDF5 file's folder
     through a link is refused: its key becomes a path convert writes to, and a ``..`` there
-    wrote files outside the converted set."""
+    wrote files outside the converted set. So is a name longer than the system takes: it was
+    a traceback quoting all 100 KB of it. Names are quoted shortened (``short_repr``): an
+    error line stays short whatever the file holds."""
     root, file = path.parent, Path(name)
     if (relative and file.is_absolute()) or ".." in file.parts or not file.name:
         raise StimulusFileError(
-            f"{path}: stimulus file name {name!r} is absolute or holds '..'; "
+            f"{path}: stimulus file name {short_repr(name)} is absolute or holds '..'; "
             f"pysaliency names files relative to the folder {root}"
         )
     file = root / file if relative else file
+    try:
+        file.exists()  # False for a missing file, which its reader names
+    except OSError as e:  # ENAMETOOLONG
+        raise StimulusFileError(
+            f"{path}: stimulus file name {short_repr(name)} names no file ({e.strerror})"
+        ) from None
     if not file.resolve().is_relative_to(root.resolve()):
         raise StimulusFileError(
-            f"{path}: stimulus file {name!r} leads outside {root} (through a link); "
+            f"{path}: stimulus file {short_repr(name)} leads outside {root} (through a link); "
             "copy the stimuli into that folder"
         )
     return file
@@ -129,7 +142,8 @@ def _refuse_shared_keys(path: Path, names: list[str], keys: list[str]) -> None:
     for name, key in zip(names, keys, strict=True):
         if key in first:
             raise StimulusFileError(
-                f"{path}: stimulus files {first[key]!r} and {name!r} both stand for {key!r}; "
+                f"{path}: stimulus files {short_repr(first[key])} and {short_repr(name)} both "
+                f"stand for {short_repr(key)}; "
                 "rename one"
             )
         first[key] = name
@@ -226,7 +240,25 @@ def _checked_stimulus(path: Path, f, index: int):
             f"{path}: stimulus {index} is {'x'.join(map(str, data.shape))} {data.dtype}; "
             f"expected an 8-bit grey, RGB or RGBA image of at most {Image.MAX_IMAGE_PIXELS:,} pixels"
         )
+    _refuse_unstored(path, data, f"stimulus {index}")
     return data
+
+
+def _refuse_unstored(path: Path, data, name: str) -> None:
+    """Refuse ``data`` unless the file stores all of it: HDF5 reads a chunk never written (or a
+    dataset never allocated) as its fill value, so a 13 KB stimuli.hdf5 declared a 9000x9000
+    image that verify read as 243 MB of zeros, and passed. What is stored is bounded by
+    ``_refuse_inflating_chunks``: a chunk inflates to its own size at most."""
+    if data.chunks is None:
+        whole = data.id.get_storage_size() >= data.size * data.dtype.itemsize
+    else:
+        grid = math.prod(-(-n // c) for n, c in zip(data.shape, data.chunks, strict=True))
+        whole = data.id.get_num_chunks() == grid
+    if not whole:
+        raise StimulusFileError(
+            f"{path}: {name} is {'x'.join(map(str, data.shape))} but the file stores only part "
+            "of it (the rest, never written, reads as zeros); the file is damaged or forged"
+        )
 
 
 def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
@@ -235,7 +267,7 @@ def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
     with _h5py().File(path, "r") as f:
         kind, version = _type_version(f, path)
         size = int(f.attrs["size"])
-        attrs = {n: _read_whole(path, f, n) for n in _attribute_names(f)}
+        cats = _read_whole(path, f, "category") if _lists_category(f) else None
         if kind == "FileStimuli":
             names = [_text(s) for s in _read_whole(path, f, "filenames")]
             relative = names_relative(version, path)
@@ -247,8 +279,9 @@ def read_stimuli(path: Path) -> tuple[list[StimulusRef], list[Path] | None]:
                 _checked_stimulus(path, f, i)
             files, keys = None, [f"{i:04d}.png" for i in range(size)]
         else:
-            raise LayoutError(f"{path}: type '{kind}', expected 'FileStimuli' or 'Stimuli'")
-    cats = attrs.get("category")
+            raise LayoutError(
+                f"{path}: type {short_repr(kind)}, expected 'FileStimuli' or 'Stimuli'"
+            )
     refs = []
     for i, key in enumerate(keys):
         if "/" in key:
@@ -313,7 +346,7 @@ def read_fixations(path: Path, stimuli: int) -> tuple[np.ndarray, np.ndarray, np
                 read("scanpaths/xs"), read("scanpaths/ys"), ns, read("scanpaths/lengths")
             )
     raise LayoutError(
-        f"{path}: type '{kind}', expected FixationTrains, Fixations or ScanpathFixations"
+        f"{path}: type {short_repr(kind)}, expected FixationTrains, Fixations or ScanpathFixations"
     )
 
 

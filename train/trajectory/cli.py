@@ -15,8 +15,9 @@ from pathlib import Path
 from train.launcher import end_with_launcher
 from train.run_folder import LAST, holds_checkpoint, nothing_to_do, what_is_kept
 from train.summary import run_results
-from train.trajectory.config import MAX_BATCH_SIZE, MAX_EPOCHS, STREAM_SAMPLES, TrainConfig
+from train.trajectory.config import MAX_BATCH_SIZE, STREAM_SAMPLES, TrainConfig
 from trajkit.cli import (
+    MAX_EPOCHS,
     MAX_THREADS,
     MAX_WORKERS,
     OneLineParser,

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from trajkit.cli import MAX_THREADS, MAX_WORKERS, describe_validation_error, short_repr
+from trajkit.cli import (
+    MAX_EPOCHS,
+    MAX_THREADS,
+    MAX_WORKERS,
+    describe_validation_error,
+    short_repr,
+)
 from trajkit.presets import config_file, preset_file
 from trajkit.real import LearningRate, Real
 from trajkit.seeds import MAX_SEED, Seed
@@ -41,16 +47,13 @@ that ``--config`` refused for a ``--data`` run)."""
 RENDER_ONLY = tuple(RENDER_DEFAULTS)
 
 STREAM_SAMPLES = MAX_SEED + 1
+"""Indices a rendered stream may draw, 0..MAX_SEED: sample ``i`` is drawn from, and labelled
+with, ``[seed, i]``, so ``i`` stays in the seeds' range; a run's validation, test and every
+epoch's training samples must fit in it."""
 MAX_BATCH_SIZE = 2**20
 """--batch-size's bound (train, train.evaluate, a config file): a million clips a batch is far
 past any machine's memory, and a size past sys.maxsize was a traceback. A size above the
 split's is one batch of the whole split."""
-MAX_EPOCHS = 100_000
-"""An epochs bound, as for every other count: 1e30 epochs trained for ever, and its lr schedule
-and the records of an outside reader (a JSON number past 2^53) lost their precision."""
-"""Indices a rendered stream may draw, 0..MAX_SEED: sample ``i`` is drawn from, and labelled
-with, ``[seed, i]``, so ``i`` stays in the seeds' range; a run's validation, test and every
-epoch's training samples must fit in it."""
 
 
 class TrainConfigError(ValueError):

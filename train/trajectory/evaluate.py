@@ -151,14 +151,18 @@ def evaluate(
         loss = task_loss(
             out, labels, scale.normalise(future), future_weight, beta, positions, trajectory_weight
         )
-        logits, world = out["logits"].float(), scale.to_world(out["future"].float())
+        # float64: a finite float32 output, 1e30 say, squared to inf in float32 (an RMSE of
+        # null), and turned to world units past a wide scene box it overflowed to a
+        # "non-finite" clip
+        logits, world = out["logits"].float(), scale.to_world(out["future"].double())
         finite = torch.isfinite(logits).all(dim=1) & torch.isfinite(world).all(dim=1)
         pred = logits.argmax(dim=1)
         idx = (labels * num_classes + pred)[finite].cpu()
         confusion += torch.bincount(idx, minlength=num_classes**2).view(num_classes, -1).double()
-        sums[0] += ((world - future) ** 2).sum().item()
+        offset = world - future.double()
+        sums[0] += (offset**2).sum().item()
         if clips is not None:
-            error = (world - future).norm(dim=1)
+            error = offset.norm(dim=1)
             columns = (batch["index"], labels.cpu(), pred.cpu(), error.cpu())
             clips.append(torch.stack([c.double() for c in columns], dim=1))
         sums[1] += loss.item() * len(labels)

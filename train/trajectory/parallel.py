@@ -25,8 +25,8 @@ from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
 from train.trajectory.cli import build_parser as trainer_parser
 from train.trajectory.cli import resolve_config, results_epochs, run_finished
-from train.trajectory.config import MAX_EPOCHS
 from trajkit.cli import (
+    MAX_EPOCHS,
     MAX_WORKERS,
     OneLineParser,
     default_workers,

@@ -205,6 +205,20 @@ def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("where", ["--epochs", "config"])
+@pytest.mark.timeout(60)  # before the bound, 1e30 epochs trained for ever
+def test_epochs_past_the_bound_are_refused(tmp_path, jepa_files, capsys, where):
+    """As in the other trainers (trajkit.cli.MAX_EPOCHS): 1e30 epochs trained for ever."""
+    huge = 10**30
+    config = _config(
+        tmp_path, jepa_files, **({"optim": {"epochs": huge}} if where == "config" else {})
+    )
+    flags = ["--epochs", str(huge)] if where == "--epochs" else []
+    assert trainer.main(["--config", config, "--quiet", *flags]) == 2
+    assert "optim.epochs: Input should be less than or equal to 100000" in _one_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_folder_named_with_a_newline_in_the_config_is_refused(tmp_path, jepa_files, capsys):
     """As --out "o\\nx" is; before, the run made a folder named over two lines."""
     config = _config(tmp_path, jepa_files, run={"out": str(tmp_path / "o\nx")})

@@ -25,6 +25,7 @@ from train.saliency.convert import main as convert
 from train.saliency.mit1003 import Mit1003Images
 from train.saliency.synthetic import main as synthetic
 from train.saliency.verify import main as verify
+from trajkit.cli import short_repr
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -266,11 +267,97 @@ def test_a_stimulus_name_leading_out_of_the_set_is_refused_and_nothing_is_writte
     before = files_under(tmp_path)
     assert verify([str(src), "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {src / 'stimuli.hdf5'}: stimulus file") and repr(name) in err
+    assert err.startswith(f"error: {src / 'stimuli.hdf5'}: stimulus file")
+    assert short_repr(name) in err, err
     assert len(err.splitlines()) == 1, err
     assert convert([str(src), str(dst), "--to", "images", "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == err
     assert files_under(tmp_path) == before and not dst.exists()
+
+
+LONG = "x" * 100_000  # no file system takes a name of 100 KB
+LONG_PART = "x" * 3_000  # a path the system takes whole, of a folder that is not there
+
+
+def set_attribute(src: Path, file: str, key: str, value: str) -> None:
+    with h5py.File(src / file, "r+") as f:
+        f.attrs[key] = np.bytes_(value)
+
+
+HOSTILE_NAMES = {  # what the file holds, the exit status, and what the line says
+    "a 100 KB stimulus file name": (
+        lambda src: rename_stimulus(src, 0, f"Stimuli/Action/{LONG}.jpg"),
+        1,
+        "names no file (File name too long)",
+    ),
+    "a 100 KB name with '..' and a newline": (
+        lambda src: rename_stimulus(src, 0, f"../{LONG}\n.jpg"),
+        1,
+        "is absolute or holds '..'",
+    ),
+    "two long names standing for one key": (
+        lambda src: (
+            rename_stimulus(src, 0, f"A/{LONG_PART}.jpg"),
+            rename_stimulus(src, 1, f"B/{LONG_PART}.jpg"),
+        ),
+        1,
+        "both stand for 'xxx",
+    ),
+    "a 60 KB stimuli type": (
+        lambda src: set_attribute(src, "stimuli.hdf5", "type", LONG[:60_000]),
+        2,
+        "expected 'FileStimuli' or 'Stimuli'",
+    ),
+    "a 60 KB fixations type": (
+        lambda src: set_attribute(src, "fixations.hdf5", "type", LONG[:60_000]),
+        2,
+        "expected FixationTrains, Fixations or ScanpathFixations",
+    ),
+    "a 60 KB version": (
+        lambda src: set_attribute(src, "stimuli.hdf5", "version", LONG[:60_000]),
+        2,
+        "is not a pysaliency version",
+    ),
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NAMES)
+def test_a_hostile_name_in_an_hdf5_set_is_one_short_line(
+    pysaliency_writer, tmp_path, capsys, hostile
+):
+    """Names and attributes are quoted shortened: each of these was a line of 60 to 300 KB,
+    and a 100 KB file name a traceback (the system's "File name too long")."""
+    src = pysaliency_writer(tmp_path / "src")
+    make, code, said = HOSTILE_NAMES[hostile]
+    make(src)
+    assert verify([str(src), "--quiet"]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 400 and said in err, err[:400]
+
+
+def test_an_attribute_named_by_the_file_and_not_used_is_not_read(pysaliency_writer, tmp_path):
+    """Only ``category`` is used; a listed 60 KB name the file does not hold was an error
+    quoting all of it."""
+    from train.saliency.layouts import open_source
+
+    src = pysaliency_writer(tmp_path / "src")
+    set_attribute(src, "stimuli.hdf5", "__attributes__", f'["category", "{LONG[:60_000]}"]')
+    assert [r.category for r in open_source(src).refs] == ["Action", "Action", "Indoor"]
+
+
+def test_the_trainer_refuses_a_100_kb_stimulus_name_in_one_short_line(
+    pysaliency_writer, tmp_path, tiny_config, capsys
+):
+    """It was "error: File name too long: " and the 100 KB path."""
+    from train.saliency.__main__ import main as train
+
+    src = pysaliency_writer(tmp_path / "src")
+    rename_stimulus(src, 0, f"Stimuli/Action/{LONG}.jpg")
+    code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
+    assert "names no file (File name too long)" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_trainer_refuses_a_stimulus_name_leading_out_of_the_set(

@@ -218,6 +218,32 @@ def inflating_chunk(root: Path) -> str:
     )
 
 
+def partly_written_stimulus(root: Path) -> str:
+    """Stimulus 0 declared 2000x2000x3 (12 MB) in gzip chunks, one of 16 written: the others
+    read as zeros."""
+    with h5py.File(root / "stimuli.hdf5", "r+") as f:
+        del f["0"]
+        data = f.create_dataset(
+            "0", (2000, 2000, 3), np.uint8, chunks=(500, 500, 3), compression="gzip"
+        )
+        data[:500, :500] = 1
+    return (
+        f"{root / 'stimuli.hdf5'}: stimulus 0 is 2000x2000x3 but the file stores only part of "
+        "it (the rest, never written, reads as zeros); the file is damaged or forged"
+    )
+
+
+def never_written_stimulus(root: Path) -> str:
+    """Stimulus 0 declared 2000x2000x3 (12 MB) in one block, never written: 0 bytes stored."""
+    with h5py.File(root / "stimuli.hdf5", "r+") as f:
+        del f["0"]
+        f.create_dataset("0", (2000, 2000, 3), np.uint8)
+    return (
+        f"{root / 'stimuli.hdf5'}: stimulus 0 is 2000x2000x3 but the file stores only part of "
+        "it (the rest, never written, reads as zeros); the file is damaged or forged"
+    )
+
+
 def lzf_stimulus(root: Path) -> str:
     """Stimulus 0 through LZF, whose output HDF5 grows to whatever the stream holds."""
     with h5py.File(root / "stimuli.hdf5", "r+") as f:
@@ -232,7 +258,15 @@ def lzf_stimulus(root: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "forge", [never_written_trains, one_name_many_times, inflating_chunk, lzf_stimulus]
+    "forge",
+    [
+        never_written_trains,
+        one_name_many_times,
+        inflating_chunk,
+        partly_written_stimulus,
+        never_written_stimulus,
+        lzf_stimulus,
+    ],
 )
 def test_a_pysaliency_dataset_that_inflates_is_refused_before_it_is_read(
     pysaliency_writer, tmp_path, capsys, forge
@@ -240,8 +274,14 @@ def test_a_pysaliency_dataset_that_inflates_is_refused_before_it_is_read(
     """Before: a 6 KB fixations.hdf5 declaring 10000x10000 trains took 1.7 GB and verify said
     fixations were missing; 600 names pointing at one 1 MB string took 1.3 GB and printed it
     twice in one line; a 400 KB stimuli.hdf5 whose chunk inflated to 400 MB took 463 MB and
-    passed, as did any LZF stimulus."""
-    embedded = forge in (inflating_chunk, lzf_stimulus)
+    passed, as did any LZF stimulus; a 13 KB one declaring a 9000x9000 image, never written,
+    took 243 MB of zeros and passed."""
+    embedded = forge in (
+        inflating_chunk,
+        partly_written_stimulus,
+        never_written_stimulus,
+        lzf_stimulus,
+    )
     root = pysaliency_writer(tmp_path / "hdf5", embedded=embedded)
     expected = forge(root)
     refused_in_one_line(root, "images", tmp_path, capsys, expected)

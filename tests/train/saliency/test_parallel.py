@@ -146,6 +146,21 @@ def test_bad_input_is_one_line_exit_2(tiny_config, synth, tmp_path, capsys):
     assert "add --resume" in capsys.readouterr().err
 
 
+def test_epochs_past_the_bound_are_one_line_before_any_script(
+    tiny_config, synth, tmp_path, monkeypatch, capsys
+):
+    """--epochs 1e30 went into every run's command (and Slurm script) and trained for ever."""
+    monkeypatch.setattr(train.slurm.shutil, "which", lambda name: None)
+    out = tmp_path / "runs"
+    args = ["--configs", *variants(tiny_config, synth), "--out", str(out), "--launcher", "slurm"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--epochs", str(10**30)])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--epochs: must be 1..100000, got 1000000000000000000000000000000" in err
+    assert not out.exists()
+
+
 GOOD_RESULTS = {
     "epochs": 1,
     "best_epoch": 1,

@@ -137,6 +137,30 @@ def test_resume_to_fewer_epochs_than_finished_is_refused(tiny_config, tmp_path, 
     assert (out / "results.json").read_bytes() == results
 
 
+@pytest.mark.parametrize("where", ["--epochs", "config"])
+@pytest.mark.timeout(60)  # before the bound, 1e30 epochs trained for ever
+def test_epochs_past_the_bound_are_one_line_before_any_run_folder(
+    tiny_config, tmp_path, synth, capsys, where
+):
+    """--epochs 1e30 (or a config's) started a run that trained for ever, as the trajectory
+    trainer's did before its bound (trajkit.cli.MAX_EPOCHS)."""
+    huge = 10**30
+    cfg = tiny_config("baseline", synth, **({"epochs": huge} if where == "config" else {}))
+    out = tmp_path / "run"
+    argv = ["--config", str(cfg), "--out", str(out), "--quiet"]
+    if where == "--epochs":
+        argv += ["--epochs", str(huge)]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's refusal
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    said = "must be 1..100000" if where == "--epochs" else "train.epochs: Input should be less"
+    assert said in err and "100000" in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("edit", ["best epoch's record removed", "a record added before it"])
 def test_results_take_the_best_epoch_s_record_by_its_epoch_not_its_place(
     tiny_config, tmp_path, synth, capsys, edit
