@@ -7,7 +7,7 @@ seconds at ``fps`` frames per second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pydantic
@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     model_validator,
 )
@@ -25,6 +26,9 @@ from trajkit.cli import describe_validation_error
 from trajkit.presets import config_file
 from trajkit.real import Real
 from trajkit.yamlfile import read_yaml_mapping
+
+if TYPE_CHECKING:
+    from generator.render.cameras import Camera
 
 CLASS_NAMES = ("Linear", "Circular", "Helical", "Parabolic")
 # Opt-in motion classes (``classes:``), each with its own section; a config that does not
@@ -37,7 +41,8 @@ MAX_HORIZON = 512
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 # Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
-# drew a clip of nothing, instead of being named here).
+# drew a clip of nothing, instead of being named here). Counts are ``StrictInt``, as in the
+# trainers' configs: pydantic's int took ``horizon: true`` for 1.
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
@@ -233,7 +238,7 @@ class DistractorConfig(BaseModel):
     """
 
     model_config = STRICT
-    count: int = Field(2, ge=1, le=8)
+    count: StrictInt = Field(2, ge=1, le=8)
     radius: SizeRange = _r(0.12, 0.42)
     target_hue: Real = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
     min_hue_gap: Real = Field(0.15, ge=0.0, le=0.45)
@@ -247,7 +252,7 @@ class OccluderConfig(BaseModel):
     """
 
     model_config = STRICT
-    count: int = Field(2, ge=1, le=8)
+    count: StrictInt = Field(2, ge=1, le=8)
     width: SizeRange = _r(0.35, 0.8)  # metres, each side of the footprint
     height: SizeRange = _r(1.2, 2.8)
     clearance: Real = Field(0.45, ge=0.0)
@@ -271,6 +276,13 @@ class GroundTruthConfig(BaseModel):
     enabled: bool = True
     masks: bool = False  # also its visible pixels, run-length encoded
 
+    @pydantic.field_validator("masks")
+    @classmethod
+    def _part_of_ground_truth(cls, masks: bool, info: pydantic.ValidationInfo) -> bool:
+        if masks and info.data.get("enabled") is False:
+            raise ValueError("needs ground truth on (enabled: true), or leave masks out")
+        return masks
+
 
 class MotionBlurConfig(BaseModel):
     """Each frame averages the ball (and distractors) drawn at ``samples`` instants.
@@ -280,7 +292,7 @@ class MotionBlurConfig(BaseModel):
     """
 
     model_config = STRICT
-    samples: int = Field(5, ge=2, le=32)
+    samples: StrictInt = Field(5, ge=2, le=32)
     shutter: Real = Field(0.5, gt=0.0, le=1.0)
 
 
@@ -321,9 +333,9 @@ MOTION_SECTIONS = ("classes", "bouncing", "damped", "switching")
 
 class GeneratorConfig(BaseModel):
     model_config = STRICT
-    frames: int = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
-    horizon: int = Field(5, ge=1, le=MAX_HORIZON)
-    image_size: int = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
+    frames: StrictInt = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
+    horizon: StrictInt = Field(5, ge=1, le=MAX_HORIZON)
+    image_size: StrictInt = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
     fps: Real = Field(30.0, gt=0.0)
     scene: SceneConfig = Field(default_factory=SceneConfig)
     cameras: CameraRigConfig = Field(default_factory=CameraRigConfig)
@@ -425,6 +437,14 @@ class GeneratorConfig(BaseModel):
 # (1%; a sample then runs out of draws with odds under 1 in 20,000): rarer fits made workers
 # fail mid-run. The hard level's flights fit in 1.4% of draws.
 PROBE_FITS = 10
+PROBE_SEED = 0x9E0B  # the probes draw from fixed streams: the same verdict each time
+# Below these, a dataset was drawn without a word with nothing to learn from: the smallest
+# ball's width (at the box corner farthest from a camera) and a family's median movement over
+# the observed frames (in the camera it moves most in), in pixels. The shipped levels' balls
+# are 2.5 px and their paths move 10 px or more; the smallest config the tests use (16 px,
+# 4 frames, one camera) has 0.63 px and its flights move 0.16 px.
+MIN_BALL_PX = 0.5
+MIN_TRAVEL_PX = 0.1
 
 
 def _render_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
@@ -474,30 +494,59 @@ def _render_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
 def _camera_issues(
     cfg: GeneratorConfig, lo: np.ndarray, hi: np.ndarray, margin: float
 ) -> list[tuple[tuple[str, ...], str]]:
-    """Cameras under the ground, inside the scene box (or within a ball of it), or not seeing it."""
+    """Cameras under the ground, inside the scene box (or within a ball of it), not seeing it,
+    or too far to show the ball."""
     from generator.render.cameras import build_rig
 
-    issues = []
+    refusals = []
     box_centre = (lo + hi) / 2
-    for i, cam in enumerate(build_rig(cfg)):
-        where = (
-            f"camera {i} (azimuth {cfg.cameras.azimuths_deg[i]:g}, "
-            f"elevation {cfg.cameras.elevations_deg[i]:g})"
-        )
+    rig = build_rig(cfg)
+    for i, cam in enumerate(rig):
         centre = cam.centre
         with np.errstate(all="ignore"):  # a camera level with the centre divides by 0
             (u, v), depth = cam.project(box_centre)
         inside = cfg.image_size - 0.5
         if centre[2] <= 0:
-            msg = f"{where} is under the ground (z {centre[2]:.3g} m): raise look_at"
+            msg = f"{_camera_name(cfg, i)} is under the ground (z {centre[2]:.3g} m): raise look_at"
         elif ((centre > lo - margin) & (centre < hi + margin)).all():
-            msg = f"{where} is inside the scene box: raise distance"
+            msg = f"{_camera_name(cfg, i)} is inside the scene box: raise distance"
         elif not (depth > 0 and -0.5 <= u <= inside and -0.5 <= v <= inside):
-            msg = f"{where} does not see the scene box's centre: point look_at at the box"
+            msg = (
+                f"{_camera_name(cfg, i)} does not see the scene box's centre: "
+                "point look_at at the box"
+            )
         else:
             continue
-        issues.append((("cameras",), msg))
-    return issues
+        refusals.append((("cameras",), msg))
+    return refusals or _ball_too_small(cfg, rig, lo, hi)
+
+
+def _camera_name(cfg: GeneratorConfig, i: int) -> str:
+    return (
+        f"camera {i} (azimuth {cfg.cameras.azimuths_deg[i]:g}, "
+        f"elevation {cfg.cameras.elevations_deg[i]:g})"
+    )
+
+
+def _ball_too_small(
+    cfg: GeneratorConfig, rig: list[Camera], lo: np.ndarray, hi: np.ndarray
+) -> list[tuple[tuple[str, ...], str]]:
+    """The smallest ball under half a pixel wide at the box corner deepest in a camera's view
+    (sized as the renderer sizes it, focal length x radius / depth): clips it barely shows in."""
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
+    radius = cfg.appearance.ball_radius.lo
+    widths = [2 * cam.K[0, 0] * radius / cam.to_camera(corners)[:, 2].max() for cam in rig]
+    i = int(np.argmin(widths))
+    if widths[i] >= MIN_BALL_PX:
+        return []
+    return [
+        (("cameras", "distance"), f"{_camera_name(cfg, i)} sees the smallest ball ({radius:g} m "
+         f"radius) {widths[i]:.2g} px wide at the scene box's farthest corner (at least "
+         f"{MIN_BALL_PX} must): lower distance or fov_deg, or raise image_size or "
+         "appearance.ball_radius")
+    ]  # fmt: skip
 
 
 def _orbit_issues(
@@ -523,35 +572,80 @@ _PATH_VERDICTS: dict[str, list[tuple[tuple[str, ...], str]]] = {}
 
 
 def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
-    """Families whose paths rarely fit the scene box: a worker would give up on one."""
+    """Families whose paths rarely fit the scene box (a worker would give up on one) or barely
+    move in every camera; then pillars with little room beside the paths."""
+    from generator.render.cameras import build_rig
     from generator.render.trajectories import MAX_TRIES, SAMPLERS
 
     scene = cfg.scene
     lo = np.array([scene.x.lo, scene.y.lo, scene.z.lo])
     hi = np.array([scene.x.hi, scene.y.hi, scene.z.hi])
-    issues = []
+    rig = build_rig(cfg)
+    refusals = []
+    firsts = []  # each family's first path that fits: where the pillars' probe puts them
     t = np.arange(cfg.frames + cfg.horizon) / cfg.fps
     for name in cfg.class_names:
         class_id = KNOWN_CLASS_NAMES.index(name)
         sampler = SAMPLERS[class_id]
-        rng = np.random.default_rng([0x9E0B, class_id])  # a fixed probe: the same verdict each time
-        fits = 0
+        rng = np.random.default_rng([PROBE_SEED, class_id])
+        fitted = []
         try:
             with np.errstate(all="ignore"):
                 for _ in range(MAX_TRIES):
                     pos, _ = sampler(rng, t, cfg)
-                    fits += bool((pos.min(axis=0) >= lo).all() and (pos.max(axis=0) <= hi).all())
-                    if fits >= PROBE_FITS:
-                        break
+                    if (pos.min(axis=0) >= lo).all() and (pos.max(axis=0) <= hi).all():
+                        fitted.append(pos)
+                        if len(fitted) >= PROBE_FITS:
+                            break
         except (ArithmeticError, ValueError) as e:
-            issues.append(((name.lower(),), f"cannot draw a {name} path: {e}"))
+            refusals.append(((name.lower(),), f"cannot draw a {name} path: {e}"))
             continue
-        if fits < PROBE_FITS:
-            issues.append(
-                ((name.lower(),), f"only {fits} of {MAX_TRIES} {name} paths fit in the scene box "
-                 f"(at least {PROBE_FITS} must): widen scene or narrow these ranges")
+        if len(fitted) < PROBE_FITS:
+            refusals.append(
+                ((name.lower(),), f"only {len(fitted)} of {MAX_TRIES} {name} paths fit in the "
+                 f"scene box (at least {PROBE_FITS} must): widen scene or narrow these ranges")
             )  # fmt: skip
-    return issues
+            continue
+        travel = _median_travel_px(rig, np.stack(fitted)[:, : cfg.frames])
+        if travel < MIN_TRAVEL_PX:
+            refusals.append(
+                ((name.lower(),), f"{name} paths barely move: a median {travel:.2g} px over the "
+                 f"observed frames in the camera they move most in (at least {MIN_TRAVEL_PX} "
+                 "must): raise these speeds or turns, or lower fps")
+            )  # fmt: skip
+        firsts.append(fitted[0])
+    if cfg.occluders is not None and not refusals:
+        refusals += _pillars_without_room(cfg, firsts)
+    return refusals
+
+
+def _median_travel_px(rig: list[Camera], paths: np.ndarray) -> float:
+    """How far paths (N, T, 3) move in the image: the median over paths of the longer side of
+    a path's pixel bounding box, in the camera where it is longest."""
+    with np.errstate(all="ignore"):  # a point on a camera's plane divides by 0
+        spread = np.stack([np.ptp(cam.project(paths)[0], axis=1).max(axis=-1) for cam in rig])
+    return float(np.median(spread.max(axis=0)))
+
+
+def _pillars_without_room(
+    cfg: GeneratorConfig, paths: list[np.ndarray]
+) -> list[tuple[tuple[str, ...], str]]:
+    """Pillars that mostly find no place ``clearance`` clear of a path: each is left out after
+    its tries, so the clips would hold few or none. A pillar is placed by itself (pillars do
+    not avoid each other), so one per path gives the odds; half the paths must get theirs."""
+    from generator.render.scene_objects import sample_pillars  # here: it imports this module
+
+    assert cfg.occluders is not None
+    one = cfg.model_copy(update={"occluders": cfg.occluders.model_copy(update={"count": 1})})
+    rng = np.random.default_rng(PROBE_SEED)
+    placed = sum(len(sample_pillars(rng, one, path)) for path in paths)
+    if 2 * placed >= len(paths):
+        return []
+    return [
+        (("occluders", "clearance"), f"a pillar fits {cfg.occluders.clearance:g} m clear of "
+         f"only {placed} of {len(paths)} paths (one of each class; at least half must): "
+         "lower clearance or width, or widen scene")
+    ]  # fmt: skip
 
 
 class ConfigError(ValueError):

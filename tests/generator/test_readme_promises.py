@@ -353,6 +353,17 @@ UNRENDERABLE = [
     ({"parabolic": {"start_height": {"lo": 20, "hi": 20}}}, "parabolic: only"),
     ({"fps": 25}, "parabolic: only"),  # flights land under the box before the future frame
     ({"linear": {"speed": {"lo": 3, "hi": 2}}}, "linear.speed"),
+    # These drew a whole dataset of nothing to learn from, without a word: a ball under a
+    # pixel in every camera, paths that do not move, no pillar in any clip, masks of nothing.
+    ({"cameras": {"distance": 1e12}}, "cameras.distance: camera 0 (azimuth 20, elevation 12)"),
+    ({"cameras": {"fov_deg": 169}}, "cameras.distance"),
+    ({"appearance": {"ball_radius": {"lo": 0.01, "hi": 0.3}}}, "cameras.distance"),
+    ({"fps": 1e300}, "linear: Linear paths barely move"),
+    ({"linear": {"speed": {"lo": 0, "hi": 0}}}, "linear: Linear paths barely move"),
+    ({"circular": {"swept_turns": {"lo": 0, "hi": 0}}}, "circular: Circular paths barely move"),
+    ({"occluders": {"clearance": 1e9}}, "occluders.clearance"),
+    ({"occluders": {"clearance": 4}}, "occluders.clearance"),
+    ({"ground_truth": {"enabled": False, "masks": True}}, "ground_truth.masks"),
 ]
 
 
@@ -364,6 +375,26 @@ def test_unrenderable_config_is_refused_naming_the_field(tmp_path, raw, field):
         load_config(path)
     message = str(refused.value)
     assert len(message.splitlines()) == 1 and f": {field}" in message, message
+
+
+# pydantic's lax int took ``horizon: true`` for 1, and YAML reads yes/no and on/off as booleans.
+COUNTS = [
+    "frames",
+    "horizon",
+    "image_size",
+    "distractors.count",
+    "occluders.count",
+    "motion_blur.samples",
+]
+
+
+@pytest.mark.parametrize("field", COUNTS)
+def test_a_boolean_where_a_count_goes_is_refused_naming_the_field(tmp_path, field):
+    *section, key = field.split(".")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section[0]}: {{{key}: yes}}\n" if section else f"{key}: yes\n")
+    with pytest.raises(ConfigError, match=f": {field}: Input should be a valid integer$"):
+        load_config(path)
 
 
 EXTREME = st.sampled_from([0.0, -1.0, 1e-9, 0.5, 3.0, 50.0, 1e9, -1e9, 1e300])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import generator.render.renderer as render
-from generator.config import GeneratorConfig
+from generator.config import CameraRigConfig, GeneratorConfig
 from generator.render.arith import exp32, int_power, matvec, norm3
 from generator.render.sample import SampleMaker, class_of
 from generator.render.trajectories import sample_trajectory
@@ -187,7 +187,9 @@ def test_ball_partly_outside_behind_and_near_the_camera_plane_match_per_camera_d
 def test_a_ball_under_a_pixel_wide_leaves_the_pixels_it_does_not_cover_alone(monkeypatch):
     # 2 km away through a 10-degree lens the ball is ~0.01 px: its highlight overflowed to
     # inf, and inf * 0 coverage made NaN, i.e. black pixels beside it (and a RuntimeWarning).
-    cfg = GeneratorConfig(image_size=32, frames=8, cameras={"distance": 2000.0, "fov_deg": 10.0})
+    # A config refuses a ball that small now; the renderer must still draw it cleanly.
+    far = CameraRigConfig(distance=2000.0, fov_deg=10.0)
+    cfg = GeneratorConfig(image_size=32, frames=8).model_copy(update={"cameras": far})
     maker = SampleMaker(cfg)
     shape = (cfg.num_cameras, cfg.frames, cfg.image_size, cfg.image_size)
     shade = render.shade_balls
