@@ -46,6 +46,10 @@ INT_DIGITS_LIMIT = re.compile(
     r"; use sys\.set_int_max_str_digits\(\) to increase the limit"
 )
 
+# A word an argparse error quotes is cut to its ends past this: a 5,000-digit --epochs or
+# --device value was quoted whole, a 5 KB error line.
+LONG_WORD = re.compile(r"\S{200,}")
+
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 16, 60, 60
 
@@ -91,7 +95,8 @@ class OneLineParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)
+        line = LONG_WORD.sub(lambda m: f"{m[0][:60]}...{m[0][-60:]}", one_line(message))
+        print(f"{self.prog}: error: {line} (see --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
