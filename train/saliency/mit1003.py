@@ -12,6 +12,7 @@ when it is brighter than half scale.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +65,15 @@ class Mit1003Images(SaliencySource):
 
     def map_path(self, ref: StimulusRef) -> Path | None:
         p = self.root / MAPS / f"{Path(ref.key).stem}_fixMap.jpg"
-        return p if p.exists() else None  # a FIFO or folder there is named by its reader
+        # os.path.exists, not Path.exists: a stimulus name near the system's 255 bytes makes
+        # this one too long, an OSError (a traceback) where it means no map
+        return p if os.path.exists(p) else None  # a FIFO or folder is named by its reader
 
     def points_path(self, ref: StimulusRef) -> Path | None:
         stem = Path(ref.key).stem
         for folder in (POINTS, MAPS):
             p = self.root / folder / f"{stem}_fixPts.jpg"
-            if p.exists():
+            if os.path.exists(p):  # as in map_path
                 return p
         return None
 

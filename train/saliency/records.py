@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trajkit.cli import short_repr
+
 
 class LayoutError(ValueError):
     """A folder is not a dataset layout we know, or a file in it is malformed."""
@@ -26,8 +28,15 @@ class StimulusFileError(LayoutError):
 def regular_file(path: Path) -> Path:
     """``path`` unless something other than a file stands there: a FIFO would block the
     reader for ever, a folder fail with a decoder's message. A missing path passes (its
-    reader names it)."""
-    if path.exists() and not path.is_file():
+    reader names it). A path the system refuses to look up (a name too long, no permission)
+    is a StimulusFileError too: it was a traceback."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return path
+    except OSError as e:
+        raise StimulusFileError(f"{short_repr(str(path))} cannot be read ({e.strerror})") from None
+    if not path.is_file():
         raise StimulusFileError(f"{path} is listed but is not a regular file")
     return path
 

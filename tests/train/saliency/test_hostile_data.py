@@ -614,3 +614,22 @@ def test_a_version_past_9_names_its_files_relative_to_its_folder(pysaliency_writ
     with h5py.File(src / "stimuli.hdf5", "r+") as f:
         f.attrs["version"] = np.bytes_("10.0")
     assert open_source(src).load(0).image.shape[:2] == (30, 40)
+
+
+def test_a_stimulus_name_whose_map_name_is_too_long_is_a_missing_map(mit1003_dir, capsys):
+    """A 248-byte stimulus name makes its ``_fixPts.jpg`` name past the system's 255 bytes:
+    looking it up was an OSError traceback, where it only means the stimulus has no map."""
+    from train.saliency.verify import main as verify
+
+    name = "b" * 248 + ".jpeg"
+    shutil.copy(next((mit1003_dir / "ALLSTIMULI").iterdir()), mit1003_dir / "ALLSTIMULI" / name)
+    verify([str(mit1003_dir)])
+    out = capsys.readouterr().out
+    assert f"missing fixations for 1 stimuli (e.g. {name})" in out, out
+
+
+def test_a_path_the_system_will_not_look_up_is_a_stimulus_file_error(tmp_path):
+    from train.saliency.records import StimulusFileError, regular_file
+
+    with pytest.raises(StimulusFileError, match="cannot be read"):
+        regular_file(tmp_path / ("a" * 300) / "x.jpg")
