@@ -151,10 +151,16 @@ def _refuse_shared_keys(path: Path, names: list[str], keys: list[str]) -> None:
 
 def _dataset(path: Path, f, name: str, label: str, expected: str):
     """Dataset ``name`` of ``f``; a group there is one line, not an AttributeError (a group
-    has no shape)."""
+    has no shape). Its bytes must be in ``f``: a dataset stored in another file read that
+    file, any file, as pixels or fixations (and a FIFO there would block the read)."""
     data = f[name]
     if not isinstance(data, _h5py().Dataset):
         raise StimulusFileError(f"{path}: {label} is a group, not {expected}")
+    if data.external or data.is_virtual:
+        raise StimulusFileError(
+            f"{path}: {label} is stored in other files (HDF5 external or virtual storage), "
+            "which may be any file on this machine; pysaliency stores it in this one"
+        )
     return data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import resource
 import shutil
@@ -633,3 +634,26 @@ def test_a_path_the_system_will_not_look_up_is_a_stimulus_file_error(tmp_path):
 
     with pytest.raises(StimulusFileError, match="cannot be read"):
         regular_file(tmp_path / ("a" * 300) / "x.jpg")
+
+
+@pytest.mark.parametrize("storage", ["external", "virtual"])
+def test_a_stimulus_stored_in_another_file_is_refused(pysaliency_writer, tmp_path, capsys, storage):
+    """HDF5 lets a dataset's bytes live in any other file: verify read an outside file's bytes
+    as a stimulus's pixels, and passed."""
+    src = pysaliency_writer(tmp_path / "src", embedded=True)
+    outside = tmp_path / "outside.bin"
+    with h5py.File(src / "stimuli.hdf5", "r+") as f:
+        shape, dtype = f["0"].shape, f["0"].dtype
+        outside.write_bytes(bytes(range(256)) * (math.prod(shape) // 256 + 1))
+        del f["0"]
+        if storage == "external":
+            f.create_dataset("0", shape, dtype, external=[(str(outside), 0, math.prod(shape))])
+        else:
+            with h5py.File(tmp_path / "other.h5", "w") as other:
+                other["pixels"] = np.zeros(shape, dtype)
+            layout = h5py.VirtualLayout(shape, dtype)
+            layout[...] = h5py.VirtualSource(tmp_path / "other.h5", "pixels", shape)
+            f.create_virtual_dataset("0", layout)
+    assert verify([str(src), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "stimulus 0 is stored in other files" in err and "\n" not in err, err
