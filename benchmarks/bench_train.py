@@ -629,12 +629,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:  # a second bench on --out would train, set aside and delete rounds under the first
         lock = FolderLock(args.out / ".lock").acquire()
-    except ForeignLockError as e:
+    except LockedError as e:  # a .lock that is not ours is the user's to move: a usage error
         print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except LockedError as e:
-        print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ForeignLockError) else 1
     except OSError as e:
         print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
         return 1
