@@ -89,10 +89,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def content_problem(state: dict[str, Any]) -> str | None:
     """What in a checkpoint's common keys is not of the type every trainer writes, or None:
     an epoch of "two" or a tensor for the model was a traceback from ``int()`` or
-    ``load_state_dict``, a negative epoch a resume that trained extra epochs."""
+    ``load_state_dict``, a negative epoch a resume that trained extra epochs. ``world_size``
+    (the process count, which a resume must keep) is in those of the trajectory and
+    saliency trainers."""
     epoch = state["epoch"]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
         return f"epoch is not a whole number above 0: {short_repr(epoch)}"
+    count = state.get("world_size", 1)  # absent: written before the count was recorded
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return f"world_size is not a whole number above 0: {short_repr(count)}"
     for key in ("model", "optimizer", "scheduler", "config"):
         if not isinstance(state[key], dict):
             kind = "a mapping" if key == "config" else "a state dict"

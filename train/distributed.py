@@ -1,6 +1,6 @@
 """Process group, device and rank: one run is a single process or a ``torchrun`` job.
 
-Under ``torchrun`` the environment holds ``RANK``, ``WORLD_SIZE`` and
+Under ``torchrun`` the environment holds ``RANK``, ``WORLD_SIZE`` (``train.torchrun``) and
 ``LOCAL_RANK``; the run then trains with DistributedDataParallel (NCCL on
 GPUs, gloo on the CPU) and only rank 0 writes files.
 """
@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from train.torchrun import env_rank, env_world_size
 
 
 @dataclass(frozen=True)
@@ -59,17 +63,27 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def env_rank() -> int:
-    """This process's rank as ``torchrun`` set it, known before ``setup``: 0 alone (a
-    ``RANK`` left in the environment of a one-process run does not make it a non-writer)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0
-    return int(os.environ.get("RANK", "0"))
+def process_count_change(state: dict[str, Any], path: Path) -> str | None:
+    """Why the checkpoint ``state`` read from ``path`` cannot be resumed by this job, or None.
+
+    The batch size is per process, so another process count changes the batch, each
+    epoch's shard of the shuffle and the steps an epoch takes: the learning-rate schedule
+    restarted against another total and the resume no longer retraced the run. A
+    checkpoint from before the count was recorded says nothing (None)."""
+    saved, now = state.get("world_size"), env_world_size()
+    if saved is None or saved == now:
+        return None
+    how = "without torchrun" if saved == 1 else f"under torchrun --nproc_per_node {saved}"
+    return (
+        f"--resume: {path} was trained by {saved} process(es) and this job has {now}, so "
+        f"batch and learning-rate schedule would change: resume it {how}, or start a new "
+        "run folder"
+    )
 
 
 def setup(device_request: str) -> DistContext:
     """Join the ``torchrun`` process group if there is one; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = env_world_size()
     rank = env_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_request, local_rank)

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from train.torchrun import env_rank
 from trajkit.files import json_text, write_atomic, write_json_atomic
 from trajkit.lock import LockedError, locked_folder
 
@@ -90,8 +91,6 @@ def writing_to(root: Path) -> Iterator[None]:
     refused instead of interleaving its epochs with ours (or, starting over, deleting them).
     Only the writing process locks (rank 0 under torchrun). A folder made here that holds
     nothing but the lock when we leave is removed again."""
-    from train.distributed import env_rank  # torch: launchers import this module, not torch
-
     if env_rank() != 0:
         yield
         return

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from train.jepa.config import ConfigError, DatasetSpec, parse_config
+from train.torchrun import refusal_under_torchrun
 from trajkit.cli import (
     OneLineParser,
     caused_by_interrupt,
@@ -43,7 +44,10 @@ def _positive(kind: type) -> Callable[[str], int | float]:
 
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
-    """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input, 130 stopped."""
+    """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input (or a start under
+    torchrun: each process computed it all), 130 stopped."""
+    if (refused := refusal_under_torchrun("python -m train.jepa.evaluate")) is not None:
+        return refused
     load_modules("train.jepa.evaluation")  # torch, and the dataset names for --dataset
     from train.jepa.datasets import IMAGE_SETS
 

@@ -5,7 +5,7 @@
 ``results.json`` and ``tensorboard/``; ``train.checkpoint`` writes and checks
 ``last.pt`` / ``best.pt``. All go through ``generator.dataformat.writer`` (temporary name, fsync,
 rename). This module adds what a saliency run needs on top: refusing to overwrite a
-run, and refusing to resume one with a different config.
+run, and refusing to resume one with a different config or process count.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from train.checkpoint import load_checkpoint, save_checkpoint
+from train.distributed import process_count_change
 from train.run_folder import BEST, CONFIG, LAST, holds_checkpoint
 from train.run_folder import RunFolder as TrainerRunFolder
 from train.saliency.config import SaliencyConfig, resume_conflict
@@ -48,6 +49,8 @@ class SaliencyRunFolder(TrainerRunFolder):
             if saved.exists() and (why := resume_conflict(saved, cfg)):
                 raise RunFolderError(why)
             state = load_checkpoint(self.last)
+            if why := process_count_change(state, self.last):
+                raise RunFolderError(why)
             if cfg.train.epochs < state["epoch"]:  # results would say fewer than they hold
                 raise RunFolderError(
                     f"--epochs {cfg.train.epochs} is fewer than the {state['epoch']} epochs "

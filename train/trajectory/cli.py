@@ -15,6 +15,7 @@ from pathlib import Path
 from train.launcher import end_with_launcher
 from train.run_folder import LAST, holds_checkpoint, nothing_to_do, what_is_kept
 from train.summary import run_results
+from train.torchrun import env_rank, env_world_size
 from train.trajectory.config import MAX_BATCH_SIZE, STREAM_SAMPLES, TrainConfig
 from trajkit.cli import (
     MAX_EPOCHS,
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace):
     """The config of this invocation and the checkpoint to resume from (or None)."""
     from train.checkpoint import load_checkpoint
+    from train.distributed import process_count_change
     from train.trajectory.config import (
         TrainConfigError,
         merged_values,
@@ -112,6 +114,8 @@ def resolve_config(args: argparse.Namespace):
         # --quiet is this command's, not the run's: a run started with it could not be
         # resumed with progress and its final line, as no flag turns it off
         cfg = resumed_config(state["config"], {**explicit, "quiet": bool(explicit["quiet"])})
+        if problem := process_count_change(state, last):
+            raise TrainConfigError(problem)
         if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
             raise TrainConfigError(
                 f"--epochs {cfg.epochs} is fewer than the {state['epoch']} epochs {last} "
@@ -154,14 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     end_with_launcher()  # under train.parallel: stopped, and saying so, if it is killed
     args = build_parser().parse_args(argv)
     load_modules("torch", "extractors.registry")
-    return exit_on_interrupt(lambda: run(args), lambda: what_is_kept(args.out))
+    return exit_on_interrupt(lambda: run(args), lambda: stop_message(args.out))
+
+
+def stop_message(out: Path) -> str:
+    """What a stop leaves. torchrun stops every process when one fails (a damaged dataset
+    found by its preflight), by the signal a stop asked for sends, so under it the line
+    says so: "run the same command again" alone sent users back into the same failure."""
+    kept = what_is_kept(out)
+    if env_world_size() > 1:
+        return f"{kept}; torchrun stops all processes when one fails: fix any error printed above"
+    return kept
 
 
 def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
-    from train.distributed import DeviceError, env_rank, setup, teardown
+    from train.distributed import DeviceError, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
     from train.trajectory.evaluate import shown

@@ -15,7 +15,7 @@ clip length and frame size, and its targets' horizon and fps; a run folder's
 ``config.yaml`` must be its checkpoint's run. Exit status: 0 done, 1 a checkpoint is
 missing or damaged or gives non-finite outputs, a record cannot be written, or an
 allocation or a data-loading worker failed, 2 bad input (a run whose extractor cannot be
-built here too).
+built here too, or a start under ``torchrun``: it scores in one process).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from train.torchrun import refusal_under_torchrun
 from train.trajectory.cli import KNOBS
 from train.trajectory.config import MAX_BATCH_SIZE
 from trajkit.cli import (
@@ -439,6 +440,8 @@ def paired_lines(scored: list[tuple[dict, dict]]) -> list[str]:
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (refused := refusal_under_torchrun("python -m train.evaluate")) is not None:
+        return refused
     load_modules("torch", "extractors.registry", "generator.dataformat.dataset")
     return exit_on_interrupt(
         lambda: score_runs(args),

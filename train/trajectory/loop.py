@@ -30,7 +30,7 @@ from train.checkpoint import (
 from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, set_threads
 from train.run_folder import BEST, LAST, TENSORBOARD, RunFolder, named_failures
 from train.summary import epochs_with_numbers, is_number
-from train.trajectory.config import TrainConfig
+from train.trajectory.config import TrainConfig, TrainConfigError
 from train.trajectory.evaluate import FutureScale, evaluate, shown, task_loss
 from train.trajectory.inputs import InputPipeline
 
@@ -179,6 +179,14 @@ class Run:
     # ---------------------------------------------------------- checkpoints
 
     def _load(self, state: dict) -> None:
+        steps, epochs = state["scheduler"].get("last_epoch"), int(state["epoch"])
+        if steps != epochs * self.steps_per_epoch:  # from before world_size was recorded
+            raise TrainConfigError(
+                f"--resume: {self.cfg.out_dir / LAST} took {steps} steps in {epochs} epoch(s), "
+                f"where this job's {self.ctx.world_size} process(es) take {self.steps_per_epoch} "
+                "an epoch: it was trained by another process count (its checkpoint does not "
+                "say which); resume it with that count, or start a new run folder"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -201,6 +209,7 @@ class Run:
             "best": self.best,
             "elapsed_seconds": self.elapsed,
             "inputs": training_inputs(self.train_ds, self.meta),
+            "world_size": self.ctx.world_size,
         }
 
     # ---------------------------------------------------------- loops

@@ -137,6 +137,22 @@ def test_resume_to_fewer_epochs_than_finished_is_refused(tiny_config, tmp_path, 
     assert (out / "results.json").read_bytes() == results
 
 
+def test_resume_by_another_process_count_is_refused(tiny_config, tmp_path, synth, capsys):
+    """A run of 2 processes resumed alone went on with half the batch a step, and results.json
+    then said 1 process."""
+    cfg = tiny_config("baseline", synth, epochs=1)
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    torch.save({**state, "world_size": 2}, out / "last.pt")
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    argv = ["--config", str(cfg), "--out", str(out), "--resume", "--epochs", "2", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained by 2 process(es) and this job has 1" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+
+
 @pytest.mark.parametrize("where", ["--epochs", "config"])
 @pytest.mark.timeout(60)  # before the bound, 1e30 epochs trained for ever
 def test_epochs_past_the_bound_are_one_line_before_any_run_folder(
