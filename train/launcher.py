@@ -23,8 +23,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.run_folder import RunFolderBusy, writing_to
-from train.summary import SUMMARY_MD, RunStatus
+from train.run_folder import LOCK, RunFolderBusy, writing_to
+from train.summary import COMPARISON_PNG, SUMMARY_JSON, SUMMARY_MD, RunStatus
 from trajkit.cli import (
     caused_by_interrupt,
     default_workers,
@@ -47,6 +47,10 @@ ERROR_CHARS = 300  # of a run's error in the summary
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 LAUNCHER_PID = "TRAIN_LAUNCHER_PID"  # in a run's environment: the launcher it ends with
 PARENT_CHECK_SECONDS = 0.5
+LAUNCH_RECORD = "launch.json"  # train.parallel's record of the runs each launch named
+RESERVED_NAMES = (SUMMARY_JSON, SUMMARY_MD, COMPARISON_PNG, LAUNCH_RECORD, LOCK, "slurm")
+"""What the launchers write beside the runs in ``--out`` (``slurm/``: train.slurm's scripts),
+so no run's folder: a run named ``slurm`` trained where the sbatch scripts go."""
 
 
 def share_machine(device: str, runs: int) -> tuple[int, int | None]:
@@ -64,11 +68,25 @@ def gpu_count(device: str) -> int:
     return torch.cuda.device_count()
 
 
+def reserved_name(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder beside the launcher's own files, or None. Compared
+    ignoring case: on macOS and Windows "Summary.md" is summary.md."""
+    if name.casefold() in RESERVED_NAMES:
+        return (
+            f"{name!r} is taken by what the launcher writes beside the runs "
+            f"({', '.join(RESERVED_NAMES)}); choose another"
+        )
+    return None
+
+
 def unusable_run_path(out: Path, name: str) -> str | None:
-    """Why ``out/name`` cannot take a run, or None: something that is no folder there (a file,
-    a dangling or looping link), or a log that is no regular file of its own (a FIFO blocked
-    the launcher's open for ever, a link wrote elsewhere or looped). Checked for every run
-    before any starts: found when its turn came, it stopped the runs already training."""
+    """Why ``out/name`` cannot take a run, or None: a name the launcher's own files take, or
+    something that is no folder there (a file, a dangling or looping link), or a log that is
+    no regular file of its own (a FIFO blocked the launcher's open for ever, a link wrote
+    elsewhere or looped). Checked for every run before any starts: found when its turn came,
+    it stopped the runs already training."""
+    if why := reserved_name(name):
+        return f"run {why}"
     run = out / name
     if os.path.lexists(run) and not run.is_dir():
         return f"{run} exists and is not a folder"

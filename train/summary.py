@@ -4,6 +4,9 @@ Rewritten after every finished run, so a long round can be read while it goes
 on. Each run is read from its own folder (``results.json``, ``metrics.jsonl``);
 the launcher adds its status and, for a failed run, the error. A damaged file
 leaves its run's numbers (or curves) out, with one warning, never the others'.
+Runs are ranked only against runs of the same data, and a run that did not finish
+this round (failed, interrupted, unfinished) after those that did: its numbers are
+an earlier round's, marked with the epochs they are of.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ NUMBERS = (
     "train_samples_per_second",
     "wall_time_seconds",
 )
+TEXTS = ("data", "dataset")  # where the samples came from: a path or render stream, and its id
 CURVES = ("epoch", "val_accuracy", "val_loss", "train_loss")
 # What those fields can hold beyond being finite: a hand-edited accuracy of 1e300 ranked its
 # run first, and a negative RMSE or wall time read as the best.
@@ -127,6 +131,9 @@ def run_results(run_dir: Path) -> dict:
         kind = int if key in COUNTS else (int, float)
         if value is not None and (problem := number_problem(key, value, kind, BOUNDS[key])):
             raise ValueError(f"{path} is damaged ({problem})")
+    for key in TEXTS:
+        if not isinstance(results.get(key), str | None):
+            raise ValueError(f"{path} is damaged ({key} is {short_repr(results[key])}, not text)")
     return results
 
 
@@ -168,8 +175,10 @@ def epochs_with_numbers(path: Path, records: list[dict], keys: tuple[str, ...]) 
 
 
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
-    """One row per run, best first; a run whose results.json is damaged is listed without
-    its numbers, with one warning: one bad file must not cost the others their report."""
+    """One row per run, ``ranked``; a run whose results.json is damaged is listed without
+    its numbers, with one warning: one bad file must not cost the others their report.
+    ``current`` says whether the numbers are of the run's finished epochs (status done), not
+    of an earlier round's ``epochs`` (failed, interrupted, unfinished, not yet run again)."""
     rows = []
     for st in statuses:
         results = results_for_report(out / st.name)
@@ -178,6 +187,9 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "extractor": st.name,
                 "status": st.status,
                 "error": st.error,
+                "current": st.status == "done" and bool(results),
+                "data": results.get("data"),
+                "dataset": results.get("dataset"),
                 "parameters": results.get("parameters"),
                 "epochs": results.get("epochs"),
                 "best_epoch": results.get("best_epoch"),
@@ -192,7 +204,22 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "run_dir": str(out / st.name),
             }
         )
-    return sorted(rows, key=rank_key)
+    return ranked(rows)
+
+
+def data_of(row: dict) -> str | None:
+    """What a row's run trained on: its dataset's id, or for rendered samples their source."""
+    return row["dataset"] or row["data"]
+
+
+def ranked(rows: list[dict]) -> list[dict]:
+    """Runs of one data together, each group in the order of its best run; in a group the
+    runs with current numbers first, best first. A run that failed this round was ranked
+    first on the numbers of an earlier round, and a run on easier data above the others."""
+    groups: dict[str | None, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: (not r["current"], rank_key(r))):
+        groups.setdefault(data_of(row), []).append(row)
+    return [row for group in groups.values() for row in group]
 
 
 def _fmt(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
@@ -212,14 +239,20 @@ def _duration(seconds: float | None) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     head = (
-        "| extractor | status | parameters | val acc | test acc | val future RMSE "
-        "| val RMSE / extent | samples/s | wall time |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| extractor | status | data | epochs | parameters | val acc | test acc "
+        "| val future RMSE | val RMSE / extent | samples/s | wall time |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
+    if (kinds := len({data_of(r) for r in rows} - {None})) > 1:
+        head = (
+            f"**These runs trained on {kinds} different data (the data column): compare a run "
+            "only with the rows of its own data, grouped together.**\n\n" + head
+        )
     lines = []
     for r in rows:
         lines.append(
-            f"| {table_cell(r['extractor'])} | {table_cell(r['status'])} "
+            f"| {table_cell(r['extractor'])} | {table_cell(status_cell(r))} "
+            f"| {table_cell(data_cell(r))} | {_fmt(r['epochs'], 'd')} "
             f"| {_fmt(r['parameters'], ',d')} "
             f"| {_fmt(r['val_accuracy'], '.1f', 100, '%')} "
             f"| {_fmt(r['test_accuracy'], '.1f', 100, '%')} "
@@ -230,6 +263,22 @@ def markdown_table(rows: list[dict]) -> str:
         )
     failed = [failure_line(r["extractor"], r) for r in rows if r["error"]]
     return head + "\n".join(lines) + "\n" + ("\n" + "\n".join(failed) + "\n" if failed else "")
+
+
+def status_cell(row: dict) -> str:
+    """The status, and for a run that did not finish this round the epochs its numbers are
+    of: they were read as the round's own."""
+    if row["current"] or row["epochs"] is None:
+        return row["status"]
+    return f"{row['status']} (numbers from epoch {row['epochs']})"
+
+
+def data_cell(row: dict) -> str:
+    """Where the run's samples came from, and the dataset's id: one path may hold other data
+    once made again."""
+    if row["data"] is None:
+        return row["dataset"] or "-"
+    return f"{row['data']} ({row['dataset']})" if row["dataset"] else row["data"]
 
 
 def failure_line(name: str, row: dict) -> str:

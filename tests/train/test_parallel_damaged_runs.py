@@ -65,6 +65,7 @@ DAMAGED_RESULTS = {
     "an accuracy past 1": json.dumps({**GOOD_RESULTS, "val_accuracy": 1e300}).encode(),
     "a negative RMSE": json.dumps({**GOOD_RESULTS, "val_future_rmse": -1.0}).encode(),
     "a negative wall time": json.dumps({**GOOD_RESULTS, "wall_time_seconds": -5}).encode(),
+    "a dataset that is no text": json.dumps({**GOOD_RESULTS, "dataset": [1]}).encode(),
 }
 
 
@@ -106,8 +107,8 @@ def test_a_missing_number_is_a_bare_dash_in_the_table(tmp_path):
     write_summary(tmp_path, statuses)
     rows = (tmp_path / "summary.md").read_text().splitlines()[2:4]
     assert rows == [
-        "| good | done | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
-        "| bad | failed | - | - | - | - | - | - | - |",
+        "| good | done | - | 1 | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
+        "| bad | failed | - | - | - | - | - | - | - | - | - |",
     ]
 
 
@@ -126,8 +127,8 @@ def test_a_bar_or_line_break_in_a_name_or_error_splits_no_line_of_the_report(tmp
     statuses = [RunStatus("a|b", status="done"), RunStatus("c", "failed", error="x|\ny")]
     write_summary(tmp_path, statuses)
     assert (tmp_path / "summary.md").read_text().splitlines()[2:] == [
-        "| a\\|b | done | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
-        "| c | failed | - | - | - | - | - | - | - |",
+        "| a\\|b | done | - | 1 | 1,000 | 50.0% | 25.0% | 1.000 | 10.00% | 10.0 | 1.0 min |",
+        "| c | failed | - | - | - | - | - | - | - | - | - |",
         "",
         "- **c** failed: x|\\ny",
     ]

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from train.launcher import LocalLauncher
+from train.launcher import RESERVED_NAMES, LocalLauncher, unusable_run_path
 from train.summary import write_summary
 from train.trajectory.cli import build_parser as trainer_parser
 from train.trajectory.parallel import main, with_earlier_runs
@@ -138,7 +138,7 @@ def test_a_resume_names_a_run_that_only_got_as_far_as_its_log(
         LocalLauncher, "run_to_end", lambda self, *a, **k: seen.update(self.jobs) or 0
     )
     assert main(["--resume", "--epochs", "1", "--out", str(out)]) == 2
-    assert one_error(capsys).endswith("--data is needed for magvit")
+    assert one_error(capsys).endswith("magvit: a new run needs --data (or --render)")
     assert main(["--resume", "--epochs", "1", "--data", str(dataset), "--out", str(out)]) == 0
     assert set(seen) == {"i3d", "magvit"}
 
@@ -194,7 +194,7 @@ except KeyboardInterrupt:
 LAUNCHER = """
 import json, sys
 from pathlib import Path
-from train.launcher import LocalLauncher
+from train.launcher import RESERVED_NAMES, LocalLauncher, unusable_run_path
 out, seconds = Path(sys.argv[1]), sys.argv[2]
 def summarise(out, statuses):
     rows = {s.name: s.status for s in statuses}
@@ -454,7 +454,9 @@ def test_an_earlier_run_resumed_to_more_epochs_and_stopped_is_unfinished(tmp_pat
     rows = {r["extractor"]: r for r in write_summary(tmp_path, with_earlier_runs(tmp_path, []))}
     assert rows["complete"]["status"] == "done"
     assert rows["extended"]["status"] == "unfinished" and rows["extended"]["epochs"] == 1
-    assert "| extended | unfinished |" in (tmp_path / "summary.md").read_text()
+    assert (
+        "| extended | unfinished (numbers from epoch 1) |" in (tmp_path / "summary.md").read_text()
+    )
 
 
 def test_resume_with_fewer_epochs_than_finished_is_refused_up_front(round_copy, capsys):
@@ -556,6 +558,24 @@ def test_a_run_path_in_the_way_is_refused_before_any_run_starts(dataset, tmp_pat
     line = one_error(capsys)
     assert str(where) in line and ("not a folder" in line or "not a regular file" in line), line
     assert not (out / "i3d").exists(), "a run started"
+
+
+def test_a_run_named_slurm_is_refused_before_any_run_starts(dataset, tmp_path, capsys, monkeypatch):
+    """A plugin extractor named slurm trained in OUT/slurm, where --launcher slurm writes."""
+    import extractors
+
+    monkeypatch.setattr(extractors, "list_extractors", lambda: ["i3d", "slurm"])
+    out = tmp_path / "runs"
+    argv = ["--extractors", "i3d", "slurm", "--epochs", "1", "--data", str(dataset)]
+    assert main([*argv, "--out", str(out)]) == 2
+    line = one_error(capsys)
+    assert "run 'slurm' is taken by what the launcher writes beside the runs" in line, line
+    assert not out.exists(), "a run started"
+
+
+@pytest.mark.parametrize("name", RESERVED_NAMES + ("Summary.MD",))
+def test_no_launcher_file_can_be_a_run_folder(tmp_path, name):
+    assert "is taken by what the launcher writes" in unusable_run_path(tmp_path, name)
 
 
 # 12. inputs every run would refuse on its own

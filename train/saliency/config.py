@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from train.summary import SUMMARY_JSON, SUMMARY_MD
+from train.launcher import reserved_name
 from trajkit.cli import MAX_EPOCHS, MAX_THREADS, describe_validation_error, short_repr
 from trajkit.presets import config_file
 from trajkit.real import LearningRate, Real
@@ -36,8 +36,6 @@ class ConfigError(ValueError):
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # A folder name holds 255 bytes; train.slurm's temporary slurm/.tmp-NAME.sbatch.PID adds 20.
 MAX_NAME_LENGTH = 200
-# What train.saliency.parallel writes beside the run folders (slurm/: train.slurm's scripts).
-RESERVED_NAMES = (SUMMARY_JSON, SUMMARY_MD, "slurm")
 
 
 class _Strict(BaseModel):
@@ -104,8 +102,6 @@ class SaliencyConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str) -> str:
-        """Reserved names are compared ignoring case: on macOS and Windows "Summary.md" is
-        summary.md."""
         if not RUN_NAME.fullmatch(name):
             raise ValueError(
                 f"{short_repr(name)} is not a plain folder name: letters, digits, '.', '_' and '-', "
@@ -115,11 +111,8 @@ class SaliencyConfig(_Strict):
             raise ValueError(
                 f"{short_repr(name)} is {len(name)} characters long; at most {MAX_NAME_LENGTH}"
             )
-        if name.casefold() in RESERVED_NAMES:
-            raise ValueError(
-                f"{name!r} is taken by what the launcher writes beside the runs "
-                f"({', '.join(RESERVED_NAMES)}); choose another"
-            )
+        if why := reserved_name(name):
+            raise ValueError(why)
         return name
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from train.launcher import end_with_launcher
 from train.run_folder import LAST, holds_checkpoint, nothing_to_do, what_is_kept
@@ -50,7 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
     p.add_argument("--extractor", help="registered extractor (python -m extractors list)")
     p.add_argument("--data", type=path_text, help="dataset folder made by python -m generator")
+    add_render_flags(p, p)
+    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="total epochs")
+    p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
+    p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument(
+        "--batch-size", type=whole_number(1, MAX_BATCH_SIZE), help="clips a step, per process"
+    )
+    p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
+    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), help="data-loading processes")
+    p.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch CPU threads")
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument(
+        "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"
+    )
+    return p
+
+
+def add_render_flags(p: argparse.ArgumentParser, render_into: Any) -> None:
+    """``--render`` (into ``render_into``: ``train.parallel`` makes it exclusive of ``--data``)
+    and its settings, one definition for ``train`` and ``train.parallel``."""
+    render_into.add_argument(
         "--render",
         nargs="?",
         const="default",
@@ -72,24 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=whole_number(1, STREAM_SAMPLES),
         help="with --render: validation samples, and as many for test (default 200)",
     )
-    p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="total epochs")
-    p.add_argument("--out", type=folder_arg, required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--preset", choices=("tiny", "base"), help="extractor and recipe preset")
-    p.add_argument("--config", type=path_arg, help="YAML with TrainConfig fields (over the preset)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--batch-size", type=whole_number(1, MAX_BATCH_SIZE), help="clips a step, per process"
-    )
-    p.add_argument("--lr", type=number_arg(float, 0.0, True), help="peak learning rate")
-    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), help="data-loading processes")
-    p.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch CPU threads")
-    p.add_argument("--seed", type=whole_number(0, MAX_SEED))
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument(
-        "--quiet", action="store_true", default=None, help="no progress bar or epoch lines"
-    )
-    return p
 
 
 def resolve_config(args: argparse.Namespace):

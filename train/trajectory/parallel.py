@@ -1,5 +1,7 @@
 """``python -m train.parallel --extractors i3d slowfast transformer magvit --data DIR --epochs E --out runs/``.
 
+Or ``--render [CONFIG]`` instead of ``--data``: every run trains on samples rendered on the fly.
+
 Every extractor trains in its own ``python -m train`` process at the same time.
 On the CPU the cores are split between the runs (torch threads per run); with
 GPUs each run gets one GPU (``CUDA_VISIBLE_DEVICES``) and the rest wait in a
@@ -19,12 +21,19 @@ import sys
 from pathlib import Path
 
 from generator.dataformat.layout import METADATA
-from train.launcher import INTERRUPTED, LOG, LocalLauncher, share_machine, unusable_run_path
+from train.launcher import (
+    INTERRUPTED,
+    LAUNCH_RECORD,
+    LOG,
+    LocalLauncher,
+    share_machine,
+    unusable_run_path,
+)
 from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
 from train.slurm import SlurmError, submit, time_limit
 from train.summary import RunStatus, rank_key, run_results, write_summary
+from train.trajectory.cli import add_render_flags, resolve_config, results_epochs, run_finished
 from train.trajectory.cli import build_parser as trainer_parser
-from train.trajectory.cli import resolve_config, results_epochs, run_finished
 from trajkit.cli import (
     MAX_EPOCHS,
     MAX_WORKERS,
@@ -46,19 +55,23 @@ from trajkit.seeds import MAX_SEED
 from trajkit.yamlfile import read_yaml_mapping
 
 PROG = "python -m train.parallel"
-LAUNCH = "launch.json"
 RECIPE = ("preset", "config", "batch_size", "lr", "seed")
 """Flags of what a run learns. A resumed run keeps its own: a change is refused, as
 ``python -m train --resume`` refuses it. A run with no checkpoint yet starts over with the
 launch's, from ``launch.json``, under any given again."""
+SOURCE = ("data", "render", "render_seed", "epoch_samples", "eval_samples")
+"""Flags of where a run's samples come from: a dataset folder, or a render stream and its
+settings. Those given are every run's; without ``--data`` or ``--render`` a run keeps its own."""
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--extractors", nargs="+", help="default: all registered (or the runs in --out)")
-    p.add_argument(
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
         "--data", type=path_text, help="dataset folder (default with --resume: each run's own)"
     )
+    add_render_flags(p, source)
     p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), required=True)
     p.add_argument("--out", type=folder_arg, default=Path("runs"), help="runs go to OUT/NAME")
     p.add_argument("--preset", choices=("tiny", "base"), help="default: tiny")
@@ -91,7 +104,7 @@ def existing_runs(out: Path) -> list[str]:
 def read_launch(out: Path) -> dict[str, dict]:
     """The runs earlier launches into ``out`` named, each with its dataset and recipe flags
     ({} before any); a damaged ``launch.json`` is a ValueError naming it."""
-    path = out / LAUNCH
+    path = out / LAUNCH_RECORD
     if not os.path.lexists(path):
         return {}
     if not path.is_file():  # a FIFO would block the read
@@ -112,7 +125,7 @@ def record_launch(out: Path, runs: dict[str, dict]) -> None:
     run starts: one stopped before it wrote its config.yaml was named nowhere, and --resume
     dropped it from the round and the summary without a word."""
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / LAUNCH, {"runs": {**read_launch(out), **runs}})
+    write_json_atomic(out / LAUNCH_RECORD, {"runs": {**read_launch(out), **runs}})
 
 
 def resumed_runs(out: Path, recorded: dict[str, dict]) -> list[str]:
@@ -123,10 +136,12 @@ def resumed_runs(out: Path, recorded: dict[str, dict]) -> list[str]:
     logged = (p.parent.name for p in out.glob(f"*/{LOG}"))
     names = sorted({*recorded, *existing_runs(out), *logged})
     if not names:
-        found = "does not exist" if not out.exists() else f"holds no {LAUNCH} and no run folder"
+        found = (
+            "does not exist" if not out.exists() else f"holds no {LAUNCH_RECORD} and no run folder"
+        )
         raise ValueError(
             f"--resume: {out} {found}, so no run to continue; give --extractors and --data "
-            "to start them"
+            "(or --render) to start them"
         )
     return names
 
@@ -141,16 +156,27 @@ def choose_top(out: Path, k: int, among: list[str] | None) -> list[str]:
     return sorted(finished, key=lambda n: rank_key(results[n]))[:k]
 
 
-def run_data(out: Path, name: str) -> str | None:
-    """The dataset a run trained on, from its config.yaml (None without one); a damaged
-    config (a FIFO, binary, not a mapping) is a ValueError naming it."""
-    path = out / name / CONFIG
+def run_source(args: argparse.Namespace, name: str, recorded: dict) -> dict:
+    """A run's ``SOURCE`` flags: ``--data`` or ``--render`` given replace the run's own; else
+    its config.yaml's (or launch.json's, for a run stopped before it wrote one) under any
+    render settings given. Empty when none says: a new run's --config may."""
+    given = {k: getattr(args, k) for k in SOURCE if getattr(args, k) is not None}
+    if "data" in given or "render" in given:
+        return given
+    launched = {k: v for k, v in recorded.get(name, {}).items() if k in SOURCE and v is not None}
+    return {**(saved_source(args.out / name / CONFIG) or launched), **given}
+
+
+def saved_source(path: Path) -> dict:
+    """The ``SOURCE`` fields of a run's config.yaml ({} without one); a damaged config (a
+    FIFO, binary, not a mapping, a dataset that is no path) is a ValueError naming it."""
     if not path.exists():
-        return None
-    data = read_yaml_mapping(path).get("data")
-    if data is not None and not isinstance(data, str):
-        raise ValueError(f"config {path}: data must be a dataset folder, got {data!r}")
-    return data
+        return {}
+    saved = read_yaml_mapping(path)
+    for key in ("data", "render"):
+        if saved.get(key) is not None and not isinstance(saved[key], str):
+            raise ValueError(f"config {path}: {key} must be a path, got {saved[key]!r}")
+    return {k: saved[k] for k in SOURCE if saved.get(k) is not None}
 
 
 def run_recipe(args: argparse.Namespace, name: str, recorded: dict) -> dict:
@@ -163,18 +189,23 @@ def run_recipe(args: argparse.Namespace, name: str, recorded: dict) -> dict:
     return {**launched, **given}
 
 
+def as_flags(values: dict, names: tuple[str, ...]) -> list[str]:
+    """``--flag=VALUE`` for each of ``names`` in ``values``: ``--data -x`` was read as two
+    options."""
+    return [f"--{k.replace('_', '-')}={values[k]}" for k in names if k in values]
+
+
 def train_args(
-    args, name: str, data: str, recipe: dict, threads: int | None, workers: int
+    args, name: str, source: dict, recipe: dict, threads: int | None, workers: int
 ) -> list[str]:
-    """The run's ``python -m train`` flags; paths as ``--flag=PATH``: ``--data -x`` was read
-    as two options."""
-    cmd = ["--extractor", name, f"--data={data}", "--epochs", str(args.epochs)]
+    """The run's ``python -m train`` flags."""
+    cmd = ["--extractor", name, *as_flags(source, SOURCE), "--epochs", str(args.epochs)]
     cmd += [f"--out={args.out / name}", "--workers", str(workers), "--device", args.device]
     if threads:
         cmd += ["--threads", str(threads)]
     if args.resume:
         cmd.append("--resume")
-    return cmd + [f"--{k.replace('_', '-')}={recipe[k]}" for k in RECIPE if k in recipe]
+    return cmd + as_flags(recipe, RECIPE)
 
 
 def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool) -> list[str]:
@@ -208,11 +239,10 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
 
 
 def resume_command(args: argparse.Namespace, names: list[str]) -> str:
-    """The command that continues this round: the runs by name, the dataset when one was
+    """The command that continues this round: the runs by name, the samples' source when
     given for all (without, each run's own), and how they run."""
     cmd = ["python", "-m", "train.parallel", "--resume", "--extractors", *names]
-    if args.data is not None:
-        cmd.append(f"--data={args.data}")
+    cmd += as_flags(vars(args), tuple(k for k in SOURCE if getattr(args, k) is not None))
     cmd += ["--epochs", str(args.epochs), f"--out={args.out}"]
     if args.device != "auto":
         cmd += ["--device", args.device]
@@ -236,13 +266,11 @@ def launch(args: argparse.Namespace) -> int:
     try:
         recorded = read_launch(args.out)
         names = run_names(args, list_extractors(), recorded)
-        data = {
-            n: args.data or run_data(args.out, n) or recorded.get(n, {}).get("data") for n in names
-        }
-        if missing := [n for n, d in data.items() if d is None]:
-            raise ValueError(f"--data is needed for {', '.join(missing)}")
+        if blocked := [why for n in names if (why := unusable_run_path(args.out, n))]:
+            raise ValueError(blocked[0])
+        sources = {n: run_source(args, n, recorded) for n in names}
         if local:
-            for d in sorted(set(data.values())):
+            for d in sorted({s["data"] for s in sources.values() if "data" in s}):
                 if not (Path(d) / METADATA).is_file():
                     raise ValueError(f"{d} is not a dataset folder (no {METADATA})")
             if args.config:  # a file, or a shipped recipe's name (colour)
@@ -255,15 +283,13 @@ def launch(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"{args.out} already holds runs of {', '.join(taken)}: add --resume or choose another --out"
                 )
-        if blocked := [why for n in names if (why := unusable_run_path(args.out, n))]:
-            raise ValueError(blocked[0])
         if local and args.device == "cuda":
             from train.distributed import pick_device  # torch
 
             pick_device(args.device)  # without a GPU, the DeviceError each run would raise
         recipes = {n: run_recipe(args, n, recorded) for n in names}
         workers = 4 if args.workers is None else args.workers  # a cluster job's default
-        jobs = {n: train_args(args, n, data[n], recipes[n], None, workers) for n in names}
+        jobs = {n: train_args(args, n, sources[n], recipes[n], None, workers) for n in names}
         finished = check_runs(args, jobs, local)
     except ValueError as e:
         print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
@@ -273,7 +299,7 @@ def launch(args: argparse.Namespace) -> int:
         return 2
     except SystemExit as e:  # a flag the trainer's own parser refused, said in one line
         return e.code
-    launched = {n: {**recorded.get(n, {}), "data": data[n], **recipes[n]} for n in names}
+    launched = {n: {**unsourced(recorded.get(n, {})), **sources[n], **recipes[n]} for n in names}
 
     if not local:
         try:
@@ -298,7 +324,7 @@ def launch(args: argparse.Namespace) -> int:
     names = [n for n in names if n not in finished]
     gpus, threads = share_machine(args.device, max(1, len(names)))
     workers = run_workers(args, gpus, len(names))
-    jobs = {n: train_args(args, n, data[n], recipes[n], threads, workers) for n in names}
+    jobs = {n: train_args(args, n, sources[n], recipes[n], threads, workers) for n in names}
     launcher = LocalLauncher(
         args.out,
         jobs,
@@ -312,6 +338,12 @@ def launch(args: argparse.Namespace) -> int:
         f"{PROG}: stopped all runs; continue with: {resume_command(args, names)}",
         before_start=lambda: record_launch(args.out, launched),
     )
+
+
+def unsourced(settings: dict) -> dict:
+    """A run's recorded settings but its source: one launch's --render replaces an earlier
+    one's --data, not joins it."""
+    return {k: v for k, v in settings.items() if k not in SOURCE}
 
 
 def run_names(args: argparse.Namespace, known: list[str], recorded: dict[str, dict]) -> list[str]:

@@ -1,0 +1,88 @@
+"""train.parallel's comparison report: a run that did not finish this round is not ranked on
+an earlier round's numbers, and runs on different data are not ranked against each other."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from train.summary import RunStatus, write_summary
+
+RESULTS = {
+    "parameters": 1000,
+    "epochs": 4,
+    "best_epoch": 2,
+    "val_accuracy": 0.25,
+    "test_accuracy": 0.25,
+    "val_future_rmse": 1.0,
+    "val_future_rmse_fraction": 0.1,
+    "test_future_rmse": 1.1,
+    "train_samples_per_second": 10.0,
+    "wall_time_seconds": 60.0,
+    "data": "/data/easy",
+    "dataset": "0123456789ab",
+}
+
+
+def run_with_results(out: Path, name: str, **changes) -> None:
+    (out / name).mkdir(parents=True)
+    (out / name / "results.json").write_text(json.dumps({**RESULTS, **changes}))
+
+
+def table_rows(out: Path) -> list[str]:
+    return [x for x in (out / "summary.md").read_text().splitlines() if x.startswith("| ")][1:]
+
+
+def json_rows(out: Path) -> list[dict]:
+    return json.loads((out / "summary.json").read_text())["runs"]
+
+
+@pytest.mark.parametrize("status", ["failed", "interrupted", "unfinished", "queued", "running"])
+def test_a_run_not_finished_this_round_ranks_after_those_that_did(tmp_path, status):
+    """magvit failed resuming to 4 epochs: its 3-epoch results.json (37.5%) ranked it first,
+    above the i3d that finished the 4 epochs (25%), as if those were this round's numbers."""
+    run_with_results(tmp_path, "magvit", epochs=3, val_accuracy=0.375)
+    run_with_results(tmp_path, "i3d")
+    statuses = [
+        RunStatus("magvit", status, error="exit status 1: damaged"),
+        RunStatus("i3d", "done"),
+    ]
+    write_summary(tmp_path, statuses)
+    first, second = table_rows(tmp_path)
+    assert first.startswith("| i3d | done | /data/easy (0123456789ab) | 4 | 1,000 | 25.0% |"), first
+    assert second.startswith(f"| magvit | {status} (numbers from epoch 3) | "), second
+    rows = json_rows(tmp_path)
+    assert [(r["extractor"], r["current"], r["epochs"]) for r in rows] == [
+        ("i3d", True, 4),
+        ("magvit", False, 3),
+    ]
+
+
+def test_runs_on_other_data_are_grouped_apart_under_a_note(tmp_path):
+    """A 7-class hard run shared one ranked table with easy runs, with nothing said."""
+    run_with_results(tmp_path, "i3d", epochs=2, val_accuracy=0.5)
+    run_with_results(tmp_path, "magvit", epochs=2, val_accuracy=0.75)
+    hard = {"data": "/data/hard", "dataset": "ba9876543210", "epochs": 1}
+    run_with_results(tmp_path, "transformer", val_accuracy=0.625, **hard)
+    run_with_results(tmp_path, "slowfast", data="rendered:default seed 0", dataset=None)
+    names = ("i3d", "magvit", "transformer", "slowfast")
+    write_summary(tmp_path, [RunStatus(n, "done") for n in names])
+    table = (tmp_path / "summary.md").read_text()
+    assert table.startswith("**These runs trained on 3 different data (the data column)"), table
+    rows = table_rows(tmp_path)
+    assert [r.split(" | ")[0] for r in rows] == ["| magvit", "| i3d", "| transformer", "| slowfast"]
+    assert "| transformer | done | /data/hard (ba9876543210) | 1 |" in rows[2], rows[2]
+    assert "| slowfast | done | rendered:default seed 0 | 4 |" in rows[3], rows[3]
+    assert {(r["extractor"], r["data"], r["dataset"]) for r in json_rows(tmp_path)} == {
+        ("i3d", "/data/easy", "0123456789ab"),
+        ("magvit", "/data/easy", "0123456789ab"),
+        ("transformer", "/data/hard", "ba9876543210"),
+        ("slowfast", "rendered:default seed 0", None),
+    }
+
+
+def test_runs_of_one_dataset_need_no_note(tmp_path):
+    run_with_results(tmp_path, "i3d")
+    run_with_results(tmp_path, "magvit", data="/moved/easy")  # the same data, moved
+    write_summary(tmp_path, [RunStatus("i3d", "done"), RunStatus("magvit", "done")])
+    assert (tmp_path / "summary.md").read_text().startswith("| extractor | status | data |")
