@@ -86,3 +86,18 @@ def test_runs_of_one_dataset_need_no_note(tmp_path):
     run_with_results(tmp_path, "magvit", data="/moved/easy")  # the same data, moved
     write_summary(tmp_path, [RunStatus("i3d", "done"), RunStatus("magvit", "done")])
     assert (tmp_path / "summary.md").read_text().startswith("| extractor | status | data |")
+
+
+def test_top_k_refuses_runs_of_different_data(tmp_path):
+    """--top ranked every run in --out together: a run on easier data was continued as best."""
+    from train.trajectory.parallel import choose_top
+
+    run_with_results(tmp_path, "i3d", val_accuracy=0.5)
+    run_with_results(
+        tmp_path, "magvit", val_accuracy=0.9, data="/data/other", dataset="ba9876543210"
+    )
+    with pytest.raises(ValueError, match="trained on 2 different data"):
+        choose_top(tmp_path, 1, ["i3d", "magvit"])
+    assert choose_top(tmp_path, 1, ["i3d"]) == ["i3d"]
+    run_with_results(tmp_path, "slowfast", val_accuracy=0.7)
+    assert choose_top(tmp_path, 1, ["i3d", "slowfast"]) == ["slowfast"]

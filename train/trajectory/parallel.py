@@ -147,12 +147,19 @@ def resumed_runs(out: Path, recorded: dict[str, dict]) -> list[str]:
 
 
 def choose_top(out: Path, k: int, among: list[str] | None) -> list[str]:
-    """The K best finished runs in ``out`` by validation accuracy (then future RMSE). A damaged
-    results.json is an error naming it, not a run left out: the best run might be the one."""
+    """The K best finished runs in ``out`` by validation accuracy (then future RMSE), all of
+    one data. A damaged results.json is an error naming it, not a run left out: the best run
+    might be the one."""
     results = {n: run_results(out / n) for n in among or existing_runs(out)}
     finished = [n for n, r in results.items() if r.get("val_accuracy") is not None]
     if not finished:
         raise ValueError(f"--top: no finished run with {RESULTS} in {out}; run a round first")
+    data = {results[n].get("dataset") or results[n].get("data") for n in finished}
+    if len(data) > 1:  # a run on easier data would rank first
+        raise ValueError(
+            f"--top: the finished runs in {out} trained on {len(data)} different data, which "
+            "ranks none against another; name the runs of one with --extractors"
+        )
     return sorted(finished, key=lambda n: rank_key(results[n]))[:k]
 
 
