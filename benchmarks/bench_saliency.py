@@ -9,6 +9,9 @@ not the MIT AUC-Judd), CC, KL and SIM beside the centre bias' own scores. Exit 0
 variants beat the centre bias (IG > 0).
 
     python benchmarks/bench_saliency.py [--stimuli 160] [--epochs 6] [--keep DIR]
+
+``--keep DIR`` writes the data to ``DIR/synthetic_MIT1003`` (a new folder, written whole) and
+the runs to ``DIR/runs``; a DIR an earlier bench wrote to is refused, never mixed into.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from train.checkpoint import CheckpointError  # noqa: E402
-from train.run_folder import RunFolderBusy  # noqa: E402
-from train.saliency.config import ConfigError, load_config, parse_config  # noqa: E402
+from train.run_folder import LAST, RunFolderBusy, holds_checkpoint  # noqa: E402
+from train.saliency.config import MAX_EPOCHS, ConfigError, load_config, parse_config  # noqa: E402
 from train.saliency.loop import NoBestEpoch, NonFiniteLoss, build_data, run  # noqa: E402
 from train.saliency.records import LayoutError, StimulusFileError  # noqa: E402
 from train.saliency.run_folder import RunFolderError  # noqa: E402
@@ -36,28 +39,35 @@ from trajkit.cli import (  # noqa: E402
     one_line,
     whole_number,
 )
+from trajkit.lock import NewFolderError, new_folder  # noqa: E402
 from trajkit.seeds import MAX_SEED  # noqa: E402
 
 METRICS = ("info_gain", "nss", "auc", "cc", "kl", "sim")
+VARIANTS = ("baseline_tiny", "entropy_reg_tiny")
+
+
+class Refused(ValueError):
+    """What the bench's own flags asked for cannot be done (exit 2); the message names them."""
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="bench_saliency.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--stimuli", type=whole_number(1, MAX_STIMULI), default=160)
-    ap.add_argument("--epochs", type=whole_number(1), default=6)
+    ap.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), default=6)
     ap.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     ap.add_argument("--keep", type=folder_arg, help="keep data and run folders here")
     args = ap.parse_args(argv)
     try:
         return measure(args)
-    except (ConfigError, LayoutError, RunFolderError, RunFolderBusy) as e:  # too few stimuli
-        print(
-            f"bench_saliency.py: error: {one_line(e)} (--stimuli {args.stimuli})", file=sys.stderr
-        )
-        return 2
     except (StimulusFileError, CheckpointError, NoBestEpoch, NonFiniteLoss) as e:
         print(f"bench_saliency.py: error: {one_line(e)}", file=sys.stderr)
         return 1
+    except (Refused, LayoutError, RunFolderError, RunFolderBusy) as e:
+        print(f"bench_saliency.py: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except NewFolderError as e:  # --keep holds a data set already: never mix two
+        print(f"bench_saliency.py: error: {one_line(e)} (--keep)", file=sys.stderr)
+        return e.exit_code
     except OSError as e:  # a full disk, --keep under a file
         print(f"bench_saliency.py: error: {failed_io(e)}", file=sys.stderr)
         return 1
@@ -66,9 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
-        data = write_synthetic(work / "synthetic_MIT1003", args.stimuli, seed=args.seed)
+        taken = [v for v in VARIANTS if holds_checkpoint(work / "runs" / v / LAST)]
+        if taken:  # checked before the data is written: a refused run changes nothing
+            raise Refused(
+                f"{work / 'runs'} already holds runs of {', '.join(taken)}; give another --keep"
+            )
+        data = work / "synthetic_MIT1003"
+        with new_folder(data) as part:  # written whole into a new folder, or not at all
+            write_synthetic(part, args.stimuli, seed=args.seed)
         rows = {}
-        for variant in ("baseline_tiny", "entropy_reg_tiny"):
+        for variant in VARIANTS:
             raw = load_config(ROOT / "configs" / "saliency" / f"{variant}.yaml").model_dump(
                 mode="json"
             )
@@ -76,7 +93,7 @@ def measure(args) -> int:
             raw["train"]["epochs"] = args.epochs
             cfg = parse_config(raw, variant)
             t0 = time.perf_counter()
-            res = run(cfg, work / "runs" / variant, quiet=True, data=build_data(cfg))
+            res = run(cfg, work / "runs" / variant, quiet=True, data=_split(cfg, args.stimuli))
             rows[variant] = (res, time.perf_counter() - t0)
     first = next(iter(rows.values()))[0]
     n = first["stimuli"]
@@ -117,6 +134,15 @@ def measure(args) -> int:
         else "FAIL: a variant does not beat the centre bias"
     )
     return 0 if ok else 1
+
+
+def _split(cfg, stimuli: int):  # noqa: ANN001
+    try:
+        return build_data(cfg)
+    except ConfigError as e:  # its message names the config's val_fraction, not a flag here
+        raise Refused(
+            f"{stimuli} stimuli leave the train or val split empty; raise --stimuli"
+        ) from e
 
 
 if __name__ == "__main__":

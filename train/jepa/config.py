@@ -305,6 +305,21 @@ def _settings(cfg: JepaConfig) -> dict:
     return flat
 
 
+def check_sampling(cfg: JepaConfig) -> None:
+    """Refuse dataset weights the sampling ignores: only ``weighted`` reads them, and a weight of
+    3 under ``concat`` drew by size without a word. Checked when a run starts, not in the
+    config's validation: a run that began before keeps its config for ``--resume`` and
+    ``train.jepa.evaluate``."""
+    data = cfg.data
+    if data.sampling != "weighted":
+        for i, spec in enumerate(data.datasets):
+            if spec.weight != 1:
+                raise ConfigError(
+                    f"data.datasets[{i}].weight is {spec.weight:g}, but data.sampling "
+                    f"{data.sampling} ignores weights; set data.sampling: weighted or drop it"
+                )
+
+
 def parse_config(raw: dict) -> JepaConfig:
     try:
         return JepaConfig.model_validate(raw)

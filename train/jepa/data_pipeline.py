@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
+from torch.utils.data import Dataset, Sampler
 
 from train.jepa.config import JepaConfig
 from train.jepa.datasets import build_dataset
@@ -48,6 +51,39 @@ def build_pretrain_data(
     return mixture, sampler, collator
 
 
+class PlacedSampler(Sampler):
+    """The sampler's indices as ``(place in the epoch, index)``, the key :class:`SeededDraws`
+    seeds a sample's draws from."""
+
+    def __init__(self, sampler: MixtureSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return enumerate(self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class SeededDraws(Dataset):
+    """The mixture with torch's CPU RNG seeded from ``(seed, epoch, rank, place)`` before each
+    sample, in whichever process loads it: its random crop, and the batch's masks (drawn next,
+    in the same process), are the same for 0, 1 or 8 workers. Workers seeded by torch each drew
+    from their own stream, so the worker count changed the run, and a ``--resume`` with another
+    count gave other weights."""
+
+    def __init__(self, mixture: MixtureDataset, epoch_seed: int) -> None:
+        self.mixture, self.epoch_seed = mixture, epoch_seed
+
+    def __len__(self) -> int:
+        return len(self.mixture)
+
+    def __getitem__(self, key: tuple[int, int]):  # noqa: ANN204
+        place, index = key
+        torch.default_generator.manual_seed((self.epoch_seed * 1_000_000_007 + place) % 2**64)
+        return self.mixture[index]
+
+
 def epoch_loader(
     cfg: JepaConfig,
     mixture: MixtureDataset,
@@ -56,28 +92,27 @@ def epoch_loader(
     epoch: int,
     rank: int = 0,
 ) -> DataLoader:
-    """A fresh loader per epoch whose worker seeds depend only on ``(seed, epoch, rank)``.
+    """A fresh loader per epoch whose draws depend only on ``(seed, epoch, rank)``.
 
     Together with the epoch-seeded sampler this makes every epoch reproducible, which is what
-    lets ``--resume`` continue exactly. Worker processes live one epoch and draw into their own
-    copy of a dataset, so datasets that keep drawn images (``draw_all``) draw them all first,
-    here, for the workers to inherit; without workers they draw lazily in this process.
+    lets ``--resume`` continue exactly, with any ``data.num_workers``. Worker processes live one
+    epoch and draw into their own copy of a dataset, so datasets that keep drawn images
+    (``draw_all``) draw them all first, here, for the workers to inherit; without workers they
+    draw lazily in this process.
     """
     if cfg.data.num_workers > 0:
         for part in mixture.datasets:
             if hasattr(part, "draw_all"):
                 part.draw_all()
     sampler.set_epoch(epoch)
-    generator = torch.Generator().manual_seed((cfg.run.seed * 7919 + epoch) * 131 + rank)
     return DataLoader(
-        mixture,
+        SeededDraws(mixture, (cfg.run.seed * 7919 + epoch) * 131 + rank),
         batch_size=cfg.optim.batch_size,
-        sampler=sampler,
+        sampler=PlacedSampler(sampler),
         collate_fn=collator,
         num_workers=cfg.data.num_workers,
         drop_last=True,
         pin_memory=torch.cuda.is_available(),
-        generator=generator,
         persistent_workers=False,
         worker_init_fn=leave_stops_to_main_process,  # a stop is the main process's to handle
     )

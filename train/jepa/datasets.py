@@ -294,8 +294,18 @@ def dataset_root(spec, data_path: str | Path) -> Path:  # noqa: ANN001
 
 
 def _missing(kind: str, root: Path, why: str) -> DatasetMissing:
+    """The advice names a download that fills ``root``. The downloader writes
+    ``DATA_PATH/<folder>``: for a ``root`` of another name, ``--data-path root.parent`` (the
+    advice before) filled a sibling folder, so the advice names the folder to use instead."""
     problem = f"{kind} not usable at {root} ({why})"
-    advice = f"run `python -m train.jepa.download {kind} --data-path {root.parent}`"
+    folder = IMAGE_SETS[kind].folder
+    if root.name == folder:
+        advice = f"run `python -m train.jepa.download {kind} --data-path {root.parent}`"
+    else:
+        advice = (
+            f"run `python -m train.jepa.download {kind} --data-path {root}` and make its "
+            f"{root / folder} the dataset's root"
+        )
     return DatasetMissing(f"{problem}; {advice}", problem)
 
 

@@ -42,6 +42,23 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _dataset_name(kinds: list[str]) -> Callable[[str], str]:
+    """An argparse type for a dataset kind, or a run's dataset name as the trainer logs it: the
+    second ``synthetic`` of a run is ``synthetic_2`` (``data_pipeline.dataset_names``)."""
+
+    def parse(text: str) -> str:
+        kind, named, n = text.partition("_")
+        if kind in kinds and (not named or (n.isdigit() and n[0] != "0" and int(n) >= 2)):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(kinds)}; the second dataset of "
+            "a kind in a run is KIND_2, and so on)"
+        )
+
+    parse.__name__ = "dataset"
+    return parse
+
+
 @quiet_on_closed_output
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 done, 1 a damaged or foreign checkpoint, 2 bad input (or a start under
@@ -53,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = OneLineParser(prog="python -m train.jepa.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="last.pt of a train.jepa run")
-    parser.add_argument("--dataset", required=True, choices=list(IMAGE_SETS))
-    parser.add_argument("--data-path", help="dataset root (default: the run's data.data_path)")
+    parser.add_argument("--dataset", required=True, type=_dataset_name(list(IMAGE_SETS)))
+    parser.add_argument(
+        "--data-path",
+        help="the folder holding the datasets, as train's; wins over a root the run recorded",
+    )
     parser.add_argument("--out", help="results JSON (default: beside the checkpoint)")
     parser.add_argument("--random-init", action="store_true", help="same network, untrained")
     parser.add_argument("--k", type=_positive(int), default=20)
@@ -91,8 +111,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise CheckpointError(f"{ckpt} holds an unusable config: {err}") from None
         del state
-        matching = [s for s in cfg.data.datasets if s.kind == args.dataset]
-        spec = matching[0] if matching else DatasetSpec.model_validate({"kind": args.dataset})
+        spec = _dataset_spec(cfg, args.dataset)
+        if args.data_path is not None:  # the data moved: the run's recorded root is stale
+            spec = spec.model_copy(update={"root": None})
         encoder = load_encoder(None if args.random_init else ckpt, cfg, cfg.run.seed)
         result = evaluate(
             encoder,
@@ -120,7 +141,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise
         print(f"error: {failure}", file=sys.stderr)
         return 1
-    result.update(checkpoint=str(ckpt), random_init=args.random_init)
+    result.update(
+        checkpoint=str(ckpt),
+        random_init=args.random_init,
+        dataset_spec=spec.model_dump(mode="json"),
+    )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out, result)
@@ -129,6 +154,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 1
     print(summary_line(result))
     return 0
+
+
+def _dataset_spec(cfg, name: str) -> DatasetSpec:  # noqa: ANN001
+    """The run's dataset of that name, else the kind's defaults (a set the run did not train on)."""
+    from train.jepa.data_pipeline import dataset_names
+
+    named = dict(zip(dataset_names(cfg), cfg.data.datasets, strict=True))
+    if name in named:
+        return named[name]
+    if "_" in name:
+        raise ConfigError(
+            f"--dataset {name}: the run has no such dataset (its datasets: {', '.join(named)})"
+        )
+    return DatasetSpec.model_validate({"kind": name})
 
 
 run = entry_point(main)  # python -m train.jepa.evaluate and its console script

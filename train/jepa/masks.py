@@ -60,8 +60,9 @@ class MultiBlockMaskCollator:
     ``num_context`` LongTensors of shape ``(B, n_ctx)`` and ``target_masks`` a list of
     ``num_targets`` LongTensors of shape ``(B, n_tgt)``, each row sorted token indices.
 
-    Randomness: a generator seeded from torch's default RNG once per batch, so a DataLoader whose
-    workers are seeded (as torch does from its own generator) gives the same masks every run.
+    Randomness: a generator seeded from torch's default RNG once per batch, which the loader
+    (``data_pipeline.SeededDraws``) seeds per sample: the same masks every run, whatever the
+    number of workers.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from train.checkpoint import CheckpointError, save_checkpoint
-from train.distributed import set_threads
+from train.distributed import process_count_change, set_threads
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -33,6 +33,7 @@ from train.jepa.config import (
     add_override_arguments,
     apply_overrides,
     check_resume,
+    check_sampling,
     parse_config,
 )
 from train.jepa.config import load_config as read_yaml
@@ -109,6 +110,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     Without ``resume`` a folder holding a run is refused, unless ``force`` starts over (the
     old run is set aside until the new one writes ``last.pt``: ``train.jepa.start_over``).
     """
+    if not resume:
+        check_sampling(cfg)
     rank, world, device = setup_distributed()
     if cfg.run.threads is not None:
         set_threads(cfg.run.threads)
@@ -152,8 +155,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
 
 def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
     """The checkpoint ``--resume`` continues from (None: no run yet). Read before anything is
-    written, so a checkpoint that is damaged or was trained with other learning settings than
-    ``cfg`` (``check_resume``) leaves the run as it was."""
+    written, so a checkpoint that is damaged, was trained with other learning settings than
+    ``cfg`` (``check_resume``) or by another process count leaves the run as it was."""
     if not holds_checkpoint(path):
         _log(f"no {path} yet: starting from scratch", rank)
         return None
@@ -163,6 +166,8 @@ def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
     except ConfigError as err:
         raise CheckpointError(f"{path} holds an unusable config: {err}") from None
     check_resume(saved, cfg)
+    if why := process_count_change(ckpt, path):  # the batch is per process
+        raise ConfigError(why)
     return ckpt
 
 
@@ -385,17 +390,19 @@ class Pretraining:
         return record
 
     def end_epoch(self, record: dict) -> None:
-        """On rank 0: log the epoch's record, print its line, then write ``last.pt``."""
+        """On rank 0: log the epoch's record, print its line (unless quiet), then write
+        ``last.pt``."""
         if self.rank != 0:
             return
         epoch = record["epoch"]
         self.log.write(record, epoch * self.steps_per_epoch, tags="epoch/")
-        _log(
-            f"epoch {epoch}/{self.cfg.optim.epochs} loss {record['loss']:.4f} "
-            f"{record['images_per_second']:.0f} img/s rankme {record['rankme']:.1f} "
-            f"counts {record['dataset_counts']}",
-            self.rank,
-        )
+        if not self.quiet:
+            _log(
+                f"epoch {epoch}/{self.cfg.optim.epochs} loss {record['loss']:.4f} "
+                f"{record['images_per_second']:.0f} img/s rankme {record['rankme']:.1f} "
+                f"counts {record['dataset_counts']}",
+                self.rank,
+            )
         save_checkpoint(
             self.ckpt_path,
             {
@@ -405,6 +412,7 @@ class Pretraining:
                 "collapse": self.watch.state_dict(),
                 "epoch": epoch,
                 "config": self.cfg.model_dump(mode="json"),
+                "world_size": self.world,  # a resume must keep it (``resume_point``)
             },
         )
         start_over.settle(self.out)  # a run --force set aside is replaced now: dropped
@@ -431,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--force", action="store_true", help="start over in an --out that holds a run"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     args = parser.parse_args(argv)
     args.old_run = None  # the last.pt a --force start found, once the config is read
     return exit_on_interrupt(lambda: _run(args), lambda: _what_is_kept(args))

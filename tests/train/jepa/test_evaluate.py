@@ -138,3 +138,73 @@ def test_evaluate_refuses_unmeasurable_features_in_one_line(
     err = capsys.readouterr().err
     assert err == "error: a probe of frozen features needs at least 2 training samples, got 1\n"
     assert not list(tmp_path.glob("**/eval_*.json"))
+
+
+def test_an_explicit_data_path_wins_over_the_root_the_run_recorded(
+    tmp_path, jepa_files, monkeypatch, capsys
+):
+    """The run's root was used whatever --data-path said: after moving the data the error named
+    the old place (and a copy left there would have been evaluated instead, without a word)."""
+    old = tmp_path / "old" / "c10"
+    jepa_files.patch_md5s(monkeypatch, "cifar10", jepa_files.write_cifar(old, "cifar10"))
+    data = {"datasets": [{"kind": "cifar10", "root": str(old)}]}
+    train(
+        parse_config(jepa_files.tiny_config(tmp_path, data=data, optim={"epochs": 1})), quiet=True
+    )
+    (tmp_path / "new").mkdir()
+    old.rename(tmp_path / "new" / "cifar10")
+    ckpt = str(tmp_path / "run" / "last.pt")
+    argv = ["--checkpoint", ckpt, "--dataset", "cifar10", "--probe-iters", "5", "--k", "3"]
+    assert main(argv) == 2  # without --data-path: the recorded root, which is gone
+    assert f"cifar10 not usable at {old} (" in capsys.readouterr().err
+    assert main([*argv, "--data-path", str(tmp_path / "new")]) == 0
+    assert capsys.readouterr().out.startswith("cifar10: linear probe")
+    result = json.loads((tmp_path / "run" / "eval_cifar10.json").read_text())
+    assert result["train_samples"] == 20 and result["test_samples"] == 10
+
+
+def test_a_missing_dataset_names_a_download_that_fills_the_place_looked_in(tmp_path):
+    """For a root of another name than the downloader's folder, the hint named its parent,
+    where the download made <parent>/cifar10, not the root."""
+    from train.jepa.config import DatasetSpec
+    from train.jepa.datasets import DatasetMissing, build_dataset
+
+    for root, advice in [
+        (
+            tmp_path / "x" / "nope",
+            f"--data-path {tmp_path / 'x' / 'nope'}` and make its "
+            f"{tmp_path / 'x' / 'nope' / 'cifar10'} the dataset's root",
+        ),
+        (tmp_path / "x" / "cifar10", f"--data-path {tmp_path / 'x'}`"),
+    ]:
+        spec = DatasetSpec(kind="cifar10", root=str(root))
+        try:
+            build_dataset(spec, tmp_path, "test")
+        except DatasetMissing as err:
+            text = str(err)
+        assert text.startswith(f"cifar10 not usable at {root} (")
+        assert text.endswith(f"run `python -m train.jepa.download cifar10 {advice}"), text
+
+
+def test_a_runs_second_dataset_of_a_kind_is_evaluated_by_its_name(tmp_path, jepa_files, capsys):
+    """--dataset synthetic evaluated the first of two, and the JSON did not say which; the
+    second could not be chosen."""
+    datasets = [
+        {"kind": "synthetic", "synthetic_size": 48},
+        {"kind": "synthetic", "synthetic_size": 24, "synthetic_kind": "shapes"},
+    ]
+    raw = jepa_files.tiny_config(tmp_path, data={"datasets": datasets}, optim={"epochs": 1})
+    train(parse_config(raw), quiet=True)
+    run = tmp_path / "run"
+    argv = ["--checkpoint", str(run / "last.pt"), "--probe-iters", "5", "--k", "3", "--dataset"]
+    for name, size in (("synthetic", 48), ("synthetic_2", 24)):
+        assert main([*argv, name]) == 0
+        result = json.loads((run / f"eval_{name}.json").read_text())
+        assert result["dataset_spec"]["synthetic_size"] == size and result["train_samples"] == size
+    assert result["dataset_spec"]["synthetic_kind"] == "shapes"
+    capsys.readouterr()
+    assert main([*argv, "synthetic_3"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --dataset synthetic_3: the run has no such dataset (its datasets: synthetic, "
+        "synthetic_2)\n"
+    )

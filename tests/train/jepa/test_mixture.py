@@ -1,7 +1,10 @@
 import pytest
 import torch
+import yaml
 
+from train.jepa.config import check_sampling, parse_config
 from train.jepa.mixture import MixtureDataset, MixtureSampler, draw_indices
+from train.jepa.train import main
 
 
 def _which(idx, sizes):
@@ -115,3 +118,24 @@ def test_samples_per_epoch_is_bounded_by_what_an_epoch_can_draw(tmp_path, jepa_f
         "100000000\n"
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sampling", ["concat", "balanced"])
+def test_weights_a_sampling_ignores_are_refused_in_one_line(tmp_path, jepa_files, capsys, sampling):
+    """Weights 1:3 under concat drew 64/32 (by size), under balanced 48/48, without a word."""
+    datasets = [
+        {"kind": "synthetic", "synthetic_size": 64},
+        {"kind": "synthetic", "synthetic_size": 32, "weight": 3},
+    ]
+    raw = jepa_files.tiny_config(tmp_path, data={"datasets": datasets, "sampling": sampling})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: data.datasets[1].weight is 3, but data.sampling {sampling} ignores weights; "
+        "set data.sampling: weighted or drop it\n"
+    )
+    assert not (tmp_path / "run").exists()
+    check_sampling(parse_config({**raw, "data": {**raw["data"], "sampling": "weighted"}}))
+    datasets[1]["weight"] = 1.0
+    check_sampling(parse_config(raw))

@@ -52,6 +52,39 @@ def test_resume_equals_uninterrupted(tmp_path, jepa_files):
     assert strip(lines_a) == strip(lines_b)
 
 
+@pytest.mark.slow  # about 25 s: three short runs, two with worker processes
+def test_a_resume_with_another_worker_count_equals_an_uninterrupted_run(
+    tmp_path, jepa_files, monkeypatch
+):
+    """Workers drew crops and masks from streams seeded per worker, the main process from its
+    own: 0 and 2 workers trained different runs, and a --resume that changed
+    data.num_workers (allowed) gave other weights than the run it continued."""
+    import train.jepa.train as trainer
+
+    def cfg(name: str, workers: int):  # noqa: ANN202
+        raw = jepa_files.tiny_config(tmp_path / name, data={"num_workers": workers})
+        return parse_config(raw)
+
+    train(cfg("a", 0), quiet=True)
+    real_save = trainer.save_checkpoint
+
+    def save_then_stop(path, state):  # noqa: ANN001, ANN202
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg("b", 2), quiet=True)
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    assert _params(tmp_path / "b" / "run")["epoch"] == 1
+    train(cfg("b", 1), resume=True, quiet=True)
+    a, b = _params(tmp_path / "a" / "run"), _params(tmp_path / "b" / "run")
+    assert a["epoch"] == b["epoch"] == 2
+    for part in ("student", "target_encoder"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key} differs"
+
+
 def test_run_folder_metrics_and_counts(tmp_path, jepa_files):
     raw = jepa_files.tiny_config(tmp_path, optim={"epochs": 1})
     raw["data"]["datasets"] = [
@@ -104,3 +137,28 @@ def test_missing_dataset_is_bad_input(tmp_path, jepa_files, capsys):
     path.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path)))
     assert main(["--config", str(path), "--dataset", "cifar10", "--data-path", str(tmp_path)]) == 2
     assert "train.jepa.download cifar10" in capsys.readouterr().err
+
+
+def test_quiet_prints_no_epoch_lines(tmp_path, jepa_files, capsys):
+    """quiet=True (the benchmark's, and --quiet) still printed a line per epoch of every run, as
+    the other trainers' --quiet does not."""
+    train(parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 1})), quiet=True)
+    assert "epoch 1/1" not in capsys.readouterr().err
+    train(parse_config(jepa_files.tiny_config(tmp_path)), resume=True)
+    assert "epoch 2/2 loss " in capsys.readouterr().err
+
+
+def test_a_resume_by_another_process_count_is_refused_and_changes_nothing(tmp_path, jepa_files):
+    """The batch is per process: a run of 2 processes resumed alone halved its batch and
+    took twice the steps an epoch, without a word."""
+    one = parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 1}))
+    train(one, quiet=True)
+    assert _params(tmp_path / "run")["world_size"] == 1
+    state = _params(tmp_path / "run")
+    torch.save({**state, "world_size": 2}, tmp_path / "run" / "last.pt")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    two = parse_config(jepa_files.tiny_config(tmp_path, optim={"epochs": 2}))
+    with pytest.raises(ConfigError, match=r"trained by 2 process\(es\) and this job has 1"):
+        train(two, resume=True, quiet=True)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert after == before
