@@ -166,7 +166,7 @@ def bench_layout(fmt: str, n: int, workers: int, out: Path) -> dict:
     source = open_source(out, meta)
     t0 = time.perf_counter()
     for i in range(n):
-        source.read(i)[0].clone()  # touch every byte: a .pt is memory-mapped, not yet read
+        source.read(i)[0].clone()  # touch every byte, as training does
     read = n / (time.perf_counter() - t0)
     return {
         "format": fmt,

@@ -50,7 +50,7 @@ class RenderedSource:
         video, label = self._maker.make(self.seed, index)
         return torch.from_numpy(video), label
 
-    def read_video(self, index: int, mmap: bool = True) -> torch.Tensor:
+    def read_video(self, index: int) -> torch.Tensor:
         return self.read(index)[0]
 
     def read_label(self, index: int) -> dict:

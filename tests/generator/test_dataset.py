@@ -98,7 +98,7 @@ def test_channel_stats_are_the_float64_mean_and_std_over_pixels(small_dataset):
     ds = TrajectoryDataset(small_dataset, "train")
     picks = ds.splits["train"][:5]
     mean, std = channel_stats(ds.source, picks)
-    pixels = torch.stack([ds.source.read_video(i, mmap=False) for i in picks]).double() / 255.0
+    pixels = torch.stack([ds.source.read_video(i) for i in picks]).double() / 255.0
     pixels = pixels.transpose(0, 3).reshape(3, -1)  # (camera, frame, channel) -> channel first
     assert mean.dtype == std.dtype == torch.float64
     assert torch.allclose(mean, pixels.mean(dim=1), rtol=0, atol=1e-12)
@@ -135,7 +135,9 @@ def test_errors_name_the_problem(small_dataset, tmp_path):
     ):
         ds[0]
     video.write_bytes(b"garbage".ljust(size, b"\0"))  # the recorded size, not a zip
-    with pytest.raises(DatasetError, match=f"sample_{ds.indices[0]:04d}.pt is damaged"):
+    with pytest.raises(
+        DatasetError, match=f"sample_{ds.indices[0]:04d}.pt: the video's SHA-256 differs"
+    ):
         ds[0]
     with pytest.raises(ValueError, match="cameras"):
         TrajectoryDataset(copy, cameras=[7])
@@ -252,15 +254,23 @@ def test_only_uint8_tensors_are_videos(tmp_path):
         load_video(path, (3, 2))
 
 
-def test_verify_finds_a_flipped_bit_the_plain_reader_cannot(copy):
+def test_a_video_changed_in_place_is_refused_by_every_read(copy):
+    """Eight bytes overwritten inside the tensor keep the size and still load (the values
+    differ): only its manifest's SHA-256 shows it, and the plain reader trained on it."""
     path = copy / "videos" / "sample_0000.pt"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 1  # inside the tensor: still loads
-    path.write_bytes(bytes(data))
-    assert load_sample(copy, 0)[0].shape == (4, 32, 3, 64, 64)
-    ds = TrajectoryDataset(copy, "train", verify=True)
+    before = torch.load(path, weights_only=True)
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(b"XXXXXXXX")
+    changed = torch.load(path, weights_only=True)
+    assert changed.shape == before.shape and 0 < int((changed != before).sum()) <= 8
     with pytest.raises(DatasetError, match="sample_0000.pt: the video's SHA-256 differs"):
-        [ds[i] for i in range(len(ds))]
+        load_sample(copy, 0)
+    labels = open_source(copy, read_metadata(copy)).index.class_labels
+    split = next(name for name, picks in split_indices(labels).items() if 0 in picks)
+    ds = TrajectoryDataset(copy, split, stats=(torch.zeros(3), torch.ones(3)))
+    with pytest.raises(DatasetError, match="sample_0000.pt: the video's SHA-256 differs"):
+        ds[ds.indices.index(0)]
 
 
 def test_metadata_of_an_unknown_format_or_wrong_types_is_refused(copy):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,6 +160,63 @@ def test_a_killed_loading_worker_in_train_evaluate_is_one_line_exit_1(
     err = one_error_line(capsys)
     assert err.startswith("python -m train.evaluate: error: a data-loading worker (pid "), err
     assert "killed by signal 9 (SIGKILL)" in err or "exited unexpectedly" in err, err
+    assert not (run / "evaluations").exists()
+
+
+# ------------------------------------------------------------ a sample damaged in place
+
+
+def damaged_in_place(dataset: Path, where: Path, split: str) -> Path:
+    """A copy of ``dataset`` whose first ``split`` video has 8 bytes overwritten inside its
+    tensor: same size, still loads (validate's quick check passes it); returns that video.
+    The normalisation statistics are cached first, so the training loop's reads (in the
+    loader's workers, with any) are the first to meet it."""
+    copy = where / "data"
+    shutil.copytree(dataset, copy)
+    ds = TrajectoryDataset(copy, split)
+    video = copy / "videos" / f"sample_{ds.indices[0]:04d}.pt"
+    with open(video, "r+b") as f:
+        f.seek(video.stat().st_size // 2)
+        f.write(b"XXXXXXXX")
+    assert torch.load(video, weights_only=True).shape == tuple(ds.meta["video_shape"])
+    return video
+
+
+def run_command(*args: str) -> subprocess.CompletedProcess:
+    """A command as the user runs it: the workers' stderr is the terminal's too."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_training_on_a_video_damaged_in_place_is_one_line_exit_1(dataset, tmp_path, workers):
+    """It trained on it and exited 0: only the video's SHA-256 shows such a change."""
+    video = damaged_in_place(dataset, tmp_path, "train")
+    out = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(video.parents[1]), "--epochs", "1"]
+    proc = run_command("train", *argv, "--out", str(out), "--workers", workers, *FAST)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err == f"python -m train: error: {video}: the video's SHA-256 differs from its manifest"
+    assert not (out / "last.pt").exists()
+
+
+def test_scoring_a_video_damaged_in_place_is_one_line_exit_1(run, dataset, tmp_path):
+    video = damaged_in_place(dataset, tmp_path, "test")
+    argv = [str(run), "--data", str(video.parents[1]), "--workers", "2", "--quiet"]
+    proc = run_command("train.evaluate", *argv)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err == (
+        f"python -m train.evaluate: error: {video}: the video's SHA-256 differs from its manifest"
+    )
     assert not (run / "evaluations").exists()
 
 

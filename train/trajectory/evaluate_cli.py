@@ -12,9 +12,9 @@ the split and, for ``--checkpoint last``, ``last``), which names its per-clip fi
 line per run is printed. A record of another dataset of the same folder name is refused,
 not replaced. The dataset must have the run's classes, in its order, its camera count,
 clip length and frame size, and its targets' horizon and fps; a run folder's
-``config.yaml`` must be its checkpoint's run. Exit status: 0 done, 1 a checkpoint is
-missing or damaged or gives non-finite outputs, a record cannot be written, or an
-allocation or a data-loading worker failed, 2 bad input (a run whose extractor cannot be
+``config.yaml`` must be its checkpoint's run. Exit status: 0 done, 1 a checkpoint or a
+sample read is missing or damaged or gives non-finite outputs, a record cannot be written,
+or an allocation or a data-loading worker failed, 2 bad input (a run whose extractor cannot be
 built here too, or a start under ``torchrun``: it scores in one process).
 """
 
@@ -450,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def score_runs(args: argparse.Namespace) -> int:
-    """Score every run in turn; exit 0, 1 (damaged checkpoint, unwritable record, out of
-    memory, a data-loading worker killed), 2 (bad input)."""
+    """Score every run in turn; exit 0, 1 (damaged checkpoint or sample, unwritable record,
+    out of memory, a data-loading worker killed), 2 (bad input)."""
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
     from train.distributed import DeviceError, DistContext, pick_device
@@ -478,10 +478,10 @@ def score_runs(args: argparse.Namespace) -> int:
                 )
         if len(scored) > 1 and not args.quiet:
             print("\n".join(paired_lines(scored)))
-    except (CheckpointError, OSError) as e:  # OSError: the record cannot be written
+    except (CheckpointError, DatasetError, OSError) as e:  # OSError: the record cannot be written
         print(one_line(f"{prog}: error: {worker_lost(e, KNOBS) or e}"), file=sys.stderr)
         return 1
-    except (EvaluationError, PreflightError, DatasetError, DeviceError) as e:
+    except (EvaluationError, PreflightError, DeviceError) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError, EOFError) as e:
