@@ -140,3 +140,11 @@ def kill_a_loading_worker(command: list[str], last_pt: Path) -> tuple[int, str, 
             proc.kill()
             proc.wait()
     return proc.returncode, err, worker.pid
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory) -> Path:
+    """A generator config small enough to render runs' samples on the fly in seconds."""
+    path = tmp_path_factory.mktemp("render") / "gen.yaml"
+    path.write_text("image_size: 32\nframes: 8\n")
+    return path

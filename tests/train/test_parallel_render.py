@@ -2,7 +2,6 @@
 resume of rendered runs continues them with no --data."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,6 @@ from train.trajectory.parallel import main
 
 PROG = "python -m train.parallel"
 SIZES = ["--epoch-samples", "8", "--eval-samples", "4"]
-
-
-@pytest.fixture(scope="module")
-def small_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("render") / "gen.yaml"
-    path.write_text("image_size: 32\nframes: 8\n")
-    return path
 
 
 def stand_in(monkeypatch) -> dict[str, list[str]]:

@@ -16,13 +16,6 @@ FAST = ["--workers", "0", "--threads", "1", "--quiet", "--batch-size", "4"]
 SIZES = ["--epoch-samples", "8", "--eval-samples", "4"]
 
 
-@pytest.fixture(scope="module")
-def small_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("render") / "gen.yaml"
-    path.write_text("image_size: 32\nframes: 8\n")
-    return path
-
-
 def render_run(config: Path, out: Path, *extra: str, epochs: int = 2) -> int:
     args = ["--extractor", "i3d", "--render", str(config), "--render-seed", "5"]
     return main([*args, "--epochs", str(epochs), "--out", str(out), *SIZES, *FAST, *extra])
