@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from train.checkpoint import CheckpointError  # noqa: E402
 from train.run_folder import LAST, RunFolderBusy, holds_checkpoint  # noqa: E402
-from train.saliency.config import MAX_EPOCHS, ConfigError, load_config, parse_config  # noqa: E402
+from train.saliency.config import ConfigError, load_config, parse_config  # noqa: E402
 from train.saliency.loop import NoBestEpoch, NonFiniteLoss, build_data, run  # noqa: E402
 from train.saliency.records import LayoutError, StimulusFileError  # noqa: E402
 from train.saliency.run_folder import RunFolderError  # noqa: E402
 from train.saliency.synthetic import MAX_STIMULI, write_synthetic  # noqa: E402
 from trajkit.cli import (  # noqa: E402
+    MAX_EPOCHS,
     OneLineParser,
     exit_on_interrupt,
     failed_io,

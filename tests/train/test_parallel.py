@@ -32,6 +32,7 @@ def last_epoch(run: Path) -> int:
     return load_checkpoint(run / "last.pt")["epoch"]
 
 
+@pytest.mark.slow  # 27 s: two real rounds; choose_top's ranking has fast tests
 def test_round_then_top_k_continues_only_the_best(dataset, tmp_path, capsys):
     out = tmp_path / "runs"
     base = ["--data", str(dataset), "--out", str(out), "--workers", "0"]

@@ -24,6 +24,7 @@ def _bench():
     return importlib.import_module("benchmarks.bench_jepa")
 
 
+@pytest.mark.slow  # 34 s: two pretraining runs, each scored again here
 def test_bench_measures_each_seed_against_random_init_and_raw_pixels(tmp_path, jepa_files, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(jepa_files.tiny_config(tmp_path, optim={"epochs": 1})))
