@@ -208,8 +208,9 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
 
 
 def data_of(row: dict) -> str | None:
-    """What a row's run trained on: its dataset's id, or for rendered samples their source."""
-    return row["dataset"] or row["data"]
+    """What a run trained on (a summary row or its results.json): its dataset's id, or for
+    rendered samples their source."""
+    return row.get("dataset") or row.get("data")
 
 
 def ranked(rows: list[dict]) -> list[dict]:

@@ -31,7 +31,7 @@ from train.launcher import (
 )
 from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
 from train.slurm import SlurmError, submit, time_limit
-from train.summary import RunStatus, rank_key, run_results, write_summary
+from train.summary import RunStatus, data_of, rank_key, run_results, write_summary
 from train.trajectory.cli import add_render_flags, resolve_config, results_epochs, run_finished
 from train.trajectory.cli import build_parser as trainer_parser
 from trajkit.cli import (
@@ -154,7 +154,7 @@ def choose_top(out: Path, k: int, among: list[str] | None) -> list[str]:
     finished = [n for n, r in results.items() if r.get("val_accuracy") is not None]
     if not finished:
         raise ValueError(f"--top: no finished run with {RESULTS} in {out}; run a round first")
-    data = {results[n].get("dataset") or results[n].get("data") for n in finished}
+    data = {data_of(results[n]) for n in finished}
     if len(data) > 1:  # a run on easier data would rank first
         raise ValueError(
             f"--top: the finished runs in {out} trained on {len(data)} different data, which "
