@@ -48,12 +48,17 @@ same dataset for the same epochs from the same training seed, and finished) inst
 training it again, so seeds run on another day join one table. Each run's ``results.json``
 must name the identity of the data now in the dataset folder: a round of other data (the
 folder made again since) is moved to ``ROUND.IDENTITY`` and trained again, in a line saying
-so. Its runs are scored on the held-out set unless they already were (a record names the
-identity of the data it scored, ``train.evaluate``'s ``dataset``), so ``--eval-seed`` can
-score trained runs on fresh clips that nothing was chosen by. A record of other data under
-the held-out set's name is moved, with its clips file, into ``NAME.all.IDENTITY/`` and the
-run scored again, in a line saying so. One bench at a time writes an ``--out``
-(``--out/.lock``): a second exits 1 at its start.
+so. A round folder not reused otherwise (no ``--reuse``, or a round trained for other
+epochs, seed or extractors, or unfinished) is moved to ``ROUND.previous`` (then
+``ROUND.previous.2``, ...), in a line saying so: no trained run is deleted. Its runs are
+scored on the held-out set unless they already were (a record names the identity of the
+data it scored, ``train.evaluate``'s ``dataset``), so ``--eval-seed`` can score trained runs
+on fresh clips that nothing was chosen by. A record of other data under the held-out set's
+name is moved, with its clips file, into ``NAME.all.IDENTITY/`` and the run scored again,
+in a line saying so; the move holds the run's ``evaluations/.lock``, so a ``train.evaluate``
+scoring that run meanwhile stops the bench (exit 1, one line naming the run). One bench at
+a time writes an ``--out`` (``--out/.lock``): a second exits 1 at its start, before making
+``--data-root``.
 Ctrl-C or SIGTERM stops the step under way (the generator or the round's runs stop
 cleanly) and exits 130.
 
@@ -72,7 +77,6 @@ import argparse
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -84,6 +88,7 @@ from pathlib import Path
 import yaml
 
 from generator.dataformat.metadata import dataset_identity, renderer_of
+from train.run_folder import LOCK
 from train.summary import table_cell
 from trajkit.cli import (
     MAX_EPOCHS,
@@ -216,12 +221,12 @@ def round_of(
         if not others:
             print(f"{out.name}: reusing its trained runs", flush=True)
             return held_out_records(runs, held_out), None, classes
-        aside = aside_folder(out, others[0])
+        aside = aside_folder(out, data_tag(others[0]))
         os.replace(out, aside)  # over the empty folder that holds its name
         print(f"{out}: trained on other data than {data} holds (dataset {short_repr(others[0])}, "
               f"not {identity}); training it again, those runs kept in {aside.name}",
               flush=True)  # fmt: skip
-    shutil.rmtree(out, ignore_errors=True)  # a fresh round each time: its own scratch folder
+    keep_previous(out)
     recipe = ["--config", RECIPES[level]] if level in RECIPES else []
     start = time.monotonic()
     run([sys.executable, "-m", "train.parallel", "--extractors", *args.extractors,
@@ -230,6 +235,18 @@ def round_of(
     minutes = (time.monotonic() - start) / 60
     runs = [out / name for name in args.extractors if (out / name / "best.pt").exists()]
     return held_out_records(runs, held_out), minutes, classes
+
+
+def keep_previous(out: Path) -> None:
+    """Move a round folder that holds anything to ``ROUND.previous`` (``aside_folder``),
+    saying so: the round trains in a fresh folder, and runs that took hours are kept."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    aside = aside_folder(out, "previous")
+    os.replace(out, aside)  # over the empty folder that holds its name
+    print(f"{out}: not reused, training it again; what it held kept in {aside.name} (--reuse "
+          "reads a round trained on the same data for the same epochs from the same seed)",
+          flush=True)  # fmt: skip
 
 
 def trained_round(
@@ -311,23 +328,30 @@ def set_aside(file: Path, record: dict) -> Path:
     """Move ``file``, a record of other data, and the clips file it names into a folder of
     their own (``aside_folder``), out of ``train.evaluate``'s way (it refuses to score the
     run again over it): the new scoring's clips file may have the old one's name, and
-    replacing that record later would remove it."""
-    aside = aside_folder(file, record.get("dataset"))
-    os.rename(file, aside / file.name)
-    clips, stem = record.get("clips"), re.escape(file.name.removesuffix(".json"))
-    if isinstance(clips, str) and re.fullmatch(rf"{stem}\.[0-9a-f]{{12}}\.clips\.csv", clips):
-        try:  # only a name of its own beside it: a record may name any path
-            os.rename(file.with_name(clips), aside / clips)
-        except FileNotFoundError:  # scored before clips files were written, or lost
-            pass
+    replacing that record later would remove it. Under the run's ``evaluations/.lock``,
+    which ``train.evaluate`` holds while it scores and writes: held by another process,
+    ``LockedError`` and nothing moved."""
+    with FolderLock(file.parent / LOCK):
+        aside = aside_folder(file, data_tag(record.get("dataset")))
+        os.rename(file, aside / file.name)
+        clips, stem = record.get("clips"), re.escape(file.name.removesuffix(".json"))
+        if isinstance(clips, str) and re.fullmatch(rf"{stem}\.[0-9a-f]{{12}}\.clips\.csv", clips):
+            try:  # only a name of its own beside it: a record may name any path
+                os.rename(file.with_name(clips), aside / clips)
+            except FileNotFoundError:  # scored before clips files were written, or lost
+                pass
     return aside
 
 
-def aside_folder(path: Path, other: object) -> Path:
-    """A new empty folder beside ``path`` for what is set aside as of other data, named by
-    that data's identity ``other`` (``unnamed`` if it is none): ``NAME.IDENTITY``, then
-    ``NAME.IDENTITY.2``, ..., never one set aside before."""
-    tag = other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{12}", other) else "unnamed"
+def data_tag(other: object) -> str:
+    """The tag of what is set aside as of other data: that data's identity ``other``, or
+    ``unnamed`` if it is none."""
+    return other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{12}", other) else "unnamed"
+
+
+def aside_folder(path: Path, tag: str) -> Path:
+    """A new empty folder beside ``path`` for what is set aside: ``NAME.TAG``, then
+    ``NAME.TAG.2``, ..., never one set aside before."""
     stem, number = path.name.removesuffix(".json"), 1
     while True:
         aside = path.with_name(f"{stem}.{tag}" if number == 1 else f"{stem}.{tag}.{number}")
@@ -621,24 +645,30 @@ def main(argv: list[str] | None = None) -> int:
         p.error(
             f"--eval-seed {args.eval_seed} is also a training seed; the held-out set must not be"
         )
-    for folder in (args.data_root, args.out):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # under a file, unwritable: said now, not after hours of training
-            print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
-            return 2
-    try:  # a second bench on --out would train, set aside and delete rounds under the first
-        lock = FolderLock(args.out / ".lock").acquire()
+    if code := make_folder(args.out):
+        return code
+    # One bench at a time on --out: a second would train and set aside rounds under the
+    # first. A LockedError from within is a run's evaluations/.lock (set_aside).
+    try:
+        with FolderLock(args.out / ".lock"):
+            return make_folder(args.data_root) or benchmark(args)  # a bench refused makes none
     except LockedError as e:  # a .lock that is not ours is the user's to move: a usage error
         print(f"bench_train.py: error: {one_line(e)}", file=sys.stderr)
         return 2 if isinstance(e, ForeignLockError) else 1
     except OSError as e:
         print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
         return 1
+
+
+def make_folder(folder: Path) -> int:
+    """``folder`` made with its parents: exit code 0, or 2 said in one line (under a file,
+    unwritable), said now, not after hours of training."""
     try:
-        return benchmark(args)
-    finally:
-        lock.release()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"bench_train.py: error: {failed_io(e)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def benchmark(args: argparse.Namespace) -> int:

@@ -86,7 +86,8 @@ def test_bench_train_on_an_out_folder_another_one_holds_exits_1_before_any_work(
     no_subprocess, capsys, monkeypatch, tmp_path
 ):
     """Two benches on one --out trained the same rounds at once, and one's --reuse could
-    take (or set aside) the other's half-written runs."""
+    take (or set aside) the other's half-written runs. The one refused made its --data-root
+    first, and left it behind."""
     out = tmp_path / "out"
     out.mkdir()
     holder = FolderLock(out / ".lock").acquire()  # the first bench, as the lock sees it
@@ -101,7 +102,7 @@ def test_bench_train_on_an_out_folder_another_one_holds_exits_1_before_any_work(
     assert line.startswith(
         f"bench_train.py: error: {out} is being written by process {os.getpid()} on "
     )
-    assert list(out.iterdir()) == [out / ".lock"]
+    assert list(out.iterdir()) == [out / ".lock"] and not (tmp_path / "data").exists()
 
 
 def test_bench_train_refuses_an_out_folder_whose_lock_file_is_not_ours(
@@ -117,7 +118,23 @@ def test_bench_train_refuses_an_out_folder_whose_lock_file_is_not_ours(
         f"bench_train.py: error: {out / '.lock'} is not a lock file of this project; move it "
         "away or choose another folder"
     )
-    assert (out / ".lock").read_text() == "a user's notes"
+    assert (out / ".lock").read_text() == "a user's notes" and not (tmp_path / "data").exists()
+
+
+def test_bench_train_refuses_a_data_root_under_a_file_and_lets_go_of_its_out(
+    no_subprocess, capsys, monkeypatch, tmp_path
+):
+    """--data-root is made once --out is locked: refused, it lets go of the lock."""
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["--data-root", str(tmp_path / "file" / "data"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv])
+    assert no_subprocess.main() == 2
+    assert one_error_line(capsys) == (
+        f"bench_train.py: error: Not a directory: {tmp_path / 'file' / 'data'}"
+    )
+    FolderLock(out / ".lock").acquire().release()  # not held any more
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import yaml
 
 from generator.__main__ import main as generate
 from generator.dataformat.metadata import dataset_identity
+from train.trajectory.evaluate_cli import evaluations_locked
+from trajkit.lock import LockedError
 
 LEVEL = "frames: 4\nhorizon: 1\nimage_size: 16\ncameras: {azimuths_deg: [20.0], elevations_deg: [30.0]}\n"
 TRAIN, HELD_OUT = "train_hard_s3_4", "eval_hard_s1000_4"
@@ -137,7 +139,48 @@ def test_a_round_that_differs_or_did_not_finish_is_trained_again(bench, level, m
     monkeypatch.setattr(bench, "run", lambda cmd: commands.append(cmd) or 0)
     bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
     assert commands and "train.parallel" in commands[0]
-    assert not (out / "hard_s3_t1").exists()  # emptied first; the stub trained nothing
+    assert not (out / "hard_s3_t1").exists()  # set aside first; the stub trained nothing
+
+
+@pytest.mark.parametrize("reuse, epochs", [(False, 8), (True, 4)])
+def test_a_round_not_reused_is_kept_aside_not_deleted(
+    bench, level, monkeypatch, capsys, reuse, epochs
+):
+    """A round folder not reused (no --reuse, or trained for other epochs) was deleted
+    without a word before training again: four runs, hours of CPU each."""
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out)
+    args.reuse, args.epochs = reuse, epochs
+    monkeypatch.setattr(bench, "run", lambda cmd: 0)  # trains nothing
+    kept = []
+    for number in ("", ".2"):
+        (out / "hard_s3_t1").mkdir(exist_ok=True)  # the second time: what the first trained
+        (out / "hard_s3_t1" / "notes.txt").write_text(f"round{number}")
+        bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+        kept.append(out / f"hard_s3_t1.previous{number}")
+    assert (kept[0] / "i3d" / "best.pt").read_bytes() == b"weights"
+    assert [(k / "notes.txt").read_text() for k in kept] == ["round", "round.2"]  # none replaced
+    assert sorted(p.name for p in out.iterdir()) == [k.name for k in kept]
+    said = [line for line in capsys.readouterr().out.splitlines() if "not reused" in line]
+    assert said == [
+        f"{out / 'hard_s3_t1'}: not reused, training it again; what it held kept in {k.name} "
+        "(--reuse reads a round trained on the same data for the same epochs from the same seed)"
+        for k in kept
+    ]
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_an_absent_or_empty_round_folder_is_trained_in_without_a_word(
+    bench, level, monkeypatch, capsys, empty
+):
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, names=())
+    if empty:
+        (out / "hard_s3_t1").mkdir(parents=True)
+    monkeypatch.setattr(bench, "run", lambda cmd: 0)
+    bench.round_of("hard", 3, 1, args, held_out_of(bench, held_out))
+    assert "not reused" not in capsys.readouterr().out
+    assert (out / "hard_s3_t1").is_dir() == empty and not (out / "hard_s3_t1.previous").exists()
 
 
 def regenerating(commands):
@@ -354,3 +397,42 @@ def test_a_record_set_aside_moves_no_file_but_its_own_clips(bench, tmp_path, cli
     assert sorted(p.name for p in aside.iterdir()) == [record.name]
     assert (tmp_path / "results.json").read_text() == "not the record's"
     assert (evaluations / "other.all.0123456789ab.clips.csv").read_text() == "not the record's"
+
+
+def test_a_record_is_not_set_aside_while_train_evaluate_holds_its_run(bench, tmp_path):
+    """The record and its clips file were moved without the run's evaluations lock: a
+    train.evaluate writing that record at the time could leave one moved without the other."""
+    evaluations = tmp_path / "run" / "evaluations"
+    evaluations.mkdir(parents=True)
+    record = evaluations / "eval_hard_s1000_4.all.json"
+    record.write_text("{}")
+    clips = "eval_hard_s1000_4.all.0123456789ab.clips.csv"
+    (evaluations / clips).write_text("clips")
+    with evaluations_locked(tmp_path / "run"):  # a train.evaluate scoring the run
+        before = sorted(p.name for p in evaluations.iterdir())
+        with pytest.raises(LockedError) as refused:
+            bench.set_aside(record, {"dataset": "0123456789ab", "clips": clips})
+        assert sorted(p.name for p in evaluations.iterdir()) == before  # nothing moved or made
+    assert str(refused.value).startswith(f"{evaluations} is being written by process ")
+    assert record.read_text() == "{}" and (evaluations / clips).read_text() == "clips"
+
+
+def test_the_command_stops_in_one_line_when_a_record_to_set_aside_is_being_scored(
+    bench, level, monkeypatch, capsys
+):
+    held_out = level / HELD_OUT
+    data, out, args = trained_round(level, scored_on=held_out, dataset="0123456789ab")
+    run = out / "hard_s3_t1" / "i3d"
+    monkeypatch.setattr(bench, "run", lambda cmd: pytest.fail(f"ran {cmd}"))
+    argv = ["--preset", "hard", "--seeds", "3", "--train-seeds", "1", "--n", "4", "--epochs", "8"]
+    argv += ["--eval-n", "4", "--data-root", str(level), "--out", str(out), "--reuse"]
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", *argv, "--extractors", "i3d", "magvit"])
+    with evaluations_locked(run):  # a user's train.evaluate scoring the run
+        assert bench.main() == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        f"bench_train.py: error: {run / 'evaluations'} is being written by process {os.getpid()}"
+    )
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert (run / "evaluations" / f"{HELD_OUT}.all.json").is_file()
+    assert not list(out.glob("**/*.0123456789ab"))  # no record set aside
