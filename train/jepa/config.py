@@ -307,9 +307,9 @@ def _settings(cfg: JepaConfig) -> dict:
 
 def check_sampling(cfg: JepaConfig) -> None:
     """Refuse dataset weights the sampling ignores: only ``weighted`` reads them, and a weight of
-    3 under ``concat`` drew by size without a word. Checked when a run starts, not in the
-    config's validation: a run that began before keeps its config for ``--resume`` and
-    ``train.jepa.evaluate``."""
+    3 under ``concat`` drew by size without a word. Checked when a run starts from epoch 1
+    (a ``--resume`` that finds no ``last.pt`` too), not in the config's validation: a run that
+    began before keeps its config for ``--resume`` and ``train.jepa.evaluate``."""
     data = cfg.data
     if data.sampling != "weighted":
         for i, spec in enumerate(data.datasets):
@@ -335,7 +335,9 @@ def load_config(path: str | Path) -> dict:
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-path", help="root folder of the datasets")
+    parser.add_argument(
+        "--data-path", help="the folder holding the datasets; wins over a root in the config"
+    )
     parser.add_argument("--dataset", help="train on this one dataset kind instead of the config's")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -346,12 +348,20 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_overrides(raw: dict, args: argparse.Namespace) -> JepaConfig:
-    """Apply command-line overrides to a raw config dict, then validate the whole."""
+    """Apply command-line overrides to a raw config dict, then validate the whole.
+
+    An explicit ``--data-path`` wins over each dataset's ``root``, as in ``train.jepa.evaluate``
+    (moved data is found, a copy left at the old place is not read instead); the run records
+    the place it read, so ``--resume`` and ``train.jepa.evaluate`` find the same data there."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for section in ("data", "optim", "run"):
         raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):  # an override written into it raised TypeError
+            raise ConfigError(f"invalid config: {section}: Input should be a valid dictionary")
     if getattr(args, "data_path", None) is not None:
         raw["data"]["data_path"] = args.data_path
+        if isinstance(datasets := raw["data"].get("datasets"), list):
+            raw["data"]["datasets"] = [_without_root(spec) for spec in datasets]
     if getattr(args, "dataset", None) is not None:
         raw["data"]["datasets"] = [{"kind": args.dataset}]
     if getattr(args, "image_size", None) is not None:
@@ -364,3 +374,10 @@ def apply_overrides(raw: dict, args: argparse.Namespace) -> JepaConfig:
     if getattr(args, "threads", None) is not None:
         raw["run"]["threads"] = args.threads
     return parse_config(raw)
+
+
+def _without_root(spec: object) -> object:
+    """A raw dataset entry with no ``root``: it is looked for under ``data.data_path``."""
+    if not isinstance(spec, dict):  # left for the validation to refuse, naming it
+        return spec
+    return {k: v for k, v in spec.items() if k != "root"}

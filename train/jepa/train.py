@@ -110,7 +110,7 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
     Without ``resume`` a folder holding a run is refused, unless ``force`` starts over (the
     old run is set aside until the new one writes ``last.pt``: ``train.jepa.start_over``).
     """
-    if not resume:
+    if not resume:  # refused before a --force start sets the old run aside
         check_sampling(cfg)
     rank, world, device = setup_distributed()
     if cfg.run.threads is not None:
@@ -154,10 +154,12 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
 
 
 def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
-    """The checkpoint ``--resume`` continues from (None: no run yet). Read before anything is
-    written, so a checkpoint that is damaged, was trained with other learning settings than
-    ``cfg`` (``check_resume``) or by another process count leaves the run as it was."""
+    """The checkpoint ``--resume`` continues from (None: no run yet, so ``cfg`` starts one and
+    must pass a start's checks). Read before anything is written, so a checkpoint that is
+    damaged, was trained with other learning settings than ``cfg`` (``check_resume``) or by
+    another process count leaves the run as it was."""
     if not holds_checkpoint(path):
+        check_sampling(cfg)  # a run from epoch 1 after all, refused as a fresh start would be
         _log(f"no {path} yet: starting from scratch", rank)
         return None
     ckpt = load_run_checkpoint(path)

@@ -555,3 +555,19 @@ def test_threads_sets_torchs_threads_and_a_resume_may_change_it(tmp_path, jepa_f
     assert seen == [3, 1]
     assert trainer.main(["--config", config, "--quiet", "--force", "--threads", "0"]) == 2
     assert seen == [3, 1]
+
+
+@pytest.mark.parametrize(
+    "flags", [["--data-path", "d"], ["--epochs", "1"], ["--out", "o"], ["--dataset", "digits"]]
+)
+def test_an_override_into_a_section_that_is_no_mapping_is_one_line(
+    tmp_path, jepa_files, capsys, flags
+):
+    """data: [1] with --data-path, or optim: 5 with --epochs, was a TypeError traceback."""
+    section = {"--epochs": "optim", "--out": "run"}.get(flags[0], "data")
+    config = _config(tmp_path, jepa_files, **{section: [1]})
+    assert trainer.main(["--config", config, "--quiet", *flags]) == 2
+    assert (
+        _one_line(capsys) == f"error: invalid config: {section}: Input should be a valid dictionary"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c0.yaml"]

@@ -139,3 +139,37 @@ def test_weights_a_sampling_ignores_are_refused_in_one_line(tmp_path, jepa_files
     check_sampling(parse_config({**raw, "data": {**raw["data"], "sampling": "weighted"}}))
     datasets[1]["weight"] = 1.0
     check_sampling(parse_config(raw))
+
+
+def test_a_resume_that_finds_no_run_refuses_ignored_weights_as_a_start_does(
+    tmp_path, jepa_files, capsys, monkeypatch
+):
+    """--resume on a folder without last.pt started from epoch 1 unchecked: weights 1:3 under
+    concat trained by size without a word. A run begun before the check still resumes."""
+    from train.jepa import train as trainer
+
+    datasets = [
+        {"kind": "synthetic", "synthetic_size": 32},
+        {"kind": "synthetic", "synthetic_size": 16, "weight": 3},
+    ]
+    path = tmp_path / "c.yaml"
+
+    def resume(epochs: int) -> int:
+        data = {"datasets": datasets, "sampling": "concat"}
+        path.write_text(
+            yaml.safe_dump(jepa_files.tiny_config(tmp_path, data=data, optim={"epochs": epochs}))
+        )
+        return main(["--config", str(path), "--quiet", "--resume"])
+
+    assert resume(1) == 2
+    assert capsys.readouterr().err == (
+        "error: data.datasets[1].weight is 3, but data.sampling concat ignores weights; "
+        "set data.sampling: weighted or drop it\n"
+    )
+    assert not (tmp_path / "run").exists()
+    with monkeypatch.context() as before_the_check:
+        before_the_check.setattr(trainer, "check_sampling", lambda cfg: None)
+        assert resume(1) == 0
+    assert resume(2) == 0
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["config"]["data"]["datasets"][1]["weight"] == 3

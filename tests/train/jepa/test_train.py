@@ -162,3 +162,40 @@ def test_a_resume_by_another_process_count_is_refused_and_changes_nothing(tmp_pa
         train(two, resume=True, quiet=True)
     after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     assert after == before
+
+
+def test_an_explicit_data_path_wins_over_the_config_s_root_and_the_run_records_it(
+    tmp_path, jepa_files, monkeypatch, capsys
+):
+    """The config's root was read whatever --data-path said (evaluate's --data-path wins): after
+    moving the data the run failed naming the old place, or read a copy left there. The run
+    records where it read, so evaluate and --resume find the data there; a resume from
+    data moved again to another disk goes on."""
+    from train.jepa.evaluate import main as evaluate
+
+    disk = tmp_path / "disk1"
+    jepa_files.patch_md5s(
+        monkeypatch, "cifar10", jepa_files.write_cifar(disk / "cifar10", "cifar10")
+    )
+    gone = tmp_path / "old" / "c10"  # where the config says the data is: moved from there
+    path = tmp_path / "c.yaml"
+    data = {"datasets": [{"kind": "cifar10", "root": str(gone)}]}
+    raw = jepa_files.tiny_config(tmp_path, data=data, optim={"epochs": 1})
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["--config", str(path), "--quiet"]) == 2
+    assert f"cifar10 not usable at {gone} (" in capsys.readouterr().err
+    assert main(["--config", str(path), "--quiet", "--data-path", str(disk)]) == 0
+    run = tmp_path / "run"
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    assert recorded["data_path"] == str(disk) and recorded["datasets"][0]["root"] is None
+    assert _params(run)["config"]["data"] == recorded
+    argv = ["--checkpoint", str(run / "last.pt"), "--dataset", "cifar10", "--probe-iters", "5"]
+    assert evaluate([*argv, "--k", "3"]) == 0  # no --data-path: where the run read
+    assert json.loads((run / "eval_cifar10.json").read_text())["train_samples"] == 20
+    (tmp_path / "disk2").mkdir()
+    (disk / "cifar10").rename(tmp_path / "disk2" / "cifar10")
+    argv = ["--config", str(path), "--quiet", "--resume", "--epochs", "2"]
+    assert main([*argv, "--data-path", str(tmp_path / "disk2")]) == 0
+    assert _params(run)["epoch"] == 2
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["dataset_counts"] for r in records if r["kind"] == "epoch"] == [{"cifar10": 16}] * 2
