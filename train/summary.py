@@ -177,8 +177,7 @@ def epochs_with_numbers(path: Path, records: list[dict], keys: tuple[str, ...]) 
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     """One row per run, ``ranked``; a run whose results.json is damaged is listed without
     its numbers, with one warning: one bad file must not cost the others their report.
-    ``current`` says whether the numbers are of the run's finished epochs (status done), not
-    of an earlier round's ``epochs`` (failed, interrupted, unfinished, not yet run again)."""
+    ``current`` (``is_current``) false marks numbers of an earlier round's ``epochs``."""
     rows = []
     for st in statuses:
         results = results_for_report(out / st.name)
@@ -187,7 +186,7 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "extractor": st.name,
                 "status": st.status,
                 "error": st.error,
-                "current": st.status == "done" and bool(results),
+                "current": is_current(st, results),
                 "data": results.get("data"),
                 "dataset": results.get("dataset"),
                 "parameters": results.get("parameters"),
@@ -207,18 +206,34 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
     return ranked(rows)
 
 
+def is_current(status: RunStatus, results: dict) -> bool:
+    """Whether a run's ``results`` are of its finished epochs (status done), not of an
+    earlier round's (failed, interrupted, unfinished, not yet run again)."""
+    return status.status == "done" and bool(results)
+
+
+def current_first(rows: list[dict], key: Callable[[dict], object]) -> list[dict]:
+    """The rows with current numbers first, each part in the order of ``key``: a run that
+    failed this round was ranked first on the numbers of an earlier round."""
+    return sorted(rows, key=lambda r: (not r["current"], key(r)))
+
+
 def data_of(row: dict) -> str | None:
     """What a run trained on (a summary row or its results.json): its dataset's id, or for
     rendered samples their source."""
     return row.get("dataset") or row.get("data")
 
 
+def data_kinds(rows: list[dict]) -> list[str]:
+    """The data the rows' runs trained on, each once, in the rows' order."""
+    return list(dict.fromkeys(d for r in rows if (d := data_of(r)) is not None))
+
+
 def ranked(rows: list[dict]) -> list[dict]:
-    """Runs of one data together, each group in the order of its best run; in a group the
-    runs with current numbers first, best first. A run that failed this round was ranked
-    first on the numbers of an earlier round, and a run on easier data above the others."""
+    """Runs of one data together (a run on easier data ranked above the others), each group
+    in the order of its best run, and in a group ``current_first``, best first."""
     groups: dict[str | None, list[dict]] = {}
-    for row in sorted(rows, key=lambda r: (not r["current"], rank_key(r))):
+    for row in current_first(rows, rank_key):
         groups.setdefault(data_of(row), []).append(row)
     return [row for group in groups.values() for row in group]
 
@@ -244,7 +259,7 @@ def markdown_table(rows: list[dict]) -> str:
         "| val future RMSE | val RMSE / extent | samples/s | wall time |\n"
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
-    if (kinds := len({data_of(r) for r in rows} - {None})) > 1:
+    if (kinds := len(data_kinds(rows))) > 1:
         head = (
             f"**These runs trained on {kinds} different data (the data column): compare a run "
             "only with the rows of its own data, grouped together.**\n\n" + head
@@ -323,30 +338,7 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
         if ax.get_legend_handles_labels()[0]:  # not only the unlabelled 95% line
             ax.legend(fontsize=9)
 
-    names = [r["extractor"] for r in rows]
-    width = 0.38
-    pos = range(len(rows))
-    val = [100 * (r["val_accuracy"] or 0) for r in rows]
-    test = [100 * (r["test_accuracy"] or 0) for r in rows]
-    ax_bar.bar([p - width / 2 for p in pos], val, width, label="val", color="tab:blue")
-    ax_bar.bar([p + width / 2 for p in pos], test, width, label="test", color="tab:orange")
-    for p, r, v, t in zip(pos, rows, val, test, strict=True):
-        if r["val_accuracy"] is not None:
-            ax_bar.text(p - width / 2, v + 0.5, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
-        if r["test_accuracy"] is not None:
-            ax_bar.text(p + width / 2, t + 0.5, f"{t:.0f}", ha="center", va="bottom", fontsize=8)
-        frac = r["val_future_rmse_fraction"]
-        note = f"RMSE {100 * frac:.1f}%" if frac is not None else ""
-        if r["status"] != "done":
-            note = f"{r['status']}\n{note}".strip()
-        ax_bar.text(p, max(v, t) + 6, note, ha="center", va="bottom", fontsize=8.5)
-    ax_bar.set_xticks(list(pos), names)
-    ax_bar.set(
-        title="Best-epoch accuracy (RMSE as % of scene extent)",
-        ylabel="accuracy (%)",
-        ylim=(0, 105),
-    )
-    ax_bar.legend(fontsize=9, loc="upper right", ncol=2)
+    accuracy_bars(ax_bar, rows)
     fig.tight_layout()
     path = out / COMPARISON_PNG
     png = BytesIO()  # no temporary file of a fixed name in out: a FIFO there blocked the save
@@ -354,6 +346,51 @@ def plot_comparison(out: Path, rows: list[dict]) -> Path:
     plt.close(fig)
     write_atomic(path, png.getbuffer())
     return path
+
+
+def accuracy_bars(ax, rows: list[dict]) -> None:
+    """Each run's best-epoch val and test accuracy. Runs on more than one data are coloured
+    by their data, named in the legend under the plot (test bars hatched): side by side, bars
+    of other data read as ranked against each other, as summary.md's groups are not."""
+    from matplotlib import colormaps
+    from matplotlib.patches import Patch
+
+    width = 0.38
+    pos = range(len(rows))
+    val = [100 * (r["val_accuracy"] or 0) for r in rows]
+    test = [100 * (r["test_accuracy"] or 0) for r in rows]
+    if len(kinds := data_kinds(rows)) > 1:
+        colour = {d: colormaps["tab10"](i % 10) for i, d in enumerate(kinds)}
+        faces = [colour.get(data_of(r), "lightgrey") for r in rows]  # grey: no results
+        ax.bar([p - width / 2 for p in pos], val, width, color=faces)
+        ax.bar([p + width / 2 for p in pos], test, width, color=faces, hatch="//", ec="white")
+        named = {data_of(r): data_cell(r) for r in reversed(rows)}  # each data's first row's
+        handles = [Patch(color=colour[d], label=named[d]) for d in kinds]
+        handles += [
+            Patch(fc="grey", label="val"),
+            Patch(fc="grey", ec="white", hatch="//", label="test"),
+        ]
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    else:
+        ax.bar([p - width / 2 for p in pos], val, width, label="val", color="tab:blue")
+        ax.bar([p + width / 2 for p in pos], test, width, label="test", color="tab:orange")
+        ax.legend(fontsize=9, loc="upper right", ncol=2)
+    for p, r, v, t in zip(pos, rows, val, test, strict=True):
+        if r["val_accuracy"] is not None:
+            ax.text(p - width / 2, v + 0.5, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+        if r["test_accuracy"] is not None:
+            ax.text(p + width / 2, t + 0.5, f"{t:.0f}", ha="center", va="bottom", fontsize=8)
+        frac = r["val_future_rmse_fraction"]
+        note = f"RMSE {100 * frac:.1f}%" if frac is not None else ""
+        if r["status"] != "done":
+            note = f"{r['status']}\n{note}".strip()
+        ax.text(p, max(v, t) + 6, note, ha="center", va="bottom", fontsize=8.5)
+    ax.set_xticks(list(pos), [r["extractor"] for r in rows])
+    ax.set(
+        title="Best-epoch accuracy (RMSE as % of scene extent)",
+        ylabel="accuracy (%)",
+        ylim=(0, 105),
+    )
 
 
 def write_tables(out: Path, statuses: list[RunStatus], rows: list[dict], table: str) -> None:

@@ -40,7 +40,7 @@ def test_a_rendered_run_reads_fresh_samples_every_epoch(small_config, tmp_path, 
     assert render_run(small_config, out) == 0
     assert seen == [list(range(8, 16)), list(range(16, 24))]
     results = json.loads((out / "results.json").read_text())
-    assert results["data"] == f"rendered:{small_config} seed 5"
+    assert results["data"] == f"rendered:{small_config} seed 5, 4 val + 4 test, 8 train per epoch"
     assert results["dataset"] is None  # no folder: no dataset identity
     assert results["split_sizes"] == {"train": 16, "val": 4, "test": 4}
     assert sum(map(sum, results["test_confusion"])) == 4

@@ -2,7 +2,9 @@
 
 Ranked by validation information gain over the centre bias (the metric the runs select
 their best epoch by); the test metrics beside it are those of each run's best epoch.
-Rewritten after every finished run, like the extractor comparison of ``train.summary``.
+Rewritten after every finished run, like the extractor comparison of ``train.summary``, and
+as there a run that did not finish this round comes after those that did, its numbers
+marked with the epochs they are of.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from train.saliency.config import EntropyConfig
 from train.summary import (
     UNBOUNDED,
     RunStatus,
+    current_first,
     failure_line,
+    is_current,
     number_problem,
     results_for_report,
     run_results,
+    status_cell,
     table_cell,
     write_tables,
 )
@@ -65,8 +70,9 @@ def _damage(results: dict) -> str | None:
 
 
 def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
-    """One row per run, best validation information gain first (unfinished runs last); a run
-    whose results.json is damaged is listed without its numbers, with one warning."""
+    """One row per run, those with current numbers (``train.summary.is_current``) first, each
+    part best validation information gain first; a run whose results.json is damaged is
+    listed without its numbers, with one warning."""
     rows = []
     for st in statuses:
         results = results_for_report(out / st.name, variant_results)
@@ -76,6 +82,7 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "variant": st.name,
                 "status": st.status,
                 "error": st.error,
+                "current": is_current(st, results),
                 "epochs": results.get("epochs"),
                 "best_epoch": results.get("best_epoch"),
                 "val_info_gain": results.get("val_info_gain"),
@@ -86,8 +93,8 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "run_dir": str(out / st.name),
             }
         )
-    return sorted(
-        rows, key=lambda r: -r["val_info_gain"] if r["val_info_gain"] is not None else float("inf")
+    return current_first(
+        rows, lambda r: -r["val_info_gain"] if r["val_info_gain"] is not None else float("inf")
     )
 
 
@@ -107,7 +114,7 @@ def markdown_table(rows: list[dict]) -> str:
         term = f"{ent['direction']} x{ent['weight']:g}" if ent.get("weight") else "none"
         wall = r["wall_time_seconds"]
         lines.append(
-            f"| {table_cell(r['variant'])} | {table_cell(r['status'])} | {term} "
+            f"| {table_cell(r['variant'])} | {table_cell(status_cell(r))} | {term} "
             f"| {num(r['best_epoch'], 'd')} "
             f"| {num(r['val_info_gain'], '+.4f')} | {num(r['test_info_gain'], '+.4f')} "
             f"| {num(r['test_nss'], '.3f')} | {num(r['test_auc'], '.3f')} "

@@ -168,9 +168,14 @@ class TrainConfig(BaseModel):
 
     @property
     def source(self) -> str:
-        """Where the samples come from, as results.json records it."""
+        """Where the samples come from, as results.json records it; a stream's sizes too, as
+        they decide which samples validate and train: the report ranked runs of other sizes
+        as trained and scored on the same samples."""
         if self.render is not None:
-            return f"rendered:{self.render} seed {self.render_seed}"
+            return (
+                f"rendered:{self.render} seed {self.render_seed}, {self.eval_samples} val "
+                f"+ {self.eval_samples} test, {self.epoch_samples} train per epoch"
+            )
         return str(self.data)
 
     @property

@@ -243,3 +243,23 @@ def test_a_bar_or_line_break_in_a_name_or_error_splits_no_line_of_the_report(tmp
         "",
         "- **c** failed: x|\\ny",
     ]
+
+
+def test_a_variant_not_finished_this_round_ranks_after_those_that_did(tmp_path):
+    """A variant that failed resuming to 4 epochs ranked first on its 3-epoch results.json,
+    its status a bare "failed", as if those were this round's numbers."""
+    from train.saliency.summary import write_summary
+    from train.summary import RunStatus
+
+    for name, changes in (("old", {"epochs": 3, "val_info_gain": 0.9}), ("new", {"epochs": 4})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({**GOOD_RESULTS, **changes}))
+    failed = RunStatus("old", "failed", error="exit status 1: damaged")
+    rows = write_summary(tmp_path, [failed, RunStatus("new", "done")])
+    table = (tmp_path / "summary.md").read_text().splitlines()
+    assert table[2].startswith("| new | done | maximize x0.1 | 1 | +0.5000 |"), table
+    assert table[3].startswith("| old | failed (numbers from epoch 3) | "), table
+    assert [(r["variant"], r.get("current"), r["epochs"]) for r in rows] == [
+        ("new", True, 4),
+        ("old", False, 3),
+    ]
