@@ -189,6 +189,7 @@ def summary_rows(out: Path, statuses: list[RunStatus]) -> list[dict]:
                 "current": is_current(st, results),
                 "data": results.get("data"),
                 "dataset": results.get("dataset"),
+                "split_seed": results.get("split_seed"),
                 "parameters": results.get("parameters"),
                 "epochs": results.get("epochs"),
                 "best_epoch": results.get("best_epoch"),
@@ -219,9 +220,13 @@ def current_first(rows: list[dict], key: Callable[[dict], object]) -> list[dict]
 
 
 def data_of(row: dict) -> str | None:
-    """What a run trained on (a summary row or its results.json): its dataset's id, or for
+    """What a run trained on (a summary row or its results.json): its dataset's id, with its
+    ``split_seed`` unless 0 (another seed validates on other clips of the dataset), or for
     rendered samples their source."""
-    return row.get("dataset") or row.get("data")
+    if dataset := row.get("dataset"):
+        split = row.get("split_seed")
+        return f"{dataset} split_seed {split}" if split else dataset
+    return row.get("data")
 
 
 def data_kinds(rows: list[dict]) -> list[str]:
@@ -293,8 +298,8 @@ def data_cell(row: dict) -> str:
     """Where the run's samples came from, and the dataset's id: one path may hold other data
     once made again."""
     if row["data"] is None:
-        return row["dataset"] or "-"
-    return f"{row['data']} ({row['dataset']})" if row["dataset"] else row["data"]
+        return data_of(row) or "-"
+    return f"{row['data']} ({data_of(row)})" if row["dataset"] else row["data"]
 
 
 def failure_line(name: str, row: dict) -> str:

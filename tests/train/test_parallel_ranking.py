@@ -104,6 +104,21 @@ def test_top_k_refuses_runs_of_different_data(tmp_path):
     assert choose_top(tmp_path, 1, ["i3d", "slowfast"]) == ["slowfast"]
 
 
+def test_runs_on_other_splits_of_one_dataset_are_other_data(tmp_path):
+    """Named by the dataset's id alone, a run validated on other clips of it (another
+    split_seed) was ranked in one group with the others, and --top took them as comparable."""
+    run_with_results(tmp_path, "i3d", split_seed=0)
+    run_with_results(tmp_path, "magvit", split_seed=3, val_accuracy=0.9)
+    write_summary(tmp_path, [RunStatus("i3d", "done"), RunStatus("magvit", "done")])
+    table = (tmp_path / "summary.md").read_text()
+    assert table.startswith("**These runs trained on 2 different data (the data column)"), table
+    assert "| magvit | done | /data/easy (0123456789ab split_seed 3) |" in table, table
+    with pytest.raises(ValueError, match="trained on 2 different data"):
+        choose_top(tmp_path, 1, ["i3d", "magvit"])
+    run_with_results(tmp_path, "slowfast", val_accuracy=0.7)  # from before split_seed was kept
+    assert choose_top(tmp_path, 1, ["i3d", "slowfast"]) == ["slowfast"]
+
+
 def run_rendered(out: Path, name: str, settings: dict, **changes) -> None:
     """A run whose results.json names its data as a run rendered with ``settings`` does."""
     from train.trajectory.config import TrainConfig

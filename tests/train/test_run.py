@@ -56,6 +56,7 @@ def test_run_folder_holds_what_design_names(dataset, tmp_path):
     assert sum(map(sum, results["test_confusion"])) == results["split_sizes"]["test"]
     # What the folder held, not only its path: data made again there is other data.
     assert results["dataset"] == dataset_identity(read_metadata(dataset))
+    assert results["split_seed"] == 0  # another split validates on other clips: other data
 
     records = epoch_records(out)
     assert [r["kind"] for r in records] == ["epoch", "epoch", "test"]

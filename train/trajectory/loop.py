@@ -476,6 +476,7 @@ class Run:
             "data": self.cfg.source,
             # What the folder held (a path names other data once made again): None if rendered.
             "dataset": dataset_identity(self.meta) if self.cfg.data is not None else None,
+            "split_seed": self.cfg.split_seed if self.cfg.data is not None else None,
             "device": self.ctx.device.type,
             "world_size": self.ctx.world_size,
         }
