@@ -14,7 +14,8 @@ shard, and the shuffle is exact rather than a buffer's approximation.
 Every file is opened only once it is known to be a regular file inside the
 dataset folder (a FIFO or a link to ``/dev/zero`` would hang a read), data
 files only at the size their manifest records, every video (but a zstd shard's, whose frame
-has a checksum) and label is hashed against its manifest, and every JSON file is checked
+has a checksum) and label is hashed against its manifest, each label's ``video_sha256``
+must be its manifest's, and every JSON file is checked
 against its schema (``pydantic``, strict types): damage of any kind is a
 ``DatasetError`` naming the file, never another exception.
 """
@@ -481,9 +482,13 @@ def pose_problem(label: Label, meta: dict) -> str | None:
     return None
 
 
-def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: dict) -> dict:
-    """A label's bytes: its manifest's SHA-256, the schema, its own index and its length."""
-    if hashlib.sha256(data).hexdigest().encode() != expected_sha:
+def check_label(
+    path: Path, data: bytes, index: int, label_sha: bytes, video_sha: bytes, meta: dict
+) -> dict:
+    """A label's bytes: its manifest's SHA-256, the schema, its own index, its ``video_sha256``
+    against the manifest's (a label from another dataset, or a manifest edited since: a field
+    compared, as the label is parsed anyway) and its length."""
+    if hashlib.sha256(data).hexdigest().encode() != label_sha:
         raise DatasetError(f"{path}: the label's SHA-256 differs from its manifest")
     raw = parse_json(path, data)
     try:  # parsed once: the reader is on the training hot path
@@ -494,6 +499,8 @@ def check_label(path: Path, data: bytes, index: int, expected_sha: bytes, meta: 
         raise DatasetError(
             f"{path}: the label says index {short_repr(label.index)}, expected {index}"
         )
+    if label.video_sha256.encode() != video_sha:
+        raise DatasetError(f"{path}: the label's video_sha256 differs from its manifest")
     frames = meta["video_shape"][1]
     if len(label.positions) < frames:
         raise DatasetError(f"{path}: {len(label.positions)} positions for {frames} frames")
@@ -534,7 +541,8 @@ class PtSource(_FileSource):
         path = self.layout.label(index)
         limit = label_limit(self.shape, self.meta.get("horizon"))
         data = read_file(path, self.layout.root, limit=limit)
-        return check_label(path, data, index, self.index.label_sha[index], self.meta)
+        label_sha, video_sha = self.index.label_sha[index], self.index.video_sha[index]
+        return check_label(path, data, index, label_sha, video_sha, self.meta)
 
     def read(self, index: int) -> tuple[torch.Tensor, dict]:
         return self.read_video(index), self.read_label(index)
@@ -582,8 +590,9 @@ class ShardSource(_FileSource):
             video = decode_video(video_file)
         except ValueError as e:
             raise DatasetError(f"{path} is damaged at sample {index}: {e}") from None
+        label_sha, video_sha = self.index.label_sha[index], self.index.video_sha[index]
         label = check_label(
-            Path(f"{where}.json"), label_file, index, self.index.label_sha[index], self.meta
+            Path(f"{where}.json"), label_file, index, label_sha, video_sha, self.meta
         )
         if video.dtype != np.uint8 or tuple(video.shape) != self.shape:
             raise DatasetError(

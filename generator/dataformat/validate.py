@@ -4,10 +4,11 @@ Checks, each reported on its own line: metadata and fingerprint (strict
 schemas, and they must agree; metadata no generator writes, such as counts that do not
 add up or a shape past the config's bounds, is refused), file counts and names, class
 balance (whole set and every checkpoint prefix), label schema, tensor shape and dtype
-(loaded with ``weights_only=True``), SHA-256 against the manifests, and no orphan or
-temporary files. A file is read only if it is a regular file inside the folder
-(a FIFO or a link to ``/dev/zero`` would hang), a video only at the size its
-manifest records; a damaged file is one line naming it, never a traceback.
+(loaded with ``weights_only=True``), SHA-256 against the manifests (each label's
+``video_sha256`` too), and no orphan or temporary files. A file is read only if it is a
+regular file inside the folder (a FIFO or a link to ``/dev/zero`` would hang), a video
+only at the size its manifest records; a damaged file is one line naming it, never a
+traceback.
 ``--quick`` checks videos' type and size but does not read them. A dataset made
 with ``ground_truth: {enabled: true}`` also has each label's per-frame ground truth
 re-derived from its positions and the metadata's cameras (the check is handed in by
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -76,8 +78,8 @@ def _video_problems(layout: Layout, i: int, e: dict, meta: dict, quick: bool) ->
 def _label_file_problems(
     layout: Layout, i: int, e: dict | None, meta: dict, gt_check: GroundTruthCheck | None
 ) -> tuple[list[str], int | None, list[str]]:
-    """At most one kind of problem: unreadable, its schema, else its SHA-256; its class;
-    and (with ``gt_check``) its ground truth's problems."""
+    """At most one kind of problem: unreadable, its schema, else its SHA-256, else the video
+    it vouches for; its class; and (with ``gt_check``) its ground truth's problems."""
     path = layout.label(i)
     try:
         data = read_file(
@@ -88,6 +90,8 @@ def _label_file_problems(
     problems, cls = label_problems(path.name, data, i, meta)
     if not problems and e is not None and sha256_bytes(data) != e["label_sha256"]:
         problems = [f"labels/{path.name}: SHA-256 differs from its manifest"]
+    if not problems and e is not None and json.loads(data)["video_sha256"] != e["video_sha256"]:
+        problems = [f"labels/{path.name} does not vouch for its video"]
     gt = []
     if cls is not None and gt_check is not None:
         gt = ground_truth_problems(f"labels/{path.name}", data, meta, gt_check)

@@ -332,7 +332,8 @@ def test_labels_with_wrong_or_missing_poses_are_named(tmp_path, moving_dataset):
         edit(damaged)
         data = json.dumps(damaged).encode()
         with pytest.raises(DatasetError, match=re.escape(message)):
-            check_label(Path("sample_0002.json"), data, 2, sha256_bytes(data).encode(), meta)
+            shas = sha256_bytes(data).encode(), label["video_sha256"].encode()
+            check_label(Path("sample_0002.json"), data, 2, *shas, meta)
         if (root / "labels").is_dir():  # the pt layout: the same edit on disk, for validate
             copy_root = tmp_path / edit.__name__
             shutil.copytree(root, copy_root)

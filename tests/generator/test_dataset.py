@@ -217,6 +217,20 @@ def test_label_index_must_match_its_file(copy):
         load_sample(copy, 3)
 
 
+def test_a_label_vouching_for_another_video_is_refused(copy):
+    """A label whose ``video_sha256`` is not its manifest's (taken from another dataset, or the
+    manifest edited since): the reader hashed the label against its manifest and trained on it."""
+    other = json.loads((copy / "labels" / "sample_0004.json").read_text())["video_sha256"]
+    _rewrite_label(copy, 3, video_sha256=other)
+    message = "sample_0003.json: the label's video_sha256 differs from its manifest"
+    with pytest.raises(DatasetError, match=message):
+        load_sample(copy, 3)
+    splits = split_indices(open_source(copy, read_metadata(copy)).index.class_labels)
+    ds = TrajectoryDataset(copy, next(name for name, picks in splits.items() if 3 in picks))
+    with pytest.raises(DatasetError, match=message):
+        ds[ds.indices.index(3)]
+
+
 def test_class_label_out_of_range_is_refused(copy):
     _rewrite_label(copy, 2, class_label=4)
     with pytest.raises(DatasetError, match="class_label 4 is not one of 0..3"):
@@ -300,10 +314,14 @@ def test_verify_hashes_shard_samples_too(small_shard_dataset, tmp_path):
     entry["video_sha256"] = "0" * 64
     manifest.write_text(json.dumps(m))
     index = entry["index"]
-    assert load_sample(copy, index)[0].shape == (4, 32, 3, 64, 64)  # the plain reader does not hash
-    split = next(s for s in ("train", "val", "test") if index in TrajectoryDataset(copy, s).indices)
-    ds = TrajectoryDataset(copy, split, verify=True)
+    # the plain reader does not hash the video; its label still vouches for another one
+    label_says = f"sample_{index:04d}.json: the label's video_sha256 differs from its manifest"
+    with pytest.raises(DatasetError, match=label_says):
+        load_sample(copy, index)
+    splits = split_indices(open_source(copy, read_metadata(copy)).index.class_labels)
+    split = next(name for name, picks in splits.items() if index in picks)
     with pytest.raises(DatasetError, match=f"sample_{index:04d}: the video's SHA-256 differs"):
+        ds = TrajectoryDataset(copy, split, verify=True)  # a training split's statistics read it
         [ds[i] for i in range(len(ds))]
 
 

@@ -398,6 +398,23 @@ def test_shard_sample_the_manifest_disagrees_with_is_named(shard_copy):
     assert "#sample_0005.json does not vouch for its video" in text
 
 
+def test_a_label_vouching_for_another_video_is_named_even_quick(copy):
+    """A label whose ``video_sha256`` is not its manifest's, its own SHA-256 recorded with it
+    (the manifest edited since): only the shard layout's check named it; ``--quick`` too,
+    as it reads every label."""
+    path = copy / "labels" / "sample_0003.json"
+    label = json.loads(path.read_text())
+    label["video_sha256"] = json.loads((copy / "labels" / "sample_0004.json").read_text())[
+        "video_sha256"
+    ]
+    data = json.dumps(label).encode()
+    path.write_bytes(data)
+    _set_entry(copy, 3, label_sha256=hashlib.sha256(data).hexdigest())
+    for quick in (True, False):
+        failed, text = _failed(copy, quick)
+        assert failed == 1 and "labels/sample_0003.json does not vouch for its video" in text, text
+
+
 def test_an_unreadable_label_is_not_also_an_imbalance(copy):
     (copy / "labels" / "sample_0009.json").write_bytes(b"")
     rep = validate(copy, quick=True)

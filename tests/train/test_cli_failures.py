@@ -5,6 +5,8 @@ line and an exit status, and nothing already written is lost."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import resource
@@ -217,6 +219,61 @@ def test_scoring_a_video_damaged_in_place_is_one_line_exit_1(run, dataset, tmp_p
     assert err == (
         f"python -m train.evaluate: error: {video}: the video's SHA-256 differs from its manifest"
     )
+    assert not (run / "evaluations").exists()
+
+
+# ------------------------------------------------------------ damage the preflight finds
+
+
+def label_deleted(copy: Path) -> str:
+    (copy / "labels" / "sample_0003.json").unlink()
+    return "FAIL counts: 1 problem(s); - labels/sample_0003.json is missing"
+
+
+def label_of_another_video(copy: Path) -> str:
+    """Sample 3's label vouches for sample 4's video, its own SHA-256 recorded in the manifest
+    (a label from another dataset, the manifest edited with it): it was trained on."""
+    label = copy / "labels" / "sample_0003.json"
+    other = json.loads((copy / "labels" / "sample_0004.json").read_text())["video_sha256"]
+    data = json.dumps({**json.loads(label.read_text()), "video_sha256": other}).encode()
+    label.write_bytes(data)
+    for manifest in (copy / "checkpoints").glob("checkpoint_*.json"):
+        m = json.loads(manifest.read_text())
+        for e in m["samples"]:
+            if e["index"] == 3:
+                e["label_sha256"] = hashlib.sha256(data).hexdigest()
+        manifest.write_text(json.dumps(m))
+    return "FAIL label schema: 1 problem(s); - labels/sample_0003.json does not vouch for its video"
+
+
+@pytest.mark.parametrize("damage", [label_deleted, label_of_another_video])
+def test_training_on_a_dataset_its_preflight_finds_damaged_is_exit_1(dataset, tmp_path, damage):
+    """Damage is a data error wherever it is found: exit 1, as a read during training says it.
+    Found by the preflight's quick validate, it was exit 2."""
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    failed = damage(copy)
+    out = tmp_path / "run"
+    argv = ["--extractor", "i3d", "--data", str(copy), "--epochs", "1", "--out", str(out)]
+    proc = run_command("train", *argv, "--workers", "0", *FAST)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and err == (
+        f"python -m train: error: dataset {copy} failed validation: {failed} "
+        f"(run python -m generator validate {copy})"
+    ), (proc.returncode, err)
+    assert not (out / "last.pt").exists()
+
+
+def test_scoring_on_a_dataset_its_preflight_finds_damaged_is_exit_1(run, dataset, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    failed = label_deleted(copy)
+    proc = run_command("train.evaluate", str(run), "--data", str(copy), "--quiet")
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and err == (
+        f"python -m train.evaluate: error: dataset {copy} failed validation: {failed} "
+        f"(run python -m generator validate {copy})"
+    ), (proc.returncode, err)
     assert not (run / "evaluations").exists()
 
 

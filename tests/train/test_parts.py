@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from generator.__main__ import main as generate
+from generator.dataformat.dataset import DatasetError
 from train.checkpoint import restore_rng_state, rng_state
 from train.distributed import DistContext
 from train.trajectory.config import TrainConfigError, build_config, resumed_config
@@ -300,7 +301,7 @@ def test_a_damaged_dataset_with_ground_truth_is_refused_naming_the_failure(tmp_p
     args = ["--n", "24", "--out", root, "--workers", "1", "--config", tmp_path / "gt.yaml"]
     assert generate([str(a) for a in [*args, "--quiet"]]) == 0
     (root / "labels" / "sample_0003.json").unlink()
-    with pytest.raises(preflight.PreflightError) as info:
+    with pytest.raises(DatasetError) as info:  # damage: exit 1, as a read during training
         preflight.check_dataset(root)
     message = str(info.value)
     assert "failed validation: FAIL" in message and "skip" not in message, message

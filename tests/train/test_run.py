@@ -279,7 +279,7 @@ def test_damaged_dataset_and_existing_run_are_refused(dataset, tmp_path, capsys)
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "metadata.json").write_text("{not json")
-    assert train(damaged, tmp_path / "r") == 2
+    assert train(damaged, tmp_path / "r") == 1  # damage is a data error
     assert "metadata.json is damaged" in capsys.readouterr().err
 
     out = tmp_path / "done"

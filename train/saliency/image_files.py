@@ -18,6 +18,7 @@ from train.saliency.records import (
     points_from_mask,
     regular_file,
 )
+from trajkit.cli import short_repr
 from trajkit.images import UNREADABLE_IMAGE, open_image, unreadable_reason
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
@@ -40,7 +41,8 @@ def read_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np
     except StimulusFileError:  # a ValueError, as PIL's own errors are
         raise
     except FileNotFoundError:
-        raise StimulusFileError(f"{path} is listed but missing on disk") from None
+        # quoted short: a pysaliency file may name a missing path of 4 KB
+        raise StimulusFileError(f"{short_repr(str(path))} is listed but missing on disk") from None
     except UNREADABLE_IMAGE as e:
         reason = unreadable_reason(e)
         raise StimulusFileError(f"{path} cannot be read as an image ({reason})") from None

@@ -1,8 +1,8 @@
 """``python -m train --extractor NAME --data DIR --epochs E --out runs/NAME``: one training run.
 
 Exit status: 0 done, 1 the run stopped on a non-finite loss, a full disk, an
-allocation or a data-loading worker that failed, or a checkpoint or a sample it read is
-damaged, 2 bad input (a dataset its preflight refuses too),
+allocation or a data-loading worker that failed, or a checkpoint or the dataset is
+damaged (found by the preflight or by a read), 2 bad input,
 130 interrupted (``last.pt`` holds the last finished epoch; ``--resume``).
 Under ``torchrun`` it trains with DistributedDataParallel; rank 0 writes.
 """
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
             ctx = setup(cfg.device)
             run = Run(cfg, ctx, meta, resume=state)
             results = run.fit()
-    except (CheckpointError, DatasetError) as e:  # DatasetError: a sample read is damaged
+    except (CheckpointError, DatasetError) as e:  # DatasetError: preflight's or a read's
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
         return 1
     except (

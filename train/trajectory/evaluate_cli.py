@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def score_runs(args: argparse.Namespace) -> int:
-    """Score every run in turn; exit 0, 1 (damaged checkpoint or sample, unwritable record,
+    """Score every run in turn; exit 0, 1 (damaged checkpoint or dataset, unwritable record,
     out of memory, a data-loading worker killed), 2 (bad input)."""
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError

@@ -101,7 +101,9 @@ def check_model(cfg: TrainConfig, meta: dict) -> None:
 
 def check_dataset(root: Path) -> dict:
     """Quick validation (metadata, counts, labels, balance); returns the metadata. Training's
-    minimum size is ``preflight``'s: ``train.evaluate`` scores smaller sets whole."""
+    minimum size is ``preflight``'s: ``train.evaluate`` scores smaller sets whole. A folder
+    that is not there is a bad ``--data`` (``PreflightError``); damage found in one is a
+    ``DatasetError``, as when a read during training finds it (exit 1 either way)."""
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.validate import validate
 
@@ -111,15 +113,12 @@ def check_dataset(root: Path) -> dict:
         raise PreflightError(
             f"dataset folder {root} does not exist (make one with python -m generator)"
         )
-    try:
-        meta = read_metadata(root)
-    except DatasetError as e:
-        raise PreflightError(str(e)) from None
+    meta = read_metadata(root)
     report = validate(root, quick=True, workers=2)
     if report.failed:
         failures = [line.strip() for line in report.lines if not line.startswith(("ok", "skip"))]
         first = "; ".join(failures[:2])
-        raise PreflightError(
+        raise DatasetError(
             f"dataset {root} failed validation: {first} (run python -m generator validate {root})"
         )
     return meta
@@ -130,13 +129,10 @@ def check_splits(root: Path, meta: dict, split_seed: int) -> None:
     validation split scored every epoch 0 loss, so epoch 1 stayed "best" for ever. A deal
     of few samples can leave one empty (20 samples, 4 classes: val on split seeds 0 and 8);
     20 samples of each class fill every split."""
-    from generator.dataformat.dataset import SPLITS, DatasetError, split_indices
+    from generator.dataformat.dataset import SPLITS, split_indices
     from generator.dataformat.sources import open_source
 
-    try:
-        labels = open_source(root, meta).index.class_labels
-    except DatasetError as e:
-        raise PreflightError(str(e)) from None
+    labels = open_source(root, meta).index.class_labels  # damage: a DatasetError, as above
     sizes = {name: len(indices) for name, indices in split_indices(labels, seed=split_seed).items()}
     empty = [name for name in SPLITS if not sizes[name]]
     if empty:

@@ -361,6 +361,23 @@ def test_the_trainer_refuses_a_100_kb_stimulus_name_in_one_short_line(
     assert not (tmp_path / "run").exists()
 
 
+def test_the_trainer_names_a_missing_stimulus_of_a_long_path_in_one_short_line(
+    pysaliency_writer, tmp_path, tiny_config, capsys
+):
+    """A path the system takes whole, of a folder that is not there: its reader quoted all
+    3 KB of it."""
+    from train.saliency.__main__ import main as train
+
+    src = pysaliency_writer(tmp_path / "src")
+    for index in range(3):  # whichever the run reads first
+        rename_stimulus(src, index, f"Stimuli/Gone{index}/{LONG_PART}.jpg")
+    code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
+    assert err.endswith("xxx.jpg' is listed but missing on disk"), err[:400]
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_the_trainer_refuses_a_stimulus_name_leading_out_of_the_set(
     pysaliency_writer, tmp_path, tiny_config, capsys
 ):
