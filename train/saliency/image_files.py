@@ -41,11 +41,13 @@ def read_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np
     except StimulusFileError:  # a ValueError, as PIL's own errors are
         raise
     except FileNotFoundError:
-        # quoted short: a pysaliency file may name a missing path of 4 KB
+        # quoted short, as every path here: a pysaliency file may name one of 4 KB
         raise StimulusFileError(f"{short_repr(str(path))} is listed but missing on disk") from None
     except UNREADABLE_IMAGE as e:
         reason = unreadable_reason(e)
-        raise StimulusFileError(f"{path} cannot be read as an image ({reason})") from None
+        raise StimulusFileError(
+            f"{short_repr(str(path))} cannot be read as an image ({reason})"
+        ) from None
 
 
 def read_map(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -102,7 +104,7 @@ def same_size(shape: tuple[int, ...], path: Path, size: tuple[int, int]) -> None
     """Refuse ``path`` unless ``shape``, read or declared, is ``size``."""
     if tuple(shape) != tuple(size):
         raise StimulusFileError(
-            f"{path} is {'x'.join(map(str, shape))} but its stimulus is "
+            f"{short_repr(str(path))} is {'x'.join(map(str, shape))} but its stimulus is "
             f"{size[0]}x{size[1]}; a fixation map must match its stimulus's size"
         )
 

@@ -37,7 +37,7 @@ def regular_file(path: Path) -> Path:
     except OSError as e:
         raise StimulusFileError(f"{short_repr(str(path))} cannot be read ({e.strerror})") from None
     if not path.is_file():
-        raise StimulusFileError(f"{path} is listed but is not a regular file")
+        raise StimulusFileError(f"{short_repr(str(path))} is listed but is not a regular file")
     return path
 
 

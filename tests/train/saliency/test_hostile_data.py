@@ -378,6 +378,23 @@ def test_the_trainer_names_a_missing_stimulus_of_a_long_path_in_one_short_line(
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_the_trainer_names_a_long_path_that_is_no_file_in_one_short_line(
+    pysaliency_writer, tmp_path, tiny_config, capsys
+):
+    """A folder, 3.5 KB of path deep, where a stimulus should be: quoted whole."""
+    from train.saliency.__main__ import main as train
+
+    src = pysaliency_writer(tmp_path / "src")
+    deep = "/".join(c * 250 for c in "abcdefghijklmn")
+    for index in range(3):  # whichever the run reads first
+        (src / "Stimuli" / deep / f"{index}.jpg").mkdir(parents=True)
+        rename_stimulus(src, index, f"Stimuli/{deep}/{index}.jpg")
+    code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
+    assert err.endswith(".jpg' is listed but is not a regular file"), err[:400]
+
+
 def test_the_trainer_refuses_a_stimulus_name_leading_out_of_the_set(
     pysaliency_writer, tmp_path, tiny_config, capsys
 ):
