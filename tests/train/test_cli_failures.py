@@ -264,6 +264,25 @@ def test_training_on_a_dataset_its_preflight_finds_damaged_is_exit_1(dataset, tm
     assert not (out / "last.pt").exists()
 
 
+def test_a_round_on_a_dataset_its_check_finds_damaged_is_exit_1(dataset, tmp_path, capsys):
+    """train.parallel checks every run before any starts; damage it found was exit 2 where
+    each run's own train says exit 1."""
+    from train.trajectory.parallel import main as parallel
+
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    failed = label_deleted(copy)
+    out = tmp_path / "runs"
+    argv = ["--extractors", "i3d", "magvit", "--data", str(copy), "--epochs", "1"]
+    assert parallel([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"python -m train.parallel: error: i3d: dataset {copy} failed validation: {failed} "
+        f"(run python -m generator validate {copy})"
+    ), err
+    assert not list(out.glob("*/last.pt"))
+
+
 def test_scoring_on_a_dataset_its_preflight_finds_damaged_is_exit_1(run, dataset, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(dataset, copy)
