@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from generator.config import load_config
-from generator.pipeline.stream import RenderedTrajectoryDataset
+from generator.dataformat.metadata import dataset_identity
+from generator.pipeline.stream import RenderedTrajectoryDataset, stream_metadata
 from train.__main__ import main
 from train.checkpoint import load_checkpoint
+from train.summary import data_of
 from train.trajectory.loop import Run
 
 FAST = ["--workers", "0", "--threads", "1", "--quiet", "--batch-size", "4"]
@@ -27,6 +29,19 @@ def records(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in timing} for r in lines]
 
 
+def test_runs_rendered_from_a_config_edited_at_one_path_are_other_data(tmp_path):
+    """Named by the config's path alone, runs on other samples (the file edited between
+    them) were grouped and ranked as trained on one data."""
+    config = tmp_path / "gen.yaml"
+    config.write_text("image_size: 32\nframes: 8\n")
+    assert render_run(config, tmp_path / "a", epochs=1) == 0
+    config.write_text("image_size: 32\nframes: 8\nappearance: {noise_std: 4.0}\n")
+    assert render_run(config, tmp_path / "b", epochs=1) == 0
+    a, b = (json.loads((tmp_path / r / "results.json").read_text()) for r in "ab")
+    assert a["data"].split(", stream ")[0] == b["data"].split(", stream ")[0]
+    assert data_of(a) != data_of(b)
+
+
 def test_a_rendered_run_reads_fresh_samples_every_epoch(small_config, tmp_path, monkeypatch):
     seen: list[list[int]] = []
     set_epoch = RenderedTrajectoryDataset.set_epoch
@@ -40,7 +55,10 @@ def test_a_rendered_run_reads_fresh_samples_every_epoch(small_config, tmp_path, 
     assert render_run(small_config, out) == 0
     assert seen == [list(range(8, 16)), list(range(16, 24))]
     results = json.loads((out / "results.json").read_text())
-    assert results["data"] == f"rendered:{small_config} seed 5, 4 val + 4 test, 8 train per epoch"
+    stream = dataset_identity(stream_metadata(load_config(small_config), 5))
+    assert results["data"] == (
+        f"rendered:{small_config} seed 5, 4 val + 4 test, 8 train per epoch, stream {stream}"
+    )
     assert results["dataset"] is None  # no folder: no dataset identity
     assert results["split_sizes"] == {"train": 16, "val": 4, "test": 4}
     assert sum(map(sum, results["test_confusion"])) == 4

@@ -473,7 +473,10 @@ class Run:
             "wall_time_seconds": self.elapsed,
             "classes": self.meta["classes"],
             "split_sizes": {s: len(v) for s, v in self.train_ds.splits.items()},
-            "data": self.cfg.source,
+            # Rendered: the stream's identity too, as a config edited at one path is other data.
+            "data": self.cfg.source
+            if self.cfg.data is not None
+            else f"{self.cfg.source}, stream {dataset_identity(self.meta)}",
             # What the folder held (a path names other data once made again): None if rendered.
             "dataset": dataset_identity(self.meta) if self.cfg.data is not None else None,
             "split_seed": self.cfg.split_seed if self.cfg.data is not None else None,
