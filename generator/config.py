@@ -15,6 +15,7 @@ import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from trajkit.cli import describe_validation_error
+from trajkit.cli import describe_validation_error, short_repr
 from trajkit.presets import config_file
 from trajkit.real import Real
 from trajkit.yamlfile import read_yaml_mapping
@@ -41,9 +42,29 @@ MAX_HORIZON = 512
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 # Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
-# drew a clip of nothing, instead of being named here). Counts are ``StrictInt``, as in the
-# trainers' configs: pydantic's int took ``horizon: true`` for 1.
+# drew a clip of nothing, instead of being named here).
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _whole_number(value: Any) -> Any:
+    """``value`` if it is an int, else why it is refused in words: pydantic's "Input should be
+    a valid integer" said neither what to write for ``count: 3.0`` nor that YAML reads
+    ``count: yes`` as a boolean."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"{str(value).lower()} is not a whole number (YAML reads yes/no and on/off as "
+            "true/false)"
+        )
+    if isinstance(value, int):
+        return value
+    exact = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
+    raise ValueError(
+        f"{short_repr(value)} is not a whole number" + (f" (write {int(value)})" if exact else "")
+    )
+
+
+# A count: strict, as in the trainers' configs (pydantic's int took ``horizon: true`` for 1).
+Count = Annotated[StrictInt, BeforeValidator(_whole_number)]
 
 
 class Range(BaseModel):
@@ -238,7 +259,7 @@ class DistractorConfig(BaseModel):
     """
 
     model_config = STRICT
-    count: StrictInt = Field(2, ge=1, le=8)
+    count: Count = Field(2, ge=1, le=8)
     radius: SizeRange = _r(0.12, 0.42)
     target_hue: Real = Field(0.0, ge=0.0, lt=1.0)  # 0 = red
     min_hue_gap: Real = Field(0.15, ge=0.0, le=0.45)
@@ -252,7 +273,7 @@ class OccluderConfig(BaseModel):
     """
 
     model_config = STRICT
-    count: StrictInt = Field(2, ge=1, le=8)
+    count: Count = Field(2, ge=1, le=8)
     width: SizeRange = _r(0.35, 0.8)  # metres, each side of the footprint
     height: SizeRange = _r(1.2, 2.8)
     clearance: Real = Field(0.45, ge=0.0)
@@ -279,7 +300,7 @@ class GroundTruthConfig(BaseModel):
     @pydantic.field_validator("masks")
     @classmethod
     def _part_of_ground_truth(cls, masks: bool, info: pydantic.ValidationInfo) -> bool:
-        if masks and info.data.get("enabled") is False:
+        if masks and info.data.get("enabled") is False and _to_draw(info):
             raise ValueError("needs ground truth on (enabled: true), or leave masks out")
         return masks
 
@@ -292,7 +313,7 @@ class MotionBlurConfig(BaseModel):
     """
 
     model_config = STRICT
-    samples: StrictInt = Field(5, ge=2, le=32)
+    samples: Count = Field(5, ge=2, le=32)
     shutter: Real = Field(0.5, gt=0.0, le=1.0)
 
 
@@ -333,9 +354,9 @@ MOTION_SECTIONS = ("classes", "bouncing", "damped", "switching")
 
 class GeneratorConfig(BaseModel):
     model_config = STRICT
-    frames: StrictInt = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
-    horizon: StrictInt = Field(5, ge=1, le=MAX_HORIZON)
-    image_size: StrictInt = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
+    frames: Count = Field(32, ge=MIN_FRAMES, le=MAX_FRAMES)
+    horizon: Count = Field(5, ge=1, le=MAX_HORIZON)
+    image_size: Count = Field(64, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
     fps: Real = Field(30.0, gt=0.0)
     scene: SceneConfig = Field(default_factory=SceneConfig)
     cameras: CameraRigConfig = Field(default_factory=CameraRigConfig)
@@ -406,9 +427,10 @@ class GeneratorConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _renderable(self) -> GeneratorConfig:
-        """Refuse, naming the field, what would crash a worker or draw nothing to see."""
-        issues = _render_issues(self)
+    def _renderable(self, info: pydantic.ValidationInfo) -> GeneratorConfig:
+        """Refuse, naming the field, what would crash a worker or draw nothing to see (a
+        config to draw from, not one a dataset stores: ``stored_config``)."""
+        issues = _render_issues(self) if _to_draw(info) else []
         if issues:
             raise pydantic_core.ValidationError.from_exception_data(
                 "GeneratorConfig",
@@ -439,12 +461,26 @@ class GeneratorConfig(BaseModel):
 PROBE_FITS = 10
 PROBE_SEED = 0x9E0B  # the probes draw from fixed streams: the same verdict each time
 # Below these, a dataset was drawn without a word with nothing to learn from: the smallest
-# ball's width (at the box corner farthest from a camera) and a family's median movement over
-# the observed frames (in the camera it moves most in), in pixels. The shipped levels' balls
-# are 2.5 px and their paths move 10 px or more; the smallest config the tests use (16 px,
-# 4 frames, one camera) has 0.63 px and its flights move 0.16 px.
+# ball's width (at the box corner farthest from a camera) and a family's slowest movement over
+# the observed frames (the median of the probe's paths drawn again at the low end of the
+# family's ``PACE`` ranges, each in the camera it moves most in), in pixels. The shipped
+# levels' balls are 2.5 px and their slowed paths move 4.9 px or more; the smallest config the
+# tests use (16 px, 4 frames, one camera) has 0.63 px and its slowed flights move 0.12 px.
 MIN_BALL_PX = 0.5
 MIN_TRAVEL_PX = 0.1
+# The ranges of each family's section whose low end draws its slowest paths, the other draws
+# alike. The median of ten random paths let ``speed: {lo: 0, hi: 1}`` by (5.5 px), of whose
+# paths 1.4% move under 0.1 px (of 5,000), which ten rarely hold; slowed to lo, all do.
+PACE = {
+    "Linear": ("speed",),
+    "Circular": ("radius", "swept_turns"),
+    "Helical": ("radius", "swept_turns", "drift"),
+    "Parabolic": ("horizontal_speed",),
+    "Bouncing": ("horizontal_speed",),
+    "Damped": ("amplitude", "swept_cycles"),
+    "Switching": ("speed", "radius"),
+}
+assert set(PACE) == set(KNOWN_CLASS_NAMES)
 
 
 def _render_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
@@ -572,8 +608,8 @@ _PATH_VERDICTS: dict[str, list[tuple[tuple[str, ...], str]]] = {}
 
 
 def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
-    """Families whose paths rarely fit the scene box (a worker would give up on one) or barely
-    move in every camera; then pillars with little room beside the paths."""
+    """Families whose paths rarely fit the scene box (a worker would give up on one) or whose
+    slowest barely move in every camera; then pillars with little room beside the paths."""
     from generator.render.cameras import build_rig
     from generator.render.trajectories import MAX_TRIES, SAMPLERS
 
@@ -588,15 +624,22 @@ def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
         class_id = KNOWN_CLASS_NAMES.index(name)
         sampler = SAMPLERS[class_id]
         rng = np.random.default_rng([PROBE_SEED, class_id])
-        fitted = []
+        fitted, starts = [], []  # the paths that fit, and the stream's state before each
         try:
             with np.errstate(all="ignore"):
                 for _ in range(MAX_TRIES):
+                    start = rng.bit_generator.state
                     pos, _ = sampler(rng, t, cfg)
                     if (pos.min(axis=0) >= lo).all() and (pos.max(axis=0) <= hi).all():
                         fitted.append(pos)
+                        starts.append(start)
                         if len(fitted) >= PROBE_FITS:
                             break
+                slowest, replay = _at_low_end(cfg, name), np.random.default_rng()
+                slowed = []
+                for start in starts:  # each path that fits, drawn again at its slowest
+                    replay.bit_generator.state = start
+                    slowed.append(sampler(replay, t, slowest)[0])
         except (ArithmeticError, ValueError) as e:
             refusals.append(((name.lower(),), f"cannot draw a {name} path: {e}"))
             continue
@@ -606,17 +649,28 @@ def _path_issues(cfg: GeneratorConfig) -> list[tuple[tuple[str, ...], str]]:
                  f"scene box (at least {PROBE_FITS} must): widen scene or narrow these ranges")
             )  # fmt: skip
             continue
-        travel = _median_travel_px(rig, np.stack(fitted)[:, : cfg.frames])
+        travel = _median_travel_px(rig, np.stack(slowed)[:, : cfg.frames])
         if travel < MIN_TRAVEL_PX:
+            ranges = " and ".join(PACE[name])
             refusals.append(
-                ((name.lower(),), f"{name} paths barely move: a median {travel:.2g} px over the "
-                 f"observed frames in the camera they move most in (at least {MIN_TRAVEL_PX} "
-                 "must): raise these speeds or turns, or lower fps")
+                ((name.lower(),), f"{name} paths barely move at the low end of {ranges}: a "
+                 f"median {travel:.2g} px over the observed frames in the camera they move most "
+                 f"in (at least {MIN_TRAVEL_PX} must): raise the lo of {ranges}, or lower fps")
             )  # fmt: skip
         firsts.append(fitted[0])
     if cfg.occluders is not None and not refusals:
         refusals += _pillars_without_room(cfg, firsts)
     return refusals
+
+
+def _at_low_end(cfg: GeneratorConfig, name: str) -> GeneratorConfig:
+    """``cfg`` with family ``name``'s ``PACE`` ranges shrunk to their lo: a range draws one
+    number whatever its width, so the same stream draws the same paths, slowest."""
+    section = getattr(cfg, name.lower())
+    low = {
+        key: Range(lo=getattr(section, key).lo, hi=getattr(section, key).lo) for key in PACE[name]
+    }
+    return cfg.model_copy(update={name.lower(): section.model_copy(update=low)})
 
 
 def _median_travel_px(rig: list[Camera], paths: np.ndarray) -> float:
@@ -646,6 +700,19 @@ def _pillars_without_room(
          f"only {placed} of {len(paths)} paths (one of each class; at least half must): "
          "lower clearance or width, or widen scene")
     ]  # fmt: skip
+
+
+def _to_draw(info: pydantic.ValidationInfo) -> bool:
+    """Whether the config is validated to draw samples from (any but ``stored_config``'s)."""
+    return not (info.context or {}).get("stored", False)
+
+
+def stored_config(raw: Any) -> GeneratorConfig:
+    """The config a dataset's metadata stores, held to the rules its reader needs (types,
+    bounds, the class set), not to those of what is worth drawing (``_renderable``, masks
+    with ground truth off): those refuse generating and ``--resume``, but a dataset an older
+    generator drew under older rules reads as well as any. Raises ``ValidationError``."""
+    return GeneratorConfig.model_validate(raw, context={"stored": True})
 
 
 class ConfigError(ValueError):

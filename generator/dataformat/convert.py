@@ -112,7 +112,7 @@ def convert(
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
     from pydantic import ValidationError
 
-    from generator.config import GeneratorConfig
+    from generator.config import stored_config
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
@@ -122,7 +122,7 @@ def convert(
     if fmt not in FORMATS:
         raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
     try:
-        cfg = GeneratorConfig.model_validate(meta["config"])
+        cfg = stored_config(meta["config"])
     except ValidationError as e:  # the config of no generator: the source is damaged
         where = src / "metadata.json"
         raise DatasetError(f"{where} is damaged: config: {describe_validation_error(e)}") from None

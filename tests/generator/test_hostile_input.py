@@ -154,7 +154,7 @@ def test_convert_of_a_config_no_generator_loads_is_one_line(small_dataset, tmp_p
     _edit_metadata(root, config='{"frames": [[1]]}')
     assert cli("convert", root, tmp_path / "new", "--format", "shards") == 1
     err = _one_line(capsys)
-    assert "metadata.json is damaged: config: frames: Input should be a valid integer" in err
+    assert "metadata.json is damaged: config: frames: [[1]] is not a whole number" in err
     assert not (tmp_path / "new").exists()
 
 

@@ -361,6 +361,16 @@ UNRENDERABLE = [
     ({"fps": 1e300}, "linear: Linear paths barely move"),
     ({"linear": {"speed": {"lo": 0, "hi": 0}}}, "linear: Linear paths barely move"),
     ({"circular": {"swept_turns": {"lo": 0, "hi": 0}}}, "circular: Circular paths barely move"),
+    # A range from 0 draws some clips that stand still: the median of the probe's paths moved
+    # 5.5 px for this speed, and ten random paths rarely hold one of them; slowed to lo, 0 px.
+    (
+        {"linear": {"speed": {"lo": 0, "hi": 1}}},
+        "linear: Linear paths barely move at the low end of speed: a median 0 px",
+    ),
+    (
+        {"helical": {"swept_turns": {"lo": 0, "hi": 1.5}, "drift": {"lo": 0, "hi": 2}}},
+        "helical: Helical paths barely move at the low end of radius and swept_turns and drift",
+    ),
     ({"occluders": {"clearance": 1e9}}, "occluders.clearance"),
     ({"occluders": {"clearance": 4}}, "occluders.clearance"),
     ({"ground_truth": {"enabled": False, "masks": True}}, "ground_truth.masks"),
@@ -393,8 +403,30 @@ def test_a_boolean_where_a_count_goes_is_refused_naming_the_field(tmp_path, fiel
     *section, key = field.split(".")
     path = tmp_path / "c.yaml"
     path.write_text(f"{section[0]}: {{{key}: yes}}\n" if section else f"{key}: yes\n")
-    with pytest.raises(ConfigError, match=f": {field}: Input should be a valid integer$"):
+    why = "true is not a whole number (YAML reads yes/no and on/off as true/false)"
+    with pytest.raises(ConfigError, match=re.escape(f": {field}: {why}") + "$"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("32.0", "32.0 is not a whole number (write 32)"),
+        ("3.5", "3.5 is not a whole number"),
+        ("'3'", "'3' is not a whole number"),
+        ("1.0e+300", "1e+300 is not a whole number"),  # no 301-digit advice
+    ],
+)
+def test_a_count_that_is_not_an_int_is_one_line_saying_what_to_write(
+    tmp_path, cli, capsys, value, why
+):
+    """pydantic said "Input should be a valid integer" for ``count: 32.0``: not what to write."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"occluders: {{count: {value}}}\n")
+    assert cli("--n", 4, "--out", tmp_path / "ds", "--config", path) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: config {path}: occluders.count: {why}\n", err
+    assert not (tmp_path / "ds").exists()
 
 
 EXTREME = st.sampled_from([0.0, -1.0, 1e-9, 0.5, 3.0, 50.0, 1e9, -1e9, 1e300])
