@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 from generator.dataformat.layout import METADATA
-from generator.dataformat.sources import DatasetError
 from train.launcher import (
     INTERRUPTED,
     LAUNCH_RECORD,
@@ -216,6 +215,11 @@ def train_args(
     return cmd + as_flags(recipe, RECIPE)
 
 
+class DamagedData(ValueError):
+    """A run's dataset found damaged before any run starts (a ``DatasetError``, named here
+    without importing torch)."""
+
+
 def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool) -> list[str]:
     """What each run's own ``python -m train`` refuses before it trains, for every run before
     any starts: one line and exit 2 (1 for damage in a dataset, as ``train`` says it), where
@@ -224,6 +228,7 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
     and disk only on this machine, as a Slurm job's are the cluster's. Returns the runs that
     already finished their --epochs: started again, one failing its checks was reported
     "failed" beside its intact results."""
+    from generator.dataformat.sources import DatasetError  # torch: loaded once stoppable
     from train.checkpoint import CheckpointError
     from train.trajectory.preflight import preflight
 
@@ -243,7 +248,7 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
         except CheckpointError:
             continue  # a damaged last.pt is that run's own failure (exit 1), not the round's
         except DatasetError as e:  # exit 1, as each run's own train would say it
-            raise DatasetError(f"{name}: {e}") from None
+            raise DamagedData(f"{name}: {e}") from None
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return finished
@@ -302,7 +307,7 @@ def launch(args: argparse.Namespace) -> int:
         workers = 4 if args.workers is None else args.workers  # a cluster job's default
         jobs = {n: train_args(args, n, sources[n], recipes[n], None, workers) for n in names}
         finished = check_runs(args, jobs, local)
-    except DatasetError as e:  # damage in the data, not a usage error: exit 1, as in train
+    except DamagedData as e:  # damage in the data, not a usage error: exit 1, as in train
         print(one_line(f"{PROG}: error: {e}"), file=sys.stderr)
         return 1
     except ValueError as e:
