@@ -36,6 +36,10 @@ class MixtureDataset(Dataset):
     def __len__(self) -> int:
         return self.offsets[-1]
 
+    def named_sizes(self) -> dict[str, int]:
+        """Each dataset's image count by its name, as ``last.pt`` records it for ``--resume``."""
+        return dict(zip(self.names, self.sizes, strict=True))
+
     def locate(self, index: int) -> tuple[int, int]:
         d = bisect.bisect_right(self.offsets, index) - 1
         return d, index - self.offsets[d]

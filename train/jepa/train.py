@@ -40,6 +40,7 @@ from train.jepa.config import load_config as read_yaml
 from train.jepa.data_pipeline import build_pretrain_data, epoch_loader
 from train.jepa.datasets import DatasetMissing
 from train.jepa.hierarchy import covered_cells
+from train.jepa.mixture import MixtureDataset
 from train.jepa.model import HJepa, ema_update, forward_target, make_target_encoder
 from train.jepa.run_log import RunLog, epoch_record, keep_epochs_up_to
 from train.jepa.schedules import (
@@ -127,6 +128,8 @@ def train(cfg: JepaConfig, resume: bool = False, quiet: bool = False, force: boo
                 end_distributed(world)
                 return finished(cfg, out, ckpt["epoch"], rank)
             data = build_pretrain_data(cfg, rank, world)
+            if ckpt is not None:
+                check_dataset_sizes(ckpt, data[0], out / LAST)
             steps_per_epoch = batches_per_epoch(cfg, len(data[1]))
             for k in unreachable_levels(cfg, data[2]):
                 _log(
@@ -171,6 +174,26 @@ def resume_point(cfg: JepaConfig, path: Path, rank: int) -> dict | None:
     if why := process_count_change(ckpt, path):  # the batch is per process
         raise ConfigError(why)
     return ckpt
+
+
+def check_dataset_sizes(ckpt: dict, mixture: MixtureDataset, path: Path) -> None:
+    """Refuse a ``--resume`` whose datasets hold other numbers of images than ``last.pt``
+    records (a partial copy at a new ``--data-path``): the steps per epoch, so the lr,
+    weight-decay and EMA schedules, would shift. A ``last.pt`` from before the sizes were
+    recorded is not checked."""
+    saved = ckpt.get("dataset_sizes")
+    if saved is None:
+        return
+    now = mixture.named_sizes()
+    fits = isinstance(saved, dict) and saved.keys() == now.keys()
+    if not fits or not all(type(size) is int for size in saved.values()):
+        raise CheckpointError(f"{path} holds dataset_sizes that do not fit its config")
+    for name, size in saved.items():
+        if now[name] != size:
+            raise ConfigError(
+                f"--resume finds {now[name]} images of {name} where the run began with {size}; "
+                "give --data-path the run's data"
+            )
 
 
 def finished(cfg: JepaConfig, out: Path, epochs: int, rank: int) -> dict:
@@ -415,6 +438,7 @@ class Pretraining:
                 "epoch": epoch,
                 "config": self.cfg.model_dump(mode="json"),
                 "world_size": self.world,  # a resume must keep it (``resume_point``)
+                "dataset_sizes": self.mixture.named_sizes(),  # ``check_dataset_sizes``
             },
         )
         start_over.settle(self.out)  # a run --force set aside is replaced now: dropped

@@ -1,4 +1,5 @@
-"""Small files in the real CIFAR (python pickle) and STL-10 (binary) formats, tiny configs.
+"""Small files in the real CIFAR (python pickle), STL-10 (binary) and ImageNet (one folder of
+images a class) formats, tiny configs.
 
 torchvision's loaders check each file's MD5 against constants on the class; the fixtures
 monkeypatch those constants to the tiny files' MD5s, so the real check still runs.
@@ -10,12 +11,16 @@ import hashlib
 import io
 import pickle
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 from torchvision import datasets as tvd
+
+IMAGENET_CLASSES = ("n01440764", "n01443537")
 
 
 def _md5(path: Path) -> str:
@@ -63,6 +68,19 @@ def write_stl10(folder: Path, n_train: int = 6, n_unlabeled: int = 4, n_test: in
     rng.integers(0, 256, (n_unlabeled, 3, 96, 96), dtype=np.uint8).tofile(base / "unlabeled_X.bin")
     (base / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
     return {p.name: _md5(p) for p in base.iterdir()}
+
+
+def write_imagenet(
+    data: Path, classes: Sequence[str] = IMAGENET_CLASSES, per_class: int = 8
+) -> Path:
+    """Tiny ``<data>/imagenet/{train,val}/<wnid>/*.JPEG``; returns the last train class folder."""
+    for split in ("train", "val"):
+        for c in classes:
+            (data / "imagenet" / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                image = Image.new("RGB", (20, 16), (i * 30, 0, 0))
+                image.save(data / "imagenet" / split / c / f"{i}.JPEG")
+    return data / "imagenet" / "train" / classes[-1]
 
 
 def patch_md5s(monkeypatch: pytest.MonkeyPatch, kind: str, md5s: dict) -> None:
@@ -117,6 +135,7 @@ def jepa_files() -> SimpleNamespace:
     return SimpleNamespace(
         write_cifar=write_cifar,
         write_stl10=write_stl10,
+        write_imagenet=write_imagenet,
         patch_md5s=patch_md5s,
         tar_gz=tar_gz,
         tiny_config=tiny_config,

@@ -522,6 +522,54 @@ def test_resume_refuses_changed_learning_settings(tmp_path, jepa_files, capsys):
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
 
 
+def test_resume_refuses_an_imagenet_folder_of_another_size(tmp_path, jepa_files, capsys):
+    """Before, a partial copy at a new --data-path was resumed on: fewer images, so fewer steps
+    an epoch, and the lr, weight-decay and EMA schedules shifted without a word. A last.pt
+    from before the sizes were recorded still resumes, unchecked."""
+    import shutil
+
+    run = tmp_path / "run"
+    jepa_files.write_imagenet(tmp_path / "data")
+    data = {"datasets": [{"kind": "imagenet"}]}
+    optim = {"epochs": 1, "batch_size": 8, "warmup_epochs": 0}
+    config = _config(tmp_path, jepa_files, data=data, optim=optim)
+    assert trainer.main(["--config", config, "--quiet"]) == 0
+    assert torch.load(run / "last.pt", weights_only=True)["dataset_sizes"] == {"imagenet": 16}
+    whole, partial = tmp_path / "whole", tmp_path / "partial"
+    shutil.copytree(tmp_path / "data", whole)
+    shutil.copytree(tmp_path / "data", partial)
+    for image in partial.glob("imagenet/train/*/[0-3].JPEG"):
+        image.unlink()
+    before = _run_bytes(run)
+    capsys.readouterr()
+
+    def resume(epochs: int, data) -> int:
+        argv = ["--config", config, "--quiet", "--resume", "--epochs", str(epochs)]
+        return trainer.main([*argv, "--data-path", str(data)])
+
+    assert resume(2, partial) == 2
+    assert _one_line(capsys) == (
+        "error: --resume finds 8 images of imagenet where the run began with 16; "
+        "give --data-path the run's data"
+    )
+    assert _run_bytes(run) == before
+    assert resume(2, whole) == 0  # the same data at another place
+    # a last.pt that records no sizes, as before this check, resumes on the partial copy
+    state = torch.load(run / "last.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "dataset_sizes"}, run / "last.pt")
+    assert resume(3, partial) == 0
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+    # sizes that do not fit the config: a damaged or foreign checkpoint, exit 1
+    state = torch.load(run / "last.pt", weights_only=True)
+    for sizes in ({"stl10": 8}, {"imagenet": torch.ones(2)}):
+        torch.save({**state, "dataset_sizes": sizes}, run / "last.pt")
+        capsys.readouterr()
+        assert resume(4, partial) == 1
+        assert _one_line(capsys) == (
+            f"error: {run / 'last.pt'} holds dataset_sizes that do not fit its config"
+        )
+
+
 def test_a_killed_loading_worker_is_one_line_exit_1_and_last_pt_stays(tmp_path, jepa_files):
     """As the kernel's out-of-memory killer does it: SIGKILL to a data-loading worker once an
     epoch is saved. It was torch's traceback from wherever the trainer was."""

@@ -4,13 +4,13 @@ never a hang, a traceback or PIL's warnings on stderr."""
 import os
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
 from torchvision import datasets as tvd
 
+from tests.train.jepa.conftest import write_imagenet
 from train.jepa import train as trainer
 from train.jepa.config import DatasetSpec
 from train.jepa.datasets import (
@@ -20,18 +20,6 @@ from train.jepa.datasets import (
     imagenet100_classes,
     read_image,
 )
-
-CLASSES = ("n01440764", "n01443537")
-
-
-def _imagenet(data: Path, classes=CLASSES, per_class: int = 8) -> Path:
-    for split in ("train", "val"):
-        for c in classes:
-            (data / "imagenet" / split / c).mkdir(parents=True)
-            for i in range(per_class):
-                image = Image.new("RGB", (20, 16), (i * 30, 0, 0))
-                image.save(data / "imagenet" / split / c / f"{i}.JPEG")
-    return data / "imagenet" / "train" / classes[-1]
 
 
 def _train(tmp_path, jepa_files, capsys) -> tuple[int, str]:
@@ -50,7 +38,7 @@ def _train(tmp_path, jepa_files, capsys) -> tuple[int, str]:
 
 @pytest.mark.timeout(20)  # the FIFO's open blocked for ever
 def test_a_fifo_named_like_an_image_is_one_line(tmp_path, jepa_files, capsys):
-    fifo = _imagenet(tmp_path / "data") / "b.JPEG"
+    fifo = write_imagenet(tmp_path / "data") / "b.JPEG"
     os.mkfifo(fifo)
     code, err = _train(tmp_path, jepa_files, capsys)
     assert code == 2
@@ -61,7 +49,7 @@ def test_a_fifo_named_like_an_image_is_one_line(tmp_path, jepa_files, capsys):
 
 @pytest.mark.timeout(20)  # torchvision's walk of the two loops is 2^40 paths
 def test_symbolic_link_loops_in_a_class_folder_are_one_line(tmp_path, jepa_files, capsys):
-    folder = _imagenet(tmp_path / "data")
+    folder = write_imagenet(tmp_path / "data")
     for name in ("x", "y"):
         (folder / name).symlink_to(".")
     code, err = _train(tmp_path, jepa_files, capsys)
@@ -85,7 +73,7 @@ def test_symbolic_link_loops_in_a_class_folder_are_one_line(tmp_path, jepa_files
 )
 def test_every_split_and_imagenet100_refuse_links_that_lead_nowhere(tmp_path, kind, plant, named):
     wnids = imagenet100_classes()
-    _imagenet(tmp_path, wnids, per_class=1)
+    write_imagenet(tmp_path, wnids, per_class=1)
     folder = tmp_path / "imagenet" / "val" / wnids[7]
     plant(folder)
     with pytest.raises(DatasetMissing, match="^" + re.escape(f"{folder}/{named} ")):
@@ -93,7 +81,7 @@ def test_every_split_and_imagenet100_refuse_links_that_lead_nowhere(tmp_path, ki
 
 
 def test_links_to_images_and_to_other_folders_are_followed_in_torchvision_s_order(tmp_path):
-    folder = _imagenet(tmp_path, per_class=2)
+    folder = write_imagenet(tmp_path, per_class=2)
     elsewhere = tmp_path / "elsewhere" / "deeper"
     elsewhere.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(elsewhere / "z.png")
@@ -107,7 +95,7 @@ def test_links_to_images_and_to_other_folders_are_followed_in_torchvision_s_orde
 
 
 def test_a_class_folder_without_images_is_named(tmp_path):
-    folder = _imagenet(tmp_path, per_class=1)
+    folder = write_imagenet(tmp_path, per_class=1)
     (folder / "0.JPEG").unlink()
     (folder / "notes.txt").write_text("no images here")
     with pytest.raises(DatasetMissing, match=f"^{folder} holds no image file"):
@@ -144,7 +132,7 @@ def test_an_image_of_more_than_8_bits_a_sample_is_a_damaged_image(tmp_path, dtyp
 
 
 def test_a_decompression_bomb_in_training_is_one_line(tmp_path, jepa_files, capsys, monkeypatch):
-    folder = _imagenet(tmp_path / "data")
+    folder = write_imagenet(tmp_path / "data")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     Image.new("L", (50, 50)).save(folder / "3.JPEG")
     code, err = _train(tmp_path, jepa_files, capsys)
@@ -172,7 +160,7 @@ def test_links_that_branch_without_a_loop_are_one_line(tmp_path, monkeypatch):
     import train.jepa.datasets as datasets
 
     monkeypatch.setattr(datasets, "MAX_FOLDERS", 1_000)  # the same rule, met sooner
-    folder = _imagenet(tmp_path)
+    folder = write_imagenet(tmp_path)
     for level in range(26):
         (folder / f"L{level}").mkdir()
     for level in range(25):
