@@ -61,6 +61,16 @@ def short_repr(value: object) -> str:
     return _SHORT.repr(value)
 
 
+def short_path(path: object, limit: int = 240) -> str:
+    """A path as an error line names it: whole up to ``limit`` characters, else its start and
+    its end (the file's name) around ``...``: a pysaliency file may list one of 4 KB."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    return f"{text[:half]}...{text[-half:]}"
+
+
 def one_line(text: object) -> str:
     """``text`` with control characters escaped (a newline becomes ``\\n``): an error that
     quotes a hostile value stays one line. An error a DataLoader worker raised keeps only

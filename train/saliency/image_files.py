@@ -18,7 +18,7 @@ from train.saliency.records import (
     points_from_mask,
     regular_file,
 )
-from trajkit.cli import short_repr
+from trajkit.cli import short_path
 from trajkit.images import UNREADABLE_IMAGE, open_image, unreadable_reason
 
 STIMULUS_SUFFIXES = (".jpeg", ".jpg")
@@ -42,11 +42,11 @@ def read_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np
         raise
     except FileNotFoundError:
         # quoted short, as every path here: a pysaliency file may name one of 4 KB
-        raise StimulusFileError(f"{short_repr(str(path))} is listed but missing on disk") from None
+        raise StimulusFileError(f"{short_path(path)} is listed but missing on disk") from None
     except UNREADABLE_IMAGE as e:
         reason = unreadable_reason(e)
         raise StimulusFileError(
-            f"{short_repr(str(path))} cannot be read as an image ({reason})"
+            f"{short_path(path)} cannot be read as an image ({reason})"
         ) from None
 
 
@@ -104,7 +104,7 @@ def same_size(shape: tuple[int, ...], path: Path, size: tuple[int, int]) -> None
     """Refuse ``path`` unless ``shape``, read or declared, is ``size``."""
     if tuple(shape) != tuple(size):
         raise StimulusFileError(
-            f"{short_repr(str(path))} is {'x'.join(map(str, shape))} but its stimulus is "
+            f"{short_path(path)} is {'x'.join(map(str, shape))} but its stimulus is "
             f"{size[0]}x{size[1]}; a fixation map must match its stimulus's size"
         )
 

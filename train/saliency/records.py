@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajkit.cli import short_repr
+from trajkit.cli import short_path
 
 
 class LayoutError(ValueError):
@@ -35,9 +35,9 @@ def regular_file(path: Path) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         return path
     except OSError as e:
-        raise StimulusFileError(f"{short_repr(str(path))} cannot be read ({e.strerror})") from None
+        raise StimulusFileError(f"{short_path(path)} cannot be read ({e.strerror})") from None
     if not path.is_file():
-        raise StimulusFileError(f"{short_repr(str(path))} is listed but is not a regular file")
+        raise StimulusFileError(f"{short_path(path)} is listed but is not a regular file")
     return path
 
 

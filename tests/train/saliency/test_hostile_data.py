@@ -374,7 +374,7 @@ def test_the_trainer_names_a_missing_stimulus_of_a_long_path_in_one_short_line(
     code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
-    assert err.endswith("xxx.jpg' is listed but missing on disk"), err[:400]
+    assert err.endswith("xxx.jpg is listed but missing on disk"), err[:400]
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
@@ -392,7 +392,7 @@ def test_the_trainer_names_a_long_path_that_is_no_file_in_one_short_line(
     code = train(["--config", str(tiny_config("baseline", src)), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and len(err) < 400, err[:400]
-    assert err.endswith(".jpg' is listed but is not a regular file"), err[:400]
+    assert err.endswith(".jpg is listed but is not a regular file"), err[:400]
 
 
 def test_the_trainer_refuses_a_stimulus_name_leading_out_of_the_set(
