@@ -15,15 +15,14 @@ import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     ValidationError,
     model_validator,
 )
 
-from trajkit.cli import describe_validation_error, short_repr
+from trajkit.cli import describe_validation_error
+from trajkit.counts import Count
 from trajkit.presets import config_file
 from trajkit.real import Real
 from trajkit.yamlfile import read_yaml_mapping
@@ -44,27 +43,6 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 # Every section: unknown keys refused, and no NaN or infinity (each one crashed a worker, or
 # drew a clip of nothing, instead of being named here).
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _whole_number(value: Any) -> Any:
-    """``value`` if it is an int, else why it is refused in words: pydantic's "Input should be
-    a valid integer" said neither what to write for ``count: 3.0`` nor that YAML reads
-    ``count: yes`` as a boolean."""
-    if isinstance(value, bool):
-        raise ValueError(
-            f"{str(value).lower()} is not a whole number (YAML reads yes/no and on/off as "
-            "true/false)"
-        )
-    if isinstance(value, int):
-        return value
-    exact = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
-    raise ValueError(
-        f"{short_repr(value)} is not a whole number" + (f" (write {int(value)})" if exact else "")
-    )
-
-
-# A count: strict, as in the trainers' configs (pydantic's int took ``horizon: true`` for 1).
-Count = Annotated[StrictInt, BeforeValidator(_whole_number)]
 
 
 class Range(BaseModel):

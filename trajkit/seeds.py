@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import Field
+
+from trajkit.counts import Count
 
 MAX_SEED = 2**32 - 1
 
-Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
-"""Strict: pydantic's int took a config's ``seed: true`` for 1."""
+Seed = Annotated[Count, Field(ge=0, le=MAX_SEED)]
+"""A ``Count``: pydantic's int took a config's ``seed: true`` for 1."""

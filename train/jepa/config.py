@@ -16,21 +16,27 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from trajkit.cli import CONTROL, MAX_EPOCHS, MAX_THREADS, describe_validation_error
+from trajkit.cli import (
+    CONTROL,
+    MAX_EPOCHS,
+    MAX_THREADS,
+    describe_validation_error,
+    whole_number,
+)
+from trajkit.counts import Count
 from trajkit.real import MAX_LR, LearningRate, Real
 from trajkit.seeds import Seed
 from trajkit.yamlfile import read_yaml_mapping
 
 
 class _Strict(BaseModel):
-    """Counts are ``StrictInt``: pydantic's int takes ``true`` for 1 (``optim.epochs: true``
-    trained one epoch)."""
+    """Counts are ``Count`` (trajkit.counts): pydantic's int took ``true`` for 1
+    (``optim.epochs: true`` trained one epoch)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -63,7 +69,7 @@ class DatasetSpec(_Strict):
     kind: str  # a name of train.jepa.datasets.IMAGE_SETS
     weight: Real = Field(1.0, gt=0)
     root: PathText | None = None  # defaults to <data_path>/<kind>
-    synthetic_size: StrictInt = Field(2000, ge=1)  # images in a synthetic dataset's train split
+    synthetic_size: Count = Field(2000, ge=1)  # images in a synthetic dataset's train split
     synthetic_kind: Literal["textures", "shapes"] = "textures"  # see train.jepa.synthetic
 
     @field_validator("kind")
@@ -88,15 +94,15 @@ class DataConfig(_Strict):
     datasets: list[DatasetSpec] = Field(min_length=1)
     sampling: Literal["weighted", "balanced", "concat"] = "concat"
     # default: the total size of all datasets
-    samples_per_epoch: StrictInt | None = Field(None, ge=1, le=MAX_SAMPLES_PER_EPOCH)
-    image_size: StrictInt = Field(32, ge=8)
+    samples_per_epoch: Count | None = Field(None, ge=1, le=MAX_SAMPLES_PER_EPOCH)
+    image_size: Count = Field(32, ge=8)
     crop_scale: tuple[Real, Real] = (0.3, 1.0)  # I-JEPA random resized crop scale
     crop_ratio: tuple[Real, Real] = (0.75, 4 / 3)
     horizontal_flip: bool = False  # off in I-JEPA
     eval_crop_ratio: Real = Field(0.875, gt=0, le=1)  # evaluation: resize to size/ratio, crop
     mean: tuple[Real, Real, Real] = (0.485, 0.456, 0.406)
     std: tuple[Real, Real, Real] = (0.229, 0.224, 0.225)
-    num_workers: StrictInt = Field(2, ge=0)
+    num_workers: Count = Field(2, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -108,14 +114,14 @@ class DataConfig(_Strict):
 class MaskConfig(_Strict):
     """Multi-block masking of I-JEPA, Sec. 3 and ``src/masks/multiblock.py``."""
 
-    num_context: StrictInt = Field(1, ge=1)
-    num_targets: StrictInt = Field(4, ge=1)
+    num_context: Count = Field(1, ge=1)
+    num_targets: Count = Field(4, ge=1)
     context_scale: tuple[Real, Real] = (0.85, 1.0)
     context_aspect: tuple[Real, Real] = (1.0, 1.0)
     target_scale: tuple[Real, Real] = (0.15, 0.2)
     target_aspect: tuple[Real, Real] = (0.75, 1.5)
-    min_keep: StrictInt = Field(4, ge=1)  # fewest context tokens a sample may keep
-    max_tries: StrictInt = Field(50, ge=1)
+    min_keep: Count = Field(4, ge=1)  # fewest context tokens a sample may keep
+    max_tries: Count = Field(50, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> MaskConfig:
@@ -131,14 +137,14 @@ class LevelSpec(_Strict):
 
 
 class ModelConfig(_Strict):
-    patch_size: StrictInt = Field(4, ge=1)
-    embed_dim: StrictInt = Field(192, ge=8)
-    depth: StrictInt = Field(6, ge=1)
-    num_heads: StrictInt = Field(3, ge=1)
+    patch_size: Count = Field(4, ge=1)
+    embed_dim: Count = Field(192, ge=8)
+    depth: Count = Field(6, ge=1)
+    num_heads: Count = Field(3, ge=1)
     mlp_ratio: Real = Field(4.0, gt=0)
-    predictor_embed_dim: StrictInt = Field(96, ge=8)
-    predictor_depth: StrictInt = Field(3, ge=1)
-    predictor_num_heads: StrictInt = Field(3, ge=1)
+    predictor_embed_dim: Count = Field(96, ge=8)
+    predictor_depth: Count = Field(3, ge=1)
+    predictor_num_heads: Count = Field(3, ge=1)
     levels: list[LevelSpec] = Field(default_factory=lambda: [LevelSpec()], min_length=1)
 
     @field_validator("levels")
@@ -161,8 +167,8 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    epochs: StrictInt = Field(100, ge=1, le=MAX_EPOCHS)
-    batch_size: StrictInt = Field(256, ge=1)
+    epochs: Count = Field(100, ge=1, le=MAX_EPOCHS)
+    batch_size: Count = Field(256, ge=1)
     lr: LearningRate = 1e-3  # peak, reached after warmup
     start_lr: Real = Field(2e-4, ge=0, le=MAX_LR)
     final_lr: Real = Field(1e-6, ge=0, le=MAX_LR)
@@ -186,7 +192,7 @@ class OptimConfig(_Strict):
 class CollapseConfig(_Strict):
     """Thresholds of the collapse watch (see ``train.jepa.collapse``)."""
 
-    probe_samples: StrictInt = Field(512, ge=8)
+    probe_samples: Count = Field(512, ge=8)
     min_std_ratio: Real = Field(0.5, gt=0)  # warn when the std ratio falls below this x its best
     min_rank_ratio: Real = Field(0.6, gt=0)  # warn when RankMe falls below this x its best
 
@@ -198,15 +204,15 @@ class RegularizerConfig(_Strict):
     variance_weight: Real = Field(0.0, ge=0)
     covariance_weight: Real = Field(0.0, ge=0)
     sigreg_weight: Real = Field(0.0, ge=0)
-    sigreg_slices: StrictInt = Field(256, ge=1)
+    sigreg_slices: Count = Field(256, ge=1)
 
 
 class RunConfig(_Strict):
     out: PathText = "runs/jepa"
     seed: Seed = 0
     amp: bool = True  # bf16 autocast, CUDA only
-    log_every: StrictInt = Field(20, ge=1)
-    threads: StrictInt | None = Field(
+    log_every: Count = Field(20, ge=1)
+    threads: Count | None = Field(
         None,
         ge=1,
         le=MAX_THREADS,
@@ -339,12 +345,14 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-path", help="the folder holding the datasets; wins over a root in the config"
     )
     parser.add_argument("--dataset", help="train on this one dataset kind instead of the config's")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS))
+    parser.add_argument("--batch-size", type=whole_number(1))
     parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--image-size", type=whole_number(1))
     parser.add_argument("--out", help="run folder")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (run.threads)")
+    parser.add_argument(
+        "--threads", type=whole_number(1, MAX_THREADS), help="torch CPU threads (run.threads)"
+    )
 
 
 def apply_overrides(raw: dict, args: argparse.Namespace) -> JepaConfig:

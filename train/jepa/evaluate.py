@@ -15,31 +15,21 @@ from pathlib import Path
 from train.jepa.config import ConfigError, DatasetSpec, parse_config
 from train.torchrun import refusal_under_torchrun
 from trajkit.cli import (
+    MAX_WORKERS,
     OneLineParser,
     caused_by_interrupt,
     entry_point,
     exit_on_interrupt,
     first_line,
     load_modules,
+    number_arg,
     one_line,
     out_of_memory,
     quiet_on_closed_output,
+    whole_number,
 )
 from trajkit.files import write_json_atomic
 from trajkit.worker_deaths import WorkerKnobs, worker_death
-
-
-def _positive(kind: type) -> Callable[[str], int | float]:
-    """An argparse type for a number above 0 (k, temperature, iterations, batch size)."""
-
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _dataset_name(kinds: list[str]) -> Callable[[str], str]:
@@ -77,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", help="results JSON (default: beside the checkpoint)")
     parser.add_argument("--random-init", action="store_true", help="same network, untrained")
-    parser.add_argument("--k", type=_positive(int), default=20)
-    parser.add_argument("--temperature", type=_positive(float), default=0.07)
-    parser.add_argument("--probe-iters", type=_positive(int), default=500, help="L-BFGS iterations")
-    parser.add_argument("--batch-size", type=_positive(int), default=256)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--k", type=whole_number(1), default=20)
+    parser.add_argument("--temperature", type=number_arg(float, 0, strict=True), default=0.07)
+    parser.add_argument(
+        "--probe-iters", type=whole_number(1), default=500, help="L-BFGS iterations"
+    )
+    parser.add_argument("--batch-size", type=whole_number(1), default=256)
+    parser.add_argument("--num-workers", type=whole_number(0, MAX_WORKERS), default=0)
     args = parser.parse_args(argv)
     return exit_on_interrupt(lambda: _evaluate(args), "nothing was written; run it again")
 

@@ -12,7 +12,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -20,6 +19,7 @@ from pydantic import (
 
 from train.launcher import reserved_name
 from trajkit.cli import MAX_EPOCHS, MAX_THREADS, describe_validation_error, short_repr
+from trajkit.counts import Count
 from trajkit.presets import config_file
 from trajkit.real import LearningRate, Real
 from trajkit.seeds import Seed
@@ -44,15 +44,15 @@ class _Strict(BaseModel):
 
 class DataConfig(_Strict):
     path: Path = Field(description="dataset folder in any supported layout")
-    image_size: StrictInt = Field(
+    image_size: Count = Field(
         64, ge=16, le=1024, description="side of the square grid, multiple of 8"
     )
     fit: Literal["resize", "letterbox"] = "letterbox"
     val_fraction: Real = Field(0.1, ge=0, lt=1)
     test_fraction: Real = Field(0.1, ge=0, lt=1)
     split_seed: Seed = 0
-    max_train_stimuli: StrictInt | None = Field(None, ge=2, description="cap for quick runs")
-    max_val_stimuli: StrictInt | None = Field(None, ge=1)
+    max_train_stimuli: Count | None = Field(None, ge=2, description="cap for quick runs")
+    max_val_stimuli: Count | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -65,8 +65,8 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
-    width: StrictInt = Field(32, ge=4, le=256, description="small_cnn channels")
-    centre_bias_size: StrictInt = Field(
+    width: Count = Field(32, ge=4, le=256, description="small_cnn channels")
+    centre_bias_size: Count = Field(
         16, ge=2, le=128, description="side of the learned centre-bias map"
     )
 
@@ -84,12 +84,12 @@ class EntropyConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: StrictInt = Field(10, ge=1, le=MAX_EPOCHS)
-    batch_size: StrictInt = Field(8, ge=1)
+    epochs: Count = Field(10, ge=1, le=MAX_EPOCHS)
+    batch_size: Count = Field(8, ge=1)
     lr: LearningRate = 1e-3
     weight_decay: Real = Field(1e-4, ge=0)
     seed: Seed = 0
-    threads: StrictInt = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
+    threads: Count = Field(1, ge=1, le=MAX_THREADS, description="torch CPU threads")
 
 
 class SaliencyConfig(_Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trajkit.cli import (
     MAX_EPOCHS,
@@ -20,6 +20,7 @@ from trajkit.cli import (
     describe_validation_error,
     short_repr,
 )
+from trajkit.counts import Count
 from trajkit.presets import config_file, preset_file
 from trajkit.real import LearningRate, Real
 from trajkit.seeds import MAX_SEED, Seed
@@ -74,18 +75,18 @@ class TrainConfig(BaseModel):
         "YAML or the name of a shipped one (configs/generator: default, easy, ...)",
     )
     render_seed: Seed | None = Field(None, description="the rendered dataset's seed (--render)")
-    epoch_samples: StrictInt | None = Field(
+    epoch_samples: Count | None = Field(
         None, gt=0, le=STREAM_SAMPLES, description="fresh training samples per epoch (--render)"
     )
-    eval_samples: StrictInt | None = Field(
+    eval_samples: Count | None = Field(
         None,
         gt=0,
         le=STREAM_SAMPLES,
         description="validation samples, and as many test samples (--render)",
     )
     out: str
-    epochs: StrictInt = Field(gt=0, le=MAX_EPOCHS)
-    batch_size: StrictInt = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
+    epochs: Count = Field(gt=0, le=MAX_EPOCHS)
+    batch_size: Count = Field(8, gt=0, le=MAX_BATCH_SIZE, description="per process")
     lr: LearningRate = 1e-3
     weight_decay: Real = Field(0.05, ge=0.0)
     warmup_epochs: Real = Field(1.0, ge=0.0, description="linear warmup, then cosine decay")
@@ -100,7 +101,7 @@ class TrainConfig(BaseModel):
         description="weight of an auxiliary Smooth-L1 on the ball's positions along the clip "
         "(extractors.multiview); 0 leaves the trajectory head out",
     )
-    trajectory_steps: StrictInt = Field(
+    trajectory_steps: Count = Field(
         8, gt=0, description="spans of the clip whose mean positions the auxiliary loss predicts"
     )
     smooth_l1_beta: Real = Field(
@@ -110,8 +111,8 @@ class TrainConfig(BaseModel):
         default_factory=dict,
         description="extractor config fields over its preset (python -m extractors list)",
     )
-    fusion_dim: StrictInt = Field(128, gt=0)
-    fusion_layers: StrictInt = Field(1, ge=0)
+    fusion_dim: Count = Field(128, gt=0)
+    fusion_layers: Count = Field(1, ge=0)
     dropout: Real = Field(0.0, ge=0.0, lt=1.0)
     augment: bool = False
     subtract_background: bool = Field(
@@ -121,20 +122,20 @@ class TrainConfig(BaseModel):
         False,
         description="replace colour by motion energy and energy-weighted x, y (train.trajectory.inputs)",
     )
-    downsample: StrictInt = Field(
+    downsample: Count = Field(
         1,
         ge=1,
         description="average k x k pixel blocks before anything else (train.trajectory.inputs)",
     )
-    frame_stride: StrictInt = Field(1, ge=1)
+    frame_stride: Count = Field(1, ge=1)
     split_seed: Seed = 0
     seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["bf16", "fp16", "fp32"] = Field(
         "bf16", description="autocast dtype on CUDA; the CPU always trains in fp32"
     )
-    workers: StrictInt = Field(2, ge=0, le=MAX_WORKERS, description="data-loading processes")
-    threads: StrictInt | None = Field(
+    workers: Count = Field(2, ge=0, le=MAX_WORKERS, description="data-loading processes")
+    threads: Count | None = Field(
         None, gt=0, le=MAX_THREADS, description="torch threads (default: torch's)"
     )
     compile: bool = False

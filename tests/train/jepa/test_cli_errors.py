@@ -21,6 +21,14 @@ def _one_line(capsys) -> str:
     return err
 
 
+def _status(main, argv: list[str]) -> int:
+    """``main``'s exit status, returned or raised by argparse."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
 @pytest.mark.parametrize(
     "main, argv",
     [
@@ -200,22 +208,56 @@ def test_a_checkpoint_of_another_architecture_is_one_line(tmp_path, jepa_files, 
 @pytest.mark.parametrize("flag", ["--image-size", "--epochs", "--batch-size"])
 def test_zero_overrides_are_refused(tmp_path, jepa_files, capsys, flag):
     config = _config(tmp_path, jepa_files)
-    assert trainer.main(["--config", config, flag, "0"]) == 2
-    assert flag.removeprefix("--").replace("-", "_") in _one_line(capsys)
+    assert _status(trainer.main, ["--config", config, flag, "0"]) == 2
+    assert f"argument {flag}: must be" in _one_line(capsys)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("where", ["--epochs", "config"])
+EVALUATE_ARGS = ["--checkpoint", "x.pt", "--dataset", "synthetic"]
+COUNT_FLAGS = {
+    "train.jepa": ["--epochs", "--batch-size", "--image-size", "--threads"],
+    "train.jepa.evaluate": ["--k", "--probe-iters", "--batch-size", "--num-workers"],
+}
+
+
+@pytest.mark.parametrize(
+    "command, flag", [(command, flag) for command, flags in COUNT_FLAGS.items() for flag in flags]
+)
+def test_a_count_flag_that_is_no_whole_number_says_so(command, flag, capsys):
+    """As python -m train's and train.saliency's: it was argparse's "invalid int value"."""
+    if command == "train.jepa":
+        status = _status(trainer.main, ["--config", "c.yaml", flag, "3.0"])
+    else:
+        status = _status(evaluate.main, [*EVALUATE_ARGS, flag, "3.0"])
+    assert status == 2
+    assert f"argument {flag}: expected a whole number, got '3.0'" in _one_line(capsys)
+
+
+def test_an_infinite_temperature_is_refused(capsys):
+    """It was taken, and reached the k-NN's weights."""
+    assert _status(evaluate.main, [*EVALUATE_ARGS, "--temperature", "inf"]) == 2
+    assert "argument --temperature: expected a finite number" in _one_line(capsys)
+
+
+HUGE = 10**30
+
+
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("--epochs", f"argument --epochs: must be 1..100000, got {HUGE}"),
+        ("config", "optim.epochs: Input should be less than or equal to 100000"),
+    ],
+)
 @pytest.mark.timeout(60)  # before the bound, 1e30 epochs trained for ever
-def test_epochs_past_the_bound_are_refused(tmp_path, jepa_files, capsys, where):
+def test_epochs_past_the_bound_are_refused(tmp_path, jepa_files, capsys, where, said):
     """As in the other trainers (trajkit.cli.MAX_EPOCHS): 1e30 epochs trained for ever."""
-    huge = 10**30
     config = _config(
-        tmp_path, jepa_files, **({"optim": {"epochs": huge}} if where == "config" else {})
+        tmp_path, jepa_files, **({"optim": {"epochs": HUGE}} if where == "config" else {})
     )
-    flags = ["--epochs", str(huge)] if where == "--epochs" else []
-    assert trainer.main(["--config", config, "--quiet", *flags]) == 2
-    assert "optim.epochs: Input should be less than or equal to 100000" in _one_line(capsys)
+    flags = ["--epochs", str(HUGE)] if where == "--epochs" else []
+    assert _status(trainer.main, ["--config", config, "--quiet", *flags]) == 2
+    assert said in _one_line(capsys)
     assert not (tmp_path / "run").exists()
 
 
@@ -601,7 +643,7 @@ def test_threads_sets_torchs_threads_and_a_resume_may_change_it(tmp_path, jepa_f
     args = ["--config", config, "--quiet", "--resume", "--epochs", "2", "--threads", "1"]
     assert trainer.main(args) == 0  # how the run executes, not what it learns
     assert seen == [3, 1]
-    assert trainer.main(["--config", config, "--quiet", "--force", "--threads", "0"]) == 2
+    assert _status(trainer.main, ["--config", config, "--quiet", "--force", "--threads", "0"]) == 2
     assert seen == [3, 1]
 
 

@@ -104,7 +104,7 @@ def test_a_weight_decay_outside_0_to_1_is_refused(tmp_path, jepa_files, ramp, wh
 def test_a_count_given_as_true_is_refused(tmp_path, jepa_files, section, field):
     """Before, ``epochs: true`` trained one epoch."""
     message = _refusal(jepa_files.tiny_config(tmp_path, **{section: {field: True}}))
-    assert f"{section}.{field}: Input should be a valid integer" in message, message
+    assert f"{section}.{field}: true is not a whole number" in message, message
 
 
 @pytest.mark.parametrize("text", ["o\nx", "o\x00x", "o\u2028x"])
