@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from trajkit.files import hidden_name
 from trajkit.lock import FolderLock, NewFolderError, new_folder
 
 
@@ -31,6 +32,18 @@ def test_nothing_is_at_the_final_name_until_the_block_ends(tmp_path):
             (work / "x").write_text("1")
             assert not (root / "x").exists() and work.name.startswith(".tmp-")
         assert (root / "x").is_file()
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["new folder", "given empty folder"])
+def test_a_folder_name_of_255_bytes_is_written(tmp_path, given):
+    """The temporary was .tmp-NAME: too long for a legal name of 251 to 255 bytes."""
+    root = tmp_path / ("b" * 255)
+    if given:
+        root.mkdir()
+    with new_folder(root) as work:
+        assert len(work.name) < 30
+        (work / "x").write_text("1")
+    assert [p.name for p in root.iterdir()] == ["x"] and os.listdir(tmp_path) == [root.name]
 
 
 @pytest.mark.parametrize("given", [False, True], ids=["new folder", "given empty folder"])
@@ -96,13 +109,13 @@ def test_something_else_at_the_temporary_s_name_is_refused_untouched(tmp_path, k
     victim.mkdir()
     (victim / "keep.txt").write_text("important")
     (victim / ".lock").write_text("")
-    temporary = tmp_path / ".tmp-out"
+    temporary = tmp_path / hidden_name("out")
     if kind == "file":
         temporary.write_text("mine")
     else:
         temporary.symlink_to(victim if kind.startswith("link") else tmp_path / "nowhere")
     with (
-        pytest.raises(NewFolderError, match=r"\.tmp-out is in the way and not a temporary"),
+        pytest.raises(NewFolderError, match=f"{temporary.name} is in the way and not a temporary"),
         new_folder(tmp_path / "out"),
     ):
         pass
@@ -111,14 +124,14 @@ def test_something_else_at_the_temporary_s_name_is_refused_untouched(tmp_path, k
 
 
 def test_a_folder_in_the_way_of_the_temporary_is_not_removed(tmp_path):
-    (tmp_path / ".tmp-out").mkdir()
-    (tmp_path / ".tmp-out" / "mine").write_text("keep")
+    (tmp_path / hidden_name("out")).mkdir()
+    (tmp_path / hidden_name("out") / "mine").write_text("keep")
     with (
         pytest.raises(NewFolderError, match="not a temporary of ours"),
         new_folder(tmp_path / "out"),
     ):
         pass
-    assert (tmp_path / ".tmp-out" / "mine").read_text() == "keep"
+    assert (tmp_path / hidden_name("out") / "mine").read_text() == "keep"
 
 
 def test_a_folder_with_files_or_a_writer_is_refused_untouched(tmp_path):

@@ -15,11 +15,24 @@ import math
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
 TMP_PREFIX = ".tmp-"
+
+
+def hidden_name(name: str) -> str:
+    """``.tmp-`` and a hash of ``name``: 21 bytes, where ``.tmp-NAME`` was too long for a
+    legal name of 251 to 255 bytes; the same ``name`` always gives the same one."""
+    return f"{TMP_PREFIX}{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+
+
+def temporary_beside(path: Path) -> Path:
+    """This process's hidden temporary for ``path``, in its folder (a rename across folders
+    may cross filesystems, and is not atomic then). Short whatever ``path``'s length: boto3
+    adds a suffix of its own to the one a pull downloads to."""
+    return path.with_name(f"{hidden_name(path.name)}.{os.getpid()}")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
@@ -32,12 +45,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bo
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path to write; renamed to ``path`` if the block ends cleanly, else removed."""
     path = Path(path)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    tmp = temporary_beside(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # no folder to clean (gone, a file): the write's error is told
+            tmp.unlink(missing_ok=True)
         failed = _failed_write(e)
         if failed is None:
             raise

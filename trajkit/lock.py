@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from itertools import takewhile
 from pathlib import Path
 
-from trajkit.files import TMP_PREFIX, remove_path
+from trajkit.files import hidden_name, remove_path
 
 
 class LockedError(RuntimeError):
@@ -234,15 +234,16 @@ def remove_unused(made: list[Path], lock_name: str = ".lock") -> None:
 def new_folder(root: Path, lock_name: str = ".lock") -> Iterator[Path]:
     """A locked temporary folder for the block to write, that becomes ``root`` (new, or an
     empty folder) by one rename when the block ends: a half-written folder at ``root`` would
-    pass for a whole one and block the next run. The temporary, ``.tmp-NAME``, is hidden
-    beside ``root``; an empty ``root`` is replaced by it (a shell whose working folder was
-    ``root`` then sits in the old, deleted one). A block that fails or is stopped (Ctrl-C,
-    SIGTERM) leaves nothing; the next run for ``root`` removes what a killed one left. What
-    is not ours is never removed: anything written into ``root`` meanwhile makes the rename
-    fail, and a ``.tmp-NAME`` that is a link, a file or a folder without our lock is refused.
+    pass for a whole one and block the next run. The temporary, ``.tmp-`` and a hash of the
+    name (``hidden_name``), is hidden beside ``root``; an empty ``root`` is replaced by it (a
+    shell whose working folder was ``root`` then sits in the old, deleted one). A block that
+    fails or is stopped (Ctrl-C, SIGTERM) leaves nothing; the next run for ``root`` removes
+    what a killed one left. What is not ours is never removed: anything written into ``root``
+    meanwhile makes the rename fail, and a temporary that is a link, a file or a folder
+    without our lock is refused.
     """
     root = Path(os.path.abspath(root))  # "." has no name to put the temporary beside
-    work = root.with_name(f"{TMP_PREFIX}{root.name}")
+    work = root.with_name(hidden_name(root.name))
     try:
         _refuse_if_full(root)
         if work.is_symlink() or (os.path.lexists(work) and not work.is_dir()):

@@ -297,6 +297,13 @@ def test_preview_into_a_new_folder_and_onto_an_unwritable_path(
     assert "cannot write" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_preview_to_a_name_of_250_characters(small_dataset, tmp_path, cli, capsys):
+    """It was "cannot write ...: File name too long": the temporary's name added 11."""
+    out = tmp_path / ("b" * 246 + ".png")
+    assert cli("preview", small_dataset, "--index", 0, "--out", out) == 0, capsys.readouterr().err
+    assert out.read_bytes()[:4] == b"\x89PNG" and os.listdir(tmp_path) == [out.name]
+
+
 @pytest.mark.parametrize("suffix", [".png", ".gif"])
 def test_a_preview_that_cannot_be_written_keeps_the_old_picture(
     small_dataset, tmp_path, cli, capsys, monkeypatch, suffix

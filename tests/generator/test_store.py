@@ -151,14 +151,13 @@ def test_sample_writer_raises_a_failed_write_after_waiting_for_the_rest(tmp_path
 
 @pytest.fixture
 def fsyncs(monkeypatch):
-    """(path written, size on disk, final name already present?) at each os.fsync."""
+    """(name written, size on disk, names in its folder) at each os.fsync."""
     calls = []
     real = os.fsync
 
     def spy(fd):
-        path = os.readlink(f"/proc/self/fd/{fd}")
-        final = Path(path).parent / Path(path).name.removeprefix(files.TMP_PREFIX).rsplit(".", 1)[0]
-        calls.append((Path(path).name, os.fstat(fd).st_size, final.exists()))
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        calls.append((path.name, os.fstat(fd).st_size, sorted(os.listdir(path.parent))))
         real(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
@@ -177,9 +176,9 @@ def test_atomic_writers_fsync_the_whole_temporary_before_the_rename(tmp_path, fs
     path = tmp_path / "f.out"
     write(path)
     assert len(fsyncs) == 1
-    name, size, final_existed = fsyncs[0]
-    assert name.startswith(f"{files.TMP_PREFIX}f.out.") and size == path.stat().st_size > 0
-    assert not final_existed  # synced under the temporary name, renamed afterwards
+    name, size, present = fsyncs[0]
+    assert name == files.temporary_beside(path).name and size == path.stat().st_size > 0
+    assert present == [name]  # synced under the temporary name, renamed afterwards
     assert os.listdir(tmp_path) == ["f.out"]
 
 
@@ -224,6 +223,45 @@ def test_a_full_disk_is_an_oserror_naming_the_file_even_inside_torch_save(tmp_pa
                 raise OSError(errno.EIO, "I/O error")
             except OSError:
                 raise KeyboardInterrupt from None
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p: files.write_atomic(p, b"12345"),
+        lambda p: files.write_json_atomic(p, {"a": 1}),
+        lambda p: files.save_torch_atomic(torch.zeros(3, dtype=torch.uint8), p),
+    ],
+)
+def test_a_name_of_up_to_255_bytes_is_written_through_a_short_temporary(tmp_path, write):
+    """The temporary was .tmp-NAME.PID: too long for a legal name of 241 to 255 bytes."""
+    for length in (250, 255):
+        path = tmp_path / ("b" * length)
+        write(path)
+        assert path.stat().st_size > 0 and os.listdir(tmp_path) == [path.name]
+        path.unlink()
+
+
+def test_a_write_the_filesystem_refuses_is_an_error_naming_the_file_not_the_temporary(tmp_path):
+    """The temporary's removal failed as its write had, and that error, naming the temporary,
+    was the one told."""
+    (tmp_path / "file").write_text("x")
+    for path, code in [
+        (tmp_path / ("b" * 256), errno.ENAMETOOLONG),
+        (tmp_path / "file" / "f", errno.ENOTDIR),
+    ]:
+        with pytest.raises(OSError) as e:
+            files.write_atomic(path, b"x")
+        assert (e.value.errno, e.value.filename) == (code, str(path))
+    assert os.listdir(tmp_path) == ["file"]
+
+
+def test_temporaries_are_hidden_short_and_this_process_s_own(tmp_path):
+    long, short = tmp_path / ("b" * 255), tmp_path / "a"
+    temporary = files.temporary_beside(long)
+    assert temporary.parent == tmp_path and temporary.name.startswith(files.TMP_PREFIX)
+    assert len(temporary.name) == len(files.temporary_beside(short).name) < 40
+    assert temporary.name.endswith(f".{os.getpid()}") and temporary != files.temporary_beside(short)
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -206,6 +206,27 @@ def test_a_file_where_the_evaluations_folder_should_be_is_one_line(
     assert os.path.lexists(copy / "evaluations") and not (tmp_path / "gone").exists()
 
 
+def test_a_dataset_of_a_long_folder_name_is_scored_or_refused_in_one_line(
+    run, other, tmp_path, capsys
+):
+    """A 222-character name, whose clips file's name fits, was "[Errno 36] File name too long:
+    '.../evaluations/.tmp-hhh....clips.csv.PID'"; one too long for it was Python's raw errno."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "evaluations", ignore_errors=True)
+    data = tmp_path / ("h" * 222)
+    shutil.copytree(other, data)
+    assert score(copy, "--data", data) == 0, capsys.readouterr().err
+    got = record(copy, data, "all")
+    assert len(got["clips"]) == 249 and (copy / "evaluations" / got["clips"]).is_file()
+    data = data.rename(tmp_path / ("h" * 240))
+    assert score(copy, "--data", data) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[Errno" not in err and ".tmp-" not in err, err
+    clips = copy / "evaluations" / f"{data.name}.all."
+    assert err.startswith(f"python -m train.evaluate: error: File name too long: {clips}"), err
+
+
 def test_a_dataset_holding_training_samples_is_flagged(run, dataset, other, capsys):
     """The run's seed and config again, even a larger set of them, holds its training samples."""
     bigger = make_dataset(dataset.parent, "bigger", "image_size: 32\nframes: 8\n", seed=0, n=60)

@@ -12,7 +12,9 @@ for ``imagenet`` and ``imagenet100`` this prints the manual steps and verifies t
 finds.
 
 ``--base-url`` (or ``JEPA_DOWNLOAD_BASE_URL``) replaces the server, keeping the file name: for a
-mirror, and for the tests, which serve small archives from a loopback server.
+mirror, and for the tests, which serve small archives from a loopback server. Without a
+network, an archive copied by hand to ``DIR/NAME/`` under its file name is checked (MD5) and
+unpacked as a downloaded one is.
 Exit status: 0 ready, 1 a check failed (checksum, disk space, a server sending more than the
 archive's size or redirecting off http(s), structure, an archive that does not unpack), 2 bad
 input (a folder that cannot be created, a URL that is no http(s) URL, another download
@@ -89,6 +91,10 @@ ARCHIVE_SIZES = {
 
 class DownloadError(RuntimeError):
     """A failed check (checksum, space, server, unpacking); exit status 1."""
+
+
+class HostNotFound(DownloadError):
+    """The server's host name did not resolve: offline, or no such host."""
 
 
 class BadInput(ValueError):
@@ -184,16 +190,23 @@ SERVER_FAILURES = (OSError, http.client.HTTPException)
 
 def server_failure(url: str, err: BaseException) -> DownloadError:
     """``err`` (one of SERVER_FAILURES) as one line naming ``url``; the advice to run again
-    only where that can help (not for a host name that does not exist or a certificate that
-    does not match)."""
+    only where that can help (not for a certificate that does not match). A host name that
+    does not resolve is a HostNotFound: offline, every name fails so ("check the URL" sent
+    users hunting for a typo)."""
     if isinstance(err, urllib.error.URLError):
         reason = why = err.reason
     else:
         reason, why = err, f"{type(err).__name__}: {err}"
-    lasting = isinstance(reason, ssl.SSLCertVerificationError) or (
-        isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME
-    )
-    advice = "check the URL" if lasting else RESUME_ADVICE
+    if isinstance(reason, socket.gaierror):
+        host = urllib.parse.urlsplit(url).hostname
+        return HostNotFound(
+            one_line(
+                f"download of {url} failed: the host {host} could not be resolved "
+                f"({reason.strerror or reason}): there is no network here, or no such host, "
+                "so nothing can be downloaded"
+            )
+        )
+    advice = "check the URL" if isinstance(reason, ssl.SSLCertVerificationError) else RESUME_ADVICE
     return DownloadError(one_line(f"download of {url} failed ({why}); {advice}"))
 
 
@@ -535,14 +548,24 @@ def _fetch_and_unpack(
             return folder
         if not (dest.exists() and md5_file(dest) == archive.md5):
             stop.text = f"what arrived is kept in the .part file; {RESUME_ADVICE}"
-            size = preflight(folder, archive, part.stat().st_size if part.exists() else 0, quiet)
-            fetch(
-                archive.url,
-                dest,
-                quiet,
-                lambda total, have: check_room(folder, archive, total, have),
-                size,
-            )
+            arrived = part.stat().st_size if part.exists() else 0
+            try:
+                size = preflight(folder, archive, arrived, quiet)
+                fetch(
+                    archive.url,
+                    dest,
+                    quiet,
+                    lambda total, have: check_room(folder, archive, total, have),
+                    size,
+                )
+            except HostNotFound as err:
+                raise HostNotFound(
+                    one_line(
+                        f"{err}; to place it by hand, copy {archive.filename} (MD5 "
+                        f"{archive.md5}) to {dest} and run the same command again, or give "
+                        "--base-url a mirror this machine can reach"
+                    )
+                ) from None
             stop.text = f"{dest} is kept; run the same command again to check and unpack it"
             digest = md5_file(dest)
             if digest != archive.md5:

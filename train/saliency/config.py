@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 # a hidden or an option-like name, or a control character. ASCII only, so that it names the
 # same folder on every filesystem (macOS stores its own Unicode normalisation).
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# A folder name holds 255 bytes; train.slurm's temporary slurm/.tmp-NAME.sbatch.PID adds 20.
+# A folder name holds 255 bytes; train.slurm's slurm/NAME.sbatch adds 7, and room is left to spare.
 MAX_NAME_LENGTH = 200
 
 

@@ -21,6 +21,7 @@ from trajkit.cli import (
     OneLineParser,
     entry_point,
     exit_on_interrupt,
+    failed_io,
     folder_arg,
     one_line,
     path_arg,
@@ -140,8 +141,11 @@ def _convert(args) -> int:
             file=sys.stderr,
         )
         return 1
-    except (LayoutError, OSError) as err:  # a damaged source, a full disk: no half copy
+    except LayoutError as err:  # a damaged source: no half copy
         print(one_line(f"error: {err}"), file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk: no half copy
+        print(f"error: {failed_io(err)}", file=sys.stderr)
         return 1
     except MemoryError as err:
         print(out_of_memory_reading(args.src, err), file=sys.stderr)

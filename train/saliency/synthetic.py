@@ -22,6 +22,7 @@ from trajkit.cli import (
     OneLineParser,
     entry_point,
     exit_on_interrupt,
+    failed_io,
     folder_arg,
     one_line,
     quiet_on_closed_output,
@@ -92,7 +93,7 @@ def _write(args) -> int:
         print(one_line(f"error: {e}"), file=sys.stderr)
         return e.exit_code
     except OSError as e:
-        print(one_line(f"error: cannot write {args.out}: {e}"), file=sys.stderr)
+        print(one_line(f"error: cannot write {args.out}: {failed_io(e)}"), file=sys.stderr)
         return 1
     print(f"wrote {args.n} synthetic stimuli to {args.out} (MIT1003 layout)")
     return 0

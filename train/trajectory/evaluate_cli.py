@@ -41,6 +41,7 @@ from trajkit.cli import (
     caused_by_interrupt,
     describe_validation_error,
     exit_on_interrupt,
+    failed_io,
     load_modules,
     one_line,
     out_of_memory,
@@ -478,8 +479,11 @@ def score_runs(args: argparse.Namespace) -> int:
                 )
         if len(scored) > 1 and not args.quiet:
             print("\n".join(paired_lines(scored)))
-    except (CheckpointError, DatasetError, OSError) as e:  # OSError: the record cannot be written
-        print(one_line(f"{prog}: error: {worker_lost(e, KNOBS) or e}"), file=sys.stderr)
+    except (CheckpointError, DatasetError) as e:
+        print(one_line(f"{prog}: error: {e}"), file=sys.stderr)
+        return 1
+    except OSError as e:  # the record cannot be written, a data-loading worker's pipe broke
+        print(f"{prog}: error: {worker_lost(e, KNOBS) or failed_io(e)}", file=sys.stderr)
         return 1
     except (EvaluationError, PreflightError, DeviceError) as e:
         print(one_line(f"{prog}: error: {e}"), file=sys.stderr)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from trajkit.cli import one_line
-from trajkit.files import loads_json, remove_temporaries, write_json_atomic
+from trajkit.files import loads_json, remove_temporaries, temporary_beside, write_json_atomic
 from trajkit.lock import FolderLock, LockedError, remove_if_unused
 from trajkit.s3_multipart import S3Error
 from trajkit.s3sync.rules import (
@@ -32,7 +32,6 @@ from trajkit.s3sync.staging import (
     check_staging,
     clear_the_way,
     move_into_place,
-    temporary_beside,
 )
 from trajkit.s3sync.store import (
     MB,

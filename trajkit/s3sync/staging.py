@@ -4,20 +4,12 @@ from leaving DIR a mix of old and new files."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
-from trajkit.files import TMP_PREFIX, remove_path, sync_filesystem
+from trajkit.files import remove_path, sync_filesystem, temporary_beside
 from trajkit.s3_multipart import S3Error
-
-
-def temporary_beside(path: Path) -> Path:
-    """A hidden name beside ``path`` that fits however long its name is (up to 255 bytes,
-    a name pushed whole could not be pulled: boto3 adds a suffix of its own)."""
-    tag = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
-    return path.with_name(f"{TMP_PREFIX}{tag}.{os.getpid()}")
 
 
 def _in_the_way(root: Path, rel: str) -> Path | None:

@@ -7,6 +7,7 @@ import http.server
 import io
 import os
 import socket
+import ssl
 import tarfile
 import threading
 import time
@@ -459,11 +460,42 @@ def test_a_base_url_that_is_no_http_url_is_bad_input(tmp_path, monkeypatch, caps
     assert not any(tmp_path.iterdir())
 
 
-def test_a_host_that_does_not_exist_is_not_advised_to_run_again():
-    unknown = urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
-    assert "check the URL" in str(download.server_failure("http://nohost/a", unknown))
+@pytest.mark.parametrize(
+    "failure",
+    [
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    ],
+    ids=["no such name", "no name server"],
+)
+def test_a_host_that_does_not_resolve_says_so_and_how_to_place_the_archive_by_hand(
+    tmp_path, monkeypatch, capsys, failure
+):
+    """Offline it said "check the URL" of torchvision's own URL. The name lookup is made to
+    fail here, so that neither a network nor a resolver that answers for .invalid changes it."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "nonexistent.invalid":
+            raise failure
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert download.main(_cifar_args(tmp_path, "http://nonexistent.invalid/")) == 1
+    err = _err_line(capsys)
+    archive = download.archive_for("cifar10")
+    assert "the host nonexistent.invalid could not be resolved" in err, err
+    assert "no network here" in err and "nothing can be downloaded" in err, err
+    dest = tmp_path / "cifar10" / archive.filename
+    assert f"copy {archive.filename} (MD5 {archive.md5}) to {dest} and run" in err, err
+    assert "check the URL" not in err and not any(tmp_path.iterdir())
+
+
+def test_other_failures_of_the_server_are_advised_as_before():
     refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
     assert "run the same command again" in str(download.server_failure("http://h/a", refused))
+    wrong = urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    assert "check the URL" in str(download.server_failure("https://h/a", wrong))
 
 
 def _member(name: str, data: bytes = b"", **fields) -> tuple:  # noqa: ANN003

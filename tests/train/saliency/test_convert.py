@@ -1,4 +1,5 @@
 import errno
+import os
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_a_refused_folder_keeps_another_tools_lock_file(tmp_path, mit1003_dir, c
 @pytest.mark.parametrize(
     ("stop", "code", "said"),
     [
-        (OSError(errno.ENOSPC, "No space left on device"), 1, "No space left"),
+        (OSError(errno.ENOSPC, "No space left on device", "x.hdf5"), 1, "No space left"),
         (KeyboardInterrupt(), 130, "interrupted: nothing of"),  # Ctrl-C, or SIGTERM
     ],
     ids=["full disk", "stopped"],
@@ -135,10 +136,32 @@ def test_a_copy_cut_short_leaves_no_half_copy(
         out.mkdir()
     assert main([str(mit1003_dir), str(out), "--to", "hdf5", "--quiet"]) == code
     err = capsys.readouterr().err.strip()
-    assert said in err and len(err.splitlines()) == 1, err
+    assert said in err and len(err.splitlines()) == 1 and "[Errno" not in err, err
     kept = [p.name for p in out.iterdir()] if out.exists() else None
     assert kept == ([] if given else None)
     assert not list(tmp_path.glob(".tmp-*"))  # nor its temporary
+
+
+def test_a_synthetic_set_on_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    """It printed Python's "[Errno 28] No space left on device: '...'"."""
+    import train.saliency.synthetic as synthetic
+
+    real = synthetic.write_sample
+
+    def full_at_third(dst, sample, density):
+        if sample.key == "synthetic_0002.jpeg":
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst / sample.key))
+        real(dst, sample, density)
+
+    monkeypatch.setattr(synthetic, "write_sample", full_at_third)
+    out = tmp_path / "syn"
+    assert synthetic.main([str(out), "--n", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot write {out}: No space left on device: "), err
+    assert "synthetic_0002.jpeg" in err and "[Errno" not in err and len(err.splitlines()) == 1
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_synthetic_set_cut_short_leaves_nothing(tmp_path, capsys, monkeypatch):

@@ -27,6 +27,7 @@ from train.saliency.mit1003 import Mit1003Images
 from train.saliency.synthetic import main as synthetic
 from train.saliency.verify import main as verify
 from trajkit.cli import short_repr
+from trajkit.files import hidden_name
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,7 +39,7 @@ def test_a_killed_synthetic_run_leaves_nothing_to_verify_and_is_run_again(tmp_pa
     command = [sys.executable, "-m", "train.saliency.synthetic", str(out), "--n", "100000"]
     run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        written = tmp_path / ".tmp-k9" / "ALLSTIMULI"
+        written = tmp_path / hidden_name("k9") / "ALLSTIMULI"
         deadline = time.monotonic() + 60
         while not any(p.is_dir() and len(os.listdir(p)) > 5 for p in (out / "ALLSTIMULI", written)):
             assert run.poll() is None and time.monotonic() < deadline
