@@ -47,6 +47,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp = temporary_beside(path)
     try:
+        tmp.unlink(missing_ok=True)  # a leftover of a process of this pid; a FIFO would block
         yield tmp
         os.replace(tmp, path)
     except BaseException as e:

@@ -11,6 +11,7 @@ import pytest
 from train.launcher import LocalLauncher
 from train.summary import RunStatus, write_summary
 from train.trajectory.parallel import main
+from trajkit.files import temporary_beside
 
 GOOD_RESULTS = {
     "parameters": 1000,
@@ -172,6 +173,7 @@ def test_a_damaged_metrics_jsonl_leaves_only_that_runs_curves_out(tmp_path, caps
 def test_the_plot_opens_no_file_of_a_fixed_name_in_out(tmp_path):
     finished_run(tmp_path / "good")
     os.mkfifo(tmp_path / ".tmp-comparison.png")  # the plot was saved there, then renamed
+    os.mkfifo(temporary_beside(tmp_path / "comparison.png"))  # this process's own temporary
     write_summary(tmp_path, [RunStatus("good", status="done")])
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
