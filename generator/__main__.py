@@ -7,7 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from generator.dataformat.shard_options import SHARD_SIZE, add_compression_options, shard_codec
+from generator.dataformat.shard_options import add_shard_options, shard_settings
 from trajkit.cli import (
     MAX_WORKERS,
     OneLineParser,
@@ -71,10 +71,7 @@ def generate_parser() -> argparse.ArgumentParser:
         default="pt",
         help="pt: a .pt and a .json file per sample (default); shards: WebDataset tar shards",
     )
-    p.add_argument(
-        "--shard-size", type=SHARD_SIZE, default=128, help="samples per shard (1..2^32-1)"
-    )
-    add_compression_options(p)
+    add_shard_options(p)
     p.add_argument(
         "--backend", choices=("loky", "dask"), default="loky", help="local processes or Dask"
     )
@@ -91,7 +88,9 @@ def main_generate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.scheduler is not None and args.backend != "dask":
         parser.error("--scheduler is a Dask scheduler's address: it needs --backend dask")
-    compression, level = shard_codec(parser, args)
+    if args.verify and not args.resume:
+        parser.error("--verify checks the samples a --resume keeps: it needs --resume")
+    shard_size, compression, level = shard_settings(parser, args)
     try:
         cfg = load_config(args.config)
         req = Request(
@@ -105,7 +104,7 @@ def main_generate(argv: list[str]) -> int:
             preflight=not args.no_preflight,
             quiet=args.quiet,
             format=args.format,
-            shard_size=args.shard_size,
+            shard_size=shard_size,
             zstd_level=level,
             compression=compression,
             backend=args.backend,

@@ -698,9 +698,15 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path | None) -> GeneratorConfig:
+    """The settings in ``path`` (a file or a shipped name), the defaults for None. A file
+    holding none is refused: a hard.yaml emptied by a failed copy made an easy dataset."""
     if path is None:
         return GeneratorConfig()
     raw = read_yaml_mapping(config_file("generator", path, ConfigError), ConfigError)
+    if not raw:
+        raise ConfigError(
+            f"config {path} holds no settings; for the defaults, name the shipped config 'default'"
+        )
     try:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from generator.dataformat.dataset import load_sample
+from generator.dataformat.dataset import DatasetError, load_sample
 from generator.dataformat.layout import enclosing_dataset
 from trajkit.files import open_atomic
 
@@ -139,9 +139,12 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         video, label, meta = load_sample(args.dir, args.index)
-    except ValueError as e:
+    except IndexError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except DatasetError as e:  # damaged, unfinished or being written: exit 1, as validate's
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:  # a name over the filesystem's limit
         print(f"error: cannot read {args.dir}: {e.strerror or e}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""One writer per folder: an advisory ``flock`` on ``<root>/.lock``; and ``new_folder``, a
-folder written whole or not at all.
+"""One writer per folder: an advisory ``flock`` on ``<root>/.lock`` (``no_writer`` for a reader
+that needs it unwritten meanwhile); and ``new_folder``, a folder written whole or not at all.
 
 The kernel drops a flock when its holder dies, however it dies, so a lock
 left by a dead process is simply taken over; the file's text (pid, host,
@@ -175,6 +175,33 @@ def _describe(raw: bytes) -> str:
     if info is None:
         return "another process"
     return f"process {info['pid']} on {info['host']} (since {info['since']})"
+
+
+@contextmanager
+def no_writer(path: str | os.PathLike) -> Iterator[None]:
+    """The block runs while no writer holds the lock at ``path``, and none can start: for a
+    reader of a whole folder, whom a writer's half-made files would mislead. A shared
+    ``flock``, so it needs no write access (a dataset on a read-only mount), and a folder
+    without a lock file gets none. Raises ``LockedError`` naming the holder."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # none there, or a link: no writer of ours holds it
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        who = _describe(os.pread(fd, 4096, 0))
+        os.close(fd)
+        raise LockedError(
+            f"{Path(path).parent} is being written by {who}; wait for it to finish or stop it"
+        ) from None
+    _HELD.add(fd)  # a forked worker must not keep it past us
+    try:
+        yield
+    finally:
+        _HELD.discard(fd)
+        os.close(fd)  # and with it the shared lock
 
 
 def remove_if_unused(root: Path, lock_name: str = ".lock") -> None:

@@ -21,15 +21,22 @@ from pathlib import Path
 from joblib import delayed
 from tqdm import tqdm
 
-from generator.dataformat.layout import FORMATS, FolderError, Layout, lock_is_new, open_folder
+from generator.dataformat.layout import (
+    CONVERTING,
+    FORMATS,
+    LOCK,
+    FolderError,
+    Layout,
+    lock_is_new,
+    open_folder,
+    unfinished_convert,
+)
 from trajkit.cli import describe_validation_error
 from trajkit.files import remove_path, sync_filesystem, write_atomic, write_json_atomic
+from trajkit.lock import LockedError, no_writer
 from trajkit.workers import process_pool
 
 TASK_SIZE = 16
-UNFINISHED = ".converting"
-"""In the new folder while a convert writes it: the next convert into that folder clears
-what one killed outright left (it was refused as "not empty", against the README)."""
 
 
 class ConvertError(Exception):
@@ -109,14 +116,31 @@ def convert(
     quiet: bool = False,
     compression: str = "zstd",
 ) -> dict:
-    """Convert ``src`` into a new dataset ``dst``; returns the new metadata."""
+    """Convert ``src`` into a new dataset ``dst``; returns the new metadata. No writer may
+    hold ``src`` meanwhile: a generator extending it was read past what it had written."""
+    try:
+        with no_writer(src / LOCK):
+            return _convert(src, dst, fmt, shard_size, level, workers, quiet, compression)
+    except LockedError as e:
+        raise ConvertError(str(e), exit_code=1) from None
+
+
+def _convert(
+    src: Path,
+    dst: Path,
+    fmt: str,
+    shard_size: int,
+    level: int,
+    workers: int,
+    quiet: bool,
+    compression: str,
+) -> dict:
     from pydantic import ValidationError
 
     from generator.config import stored_config
     from generator.dataformat.dataset import DatasetError, read_metadata
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
-    from generator.dataformat.sources import read_manifest
 
     meta = read_metadata(src)
     if fmt not in FORMATS:
@@ -127,20 +151,18 @@ def convert(
         where = src / "metadata.json"
         raise DatasetError(f"{where} is damaged: config: {describe_validation_error(e)}") from None
     settings = layout_settings(fmt, shard_size, level, compression)
-    total = meta["total_samples"]
-    src_layout = Layout(src, meta["stem_width"])
-    manifests = [read_manifest(p, src)[1] for p in src_layout.manifests()]
+    manifests = _vouched_manifests(src, meta)
     layout = Layout(dst, meta["stem_width"])
     if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
         raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")
     new_lock = lock_is_new(dst)
     try:
-        lock, created = open_folder(dst)
+        lock, created = open_folder(dst, "the destination")
     except FolderError as e:
         raise ConvertError(str(e)) from None
     # Only the lock's holder looks at the folder or cleans it up: a second convert into the
     # same folder fails on the lock, and removes nothing of the first one's work.
-    if (dst / UNFINISHED).exists():  # a convert killed outright (-9): its files, all of them
+    if unfinished_convert(dst):  # a convert killed outright (-9): its files, all of them
         _remove_ours(dst, layout, created=False)
     if any(p.name != layout.lock.name for p in dst.iterdir()):
         if new_lock:  # refused: the folder is left as it was
@@ -149,7 +171,7 @@ def convert(
         raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
     ok = False
     try:
-        write_atomic(dst / UNFINISHED, b"")
+        write_atomic(dst / CONVERTING, b"")
         layout.make_dirs(fmt)
         write_json_atomic(
             layout.fingerprint,
@@ -162,7 +184,9 @@ def convert(
             ),
         )
         done = Progress()
-        bar = tqdm(total=total, unit="sample", disable=quiet or not sys.stderr.isatty())
+        bar = tqdm(
+            total=meta["total_samples"], unit="sample", disable=quiet or not sys.stderr.isatty()
+        )
         with bar, process_pool(workers) as parallel:
             for m in manifests:
                 step = shard_size if fmt == "shards" else TASK_SIZE
@@ -183,14 +207,37 @@ def convert(
                     manifest["shards"] = [r["shard"] for r in results]
                 write_json_atomic(layout.manifest(m["end"]), manifest)
                 done.add(entries)
+        # The marker goes first: a kill between the two leaves a dataset that generator
+        # --resume finishes, never a whole one that the next convert would take for its own.
+        (dst / CONVERTING).unlink()
         out = write_metadata(layout, cfg, fmt, meta["seed"], done, meta["cameras"], settings)
-        (dst / UNFINISHED).unlink()
         ok = True
         return out
     finally:
         if not ok:  # still under the lock, so nobody else's files can be in the way
             _remove_ours(dst, layout, created)
         lock.release()
+
+
+def _vouched_manifests(src: Path, meta: dict) -> list[dict]:
+    """The source's manifests of the samples its metadata.json counts. An extension stopped
+    (or still running) leaves manifests past them, which no metadata vouches for yet."""
+    from generator.dataformat.sources import DatasetError, read_manifest
+
+    total = meta["total_samples"]
+    manifests = [read_manifest(p, src)[1] for p in Layout(src).manifests()]
+    vouched = [m for m in manifests if m["end"] <= total]
+    if (vouched[-1]["end"] if vouched else 0) != total:
+        raise DatasetError(
+            f"{src}: no checkpoint manifest ends at sample {total}, where metadata.json does"
+        )
+    if len(vouched) < len(manifests):
+        print(
+            f"warning: {src} holds checkpoints past the {total} samples of its metadata.json "
+            f"(an extension that did not finish); converting those {total}",
+            file=sys.stderr,
+        )
+    return vouched
 
 
 def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
@@ -205,31 +252,24 @@ def _remove_ours(dst: Path, layout: Layout, created: bool) -> None:
 
 def main(argv: list[str]) -> int:
     from generator.dataformat.dataset import DatasetError
-    from generator.dataformat.shard_options import (
-        SHARD_SIZE,
-        add_compression_options,
-        shard_codec,
-    )
+    from generator.dataformat.shard_options import add_shard_options, shard_settings
     from trajkit.cli import MAX_WORKERS, OneLineParser, default_workers, whole_number
 
     p = OneLineParser(prog="python -m generator convert", description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument(
-        "--shard-size", type=SHARD_SIZE, default=128, help="samples per shard (1..2^32-1)"
-    )
-    add_compression_options(p)
+    add_shard_options(p)
     p.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=default_workers())
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    compression, level = shard_codec(p, args)
+    shard_size, compression, level = shard_settings(p, args)
     try:
         meta = convert(
             args.src,
             args.dst,
             args.format,
-            args.shard_size,
+            shard_size,
             level,
             args.workers,
             args.quiet,

@@ -11,7 +11,15 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from generator.dataformat.layout import FORMAT_VERSION, FORMATS, METADATA, STATS_FILE, Layout
+from generator.dataformat.layout import (
+    CONVERTING,
+    FORMAT_VERSION,
+    FORMATS,
+    LOCK,
+    METADATA,
+    STATS_FILE,
+    Layout,
+)
 from generator.dataformat.sources import (
     DatasetError,
     Metadata,
@@ -22,6 +30,7 @@ from generator.dataformat.sources import (
     schema_error,
 )
 from trajkit.cli import short_repr
+from trajkit.lock import LockedError, no_writer
 
 # A metadata.json is a few kB (its camera rig and config); one far larger is not one, and a huge
 # sparse file would be read whole.
@@ -43,9 +52,7 @@ def read_metadata(root: str | Path) -> dict:
     if not stat.S_ISDIR(mode):
         raise DatasetError(f"{root} is {kind_of(mode)}, not a dataset folder")
     if not os.path.lexists(path):
-        raise DatasetError(
-            f"{path} is missing: the dataset is incomplete (finish it with python -m generator --resume)"
-        )
+        raise DatasetError(f"{path} is missing: {_why_unfinished(root)}")
     meta = parse_json(path, read_file(path, root, limit=MAX_METADATA_BYTES))
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
@@ -64,11 +71,28 @@ def read_metadata(root: str | Path) -> dict:
     return meta
 
 
+def _why_unfinished(root: Path) -> str:
+    """What a folder without metadata.json is, and what finishes it: a writer at work, a
+    convert that stopped (only convert can finish it), or a generation that stopped."""
+    try:
+        with no_writer(root / LOCK):
+            pass
+    except LockedError as e:
+        return str(e)
+    if os.path.lexists(root / CONVERTING):
+        return (
+            "the folder is an unfinished convert (run the same python -m generator convert "
+            "again, or remove the folder)"
+        )
+    return "the dataset is incomplete (finish it with python -m generator --resume)"
+
+
 def load_sample(root: str | Path, index: int) -> tuple[np.ndarray, dict, dict]:
-    """Video (numpy uint8), label and metadata of sample ``index``."""
+    """Video (numpy uint8), label and metadata of sample ``index``; an ``index`` the dataset
+    does not hold is an ``IndexError`` (the caller's mistake, not damage)."""
     meta = read_metadata(root)
     if not 0 <= index < meta["total_samples"]:
-        raise DatasetError(
+        raise IndexError(
             f"--index {index} is out of range: {root} holds {meta['total_samples']} samples"
         )
     video, label = open_source(root, meta).read(index)

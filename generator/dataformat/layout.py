@@ -27,6 +27,10 @@ MAX_STEM_WIDTH = 200  # the longest name, a temporary shard's, then fits a files
 METADATA = "metadata.json"
 FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"
+CONVERTING = ".converting"
+"""In a folder while ``convert`` writes it, removed just before its metadata.json is written:
+a folder holding it and no metadata.json is an unfinished convert, which only the same
+convert finishes (by starting again)."""
 STATS_FILE = "normalization.json"  # the reader's cache of per-channel statistics
 
 
@@ -107,15 +111,23 @@ def enclosing_dataset(root: Path) -> Path | None:
     return None
 
 
+def unfinished_convert(root: Path) -> bool:
+    """Whether ``root`` is a convert's unfinished output: its marker is there and no
+    metadata.json (a folder with both, one a generator --resume finished before it refused
+    such folders, is a whole dataset)."""
+    return os.path.isfile(root / CONVERTING) and not os.path.lexists(root / METADATA)
+
+
 def lock_is_new(root: Path) -> bool:
     """Whether ``root`` has no lock file yet: one that a refusal made is removed again."""
     return not os.path.lexists(Layout(root).lock)
 
 
-def check_folder(root: Path) -> bool:
+def check_folder(root: Path, name: str = "--out") -> bool:
     """Whether ``root`` exists, after refusing what cannot become a dataset folder: a file, a
     path through one, a folder inside a dataset or one we may not write. Nothing is written,
-    so ``preflight`` gives the verdict ``open_folder`` would."""
+    so ``preflight`` gives the verdict ``open_folder`` would. ``name`` is how the command
+    line calls the folder."""
     try:  # unlike exists(), tells a missing folder from a path through a file or a link loop
         mode: int | None = os.stat(root).st_mode
     except FileNotFoundError:
@@ -124,22 +136,22 @@ def check_folder(root: Path) -> bool:
         raise FolderError(f"cannot create {root}: {e.strerror}") from None
     exists = mode is not None
     if exists and not stat.S_ISDIR(mode):
-        raise FolderError(f"--out {root} is a file, not a folder")
+        raise FolderError(f"{name} {root} is a file, not a folder")
     holder = enclosing_dataset(root)
     if holder is not None:  # it would become a stray folder of that dataset
         raise FolderError(
-            f"--out {root} is inside the dataset {holder}; choose a folder outside it"
+            f"{name} {root} is inside the dataset {holder}; choose a folder outside it"
         )
     if exists and not os.access(root, os.W_OK):
         raise FolderError(f"{root} is not writable")
     return exists
 
 
-def open_folder(root: Path) -> tuple[object, bool]:
+def open_folder(root: Path, name: str = "--out") -> tuple[object, bool]:
     """Create ``root`` if needed and lock it; returns the lock and whether we created the folder."""
     from trajkit.lock import FolderLock, LockedError, remove_if_unused
 
-    created = not check_folder(root)
+    created = not check_folder(root, name)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:

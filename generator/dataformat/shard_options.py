@@ -1,5 +1,5 @@
-"""The shard compression options that ``python -m generator`` and ``convert`` share, and the
-layout settings they fix in a fingerprint."""
+"""The shard options that ``python -m generator`` and ``convert`` share (size, compression,
+zstd level), and the layout settings they fix in a fingerprint."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ of the smallest size, one camera and 2 frames of 16 px, are over 10 TB; at the d
 6 PB), and, like a seed (``trajkit.seeds``), a number that ``metadata.json`` and the
 fingerprint record and every JSON reader reads back whole (a 23-digit size was written as
 given)."""
-SHARD_SIZE = whole_number(1, MAX_SHARD_SIZE)
-"""The argparse type of ``--shard-size``, in generate and convert alike."""
+DEFAULT_SHARD_SIZE = 128  # ~170 MB at the default clip size, WebDataset's sweet spot
 
 
-def add_compression_options(p: argparse.ArgumentParser) -> None:
-    """``--compression`` and ``--zstd-level`` (for shards), shared by generate and convert."""
+def add_shard_options(p: argparse.ArgumentParser) -> None:
+    """``--shard-size``, ``--compression`` and ``--zstd-level``, shared by generate and convert."""
+    p.add_argument(
+        "--shard-size",
+        type=whole_number(1, MAX_SHARD_SIZE),
+        help=f"samples per shard, 1..2^32-1 (default {DEFAULT_SHARD_SIZE})",
+    )
     p.add_argument(
         "--compression",
         choices=COMPRESSIONS,
@@ -34,14 +38,17 @@ def add_compression_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def shard_codec(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, int]:
-    """(compression, zstd level) of the parsed ``args``; each option only where it means something."""
-    given = [f"--{k.replace('_', '-')}" for k in ("compression", "zstd_level") if getattr(args, k)]
+def shard_settings(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[int, str, int]:
+    """(shard size, compression, zstd level) of the parsed ``args``; each option only where it
+    means something (a ``--shard-size`` with ``--format pt`` was taken and did nothing)."""
+    options = ("shard_size", "compression", "zstd_level")
+    given = [f"--{k.replace('_', '-')}" for k in options if getattr(args, k) is not None]
     if args.format != "shards" and given:
-        p.error(f"{' and '.join(given)} apply to --format shards only")
+        verb = "applies" if len(given) == 1 else "apply"
+        p.error(f"{' and '.join(given)} {verb} to --format shards only")
     if args.compression == "none" and args.zstd_level is not None:
         p.error("--zstd-level applies to --compression zstd only; drop it for plain .tar shards")
-    return args.compression or "zstd", args.zstd_level or 1
+    return args.shard_size or DEFAULT_SHARD_SIZE, args.compression or "zstd", args.zstd_level or 1
 
 
 def zstd_level(text: str) -> int:

@@ -27,6 +27,7 @@ from generator.dataformat.layout import (
     lock_is_new,
     open_folder,
     stem_width,
+    unfinished_convert,
 )
 from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
 from generator.dataformat.sources import (
@@ -111,6 +112,11 @@ def _holds_data(root: Path) -> bool:
     reading it says what is wrong with it."""
     probe = Layout(root)
     has_data = any(p.name != probe.lock.name for p in root.iterdir())
+    if unfinished_convert(root):  # its samples are the source's: only convert finishes it
+        raise GenerationError(
+            f"{root} is an unfinished convert; run the same python -m generator convert again "
+            "to finish it, or remove the folder"
+        )
     if has_data and not os.path.lexists(probe.fingerprint):
         raise GenerationError(
             f"{root} holds files that are not a dataset of this generator; choose an empty or new --out"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.dataformat.shard_options import layout_settings
+from generator.dataformat.shard_options import DEFAULT_SHARD_SIZE, layout_settings
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Request:
     preflight: bool = True
     quiet: bool = False
     format: str = "pt"
-    shard_size: int = 128  # samples per shard: ~170 MB at the default size, WebDataset's sweet spot
+    shard_size: int = DEFAULT_SHARD_SIZE
     zstd_level: int = 1
     compression: str = "zstd"  # shards: "zstd" (a frame per sample, .tar.zst) or "none" (.tar)
     backend: str = "loky"

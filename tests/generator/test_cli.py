@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pydantic
 import pytest
@@ -33,6 +34,27 @@ def test_bad_flags(tmp_path, cli, capsys, args, expect):
     assert e.value.code == 2
     assert expect in _one_line_error(capsys)
     assert not (tmp_path / "x").exists()
+
+
+def test_verify_needs_resume(tmp_path, cli, capsys):
+    """It checks the samples a --resume keeps; alone it was taken and did nothing."""
+    with pytest.raises(SystemExit) as e:
+        cli("--n", 1, "--out", tmp_path / "x", "--workers", 1, "--verify")
+    assert e.value.code == 2
+    assert "--verify checks the samples a --resume keeps: it needs --resume" in _one_line_error(
+        capsys
+    )
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# hard, emptied by a failed copy\n", "{}\n"])
+def test_a_config_holding_no_settings_is_refused(tmp_path, cli, capsys, text):
+    """It was taken as all defaults: an emptied hard.yaml made an easy dataset."""
+    empty = tmp_path / "hard.yaml"
+    empty.write_text(text)
+    assert cli("--n", 1, "--out", tmp_path / "a", "--workers", 1, "--config", empty) == 2
+    assert f"config {empty} holds no settings" in _one_line_error(capsys)
+    assert not (tmp_path / "a").exists()
 
 
 def test_broken_yaml_and_out_of_range_config(tmp_path, cli, capsys):
@@ -263,6 +285,25 @@ def test_preview_png_and_gif(small_dataset, tmp_path, cli, capsys):
     assert cli("preview", small_dataset, "--index", 99, "--out", png) == 2
     assert "out of range" in capsys.readouterr().err
     assert cli("preview", small_dataset, "--out", tmp_path / "x.jpg") == 2
+
+
+def test_a_folder_being_written_is_named_so_not_sent_to_resume(
+    small_dataset, tmp_path, cli, capsys
+):
+    """preview advised "finish it with python -m generator --resume" while the writer ran."""
+    root = tmp_path / "ds"
+    shutil.copytree(small_dataset, root)
+    (root / "metadata.json").unlink()
+    with FolderLock(root / ".lock"):
+        assert cli("preview", root, "--out", tmp_path / "p.png") == 1
+        err = _one_line_error(capsys)
+        assert f"{root} is being written by process {os.getpid()} on " in err
+        assert "--resume" not in err
+        assert cli("validate", root) == 1
+        assert f"{root} is being written by process {os.getpid()}" in capsys.readouterr().out
+    assert cli("preview", root, "--out", tmp_path / "p.png") == 1  # stopped: now it is advice
+    assert "finish it with python -m generator --resume" in _one_line_error(capsys)
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_preflight_command(tmp_path, cli, capsys):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from generator.dataformat.layout import Layout
+from generator.dataformat.layout import CONVERTING, Layout
 from trajkit.lock import FolderLock, LockedError
 
 from .conftest import ROOT
@@ -149,8 +149,6 @@ def test_a_convert_killed_outright_leaves_a_folder_the_next_convert_clears(
 ):
     """kill -9 left the new folder holding the lock, a fingerprint and some shards; the next
     convert refused it as "not empty", where the README says nothing of it is kept."""
-    from generator.dataformat.convert import UNFINISHED
-
     dst = tmp_path / "new"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(
@@ -161,7 +159,7 @@ def test_a_convert_killed_outright_leaves_a_folder_the_next_convert_clears(
         time.sleep(0.005)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
-    assert (dst / UNFINISHED).exists() and not (dst / "metadata.json").exists()
+    assert (dst / CONVERTING).exists() and not (dst / "metadata.json").exists()
     assert cli(*convert_args(small_dataset, dst)) == 0
     fresh = tmp_path / "fresh"
     assert cli(*convert_args(small_dataset, fresh)) == 0
@@ -170,7 +168,7 @@ def test_a_convert_killed_outright_leaves_a_folder_the_next_convert_clears(
     assert all(
         (dst / "shards" / n).read_bytes() == (fresh / "shards" / n).read_bytes() for n in shards
     )
-    assert cli("validate", dst) == 0 and not (dst / UNFINISHED).exists()
+    assert cli("validate", dst) == 0 and not (dst / CONVERTING).exists()
     (dst / "metadata.json").unlink()  # an unfinished folder, but not a convert's leftover
     assert cli(*convert_args(small_dataset, dst)) == 2 and "is not empty" in capsys.readouterr().err
     assert (dst / "shards" / shards[0]).exists()
@@ -203,7 +201,8 @@ def test_a_changed_byte_in_the_source_is_one_line_and_nothing_is_written(
     for dst in (tmp_path / "new", tmp_path / "made"):
         if dst.name == "made":  # a folder the user made is left as it was
             dst.mkdir()
-        args = ["convert", src, dst, "--format", fmt, "--shard-size", 4, "--workers", workers]
+        size = ["--shard-size", 4] if fmt == "shards" else []
+        args = ["convert", src, dst, "--format", fmt, *size, "--workers", workers]
         assert cli(*args) == 1
         err = capsys.readouterr().err.strip()
         assert f"{src / damaged}: the" in err and "SHA-256 differs from its manifest" in err, err

@@ -79,7 +79,7 @@ def test_a_sample_count_no_folder_holds_is_one_line_not_a_hang(
         assert run.returncode == 1 and "samples are in no checkpoint manifest" in run.stdout
         assert "Traceback" not in run.stderr, run.stderr
         run = subprocess_cli("preview", root, "--out", tmp_path / f"{name}.png", timeout=60)
-        assert run.returncode == 2 and "in no checkpoint manifest" in run.stderr
+        assert run.returncode == 1 and "in no checkpoint manifest" in run.stderr
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
@@ -143,7 +143,7 @@ def test_metadata_python_cannot_parse_is_one_line_everywhere(
     root = _copy(small_dataset, tmp_path / "ds")
     _write_metadata(root, text)
     assert why in _metadata_failure(cli, capsys, root)
-    assert cli("preview", root, "--out", tmp_path / "p.png") == 2
+    assert cli("preview", root, "--out", tmp_path / "p.png") == 1  # damage, as convert's
     assert why in _one_line(capsys)
     assert cli("convert", root, tmp_path / "new", "--format", "shards") == 1
     assert why in _one_line(capsys) and not (tmp_path / "new").exists()

@@ -865,7 +865,7 @@ def test_a_service_error_is_one_line_naming_the_command(folder, monkeypatch, cli
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:9000", "https://s3.example.org", "https://s3.example.org:443/base"]
+    "url", ["http://127.0.0.1:9000", "https://s3.example.org", "https://s3.example.org:443/"]
 )
 def test_http_and_https_endpoints_are_accepted(url):
     from trajkit.s3sync import check_endpoint

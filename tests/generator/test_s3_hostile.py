@@ -574,6 +574,17 @@ def test_an_endpoint_botocore_refuses_is_one_line(endpoint, tmp_path, cli, capsy
     assert "--endpoint-url must look like http(s)://host[:port]" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("path", ["/../", "/other", "/base/"])
+def test_an_endpoint_with_a_path_is_one_line(path, folder, cli, capsys):
+    """The README says host[:port]: "/../" was uploaded to, and "/other" said the bucket
+    did not exist."""
+    endpoint = f"http://127.0.0.1:9{path}"
+    assert cli("push", folder, "s3://data/ds", "--endpoint-url", endpoint) == 2
+    assert f"--endpoint-url must look like http(s)://host[:port], got {endpoint!r}" in (
+        one_error_line(capsys)
+    )
+
+
 def test_a_name_that_is_not_utf8_is_refused_before_any_upload(s3, folder, cli, capsys):
     endpoint, client = s3
     with open(os.path.join(os.fsencode(folder), b"bad\xff"), "wb") as f:

@@ -388,17 +388,27 @@ def test_bad_compression_options_are_one_line(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--compression", "none"], "--compression applies to --format shards only"),
+        # --shard-size was taken and did nothing
+        (["--shard-size", "4"], "--shard-size applies to --format shards only"),
+        (
+            ["--shard-size", "4", "--zstd-level", "3"],
+            "--shard-size and --zstd-level apply to --format shards only",
+        ),
+    ],
+)
 @pytest.mark.parametrize("command", ["generate", "convert"])
-def test_compression_options_need_shards(command, small_dataset, tmp_path, cli, capsys):
+def test_shard_options_need_shards(command, args, message, small_dataset, tmp_path, cli, capsys):
     out = tmp_path / "o"
     if command == "generate":
-        code = _exit_code(cli, "--n", 4, "--out", out, "--compression", "none")
+        code = _exit_code(cli, "--n", 1, "--out", out, "--workers", 1, *args)
     else:
-        code = _exit_code(
-            cli, "convert", small_dataset, out, "--format", "pt", "--compression", "none"
-        )
+        code = _exit_code(cli, "convert", small_dataset, out, "--format", "pt", *args)
     err = capsys.readouterr().err
-    assert code == 2 and "--compression apply to --format shards only" in err, err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 
 

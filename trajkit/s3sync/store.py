@@ -46,7 +46,9 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def check_endpoint(url: str | None) -> None:
-    """``--endpoint-url`` is ``http(s)://host[:port][/path]``, nothing else."""
+    """``--endpoint-url`` is ``http(s)://host[:port]`` (a trailing slash allowed), nothing
+    else: botocore puts a path before every bucket's, so ``/other`` made every bucket
+    "missing" and ``/../`` was taken for no path."""
     if url is None:
         return
     bad = S3Error(f"--endpoint-url must look like http(s)://host[:port], got {url!r}")
@@ -62,6 +64,7 @@ def check_endpoint(url: str | None) -> None:
         or not parts.hostname
         or parts.username
         or parts.password
+        or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
     ):
