@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,22 +64,35 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def process_count_change(state: dict[str, Any], path: Path) -> str | None:
+def process_count_change(
+    state: dict[str, Any],
+    path: Path,
+    processes: int | None = None,
+    advice: Callable[[int], str] | None = None,
+) -> str | None:
     """Why the checkpoint ``state`` read from ``path`` cannot be resumed by this job, or None.
 
     The batch size is per process, so another process count changes the batch, each
     epoch's shard of the shuffle and the steps an epoch takes: the learning-rate schedule
     restarted against another total and the resume no longer retraced the run. A
-    checkpoint from before the count was recorded says nothing (None)."""
-    saved, now = state.get("world_size"), env_world_size()
+    checkpoint from before the count was recorded says nothing (None). ``processes`` is the
+    job's count, this one's (torchrun's) unless given: a launcher gives that of the jobs it
+    will start, and its ``advice``, how to resume with the saved count."""
+    saved = state.get("world_size")
+    now = env_world_size() if processes is None else processes
     if saved is None or saved == now:
         return None
-    how = "without torchrun" if saved == 1 else f"under torchrun --nproc_per_node {saved}"
+    how = (advice or torchrun_advice)(saved)
     return (
         f"--resume: {path} was trained by {saved} process(es) and this job has {now}, so "
         f"batch and learning-rate schedule would change: resume it {how}, or start a new "
         "run folder"
     )
+
+
+def torchrun_advice(saved: int) -> str:
+    """How a trainer runs with ``saved`` processes."""
+    return "without torchrun" if saved == 1 else f"under torchrun --nproc_per_node {saved}"
 
 
 def setup(device_request: str) -> DistContext:

@@ -1,4 +1,5 @@
-"""``--launcher slurm``: one sbatch script per run, submitted where ``sbatch`` exists.
+"""``--launcher slurm``: one sbatch script per run, submitted where ``sbatch`` exists; and the
+launcher flags ``train.parallel`` and ``train.saliency.parallel`` share.
 
 Each job runs ``torchrun`` (through ``srun``) over its GPUs with ``--resume`` and
 asks Slurm to requeue it on preemption or node failure; a requeued job continues
@@ -9,7 +10,9 @@ time formats, and no control character anywhere (``trajkit.cli.CONTROL``: a newl
 would start a new line of the script, a C1 control or U+2028 one for Python's
 ``splitlines``, editors and some terminals). Paths are shell-quoted in the script and
 in the printed ``sbatch`` command, and the job log goes to the run folder, which is
-created here before submission (Slurm fails a job whose log folder is missing).
+created here before submission (Slurm fails a job whose log folder is missing). That log
+path is a Slurm filename pattern: a ``%`` of the folder is doubled (``%%``, a literal ``%``),
+and a backslash, which turns the pattern off, is refused.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from pathlib import Path
 
 from train.run_folder import RunFolderBusy, writing_to
 from train.summary import RunStatus
-from trajkit.cli import CONTROL, one_line
+from trajkit.cli import CONTROL, number_arg, one_line, whole_number
 from trajkit.files import write_atomic
 
 TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
 """Slurm's ``--time``: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+MAX_GPUS_PER_RUN = 16
+"""A job runs on one node (``--nodes=1``), and the largest nodes hold 16 GPUs:
+``--gres=gpu:100000`` was written as asked, a job no cluster can ever start."""
+SLURM_DEFAULTS = {"gpus_per_run": 1, "cpus_per_run": 8, "time": "04:00:00"}
+"""The slurm-only flags, with their values when not given (``gpus_per_run``: 0 on the CPU)."""
 
 
 class SlurmError(ValueError):
@@ -52,6 +60,61 @@ def time_limit(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e).removeprefix("--time ")) from None
 
 
+def add_launcher_flags(p: argparse.ArgumentParser) -> None:
+    """``--launcher`` and its slurm-only flags; ``settle_launcher_flags`` checks them."""
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument(
+        "--gpus-per-run",
+        type=whole_number(0, MAX_GPUS_PER_RUN),
+        help=f"slurm only: GPUs (and torchrun processes) per job, 0..{MAX_GPUS_PER_RUN} "
+        "(default 1; 0 with --device cpu)",
+    )
+    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), help="slurm only (default 8)")
+    p.add_argument(
+        "--time", type=time_limit, help="slurm only: time limit per job (default 04:00:00)"
+    )
+
+
+def settle_launcher_flags(args: argparse.Namespace) -> None:
+    """Refuse a slurm-only flag given to the local launcher, which ignored it without a word,
+    and GPUs asked for runs on the CPU (each job held them idle and started a CPU process per
+    GPU); then fill in the slurm defaults."""
+    given = [f"--{k.replace('_', '-')}" for k in SLURM_DEFAULTS if getattr(args, k) is not None]
+    if args.launcher == "local":
+        if given:
+            raise SlurmError(
+                f"{', '.join(given)}: for --launcher slurm only; the local launcher runs each "
+                "run as one process, on one GPU or a share of the cores, with no time limit"
+            )
+        return
+    if args.device == "cpu" and args.gpus_per_run:
+        raise SlurmError(
+            f"--gpus-per-run {args.gpus_per_run} with --device cpu: each job would hold "
+            f"{args.gpus_per_run} GPU(s) and train on the CPU; give --gpus-per-run 0"
+        )
+    for key, default in SLURM_DEFAULTS.items():
+        if getattr(args, key) is None:
+            cpu = key == "gpus_per_run" and args.device == "cpu"
+            setattr(args, key, 0 if cpu else default)
+
+
+def job_processes(gpus: int) -> int:
+    """The processes a job's ``torchrun`` starts: one a GPU, one without any."""
+    return max(gpus, 1)
+
+
+def run_processes(args: argparse.Namespace) -> int:
+    """The processes each run of a launch trains with: one locally (no torchrun), else its
+    job's. A resume must keep a run's count (``train.distributed.process_count_change``)."""
+    return 1 if args.launcher == "local" else job_processes(args.gpus_per_run)
+
+
+def resume_advice(saved: int) -> str:
+    """How a launcher resumes a run trained by ``saved`` processes."""
+    alone = " or --launcher local" if saved == 1 else ""
+    return f"with --launcher slurm --gpus-per-run {saved}{alone}"
+
+
 def check_values(values: dict[str, str]) -> None:
     """Refuse a control character in any value bound for a script, naming the value."""
     for what, value in values.items():
@@ -66,15 +129,25 @@ def job_name(module: str, name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", f"{module.replace('.', '-')}-{name}")
 
 
-def log_path(out: Path, name: str) -> Path:
-    return (out / name).absolute() / "slurm-%j.log"
+def log_path(out: Path, name: str) -> str:
+    """The job log's ``--output`` filename pattern: ``slurm-%j.log`` (``%j``: the job id) in
+    the run folder, whose every ``%`` is doubled: Slurm read ``%u`` or ``%x`` in ``--out`` as
+    its user and job name, and wrote the log in another folder, or failed the job. A backslash
+    turns the pattern off and is dropped, which also moves the log: refused."""
+    folder = str((out / name).absolute())
+    if "\\" in folder:
+        raise SlurmError(
+            f"{folder} holds a backslash: Slurm drops it from the log path and leaves %j "
+            "unexpanded, so the log would go elsewhere; choose an --out without one"
+        )
+    return folder.replace("%", "%%") + "/slurm-%j.log"
 
 
 def script_path(out: Path, name: str) -> Path:
     return (out / "slurm" / f"{name}.sbatch").absolute()
 
 
-def sbatch_command(script: Path, log: Path) -> list[str]:
+def sbatch_command(script: Path, log: str) -> list[str]:
     """``sbatch --output=LOG SCRIPT``: the log path goes on the command line, where quoting is
     the shell's, not inside a ``#SBATCH`` line, whose own parser splits at spaces."""
     return ["sbatch", f"--output={log}", str(script)]
@@ -94,7 +167,7 @@ def sbatch_script(
     workdir = Path.cwd()
     torchrun = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={max(gpus, 1)}", "-m", module, *train_args, "--resume",
+        f"--nproc_per_node={job_processes(gpus)}", "-m", module, *train_args, "--resume",
     ]  # fmt: skip
     check_values(
         {"--time": time, "run name": name, "working folder": str(workdir)}
@@ -116,7 +189,7 @@ def sbatch_script(
         "set -euo pipefail\n"
         f"mkdir -p -- {shlex.quote(str(run_dir))}\n"
         f"cd -- {shlex.quote(str(workdir))}\n"
-        f"export OMP_NUM_THREADS={max(1, cpus // max(gpus, 1))}\n"
+        f"export OMP_NUM_THREADS={max(1, cpus // job_processes(gpus))}\n"
         f"exec srun {shlex.join(torchrun)}\n"
     )
 
@@ -156,9 +229,8 @@ def write_scripts(out: Path, texts: dict[str, str]) -> dict[str, tuple[Path, lis
             path = script_path(out, name)
             write_atomic(path, text.encode())
             path.chmod(0o755)
-            log = log_path(out, name)
-            log.parent.mkdir(parents=True, exist_ok=True)
-            commands[name] = (path, sbatch_command(path, log))
+            (out / name).mkdir(parents=True, exist_ok=True)
+            commands[name] = (path, sbatch_command(path, log_path(out, name)))
     except OSError as e:
         raise SlurmError(f"cannot write the scripts in {folder}: {e.strerror or e}") from None
     return commands

@@ -33,6 +33,7 @@ from train.trajectory.cli import KNOBS
 from train.trajectory.cli import main as train
 from train.trajectory.config import MAX_BATCH_SIZE
 from train.trajectory.evaluate_cli import main as evaluate
+from train.trajectory.parallel import main as train_parallel
 from train.trajectory.preflight import SHUFFLE_BYTES, cgroup_memory_limit, physical_memory
 from trajkit.worker_deaths import worker_died, worker_lost
 
@@ -551,3 +552,17 @@ def test_epochs_and_a_config_files_batch_size_are_bounded(flags, said, dataset, 
         code = e.code
     err = one_error_line(capsys)
     assert code == 2 and said in err and not (tmp_path / "run").exists(), err
+
+
+@pytest.mark.parametrize("command", [train, train_parallel], ids=["train", "train.parallel"])
+def test_an_empty_config_file_is_one_line_exit_2(command, dataset, tmp_path, capsys):
+    """A 0-byte --config was taken for the preset alone (train.jepa and train.saliency
+    refuse it)."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    run = ["--extractor" if command is train else "--extractors", "i3d", "--epochs", "1"]
+    argv = [*run, "--data", str(dataset), "--out", str(tmp_path / "runs"), "--workers", "0"]
+    assert command([*argv, "--config", str(empty)]) == 2
+    err = one_error_line(capsys)
+    assert f"config {empty} holds no settings" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]

@@ -10,7 +10,12 @@ from generator.__main__ import main as generate
 from generator.dataformat.dataset import DatasetError
 from train.checkpoint import restore_rng_state, rng_state
 from train.distributed import DistContext
-from train.trajectory.config import TrainConfigError, build_config, resumed_config
+from train.trajectory.config import (
+    TrainConfigError,
+    build_config,
+    refuse_file_changes,
+    resumed_config,
+)
 from train.trajectory.evaluate import (
     FutureScale,
     evaluate,
@@ -324,6 +329,19 @@ def test_a_config_file_naming_no_extractor_or_preset_is_one_line(tmp_path, line)
     (tmp_path / "c.yaml").write_text(line + "\n")
     with pytest.raises(TrainConfigError, match=r"c\.yaml: (extractor|preset) must be a name"):
         build_config({"data": "d", "out": "o", "epochs": 1}, tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n", "null\n"])
+def test_a_config_file_with_no_settings_is_refused(tmp_path, text):
+    """It was taken for the preset alone, new run or resume; train.jepa and train.saliency
+    refuse an empty config."""
+    (tmp_path / "c.yaml").write_text(text)
+    values = {"extractor": "i3d", "data": "d", "out": "o", "epochs": 1}
+    with pytest.raises(TrainConfigError, match=r"c\.yaml holds no settings"):
+        build_config(values, tmp_path / "c.yaml")
+    saved = build_config(values).model_dump(mode="json")
+    with pytest.raises(TrainConfigError, match=r"c\.yaml holds no settings"):
+        refuse_file_changes(saved, tmp_path / "c.yaml")
 
 
 def test_a_data_run_s_config_from_before_null_render_settings_still_loads(tmp_path):

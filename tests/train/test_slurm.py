@@ -2,7 +2,8 @@
 
 ``sbatch`` and ``srun`` are scripts on PATH that record their arguments; the stand-in
 ``sbatch`` runs the batch script the way Slurm would (its log in the ``--output`` file,
-whose folder must already exist). Hostile values (spaces, quotes, ``$(...)``, backticks,
+whose folder must already exist, read as Slurm's filename pattern: ``%%`` a ``%``, ``%j``
+the job id, any other ``%`` and letter a value of Slurm's). Hostile values (spaces, quotes, ``$(...)``, backticks,
 newlines) must reach ``srun`` unchanged or be refused in one line before anything is written.
 """
 
@@ -29,7 +30,8 @@ SBATCH = """#!/bin/bash
 # Records its argv (NUL-separated), then runs the script as Slurm would: log in --output.
 printf '%s\\0' "$@" > "$STANDIN_DIR/sbatch.$$.argv"
 for a in "$@"; do case "$a" in --output=*) log="${a#--output=}";; esac; done
-log="${log//%j/42}"
+log="${log//%%/$'\\x01'}"; log="${log//%j/42}"; log="${log//%[[:alpha:]]/SLURM}"
+log="${log//$'\\x01'/%}"
 [ -d "$(dirname "$log")" ] || { echo "sbatch: log folder $(dirname "$log") missing" >&2; exit 1; }
 script="${@: -1}"
 (cd "$STANDIN_DIR/submitdir" && bash "$script") >> "$log" 2>&1 || exit 1
@@ -265,3 +267,163 @@ def test_saliency_scripts_are_not_written_into_a_held_folder(standins, tmp_path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"is being written by process {os.getpid()}" in err
     assert [p.name for p in out.iterdir()] == [".lock"] and not recorded(standins, "sbatch")
+
+
+# ------------------------------------------------------------- the log path is a pattern
+
+
+def test_a_percent_in_out_is_a_literal_percent_in_the_log_path(standins, tmp_path, capsys):
+    """Slurm reads ``--output`` as a filename pattern: ``%u`` and ``%x`` in --out were its user
+    and job name, so the log went to another folder (here: none, and the job failed)."""
+    out = tmp_path / "p%u_%x%%j"
+    args = ["--extractors", "i3d", "--data", "d", "--epochs", "1", "--out", str(out)]
+    assert train_parallel([*args, "--launcher", "slurm"]) == 0, capsys.readouterr()
+    (sbatch,) = decoded(recorded(standins, "sbatch"))
+    escaped = str(out).replace("%", "%%")
+    assert sbatch[0] == f"--output={escaped}/i3d/slurm-%j.log"
+    assert (out / "i3d" / "slurm-42.log").is_file()
+    script = (out / "slurm" / "i3d.sbatch").read_text()
+    assert f"# submit with: sbatch --output={escaped}/i3d/slurm-%j.log " in script
+
+
+def test_a_backslash_in_out_is_refused_before_anything_is_written(standins, tmp_path, capsys):
+    """A backslash turns Slurm's pattern off and is dropped: the log went to another folder."""
+    out = tmp_path / "a\\b"
+    args = ["--extractors", "i3d", "--data", "d", "--epochs", "1", "--out", str(out)]
+    assert train_parallel([*args, "--launcher", "slurm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a backslash" in err, err
+    assert not out.exists() and not recorded(standins, "sbatch")
+
+
+# --------------------------------------------------------------------- the launcher flags
+
+
+def trainer_args(tmp_path: Path) -> list[str]:
+    return ["--extractors", "i3d", "--data", "d", "--epochs", "1", "--out", str(tmp_path / "r")]
+
+
+def saliency_args(tmp_path: Path) -> list[str]:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "v", "data": {"path": "d"}}))
+    return ["--configs", str(config), "--out", str(tmp_path / "r")]
+
+
+LAUNCHERS = [(train_parallel, trainer_args), (saliency_parallel, saliency_args)]
+
+
+def exit_code(command, argv: list[str]) -> int:  # noqa: ANN001
+    try:
+        return command(argv)
+    except SystemExit as e:  # argparse's refusal
+        return e.code
+
+
+@pytest.mark.parametrize("command, base", LAUNCHERS, ids=["train", "saliency"])
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--gpus-per-run", "2"], "--gpus-per-run: for --launcher slurm only"),
+        (["--cpus-per-run", "4"], "--cpus-per-run: for --launcher slurm only"),
+        (["--time", "01:00:00"], "--time: for --launcher slurm only"),
+        (
+            ["--launcher", "slurm", "--device", "cpu", "--gpus-per-run", "2"],
+            "--gpus-per-run 2 with --device cpu: each job would hold 2 GPU(s)",
+        ),
+        (["--launcher", "slurm", "--gpus-per-run", "100000"], "must be 0..16, got 100000"),
+        (["--launcher", "slurm", "--gpus-per-run", "17"], "must be 0..16, got 17"),
+    ],
+)
+def test_launcher_flags_that_would_be_ignored_or_wasted_are_refused(
+    standins, tmp_path, capsys, command, base, flags, said
+):
+    """Locally the slurm-only flags were ignored without a word (exit 0); on the CPU a job
+    held its GPUs idle and ran a CPU process per GPU; 100000 GPUs went into --gres."""
+    assert exit_code(command, [*base(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err, err
+    assert not (tmp_path / "r").exists() and not recorded(standins, "sbatch")
+
+
+@pytest.mark.parametrize("command, base", LAUNCHERS, ids=["train", "saliency"])
+def test_a_cpu_job_asks_for_no_gpu_and_runs_one_process(standins, tmp_path, command, base):
+    assert command([*base(tmp_path), "--launcher", "slurm", "--device", "cpu"]) == 0
+    (script,) = (tmp_path / "r" / "slurm").glob("*.sbatch")
+    text = script.read_text()
+    assert "--gres" not in text and "--nproc_per_node=1 " in text, text
+
+
+def test_a_node_s_worth_of_gpus_is_accepted(standins, tmp_path):
+    assert (
+        train_parallel([*trainer_args(tmp_path), "--launcher", "slurm", "--gpus-per-run", "16"])
+        == 0
+    )
+    script = (tmp_path / "r" / "slurm" / "i3d.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:16\n" in script and "--nproc_per_node=16 " in script
+
+
+# ------------------------------------------------ a resume keeps the run's process count
+
+
+def fake_run(run: Path, world_size: int) -> None:
+    """A trajectory run folder whose last.pt says it was trained by ``world_size`` processes
+    (its weights are never read: the launcher refuses or writes scripts before)."""
+    from train.checkpoint import save_checkpoint
+    from train.trajectory.config import build_config
+
+    cfg = build_config({"extractor": "i3d", "data": "d", "epochs": 1, "out": str(run)})
+    run.mkdir(parents=True)
+    config = cfg.model_dump(mode="json")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    state = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1, "config": config}
+    save_checkpoint(run / "last.pt", {**state, "world_size": world_size})
+
+
+@pytest.mark.parametrize(
+    "saved, gpus, said",
+    [
+        (1, "2", "trained by 1 process(es) and this job has 2"),
+        (2, "1", "trained by 2 process(es) and this job has 1"),
+        (2, "2", None),  # refused before: the launcher compared with its own one process
+        (1, "0", None),
+    ],
+)
+def test_a_trainer_resume_by_another_process_count_writes_no_script(
+    standins, tmp_path, capsys, saved, gpus, said
+):
+    """Each job of a round trained alone failed on its own, as torchrun's 2 processes met a
+    last.pt of 1; the launcher wrote and submitted the scripts with exit 0."""
+    out = tmp_path / "r"
+    fake_run(out / "i3d", saved)
+    argv = ["--resume", "--out", str(out), "--epochs", "3", "--launcher", "slurm"]
+    code = train_parallel([*argv, "--gpus-per-run", gpus])
+    err = capsys.readouterr().err.strip()
+    if said is None:
+        assert code == 0, err
+        script = (out / "slurm" / "i3d.sbatch").read_text()
+        assert f"--nproc_per_node={max(int(gpus), 1)} " in script
+        return
+    assert code == 2 and len(err.splitlines()) == 1 and said in err, err
+    assert f"resume it with --launcher slurm --gpus-per-run {saved}" in err, err
+    assert not (out / "slurm").exists() and not recorded(standins, "sbatch")
+
+
+def test_a_saliency_resume_by_another_process_count_writes_no_script(standins, tmp_path, capsys):
+    from train.checkpoint import save_checkpoint
+    from train.saliency.config import dump_config, load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "v", "data": {"path": "d"}}))
+    run = tmp_path / "r" / "v"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(load_config(config)))
+    state = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1, "config": {}}
+    save_checkpoint(run / "last.pt", {**state, "world_size": 1})
+    argv = ["--configs", str(config), "--out", str(tmp_path / "r"), "--resume"]
+    assert saliency_parallel([*argv, "--launcher", "slurm", "--gpus-per-run", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "trained by 1 process(es) and this job has 2" in err, err
+    assert not (tmp_path / "r" / "slurm").exists() and not recorded(standins, "sbatch")
+    assert saliency_parallel([*argv, "--launcher", "slurm", "--gpus-per-run", "1"]) == 0
+    assert "--nproc_per_node=1 " in (tmp_path / "r" / "slurm" / "v.sbatch").read_text()

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from train.launcher import INTERRUPTED, LocalLauncher, share_machine, unusable_run_path
+from train.run_folder import CONFIG, LAST
 from train.saliency.config import (
     ConfigError,
     DataConfig,
@@ -28,14 +29,20 @@ from train.saliency.layouts import open_source
 from train.saliency.records import LayoutError
 from train.saliency.splits import split_indices
 from train.saliency.summary import write_summary
-from train.slurm import SlurmError, submit, time_limit
+from train.slurm import (
+    SlurmError,
+    add_launcher_flags,
+    resume_advice,
+    run_processes,
+    settle_launcher_flags,
+    submit,
+)
 from trajkit.cli import (
     MAX_EPOCHS,
     OneLineParser,
     entry_point,
     exit_on_interrupt,
     folder_arg,
-    number_arg,
     one_line,
     path_arg,
     quiet_on_closed_output,
@@ -64,10 +71,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="over train.epochs")
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
-    p.add_argument("--gpus-per-run", type=number_arg(int, 0, False), default=1, help="slurm only")
-    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
+    add_launcher_flags(p)
     return p
 
 
@@ -85,6 +89,7 @@ def run_args(args, config: Path, name: str) -> list[str]:
 def plan(args) -> dict[str, list[str]]:
     """Check what every run would refuse (config, data, device, run folder) before starting
     any: one line then, not a failed run per variant; name -> arguments."""
+    settle_launcher_flags(args)
     configs: dict[str, tuple[Path, SaliencyConfig]] = {}
     for given in args.configs:
         config = config_file("saliency", given, ConfigError)
@@ -120,14 +125,26 @@ def plan(args) -> dict[str, list[str]]:
 
 
 def check_resumes(args, cfgs: list[SaliencyConfig]) -> None:
-    """A run resumed with a changed config would refuse on its own, after the others started:
-    refused here instead, the config built as the run builds it (``run_args``' overrides)."""
+    """A run resumed with a changed config, or by another process count than its job's,
+    would refuse on its own, after the others started (on a cluster, every job): refused
+    here instead, the config built as the run builds it (``run_args``' overrides)."""
+    from train.checkpoint import CheckpointError, load_checkpoint  # torch
+    from train.distributed import process_count_change
+
     data = args.data.absolute() if args.data is not None else None
     for cfg in cfgs:
-        saved = args.out / cfg.name / "config.yaml"
-        if (args.out / cfg.name / "last.pt").exists() and saved.exists():
+        saved, last = args.out / cfg.name / CONFIG, args.out / cfg.name / LAST
+        if not last.exists():
+            continue
+        if saved.exists():
             if why := resume_conflict(saved, with_overrides(cfg, data, args.epochs)):
                 raise ValueError(why)
+        try:
+            state = load_checkpoint(last)
+        except CheckpointError:
+            continue  # a damaged last.pt is that run's own failure (exit 1), not the round's
+        if why := process_count_change(state, last, run_processes(args), resume_advice):
+            raise ValueError(why)
 
 
 def check_data(path: Path, data: DataConfig) -> None:

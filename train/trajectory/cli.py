@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,14 @@ def add_render_flags(p: argparse.ArgumentParser, render_into: Any) -> None:
     )
 
 
-def resolve_config(args: argparse.Namespace):
-    """The config of this invocation and the checkpoint to resume from (or None)."""
+def resolve_config(
+    args: argparse.Namespace,
+    processes: int | None = None,
+    advice: Callable[[int], str] | None = None,
+):
+    """The config of this invocation and the checkpoint to resume from (or None).
+    ``processes`` and ``advice``: a launcher's, for the jobs it will start
+    (``train.distributed.process_count_change``)."""
     from train.checkpoint import load_checkpoint
     from train.distributed import process_count_change
     from train.trajectory.config import (
@@ -122,7 +129,7 @@ def resolve_config(args: argparse.Namespace):
         # --quiet is this command's, not the run's: a run started with it could not be
         # resumed with progress and its final line, as no flag turns it off
         cfg = resumed_config(state["config"], {**explicit, "quiet": bool(explicit["quiet"])})
-        if problem := process_count_change(state, last):
+        if problem := process_count_change(state, last, processes, advice):
             raise TrainConfigError(problem)
         if cfg.epochs < state["epoch"]:  # results.json would say fewer epochs than it holds
             raise TrainConfigError(

@@ -205,6 +205,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return read_yaml_mapping(path, TrainConfigError)
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A ``--config`` file's settings. One with none (an empty file) is refused: a run took it
+    for the preset alone, where ``train.jepa`` and ``train.saliency`` refuse it."""
+    values = read_yaml(path)
+    if not values:
+        raise TrainConfigError(
+            f"config {path} holds no settings: give at least one, or leave out --config"
+        )
+    return values
+
+
 def preset_values(preset: str) -> dict[str, Any]:
     """The recipe in ``configs/train/<preset>.yaml``. Only the presets a config may name:
     the folder also holds ``--config`` files (``colour``), which were listed as known
@@ -248,7 +259,7 @@ def merged_values(values: dict[str, Any], config: Path | str | None = None) -> d
     settings for this run's extractor, then ``values`` (flags). The preset and the extractor
     may come from the file: a run's own ``config.yaml`` gives everything but ``out``."""
     path = config_file("train", config, TrainConfigError) if config is not None else None
-    from_file = read_yaml(path) if path is not None else {}
+    from_file = read_config_file(path) if path is not None else {}
     for key in ("extractor", "preset"):  # looked up before validation: a list was a traceback
         if not isinstance(from_file.get(key, ""), str):
             raise TrainConfigError(
@@ -269,7 +280,7 @@ def refuse_file_changes(saved: dict[str, Any], config: Path | str) -> None:
     """A ``--config`` file given with ``--resume`` may not change the run, as a flag may not:
     the trainer resumed with the saved config and ignored the file without a word."""
     path = config_file("train", config, TrainConfigError)
-    recipe = for_extractor(read_yaml(path), saved.get("extractor"), str(path))
+    recipe = for_extractor(read_config_file(path), saved.get("extractor"), str(path))
     resumed_config(saved, {k: v for k, v in recipe.items() if RENDER_DEFAULTS.get(k, ...) != v})
 
 

@@ -30,7 +30,14 @@ from train.launcher import (
     unusable_run_path,
 )
 from train.run_folder import CONFIG, LAST, RESULTS, holds_checkpoint
-from train.slurm import SlurmError, submit, time_limit
+from train.slurm import (
+    SlurmError,
+    add_launcher_flags,
+    resume_advice,
+    run_processes,
+    settle_launcher_flags,
+    submit,
+)
 from train.summary import RunStatus, data_of, rank_key, run_results, write_summary
 from train.trajectory.cli import add_render_flags, resolve_config, results_epochs, run_finished
 from train.trajectory.cli import build_parser as trainer_parser
@@ -86,10 +93,7 @@ def build_parser() -> OneLineParser:
         "--top", type=number_arg(int, 0, True), help="continue only the K best runs in --out"
     )
     p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
-    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
-    p.add_argument("--gpus-per-run", type=number_arg(int, 0, False), default=1, help="slurm only")
-    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), default=8, help="slurm only")
-    p.add_argument("--time", type=time_limit, default="04:00:00", help="slurm time limit per job")
+    add_launcher_flags(p)
     p.add_argument("--batch-size", type=number_arg(int, 0, True))
     p.add_argument("--lr", type=number_arg(float, 0.0, True))
     p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), help="data workers per run")
@@ -223,8 +227,8 @@ class DamagedData(ValueError):
 def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool) -> list[str]:
     """What each run's own ``python -m train`` refuses before it trains, for every run before
     any starts: one line and exit 2 (1 for damage in a dataset, as ``train`` says it), where
-    each run failed on its own. Its flags, its
-    config or resume everywhere (a --config file must be readable here); its dataset, splits
+    each run failed on its own. Its flags, its config or resume everywhere, its process
+    count the job's (a --config file must be readable here); its dataset, splits
     and disk only on this machine, as a Slurm job's are the cluster's. Returns the runs that
     already finished their --epochs: started again, one failing its checks was reported
     "failed" beside its intact results."""
@@ -238,7 +242,8 @@ def check_runs(args: argparse.Namespace, jobs: dict[str, list[str]], local: bool
     for name, job in jobs.items():
         flags = parser.parse_args([*job, "--quiet"])  # quiet: no "starting from epoch 1"
         try:
-            cfg, state = resolve_config(flags)  # flags and config values, on a cluster too
+            # flags and config values, on a cluster too
+            cfg, state = resolve_config(flags, run_processes(args), resume_advice)
             if not local:  # the dataset and disk are the cluster's: not checked here
                 continue
             if run_finished(cfg, state):
@@ -280,6 +285,7 @@ def launch(args: argparse.Namespace) -> int:
 
     local = args.launcher == "local"
     try:
+        settle_launcher_flags(args)
         recorded = read_launch(args.out)
         names = run_names(args, list_extractors(), recorded)
         if blocked := [why for n in names if (why := unusable_run_path(args.out, n))]:
