@@ -28,7 +28,7 @@ from pathlib import Path
 
 from train.run_folder import RunFolderBusy, writing_to
 from train.summary import RunStatus
-from trajkit.cli import CONTROL, number_arg, one_line, whole_number
+from trajkit.cli import CONTROL, one_line, whole_number
 from trajkit.files import write_atomic
 
 TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
@@ -36,6 +36,7 @@ TIME_FORMATS = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}")
 MAX_GPUS_PER_RUN = 16
 """A job runs on one node (``--nodes=1``), and the largest nodes hold 16 GPUs:
 ``--gres=gpu:100000`` was written as asked, a job no cluster can ever start."""
+MAX_CPUS_PER_RUN = 1024  # one node's, as the GPUs: the largest hold a few hundred
 SLURM_DEFAULTS = {"gpus_per_run": 1, "cpus_per_run": 8, "time": "04:00:00"}
 """The slurm-only flags, with their values when not given (``gpus_per_run``: 0 on the CPU)."""
 
@@ -69,7 +70,11 @@ def add_launcher_flags(p: argparse.ArgumentParser) -> None:
         help=f"slurm only: GPUs (and torchrun processes) per job, 0..{MAX_GPUS_PER_RUN} "
         "(default 1; 0 with --device cpu)",
     )
-    p.add_argument("--cpus-per-run", type=number_arg(int, 0, True), help="slurm only (default 8)")
+    p.add_argument(
+        "--cpus-per-run",
+        type=whole_number(1, MAX_CPUS_PER_RUN),
+        help=f"slurm only: CPUs per job, 1..{MAX_CPUS_PER_RUN} (default 8)",
+    )
     p.add_argument(
         "--time", type=time_limit, help="slurm only: time limit per job (default 04:00:00)"
     )
@@ -166,9 +171,16 @@ def sbatch_script(
     check_time(time)
     workdir = Path.cwd()
     torchrun = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={job_processes(gpus)}", "-m", module, *train_args, "--resume",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={job_processes(gpus)}",
+        "-m",
+        module,
+        *[a for a in train_args if a != "--resume"],
+        "--resume",
+    ]  # fmt: skip: a job requeued after a preemption continues its run
     check_values(
         {"--time": time, "run name": name, "working folder": str(workdir)}
         | {f"argument {i}": a for i, a in enumerate(torchrun)}

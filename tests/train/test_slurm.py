@@ -332,6 +332,7 @@ def exit_code(command, argv: list[str]) -> int:  # noqa: ANN001
         ),
         (["--launcher", "slurm", "--gpus-per-run", "100000"], "must be 0..16, got 100000"),
         (["--launcher", "slurm", "--gpus-per-run", "17"], "must be 0..16, got 17"),
+        (["--launcher", "slurm", "--cpus-per-run", "100000"], "must be 1..1024, got 100000"),
     ],
 )
 def test_launcher_flags_that_would_be_ignored_or_wasted_are_refused(
@@ -402,6 +403,7 @@ def test_a_trainer_resume_by_another_process_count_writes_no_script(
         assert code == 0, err
         script = (out / "slurm" / "i3d.sbatch").read_text()
         assert f"--nproc_per_node={max(int(gpus), 1)} " in script
+        assert script.count(" --resume") == 1, script  # it said --resume --resume
         return
     assert code == 2 and len(err.splitlines()) == 1 and said in err, err
     assert f"resume it with --launcher slurm --gpus-per-run {saved}" in err, err
@@ -426,4 +428,5 @@ def test_a_saliency_resume_by_another_process_count_writes_no_script(standins, t
     assert "trained by 1 process(es) and this job has 2" in err, err
     assert not (tmp_path / "r" / "slurm").exists() and not recorded(standins, "sbatch")
     assert saliency_parallel([*argv, "--launcher", "slurm", "--gpus-per-run", "1"]) == 0
-    assert "--nproc_per_node=1 " in (tmp_path / "r" / "slurm" / "v.sbatch").read_text()
+    script = (tmp_path / "r" / "slurm" / "v.sbatch").read_text()
+    assert "--nproc_per_node=1 " in script and script.count(" --resume") == 1, script

@@ -175,7 +175,7 @@ def launch(args: argparse.Namespace) -> int:
     if args.launcher == "slurm":
         try:
             statuses = submit(
-                {n: [a for a in cmd if a != "--resume"] for n, cmd in jobs.items()},
+                jobs,
                 args.out,
                 args.gpus_per_run,
                 args.cpus_per_run,
