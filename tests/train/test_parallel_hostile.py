@@ -594,7 +594,7 @@ REFUSED = {  # flags (a recipe as its YAML text), and what the one line says
     "cuda": (["--device", "cuda"], "torch sees no CUDA device"),
     "small dataset": ([], "holds 16 samples; the splits need at least 20"),
     "recipe value": (["--config", "lr: -1"], "lr: Input should be greater than 0"),
-    "recipe type": (["--config", "fusion_layers: x"], "fusion_layers: Input should be a valid"),
+    "recipe type": (["--config", "fusion_layers: x"], "fusion_layers: 'x' is not a whole number"),
 }
 
 
