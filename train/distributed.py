@@ -8,6 +8,7 @@ GPUs, gloo on the CPU) and only rank 0 writes files.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+# How a collective fails when a process of the job is gone: gloo's TCP pair (the peer's socket
+# closed or reset) and NCCL's remote error.
+PEER_GONE = re.compile(
+    r"Connection (closed|reset) by peer|Socket closed|remote process exited", re.IGNORECASE
+)
 
 
 class DeviceError(ValueError):
@@ -123,6 +131,15 @@ def all_reduce_sum(ctx: DistContext, tensor: torch.Tensor) -> torch.Tensor:
     return t.to(tensor.device)
 
 
+def broadcast_buffers(ctx: DistContext, module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers, as DDP's forward does before each training step:
+    that step then moved each rank's BatchNorm statistics by its own batch."""
+    if not ctx.distributed:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()
@@ -133,3 +150,18 @@ def broadcast_flag(ctx: DistContext, flag: bool) -> bool:
     if not ctx.distributed:
         return flag
     return bool(all_reduce_sum(ctx, torch.tensor([float(flag)])).item() > 0)
+
+
+def peer_stopped(error: BaseException) -> str | None:
+    """What a collective's failure means under ``torchrun`` when another process of the job
+    died (killed, out of memory): a phrase for the trainers' error line, or None for any
+    other error. The survivor's own traceback (40 lines of gloo's socket error) said nothing
+    of the run. Told by the job, not the process group, which a trainer may have left."""
+    if env_world_size() == 1 or not isinstance(error, RuntimeError):
+        return None
+    if not PEER_GONE.search(str(error)):
+        return None
+    return (
+        "another process of this run stopped (torchrun reports it below), so this one stops "
+        "too; a --resume needs the same process count"
+    )

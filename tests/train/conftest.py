@@ -1,6 +1,6 @@
 import errno
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -142,6 +142,51 @@ def kill_a_loading_worker(command: list[str], last_pt: Path) -> tuple[int, str, 
             proc.kill()
             proc.wait()
     return proc.returncode, err, worker.pid
+
+
+def torchrun_command(*argv: str) -> list[str]:
+    """Two CPU processes of ``argv``; torchrun polls its processes every 5 s, not 0.1 s, so a
+    survivor meets its dead twin in a collective before torchrun stops it with SIGTERM."""
+    import sys
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*torchrun, "--nproc_per_node", "2", "--monitor-interval", "5", *argv]
+
+
+def kill_job(pid: int) -> None:
+    """SIGKILL torchrun ``pid`` and its processes: they run in sessions of their own, and one
+    hung in a collective waits out gloo's 30-minute timeout, holding the output pipes."""
+    job = psutil.Process(pid)
+    for process in [*job.children(recursive=True), job]:
+        with suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+def kill_a_rank(command: list[str], last_pt: Path, rank: int) -> tuple[int, str]:
+    """Run the torchrun ``command``, SIGKILL its process of ``rank`` once ``last_pt`` is
+    saved; returns torchrun's exit status and stderr (its processes' and its own)."""
+    import os
+    import signal
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not last_pt.exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no epoch finished within 120 s"
+            time.sleep(0.1)
+        victim = next(
+            p for p in psutil.Process(proc.pid).children() if p.environ().get("RANK") == str(rank)
+        )
+        victim.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_job(proc.pid)
+            proc.wait()
+    return proc.returncode, err
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from train.checkpoint import CheckpointError, save_checkpoint
-from train.distributed import process_count_change, set_threads
+from train.distributed import peer_stopped, process_count_change, set_threads
 from train.jepa import start_over
 from train.jepa.checkpoints import load_run_checkpoint, load_weights
 from train.jepa.collapse import CollapseWatch
@@ -501,7 +501,7 @@ def _run(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as err:
         if caused_by_interrupt(err):
             raise
-        if (died := worker_death(err, WORKERS)) is not None:
+        if (died := worker_death(err, WORKERS) or peer_stopped(err)) is not None:
             print(f"error: {died}; {_what_is_kept(args)}", file=sys.stderr)
             return 1
         if (oom := out_of_memory(err)) is None:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     # these load torch: here, after main's load_modules, not when the module is imported
     from train.checkpoint import CheckpointError
-    from train.distributed import DeviceError
+    from train.distributed import DeviceError, peer_stopped
     from train.saliency.loop import NoBestEpoch, NonFiniteLoss
     from train.saliency.run_folder import RunFolderError
 
@@ -79,7 +79,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {failed_io(err)}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
-        if caused_by_interrupt(err) or (oom := out_of_memory(err)) is None:
+        if caused_by_interrupt(err):
+            raise
+        if (lost := peer_stopped(err)) is not None:
+            print(f"error: {lost}; {what_is_kept(args.out)}", file=sys.stderr)
+            return 1
+        if (oom := out_of_memory(err)) is None:
             raise
         print(f"error: {oom}", file=sys.stderr)
         return 1

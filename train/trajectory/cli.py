@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from extractors import ExtractorConfigError
     from generator.dataformat.dataset import DatasetError
     from train.checkpoint import CheckpointError
-    from train.distributed import DeviceError, setup, teardown
+    from train.distributed import DeviceError, peer_stopped, setup, teardown
     from train.run_folder import RunFolderBusy, writing_to
     from train.trajectory.config import TrainConfigError
     from train.trajectory.evaluate import shown
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     except (MemoryError, RuntimeError, EOFError) as e:
         if caused_by_interrupt(e):
             raise
-        if (failure := worker_death(e, KNOBS) or out_of_memory(e)) is None:
+        if (failure := worker_death(e, KNOBS) or out_of_memory(e) or peer_stopped(e)) is None:
             raise
         print(f"{prog}: error: {failure}; {what_is_kept(args.out)}", file=sys.stderr)
         return 1

@@ -27,7 +27,14 @@ from train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from train.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, set_threads
+from train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    broadcast_flag,
+    set_threads,
+)
 from train.run_folder import BEST, LAST, TENSORBOARD, RunFolder, named_failures
 from train.summary import epochs_with_numbers, is_number
 from train.trajectory.config import TrainConfig, TrainConfigError
@@ -169,12 +176,17 @@ class Run:
         if resume is not None:
             self._load(resume)
 
-        self.net: nn.Module = self.model
+        # Evaluation runs the model itself, not DDP: DDP's forward is a collective (it
+        # broadcasts rank 0's buffers), which a rank with no batch of a split never joined.
+        self.eval_net = self._compiled(self.model)
+        self.net = self.eval_net
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if cfg.compile:
-            self.net = torch.compile(self.net)
+            ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.net = self._compiled(ddp)
+
+    def _compiled(self, net: nn.Module) -> nn.Module:
+        return torch.compile(net) if self.cfg.compile else net
 
     # ---------------------------------------------------------- checkpoints
 
@@ -236,8 +248,11 @@ class Run:
         return self._loader(ds, self.cfg.batch_size * 2, shard)
 
     def _evaluate(self, ds) -> dict:
+        """Metrics of a split over all ranks, each scoring its shard with rank 0's buffers
+        (BatchNorm's running statistics: each rank's last training step moved its own)."""
+        broadcast_buffers(self.ctx, self.model)
         return evaluate(
-            self.net,
+            self.eval_net,
             self._eval_loader(ds),
             self.scale,
             self.ctx,

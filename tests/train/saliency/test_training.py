@@ -291,6 +291,26 @@ def test_torchrun_two_cpu_processes_train_and_resume(tiny_config, tmp_path, synt
     assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2
 
 
+@pytest.mark.slow
+def test_a_killed_process_leaves_its_twin_one_line_and_exit_1(tiny_config, tmp_path, synth):
+    """About 15 s. SIGKILL to rank 1 once epoch 1 is saved: rank 0 printed 40 lines of gloo's
+    "Connection reset by peer" traceback from whichever collective it was in."""
+    from tests.train.conftest import kill_a_rank, torchrun_command
+
+    cfg = tiny_config("baseline", synth, epochs=1000)
+    out = tmp_path / "ddp"
+    argv = ["-m", "train.saliency", "--config", str(cfg), "--out", str(out), "--device", "cpu"]
+    code, err = kill_a_rank(torchrun_command(*argv, "--quiet"), out / "last.pt", rank=1)
+    said = [line for line in err.splitlines() if line.startswith("error:")]
+    assert said == [
+        "error: another process of this run stopped (torchrun reports it below), so this one "
+        f"stops too; a --resume needs the same process count; {out / 'last.pt'} holds the last "
+        "finished epoch, continue with --resume"
+    ], err
+    assert "[rank0]: Traceback" not in err and err.count("Traceback") == 1, err  # torchrun's only
+    assert code == 1 and "exitcode  : 1" in err, err  # rank 0's exit, not torchrun's SIGTERM
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [("name: [unclosed\n", "not valid YAML"), ("- a list\n", "must be a YAML mapping")],
