@@ -60,6 +60,16 @@ def _drop_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
+def _held(fd: int, path: Path) -> LockedError:
+    """The refusal of a folder whose lock file (``fd``, at ``path``) another process holds,
+    naming that holder; ``fd`` is closed."""
+    holder = _describe(os.pread(fd, 4096, 0))
+    os.close(fd)
+    return LockedError(
+        f"{path.parent} is being written by {holder}; wait for it to finish or stop it"
+    )
+
+
 class FolderLock:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -102,12 +112,7 @@ class FolderLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _describe(os.pread(fd, 4096, 0))
-                os.close(fd)
-                raise LockedError(
-                    f"{self.path.parent} is being written by {holder}; wait for it to finish "
-                    "or stop it"
-                ) from None
+                raise _held(fd, self.path) from None
             try:
                 here = os.stat(self.path)
             except FileNotFoundError:
@@ -191,11 +196,7 @@ def no_writer(path: str | os.PathLike) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        who = _describe(os.pread(fd, 4096, 0))
-        os.close(fd)
-        raise LockedError(
-            f"{Path(path).parent} is being written by {who}; wait for it to finish or stop it"
-        ) from None
+        raise _held(fd, Path(path)) from None
     _HELD.add(fd)  # a forked worker must not keep it past us
     try:
         yield
