@@ -12,16 +12,14 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, StrictInt
 
 from trajkit.cli import short_repr
+from trajkit.real import YAML_BOOLEANS
 
 
 def _whole_number(value: Any) -> Any:
     """``value`` if it is an int, else a ValueError pydantic reports on the field, saying
     what to write."""
     if isinstance(value, bool):
-        raise ValueError(
-            f"{str(value).lower()} is not a whole number (YAML reads yes/no and on/off as "
-            "true/false)"
-        )
+        raise ValueError(f"{str(value).lower()} is not a whole number ({YAML_BOOLEANS})")
     if isinstance(value, int):
         return value
     exact = isinstance(value, float) and value.is_integer() and abs(value) < 2**53

@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 BOOLEAN_REFUSED = "Input should be a valid number, not a boolean"
+YAML_BOOLEANS = "YAML reads yes/no and on/off as true/false"  # why a config holds a boolean
 
 
 def not_a_boolean(value: Any) -> Any:
     """``value``, unless it is a boolean: a ValueError pydantic reports on the field."""
     if isinstance(value, bool):
-        raise ValueError(f"{BOOLEAN_REFUSED} (YAML reads yes/no and on/off as true/false)")
+        raise ValueError(f"{BOOLEAN_REFUSED} ({YAML_BOOLEANS})")
     return value
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from joblib import delayed
@@ -117,24 +119,8 @@ def convert(
     compression: str = "zstd",
 ) -> dict:
     """Convert ``src`` into a new dataset ``dst``; returns the new metadata. No writer may
-    hold ``src`` meanwhile: a generator extending it was read past what it had written."""
-    try:
-        with no_writer(src / LOCK):
-            return _convert(src, dst, fmt, shard_size, level, workers, quiet, compression)
-    except LockedError as e:
-        raise ConvertError(str(e), exit_code=1) from None
-
-
-def _convert(
-    src: Path,
-    dst: Path,
-    fmt: str,
-    shard_size: int,
-    level: int,
-    workers: int,
-    quiet: bool,
-    compression: str,
-) -> dict:
+    hold ``src`` meanwhile (``source_unwritten``): a generator extending it was read past
+    what it had written."""
     from pydantic import ValidationError
 
     from generator.config import stored_config
@@ -142,81 +128,96 @@ def _convert(
     from generator.dataformat.metadata import Progress, fingerprint, renderer_of, write_metadata
     from generator.dataformat.shard_options import layout_settings
 
-    meta = read_metadata(src)
-    if fmt not in FORMATS:
-        raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
+    with source_unwritten(src):
+        meta = read_metadata(src)
+        if fmt not in FORMATS:
+            raise ConvertError(f"--format must be one of {', '.join(FORMATS)}")
+        try:
+            cfg = stored_config(meta["config"])
+        except ValidationError as e:  # the config of no generator: the source is damaged
+            where = src / "metadata.json"
+            raise DatasetError(
+                f"{where} is damaged: config: {describe_validation_error(e)}"
+            ) from None
+        settings = layout_settings(fmt, shard_size, level, compression)
+        manifests = _vouched_manifests(src, meta)
+        layout = Layout(dst, meta["stem_width"])
+        if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
+            raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")
+        new_lock = lock_is_new(dst)
+        try:
+            lock, created = open_folder(dst, "the destination")
+        except FolderError as e:
+            raise ConvertError(str(e)) from None
+        # Only the lock's holder looks at the folder or cleans it up: a second convert into the
+        # same folder fails on the lock, and removes nothing of the first one's work.
+        if unfinished_convert(dst):  # a convert killed outright (-9): its files, all of them
+            _remove_ours(dst, layout, created=False)
+        if any(p.name != layout.lock.name for p in dst.iterdir()):
+            if new_lock:  # refused: the folder is left as it was
+                layout.lock.unlink(missing_ok=True)
+            lock.release()
+            raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
+        ok = False
+        try:
+            write_atomic(dst / CONVERTING, b"")
+            layout.make_dirs(fmt)
+            write_json_atomic(
+                layout.fingerprint,
+                fingerprint(
+                    cfg,
+                    meta["seed"],
+                    layout.width,
+                    settings,
+                    renderer_of(meta),
+                ),
+            )
+            done = Progress()
+            bar = tqdm(
+                total=meta["total_samples"], unit="sample", disable=quiet or not sys.stderr.isatty()
+            )
+            with bar, process_pool(workers) as parallel:
+                for m in manifests:
+                    step = shard_size if fmt == "shards" else TASK_SIZE
+                    ranges = [
+                        (s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)
+                    ]
+                    results = []
+                    for r in parallel(
+                        delayed(convert_task)(str(src), str(dst), fmt, level, s, e, compression)
+                        for s, e in ranges
+                    ):
+                        results.append(r)
+                        bar.update(len(r["samples"]))
+                    results.sort(key=lambda r: r["samples"][0]["index"])
+                    entries = [e for r in results for e in r["samples"]]
+                    sync_filesystem(dst)
+                    manifest = {k: v for k, v in m.items() if k not in ("samples", "shards")}
+                    manifest["samples"] = entries
+                    if fmt == "shards":
+                        manifest["shards"] = [r["shard"] for r in results]
+                    write_json_atomic(layout.manifest(m["end"]), manifest)
+                    done.add(entries)
+            # The marker goes first: a kill between the two leaves a dataset that generator
+            # --resume finishes, never a whole one that the next convert would take for its own.
+            (dst / CONVERTING).unlink()
+            out = write_metadata(layout, cfg, fmt, meta["seed"], done, meta["cameras"], settings)
+            ok = True
+            return out
+        finally:
+            if not ok:  # still under the lock, so nobody else's files can be in the way
+                _remove_ours(dst, layout, created)
+            lock.release()
+
+
+@contextmanager
+def source_unwritten(src: Path) -> Iterator[None]:
+    """``src`` held against writers (``no_writer``): one writing it is refused, exit 1."""
     try:
-        cfg = stored_config(meta["config"])
-    except ValidationError as e:  # the config of no generator: the source is damaged
-        where = src / "metadata.json"
-        raise DatasetError(f"{where} is damaged: config: {describe_validation_error(e)}") from None
-    settings = layout_settings(fmt, shard_size, level, compression)
-    manifests = _vouched_manifests(src, meta)
-    layout = Layout(dst, meta["stem_width"])
-    if dst.resolve().is_relative_to(src.resolve()):  # it would become part of the source
-        raise ConvertError(f"{dst} is inside {src}; choose a folder outside the source dataset")
-    new_lock = lock_is_new(dst)
-    try:
-        lock, created = open_folder(dst, "the destination")
-    except FolderError as e:
-        raise ConvertError(str(e)) from None
-    # Only the lock's holder looks at the folder or cleans it up: a second convert into the
-    # same folder fails on the lock, and removes nothing of the first one's work.
-    if unfinished_convert(dst):  # a convert killed outright (-9): its files, all of them
-        _remove_ours(dst, layout, created=False)
-    if any(p.name != layout.lock.name for p in dst.iterdir()):
-        if new_lock:  # refused: the folder is left as it was
-            layout.lock.unlink(missing_ok=True)
-        lock.release()
-        raise ConvertError(f"{dst} is not empty; choose a new folder for the converted dataset")
-    ok = False
-    try:
-        write_atomic(dst / CONVERTING, b"")
-        layout.make_dirs(fmt)
-        write_json_atomic(
-            layout.fingerprint,
-            fingerprint(
-                cfg,
-                meta["seed"],
-                layout.width,
-                settings,
-                renderer_of(meta),
-            ),
-        )
-        done = Progress()
-        bar = tqdm(
-            total=meta["total_samples"], unit="sample", disable=quiet or not sys.stderr.isatty()
-        )
-        with bar, process_pool(workers) as parallel:
-            for m in manifests:
-                step = shard_size if fmt == "shards" else TASK_SIZE
-                ranges = [(s, min(s + step, m["end"])) for s in range(m["start"], m["end"], step)]
-                results = []
-                for r in parallel(
-                    delayed(convert_task)(str(src), str(dst), fmt, level, s, e, compression)
-                    for s, e in ranges
-                ):
-                    results.append(r)
-                    bar.update(len(r["samples"]))
-                results.sort(key=lambda r: r["samples"][0]["index"])
-                entries = [e for r in results for e in r["samples"]]
-                sync_filesystem(dst)
-                manifest = {k: v for k, v in m.items() if k not in ("samples", "shards")}
-                manifest["samples"] = entries
-                if fmt == "shards":
-                    manifest["shards"] = [r["shard"] for r in results]
-                write_json_atomic(layout.manifest(m["end"]), manifest)
-                done.add(entries)
-        # The marker goes first: a kill between the two leaves a dataset that generator
-        # --resume finishes, never a whole one that the next convert would take for its own.
-        (dst / CONVERTING).unlink()
-        out = write_metadata(layout, cfg, fmt, meta["seed"], done, meta["cameras"], settings)
-        ok = True
-        return out
-    finally:
-        if not ok:  # still under the lock, so nobody else's files can be in the way
-            _remove_ours(dst, layout, created)
-        lock.release()
+        with no_writer(src / LOCK):
+            yield
+    except LockedError as e:
+        raise ConvertError(str(e), exit_code=1) from None
 
 
 def _vouched_manifests(src: Path, meta: dict) -> list[dict]:

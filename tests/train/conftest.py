@@ -1,5 +1,6 @@
 import errno
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -122,26 +123,14 @@ def kill_a_loading_worker(command: list[str], last_pt: Path) -> tuple[int, str, 
     """Run the trainer ``command`` (its data loader with a worker process), SIGKILL that
     worker once ``last_pt`` is saved, as the kernel's out-of-memory killer does; returns the
     exit status, stderr and the worker's pid."""
-    import os
-    import signal
-    import subprocess
+    victims = []
 
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not last_pt.exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "no epoch finished within 120 s"
-            time.sleep(0.1)
-        worker = loading_worker(psutil.Process(proc.pid), within=30)
-        worker.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, err, worker.pid
+    def worker(trainer: psutil.Process) -> psutil.Process:
+        victims.append(loading_worker(trainer, within=30))
+        return victims[0]
+
+    code, err = kill_once_saved(command, last_pt, worker)
+    return code, err, victims[0].pid
 
 
 def torchrun_command(*argv: str) -> list[str]:
@@ -165,22 +154,31 @@ def kill_job(pid: int) -> None:
 def kill_a_rank(command: list[str], last_pt: Path, rank: int) -> tuple[int, str]:
     """Run the torchrun ``command``, SIGKILL its process of ``rank`` once ``last_pt`` is
     saved; returns torchrun's exit status and stderr (its processes' and its own)."""
+
+    def of_rank(job: psutil.Process) -> psutil.Process:
+        return next(p for p in job.children() if p.environ().get("RANK") == str(rank))
+
+    return kill_once_saved(command, last_pt, of_rank, {"OMP_NUM_THREADS": "1"})
+
+
+def kill_once_saved(
+    command: list[str], last_pt: Path, victim: Callable, env: dict | None = None
+) -> tuple[int, str]:
+    """Run ``command`` (with ``env`` added), SIGKILL the process ``victim`` picks of it once
+    ``last_pt`` is saved; returns the command's exit status and stderr."""
     import os
     import signal
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
     proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not last_pt.exists() and proc.poll() is None:
             assert time.monotonic() < deadline, "no epoch finished within 120 s"
             time.sleep(0.1)
-        victim = next(
-            p for p in psutil.Process(proc.pid).children() if p.environ().get("RANK") == str(rank)
-        )
-        victim.send_signal(signal.SIGKILL)
+        victim(psutil.Process(proc.pid)).send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
