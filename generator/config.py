@@ -25,7 +25,7 @@ from trajkit.cli import describe_validation_error
 from trajkit.counts import Count
 from trajkit.presets import config_file
 from trajkit.real import Real
-from trajkit.yamlfile import read_yaml_mapping
+from trajkit.yamlfile import read_settings
 
 if TYPE_CHECKING:
     from generator.render.cameras import Camera
@@ -702,11 +702,8 @@ def load_config(path: str | Path | None) -> GeneratorConfig:
     holding none is refused: a hard.yaml emptied by a failed copy made an easy dataset."""
     if path is None:
         return GeneratorConfig()
-    raw = read_yaml_mapping(config_file("generator", path, ConfigError), ConfigError)
-    if not raw:
-        raise ConfigError(
-            f"config {path} holds no settings; for the defaults, name the shipped config 'default'"
-        )
+    hint = "for the defaults, name the shipped config 'default'"
+    raw = read_settings(config_file("generator", path, ConfigError), ConfigError, hint)
     try:
         return GeneratorConfig.model_validate(raw)
     except ValidationError as e:

@@ -57,3 +57,12 @@ def read_yaml_mapping(path: str | Path, error: type[Exception] = ValueError) -> 
     if not isinstance(raw, dict):
         raise error(f"config {path} must be a YAML mapping of settings")
     return raw
+
+
+def read_settings(path: str | Path, error: type[Exception], hint: str) -> dict:
+    """``read_yaml_mapping`` of a ``--config`` file, refusing one that holds no settings (an
+    emptied hard.yaml made an easy dataset); ``hint`` says what to give instead."""
+    raw = read_yaml_mapping(path, error)
+    if not raw:
+        raise error(f"config {path} holds no settings: {hint}")
+    return raw

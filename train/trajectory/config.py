@@ -24,7 +24,7 @@ from trajkit.counts import Count
 from trajkit.presets import config_file, preset_file
 from trajkit.real import LearningRate, Real
 from trajkit.seeds import MAX_SEED, Seed
-from trajkit.yamlfile import read_yaml_mapping
+from trajkit.yamlfile import read_settings, read_yaml_mapping
 
 if TYPE_CHECKING:
     import torch
@@ -208,12 +208,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def read_config_file(path: Path) -> dict[str, Any]:
     """A ``--config`` file's settings. One with none (an empty file) is refused: a run took it
     for the preset alone, where ``train.jepa`` and ``train.saliency`` refuse it."""
-    values = read_yaml(path)
-    if not values:
-        raise TrainConfigError(
-            f"config {path} holds no settings: give at least one, or leave out --config"
-        )
-    return values
+    return read_settings(path, TrainConfigError, "give at least one, or leave out --config")
 
 
 def preset_values(preset: str) -> dict[str, Any]:
